@@ -1,0 +1,531 @@
+"""In-memory CloudWatch metric store: records datapoints, answers statistics like CloudWatch.
+
+Owns metric *data* (not alarms). The local backend records every SageMaker metric here on the
+request hot path, PutMetricData writes here, and GetMetricStatistics / GetMetricData / alarm
+evaluation / the autoscaling engine read it through :meth:`MetricStore.statistics`. The offline
+simulator uses it standalone, so nothing here imports the backend.
+
+Model (mirrors CloudWatch):
+
+- A metric is (namespace, name, full dimension set); dimension matching is exact on the whole set.
+- High-resolution datapoints (``storage_resolution=1``) aggregate into 1-second buckets,
+  standard-resolution ones (``60``) into 1-minute buckets aligned to the epoch. Each bucket keeps
+  sum, sample count, min, max and a value distribution for percentiles: exact values while the
+  bucket is small, then a mergeable log-bucketed histogram with 1 % relative accuracy.
+- Period buckets are aligned to the epoch (``floor(t / period) * period``). A datapoint belongs to
+  a query when its storage bucket starts in ``[start, end)``. High-resolution data can be queried at
+  any period (AWS allows 1, 5, 10, 30 and multiples of 60); standard-resolution data has minute
+  granularity whatever period is asked for.
+- Retention tiers like CloudWatch's: 1-second data older than 3 h rolls up into 1-minute buckets,
+  1-minute data is dropped after 15 days (CloudWatch would further keep 5-minute data for 63 days
+  and 1-hour data for 455 days; pass ``retention=`` to keep more). Compaction runs by itself every
+  5 emulated minutes from :meth:`record` and can be forced with :meth:`compact`.
+- Percentiles are unavailable for buckets fed by statistic sets (``StatisticValues``) unless the
+  set is a single value (SampleCount 1 or Minimum == Maximum), as in CloudWatch.
+
+The store is **not persisted**: metric data is lost when the backend restarts (alarm definitions and
+state are persisted by the CloudWatch service, not here). It is thread-safe (one lock).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "DEFAULT_RETENTION",
+    "MetricStore",
+    "install",
+    "is_percentile_statistic",
+]
+
+#: (bucket width in seconds, how long data stays at that width in seconds), finest first.
+DEFAULT_RETENTION: tuple[tuple[int, int], ...] = ((1, 3 * 3600), (60, 15 * 86400))
+
+_STANDARD_STATS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
+_PERCENTILE_RE = re.compile(r"^p(\d{1,2}(?:\.\d{1,10})?|100(?:\.0{1,10})?)$")
+_RAW_LIMIT = 32  # exact values kept per bucket before switching to the histogram
+_ALPHA = 0.01  # relative accuracy of the histogram
+_GAMMA = (1 + _ALPHA) / (1 - _ALPHA)
+_INV_LOG_GAMMA = 1.0 / math.log(_GAMMA)
+_COMPACT_EVERY = 300.0
+
+DimensionKey = frozenset  # frozenset[tuple[str, str]]
+
+
+def is_percentile_statistic(stat: str) -> bool:
+    """True for CloudWatch percentile statistics ``pNN`` / ``pNN.NN`` (``p0`` .. ``p100``)."""
+    return bool(_PERCENTILE_RE.match(stat))
+
+
+class _Distribution:
+    """Weighted values: exact while small, then a log-bucketed histogram (DDSketch-like)."""
+
+    __slots__ = ("neg", "pos", "raw_counts", "raw_values", "zero")
+
+    def __init__(self) -> None:
+        self.raw_values: list[float] | None = []
+        self.raw_counts: list[float] | None = []
+        self.pos: dict[int, float] | None = None
+        self.neg: dict[int, float] | None = None
+        self.zero = 0.0
+
+    def add(self, value: float, count: float = 1.0) -> None:
+        raw = self.raw_values
+        if raw is not None:
+            raw.append(value)
+            self.raw_counts.append(count)  # type: ignore[union-attr]
+            if len(raw) > _RAW_LIMIT:
+                self._to_histogram()
+            return
+        self._bin(value, count)
+
+    def _bin(self, value: float, count: float) -> None:
+        if value > 0.0:
+            key = math.ceil(math.log(value) * _INV_LOG_GAMMA)
+            pos = self.pos
+            pos[key] = pos.get(key, 0.0) + count  # type: ignore[index,union-attr]
+        elif value < 0.0:
+            key = math.ceil(math.log(-value) * _INV_LOG_GAMMA)
+            neg = self.neg
+            neg[key] = neg.get(key, 0.0) + count  # type: ignore[index,union-attr]
+        else:
+            self.zero += count
+
+    def _to_histogram(self) -> None:
+        values, counts = self.raw_values or [], self.raw_counts or []
+        self.raw_values = self.raw_counts = None
+        self.pos, self.neg = {}, {}
+        for v, c in zip(values, counts, strict=True):
+            self._bin(v, c)
+
+    def merge(self, other: _Distribution) -> None:
+        if other.raw_values is not None:
+            for v, c in zip(other.raw_values, other.raw_counts or [], strict=True):
+                self.add(v, c)
+            return
+        if self.raw_values is not None:
+            self._to_histogram()
+        for key, c in other.pos.items():  # type: ignore[union-attr]
+            self.pos[key] = self.pos.get(key, 0.0) + c  # type: ignore[index,union-attr]
+        for key, c in other.neg.items():  # type: ignore[union-attr]
+            self.neg[key] = self.neg.get(key, 0.0) + c  # type: ignore[index,union-attr]
+        self.zero += other.zero
+
+    def copy(self) -> _Distribution:
+        out = _Distribution()
+        out.merge(self)
+        return out
+
+    def quantile(self, q: float, minimum: float, maximum: float) -> float:
+        """Nearest-rank quantile (``q`` in [0, 1]), clamped to the exact [minimum, maximum]."""
+        if q <= 0.0:
+            return minimum
+        if q >= 1.0:
+            return maximum
+        if self.raw_values is not None:
+            pairs = sorted(zip(self.raw_values, self.raw_counts or [], strict=True))
+            total = sum(c for _, c in pairs)
+            rank = q * total
+            acc = 0.0
+            for v, c in pairs:
+                acc += c
+                if acc >= rank - 1e-9:
+                    return v
+            return maximum
+        total = sum(self.neg.values()) + self.zero + sum(self.pos.values())  # type: ignore[union-attr]
+        rank = q * total
+        acc = 0.0
+        for key in sorted(self.neg, reverse=True):  # type: ignore[arg-type]
+            acc += self.neg[key]  # type: ignore[index]
+            if acc >= rank - 1e-9:
+                return min(max(-_representative(key), minimum), maximum)
+        acc += self.zero
+        if acc >= rank - 1e-9:
+            return min(max(0.0, minimum), maximum)
+        for key in sorted(self.pos):  # type: ignore[arg-type]
+            acc += self.pos[key]  # type: ignore[index]
+            if acc >= rank - 1e-9:
+                return min(max(_representative(key), minimum), maximum)
+        return maximum
+
+
+def _representative(key: int) -> float:
+    """The value a histogram bin stands for: within ``_ALPHA`` of every value in the bin."""
+    return 2.0 * _GAMMA**key / (_GAMMA + 1.0)
+
+
+class _Bucket:
+    """Aggregate of the datapoints in one storage bucket."""
+
+    __slots__ = ("count", "dist", "maximum", "minimum", "total")
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.count = 0.0
+        self.minimum = math.inf
+        self.maximum = -math.inf
+        self.dist: _Distribution | None = _Distribution()
+
+    def add(self, value: float, count: float = 1.0) -> None:
+        self.total += value * count
+        self.count += count
+        if value < self.minimum:
+            self.minimum = value
+        if value > self.maximum:
+            self.maximum = value
+        if self.dist is not None:
+            self.dist.add(value, count)
+
+    def add_set(self, sample_count: float, total: float, minimum: float, maximum: float) -> None:
+        self.total += total
+        self.count += sample_count
+        self.minimum = min(self.minimum, minimum)
+        self.maximum = max(self.maximum, maximum)
+        if self.dist is not None:
+            if minimum == maximum:
+                self.dist.add(minimum, sample_count)
+            elif sample_count == 1:
+                self.dist.add(total, 1.0)
+            else:
+                self.dist = None  # percentiles unavailable, like CloudWatch
+
+    def merge(self, other: _Bucket) -> None:
+        self.total += other.total
+        self.count += other.count
+        self.minimum = min(self.minimum, other.minimum)
+        self.maximum = max(self.maximum, other.maximum)
+        if self.dist is not None:
+            if other.dist is None:
+                self.dist = None
+            else:
+                self.dist.merge(other.dist)
+
+
+class _Series:
+    """One metric with one unit: a bucket dict per retention tier."""
+
+    __slots__ = ("last_timestamp", "tiers")
+
+    def __init__(self, n_tiers: int) -> None:
+        self.tiers: list[dict[int, _Bucket]] = [{} for _ in range(n_tiers)]
+        self.last_timestamp = -math.inf
+
+    def empty(self) -> bool:
+        return not any(self.tiers)
+
+
+class MetricStore:
+    """CloudWatch-like metric storage with per-second aggregation and retention tiers.
+
+    ``now`` is an optional clock (emulated epoch seconds) used to age data; without it the newest
+    timestamp recorded stands for "now" (right for the offline simulator).
+    """
+
+    def __init__(
+        self,
+        now: Callable[[], float] | None = None,
+        retention: Sequence[tuple[int, int]] = DEFAULT_RETENTION,
+    ) -> None:
+        widths = [int(w) for w, _ in retention]
+        if not widths or widths[0] != 1 or any(b % a for a, b in itertools.pairwise(widths)):
+            raise ValueError(
+                f"retention must start at 1-second buckets and each width must divide the next, got {retention!r}"
+            )
+        if 60 not in widths:
+            raise ValueError(
+                f"retention must include 60-second buckets for standard resolution, got {retention!r}"
+            )
+        self._retention = tuple((int(w), float(keep)) for w, keep in retention)
+        self._standard_tier = widths.index(60)
+        self._now_fn = now
+        self._latest = -math.inf
+        self._next_compact = -math.inf
+        self._lock = threading.Lock()
+        # (namespace, name, frozenset(dims.items())) -> {unit: _Series}
+        self._series: dict[tuple[str, str, frozenset], dict[str, _Series]] = {}
+
+    # ---------------------------------------------------------------- recording
+    def record(
+        self,
+        namespace: str,
+        name: str,
+        dimensions: Mapping[str, str],
+        value: float,
+        timestamp: float,
+        unit: str = "None",
+        storage_resolution: int = 60,
+    ) -> None:
+        """Record one datapoint (O(1); the hot path of every invocation)."""
+        with self._lock:
+            bucket = self._bucket(namespace, name, dimensions, timestamp, unit, storage_resolution)
+            if bucket is not None:
+                bucket.add(float(value))
+
+    def record_values(
+        self,
+        namespace: str,
+        name: str,
+        dimensions: Mapping[str, str],
+        values: Iterable[float],
+        counts: Iterable[float] | None,
+        timestamp: float,
+        unit: str = "None",
+        storage_resolution: int = 60,
+    ) -> None:
+        """Record PutMetricData ``Values``/``Counts`` (each value seen ``count`` times, default 1)."""
+        values = [float(v) for v in values]
+        counts = [1.0] * len(values) if counts is None else [float(c) for c in counts]
+        if len(counts) != len(values):
+            raise ValueError(f"{len(values)} values but {len(counts)} counts; they must pair up")
+        with self._lock:
+            bucket = self._bucket(namespace, name, dimensions, timestamp, unit, storage_resolution)
+            if bucket is not None:
+                for v, c in zip(values, counts, strict=True):
+                    if c > 0:
+                        bucket.add(v, c)
+
+    def record_statistics(
+        self,
+        namespace: str,
+        name: str,
+        dimensions: Mapping[str, str],
+        sample_count: float,
+        total: float,
+        minimum: float,
+        maximum: float,
+        timestamp: float,
+        unit: str = "None",
+        storage_resolution: int = 60,
+    ) -> None:
+        """Record a PutMetricData ``StatisticValues`` set (SampleCount, Sum, Minimum, Maximum)."""
+        with self._lock:
+            bucket = self._bucket(namespace, name, dimensions, timestamp, unit, storage_resolution)
+            if bucket is not None:
+                bucket.add_set(float(sample_count), float(total), float(minimum), float(maximum))
+
+    def _bucket(
+        self,
+        namespace: str,
+        name: str,
+        dimensions: Mapping[str, str],
+        timestamp: float,
+        unit: str,
+        storage_resolution: int,
+    ) -> _Bucket | None:
+        timestamp = float(timestamp)
+        if timestamp > self._latest:
+            self._latest = timestamp
+            if timestamp >= self._next_compact:
+                self._compact_locked(self._now())
+        key = (namespace, name, frozenset(dimensions.items()))
+        units = self._series.get(key)
+        if units is None:
+            units = self._series[key] = {}
+        series = units.get(unit)
+        if series is None:
+            series = units[unit] = _Series(len(self._retention))
+        if timestamp > series.last_timestamp:
+            series.last_timestamp = timestamp
+        tier = 0 if storage_resolution == 1 else self._standard_tier
+        age = self._now() - timestamp
+        while tier < len(self._retention) and age >= self._retention[tier][1]:
+            tier += 1
+        if tier >= len(self._retention):
+            return None  # older than retention: CloudWatch would not keep it either
+        width = self._retention[tier][0]
+        start = int(timestamp // width) * width
+        buckets = series.tiers[tier]
+        bucket = buckets.get(start)
+        if bucket is None:
+            bucket = buckets[start] = _Bucket()
+        return bucket
+
+    def _now(self) -> float:
+        return self._now_fn() if self._now_fn is not None else self._latest
+
+    # ---------------------------------------------------------------- retention
+    def compact(self, now: float | None = None) -> None:
+        """Roll aged buckets into coarser tiers and drop data past retention."""
+        with self._lock:
+            self._compact_locked(self._now() if now is None else float(now))
+
+    def _compact_locked(self, now: float) -> None:
+        if not math.isfinite(now):
+            return
+        self._next_compact = max(now, self._latest) + _COMPACT_EVERY
+        dead: list[tuple[str, str, frozenset]] = []
+        for key, units in self._series.items():
+            for unit in [u for u, s in units.items() if self._compact_series(s, now)]:
+                del units[unit]
+            if not units:
+                dead.append(key)
+        for key in dead:
+            del self._series[key]
+
+    def _compact_series(self, series: _Series, now: float) -> bool:
+        """Compact one series; True when it holds no data any more."""
+        for index, (_, keep) in enumerate(self._retention):
+            cutoff = now - keep
+            buckets = series.tiers[index]
+            old: list[int] = []
+            for start in buckets:  # insertion order is nearly time order: stop at the first young one
+                if start >= cutoff:
+                    break
+                old.append(start)
+            if not old:
+                continue
+            if index + 1 < len(self._retention):
+                width = self._retention[index + 1][0]
+                coarser = series.tiers[index + 1]
+                for start in old:
+                    bucket = buckets.pop(start)
+                    target = (start // width) * width
+                    into = coarser.get(target)
+                    if into is None:
+                        coarser[target] = bucket
+                    else:
+                        into.merge(bucket)
+            else:
+                for start in old:
+                    del buckets[start]
+        return series.empty()
+
+    # ---------------------------------------------------------------- queries
+    def statistics(
+        self,
+        namespace: str,
+        name: str,
+        dimensions: Mapping[str, str],
+        start: float,
+        end: float,
+        period: int,
+        statistics: Sequence[str],
+        unit: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Aggregate ``[start, end)`` into epoch-aligned ``period`` buckets, oldest first.
+
+        ``statistics`` are CloudWatch names (``SampleCount``, ``Average``, ``Sum``, ``Minimum``,
+        ``Maximum``) and percentiles (``p50``, ``p99.9``). Each returned dict has ``Timestamp``
+        (epoch float, period start), ``Unit`` and the requested statistics; periods without data
+        are left out. ``unit`` restricts to datapoints recorded with that unit (None = all).
+        A percentile is omitted where the data came from multi-valued statistic sets.
+        """
+        period = int(period)
+        if period <= 0:
+            raise ValueError(f"period must be a positive number of seconds, got {period!r}")
+        for stat in statistics:
+            if stat not in _STANDARD_STATS and not is_percentile_statistic(stat):
+                raise ValueError(
+                    f"unknown statistic {stat!r}; use one of {', '.join(_STANDARD_STATS)} or pNN / pNN.NN"
+                )
+        want_dist = any(is_percentile_statistic(s) for s in statistics)
+        key = (namespace, name, frozenset(dimensions.items()))
+        groups: dict[int, _Bucket] = {}
+        units_seen: set[str] = set()
+        with self._lock:
+            units = self._series.get(key)
+            if not units:
+                return []
+            for series_unit, series in units.items():
+                if unit is not None and series_unit != unit:
+                    continue
+                for (width, _), buckets in zip(self._retention, series.tiers, strict=True):
+                    for bstart, bucket in _buckets_in_range(buckets, width, start, end):
+                        units_seen.add(series_unit)
+                        pstart = (bstart // period) * period
+                        group = groups.get(pstart)
+                        if group is None:
+                            group = groups[pstart] = _Bucket()
+                            if not want_dist:
+                                group.dist = None
+                        group.merge(bucket)
+        out: list[dict[str, Any]] = []
+        out_unit = units_seen.pop() if len(units_seen) == 1 else "None"
+        for pstart in sorted(groups):
+            group = groups[pstart]
+            if group.count <= 0:
+                continue
+            point: dict[str, Any] = {"Timestamp": float(pstart), "Unit": out_unit}
+            for stat in statistics:
+                if stat == "SampleCount":
+                    point[stat] = group.count
+                elif stat == "Sum":
+                    point[stat] = group.total
+                elif stat == "Average":
+                    point[stat] = group.total / group.count
+                elif stat == "Minimum":
+                    point[stat] = group.minimum
+                elif stat == "Maximum":
+                    point[stat] = group.maximum
+                elif group.dist is not None:
+                    q = float(stat[1:]) / 100.0
+                    point[stat] = group.dist.quantile(q, group.minimum, group.maximum)
+            out.append(point)
+        return out
+
+    def list_metrics(
+        self,
+        namespace: str | None = None,
+        metric_name: str | None = None,
+        dimensions: Mapping[str, str | None] | None = None,
+        active_since: float | None = None,
+    ) -> list[tuple[str, str, dict[str, str]]]:
+        """Metrics that have data, as ``(namespace, name, dimensions)``, sorted.
+
+        ``dimensions`` filters like ListMetrics: each named dimension must be present, with the
+        given value unless the value is None. ``active_since`` keeps metrics with a datapoint at
+        or after that epoch time (ListMetrics ``RecentlyActive=PT3H``).
+        """
+        out: list[tuple[str, str, dict[str, str]]] = []
+        with self._lock:
+            for (ns, name, dims), units in self._series.items():
+                if namespace is not None and ns != namespace:
+                    continue
+                if metric_name is not None and name != metric_name:
+                    continue
+                dim_map = dict(dims)
+                if dimensions and not all(
+                    k in dim_map and (v is None or dim_map[k] == v) for k, v in dimensions.items()
+                ):
+                    continue
+                if active_since is not None and max(s.last_timestamp for s in units.values()) < active_since:
+                    continue
+                out.append((ns, name, dim_map))
+        out.sort(key=lambda m: (m[0], m[1], sorted(m[2].items())))
+        return out
+
+    def bucket_count(self) -> int:
+        """Number of storage buckets held (for tests and memory diagnostics)."""
+        with self._lock:
+            return sum(len(b) for units in self._series.values() for s in units.values() for b in s.tiers)
+
+
+def _buckets_in_range(
+    buckets: dict[int, _Bucket], width: int, start: float, end: float
+) -> Iterable[tuple[int, _Bucket]]:
+    """Buckets whose start lies in ``[start, end)``: direct lookups when the range is short."""
+    first = math.ceil(start / width) * width
+    if end <= first:
+        return []
+    span = int((end - first + width - 1) // width)
+    if span <= len(buckets):
+        found = []
+        for i in range(span):
+            k = first + i * width
+            if k >= end:
+                break
+            b = buckets.get(k)
+            if b is not None:
+                found.append((k, b))
+        return found
+    return [(k, b) for k, b in buckets.items() if start <= k < end]
+
+
+def install(backend: Any) -> None:
+    """Backend component: ``backend.metrics`` = a MetricStore aged by the backend's clock."""
+    backend.metrics = MetricStore(now=backend.clock.now)
