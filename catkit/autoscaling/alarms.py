@@ -1,0 +1,725 @@
+"""CloudWatch metric alarms, evaluated the way CloudWatch does it: pure, on a caller-supplied clock.
+
+This module owns alarm definitions (:class:`AlarmSpec`, PutMetricAlarm in snake_case), alarm state
+and history (:class:`Alarm`, :class:`AlarmHistoryItem`) and the evaluation rules
+(:class:`AlarmBook`). It reads metrics only through the :class:`MetricReader` port (same signature
+as ``catkit.local.metrics_store.MetricStore.statistics``) and never looks at a wall clock: every
+call takes ``now`` (epoch seconds).
+
+Rules implemented (AWS CloudWatch user guide, "Evaluating an alarm" and "Configuring how
+CloudWatch alarms treat missing data"):
+
+* M out of N: the alarm goes to ALARM when at least ``datapoints_to_alarm`` (M) of the last
+  ``evaluation_periods`` (N) datapoints breach, else OK.
+* Evaluation range: CloudWatch retrieves more datapoints than N. ASSUMPTION (AWS does not publish
+  the number; its documentation table uses 5 datapoints for N=3): ``N + max(2, N // 3)`` periods,
+  see :func:`evaluation_range`.
+* If at least N real datapoints exist in the range, the most recent N real ones are evaluated and
+  TreatMissingData is not used. If fewer, missing datapoints are filled per TreatMissingData
+  (``breaching``/``notBreaching``) as few times as possible; with ``missing``/``ignore`` only real
+  datapoints count, plus the "avoid premature transition" rule: the alarm goes to ALARM when the
+  oldest breaching datapoint among the last N is at least M periods old and every more recent real
+  datapoint breaches (``ignore`` keeps the current state in that case instead).
+* No real datapoint in the range: ``missing`` -> INSUFFICIENT_DATA, ``breaching`` -> ALARM,
+  ``notBreaching`` -> OK, ``ignore`` -> keep the current state.
+* Latest datapoint: ASSUMPTION - only *complete* periods are evaluated (a period ``[t, t+P)`` is
+  evaluated once ``now >= t + P``); the running period is never looked at, so a partially filled
+  Sum cannot read as "low". Change :data:`EVALUATE_PARTIAL_PERIOD` to evaluate it.
+* Evaluation cadence: alarms with a period of 60 s or more are evaluated once a minute, alarms
+  with a high-resolution period (10 or 30 s) every 10 s, on boundaries of that interval.
+  ``evaluate`` is idempotent for a given ``now``: alarms not yet due are skipped, so two callers
+  (the CloudWatch API loop and the autoscaling engine) can share one book.
+* Actions fire on state changes. For Application/EC2 Auto Scaling actions (ARNs
+  ``arn:<partition>:autoscaling:...``) the alarm keeps invoking the action once a minute (every
+  period for high-resolution alarms) while it stays in the state, as AWS documents. Invocations are
+  returned by ``evaluate`` and also kept in an outbox that consumers drain with
+  :meth:`AlarmBook.pop_actions` (the latest invocation per alarm and action is kept).
+* Statistics: SampleCount, Average, Sum, Minimum, Maximum, or an extended statistic (``p99``,
+  ``p99.9``, ``tm90`` ...) which is passed through to the reader. ``unit`` is stored and shown but
+  not used to filter (ASSUMPTION: the local metric store keeps one unit per metric).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+OK = "OK"
+ALARM = "ALARM"
+INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
+STATES = (OK, ALARM, INSUFFICIENT_DATA)
+
+TREAT_MISSING = ("missing", "notBreaching", "breaching", "ignore")
+STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
+COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
+    "GreaterThanThreshold": lambda v, t: v > t,
+    "LessThanThreshold": lambda v, t: v < t,
+    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
+}
+# Words CloudWatch uses in state reasons ("were greater than the threshold").
+_COMPARISON_WORDS = {
+    "GreaterThanOrEqualToThreshold": "greater than or equal to",
+    "GreaterThanThreshold": "greater than",
+    "LessThanThreshold": "less than",
+    "LessThanOrEqualToThreshold": "less than or equal to",
+}
+_EXTENDED_STAT = re.compile(r"^((p|tm|wm|tc|ts)\d{1,2}(\.\d+)?|p100|(p|tm|wm|tc|ts|pr)\(.+\))$", re.I)
+_AUTOSCALING_ARN = re.compile(r"^arn:[^:]+:autoscaling:")
+
+EVALUATE_PARTIAL_PERIOD = False
+HISTORY_RETENTION_S = 30 * 24 * 3600  # CloudWatch keeps alarm history for 30 days.
+INITIAL_REASON = "Unchecked: Initial alarm creation"
+
+
+class MetricReader(Protocol):
+    """Port to a metric store (``MetricStore.statistics`` signature)."""
+
+    def statistics(
+        self,
+        namespace: str,
+        name: str,
+        dimensions: Mapping[str, str],
+        start: float,
+        end: float,
+        period: int,
+        statistics: Sequence[str],
+    ) -> list[dict]: ...
+
+
+class AlarmSpecError(ValueError):
+    """An alarm definition CloudWatch would reject; the message says what to change."""
+
+
+@dataclass
+class AlarmSpec:
+    """PutMetricAlarm parameters in snake_case."""
+
+    alarm_name: str
+    namespace: str
+    metric_name: str
+    dimensions: dict[str, str] = field(default_factory=dict)
+    statistic: str | None = None
+    extended_statistic: str | None = None
+    period: int = 60
+    evaluation_periods: int = 1
+    datapoints_to_alarm: int | None = None
+    threshold: float = 0.0
+    comparison_operator: str = "GreaterThanThreshold"
+    treat_missing_data: str = "missing"
+    alarm_actions: list[str] = field(default_factory=list)
+    ok_actions: list[str] = field(default_factory=list)
+    insufficient_data_actions: list[str] = field(default_factory=list)
+    actions_enabled: bool = True
+    alarm_description: str | None = None
+    unit: str | None = None
+
+    def __post_init__(self) -> None:
+        self.dimensions = dict(self.dimensions or {})
+        self.alarm_actions = list(self.alarm_actions or [])
+        self.ok_actions = list(self.ok_actions or [])
+        self.insufficient_data_actions = list(self.insufficient_data_actions or [])
+        if self.treat_missing_data is None:
+            self.treat_missing_data = "missing"
+        self.validate()
+
+    @property
+    def m(self) -> int:
+        """Datapoints to alarm (defaults to evaluation periods)."""
+        return self.datapoints_to_alarm or self.evaluation_periods
+
+    @property
+    def stat_name(self) -> str:
+        return self.statistic or self.extended_statistic or ""
+
+    def validate(self) -> None:
+        """Raise :class:`AlarmSpecError` naming the offending field, as PutMetricAlarm does."""
+        if not self.alarm_name:
+            raise AlarmSpecError("AlarmName must not be empty.")
+        if (self.statistic is None) == (self.extended_statistic is None):
+            raise AlarmSpecError(
+                "Exactly one of Statistic or ExtendedStatistic must be specified "
+                f"(got Statistic={self.statistic!r}, ExtendedStatistic={self.extended_statistic!r})."
+            )
+        if self.statistic is not None and self.statistic not in STATISTICS:
+            raise AlarmSpecError(f"Statistic must be one of {', '.join(STATISTICS)}; got {self.statistic!r}.")
+        if self.extended_statistic is not None and not _EXTENDED_STAT.match(self.extended_statistic):
+            raise AlarmSpecError(
+                f"ExtendedStatistic {self.extended_statistic!r} is not a valid percentile or trimmed "
+                "statistic (examples: p99, p99.9, tm90)."
+            )
+        if self.period not in (10, 20, 30) and (self.period < 60 or self.period % 60):
+            raise AlarmSpecError(f"Period must be 10, 20, 30 or a multiple of 60 seconds; got {self.period}.")
+        if self.evaluation_periods < 1:
+            raise AlarmSpecError(f"EvaluationPeriods must be at least 1; got {self.evaluation_periods}.")
+        if self.period * self.evaluation_periods > 7 * 24 * 3600:
+            raise AlarmSpecError("Period * EvaluationPeriods must not exceed one week (604800 seconds).")
+        if (
+            self.datapoints_to_alarm is not None
+            and not 1 <= self.datapoints_to_alarm <= self.evaluation_periods
+        ):
+            raise AlarmSpecError(
+                f"DatapointsToAlarm must be between 1 and EvaluationPeriods ({self.evaluation_periods}); "
+                f"got {self.datapoints_to_alarm}."
+            )
+        if self.comparison_operator not in COMPARISONS:
+            raise AlarmSpecError(
+                f"ComparisonOperator {self.comparison_operator!r} is not supported for static-threshold "
+                f"alarms; use one of {', '.join(COMPARISONS)}."
+            )
+        if self.treat_missing_data not in TREAT_MISSING:
+            raise AlarmSpecError(
+                f"TreatMissingData must be one of {', '.join(TREAT_MISSING)}; got {self.treat_missing_data!r}."
+            )
+        if not math.isfinite(float(self.threshold)):
+            raise AlarmSpecError(f"Threshold must be a finite number; got {self.threshold!r}.")
+
+    def breaches(self, value: float) -> bool:
+        return COMPARISONS[self.comparison_operator](value, float(self.threshold))
+
+    def actions_for(self, state: str) -> list[str]:
+        if not self.actions_enabled:
+            return []
+        return {ALARM: self.alarm_actions, OK: self.ok_actions}.get(state, self.insufficient_data_actions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AlarmSpec:
+        return cls(**dict(d))
+
+
+@dataclass
+class AlarmHistoryItem:
+    """One DescribeAlarmHistory entry; ``data`` is the HistoryData JSON string."""
+
+    timestamp: float
+    alarm_name: str
+    history_item_type: str  # ConfigurationUpdate | StateUpdate | Action
+    summary: str
+    data: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class AlarmTransition:
+    """A state change (``repeat`` False) or a repeated Auto Scaling action invocation (``repeat`` True).
+
+    ``actions`` are the ARNs to invoke for the new state (empty when actions are disabled).
+    """
+
+    alarm_name: str
+    old_state: str
+    new_state: str
+    timestamp: float
+    reason: str
+    actions: list[str]
+    repeat: bool = False
+
+
+@dataclass
+class ActionInvocation:
+    """One action an alarm asks to run; kept in the book's outbox until popped."""
+
+    alarm_name: str
+    action: str
+    state: str
+    timestamp: float
+
+
+@dataclass
+class Alarm:
+    """An alarm: its spec and live state. Created and updated only by :class:`AlarmBook`."""
+
+    spec: AlarmSpec
+    arn: str
+    state_value: str = INSUFFICIENT_DATA
+    state_reason: str = INITIAL_REASON
+    state_reason_data: str | None = None
+    state_updated: float = 0.0
+    state_transitioned: float = 0.0
+    configuration_updated: float = 0.0
+    history: list[AlarmHistoryItem] = field(default_factory=list)
+    next_evaluation: float = 0.0
+    last_action_at: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.alarm_name
+
+
+def evaluation_range(evaluation_periods: int) -> int:
+    """How many periods CloudWatch looks back (ASSUMPTION, see module docstring)."""
+    return evaluation_periods + max(2, evaluation_periods // 3)
+
+
+def evaluation_interval(period: int) -> int:
+    """How often an alarm is evaluated: each minute, or every 10 s for high-resolution periods."""
+    return 60 if period >= 60 else 10
+
+
+def action_repeat_interval(period: int) -> int:
+    """Auto Scaling actions repeat once a minute, every period for high-resolution alarms."""
+    return min(60, period)
+
+
+def is_autoscaling_action(arn: str) -> bool:
+    return bool(_AUTOSCALING_ARN.match(arn))
+
+
+def _fmt_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%d/%m/%y %H:%M:%S")
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+def _num(v: float) -> str:
+    return repr(float(v))
+
+
+@dataclass
+class _Outcome:
+    state: str | None  # None = keep the current state
+    reason: str
+    data: dict[str, Any]
+
+
+def decide_state(spec: AlarmSpec, values: Sequence[float | None], current: str) -> tuple[str | None, str]:
+    """Pure M-of-N decision over one evaluation range (oldest first, ``None`` = missing).
+
+    Returns ``(new_state or None to keep the current state, reason)``. Exposed for table tests.
+    """
+    o = _decide(spec, [(i, v) for i, v in enumerate(values)], current, [0.0] * len(values))
+    return o.state, o.reason
+
+
+def _decide(
+    spec: AlarmSpec,
+    slots: list[tuple[int, float | None]],
+    current: str,
+    stamps: list[float],
+) -> _Outcome:
+    n, m = spec.evaluation_periods, spec.m
+    tmd = spec.treat_missing_data
+    real = [(i, v) for i, v in slots if v is not None]
+    word = _COMPARISON_WORDS[spec.comparison_operator]
+    thr = _num(spec.threshold)
+    base = {"recentDatapoints": [v for _, v in real[-n:]]}
+
+    if not real:
+        plural = "s" if n > 1 else ""
+        detail = f"no datapoints were received for {n} period{plural} and {n} missing datapoint{plural} {'were' if n > 1 else 'was'} treated as"
+        if tmd == "missing":
+            return _Outcome(INSUFFICIENT_DATA, f"Insufficient Data: {detail} [Missing].", base)
+        if tmd == "breaching":
+            return _Outcome(ALARM, f"Threshold Crossed: {detail} [Breaching].", base)
+        if tmd == "notBreaching":
+            return _Outcome(OK, f"Threshold Crossed: {detail} [NonBreaching].", base)
+        return _Outcome(None, "", base)
+
+    if len(real) >= n:
+        window = real[-n:]
+        fills = 0
+    elif tmd in ("breaching", "notBreaching"):
+        window = real
+        fills = n - len(real)
+    else:
+        window = real
+        fills = 0
+        # Avoid premature transition: the oldest breaching datapoint among the last N periods is at
+        # least M periods old and every more recent real datapoint breaches -> ALARM.
+        last_n = slots[-n:]
+        breach_pos = [k for k, (_, v) in enumerate(last_n) if v is not None and spec.breaches(v)]
+        if breach_pos and len(last_n) - breach_pos[0] >= m:
+            later = [v for _, v in last_n[breach_pos[0] :] if v is not None]
+            if all(spec.breaches(v) for v in later):
+                if tmd == "ignore":
+                    return _Outcome(None, "", base)
+                listed = ", ".join(f"{_num(v)} ({_fmt_time(stamps[i])})" for i, v in reversed(real[-n:]))
+                return _Outcome(
+                    ALARM,
+                    f"Threshold Crossed: {len(later)} datapoint{'s' if len(later) > 1 else ''} [{listed}] "
+                    f"{'were' if len(later) > 1 else 'was'} {word} the threshold ({thr}) and the remaining "
+                    f"datapoints were missing (minimum {m} datapoint{'s' if m > 1 else ''} for "
+                    f"{current} -> ALARM transition).",
+                    base,
+                )
+
+    breaching = sum(1 for _, v in window if spec.breaches(v))
+    if tmd == "breaching":
+        breaching += fills
+    if (
+        tmd in ("missing", "ignore")
+        and len(window) < n
+        and m > breaching
+        and breaching + n - len(window) >= m
+    ):
+        # Too few real datapoints to decide either way (the missing ones could still make M):
+        # ASSUMPTION - keep the current state until more data arrives.
+        return _Outcome(None, "", base)
+    total = len(window) + fills
+    listed = ", ".join(f"{_num(v)} ({_fmt_time(stamps[i])})" for i, v in reversed(window))
+    if breaching >= m:
+        new = ALARM
+        count, verb = breaching, word
+    else:
+        new = OK
+        count, verb = total - breaching, f"not {word}"
+    need = m if new == ALARM else total - m + 1
+    were = "was" if count == 1 else "were"
+    reason = (
+        f"Threshold Crossed: {count} out of the last {total} datapoints [{listed}] {were} {verb} the "
+        f"threshold ({thr}) (minimum {need} datapoint{'s' if need != 1 else ''} for "
+        f"{current} -> {new} transition)."
+    )
+    return _Outcome(new, reason, dict(base))
+
+
+class AlarmBook:
+    """All metric alarms of one account/region: definitions, live state, history, action outbox."""
+
+    def __init__(self, region: str = "us-east-1", account_id: str = "123456789012") -> None:
+        self.region = region
+        self.account_id = account_id
+        self._alarms: dict[str, Alarm] = {}
+        self._history: deque[AlarmHistoryItem] = deque()
+        self._outbox: dict[tuple[str, str], ActionInvocation] = {}
+
+    # ------------------------------------------------------------------ definitions
+    def arn_for(self, name: str) -> str:
+        return f"arn:aws:cloudwatch:{self.region}:{self.account_id}:alarm:{name}"
+
+    def put_alarm(self, spec: AlarmSpec, now: float) -> Alarm:
+        """Create or replace an alarm (PutMetricAlarm). An update keeps the current state."""
+        spec.validate()
+        existing = self._alarms.get(spec.alarm_name)
+        if existing is None:
+            alarm = Alarm(
+                spec=spec,
+                arn=self.arn_for(spec.alarm_name),
+                state_updated=now,
+                state_transitioned=now,
+                configuration_updated=now,
+                next_evaluation=now,
+            )
+            self._alarms[spec.alarm_name] = alarm
+            verb, body = "created", {"type": "Create", "createdAlarm": self._config_doc(spec)}
+        else:
+            old = existing.spec
+            existing.spec = spec
+            existing.configuration_updated = now
+            existing.next_evaluation = now
+            alarm = existing
+            verb = "updated"
+            body = {
+                "type": "Update",
+                "originalUpdatedAlarm": self._config_doc(old),
+                "updatedAlarm": self._config_doc(spec),
+            }
+        self._add_history(
+            alarm,
+            AlarmHistoryItem(
+                now,
+                spec.alarm_name,
+                "ConfigurationUpdate",
+                f'Alarm "{spec.alarm_name}" {verb}',
+                json.dumps({"version": "1.0", **body}),
+            ),
+        )
+        return alarm
+
+    def delete_alarms(self, names: Iterable[str], now: float) -> list[str]:
+        """Delete alarms (DeleteAlarms); returns the names that did not exist. History is kept."""
+        missing = []
+        for name in names:
+            alarm = self._alarms.pop(name, None)
+            if alarm is None:
+                missing.append(name)
+                continue
+            for key in [k for k in self._outbox if k[0] == name]:
+                del self._outbox[key]
+            self._add_history(
+                alarm,
+                AlarmHistoryItem(
+                    now,
+                    name,
+                    "ConfigurationUpdate",
+                    f'Alarm "{name}" deleted',
+                    json.dumps(
+                        {"version": "1.0", "type": "Delete", "deletedAlarm": self._config_doc(alarm.spec)}
+                    ),
+                ),
+            )
+        return missing
+
+    def get(self, name: str) -> Alarm | None:
+        return self._alarms.get(name)
+
+    def list(
+        self,
+        names: Iterable[str] | None = None,
+        prefix: str | None = None,
+        state: str | None = None,
+        action_prefix: str | None = None,
+    ) -> list[Alarm]:
+        """Alarms sorted by name, filtered like DescribeAlarms."""
+        wanted = set(names) if names else None
+        out = []
+        for name in sorted(self._alarms):
+            a = self._alarms[name]
+            if wanted is not None and name not in wanted:
+                continue
+            if prefix and not name.startswith(prefix):
+                continue
+            if state and a.state_value != state:
+                continue
+            if action_prefix and not any(
+                x.startswith(action_prefix)
+                for x in (*a.spec.alarm_actions, *a.spec.ok_actions, *a.spec.insufficient_data_actions)
+            ):
+                continue
+            out.append(a)
+        return out
+
+    def history(
+        self,
+        alarm_name: str | None = None,
+        item_type: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> list[AlarmHistoryItem]:
+        """History items, newest first (DescribeAlarmHistory), including deleted alarms'."""
+        out = [
+            h
+            for h in self._history
+            if (alarm_name is None or h.alarm_name == alarm_name)
+            and (item_type is None or h.history_item_type == item_type)
+            and (start is None or h.timestamp >= start)
+            and (end is None or h.timestamp <= end)
+        ]
+        out.reverse()
+        return out
+
+    def record_action(self, alarm_name: str, summary: str, data: Mapping[str, Any], now: float) -> None:
+        """Add an ``Action`` history item (e.g. "Successfully executed action arn:...")."""
+        alarm = self._alarms.get(alarm_name)
+        item = AlarmHistoryItem(now, alarm_name, "Action", summary, json.dumps({"version": "1.0", **data}))
+        if alarm is not None:
+            self._add_history(alarm, item)
+        else:
+            self._history.append(item)
+
+    # ------------------------------------------------------------------ state
+    def set_state(
+        self, name: str, state: str, reason: str, now: float, reason_data: str | None = None
+    ) -> AlarmTransition | None:
+        """SetAlarmState: set the state until the next evaluation; fires actions on a change."""
+        alarm = self._alarms.get(name)
+        if alarm is None:
+            raise KeyError(name)
+        if state not in STATES:
+            raise AlarmSpecError(f"StateValue must be one of {', '.join(STATES)}; got {state!r}.")
+        return self._change(alarm, state, reason, reason_data, now)
+
+    def evaluate(self, now: float, metrics: MetricReader) -> list[AlarmTransition]:
+        """Evaluate every alarm that is due at ``now``; returns state changes and repeated actions."""
+        out: list[AlarmTransition] = []
+        for alarm in list(self._alarms.values()):
+            if now < alarm.next_evaluation:
+                continue
+            interval = evaluation_interval(alarm.spec.period)
+            alarm.next_evaluation = (math.floor(now / interval) + 1) * interval
+            outcome = self._evaluate_one(alarm, now, metrics)
+            changed = None
+            if outcome.state is not None:
+                changed = self._change(
+                    alarm, outcome.state, outcome.reason, json.dumps(outcome.data, separators=(",", ":")), now
+                )
+            if changed is not None:
+                out.append(changed)
+            else:
+                rep = self._repeat(alarm, now)
+                if rep is not None:
+                    out.append(rep)
+        return out
+
+    def pop_actions(self, accept: Callable[[str], bool]) -> list[ActionInvocation]:
+        """Remove and return pending action invocations whose action ARN ``accept`` takes."""
+        keys = [k for k in self._outbox if accept(k[1])]
+        items = [self._outbox.pop(k) for k in keys]
+        items.sort(key=lambda x: x.timestamp)
+        return items
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "account_id": self.account_id,
+            "alarms": [
+                {
+                    "spec": a.spec.to_dict(),
+                    "arn": a.arn,
+                    "state_value": a.state_value,
+                    "state_reason": a.state_reason,
+                    "state_reason_data": a.state_reason_data,
+                    "state_updated": a.state_updated,
+                    "state_transitioned": a.state_transitioned,
+                    "configuration_updated": a.configuration_updated,
+                    "next_evaluation": a.next_evaluation,
+                    "last_action_at": a.last_action_at,
+                }
+                for a in self._alarms.values()
+            ],
+            "history": [h.to_dict() for h in self._history],
+            "outbox": [asdict(x) for x in self._outbox.values()],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AlarmBook:
+        book = cls(d.get("region", "us-east-1"), d.get("account_id", "123456789012"))
+        for a in d.get("alarms", []):
+            alarm = Alarm(spec=AlarmSpec.from_dict(a["spec"]), **{k: v for k, v in a.items() if k != "spec"})
+            book._alarms[alarm.name] = alarm
+        for h in d.get("history", []):
+            item = AlarmHistoryItem(**h)
+            book._history.append(item)
+            if item.alarm_name in book._alarms:
+                book._alarms[item.alarm_name].history.append(item)
+        for x in d.get("outbox", []):
+            inv = ActionInvocation(**x)
+            book._outbox[(inv.alarm_name, inv.action)] = inv
+        return book
+
+    # ------------------------------------------------------------------ internals
+    def _evaluate_one(self, alarm: Alarm, now: float, metrics: MetricReader) -> _Outcome:
+        spec = alarm.spec
+        p = spec.period
+        r = evaluation_range(spec.evaluation_periods)
+        last_start = math.floor(now / p) * p - (0 if EVALUATE_PARTIAL_PERIOD else p)
+        first_start = last_start - (r - 1) * p
+        stat = spec.stat_name
+        rows = metrics.statistics(
+            spec.namespace, spec.metric_name, spec.dimensions, first_start, last_start + p, p, [stat]
+        )
+        values: list[float | None] = [None] * r
+        for row in rows:
+            idx = round((float(row["Timestamp"]) - first_start) / p)
+            v = row.get(stat)
+            if 0 <= idx < r and v is not None:
+                values[idx] = float(v)
+        stamps = [first_start + i * p for i in range(r)]
+        outcome = _decide(spec, list(enumerate(values)), alarm.state_value, stamps)
+        real = [(stamps[i], v) for i, v in enumerate(values) if v is not None]
+        outcome.data = {
+            "version": "1.0",
+            "queryDate": _iso(now),
+            "startDate": _iso(first_start),
+            **(
+                {"statistic": spec.statistic}
+                if spec.statistic
+                else {"extendedStatistic": spec.extended_statistic}
+            ),
+            "period": p,
+            "recentDatapoints": [v for _, v in real[-spec.evaluation_periods :]],
+            "threshold": float(spec.threshold),
+            "evaluatedDatapoints": [
+                {"timestamp": _iso(t), "value": v} for t, v in reversed(real[-spec.evaluation_periods :])
+            ],
+        }
+        return outcome
+
+    def _change(
+        self, alarm: Alarm, state: str, reason: str, reason_data: str | None, now: float
+    ) -> AlarmTransition | None:
+        old, old_reason = alarm.state_value, alarm.state_reason
+        if state == old:
+            # Same state: CloudWatch refreshes the reason silently (no history, no actions).
+            alarm.state_reason, alarm.state_reason_data = reason, reason_data
+            return None
+        alarm.state_value, alarm.state_reason, alarm.state_reason_data = state, reason, reason_data
+        alarm.state_updated = alarm.state_transitioned = now
+        new_state: dict[str, Any] = {"stateValue": state, "stateReason": reason}
+        if reason_data:
+            try:
+                new_state["stateReasonData"] = json.loads(reason_data)
+            except ValueError:
+                new_state["stateReasonData"] = reason_data
+        self._add_history(
+            alarm,
+            AlarmHistoryItem(
+                now,
+                alarm.name,
+                "StateUpdate",
+                f"Alarm updated from {old} to {state}",
+                json.dumps(
+                    {
+                        "version": "1.0",
+                        "oldState": {"stateValue": old, "stateReason": old_reason},
+                        "newState": new_state,
+                    }
+                ),
+            ),
+        )
+        actions = alarm.spec.actions_for(state)
+        alarm.last_action_at = now if actions else None
+        for act in actions:
+            self._outbox[(alarm.name, act)] = ActionInvocation(alarm.name, act, state, now)
+        return AlarmTransition(alarm.name, old, state, now, reason, list(actions))
+
+    def _repeat(self, alarm: Alarm, now: float) -> AlarmTransition | None:
+        acts = [a for a in alarm.spec.actions_for(alarm.state_value) if is_autoscaling_action(a)]
+        if not acts:
+            return None
+        every = action_repeat_interval(alarm.spec.period)
+        if alarm.last_action_at is not None and now - alarm.last_action_at < every - 1e-6:
+            return None
+        alarm.last_action_at = now
+        for act in acts:
+            self._outbox[(alarm.name, act)] = ActionInvocation(alarm.name, act, alarm.state_value, now)
+        return AlarmTransition(
+            alarm.name, alarm.state_value, alarm.state_value, now, alarm.state_reason, acts, repeat=True
+        )
+
+    def _add_history(self, alarm: Alarm, item: AlarmHistoryItem) -> None:
+        self._history.append(item)
+        alarm.history.append(item)
+        horizon = item.timestamp - HISTORY_RETENTION_S
+        while self._history and self._history[0].timestamp < horizon:
+            self._history.popleft()
+        while alarm.history and alarm.history[0].timestamp < horizon:
+            alarm.history.pop(0)
+
+    @staticmethod
+    def _config_doc(spec: AlarmSpec) -> dict[str, Any]:
+        return {
+            "alarmName": spec.alarm_name,
+            "namespace": spec.namespace,
+            "metricName": spec.metric_name,
+            "dimensions": [{"name": k, "value": v} for k, v in spec.dimensions.items()],
+            **(
+                {"statistic": spec.statistic}
+                if spec.statistic
+                else {"extendedStatistic": spec.extended_statistic}
+            ),
+            "period": spec.period,
+            "evaluationPeriods": spec.evaluation_periods,
+            "datapointsToAlarm": spec.m,
+            "threshold": float(spec.threshold),
+            "comparisonOperator": spec.comparison_operator,
+            "treatMissingData": spec.treat_missing_data,
+            "actionsEnabled": spec.actions_enabled,
+            "alarmActions": spec.alarm_actions,
+            "okactions": spec.ok_actions,
+            "insufficientDataActions": spec.insufficient_data_actions,
+        }
