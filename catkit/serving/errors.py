@@ -1,0 +1,91 @@
+"""HTTP-mapped errors of the model server.
+
+Each :class:`ServingError` carries the HTTP status the server answers with; the message is the
+response body, so it must say what was wrong and what to do.
+"""
+
+from __future__ import annotations
+
+
+class ServingError(Exception):
+    """Base class: an error the model server turns into an HTTP response."""
+
+    status: int = 500
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class UnsupportedContentType(ServingError):
+    """The request's Content-Type cannot be decoded (HTTP 415)."""
+
+    status = 415
+
+
+class UnsupportedAccept(UnsupportedContentType):
+    """The requested Accept type cannot be encoded (HTTP 415, like SageMaker's inference toolkit)."""
+
+
+class PayloadTooLarge(ServingError):
+    """The request body exceeds the real-time payload limit (HTTP 413)."""
+
+    status = 413
+
+
+class BadRequest(ServingError):
+    """Malformed management request (HTTP 400)."""
+
+    status = 400
+
+
+class ModelNotFound(ServingError):
+    """Multi-model: the named model is not loaded (HTTP 404)."""
+
+    status = 404
+
+
+class ModelAlreadyLoaded(ServingError):
+    """Multi-model: a model with that name is already loaded (HTTP 409)."""
+
+    status = 409
+
+
+class InsufficientMemory(ServingError):
+    """Multi-model: loading the model would exceed the memory budget (HTTP 507)."""
+
+    status = 507
+
+
+class ModelLoadError(ServingError):
+    """The model directory or its handler code could not be loaded (HTTP 500 / 400 on POST /models)."""
+
+    status = 500
+
+
+class ModelTimeout(ServingError):
+    """The handler did not finish within ``--model-timeout`` seconds (HTTP 504)."""
+
+    status = 504
+
+
+class HandlerError(ServingError):
+    """The user's handler raised; the body is the exception's type and message (HTTP 500)."""
+
+    status = 500
+
+
+UNSUPPORTED_PREFIX = "unsupported content type"
+
+
+def is_unsupported_content_type(exc: BaseException) -> bool:
+    """True for errors that mean "415": ours, or a handler ValueError starting "Unsupported content type".
+
+    User handlers (e.g. the cat-hat ``inference.py``) cannot import catkit, so they signal an
+    unsupported type with a plain ``ValueError("Unsupported content type: ...")``.
+    """
+    if isinstance(exc, UnsupportedContentType):
+        return True
+    return isinstance(exc, ValueError) and str(exc).strip().lower().startswith(UNSUPPORTED_PREFIX)

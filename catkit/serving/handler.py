@@ -1,0 +1,266 @@
+"""Loading a model's handler code and running one invocation through it.
+
+The SageMaker framework-container contract (``sagemaker-inference-toolkit``): a model directory
+holds the model files at its root and, optionally, ``code/inference.py`` defining any of
+``model_fn(model_dir)``, ``input_fn(body, content_type)``, ``predict_fn(data, model)``,
+``output_fn(prediction, accept)`` or ``transform_fn(model, body, content_type, accept)``. Missing
+functions fall back to defaults: JSON/CSV/NPY codecs (:mod:`catkit.serving.codecs`), ``model.predict``
+or ``model(data)``, and ``model.joblib`` for ``model_fn``. A function may take one extra trailing
+parameter, ``context`` (an :class:`InvocationContext`), to read the request's custom attributes and
+set the response's.
+
+Code is only ever imported from ``<model dir>/code/inference.py`` (by file path, never by module
+search), with ``code/`` on ``sys.path`` while it imports so sibling modules resolve. Symlinks that
+leave the model directory are refused.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import itertools
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from catkit.serving import codecs
+from catkit.serving.errors import HandlerError, ModelLoadError
+
+log = logging.getLogger("catkit.serving.handler")
+
+HANDLER_FUNCTIONS = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
+_BASE_ARITY = {"input_fn": 2, "predict_fn": 2, "output_fn": 2, "transform_fn": 4}
+_IMPORT_LOCK = threading.Lock()
+_module_ids = itertools.count(1)
+
+
+@dataclass
+class InvocationContext:
+    """What a handler function taking a trailing ``context`` parameter receives.
+
+    ``custom_attributes`` is the request's ``X-Amzn-SageMaker-Custom-Attributes``; set
+    ``response_custom_attributes`` to send that header back to the caller.
+    """
+
+    content_type: str
+    accept: str
+    custom_attributes: str | None = None
+    target_model: str | None = None
+    model_name: str | None = None
+    response_custom_attributes: str | None = None
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    body: bytes
+    content_type: str
+    custom_attributes: str | None = None
+
+
+def _takes_context(func: Callable[..., Any], base: int) -> bool:
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) > base
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or path.is_relative_to(root)
+
+
+def dir_size_bytes(root: Path) -> int:
+    """Total size of regular files under ``root`` (symlinks not followed)."""
+    total = 0
+    for path in root.rglob("*"):
+        try:
+            if path.is_file() and not path.is_symlink():
+                total += path.stat().st_size
+        except OSError:
+            continue
+    return total
+
+
+def _import_inference(script: Path, code_dir: Path, keep_on_path: bool) -> ModuleType:
+    module_name = f"catkit_model_code_{next(_module_ids)}"
+    spec = importlib.util.spec_from_file_location(module_name, script)
+    if spec is None or spec.loader is None:
+        raise ModelLoadError(f"Cannot import {script}: not a Python source file.")
+    module = importlib.util.module_from_spec(spec)
+    code_path = str(code_dir)
+    with _IMPORT_LOCK:
+        before = set(sys.modules)
+        sys.path.insert(0, code_path)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException as exc:
+            sys.modules.pop(module_name, None)
+            _forget_siblings(before, code_dir)
+            sys.path.remove(code_path)
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise ModelLoadError(f"{script} raised {type(exc).__name__} while importing.") from exc
+            raise ModelLoadError(f"Importing {script} failed: {type(exc).__name__}: {exc}") from exc
+        if not keep_on_path:
+            # Multi-model: another model may have sibling modules with the same names. The
+            # inference module keeps references to what it imported; forget the names.
+            _forget_siblings(before, code_dir)
+            sys.path.remove(code_path)
+    return module
+
+
+def _forget_siblings(before: set[str], code_dir: Path) -> None:
+    for name in set(sys.modules) - before:
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if file and _inside(Path(file).resolve(), code_dir):
+            sys.modules.pop(name, None)
+
+
+def default_model_fn(model_dir: str) -> Any:
+    """Load ``model.joblib`` from the model directory (what the scikit-learn container does)."""
+    path = Path(model_dir) / "model.joblib"
+    if not path.is_file():
+        raise ModelLoadError(
+            f"No model_fn in {model_dir}/code/inference.py and no model.joblib in {model_dir}: "
+            "define model_fn(model_dir) or save the model as model.joblib at the archive root."
+        )
+    import joblib  # only needed by models that use the default loader
+
+    return joblib.load(path)
+
+
+def default_predict_fn(data: Any, model: Any) -> Any:
+    """``model.predict(data)``, else ``model(data)``."""
+    predict = getattr(model, "predict", None)
+    if callable(predict):
+        return predict(data)
+    if callable(model):
+        return model(data)
+    raise HandlerError(
+        f"The model ({type(model).__name__}) has no predict method and is not callable: "
+        "define predict_fn(data, model) in code/inference.py."
+    )
+
+
+class ModelHandler:
+    """One loaded model plus its handler functions; :meth:`invoke` is thread-safe if the user code is."""
+
+    def __init__(self, model_dir: Path, model: Any, functions: dict[str, Callable[..., Any] | None],
+                 module: ModuleType | None) -> None:
+        self.model_dir = model_dir
+        self.model = model
+        self.module = module
+        self._transform = functions.get("transform_fn")
+        self._input = functions.get("input_fn")
+        self._predict = functions.get("predict_fn")
+        self._output = functions.get("output_fn")
+        self._context = {
+            name: _takes_context(func, _BASE_ARITY[name])
+            for name, func in functions.items()
+            if func is not None and name in _BASE_ARITY
+        }
+
+    @classmethod
+    def load(cls, model_dir: str | Path, *, keep_code_on_path: bool = True) -> ModelHandler:
+        """Import ``code/inference.py`` (if any) from ``model_dir`` and run ``model_fn``.
+
+        ``keep_code_on_path`` leaves ``code/`` on ``sys.path`` after loading (single-model servers,
+        as in SageMaker); multi-model servers pass False so models don't see each other's modules.
+        Raises :class:`ModelLoadError` naming what is wrong.
+        """
+        try:
+            root = Path(model_dir).resolve(strict=True)
+        except (OSError, RuntimeError) as exc:
+            raise ModelLoadError(f"Model directory {model_dir} does not exist.") from exc
+        if not root.is_dir():
+            raise ModelLoadError(f"Model path {model_dir} is not a directory (expected an unpacked model).")
+        code_dir = root / "code"
+        script = code_dir / "inference.py"
+        module: ModuleType | None = None
+        if script.exists() or script.is_symlink():
+            real_code = code_dir.resolve()
+            real_script = script.resolve()
+            if not (_inside(real_code, root) and _inside(real_script, root)):
+                raise ModelLoadError(
+                    f"{script} resolves to {real_script}, outside the model directory {root}; "
+                    "handler code must live inside the model archive."
+                )
+            if not real_script.is_file():
+                raise ModelLoadError(f"{script} is not a regular file.")
+            module = _import_inference(real_script, real_code, keep_code_on_path)
+        functions: dict[str, Callable[..., Any] | None] = {}
+        for name in HANDLER_FUNCTIONS:
+            func = getattr(module, name, None) if module is not None else None
+            if func is not None and not callable(func):
+                raise ModelLoadError(f"{name} in {script} is not callable.")
+            functions[name] = func
+        if functions["transform_fn"] and any(functions[n] for n in ("input_fn", "predict_fn", "output_fn")):
+            raise ModelLoadError(
+                f"{script} defines transform_fn together with input_fn/predict_fn/output_fn: "
+                "use either transform_fn alone or the other three (as in SageMaker's toolkit)."
+            )
+        model_fn = functions["model_fn"] or default_model_fn
+        try:
+            model = model_fn(str(root))
+        except ModelLoadError:
+            raise
+        except Exception as exc:
+            raise ModelLoadError(f"model_fn({root}) failed: {type(exc).__name__}: {exc}") from exc
+        log.info("loaded model from %s (handler: %s)", root, "code/inference.py" if module else "defaults")
+        return cls(root, model, functions, module)
+
+    def invoke(self, body: bytes, content_type: str | None, accept: str | None,
+               custom_attributes: str | None = None, *, target_model: str | None = None,
+               model_name: str | None = None) -> InvocationResult:
+        """Run one request through transform_fn or input_fn -> predict_fn -> output_fn."""
+        content_type = content_type or ""
+        accept = codecs.resolve_accept(
+            accept, content_type, custom_output=self._output is not None or self._transform is not None
+        )
+        ctx = InvocationContext(content_type, accept, custom_attributes, target_model, model_name)
+        flags = self._context
+        if self._transform is not None:
+            args = (self.model, body, content_type, accept)
+            result = self._transform(*args, ctx) if flags["transform_fn"] else self._transform(*args)
+        else:
+            if self._input is None:
+                data = codecs.decode(body, content_type)
+            else:
+                data = self._input(body, content_type, ctx) if flags["input_fn"] else self._input(body, content_type)
+            if self._predict is None:
+                prediction = default_predict_fn(data, self.model)
+            else:
+                prediction = (self._predict(data, self.model, ctx) if flags["predict_fn"]
+                              else self._predict(data, self.model))
+            if self._output is None:
+                result = codecs.encode(prediction, accept)
+            else:
+                result = (self._output(prediction, accept, ctx) if flags["output_fn"]
+                          else self._output(prediction, accept))
+        response_type = accept
+        if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], str) and "/" in result[1]:
+            result, response_type = result
+        return InvocationResult(_as_bytes(result, response_type), response_type, ctx.response_custom_attributes)
+
+
+def _as_bytes(value: Any, content_type: str) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if codecs.media_type(content_type) in codecs.ENCODERS:
+        return codecs.encode(value, content_type)
+    raise HandlerError(
+        f"The handler returned {type(value).__name__} for {content_type}; output_fn/transform_fn "
+        "must return bytes or str (or a (body, content_type) tuple)."
+    )

@@ -1,0 +1,179 @@
+"""The multi-model registry: load, list, describe and unload named models in one server process.
+
+Implements the state behind SageMaker's multi-model container API (``POST/GET/DELETE /models``).
+Loads are serialised (one at a time), which makes concurrent loads of the same name load once
+(the others get 409) and keeps the memory measurement clean: a model's ``memory_bytes`` is the
+process RSS growth across its load (psutil), never less than its size on disk. A load that would
+take the sum of loaded models over ``memory_budget_bytes`` is refused with 507, as a SageMaker
+container does when it is out of memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gc
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from catkit.serving.errors import (
+    BadRequest,
+    InsufficientMemory,
+    ModelAlreadyLoaded,
+    ModelNotFound,
+)
+from catkit.serving.handler import ModelHandler, dir_size_bytes
+
+log = logging.getLogger("catkit.serving.multimodel")
+
+# Opaque ids as SageMaker sends them; no '/' (it is a path segment) and no control characters.
+_NAME_RE = re.compile(r"^[^/\x00-\x1f\x7f]{1,1024}$")
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    url: str
+    handler: ModelHandler
+    memory_bytes: int
+    disk_bytes: int
+    loaded_at: float
+    load_seconds: float
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "modelName": self.name,
+            "modelUrl": self.url,
+            "memoryBytes": self.memory_bytes,
+            "diskBytes": self.disk_bytes,
+            "loadedAt": self.loaded_at,
+            "loadSeconds": round(self.load_seconds, 6),
+        }
+
+
+def validate_model_name(name: Any) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name) or name in (".", ".."):
+        raise BadRequest(
+            f"Invalid model_name {name!r}: use 1-1024 characters without '/' or control characters "
+            "(e.g. an opaque id derived from TargetModel)."
+        )
+    return name
+
+
+def _rss() -> int:
+    return psutil.Process().memory_info().rss
+
+
+class ModelRegistry:
+    """Named models loaded in this process, with an optional memory budget (bytes)."""
+
+    def __init__(self, memory_budget_bytes: int | None = None) -> None:
+        self.memory_budget_bytes = memory_budget_bytes
+        self._models: dict[str, LoadedModel] = {}
+        self._load_lock = asyncio.Lock()
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    @property
+    def used_bytes(self) -> int:
+        return sum(m.memory_bytes for m in self._models.values())
+
+    def get(self, name: str) -> LoadedModel:
+        model = self._models.get(name)
+        if model is None:
+            raise ModelNotFound(f"Model {name!r} is not loaded; load it with POST /models first.")
+        return model
+
+    def _check_budget(self, name: str, need: int, what: str) -> None:
+        budget = self.memory_budget_bytes
+        if budget is None:
+            return
+        used = self.used_bytes
+        if used + need > budget:
+            raise InsufficientMemory(
+                f"Cannot load model {name!r}: its {what} of {need / 2**20:.1f} MiB plus the "
+                f"{used / 2**20:.1f} MiB used by {len(self._models)} loaded model(s) exceeds the "
+                f"memory budget of {budget / 2**20:.1f} MiB. Unload a model (DELETE /models/NAME) first."
+            )
+
+    async def load(self, name: str, url: str) -> LoadedModel:
+        """Load the unpacked model at ``url`` (a local directory) under ``name``."""
+        name = validate_model_name(name)
+        if not isinstance(url, str) or not url:
+            raise BadRequest("POST /models needs \"url\": the local directory of the unpacked model.")
+        path = Path(url).expanduser()
+        if not path.is_dir():
+            raise BadRequest(f"Model url {url!r} is not a directory; pass the unpacked model directory.")
+        if name in self._models:
+            raise ModelAlreadyLoaded(f"Model {name!r} is already loaded.")
+        async with self._load_lock:
+            if name in self._models:
+                raise ModelAlreadyLoaded(f"Model {name!r} is already loaded.")
+            disk = await asyncio.to_thread(dir_size_bytes, path)
+            self._check_budget(name, disk, "size on disk")
+            started = time.perf_counter()
+            before = _rss()
+            handler = await asyncio.to_thread(ModelHandler.load, path, keep_code_on_path=False)
+            grown = max(0, _rss() - before)
+            memory = max(grown, disk)
+            try:
+                self._check_budget(name, memory, "measured memory")
+            except InsufficientMemory:
+                del handler
+                gc.collect()
+                raise
+            model = LoadedModel(name, url, handler, memory, disk, time.time(), time.perf_counter() - started)
+            self._models[name] = model
+        log.info("loaded model %r from %s (%.1f MiB, %.3f s)", name, url, memory / 2**20, model.load_seconds)
+        return model
+
+    def unload(self, name: str) -> LoadedModel:
+        model = self._models.pop(name, None)
+        if model is None:
+            raise ModelNotFound(f"Model {name!r} is not loaded.")
+        log.info("unloaded model %r", name)
+        gc.collect()
+        return model
+
+    def page(self, limit: Any = None, token: str | None = None) -> dict[str, Any]:
+        """One page of ``{"models": [...], "nextPageToken"?}`` sorted by name."""
+        try:
+            size = DEFAULT_PAGE_SIZE if limit in (None, "") else int(limit)
+        except (TypeError, ValueError):
+            raise BadRequest(f"limit must be an integer 1-{MAX_PAGE_SIZE}, got {limit!r}.") from None
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise BadRequest(f"limit must be an integer 1-{MAX_PAGE_SIZE}, got {size}.")
+        after = _decode_token(token) if token else None
+        names = sorted(self._models)
+        if after is not None:
+            names = [n for n in names if n > after]
+        chosen = names[:size]
+        page: dict[str, Any] = {
+            "models": [{"modelName": n, "modelUrl": self._models[n].url} for n in chosen]
+        }
+        if len(names) > size:
+            page["nextPageToken"] = _encode_token(chosen[-1])
+        return page
+
+    def close(self) -> None:
+        self._models.clear()
+
+
+def _encode_token(name: str) -> str:
+    return base64.urlsafe_b64encode(name.encode("utf-8")).decode("ascii")
+
+
+def _decode_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+    except (ValueError, UnicodeError):
+        raise BadRequest(f"Invalid next_page_token {token!r}; pass the nextPageToken of a previous page.") from None

@@ -1,0 +1,456 @@
+"""The model server: SageMaker's container HTTP contract on aiohttp, one process per instance.
+
+``python -m catkit.serving.server MODEL --port P [--host 127.0.0.1] [--ready-file F]
+[--multi-model] [--memory-budget-mb N] [--model-timeout S] [--workers N]``
+
+Routes: ``GET /ping`` (200 once the model is loaded), ``POST /invocations``, and for multi-model
+servers ``POST /models``, ``GET /models``, ``GET|DELETE /models/{name}``,
+``POST /models/{name}/invoke``. Handler code runs on a :class:`~catkit.serving.workers.WorkerPool`
+so ``/ping`` answers while predictions run. Binds loopback addresses only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from catkit.serving.errors import (
+    BadRequest,
+    ModelLoadError,
+    ModelNotFound,
+    ModelTimeout,
+    PayloadTooLarge,
+    ServingError,
+    is_unsupported_content_type,
+)
+from catkit.serving.handler import ModelHandler
+from catkit.serving.multimodel import ModelRegistry
+from catkit.serving.workers import CallTimeout, WorkerPool
+
+log = logging.getLogger("catkit.serving.server")
+
+MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time payload limit (aws-facts §3)
+CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
+TARGET_MODEL = "X-Amzn-SageMaker-Target-Model"
+LATENCY_HEADER = "X-Catkit-Model-Latency-Us"
+DEFAULT_DRAIN_SECONDS = 30.0  # SageMaker sends SIGKILL 30 s after SIGTERM
+_TEXT = "text/plain; charset=utf-8"
+
+
+class NonLoopbackHost(ValueError):
+    """The requested bind address is not a loopback address."""
+
+
+def check_loopback(host: str) -> str:
+    """Return ``host`` if it is loopback (127.0.0.0/8, ::1, localhost); else raise NonLoopbackHost."""
+    if host.strip().lower() == "localhost":
+        return host
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        address = None
+    if address is None or not address.is_loopback:
+        raise NonLoopbackHost(
+            f"Refusing to bind {host!r}: the catkit model server listens on loopback only "
+            "(127.0.0.0/8, ::1 or localhost). Use --host 127.0.0.1."
+        )
+    return host
+
+
+def default_workers() -> int:
+    """``SAGEMAKER_MODEL_SERVER_WORKERS`` if set, else min(4, max(2, CPUs))."""
+    raw = os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS")
+    if raw:
+        try:
+            return max(1, int(raw))
+        except ValueError:
+            log.warning("ignoring SAGEMAKER_MODEL_SERVER_WORKERS=%r (not an integer)", raw)
+    return min(4, max(2, os.cpu_count() or 1))
+
+
+def default_model_timeout() -> float | None:
+    """``SAGEMAKER_MODEL_SERVER_TIMEOUT`` seconds if set, else no server-side timeout."""
+    raw = os.environ.get("SAGEMAKER_MODEL_SERVER_TIMEOUT")
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        log.warning("ignoring SAGEMAKER_MODEL_SERVER_TIMEOUT=%r (not a number)", raw)
+        return None
+    return value if value > 0 else None
+
+
+@dataclass
+class ServerConfig:
+    """Everything the server needs; ``model`` None means a multi-model server."""
+
+    model: str | None = None
+    multi_model: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+    ready_file: str | None = None
+    memory_budget_mb: float | None = None
+    model_timeout: float | None = None
+    workers: int = 2
+    max_body_bytes: int = MAX_BODY_BYTES
+    drain_seconds: float = DEFAULT_DRAIN_SECONDS
+
+    def __post_init__(self) -> None:
+        check_loopback(self.host)
+        if self.model is None:
+            self.multi_model = True
+        elif self.multi_model:
+            raise ValueError(
+                "MODEL and --multi-model are exclusive: a multi-model server starts empty and "
+                "loads models with POST /models."
+            )
+        if self.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {self.workers}")
+        if self.model_timeout is not None and self.model_timeout <= 0:
+            raise ValueError(f"--model-timeout must be > 0 seconds, got {self.model_timeout}")
+        if self.memory_budget_mb is not None and self.memory_budget_mb <= 0:
+            raise ValueError(f"--memory-budget-mb must be > 0, got {self.memory_budget_mb}")
+
+
+def _text(status: int, message: str, **headers: str) -> web.Response:
+    return web.Response(status=status, body=message.encode("utf-8"),
+                        headers={"Content-Type": _TEXT, **headers})
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=json.dumps(data).encode("utf-8"),
+                        headers={"Content-Type": "application/json"})
+
+
+def _timed_invoke(handler: ModelHandler, body: bytes, content_type: str | None, accept: str | None,
+                  custom_attributes: str | None, target_model: str | None,
+                  model_name: str | None) -> tuple[Any, int]:
+    """Runs on a worker thread: the invocation and its duration in microseconds (error or not)."""
+    started = time.perf_counter_ns()
+    try:
+        result = handler.invoke(body, content_type, accept, custom_attributes,
+                                target_model=target_model, model_name=model_name)
+    except BaseException as exc:
+        try:
+            exc.catkit_latency_us = (time.perf_counter_ns() - started) // 1000  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
+        raise
+    return result, (time.perf_counter_ns() - started) // 1000
+
+
+class ModelServer:
+    """The aiohttp application and its state (single model or multi-model registry)."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.pool = WorkerPool(config.workers)
+        self.handler: ModelHandler | None = None
+        self.load_error: str | None = None
+        self.draining = False
+        self.registry: ModelRegistry | None = None
+        self._extract_dir: str | None = None
+        self._load_task: asyncio.Task[None] | None = None
+        if config.multi_model:
+            budget = config.memory_budget_mb
+            self.registry = ModelRegistry(int(budget * 2**20) if budget is not None else None)
+        self.app = web.Application(client_max_size=config.max_body_bytes)
+        self.app.router.add_get("/ping", self.ping)
+        self.app.router.add_post("/invocations", self.invocations)
+        self.app.router.add_post("/models", self.load_model)
+        self.app.router.add_get("/models", self.list_models)
+        self.app.router.add_get("/models/{name}", self.describe_model)
+        self.app.router.add_delete("/models/{name}", self.unload_model)
+        self.app.router.add_post("/models/{name}/invoke", self.invoke_model)
+        self.app.on_startup.append(self._on_startup)
+        self.app.on_cleanup.append(self._on_cleanup)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def _on_startup(self, _app: web.Application) -> None:
+        if not self.config.multi_model:
+            self._load_task = asyncio.create_task(self._load_single())
+
+    async def _on_cleanup(self, _app: web.Application) -> None:
+        if self._load_task is not None and not self._load_task.done():
+            self._load_task.cancel()
+        self.pool.close()
+        if self.registry is not None:
+            self.registry.close()
+        if self._extract_dir is not None:
+            shutil.rmtree(self._extract_dir, ignore_errors=True)
+
+    async def _load_single(self) -> None:
+        source = Path(self.config.model or "")
+        started = time.perf_counter()
+        try:
+            model_dir = await asyncio.to_thread(self._unpack, source)
+            self.handler = await asyncio.to_thread(ModelHandler.load, model_dir)
+        except Exception as exc:
+            self.load_error = exc.message if isinstance(exc, ServingError) else f"{type(exc).__name__}: {exc}"
+            log.error("model failed to load: %s", self.load_error, exc_info=not isinstance(exc, ServingError))
+            return
+        log.info("model ready in %.3f s; /ping now returns 200", time.perf_counter() - started)
+
+    def _unpack(self, source: Path) -> Path:
+        if source.is_dir():
+            return source
+        if not source.is_file():
+            raise ModelLoadError(f"MODEL {source} does not exist (expected a model dir or model.tar.gz).")
+        from catkit.build import UnsafeArchiveError, safe_extract
+
+        self._extract_dir = tempfile.mkdtemp(prefix="catkit-model-")
+        try:
+            safe_extract(source, self._extract_dir)
+        except UnsafeArchiveError as exc:
+            raise ModelLoadError(f"Refusing to extract {source}: {exc}") from exc
+        log.info("extracted %s into %s", source, self._extract_dir)
+        return Path(self._extract_dir)
+
+    # -- single-model API ------------------------------------------------------------------
+    async def ping(self, _request: web.Request) -> web.Response:
+        if self.draining:
+            return _text(503, "Draining: the server is shutting down.")
+        if self.config.multi_model or self.handler is not None:
+            return web.Response(status=200, body=b"")
+        if self.load_error is not None:
+            return _text(503, f"Model failed to load: {self.load_error}")
+        return _text(503, "Model is loading.")
+
+    async def invocations(self, request: web.Request) -> web.Response:
+        if self.handler is None:
+            if self.config.multi_model:
+                return _text(404, "This is a multi-model server: invoke POST /models/{name}/invoke.")
+            if self.load_error is not None:
+                return _text(503, f"Model failed to load: {self.load_error}")
+            return _text(503, "Model is not loaded yet; wait for GET /ping to return 200.")
+        return await self._invoke(self.handler, request, None)
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        limit = self.config.max_body_bytes
+        length = request.content_length
+        if length is not None and length > limit:
+            raise PayloadTooLarge(self._too_large(length))
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise PayloadTooLarge(self._too_large(None)) from None
+
+    def _too_large(self, length: int | None) -> str:
+        size = f"{length} bytes" if length is not None else "more than the limit"
+        return (f"Request body is {size}; the real-time payload limit is {self.config.max_body_bytes} "
+                "bytes (6 MB). Send smaller batches or use asynchronous inference.")
+
+    async def _invoke(self, handler: ModelHandler, request: web.Request, model_name: str | None) -> web.Response:
+        try:
+            body = await self._read_body(request)
+        except ServingError as exc:
+            response = _text(exc.status, exc.message)
+            response.force_close()
+            return response
+        headers = request.headers
+        try:
+            result, latency_us = await self.pool.run(
+                _timed_invoke, handler, body, headers.get("Content-Type"), headers.get("Accept"),
+                headers.get(CUSTOM_ATTRIBUTES), headers.get(TARGET_MODEL), model_name,
+                timeout=self.config.model_timeout,
+            )
+        except CallTimeout:
+            message = (f"Model did not respond within --model-timeout {self.config.model_timeout:g} s; "
+                       "the request was abandoned.")
+            log.warning("%s %s: %s", request.method, request.path, message)
+            return _text(ModelTimeout.status, message)
+        except Exception as exc:
+            return self._error_response(request, exc)
+        out = {"Content-Type": result.content_type, LATENCY_HEADER: str(latency_us)}
+        if result.custom_attributes is not None:
+            out[CUSTOM_ATTRIBUTES] = result.custom_attributes
+        return web.Response(body=result.body, headers=out)
+
+    def _error_response(self, request: web.Request, exc: Exception) -> web.Response:
+        latency = str(getattr(exc, "catkit_latency_us", 0))
+        if is_unsupported_content_type(exc):
+            message = exc.message if isinstance(exc, ServingError) else str(exc)
+            return _text(415, message, **{LATENCY_HEADER: latency})
+        if isinstance(exc, ServingError):
+            if exc.status >= 500:
+                log.error("%s %s: %s", request.method, request.path, exc.message)
+            return _text(exc.status, exc.message, **{LATENCY_HEADER: latency})
+        log.error("%s %s: handler raised %s: %s", request.method, request.path,
+                  type(exc).__name__, exc, exc_info=exc)
+        return _text(500, f"{type(exc).__name__}: {exc}", **{LATENCY_HEADER: latency})
+
+    # -- multi-model API -------------------------------------------------------------------
+    def _registry(self) -> ModelRegistry:
+        if self.registry is None:
+            raise ModelNotFound("This server serves a single model: the /models API needs --multi-model.")
+        return self.registry
+
+    async def load_model(self, request: web.Request) -> web.Response:
+        try:
+            registry = self._registry()
+            try:
+                payload = await request.json()
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise BadRequest('POST /models needs a JSON body {"model_name": ..., "url": ...}.') from None
+            if not isinstance(payload, dict):
+                raise BadRequest('POST /models needs a JSON object {"model_name": ..., "url": ...}.')
+            model = await registry.load(payload.get("model_name"), payload.get("url"))
+        except ServingError as exc:
+            return self._error_response(request, exc)
+        return _json({"status": f'Model "{model.name}" loaded', **model.describe()})
+
+    async def list_models(self, request: web.Request) -> web.Response:
+        try:
+            page = self._registry().page(request.query.get("limit"), request.query.get("next_page_token"))
+        except ServingError as exc:
+            return self._error_response(request, exc)
+        return _json(page)
+
+    async def describe_model(self, request: web.Request) -> web.Response:
+        try:
+            model = self._registry().get(request.match_info["name"])
+        except ServingError as exc:
+            return self._error_response(request, exc)
+        return _json(model.describe())
+
+    async def unload_model(self, request: web.Request) -> web.Response:
+        try:
+            model = self._registry().unload(request.match_info["name"])
+        except ServingError as exc:
+            return self._error_response(request, exc)
+        return _json({"status": f'Model "{model.name}" unloaded'})
+
+    async def invoke_model(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        try:
+            model = self._registry().get(name)
+        except ServingError as exc:
+            return self._error_response(request, exc)
+        return await self._invoke(model.handler, request, name)
+
+
+def write_ready_file(path: str | os.PathLike[str], port: int) -> None:
+    """Atomically write ``{"port": N, "pid": PID}`` (temp file in the same dir, then rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".ready-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"port": port, "pid": os.getpid()}, handle)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+async def serve(config: ServerConfig, *, stop: asyncio.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set); drain in-flight requests; return 0."""
+    server = ModelServer(config)
+    runner = web.AppRunner(server.app, access_log=None, handle_signals=False,
+                           shutdown_timeout=config.drain_seconds)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.host, config.port)
+        await site.start()
+        port = runner.addresses[0][1]
+        log.info("listening on http://%s:%d (pid %d, %s, %d workers)", config.host, port, os.getpid(),
+                 "multi-model" if config.multi_model else f"model {config.model}", config.workers)
+        if config.ready_file:
+            write_ready_file(config.ready_file, port)
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):  # not the main thread
+                pass
+        await stop.wait()
+        log.info("shutting down: no new connections, draining in-flight requests (up to %g s)",
+                 config.drain_seconds)
+        server.draining = True
+    finally:
+        await runner.cleanup()
+    log.info("stopped")
+    return 0
+
+
+def build_arg_parser(prog: str = "python -m catkit.serving.server") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Serve a model with SageMaker's container HTTP API.")
+    add_server_arguments(parser)
+    return parser
+
+
+def add_server_arguments(parser: argparse.ArgumentParser, *, model_required: bool = False) -> None:
+    """The options shared by ``python -m catkit.serving.server`` and ``catkit serve``."""
+    parser.add_argument("model", metavar="MODEL", nargs=None if model_required else "?",
+                        help="model directory (model files + code/inference.py) or model.tar.gz; "
+                             "omit for a multi-model server")
+    parser.add_argument("--port", type=int, default=8080, help="port (0 = pick a free one; default 8080)")
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    parser.add_argument("--ready-file", help='write {"port": N, "pid": PID} here once listening')
+    parser.add_argument("--multi-model", action="store_true", help="start an empty multi-model server")
+    parser.add_argument("--memory-budget-mb", type=float, help="multi-model: refuse loads beyond this (507)")
+    parser.add_argument("--model-timeout", type=float, default=None,
+                        help="seconds before an invocation is abandoned with 504 "
+                             "(default: $SAGEMAKER_MODEL_SERVER_TIMEOUT or none)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="handler threads (default: $SAGEMAKER_MODEL_SERVER_WORKERS or 2-4)")
+    parser.add_argument("--drain-seconds", type=float, default=DEFAULT_DRAIN_SECONDS,
+                        help="on SIGTERM, how long to wait for in-flight requests (default 30)")
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    return ServerConfig(
+        model=args.model,
+        multi_model=args.multi_model,
+        host=args.host,
+        port=args.port,
+        ready_file=args.ready_file,
+        memory_budget_mb=args.memory_budget_mb,
+        model_timeout=args.model_timeout if args.model_timeout is not None else default_model_timeout(),
+        workers=args.workers if args.workers is not None else default_workers(),
+        drain_seconds=args.drain_seconds,
+    )
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate ``args``, then serve until stopped. Exit code 2 on a configuration error."""
+    configure_logging()
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"catkit model server: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(serve(config))
+    except OSError as exc:
+        print(f"catkit model server: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_arg_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
