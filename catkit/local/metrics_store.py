@@ -40,14 +40,21 @@ __all__ = [
     "DEFAULT_RETENTION",
     "MetricStore",
     "install",
+    "is_extended_statistic",
     "is_percentile_statistic",
+    "parse_extended_statistic",
 ]
 
 #: (bucket width in seconds, how long data stays at that width in seconds), finest first.
 DEFAULT_RETENTION: tuple[tuple[int, int], ...] = ((1, 3 * 3600), (60, 15 * 86400))
 
 _STANDARD_STATS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
-_PERCENTILE_RE = re.compile(r"^p(\d{1,2}(?:\.\d{1,10})?|100(?:\.0{1,10})?)$")
+_PCT = r"(?:\d{1,2}(?:\.\d{1,10})?|100(?:\.0{1,10})?)"
+_NUM = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+_PERCENTILE_RE = re.compile(rf"^p({_PCT})$")
+_SHORT_RANGE_RE = re.compile(rf"^(tm|wm|tc|ts)({_PCT})$", re.IGNORECASE)
+_PERCENT_RANGE_RE = re.compile(rf"^(tm|wm|tc|ts)\(({_PCT})?%:({_PCT})?%\)$", re.IGNORECASE)
+_ABSOLUTE_RANGE_RE = re.compile(rf"^(tm|wm|tc|ts|pr)\(({_NUM})?:({_NUM})?\)$", re.IGNORECASE)
 _RAW_LIMIT = 32  # exact values kept per bucket before switching to the histogram
 _ALPHA = 0.01  # relative accuracy of the histogram
 _GAMMA = (1 + _ALPHA) / (1 - _ALPHA)
@@ -60,6 +67,42 @@ DimensionKey = frozenset  # frozenset[tuple[str, str]]
 def is_percentile_statistic(stat: str) -> bool:
     """True for CloudWatch percentile statistics ``pNN`` / ``pNN.NN`` (``p0`` .. ``p100``)."""
     return bool(_PERCENTILE_RE.match(stat))
+
+
+def parse_extended_statistic(stat: str) -> tuple[str, float | None, float | None, bool] | None:
+    """Parse a CloudWatch extended statistic into ``(kind, low, high, absolute)``, None if invalid.
+
+    Kinds: ``p`` (percentile, ``high`` = NN), ``tm`` trimmed mean, ``wm`` winsorized mean,
+    ``tc`` trimmed count, ``ts`` trimmed sum (``tm90`` = ``tm(0%:90%)``, ``tm(10%:90%)``, or
+    absolute bounds ``TM(150:1000)``), ``pr`` percent rank ``PR(:300)`` and ``IQM`` (``tm(25%:75%)``).
+    Percent bounds are in percent; absolute bounds select ``low < value <= high``.
+    """
+    if stat == "IQM":
+        return ("tm", 25.0, 75.0, False)
+    m = _PERCENTILE_RE.match(stat)
+    if m:
+        return ("p", None, float(m.group(1)), False)
+    m = _SHORT_RANGE_RE.match(stat)
+    if m:
+        return (m.group(1).lower(), 0.0, float(m.group(2)), False)
+    m = _PERCENT_RANGE_RE.match(stat)
+    if m:
+        lo = float(m.group(2)) if m.group(2) else 0.0
+        hi = float(m.group(3)) if m.group(3) else 100.0
+        return (m.group(1).lower(), lo, hi, False) if lo < hi else None
+    m = _ABSOLUTE_RANGE_RE.match(stat)
+    if m and (m.group(2) or m.group(3)):
+        lo = float(m.group(2)) if m.group(2) else None
+        hi = float(m.group(3)) if m.group(3) else None
+        if lo is not None and hi is not None and not lo < hi:
+            return None
+        return (m.group(1).lower(), lo, hi, True)
+    return None
+
+
+def is_extended_statistic(stat: str) -> bool:
+    """True for any extended statistic :func:`parse_extended_statistic` understands."""
+    return parse_extended_statistic(stat) is not None
 
 
 class _Distribution:
@@ -120,6 +163,16 @@ class _Distribution:
         out = _Distribution()
         out.merge(self)
         return out
+
+    def pairs(self, minimum: float, maximum: float) -> list[tuple[float, float]]:
+        """``(value, weight)`` ascending; histogram bins stand for their representative value."""
+        if self.raw_values is not None:
+            return sorted(zip(self.raw_values, self.raw_counts or [], strict=True))
+        out = [(-_representative(k), self.neg[k]) for k in sorted(self.neg, reverse=True)]  # type: ignore[index,arg-type]
+        if self.zero:
+            out.append((0.0, self.zero))
+        out.extend((_representative(k), self.pos[k]) for k in sorted(self.pos))  # type: ignore[index,arg-type]
+        return [(min(max(v, minimum), maximum), w) for v, w in out]
 
     def quantile(self, q: float, minimum: float, maximum: float) -> float:
         """Nearest-rank quantile (``q`` in [0, 1]), clamped to the exact [minimum, maximum]."""
@@ -419,11 +472,13 @@ class MetricStore:
         if period <= 0:
             raise ValueError(f"period must be a positive number of seconds, got {period!r}")
         for stat in statistics:
-            if stat not in _STANDARD_STATS and not is_percentile_statistic(stat):
+            if stat not in _STANDARD_STATS and not is_extended_statistic(stat):
                 raise ValueError(
-                    f"unknown statistic {stat!r}; use one of {', '.join(_STANDARD_STATS)} or pNN / pNN.NN"
+                    f"unknown statistic {stat!r}; use one of {', '.join(_STANDARD_STATS)}, pNN, tmNN, "
+                    "tm(NN%:NN%), wmNN, tcNN, tsNN, TM(a:b), PR(a:b) or IQM"
                 )
-        want_dist = any(is_percentile_statistic(s) for s in statistics)
+        extended = {s: parse_extended_statistic(s) for s in statistics if s not in _STANDARD_STATS}
+        want_dist = bool(extended)
         key = (namespace, name, frozenset(dimensions.items()))
         groups: dict[int, _Bucket] = {}
         units_seen: set[str] = set()
@@ -463,8 +518,9 @@ class MetricStore:
                 elif stat == "Maximum":
                     point[stat] = group.maximum
                 elif group.dist is not None:
-                    q = float(stat[1:]) / 100.0
-                    point[stat] = group.dist.quantile(q, group.minimum, group.maximum)
+                    value = _extended_value(extended[stat], group)  # type: ignore[arg-type]
+                    if value is not None:
+                        point[stat] = value
             out.append(point)
         return out
 
@@ -503,6 +559,48 @@ class MetricStore:
         """Number of storage buckets held (for tests and memory diagnostics)."""
         with self._lock:
             return sum(len(b) for units in self._series.values() for s in units.values() for b in s.tiers)
+
+
+def _extended_value(spec: tuple[str, float | None, float | None, bool], group: _Bucket) -> float | None:
+    """One extended statistic over a period's distribution; None when no value qualifies."""
+    kind, lo, hi, absolute = spec
+    dist = group.dist
+    assert dist is not None
+    if kind == "p":
+        return dist.quantile((hi or 0.0) / 100.0, group.minimum, group.maximum)
+    pairs = dist.pairs(group.minimum, group.maximum)
+    total = sum(w for _, w in pairs)
+    if total <= 0:
+        return None
+    if absolute:
+        inside = [(v, w) for v, w in pairs if (lo is None or v > lo) and (hi is None or v <= hi)]
+        weight = sum(w for _, w in inside)
+        weighted = sum(v * w for v, w in inside)
+        if kind == "pr":
+            return 100.0 * weight / total
+        if kind == "wm":
+            low = group.minimum if lo is None else lo
+            high = group.maximum if hi is None else hi
+            return sum(min(max(v, low), high) * w for v, w in pairs) / total
+    else:
+        lo_rank, hi_rank = (lo or 0.0) / 100.0 * total, (hi if hi is not None else 100.0) / 100.0 * total
+        weight = weighted = 0.0
+        acc = 0.0
+        for v, w in pairs:
+            overlap = min(acc + w, hi_rank) - max(acc, lo_rank)
+            if overlap > 0:
+                weight += overlap
+                weighted += v * overlap
+            acc += w
+        if kind == "wm":
+            v_lo = dist.quantile((lo or 0.0) / 100.0, group.minimum, group.maximum)
+            v_hi = dist.quantile((hi if hi is not None else 100.0) / 100.0, group.minimum, group.maximum)
+            return (weighted + lo_rank * v_lo + (total - hi_rank) * v_hi) / total
+    if kind == "tc":
+        return weight
+    if kind == "ts":
+        return weighted if weight > 0 else None
+    return weighted / weight if weight > 0 else None
 
 
 def _buckets_in_range(

@@ -226,3 +226,30 @@ def test_long_range_query_over_sparse_data_is_exact() -> None:
             "Average": 3.5,
         }
     ]
+
+
+@pytest.mark.parametrize(
+    ("stat", "expected"),
+    [
+        ("tm50", 25.5),  # mean of the lowest half: 1..50
+        ("tm(10%:90%)", 50.5),  # 11..90
+        ("IQM", 50.5),  # 26..75
+        ("tc90", 90.0),
+        ("ts10", 55.0),  # 1..10
+        ("TM(90.5:100)", 95.5),  # 91..100
+        ("TC(:10.5)", 10.0),
+        ("PR(:25.5)", 25.0),
+        ("wm(10%:90%)", 50.5),
+    ],
+)
+def test_trimmed_winsorized_and_rank_statistics(stat: str, expected: float) -> None:
+    store = MetricStore()
+    store.record_values("NS", "M", {}, [float(v) for v in range(1, 101)], None, T0)
+    [p] = store.statistics("NS", "M", {}, T0, T0 + 60, 60, [stat])
+    assert p[stat] == pytest.approx(expected, rel=0.02)
+
+
+@pytest.mark.parametrize("stat", ["tm(90%:10%)", "PR(:)", "TM(5:1)", "xx", "p101"])
+def test_invalid_extended_statistics_are_rejected(stat: str) -> None:
+    with pytest.raises(ValueError, match="unknown statistic"):
+        MetricStore().statistics("NS", "M", {}, T0, T0 + 60, 60, [stat])
