@@ -2,8 +2,90 @@
 
 Public API only (re-exports). The same helpers run against AWS or the embedded local backend;
 only the endpoint URL differs.
+
+Names are imported lazily on first use (PEP 562), so ``import catkit`` stays cheap for the model
+server and the local backend, which live in subpackages of this package.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import Any
+
 __version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # session
+    "Session": "catkit.session",
+    "SessionError": "catkit.session",
+    # deploy
+    "deploy": "catkit.deploy",
+    "wait_for_endpoint": "catkit.deploy",
+    "describe_endpoint": "catkit.deploy",
+    "set_instance_count": "catkit.deploy",
+    "update_model": "catkit.deploy",
+    "delete_endpoint": "catkit.deploy",
+    "delete_tagged_endpoints": "catkit.deploy",
+    "list_endpoints": "catkit.deploy",
+    "DeployedEndpoint": "catkit.deploy",
+    "HighAvailabilityWarning": "catkit.deploy",
+    "EndpointFailedError": "catkit.deploy",
+    "EndpointWaitTimeout": "catkit.deploy",
+    "EndpointNotFoundError": "catkit.deploy",
+    # invoke
+    "invoke": "catkit.invoke",
+    "invoke_batch": "catkit.invoke",
+    "Prediction": "catkit.invoke",
+    "predictions_frame": "catkit.invoke",
+    "JSONSerializer": "catkit.invoke",
+    "NumpySerializer": "catkit.invoke",
+    "CSVSerializer": "catkit.invoke",
+    "ImageSerializer": "catkit.invoke",
+    # scaling
+    "configure_target_tracking": "catkit.scaling",
+    "configure_high_resolution_scaling": "catkit.scaling",
+    "register_scalable_target": "catkit.scaling",
+    "schedule_night_scaling": "catkit.scaling",
+    "put_scheduled_action": "catkit.scaling",
+    "scaling_activities": "catkit.scaling",
+    "remove_scaling": "catkit.scaling",
+    # metrics
+    "endpoint_metrics": "catkit.metrics",
+    "high_resolution_metrics": "catkit.metrics",
+    "publish_metric": "catkit.metrics",
+    "MetricPublisher": "catkit.metrics",
+    # cost
+    "price_per_hour": "catkit.cost",
+    "monthly_cost": "catkit.cost",
+    "endpoint_cost": "catkit.cost",
+    "find_idle_endpoints": "catkit.cost",
+    "night_schedule_savings": "catkit.cost",
+    # multi-model
+    "deploy_multi_model": "catkit.mme",
+    "add_model": "catkit.mme",
+    "list_models": "catkit.mme",
+    "remove_model": "catkit.mme",
+    "invoke_model": "catkit.mme",
+    # plots / widgets
+    "plot_instances_vs_load": "catkit.plots",
+    "plot_latency": "catkit.plots",
+    "plot_prediction_latency": "catkit.plots",
+    "plot_cost": "catkit.plots",
+    "plot_schedule_savings": "catkit.plots",
+    "ScalingPanel": "catkit.widgets",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'catkit' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

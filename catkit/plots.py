@@ -1,0 +1,187 @@
+"""Matplotlib figures for notebooks: instances vs load with scaling activities, latency, cost.
+
+Each ``plot_*`` function takes the DataFrames the other helpers return (tidy metrics from
+:mod:`catkit.metrics`, activities from :func:`catkit.scaling.scaling_activities`, an
+:class:`catkit.cost.EndpointCost`) and returns a ``matplotlib.figure.Figure``; nothing is shown or
+saved unless you do it (``fig.savefig(...)``), so they work headless (Agg) too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LATENCY_STATS = ("p50", "p90", "p99")
+
+
+def _figure(ax: Any = None, figsize: tuple[float, float] = (10, 4)) -> tuple[Any, Any]:
+    if ax is not None:
+        return ax.figure, ax
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot(1, 1, 1)
+
+
+def _series(metrics: Any, metric: str, stat: str) -> Any:
+    rows = metrics[(metrics["metric"] == metric) & (metrics["stat"] == stat)]
+    return rows.groupby("timestamp")["value"].sum().sort_index()
+
+
+def instance_counts(metrics: Any, activities: Any = None, initial: int | None = None) -> Any:
+    """Instance count over time as a Series indexed by timestamp.
+
+    With ``activities`` (successful, with ``desired_capacity``) and ``initial``: a step series
+    starting at the first metric timestamp. Otherwise derived from the metrics:
+    ``Invocations:Sum / InvocationsPerInstance:Sum`` per period (only periods with traffic).
+    """
+    import pandas as pd
+
+    if activities is not None and initial is not None and not activities.empty:
+        done = activities[(activities["status"] == "Successful") & activities["desired_capacity"].notna()]
+        when = done["end_time"].fillna(done["start_time"])
+        steps = pd.Series(done["desired_capacity"].astype(int).to_numpy(), index=pd.DatetimeIndex(when))
+        start = metrics["timestamp"].min() if not metrics.empty else (when.min() if len(when) else None)
+        if start is not None and not pd.isna(start):
+            steps = pd.concat([pd.Series([initial], index=pd.DatetimeIndex([start])), steps])
+        return steps.sort_index()
+    inv = _series(metrics, "Invocations", "Sum")
+    per = _series(metrics, "InvocationsPerInstance", "Sum")
+    joined = pd.concat([inv.rename("inv"), per.rename("per")], axis=1).dropna()
+    joined = joined[joined["per"] > 0]
+    return (joined["inv"] / joined["per"]).round().astype(int)
+
+
+def plot_instances_vs_load(
+    metrics: Any,
+    activities: Any = None,
+    *,
+    initial_instances: int | None = None,
+    target_value: float | None = None,
+    title: str | None = None,
+    ax: Any = None,
+) -> Any:
+    """Invocations per instance (left axis) and instance count (right axis, steps) over time.
+
+    Scaling activities are marked with dashed vertical lines (green scale-out, orange scale-in,
+    red failed) labelled with the new desired count; ``target_value`` draws the target line.
+    """
+    fig, ax = _figure(ax)
+    per = _series(metrics, "InvocationsPerInstance", "Sum")
+    ax.plot(per.index, per.to_numpy(), color="tab:blue", label="invocations / instance / period")
+    if target_value is not None:
+        ax.axhline(target_value, color="tab:blue", linestyle=":", label=f"target {target_value:g}")
+    ax.set_ylabel("invocations per instance")
+    ax.set_xlabel("time (UTC)")
+    counts = instance_counts(metrics, activities, initial_instances)
+    right = ax.twinx()
+    if len(counts):
+        right.step(counts.index, counts.to_numpy(), where="post", color="tab:red", label="instances")
+        right.set_ylim(0, max(counts.max(), 1) * 1.3)
+    right.set_ylabel("instances")
+    previous = initial_instances
+    if activities is not None and not activities.empty:
+        for _, act in activities.sort_values("start_time").iterrows():
+            desired = act["desired_capacity"]
+            if act["status"] != "Successful":
+                color = "tab:red"
+            elif previous is not None and desired is not None and not _isna(desired) and desired < previous:
+                color = "tab:orange"
+            else:
+                color = "tab:green"
+            ax.axvline(act["start_time"], color=color, linestyle="--", linewidth=1, alpha=0.8)
+            if desired is not None and not _isna(desired):
+                ax.annotate(
+                    f"→{int(desired)}",
+                    (act["start_time"], 1.0),
+                    xycoords=("data", "axes fraction"),
+                    fontsize=8,
+                    color=color,
+                    va="bottom",
+                )
+                if act["status"] == "Successful":
+                    previous = int(desired)
+    lines = ax.get_legend_handles_labels()
+    rlines = right.get_legend_handles_labels()
+    ax.legend(lines[0] + rlines[0], lines[1] + rlines[1], loc="upper left", fontsize=8)
+    ax.set_title(title or "Instances vs invocations per instance")
+    return fig
+
+
+def _isna(value: Any) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
+def plot_latency(metrics: Any, *, stats: tuple[str, ...] = LATENCY_STATS, metric: str = "ModelLatency",
+                 title: str | None = None, ax: Any = None) -> Any:
+    """Latency percentiles over time in milliseconds (CloudWatch reports microseconds)."""
+    fig, ax = _figure(ax)
+    drawn = 0
+    for stat in stats:
+        series = _series(metrics, metric, stat)
+        if series.empty:
+            continue
+        ax.plot(series.index, series.to_numpy() / 1000.0, label=f"{metric} {stat}")
+        drawn += 1
+    if not drawn:
+        ax.text(0.5, 0.5, f"no {metric} data", transform=ax.transAxes, ha="center")
+    ax.set_ylabel("milliseconds")
+    ax.set_xlabel("time (UTC)")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title or f"{metric} percentiles")
+    return fig
+
+
+def plot_prediction_latency(predictions: Any, *, title: str | None = None, ax: Any = None) -> Any:
+    """Histogram of client-side latencies (a list of Predictions or a predictions DataFrame)
+    with p50/p90/p99 marked."""
+    import numpy as np
+
+    fig, ax = _figure(ax)
+    if hasattr(predictions, "columns"):
+        values = predictions["latency_ms"].to_numpy(dtype=float)
+    else:
+        values = np.array([p.latency_ms for p in predictions], dtype=float)
+    ax.hist(values, bins=min(50, max(5, len(values) // 5)), color="tab:blue", alpha=0.7)
+    for q, color in ((50, "tab:green"), (90, "tab:orange"), (99, "tab:red")):
+        if len(values):
+            value = float(np.percentile(values, q))
+            ax.axvline(value, color=color, linestyle="--", label=f"p{q} {value:.1f} ms")
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel("requests")
+    ax.legend(fontsize=8)
+    ax.set_title(title or "Client-side latency")
+    return fig
+
+
+def plot_cost(cost: Any, *, title: str | None = None, ax: Any = None) -> Any:
+    """Cumulative USD over time of an :class:`catkit.cost.EndpointCost` (one line per variant)."""
+    fig, ax = _figure(ax)
+    timeline = cost.timeline
+    for variant, rows in timeline.groupby("variant", sort=True):
+        rows = rows.sort_values("start")
+        xs = [rows["start"].iloc[0], *rows["end"]]
+        ys = [0.0, *rows["usd"].cumsum()]
+        ax.plot(xs, ys, marker=".", label=f"{variant} ({rows['instance_type'].iloc[0]})")
+    ax.set_ylabel("USD")
+    ax.set_xlabel("time (UTC)")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title or f"{cost.endpoint}: ${cost.usd:,.2f} so far, ${cost.usd_per_month:,.0f}/month at current size")
+    return fig
+
+
+def plot_schedule_savings(savings: Any, *, title: str | None = None, ax: Any = None) -> Any:
+    """Bars: monthly USD always-on vs with the night/weekend schedule."""
+    fig, ax = _figure(ax, figsize=(6, 4))
+    labels = ["always on", "night schedule"]
+    values = [savings.usd_per_month_always_on, savings.usd_per_month_scheduled]
+    bars = ax.bar(labels, values, color=["tab:gray", "tab:green"])
+    for bar, value in zip(bars, values, strict=True):
+        ax.annotate(f"${value:,.0f}", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom")
+    ax.set_ylabel("USD per month")
+    ax.set_title(
+        title or f"{savings.instance_type}: saves ${savings.usd_saved_per_month:,.0f}/month "
+        f"({savings.fraction_saved:.0%})"
+    )
+    return fig
