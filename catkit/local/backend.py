@@ -1,0 +1,243 @@
+"""Assembly of the local backend: clock, state, S3, embedded moto, gateway and components.
+
+``Backend`` owns the pieces every component shares (``home``, ``clock``, ``state``, ``s3``,
+``region``, ``account_id``, ``url``) and the component registry: each module in
+:data:`COMPONENTS` has ``install(backend)`` and is imported in order at :meth:`Backend.start`;
+a component whose module does not exist yet is skipped with a log line. Components register
+services (``add_service``), background coroutines (``add_background``, started once the
+gateway listens, cancelled on stop) and shutdown hooks (``add_shutdown``, awaited in reverse).
+
+The emulated clock continues monotonically across restarts: a high-water mark of emulated time is
+persisted in the state store while running (ahead of ``now`` by a margin, so even a kill -9 cannot
+make the next start go back in time) and exactly on a graceful stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import catkit
+from catkit.local.clock import Clock
+from catkit.local.gateway import Gateway, check_loopback
+from catkit.local.paths import catkit_home, ensure_private_dir
+from catkit.local.s3 import LocalS3
+from catkit.local.state import StateStore
+
+log = logging.getLogger("catkit.local.backend")
+
+#: Component modules, each with ``install(backend) -> None``, installed in this order.
+COMPONENTS: tuple[str, ...] = (
+    "catkit.local.metrics_store",
+    "catkit.local.services.cloudwatch",
+    "catkit.local.endpoints",
+    "catkit.local.autoscaling_controller",
+)
+
+_CLOCK_KIND = "backend"
+_CLOCK_KEY = "clock"
+_CLOCK_PERSIST_EVERY_S = 1.0  # real seconds
+
+
+class Backend:
+    """The local backend of one ``CATKIT_HOME``.
+
+    ``Backend(home, port=0, time_scale=1.0, region="us-east-1", account_id="123456789012")``;
+    ``await start()`` returns the URL, ``await stop()`` shuts down gracefully. ``clock`` may be
+    injected (e.g. a ``FakeClock`` in tests); ``components`` overrides :data:`COMPONENTS`.
+    """
+
+    def __init__(
+        self,
+        home: str | os.PathLike[str] | None = None,
+        port: int = 0,
+        time_scale: float = 1.0,
+        region: str = "us-east-1",
+        account_id: str = "123456789012",
+        *,
+        host: str = "127.0.0.1",
+        clock: Clock | None = None,
+        components: tuple[str, ...] | None = None,
+    ) -> None:
+        self.home: Path = ensure_private_dir(catkit_home(home))
+        ensure_private_dir(self.home / "logs")
+        self.host = check_loopback(host)
+        self.port = int(port)
+        self.region = region
+        self.account_id = account_id
+        self.state = StateStore(self.home / "state.sqlite")
+        self.clock: Clock = clock if clock is not None else self._resume_clock(time_scale)
+        self.time_scale = self.clock.time_scale
+        self.s3 = LocalS3(self.home / "s3", account_id=account_id)
+        self.services: dict[str, Any] = {}
+        self.components: tuple[str, ...] = COMPONENTS if components is None else tuple(components)
+        self.installed_components: list[str] = []
+        self.url: str | None = None
+        self.started_at: float | None = None  # wall clock, for uptime
+        self._backgrounds: list[Callable[[], Coroutine[Any, Any, Any]]] = []
+        self._shutdowns: list[Callable[[], Awaitable[Any]]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._gateway: Gateway | None = None
+        self._moto: Any = None
+        self._running = False
+
+    # -- registry used by components ---------------------------------------------------------
+    def add_service(self, name: str, service: Any) -> None:
+        """Serve ``service`` for routing key ``name`` (``sagemaker``, ``cloudwatch``, ...)."""
+        if name in ("s3", "sts", "iam"):
+            raise ValueError(f"{name!r} is served by the embedded moto server; pick another routing key")
+        if name in self.services and self.services[name] is not service:
+            raise ValueError(f"a service is already registered for {name!r}")
+        if not getattr(service, "service_name", ""):
+            with contextlib.suppress(AttributeError):
+                service.service_name = name
+        self.services[name] = service
+
+    def add_background(self, factory: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        """Run ``factory()`` once the gateway listens (or now, if it already does); cancelled on stop."""
+        self._backgrounds.append(factory)
+        if self._running:
+            self._spawn(factory)
+
+    def add_shutdown(self, fn: Callable[[], Awaitable[Any]]) -> None:
+        """Await ``fn()`` on stop, after background tasks are cancelled (reverse registration order)."""
+        self._shutdowns.append(fn)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> str:
+        """Start moto, replay S3, install components, listen; returns the gateway URL."""
+        if self._running:
+            raise RuntimeError(f"backend already running at {self.url}")
+        loop = asyncio.get_running_loop()
+        moto_url = await loop.run_in_executor(None, self._start_moto)
+        buckets, objects = await loop.run_in_executor(None, self.s3.replay)
+        log.info("restored %d S3 bucket(s), %d object(s) from %s", buckets, objects, self.s3.disk.root)
+        from catkit.local.identity import ensure_execution_role
+
+        ensure_execution_role(self.account_id)
+        self._install_components()
+        self._gateway = Gateway(self, self.host, self.port)
+        try:
+            self.url = await self._gateway.start(moto_url)
+        except BaseException:
+            await self._gateway.stop()
+            await loop.run_in_executor(None, self._stop_moto)
+            raise
+        self.port = self._gateway.port
+        self.started_at = time.time()
+        self._running = True
+        self._spawn(self._persist_clock_loop)
+        for factory in list(self._backgrounds):
+            self._spawn(factory)
+        log.info("catkit local backend listening on %s (home %s, time scale %g)", self.url, self.home, self.time_scale)
+        return self.url
+
+    async def stop(self) -> None:
+        """Graceful stop: background tasks, shutdown hooks (reverse), gateway, moto, clock, state."""
+        if not self._running and self._gateway is None:
+            return
+        self._running = False
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        for fn in reversed(self._shutdowns):
+            try:
+                await fn()
+            except Exception:
+                log.exception("shutdown hook %r failed", fn)
+        if self._gateway is not None:
+            await self._gateway.stop()
+            self._gateway = None
+        await asyncio.get_running_loop().run_in_executor(None, self._stop_moto)
+        self._save_clock(self.clock.now())
+        self.state.close()
+        log.info("catkit local backend stopped")
+
+    def info(self) -> dict[str, Any]:
+        """What ``/_catkit/info`` reports."""
+        return {
+            "version": catkit.__version__,
+            "pid": os.getpid(),
+            "url": self.url,
+            "home": str(self.home),
+            "time_scale": self.time_scale,
+            "now": self.clock.now(),
+            "region": self.region,
+            "account_id": self.account_id,
+            "services": sorted({*self.services, "s3", "sts", "iam"}),
+            "components": list(self.installed_components),
+            "started": self.started_at,
+            "uptime_s": None if self.started_at is None else time.time() - self.started_at,
+        }
+
+    # -- internals ---------------------------------------------------------------------------
+    def _spawn(self, factory: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        task = asyncio.get_running_loop().create_task(factory())
+        task.add_done_callback(_log_task_failure)
+        self._tasks.append(task)
+
+    def _install_components(self) -> None:
+        for name in self.components:
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name == name:
+                    log.info("component %s is not available in this build; skipped", name)
+                    continue
+                raise
+            install = getattr(module, "install", None)
+            if install is None:
+                raise RuntimeError(f"component module {name} has no install(backend) function")
+            install(self)
+            self.installed_components.append(name)
+
+    def _start_moto(self) -> str:
+        from moto.core.base_backend import BackendDict
+        from moto.server import ThreadedMotoServer
+
+        BackendDict.reset()  # moto state is per process; start from the persisted state only
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        self._moto = server
+        host, port = server.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def _stop_moto(self) -> None:
+        if self._moto is not None:
+            server, self._moto = self._moto, None
+            server.stop()
+            if server._server is not None:
+                server._server.server_close()
+
+    def _resume_clock(self, time_scale: float) -> Clock:
+        saved = self.state.get(_CLOCK_KIND, _CLOCK_KEY) or {}
+        high_water = float(saved.get("emulated", 0.0))
+        return Clock(time_scale, start=max(time.time(), high_water))
+
+    def _save_clock(self, emulated: float) -> None:
+        with contextlib.suppress(Exception):
+            self.state.put(_CLOCK_KIND, _CLOCK_KEY, {"emulated": emulated, "time_scale": self.time_scale})
+
+    async def _persist_clock_loop(self) -> None:
+        margin = self.clock.emulated_seconds(3 * _CLOCK_PERSIST_EVERY_S)
+        while True:
+            await asyncio.get_running_loop().run_in_executor(None, self._save_clock, self.clock.now() + margin)
+            await asyncio.sleep(_CLOCK_PERSIST_EVERY_S)
+
+
+def _log_task_failure(task: asyncio.Task[Any]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.error("background task %s failed", task.get_name(), exc_info=exc)
