@@ -1,0 +1,494 @@
+"""Endpoint instances as real processes: one ``catkit.serving.server`` subprocess per instance.
+
+Owns an instance's whole life: emulated provisioning delay, model archive download from the
+backend's S3 and safe extraction into ``CATKIT_HOME/instances/<endpoint>/<instance-id>/``, process
+start (``--port 0 --ready-file``), start-up health checks on ``/ping`` (2 s per attempt, like AWS,
+within the emulated 4-minute window), liveness checks, draining and SIGTERM -> SIGKILL after 30
+emulated seconds, logs in ``CATKIT_HOME/logs/instances/<endpoint>/<instance-id>.log`` and CPU/memory
+sampling with psutil.
+
+Processes never outlive the backend: each starts in its own session (so a terminal's Ctrl-C does not
+hit it directly), asks the kernel to SIGKILL it when the backend dies (Linux ``PR_SET_PDEATHSIG``),
+and an ``atexit`` hook kills whatever is still registered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import ctypes
+import enum
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+
+from catkit.instance_types import get_instance_type
+from catkit.local.clock import Clock
+
+log = logging.getLogger("catkit.local.instances")
+
+# Environment variables a container definition may not set for the model-server process: they
+# would let a model definition load code from outside its archive (PYTHONPATH, LD_PRELOAD, ...).
+_FORBIDDEN_ENV_PREFIXES = ("PYTHON", "LD_", "DYLD_")
+
+
+class InstanceState(enum.StrEnum):
+    PROVISIONING = "Provisioning"  # emulated hardware delay
+    STARTING = "Starting"  # downloading the model, process starting, waiting for /ping
+    IN_SERVICE = "InService"  # takes traffic
+    DRAINING = "Draining"  # no new traffic; in-flight requests finish
+    STOPPED = "Stopped"
+    FAILED = "Failed"
+
+
+class InstanceLaunchError(Exception):
+    """An instance could not start; the message is AWS-style and ends up in FailureReason."""
+
+
+@dataclass
+class InstanceSettings:
+    """Timings and the command of instance processes. Durations are emulated seconds unless the
+    name says ``real``.
+
+    ``startup_health_real_floor``: the emulated 4-minute start-up window is never shorter than
+    this many real seconds, because a real Python process needs real time to import and load a
+    model whatever the time scale.
+    """
+
+    provisioning_seconds: float = 240.0
+    startup_health_seconds: float = 240.0
+    startup_health_real_floor: float = 60.0
+    ping_timeout_real: float = 2.0
+    health_interval_seconds: float = 30.0
+    unhealthy_after: int = 3
+    stop_grace_seconds: float = 30.0
+    stop_grace_real_floor: float = 1.0
+    drain_timeout_real: float = 65.0
+    server_command: Sequence[str] = (sys.executable, "-m", "catkit.serving.server")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> InstanceSettings:
+        """Defaults, then ``CATKIT_PROVISIONING_SECONDS`` / ``CATKIT_STARTUP_HEALTH_SECONDS`` from
+        the environment, then explicit overrides."""
+        env = os.environ if environ is None else environ
+        s = cls()
+        for var, attr in (
+            ("CATKIT_PROVISIONING_SECONDS", "provisioning_seconds"),
+            ("CATKIT_STARTUP_HEALTH_SECONDS", "startup_health_seconds"),
+        ):
+            if env.get(var):
+                try:
+                    setattr(s, attr, float(env[var]))
+                except ValueError:
+                    raise ValueError(f"{var} must be a number of emulated seconds, got {env[var]!r}") from None
+        for k, v in overrides.items():
+            if v is not None:
+                setattr(s, k, v)
+        return s
+
+
+@dataclass
+class InstanceSpec:
+    """What to run: one production variant's container on one instance type."""
+
+    endpoint: str
+    variant: str
+    instance_type: str
+    model_data_url: str | None
+    environment: dict[str, str] = field(default_factory=dict)
+    mode: str = "SingleModel"  # "MultiModel" starts the server with --multi-model (MME seam)
+    container_name: str = "primary"
+
+
+def split_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> (bucket, key); ValueError naming the URL otherwise."""
+    if not url.startswith("s3://") or "/" not in url[5:]:
+        raise ValueError(f"ModelDataUrl must look like s3://bucket/key.tar.gz, got {url!r}")
+    bucket, key = url[5:].split("/", 1)
+    if not bucket or not key:
+        raise ValueError(f"ModelDataUrl must look like s3://bucket/key.tar.gz, got {url!r}")
+    return bucket, key
+
+
+def _safe_component(name: str) -> str:
+    """Endpoint names follow SageMaker's pattern; refuse anything that could escape a directory."""
+    if not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
+        raise ValueError(f"unsafe path component {name!r}")
+    return name
+
+
+# --- process registry: kill everything still running when the backend's interpreter exits ----
+_LIVE: dict[int, str] = {}
+
+
+def _kill_live() -> None:
+    for pid in list(_LIVE):
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+        _LIVE.pop(pid, None)
+
+
+atexit.register(_kill_live)
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+class Instance:
+    """One endpoint instance (a model-server process). ``outstanding`` counts in-flight requests
+    routed to it; ``window_max`` is the peak of ``outstanding`` since the last metric sample."""
+
+    def __init__(self, spec: InstanceSpec, home: Path, instance_id: str | None = None) -> None:
+        self.spec = spec
+        self.id = instance_id or f"i-{secrets.token_hex(8)}"
+        self.state = InstanceState.PROVISIONING
+        self.outstanding = 0
+        self.window_max = 0
+        self.failure_reason: str | None = None
+        self.port: int | None = None
+        self.url: str | None = None
+        self.invocations_url: str | None = None
+        self.pid: int | None = None
+        self.health_failures = 0
+        self.launched_at: float | None = None
+        ep = _safe_component(spec.endpoint)
+        self.dir = home / "instances" / ep / self.id
+        self.log_path = home / "logs" / "instances" / ep / f"{self.id}.log"
+        self._process: asyncio.subprocess.Process | None = None
+        self._ps: psutil.Process | None = None
+        self._exit_waiter: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        itype = get_instance_type(spec.instance_type)
+        self.vcpu = itype.vcpu
+        self.memory_bytes = itype.memory_bytes
+
+    # -- routing bookkeeping (hot path: keep these trivial) --
+    @property
+    def routable(self) -> bool:
+        return self.state is InstanceState.IN_SERVICE
+
+    def begin_request(self) -> None:
+        self.outstanding += 1
+        if self.outstanding > self.window_max:
+            self.window_max = self.outstanding
+        self._idle.clear()
+
+    def end_request(self) -> None:
+        self.outstanding -= 1
+        if self.outstanding <= 0:
+            self.outstanding = 0
+            self._idle.set()
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
+    def __repr__(self) -> str:
+        return f"<Instance {self.spec.endpoint}/{self.spec.variant}/{self.id} {self.state} port={self.port}>"
+
+    # -- launch --
+    async def launch(
+        self,
+        s3: Any,
+        clock: Clock,
+        settings: InstanceSettings,
+        session: aiohttp.ClientSession,
+        *,
+        provision: bool = True,
+        on_exit: Any = None,
+    ) -> None:
+        """Provision (emulated delay), fetch + extract the model, start the server and wait for a
+        healthy ``/ping``. Raises InstanceLaunchError with an AWS-style reason on failure (the
+        process, if any, is stopped first)."""
+        try:
+            if provision and settings.provisioning_seconds > 0:
+                self.state = InstanceState.PROVISIONING
+                await clock.sleep(settings.provisioning_seconds)
+            self.state = InstanceState.STARTING
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            model_arg = await self._fetch_model(s3)
+            await self._spawn(model_arg, settings, on_exit)
+            await self._wait_healthy(clock, settings, session)
+            self.state = InstanceState.IN_SERVICE
+            self.launched_at = clock.now()
+        except InstanceLaunchError as e:
+            self.failure_reason = str(e)
+            self.state = InstanceState.FAILED
+            await self.kill()
+            raise
+        except asyncio.CancelledError:
+            self.state = InstanceState.STOPPED
+            await self.kill()
+            raise
+
+    async def _fetch_model(self, s3: Any) -> str | None:
+        spec = self.spec
+        if spec.mode == "MultiModel":
+            return None
+        if not spec.model_data_url:
+            raise InstanceLaunchError(
+                f'The container "{spec.container_name}" of model for variant "{spec.variant}" has no '
+                "ModelDataUrl; the local backend runs models from an S3 model.tar.gz "
+                "(CreateModel PrimaryContainer.ModelDataUrl)."
+            )
+        fail = (
+            f'Failed to download model data for container "{spec.container_name}" from URL: '
+            f'"{spec.model_data_url}". Please ensure that there is an object located at the URL and '
+            "that the role passed to CreateModel has permissions to download the object."
+        )
+        try:
+            bucket, key = split_s3_url(spec.model_data_url)
+        except ValueError as e:
+            raise InstanceLaunchError(f"{fail} ({e})") from None
+        try:
+            head = await s3.head_object(bucket, key)
+            if head is None:
+                raise InstanceLaunchError(fail)
+            data = await s3.get_object(bucket, key)
+        except InstanceLaunchError:
+            raise
+        except Exception as e:
+            raise InstanceLaunchError(f"{fail} ({type(e).__name__}: {e})") from None
+        archive = self.dir / "model.tar.gz"
+        target = self.dir / "model"
+        itype = get_instance_type(spec.instance_type)
+        try:
+            await asyncio.to_thread(_write_and_extract, data, archive, target, itype.disk_gib * 1024**3)
+        except Exception as e:
+            raise InstanceLaunchError(
+                f'Failed to extract model data for container "{spec.container_name}" from URL: '
+                f'"{spec.model_data_url}": {e}'
+            ) from None
+        return str(target)
+
+    async def _spawn(self, model_arg: str | None, settings: InstanceSettings, on_exit: Any) -> None:
+        ready = self.dir / "ready.json"
+        with contextlib.suppress(FileNotFoundError):
+            ready.unlink()
+        budget_mb = int(self.memory_bytes // (1024 * 1024))
+        cmd = list(settings.server_command)
+        if model_arg is not None:
+            cmd.append(model_arg)
+        cmd += ["--port", "0", "--host", "127.0.0.1", "--ready-file", str(ready)]
+        cmd += ["--memory-budget-mb", str(budget_mb)]
+        if self.spec.mode == "MultiModel":
+            cmd.append("--multi-model")
+        env = dict(os.environ)
+        for k, v in self.spec.environment.items():
+            if k.upper().startswith(_FORBIDDEN_ENV_PREFIXES):
+                log.warning("ignoring container environment variable %s (not allowed locally)", k)
+                continue
+            env[k] = str(v)
+        env["CATKIT_INSTANCE_ID"] = self.id
+        env["SAGEMAKER_ENDPOINT_NAME"] = self.spec.endpoint
+        env["SAGEMAKER_VARIANT_NAME"] = self.spec.variant
+        logf = open(self.log_path, "ab", buffering=0)  # noqa: SIM115 - handed to the child
+        try:
+            logf.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {' '.join(cmd)}\n".encode())
+            self._process = await asyncio.create_subprocess_exec(
+                *cmd,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=logf,
+                stderr=asyncio.subprocess.STDOUT,
+                cwd=str(self.dir),
+                env=env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
+        except OSError as e:
+            raise InstanceLaunchError(f"Failed to start the model server for variant {self.spec.variant}: {e}") from None
+        finally:
+            logf.close()
+        self.pid = self._process.pid
+        _LIVE[self.pid] = self.id
+        with contextlib.suppress(psutil.Error):
+            self._ps = psutil.Process(self.pid)
+            self._ps.cpu_percent(None)
+        self._exit_waiter = asyncio.create_task(self._watch_exit(on_exit))
+
+    async def _watch_exit(self, on_exit: Any) -> None:
+        proc = self._process
+        assert proc is not None
+        rc = await proc.wait()
+        _LIVE.pop(proc.pid, None)
+        if self.state is InstanceState.IN_SERVICE and on_exit is not None:
+            self.failure_reason = f"model server process exited with code {rc}"
+            res = on_exit(self, rc)
+            if asyncio.iscoroutine(res):
+                await res
+
+    async def _wait_healthy(self, clock: Clock, settings: InstanceSettings, session: aiohttp.ClientSession) -> None:
+        deadline = time.monotonic() + max(
+            clock.real_seconds(settings.startup_health_seconds), settings.startup_health_real_floor
+        )
+        ready = self.dir / "ready.json"
+        while self.port is None:
+            if not self.alive:
+                raise InstanceLaunchError(self._exit_reason())
+            if time.monotonic() > deadline:
+                raise InstanceLaunchError(self._unhealthy_reason())
+            with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
+                doc = json.loads(ready.read_text())
+                self.port = int(doc["port"])
+            if self.port is None:
+                await asyncio.sleep(0.02)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.invocations_url = f"{self.url}/invocations"
+        delay = 0.02
+        while True:
+            if not self.alive:
+                raise InstanceLaunchError(self._exit_reason())
+            if await self.ping(session, settings.ping_timeout_real):
+                return
+            if time.monotonic() > deadline:
+                raise InstanceLaunchError(self._unhealthy_reason())
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    def _unhealthy_reason(self) -> str:
+        return (
+            f"The primary container for production variant {self.spec.variant} did not pass the ping "
+            "health check. Please check CloudWatch logs for this endpoint."
+            f" (local log: {self.log_path})"
+        )
+
+    def _exit_reason(self) -> str:
+        rc = self._process.returncode if self._process else None
+        tail = tail_lines(self.log_path, 5)
+        return (
+            f"The primary container for production variant {self.spec.variant} exited (code {rc}) before "
+            f"passing the ping health check. Log tail: {tail!r} (local log: {self.log_path})"
+        )
+
+    async def ping(self, session: aiohttp.ClientSession, timeout: float = 2.0) -> bool:
+        """GET /ping with AWS's 2-second timeout; True on HTTP 200."""
+        if self.url is None:
+            return False
+        try:
+            async with session.get(f"{self.url}/ping", timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+                await r.read()
+                return r.status == 200
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            return False
+
+    # -- stop --
+    async def drain(self, timeout_real: float) -> bool:
+        """Stop taking traffic and wait for in-flight requests (bounded); True if it drained."""
+        if self.state in (InstanceState.IN_SERVICE, InstanceState.STARTING, InstanceState.PROVISIONING):
+            self.state = InstanceState.DRAINING
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_real)
+            return True
+        except TimeoutError:
+            return False
+
+    async def stop(self, clock: Clock, settings: InstanceSettings, *, drain: bool = True) -> None:
+        """Drain, then SIGTERM, then SIGKILL after the (emulated) 30-second grace; remove files."""
+        if drain:
+            drained = await self.drain(settings.drain_timeout_real)
+            if not drained:
+                log.warning("%r: %d requests still in flight after drain timeout", self, self.outstanding)
+        self.state = InstanceState.DRAINING
+        grace = max(clock.real_seconds(settings.stop_grace_seconds), settings.stop_grace_real_floor)
+        await self._terminate(grace)
+        self.state = InstanceState.STOPPED
+        await asyncio.to_thread(shutil.rmtree, self.dir, True)
+
+    async def kill(self) -> None:
+        """SIGKILL at once (failed launches, backend shutdown without drain)."""
+        await self._terminate(0.0)
+        await asyncio.to_thread(shutil.rmtree, self.dir, True)
+
+    async def _terminate(self, grace_real: float) -> None:
+        proc = self._process
+        if proc is None:
+            return
+        if proc.returncode is None:
+            sig = signal.SIGTERM if grace_real > 0 else signal.SIGKILL
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, sig)
+            try:
+                await asyncio.wait_for(proc.wait(), grace_real if grace_real > 0 else 5.0)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 5.0)
+        # Whatever else is left in the process group (helpers the server started).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        _LIVE.pop(proc.pid, None)
+        if self._exit_waiter is not None and not self._exit_waiter.done():
+            self._exit_waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._exit_waiter
+
+    def kill_now(self) -> None:
+        """Synchronous SIGKILL of the process group (last-resort cleanup)."""
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+
+    # -- metrics --
+    def sample_usage(self) -> tuple[float, float] | None:
+        """(CPU percent summed over cores: 0-100 per vCPU, memory % of the instance type's memory)
+        since the previous call; None if the process is gone."""
+        if self._ps is None or not self.alive:
+            return None
+        try:
+            with self._ps.oneshot():
+                cpu = self._ps.cpu_percent(None)
+                rss = self._ps.memory_info().rss
+            for child in self._ps.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    rss += child.memory_info().rss
+        except psutil.Error:
+            return None
+        cpu = min(cpu, 100.0 * self.vcpu)
+        return cpu, min(100.0, 100.0 * rss / self.memory_bytes)
+
+
+def _write_and_extract(data: bytes, archive: Path, target: Path, max_bytes: int) -> None:
+    from catkit.build import safe_extract  # the archive engineer's checked extractor
+
+    archive.write_bytes(data)
+    if target.exists():
+        shutil.rmtree(target)
+    try:
+        safe_extract(archive, target, max_bytes=max_bytes)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            archive.unlink()
+
+
+def tail_lines(path: Path, n: int) -> str:
+    """Last ``n`` lines of a log file (for failure reasons), '' if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 4096))
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return " | ".join(lines[-n:])

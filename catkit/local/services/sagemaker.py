@@ -1,0 +1,297 @@
+"""The SageMaker control-plane API of the local backend (JSON 1.1, ``SageMaker.<Op>``).
+
+Models, endpoint configurations and tags live here (persisted in ``backend.state``); endpoint
+operations delegate to :class:`catkit.local.endpoints.EndpointManager`, which owns the endpoint
+state machine and the instances. Parameters arrive validated against botocore's model by the codec;
+the checks here are the ones AWS makes beyond the model (existence, uniqueness, instance types
+this backend can emulate), with AWS's codes and messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import botocore.session
+
+from catkit.instance_types import INSTANCE_TYPES
+from catkit.local.endpoints import KIND_CONFIG, KIND_ENDPOINT, KIND_MODEL, EndpointManager, _state_docs
+from catkit.local.errors import AwsError
+from catkit.local.services.base import BaseService, RequestContext
+from catkit.local.validation import arn, check_name, list_page, not_found, parse_arn
+
+_MAX_TAGS = 50
+_ENUM_CACHE: dict[str, list[str]] = {}
+
+
+def _aws_instance_types() -> list[str]:
+    """ProductionVariantInstanceType's enum from botocore's SageMaker model (cached)."""
+    if "types" not in _ENUM_CACHE:
+        model = botocore.session.get_session().get_service_model("sagemaker")
+        _ENUM_CACHE["types"] = list(model.shape_for("ProductionVariantInstanceType").enum)
+    return _ENUM_CACHE["types"]
+
+
+def _summary(doc: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: doc[k] for k in keys if doc.get(k) is not None}
+
+
+class SageMakerService(BaseService):
+    """SageMaker operations for models, endpoint configs, endpoints and tags."""
+
+    service_name = "sagemaker"
+
+    def __init__(self, manager: EndpointManager) -> None:
+        self.manager = manager
+        self.state = manager.state
+        self.clock = manager.clock
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def _where(self) -> tuple[str, str]:
+        return self.manager.region, self.manager.account_id
+
+    def _arn(self, kind: str, name: str) -> str:
+        return arn(kind, name, *self._where)
+
+    def _exists_error(self, kind: str, label: str, name: str) -> AwsError:
+        return AwsError("ValidationException", f'Cannot create already existing {label} "{self._arn(kind, name)}".')
+
+    @staticmethod
+    def _check_tags(tags: list[dict[str, str]] | None) -> list[dict[str, str]]:
+        tags = list(tags or [])
+        if len(tags) > _MAX_TAGS:
+            raise AwsError("ValidationException", f"Too many tags: at most {_MAX_TAGS} tags per resource, got {len(tags)}.")
+        for t in tags:
+            if t.get("Key", "").lower().startswith("aws:"):
+                raise AwsError("ValidationException", f"Tag keys may not start with 'aws:' ({t['Key']!r} is reserved).")
+        return tags
+
+    # ------------------------------------------------------------------ models
+    def create_model(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        name = params["ModelName"]
+        check_name(name, "modelName")
+        if self.state.get(KIND_MODEL, name.lower()) is not None:
+            raise self._exists_error("model", "model", name)
+        primary, containers = params.get("PrimaryContainer"), params.get("Containers")
+        if primary and containers:
+            raise AwsError("ValidationException", "Specify either PrimaryContainer or Containers, not both.")
+        if not primary and not containers:
+            raise AwsError("ValidationException", "Either PrimaryContainer or Containers must be specified.")
+        for c in [primary] if primary else containers:
+            url = c.get("ModelDataUrl")
+            if url is not None and not url.startswith("s3://"):
+                raise AwsError(
+                    "ValidationException",
+                    f"ModelDataUrl {url!r} is not supported by the local backend; upload the model.tar.gz to the "
+                    "backend's S3 and pass s3://bucket/key.",
+                )
+        doc: dict[str, Any] = {
+            "ModelName": name,
+            "ModelArn": self._arn("model", name),
+            "CreationTime": self.clock.now(),
+            "Tags": self._check_tags(params.get("Tags")),
+        }
+        for key in ("PrimaryContainer", "Containers", "ExecutionRoleArn", "VpcConfig", "EnableNetworkIsolation",
+                    "InferenceExecutionConfig"):
+            if params.get(key) is not None:
+                doc[key] = params[key]
+        self.state.put(KIND_MODEL, name.lower(), doc)
+        return {"ModelArn": doc["ModelArn"]}
+
+    def describe_model(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        doc = self.manager.get_model(params["ModelName"])
+        return {k: v for k, v in doc.items() if k != "Tags"}
+
+    def delete_model(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        name = params["ModelName"]
+        self.manager.get_model(name)
+        self.state.delete(KIND_MODEL, name.lower())
+        return {}
+
+    def list_models(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        page, token = list_page(
+            _state_docs(self.state, KIND_MODEL), params, name_key="ModelName",
+            sort_keys={"Name": lambda d: d["ModelName"].lower(), "CreationTime": lambda d: d["CreationTime"]},
+        )
+        out: dict[str, Any] = {"Models": [_summary(d, ("ModelName", "ModelArn", "CreationTime")) for d in page]}
+        if token:
+            out["NextToken"] = token
+        return out
+
+    # ------------------------------------------------------------------ endpoint configs
+    def create_endpoint_config(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        name = params["EndpointConfigName"]
+        check_name(name, "endpointConfigName")
+        if self.state.get(KIND_CONFIG, name.lower()) is not None:
+            raise self._exists_error("endpoint-config", "endpoint configuration", name)
+        variants = [dict(v) for v in params["ProductionVariants"]]
+        if not variants:
+            raise AwsError("ValidationException", "ProductionVariants must contain at least one variant.")
+        seen: set[str] = set()
+        for i, pv in enumerate(variants, 1):
+            vn = pv["VariantName"]
+            check_name(vn, f"productionVariants.{i}.member.variantName")
+            if vn in seen:
+                raise AwsError("ValidationException", f'Variant name "{vn}" is repeated in ProductionVariants.')
+            seen.add(vn)
+            if pv.get("ServerlessConfig"):
+                raise AwsError(
+                    "ValidationException",
+                    f'Variant "{vn}": serverless variants are not supported by the local backend; '
+                    "use InstanceType and InitialInstanceCount.",
+                )
+            itype = pv.get("InstanceType")
+            if not itype or pv.get("InitialInstanceCount") is None:
+                raise AwsError(
+                    "ValidationException",
+                    f'Variant "{vn}": InstanceType and InitialInstanceCount are required for instance-based '
+                    "production variants.",
+                )
+            if itype not in _aws_instance_types():
+                allowed = ", ".join(_aws_instance_types())
+                raise AwsError(
+                    "ValidationException",
+                    f"1 validation error detected: Value '{itype}' at 'productionVariants.{i}.member.instanceType' "
+                    f"failed to satisfy constraint: Member must satisfy enum value set: [{allowed}]",
+                )
+            if itype not in INSTANCE_TYPES:
+                raise AwsError(
+                    "ValidationException",
+                    f"Instance type {itype} is valid on AWS but not emulated by the local backend; use one of "
+                    f"{', '.join(sorted(INSTANCE_TYPES))}.",
+                )
+            if int(pv["InitialInstanceCount"]) < 1:
+                raise AwsError("ValidationException", f'Variant "{vn}": InitialInstanceCount must be at least 1.')
+            if not pv.get("ModelName"):
+                raise AwsError("ValidationException", f'Variant "{vn}": ModelName is required.')
+            self.manager.get_model(pv["ModelName"])
+            pv.setdefault("InitialVariantWeight", 1.0)
+        doc: dict[str, Any] = {
+            "EndpointConfigName": name,
+            "EndpointConfigArn": self._arn("endpoint-config", name),
+            "ProductionVariants": variants,
+            "CreationTime": self.clock.now(),
+            "Tags": self._check_tags(params.get("Tags")),
+        }
+        for key in ("DataCaptureConfig", "KmsKeyId", "AsyncInferenceConfig", "ExplainerConfig",
+                    "ShadowProductionVariants", "ExecutionRoleArn", "VpcConfig", "EnableNetworkIsolation"):
+            if params.get(key) is not None:
+                doc[key] = params[key]
+        self.state.put(KIND_CONFIG, name.lower(), doc)
+        return {"EndpointConfigArn": doc["EndpointConfigArn"]}
+
+    def describe_endpoint_config(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        doc = self.manager.get_config(params["EndpointConfigName"])
+        return {k: v for k, v in doc.items() if k != "Tags"}
+
+    def delete_endpoint_config(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        name = params["EndpointConfigName"]
+        self.manager.get_config(name)
+        self.state.delete(KIND_CONFIG, name.lower())
+        return {}
+
+    def list_endpoint_configs(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        page, token = list_page(
+            _state_docs(self.state, KIND_CONFIG), params, name_key="EndpointConfigName",
+            sort_keys={"Name": lambda d: d["EndpointConfigName"].lower(), "CreationTime": lambda d: d["CreationTime"]},
+        )
+        keys = ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
+        out: dict[str, Any] = {"EndpointConfigs": [_summary(d, keys) for d in page]}
+        if token:
+            out["NextToken"] = token
+        return out
+
+    # ------------------------------------------------------------------ endpoints
+    def create_endpoint(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        tags = self._check_tags(params.get("Tags"))
+        endpoint_arn = self.manager.create_endpoint(params["EndpointName"], params["EndpointConfigName"], tags)
+        return {"EndpointArn": endpoint_arn}
+
+    def describe_endpoint(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        return self.manager.describe_endpoint(params["EndpointName"])
+
+    def delete_endpoint(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        self.manager.delete_endpoint(params["EndpointName"])
+        return {}
+
+    def update_endpoint(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        exclude = [p.get("VariantPropertyType") for p in params.get("ExcludeRetainedVariantProperties") or []]
+        endpoint_arn = self.manager.update_endpoint(
+            params["EndpointName"], params["EndpointConfigName"],
+            retain=bool(params.get("RetainAllVariantProperties")), exclude=[e for e in exclude if e],
+        )
+        return {"EndpointArn": endpoint_arn}
+
+    def update_endpoint_weights_and_capacities(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        endpoint_arn = self.manager.update_weights_and_capacities(
+            params["EndpointName"], params["DesiredWeightsAndCapacities"]
+        )
+        return {"EndpointArn": endpoint_arn}
+
+    def list_endpoints(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        docs = [self.manager.endpoint_doc(n) for n in self.manager.endpoint_names()]
+        page, token = list_page(
+            docs, params, name_key="EndpointName", status_key="EndpointStatus",
+            sort_keys={
+                "Name": lambda d: d["EndpointName"].lower(),
+                "CreationTime": lambda d: d["CreationTime"],
+                "Status": lambda d: d["EndpointStatus"],
+            },
+        )
+        keys = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
+        out: dict[str, Any] = {"Endpoints": [_summary(d, keys) for d in page]}
+        if token:
+            out["NextToken"] = token
+        return out
+
+    # ------------------------------------------------------------------ tags
+    def _tagged(self, resource_arn: str) -> tuple[dict[str, Any], Any]:
+        """The resource document and a function that saves it."""
+        parsed = parse_arn(resource_arn)
+        region, account = self._where
+        if parsed is None or f":{region}:{account}:" not in resource_arn:
+            raise AwsError(
+                "ValidationException",
+                f"Resource ARN {resource_arn!r} is not a model, endpoint-config or endpoint of this local "
+                f"backend (region {region}, account {account}).",
+            )
+        kind, name = parsed
+        if kind == "endpoint":
+            doc = self.manager.endpoint_doc(name)
+            return doc, lambda d: self.state.put(KIND_ENDPOINT, name, d)
+        state_kind = KIND_MODEL if kind == "model" else KIND_CONFIG
+        doc = self.state.get(state_kind, name)
+        if doc is None:
+            raise not_found(kind, name, region, account)
+        return doc, lambda d: self.state.put(state_kind, name, d)
+
+    def add_tags(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        doc, save = self._tagged(params["ResourceArn"])
+        merged = {t["Key"]: t.get("Value", "") for t in doc.get("Tags") or []}
+        for t in self._check_tags(params["Tags"]):
+            merged[t["Key"]] = t.get("Value", "")
+        doc["Tags"] = self._check_tags([{"Key": k, "Value": v} for k, v in merged.items()])
+        save(doc)
+        return {"Tags": params["Tags"]}
+
+    def list_tags(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        doc, _ = self._tagged(params["ResourceArn"])
+        tags = list(doc.get("Tags") or [])
+        start = 0
+        if params.get("NextToken"):
+            try:
+                start = int(params["NextToken"])
+            except ValueError:
+                raise AwsError("ValidationException", "Invalid NextToken; pass the one from the previous response.") from None
+        size = int(params.get("MaxResults") or 50)
+        out: dict[str, Any] = {"Tags": tags[start : start + size]}
+        if start + size < len(tags):
+            out["NextToken"] = str(start + size)
+        return out
+
+    def delete_tags(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        doc, save = self._tagged(params["ResourceArn"])
+        drop = set(params["TagKeys"])
+        doc["Tags"] = [t for t in doc.get("Tags") or [] if t["Key"] not in drop]
+        save(doc)
+        return {}
