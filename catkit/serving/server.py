@@ -211,15 +211,15 @@ class ModelServer:
             return source
         if not source.is_file():
             raise ModelLoadError(f"MODEL {source} does not exist (expected a model dir or model.tar.gz).")
-        from catkit.build import UnsafeArchiveError, safe_extract
+        from catkit.build import ArchiveError, safe_extract
 
         self._extract_dir = tempfile.mkdtemp(prefix="catkit-model-")
         try:
-            safe_extract(source, self._extract_dir)
-        except UnsafeArchiveError as exc:
-            raise ModelLoadError(f"Refusing to extract {source}: {exc}") from exc
-        log.info("extracted %s into %s", source, self._extract_dir)
-        return Path(self._extract_dir)
+            model_dir = safe_extract(source, Path(self._extract_dir) / "model")
+        except ArchiveError as exc:  # includes UnsafeArchiveError, which names the member
+            raise ModelLoadError(f"Refusing to load {source}: {exc}") from exc
+        log.info("extracted %s into %s", source, model_dir)
+        return model_dir
 
     # -- single-model API ------------------------------------------------------------------
     async def ping(self, _request: web.Request) -> web.Response:

@@ -1,0 +1,79 @@
+"""The worker pool: results and errors come back, timeouts don't cost capacity."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from catkit.serving.workers import CallTimeout, WorkerPool
+
+
+def test_results_and_exceptions_are_delivered() -> None:
+    pool = WorkerPool(2)
+
+    def boom() -> None:
+        raise KeyError("nope")
+
+    async def main() -> None:
+        assert await pool.run(lambda a, b: a + b, 2, 3) == 5
+        assert await pool.run(threading.current_thread) is not threading.current_thread()
+        with pytest.raises(KeyError):
+            await pool.run(boom)
+
+    try:
+        asyncio.run(main())
+    finally:
+        pool.close()
+
+
+def test_timed_out_call_is_replaced_so_capacity_stays() -> None:
+    pool = WorkerPool(1)
+    release = threading.Event()
+
+    async def main() -> None:
+        with pytest.raises(CallTimeout):
+            await pool.run(release.wait, 30, timeout=0.1)
+        assert pool.stuck == 1
+        # the only original worker is stuck; a replacement serves the next call
+        assert await pool.run(lambda: "served", timeout=5) == "served"
+        release.set()
+        for _ in range(200):
+            if pool.stuck == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert pool.stuck == 0
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
+        pool.close()
+
+
+def test_job_that_timed_out_in_the_queue_never_runs() -> None:
+    pool = WorkerPool(1)
+    release = threading.Event()
+    ran: list[str] = []
+
+    async def main() -> None:
+        blocker = asyncio.ensure_future(pool.run(release.wait, 30))
+        await asyncio.sleep(0.05)
+        with pytest.raises(CallTimeout):
+            await pool.run(ran.append, "late", timeout=0.05)
+        release.set()
+        await blocker
+        assert await pool.run(lambda: "after") == "after"
+        assert ran == []
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
+        pool.close()
+
+
+def test_size_must_be_positive() -> None:
+    with pytest.raises(ValueError, match=">= 1"):
+        WorkerPool(0)
