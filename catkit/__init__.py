@@ -3,6 +3,9 @@
 Public API only (re-exports). The same helpers run against AWS or the embedded local backend;
 only the endpoint URL differs.
 
+``catkit.deploy`` and ``catkit.invoke`` are the modules (``catkit.deploy.deploy(...)``,
+``catkit.invoke.invoke(...)``), so a function never shadows its module.
+
 Names are imported lazily on first use (PEP 562), so ``import catkit`` stays cheap for the model
 server and the local backend, which live in subpackages of this package.
 """
@@ -19,7 +22,6 @@ _EXPORTS: dict[str, str] = {
     "Session": "catkit.session",
     "SessionError": "catkit.session",
     # deploy
-    "deploy": "catkit.deploy",
     "wait_for_endpoint": "catkit.deploy",
     "describe_endpoint": "catkit.deploy",
     "set_instance_count": "catkit.deploy",
@@ -33,7 +35,6 @@ _EXPORTS: dict[str, str] = {
     "EndpointWaitTimeout": "catkit.deploy",
     "EndpointNotFoundError": "catkit.deploy",
     # invoke
-    "invoke": "catkit.invoke",
     "invoke_batch": "catkit.invoke",
     "Prediction": "catkit.invoke",
     "predictions_frame": "catkit.invoke",
@@ -78,7 +79,12 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 
+_SUBMODULES = ("session", "deploy", "invoke", "scaling", "metrics", "cost", "mme", "plots", "widgets", "build")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return import_module(f"catkit.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'catkit' has no attribute {name!r}")

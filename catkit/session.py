@@ -88,6 +88,7 @@ class Session:
         self._role = role
         self._bucket = bucket
         self._account_id: str | None = None
+        self._identity: dict[str, Any] | None = None
         self.endpoint_url: str | None = None
 
         if self.backend == "local":
@@ -174,8 +175,11 @@ class Session:
         return self._account_id
 
     def _caller_identity(self) -> dict[str, Any]:
+        if self._identity is not None:
+            return self._identity
         try:
-            return self.client("sts").get_caller_identity()
+            self._identity = self.client("sts").get_caller_identity()
+            return self._identity
         except NoCredentialsError as exc:
             raise SessionError(
                 "No AWS credentials found. Configure them (aws configure / AWS_PROFILE) or use "
