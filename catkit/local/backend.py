@@ -136,7 +136,12 @@ class Backend:
         self._spawn(self._persist_clock_loop)
         for factory in list(self._backgrounds):
             self._spawn(factory)
-        log.info("catkit local backend listening on %s (home %s, time scale %g)", self.url, self.home, self.time_scale)
+        log.info(
+            "catkit local backend listening on %s (home %s, time scale %g)",
+            self.url,
+            self.home,
+            self.time_scale,
+        )
         return self.url
 
     async def stop(self) -> None:
@@ -231,7 +236,9 @@ class Backend:
     async def _persist_clock_loop(self) -> None:
         margin = self.clock.emulated_seconds(3 * _CLOCK_PERSIST_EVERY_S)
         while True:
-            await asyncio.get_running_loop().run_in_executor(None, self._save_clock, self.clock.now() + margin)
+            await asyncio.get_running_loop().run_in_executor(
+                None, self._save_clock, self.clock.now() + margin
+            )
             await asyncio.sleep(_CLOCK_PERSIST_EVERY_S)
 
 

@@ -179,7 +179,11 @@ def _xml_error(code: str, message: str, status: int, request_id: str, *, query_s
     return web.Response(
         status=status,
         body=body.encode(),
-        headers={"Content-Type": "application/xml", "x-amz-request-id": request_id, "x-amzn-RequestId": request_id},
+        headers={
+            "Content-Type": "application/xml",
+            "x-amz-request-id": request_id,
+            "x-amzn-RequestId": request_id,
+        },
     )
 
 
@@ -267,10 +271,18 @@ class Gateway:
         try:
             response, service, operation = await self._route(request, request_id)
         except Exception:  # last resort: never leak a stack trace
-            log.error("request %s %s failed [%s]:\n%s", request.method, request.path, request_id, traceback.format_exc())
+            log.error(
+                "request %s %s failed [%s]:\n%s",
+                request.method,
+                request.path,
+                request_id,
+                traceback.format_exc(),
+            )
             response = _generic_error(
                 request,
-                AwsError("InternalFailure", f"The request processing has failed (request id {request_id}).", 500),
+                AwsError(
+                    "InternalFailure", f"The request processing has failed (request id {request_id}).", 500
+                ),
                 request_id,
             )
         if access_log.isEnabledFor(logging.INFO):
@@ -299,12 +311,20 @@ class Gateway:
             return self._too_large(request, service, exc, request_id), service, None
 
         if service in MOTO_SERVICES:
-            return await self._forward_to_moto(request, service, raw_path, query, body, request_id), service, None
+            return (
+                await self._forward_to_moto(request, service, raw_path, query, body, request_id),
+                service,
+                None,
+            )
 
         svc = self.backend.services.get(service) if service else None
         if svc is None or self._protocols is None:
             known = sorted({*self.backend.services, *MOTO_SERVICES})
-            what = f"service {service!r}" if service else "this request (no SigV4 credential scope, X-Amz-Target or known path)"
+            what = (
+                f"service {service!r}"
+                if service
+                else "this request (no SigV4 credential scope, X-Amz-Target or known path)"
+            )
             err = AwsError(
                 "UnknownServiceException",
                 f"The catkit local backend does not serve {what}. It serves: {', '.join(known)}.",
@@ -317,10 +337,15 @@ class Gateway:
         if self._protocols is not None:
             raw = self._protocols.RawRequest(request.method, raw_path, query, request.headers, b"")
             return self._protocols.detect_service(raw)
-        match = re.search(r"Credential=[^/,\s]*/\d{8}/[^/,\s]+/([^/,\s]+)/aws4_request", request.headers.get("Authorization", ""))
+        match = re.search(
+            r"Credential=[^/,\s]*/\d{8}/[^/,\s]+/([^/,\s]+)/aws4_request",
+            request.headers.get("Authorization", ""),
+        )
         return match.group(1) if match else None
 
-    def _too_large(self, request: web.Request, service: str | None, exc: BodyTooLarge, request_id: str) -> web.Response:
+    def _too_large(
+        self, request: web.Request, service: str | None, exc: BodyTooLarge, request_id: str
+    ) -> web.Response:
         size = f"{exc.size} bytes" if exc.size is not None else "more than the limit"
         limit_mb = exc.limit / MB
         if service == "s3":
@@ -347,7 +372,9 @@ class Gateway:
             return _xml_error(err.code, err.message, err.status, request_id, query_style=service != "s3")
         if self._protocols is not None and service in self.backend.services:
             try:
-                raw = self._protocols.RawRequest(request.method, request.raw_path.split("?", 1)[0], {}, request.headers, b"")
+                raw = self._protocols.RawRequest(
+                    request.method, request.raw_path.split("?", 1)[0], {}, request.headers, b""
+                )
                 codec = self._protocols.codec_for(service, raw)
                 return self._to_web(codec.serialize_error(operation, err), request_id)
             except Exception:
@@ -398,9 +425,7 @@ class Gateway:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.error(
-                "%s %s failed [%s]:\n%s", service, operation or "?", request_id, traceback.format_exc()
-            )
+            log.error("%s %s failed [%s]:\n%s", service, operation or "?", request_id, traceback.format_exc())
             err = AwsError(
                 "InternalFailure",
                 f"The request processing has failed because of an unknown error, exception or failure "
@@ -422,7 +447,10 @@ class Gateway:
     ) -> web.Response:
         if raw_path.startswith("/moto-api"):
             return _xml_error(
-                "AccessDenied", "moto's management API is not exposed by the catkit gateway.", 403, request_id,
+                "AccessDenied",
+                "moto's management API is not exposed by the catkit gateway.",
+                403,
+                request_id,
                 query_style=service != "s3",
             )
         if service == "sts":

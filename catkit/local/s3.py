@@ -376,7 +376,9 @@ class LocalS3:
             "ContentLength": obj.size,
             "LastModified": _aware(obj.last_modified),
             "ContentType": meta.get("Content-Type") or meta.get("content-type") or "binary/octet-stream",
-            "Metadata": {k[len("x-amz-meta-") :]: v for k, v in meta.items() if k.lower().startswith("x-amz-meta-")},
+            "Metadata": {
+                k[len("x-amz-meta-") :]: v for k, v in meta.items() if k.lower().startswith("x-amz-meta-")
+            },
         }
 
     async def list_objects(self, bucket: str, prefix: str = "") -> list[dict[str, Any]]:
@@ -388,7 +390,12 @@ class LocalS3:
         for name, obj in sorted(list(mbucket.keys.items())):
             if name.startswith(prefix) and hasattr(obj, "value"):
                 out.append(
-                    {"Key": name, "Size": obj.size, "ETag": obj.etag, "LastModified": _aware(obj.last_modified)}
+                    {
+                        "Key": name,
+                        "Size": obj.size,
+                        "ETag": obj.etag,
+                        "LastModified": _aware(obj.last_modified),
+                    }
                 )
         return out
 

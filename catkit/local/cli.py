@@ -1,0 +1,100 @@
+"""``catkit local start|stop|status``: the local backend's command line.
+
+``start`` daemonizes by default (logs in ``CATKIT_HOME/logs/backend.log``) and prints the URL;
+``--foreground`` runs it in this terminal until Ctrl-C. ``--host`` accepts loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from catkit.local import lifecycle
+from catkit.local.gateway import NonLoopbackHostError, check_loopback
+from catkit.local.paths import catkit_home
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``catkit local ...`` to the top-level CLI."""
+    local = subparsers.add_parser("local", help="run the embedded local AWS backend")
+    sub = local.add_subparsers(dest="local_command", metavar="ACTION")
+
+    start = sub.add_parser("start", help="start the backend (detached unless --foreground)")
+    start.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: a free one)")
+    start.add_argument(
+        "--time-scale",
+        type=float,
+        default=None,
+        help="emulated seconds per real second (default 1; e.g. 60 = one emulated minute per second)",
+    )
+    start.add_argument("--home", default=None, help="state directory (default $CATKIT_HOME or ~/.catkit)")
+    start.add_argument("--host", default="127.0.0.1", help="loopback address to bind (127.0.0.0/8 or ::1)")
+    start.add_argument("--foreground", action="store_true", help="run in this process until Ctrl-C")
+    start.set_defaults(func=_start)
+
+    stop = sub.add_parser("stop", help="stop the backend (SIGTERM, then SIGKILL)")
+    stop.add_argument("--home", default=None)
+    stop.add_argument("--timeout", type=float, default=20.0, help="seconds to wait before SIGKILL")
+    stop.set_defaults(func=_stop)
+
+    status = sub.add_parser("status", help="show whether the backend runs, its URL and uptime")
+    status.add_argument("--home", default=None)
+    status.set_defaults(func=_status)
+
+    local.set_defaults(func=lambda args: (local.print_help(), 2)[1])
+
+
+def _start(args: argparse.Namespace) -> int:
+    try:
+        check_loopback(args.host)
+    except NonLoopbackHostError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.time_scale is not None and not args.time_scale > 0:
+        print(f"error: --time-scale must be > 0, got {args.time_scale}", file=sys.stderr)
+        return 2
+    try:
+        if args.foreground:
+            lifecycle._configure_logging()
+            return lifecycle.run(args.home, args.port or 0, args.time_scale, args.host)
+        url = lifecycle.start(args.home, args.port, args.time_scale, host=args.host)
+    except lifecycle.BackendError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(url)
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    home = catkit_home(args.home)
+    if lifecycle.stop(home, timeout=args.timeout):
+        print(f"stopped the catkit local backend of {home}")
+    else:
+        print(f"not running (home {home})")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    home = catkit_home(args.home)
+    doc = lifecycle.status(home)
+    if doc is None:
+        print(f"not running (home {home})")
+        return 1
+    info = lifecycle.health(doc["url"]) or {}
+    print(f"running   pid {doc['pid']}  {doc['url']}")
+    print(f"home      {home}")
+    print(f"time scale {float(doc.get('time_scale') or 1.0):g}")
+    print(f"uptime    {_duration(doc.get('uptime_s') or 0.0)}")
+    if info.get("now"):
+        print(f"emulated  {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(info['now']))}")
+    if not info:
+        print("health    NOT ANSWERING (see logs/backend.log)")
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"

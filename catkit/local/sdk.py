@@ -1,0 +1,104 @@
+"""Pointing boto3 and the SageMaker Python SDK at the local backend: ``use_local``.
+
+``use_local()`` makes unchanged AWS code (boto3 clients, ``sagemaker.Session()``,
+``get_execution_role()``, ``Session().default_bucket()``) talk to the local backend:
+
+- starts the backend if needed (:func:`catkit.local.ensure_running`);
+- sets ``AWS_ENDPOINT_URL`` to the gateway (always; botocore >= 1.31 sends every client there);
+- sets ``AWS_DEFAULT_REGION``/``AWS_REGION`` (``us-east-1``) and dummy credentials
+  (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``) only where none are set;
+- sets ``AWS_EC2_METADATA_DISABLED=true`` and ``SAGEMAKER_SUPPRESS_V2_WARNING=1``;
+- patches the SageMaker SDK v2: it builds its STS clients with an explicit
+  ``endpoint_url=sagemaker.utils.sts_regional_endpoint(region)`` (in ``Session.account_id``,
+  ``get_caller_identity_arn``, ``default_bucket``, ``get_execution_role``), which
+  ``AWS_ENDPOINT_URL`` cannot override; ``sts_regional_endpoint`` is replaced in
+  ``sagemaker.utils`` and in every loaded module that imported it by name
+  (``sagemaker.session``), so those clients reach the gateway too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from typing import Any
+
+_DUMMY_ACCESS_KEY = "AKIACATKITLOCAL00000"
+_DUMMY_SECRET_KEY = "catkit-local-dummy-secret-key"
+
+_state: dict[str, Any] = {"url": None, "original": None}
+
+
+def _local_sts_endpoint(region: str | None = None) -> str:
+    """Replacement for ``sagemaker.utils.sts_regional_endpoint``: the local gateway's URL."""
+    url = _state["url"] or os.environ.get("AWS_ENDPOINT_URL_STS") or os.environ.get("AWS_ENDPOINT_URL")
+    if url:
+        return url
+    original = _state["original"]
+    return original(region) if original is not None else f"https://sts.{region}.amazonaws.com"
+
+
+def set_aws_environment(url: str, region: str | None = None) -> None:
+    """Set the ``AWS_*`` variables described in the module docstring for gateway ``url``."""
+    os.environ["AWS_ENDPOINT_URL"] = url
+    region = region or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+    os.environ.setdefault("AWS_DEFAULT_REGION", region)
+    os.environ.setdefault("AWS_REGION", os.environ["AWS_DEFAULT_REGION"])
+    has_keys = os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")
+    has_profile = os.environ.get("AWS_PROFILE")
+    if not has_keys and not has_profile:
+        os.environ["AWS_ACCESS_KEY_ID"] = _DUMMY_ACCESS_KEY
+        os.environ["AWS_SECRET_ACCESS_KEY"] = _DUMMY_SECRET_KEY
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+
+
+def patch_sagemaker_sdk(url: str) -> bool:
+    """Route the SageMaker SDK's explicit-endpoint STS clients to ``url``; False if no SDK."""
+    _state["url"] = url
+    if "sagemaker" not in sys.modules and importlib.util.find_spec("sagemaker") is None:
+        return False
+    import sagemaker.session
+    import sagemaker.utils
+
+    original = getattr(sagemaker.utils, "sts_regional_endpoint", None)
+    if original is not _local_sts_endpoint and original is not None:
+        _state["original"] = original
+    sagemaker.utils.sts_regional_endpoint = _local_sts_endpoint
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "sagemaker" or name.startswith("sagemaker.")):
+            continue
+        current = getattr(module, "sts_regional_endpoint", None)
+        if current is not None and current is _state["original"]:
+            module.sts_regional_endpoint = _local_sts_endpoint
+    return True
+
+
+def unpatch_sagemaker_sdk() -> None:
+    """Undo :func:`patch_sagemaker_sdk` (for tests and for switching back to AWS)."""
+    original = _state["original"]
+    _state["url"] = None
+    if original is None:
+        return
+    for name, module in list(sys.modules.items()):
+        in_sdk = module is not None and (name == "sagemaker" or name.startswith("sagemaker."))
+        if in_sdk and getattr(module, "sts_regional_endpoint", None) is _local_sts_endpoint:
+            module.sts_regional_endpoint = original
+
+
+def use_local(
+    home: str | os.PathLike[str] | None = None,
+    time_scale: float | None = None,
+    port: int | None = None,
+) -> str:
+    """Start (or reuse) the local backend and point boto3 + the SageMaker SDK at it; returns the URL.
+
+    Environment changes are described in this module's docstring. Existing credentials and
+    region are kept; ``AWS_ENDPOINT_URL`` is always set to the gateway.
+    """
+    from catkit.local import ensure_running
+
+    url = ensure_running(home=home, port=port, time_scale=time_scale)
+    set_aws_environment(url)
+    patch_sagemaker_sdk(url)
+    return url
