@@ -32,8 +32,9 @@ from catkit.serving.handler import ModelHandler, dir_size_bytes
 
 log = logging.getLogger("catkit.serving.multimodel")
 
-# Opaque ids as SageMaker sends them; no '/' (it is a path segment) and no control characters.
-_NAME_RE = re.compile(r"^[^/\x00-\x1f\x7f]{1,1024}$")
+# Opaque ids as SageMaker sends them (a TargetModel such as "v1/model.tar.gz" works too; in URLs a
+# '/' is sent as %2F). Control characters are refused; names never touch the file system.
+_NAME_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,1024}$")
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 
@@ -60,10 +61,10 @@ class LoadedModel:
 
 
 def validate_model_name(name: Any) -> str:
-    if not isinstance(name, str) or not _NAME_RE.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not _NAME_RE.match(name):
         raise BadRequest(
-            f"Invalid model_name {name!r}: use 1-1024 characters without '/' or control characters "
-            "(e.g. an opaque id derived from TargetModel)."
+            f"Invalid model_name {name!r}: use 1-1024 characters without control characters "
+            "(e.g. the TargetModel or an opaque id derived from it)."
         )
     return name
 
@@ -174,6 +175,9 @@ def _encode_token(name: str) -> str:
 
 def _decode_token(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+        name = base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
     except (ValueError, UnicodeError):
-        raise BadRequest(f"Invalid next_page_token {token!r}; pass the nextPageToken of a previous page.") from None
+        name = ""
+    if not name:
+        raise BadRequest(f"Invalid next_page_token {token!r}; pass the nextPageToken of a previous page.")
+    return name

@@ -233,8 +233,18 @@ class ModelServer:
 
     async def invocations(self, request: web.Request) -> web.Response:
         if self.handler is None:
-            if self.config.multi_model:
-                return _text(404, "This is a multi-model server: invoke POST /models/{name}/invoke.")
+            if self.registry is not None:
+                # SageMaker MMS seam: a multi-model /invocations picks the model named by the
+                # X-Amzn-SageMaker-Target-Model header (as loaded with POST /models).
+                target = request.headers.get(TARGET_MODEL)
+                if not target:
+                    return _text(404, "This is a multi-model server: invoke POST /models/{name}/invoke "
+                                      f"or send {TARGET_MODEL} naming a loaded model.")
+                try:
+                    model = self.registry.get(target)
+                except ServingError as exc:
+                    return self._error_response(request, exc)
+                return await self._invoke(model.handler, request, target)
             if self.load_error is not None:
                 return _text(503, f"Model failed to load: {self.load_error}")
             return _text(503, "Model is not loaded yet; wait for GET /ping to return 200.")
