@@ -140,12 +140,13 @@ def run_in_process(config: ServerConfig, scenario: Callable[[TestClient, ModelSe
 class ServerProcess:
     """A ``python -m catkit.serving.server`` subprocess; ``url`` once ready."""
 
-    def __init__(self, args: list[str], workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, args: list[str], workdir: Path, env: dict[str, str] | None = None,
+                 module: str = "catkit.serving.server") -> None:
         self.ready_file = workdir / f"ready-{time.monotonic_ns()}.json"
         self.log_path = workdir / f"server-{time.monotonic_ns()}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "catkit.serving.server", *args, "--port", "0",
+            [sys.executable, "-m", module, *args, "--port", "0",
              "--ready-file", str(self.ready_file)],
             cwd=workdir, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
             stdout=self._log, stderr=self._log,
@@ -187,8 +188,8 @@ class ServerProcess:
 def spawn_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     started: list[ServerProcess] = []
 
-    def spawn(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
-        server = ServerProcess(list(args), tmp_path, env)
+    def spawn(*args: str, env: dict[str, str] | None = None, module: str = "catkit.serving.server") -> ServerProcess:
+        server = ServerProcess(list(args), tmp_path, env, module)
         started.append(server)
         return server
 
