@@ -1,0 +1,144 @@
+"""scaling: target tracking (seed defaults), high-res policy, schedules, activities DataFrame."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from botocore.stub import ANY
+
+from catkit import scaling
+from catkit.deploy import HighAvailabilityWarning
+
+RID = "endpoint/ep1/variant/AllTraffic"
+TARGET = {"ServiceNamespace": "sagemaker", "ResourceId": RID, "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
+POLICY_ARN = "arn:aws:autoscaling:us-east-1:123456789012:scalingPolicy:abc:resource/sagemaker/" + RID + ":policyName/p"
+
+
+def test_configure_target_tracking_uses_seed_defaults(session, stubs):
+    aas = stubs["application-autoscaling"]
+    aas.add_response("register_scalable_target", {"ScalableTargetARN": "arn:aws:application-autoscaling:us-east-1:123456789012:scalable-target/x"},
+                     {**TARGET, "MinCapacity": 2, "MaxCapacity": 10})
+    aas.add_response(
+        "put_scaling_policy",
+        {"PolicyARN": POLICY_ARN, "Alarms": [{"AlarmName": f"TargetTracking-{RID}-AlarmHigh-1", "AlarmARN": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:h"},
+                                             {"AlarmName": f"TargetTracking-{RID}-AlarmLow-1", "AlarmARN": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:l"}]},
+        {
+            **TARGET,
+            "PolicyName": "catkit-SageMakerVariantInvocationsPerInstance",
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": {
+                "TargetValue": 1000.0,
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+                "ScaleOutCooldown": 60,
+                "ScaleInCooldown": 300,
+                "DisableScaleIn": False,
+            },
+        },
+    )
+    policy = scaling.configure_target_tracking(session, "ep1")
+    assert policy.policy_arn == POLICY_ARN
+    assert [a.rsplit("-", 2)[1] for a in policy.alarms] == ["AlarmHigh", "AlarmLow"]
+    stubs.verify()
+
+
+def test_high_resolution_policy_metric(session, stubs):
+    aas = stubs["application-autoscaling"]
+    aas.add_response("register_scalable_target", {}, {**TARGET, "MinCapacity": 2, "MaxCapacity": 10})
+    aas.add_response(
+        "put_scaling_policy", {"PolicyARN": POLICY_ARN},
+        {**TARGET, "PolicyName": ANY, "PolicyType": "TargetTrackingScaling",
+         "TargetTrackingScalingPolicyConfiguration": {
+             "TargetValue": 5.0,
+             "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantConcurrentRequestsPerModelHighResolution"},
+             "ScaleOutCooldown": 60, "ScaleInCooldown": 300, "DisableScaleIn": False}},
+    )
+    policy = scaling.configure_high_resolution_scaling(session, "ep1")
+    assert policy.configuration["PredefinedMetricSpecification"]["PredefinedMetricType"].endswith("HighResolution")
+    stubs.verify()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"min_capacity": 0}, ">= 1"), ({"min_capacity": 5, "max_capacity": 3}, "max_capacity"),
+     ({"target_value": 0}, "target_value"), ({"scale_in_cooldown": -1}, "cooldowns")],
+)
+def test_invalid_settings_rejected_before_any_call(session, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        scaling.configure_target_tracking(session, "ep1", **kwargs)
+
+
+def test_min_capacity_one_warns(session, stubs):
+    stubs["application-autoscaling"].add_response("register_scalable_target", {})
+    with pytest.warns(HighAvailabilityWarning, match="min_capacity=1"):
+        scaling.register_scalable_target(session, "ep1", min_capacity=1, max_capacity=4)
+
+
+def test_night_schedule_actions(session, stubs):
+    aas = stubs["application-autoscaling"]
+    aas.add_response("put_scheduled_action", {}, {**TARGET, "ScheduledActionName": "catkit-night",
+                     "Schedule": "cron(0 20 * * ? *)", "Timezone": "Europe/Berlin",
+                     "ScalableTargetAction": {"MinCapacity": 2, "MaxCapacity": 2}})
+    aas.add_response("put_scheduled_action", {}, {**TARGET, "ScheduledActionName": "catkit-day",
+                     "Schedule": "cron(0 7 ? * MON-FRI *)", "Timezone": "Europe/Berlin",
+                     "ScalableTargetAction": {"MinCapacity": 2, "MaxCapacity": 10}})
+    names = scaling.schedule_night_scaling(session, "ep1", night_min=2, night_max=2, timezone="Europe/Berlin")
+    assert names == ["catkit-night", "catkit-day"]
+    stubs.verify()
+
+
+def test_scheduled_action_validation(session):
+    with pytest.raises(ValueError, match="cron"):
+        scaling.put_scheduled_action(session, "ep1", "x", "every night", min_capacity=1)
+    with pytest.raises(ValueError, match="min_capacity and/or max_capacity"):
+        scaling.put_scheduled_action(session, "ep1", "x", "rate(1 day)")
+
+
+def test_scaling_activities_frame_paginated(session, stubs):
+    t = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+    def act(i, when, desc, status="Successful"):
+        return {"ActivityId": f"a{i}", **TARGET, "Description": desc, "Cause": "monitor alarm X in state ALARM triggered policy p",
+                "StartTime": when, "EndTime": when + timedelta(minutes=4), "StatusCode": status, "StatusMessage": "ok"}
+
+    aas = stubs["application-autoscaling"]
+    # AAS returns newest first; the helper sorts oldest first
+    aas.add_response("describe_scaling_activities",
+                     {"ScalingActivities": [act(3, t + timedelta(minutes=30), "Setting desired instance count to 2.")], "NextToken": "n"},
+                     {**TARGET, "IncludeNotScaledActivities": False})
+    aas.add_response("describe_scaling_activities",
+                     {"ScalingActivities": [act(2, t + timedelta(minutes=10), "Setting desired instance count to 4."),
+                                            act(1, t, "Attempting to scale due to alarm triggered", "Failed")]},
+                     {**TARGET, "IncludeNotScaledActivities": False, "NextToken": "n"})
+    frame = scaling.scaling_activities(session, "ep1")
+    assert list(frame.columns) == scaling.ACTIVITY_COLUMNS
+    assert list(frame["activity_id"]) == ["a1", "a2", "a3"]
+    assert frame["desired_capacity"].tolist()[1:] == [4, 2]
+    assert frame["desired_capacity"].isna().tolist() == [True, False, False]
+    assert str(frame["start_time"].dt.tz) == "UTC"
+    stubs.verify()
+
+
+def test_scaling_activities_empty_frame_has_columns(session, stubs):
+    stubs["application-autoscaling"].add_response("describe_scaling_activities", {"ScalingActivities": []})
+    frame = scaling.scaling_activities(session, "ep1")
+    assert frame.empty and list(frame.columns) == scaling.ACTIVITY_COLUMNS
+
+
+def test_remove_scaling(session, stubs):
+    aas = stubs["application-autoscaling"]
+    aas.add_response("describe_scaling_policies", {"ScalingPolicies": [{
+        "PolicyARN": POLICY_ARN, "PolicyName": "p", **TARGET, "PolicyType": "TargetTrackingScaling",
+        "CreationTime": datetime(2026, 1, 1, tzinfo=UTC)}]}, {**TARGET})
+    aas.add_response("delete_scaling_policy", {}, {**TARGET, "PolicyName": "p"})
+    aas.add_response("describe_scheduled_actions", {"ScheduledActions": [{
+        "ScheduledActionName": "catkit-night", "ScheduledActionARN": "arn:x", "ServiceNamespace": "sagemaker",
+        "Schedule": "cron(0 20 * * ? *)", "ResourceId": RID, "CreationTime": datetime(2026, 1, 1, tzinfo=UTC)}]}, {**TARGET})
+    aas.add_response("delete_scheduled_action", {}, {**TARGET, "ScheduledActionName": "catkit-night"})
+    aas.add_response("describe_scalable_targets", {"ScalableTargets": [{
+        **TARGET, "MinCapacity": 2, "MaxCapacity": 10, "RoleARN": "arn:aws:iam::123456789012:role/x",
+        "CreationTime": datetime(2026, 1, 1, tzinfo=UTC)}]},
+        {"ServiceNamespace": "sagemaker", "ResourceIds": [RID], "ScalableDimension": TARGET["ScalableDimension"]})
+    aas.add_response("deregister_scalable_target", {}, TARGET)
+    assert scaling.remove_scaling(session, "ep1") == {"policies": 1, "scheduled_actions": 1, "targets": 1}
+    stubs.verify()
