@@ -173,8 +173,17 @@ class EndpointManager:
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
-        self._timeout = aiohttp.ClientTimeout(total=self.invocation_timeout)
+        self._resumed = False  # run() has relaunched the persisted endpoints' instances
         self._load()
+
+    @property
+    def invocation_timeout(self) -> float:
+        """Real seconds an instance has to answer /invocations (AWS: 60 s) before ModelError."""
+        return self._timeout.total or 60.0
+
+    @invocation_timeout.setter
+    def invocation_timeout(self, seconds: float) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=float(seconds))
 
     # ------------------------------------------------------------------ persistence
     def _load(self) -> None:
@@ -295,6 +304,8 @@ class EndpointManager:
             "Variants": props,
         }
         ep = Endpoint(doc)
+        for v in ep.variants:
+            v.status_entry = {"Status": "Creating", "StatusMessage": "Launching instances.", "StartTime": now}
         self._endpoints[name.lower()] = ep
         self._save(ep)
         self._start_op(ep, self._create(ep))
@@ -365,6 +376,9 @@ class EndpointManager:
         old_total = sum(v.desired_count for v in ep.variants)
         self._check_capacity(max(0, sum(p["DesiredInstanceCount"] for p in props)) if old_total >= 0 else 0)
         ep.pending = [Variant(ep.name, p) for p in props]
+        for v in ep.pending:
+            v.status_entry = {"Status": "Creating", "StatusMessage": "Launching instances.",
+                              "StartTime": self.clock.now()}
         ep.doc["PendingConfigName"] = config["EndpointConfigName"]
         ep.doc["PendingStartTime"] = self.clock.now()
         ep.doc.pop("FailureReason", None)
@@ -734,6 +748,7 @@ class EndpointManager:
             elif status in ("InService", "Updating", "RollingBack", "SystemUpdating"):
                 pending_props = ep.doc.get("PendingVariants")
                 self._start_op(ep, self._relaunch(ep, pending_props))
+        self._resumed = True
 
     async def _relaunch(self, ep: Endpoint, pending_props: list[dict[str, Any]] | None) -> None:
         async def one(v: Variant) -> None:
@@ -916,8 +931,9 @@ class EndpointManager:
                 inst = router.least_outstanding(v.instances)
                 if inst is not None:
                     return v, inst
-            starting = any(i.state in (InstanceState.STARTING, InstanceState.PROVISIONING)
-                           for v in candidates for i in v.instances)
+            starting = not self._resumed or any(
+                i.state in (InstanceState.STARTING, InstanceState.PROVISIONING) for v in candidates for i in v.instances
+            )
             if not starting or time.monotonic() > deadline or ep.status in ("Deleting", "Failed"):
                 raise AwsError("ServiceUnavailable", "The service is unavailable. Try your call again.", 503)
             await asyncio.sleep(0.05)

@@ -1,0 +1,230 @@
+"""Fixtures for SageMaker control-plane / endpoint-manager tests.
+
+``fake_backend`` is a minimal stand-in for ``catkit.local.backend.Backend`` (real StateStore in a
+temp CATKIT_HOME, an in-memory async S3, a recording metric sink, a fast clock) so the endpoint
+manager runs real ``catkit.serving.server`` processes without the gateway. ``echo_archive`` builds
+a tiny model.tar.gz with ``code/inference.py`` whose behaviour is chosen by the request's
+Content-Type (echo, slow, fail, pid, env, unsupported).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from catkit.local.clock import Clock
+from catkit.local.state import StateStore
+
+INFERENCE = '''
+import os
+import time
+
+
+def model_fn(model_dir):
+    if os.path.exists(os.path.join(model_dir, "hang")):
+        time.sleep(3600)
+    return {"dir": model_dir}
+
+
+def transform_fn(model, body, content_type, accept):
+    if content_type == "application/x-slow":
+        time.sleep(float(body))
+        return body, "text/plain"
+    if content_type == "application/x-fail":
+        raise RuntimeError("boom: " + body.decode())
+    if content_type == "application/x-unsupported":
+        raise ValueError("Unsupported content type application/x-unsupported")
+    if content_type == "application/x-pid":
+        return str(os.getpid()).encode(), "text/plain"
+    if content_type == "application/x-env":
+        return os.environ.get(body.decode(), "").encode(), "text/plain"
+    return body, accept or content_type or "application/octet-stream"
+'''
+
+
+def make_archive(extra_files: dict[str, bytes] | None = None) -> bytes:
+    files = {"code/inference.py": INFERENCE.encode(), "weights.txt": b"echo"}
+    files.update(extra_files or {})
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class FakeS3:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+
+    def put(self, bucket: str, key: str, data: bytes) -> str:
+        self.objects[(bucket, key)] = data
+        return f"s3://{bucket}/{key}"
+
+    async def head_object(self, bucket: str, key: str) -> dict[str, Any] | None:
+        data = self.objects.get((bucket, key))
+        return None if data is None else {"ContentLength": len(data), "ETag": '"x"'}
+
+    async def get_object(self, bucket: str, key: str) -> bytes:
+        return self.objects[(bucket, key)]
+
+
+class RecordingMetrics:
+    def __init__(self) -> None:
+        self.records: list[tuple] = []
+
+    def record(self, namespace, name, dimensions, value, timestamp, unit="None", storage_resolution=60):
+        self.records.append((namespace, name, dict(dimensions), value, timestamp, unit, storage_resolution))
+
+    def values(self, name: str, **dims: str) -> list[float]:
+        return [r[3] for r in self.records if r[1] == name and all(r[2].get(k) == v for k, v in dims.items())]
+
+
+class FakeBackend:
+    def __init__(self, home: Path, time_scale: float = 2000.0) -> None:
+        self.home = home
+        self.clock = Clock(time_scale)
+        self.state = StateStore(home / "state.sqlite")
+        self.s3 = FakeS3()
+        self.metrics = RecordingMetrics()
+        self.region = "us-east-1"
+        self.account_id = "123456789012"
+        self.services: dict[str, Any] = {}
+        self.backgrounds: list = []
+        self.shutdowns: list = []
+        self.instance_options = {"startup_health_real_floor": 30.0, "drain_timeout_real": 30.0}
+
+    def add_service(self, name: str, service: Any) -> None:
+        self.services[name] = service
+
+    def add_background(self, factory) -> None:
+        self.backgrounds.append(factory)
+
+    def add_shutdown(self, fn) -> None:
+        self.shutdowns.append(fn)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    h = tmp_path / "catkit-home"
+    h.mkdir()
+    monkeypatch.setenv("CATKIT_HOME", str(h))
+    return h
+
+
+@pytest.fixture
+def fake_backend(home: Path) -> FakeBackend:
+    b = FakeBackend(home)
+    b.s3.put("models", "echo/model.tar.gz", make_archive())
+    yield b
+    b.state.close()
+
+
+class Ctx:
+    region = "us-east-1"
+    account_id = "123456789012"
+    request_id = "test"
+
+
+class Harness:
+    """Runs one async test body against an installed EndpointManager, always shutting it down."""
+
+    def __init__(self, backend: FakeBackend) -> None:
+        self.backend = backend
+        self.ctx = Ctx()
+        self.manager = None
+
+    def run(self, body, *, background: bool = False, **manager_kwargs) -> None:
+        """Install the endpoint component, optionally start its background loops, run ``body``."""
+        from catkit.local import endpoints
+
+        async def main() -> None:
+            endpoints.install(self.backend)
+            self.manager = self.backend.endpoints
+            for k, v in manager_kwargs.items():
+                setattr(self.manager, k, v)
+            tasks = [asyncio.ensure_future(f()) for f in self.backend.backgrounds] if background else []
+            self.backend.backgrounds.clear()
+            try:
+                await body(self)
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await self.manager.shutdown()
+
+        asyncio.run(main())
+
+    async def sm(self, op: str, **params: Any) -> dict:
+        return await self.backend.services["sagemaker"].dispatch(op, params, self.ctx)
+
+    async def invoke(self, name: str, body: bytes = b"hi", **params: Any) -> dict:
+        params.setdefault("ContentType", "text/plain")
+        return await self.backend.services["sagemaker-runtime"].dispatch(
+            "InvokeEndpoint", {"EndpointName": name, "Body": body, **params}, self.ctx
+        )
+
+    async def model(self, name: str, url: str = "s3://models/echo/model.tar.gz", env: dict | None = None) -> None:
+        container = {"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/echo:1", "ModelDataUrl": url}
+        if env:
+            container["Environment"] = env
+        await self.sm("CreateModel", ModelName=name, PrimaryContainer=container,
+                      ExecutionRoleArn="arn:aws:iam::123456789012:role/SageMakerExecutionRole")
+
+    async def config(self, name: str, variants: list[tuple]) -> None:
+        pvs = []
+        for v in variants:
+            vname, model, count = v[0], v[1], v[2]
+            weight = v[3] if len(v) > 3 else 1.0
+            pvs.append({"VariantName": vname, "ModelName": model, "InitialInstanceCount": count,
+                        "InstanceType": "ml.m5.large", "InitialVariantWeight": weight})
+        await self.sm("CreateEndpointConfig", EndpointConfigName=name, ProductionVariants=pvs)
+
+    async def deploy(self, name: str, count: int = 1, variants: list[tuple] | None = None) -> dict:
+        if variants is None:
+            await self.model(f"{name}-model")
+            variants = [("AllTraffic", f"{name}-model", count)]
+        await self.config(f"{name}-config", variants)
+        await self.sm("CreateEndpoint", EndpointName=name, EndpointConfigName=f"{name}-config")
+        return await self.wait(name, ("InService", "Failed"))
+
+    async def wait(self, name: str, statuses: tuple[str, ...], timeout: float = 60.0) -> dict:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while True:
+            d = await self.sm("DescribeEndpoint", EndpointName=name)
+            if d["EndpointStatus"] in statuses:
+                return d
+            if loop.time() > end:
+                raise AssertionError(f"endpoint {name} stuck in {d['EndpointStatus']}: {d}")
+            await asyncio.sleep(0.05)
+
+    async def wait_gone(self, name: str, timeout: float = 60.0) -> None:
+        from catkit.local.errors import AwsError
+
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while loop.time() < end:
+            try:
+                await self.sm("DescribeEndpoint", EndpointName=name)
+            except AwsError:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"endpoint {name} was not deleted")
+
+
+@pytest.fixture
+def h(fake_backend: FakeBackend) -> Harness:
+    return Harness(fake_backend)
+
+
+@pytest.fixture
+def archive_bytes():
+    return make_archive

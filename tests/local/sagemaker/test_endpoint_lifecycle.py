@@ -1,0 +1,295 @@
+"""Endpoint state machine with real model-server processes: create, fail, scale, update, delete,
+crash/health replacement and restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import psutil
+import pytest
+
+from catkit.local.errors import AwsError
+from catkit.local.instances import InstanceState
+
+ARN = "arn:aws:sagemaker:us-east-1:123456789012"
+
+
+def _pids(h, name, variant="AllTraffic"):
+    return sorted(i.pid for i in h.manager.variant_instances(name, variant) if i.state is InstanceState.IN_SERVICE)
+
+
+def _dead(pid: int) -> bool:
+    try:
+        p = psutil.Process(pid)
+        return p.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_create_goes_creating_then_inservice_and_serves(h):
+    async def body(h):
+        await h.model("m")
+        await h.config("c", [("AllTraffic", "m", 2)])
+        out = await h.sm("CreateEndpoint", EndpointName="Cats", EndpointConfigName="c")
+        assert out["EndpointArn"] == f"{ARN}:endpoint/cats"
+        d = await h.sm("DescribeEndpoint", EndpointName="cats")  # names are case-insensitive
+        assert d["EndpointStatus"] == "Creating"
+        assert d["ProductionVariants"][0]["VariantStatus"][0]["Status"] == "Creating"
+        with pytest.raises(AwsError) as e:
+            await h.sm("CreateEndpoint", EndpointName="Cats", EndpointConfigName="c")
+        assert e.value.message == f'Cannot create already existing endpoint "{ARN}:endpoint/cats".'
+        with pytest.raises(AwsError) as e:
+            await h.invoke("Cats")
+        assert e.value.code == "ValidationError"
+        d = await h.wait("Cats", ("InService", "Failed"))
+        assert d["EndpointStatus"] == "InService", d.get("FailureReason")
+        pv = d["ProductionVariants"][0]
+        assert (pv["CurrentInstanceCount"], pv["DesiredInstanceCount"]) == (2, 2)
+        assert (pv["CurrentWeight"], pv["DesiredWeight"]) == (1.0, 1.0)
+        assert pv["DeployedImages"][0]["SpecifiedImage"].endswith("echo:1")
+        assert "VariantStatus" not in pv
+        assert d["LastModifiedTime"] >= d["CreationTime"]
+        r = await h.invoke("Cats", b'{"x": 1}', ContentType="application/json", Accept="application/json",
+                           CustomAttributes="trace=1")
+        assert r["Body"] == b'{"x": 1}' and r["InvokedProductionVariant"] == "AllTraffic"
+        assert r["ContentType"] == "application/json"
+        out = await h.sm("ListEndpoints", StatusEquals="InService")
+        assert [e["EndpointName"] for e in out["Endpoints"]] == ["Cats"]
+        assert (await h.sm("ListEndpoints", StatusEquals="Failed"))["Endpoints"] == []
+        # both instances get traffic (least outstanding with random ties)
+        served = {(await h.invoke("Cats", b"EX", ContentType="application/x-pid"))["Body"] for _ in range(40)}
+        assert {int(p) for p in served} == set(_pids(h, "Cats"))
+        log_dir = h.backend.home / "logs" / "instances" / "Cats"
+        assert len(list(log_dir.glob("i-*.log"))) == 2
+
+    h.run(body)
+
+
+def test_missing_model_archive_fails_and_only_delete_is_allowed(h):
+    async def body(h):
+        await h.model("m", url="s3://models/nothing/here.tar.gz")
+        await h.config("c", [("AllTraffic", "m", 1)])
+        await h.sm("CreateEndpoint", EndpointName="broken", EndpointConfigName="c")
+        d = await h.wait("broken", ("InService", "Failed"))
+        assert d["EndpointStatus"] == "Failed"
+        assert "Failed to download model data" in d["FailureReason"]
+        assert "s3://models/nothing/here.tar.gz" in d["FailureReason"]
+        with pytest.raises(AwsError, match="Cannot update failed endpoint"):
+            await h.sm("UpdateEndpoint", EndpointName="broken", EndpointConfigName="c")
+        with pytest.raises(AwsError, match="Cannot update failed endpoint"):
+            await h.sm("UpdateEndpointWeightsAndCapacities", EndpointName="broken",
+                       DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": 2}])
+        with pytest.raises(AwsError) as e:
+            await h.invoke("broken")
+        assert e.value.code == "ValidationError"
+        await h.sm("DeleteEndpoint", EndpointName="broken")
+        await h.wait_gone("broken")
+
+    h.run(body)
+
+
+def test_ping_never_healthy_fails_the_endpoint(h, fake_backend, archive_bytes):
+    fake_backend.s3.put("models", "hang/model.tar.gz", archive_bytes({"hang": b"1"}))
+    fake_backend.instance_options = {"startup_health_real_floor": 2.0, "startup_health_seconds": 1.0}
+
+    async def body(h):
+        await h.model("m", url="s3://models/hang/model.tar.gz")
+        await h.config("c", [("AllTraffic", "m", 1)])
+        await h.sm("CreateEndpoint", EndpointName="hangs", EndpointConfigName="c")
+        d = await h.wait("hangs", ("InService", "Failed"))
+        assert d["EndpointStatus"] == "Failed"
+        assert "did not pass the ping health check" in d["FailureReason"]
+        assert h.manager.variant_instances("hangs", "AllTraffic") == []
+
+    h.run(body)
+
+
+def test_scale_out_and_in_drains_in_flight_requests(h):
+    async def body(h):
+        d = await h.deploy("scaler", count=2)
+        assert d["EndpointStatus"] == "InService"
+        # scale out to 3: Updating, then InService with 3 instances
+        await h.sm("UpdateEndpointWeightsAndCapacities", EndpointName="scaler",
+                   DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": 3}])
+        d = await h.sm("DescribeEndpoint", EndpointName="scaler")
+        assert d["EndpointStatus"] == "Updating"
+        assert d["ProductionVariants"][0]["DesiredInstanceCount"] == 3
+        assert d["ProductionVariants"][0]["CurrentInstanceCount"] == 2
+        with pytest.raises(AwsError, match="Cannot update in-progress endpoint"):
+            await h.sm("UpdateEndpointWeightsAndCapacities", EndpointName="scaler",
+                       DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": 4}])
+        d = await h.wait("scaler", ("InService",))
+        assert d["ProductionVariants"][0]["CurrentInstanceCount"] == 3
+        view = h.manager.get_variant("scaler", "AllTraffic")
+        assert (view.desired_instance_count, view.current_instance_count, view.status) == (3, 3, "InService")
+        # three slow requests in flight (one per instance), then scale in to 1: all complete
+        slow = [asyncio.create_task(h.invoke("scaler", b"1.0", ContentType="application/x-slow")) for _ in range(3)]
+        await asyncio.sleep(0.3)
+        before = _pids(h, "scaler")
+        h.manager.set_desired_instance_count("scaler", "AllTraffic", 1)
+        results = await asyncio.gather(*slow)
+        assert all(r["Body"] == b"1.0" for r in results)
+        d = await h.wait("scaler", ("InService",))
+        assert d["ProductionVariants"][0]["CurrentInstanceCount"] == 1
+        after = _pids(h, "scaler")
+        assert len(after) == 1 and after[0] in before
+        await asyncio.sleep(0.2)
+        assert all(_dead(p) for p in before if p not in after)
+        with pytest.raises(AwsError, match="at least 1"):
+            h.manager.set_desired_instance_count("scaler", "AllTraffic", 0)
+        with pytest.raises(AwsError, match="not present"):
+            h.manager.set_desired_instance_count("scaler", "Nope", 2)
+
+    h.run(body)
+
+
+def test_killed_instance_is_replaced_while_endpoint_stays_inservice(h):
+    async def body(h):
+        await h.deploy("crashy", count=2)
+        victim, survivor = _pids(h, "crashy")
+        os.kill(victim, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        d = await h.sm("DescribeEndpoint", EndpointName="crashy")
+        assert d["EndpointStatus"] == "InService"
+        for _ in range(10):  # traffic keeps flowing on the survivor
+            assert (await h.invoke("crashy", b"ok"))["Body"] == b"ok"
+        for _ in range(200):
+            pids = _pids(h, "crashy")
+            if len(pids) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert len(pids) == 2 and victim not in pids and survivor in pids
+        assert (await h.sm("DescribeEndpoint", EndpointName="crashy"))["EndpointStatus"] == "InService"
+
+    h.run(body)
+
+
+def test_unresponsive_instance_fails_health_checks_and_is_replaced(h):
+    async def body(h):
+        await h.deploy("frozen", count=1)
+        h.manager.settings.ping_timeout_real = 0.3
+        (pid,) = _pids(h, "frozen")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for _ in range(h.manager.settings.unhealthy_after):
+                await h.manager.check_health()
+            for _ in range(200):
+                pids = _pids(h, "frozen")
+                if pids and pid not in pids:
+                    break
+                await asyncio.sleep(0.05)
+            assert pids and pid not in pids
+            assert (await h.invoke("frozen", b"back"))["Body"] == b"back"
+        finally:
+            if not _dead(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    h.run(body)
+
+
+def test_update_endpoint_blue_green_without_dropped_requests(h):
+    async def body(h):
+        await h.model("blue", env={"MODEL_VERSION": "blue"})
+        await h.model("green", env={"MODEL_VERSION": "green"})
+        await h.config("blue-config", [("AllTraffic", "blue", 1)])
+        await h.config("green-config", [("AllTraffic", "green", 1)])
+        await h.sm("CreateEndpoint", EndpointName="bg", EndpointConfigName="blue-config")
+        await h.wait("bg", ("InService",))
+        h.manager.set_desired_instance_count("bg", "AllTraffic", 2)
+        await h.wait("bg", ("InService",))
+        old = _pids(h, "bg")
+        seen, errors, stop = [], [], asyncio.Event()
+
+        async def traffic():
+            while not stop.is_set():
+                try:
+                    r = await h.invoke("bg", b"MODEL_VERSION", ContentType="application/x-env")
+                    seen.append(r["Body"])
+                except Exception as e:  # any failure is a dropped request
+                    errors.append(e)
+
+        workers = [asyncio.create_task(traffic()) for _ in range(4)]
+        await asyncio.sleep(0.2)
+        await h.sm("UpdateEndpoint", EndpointName="bg", EndpointConfigName="green-config",
+                   RetainAllVariantProperties=True)
+        d = await h.sm("DescribeEndpoint", EndpointName="bg")
+        assert d["EndpointStatus"] == "Updating"
+        assert d["PendingDeploymentSummary"]["EndpointConfigName"] == "green-config"
+        d = await h.wait("bg", ("InService", "Failed"))
+        await asyncio.sleep(0.2)
+        stop.set()
+        await asyncio.gather(*workers)
+        assert errors == []
+        assert d["EndpointConfigName"] == "green-config"
+        assert "PendingDeploymentSummary" not in d
+        pv = d["ProductionVariants"][0]
+        assert pv["DesiredInstanceCount"] == 2 and pv["CurrentInstanceCount"] == 2  # retained
+        assert seen[0] == b"blue" and seen[-1] == b"green"
+        assert set(seen) == {b"blue", b"green"}
+        switch = seen.index(b"green")
+        assert b"blue" not in seen[switch + 8:]  # after the switch only in-flight blue answers remain
+        assert not set(old) & set(_pids(h, "bg"))
+        assert all(_dead(p) for p in old)
+
+    h.run(body)
+
+
+def test_update_with_broken_config_rolls_back_and_keeps_serving(h):
+    async def body(h):
+        await h.deploy("rb", count=1)
+        await h.model("bad", url="s3://models/missing.tar.gz")
+        await h.config("bad-config", [("AllTraffic", "bad", 1)])
+        await h.sm("UpdateEndpoint", EndpointName="rb", EndpointConfigName="bad-config")
+        d = await h.wait("rb", ("InService", "Failed"))
+        assert d["EndpointStatus"] == "InService"
+        assert d["EndpointConfigName"] == "rb-config"
+        assert "rolled back" in d["FailureReason"]
+        assert (await h.invoke("rb", b"still"))["Body"] == b"still"
+
+    h.run(body)
+
+
+def test_delete_stops_processes_removes_files_and_notifies(h):
+    async def body(h):
+        await h.deploy("gone", count=2)
+        pids = _pids(h, "gone")
+        deleted = []
+        h.manager.on_endpoint_deleted(deleted.append)
+        await h.sm("DeleteEndpoint", EndpointName="gone")
+        assert (await h.sm("DescribeEndpoint", EndpointName="gone"))["EndpointStatus"] == "Deleting"
+        await h.wait_gone("gone")
+        assert deleted == ["gone"]
+        assert all(_dead(p) for p in pids)
+        assert not (h.backend.home / "instances" / "gone").exists()
+        assert h.manager.get_variant("gone", "AllTraffic") is None
+        # the name can be reused
+        await h.sm("CreateEndpoint", EndpointName="gone", EndpointConfigName="gone-config")
+        assert (await h.wait("gone", ("InService",)))["EndpointStatus"] == "InService"
+
+    h.run(body)
+
+
+def test_restart_brings_inservice_endpoints_back(h):
+    pids: list[int] = []
+
+    async def first(h):
+        await h.deploy("durable", count=2)
+        pids.extend(_pids(h, "durable"))
+
+    h.run(first)
+    assert all(_dead(p) for p in pids)  # shutdown never leaves processes behind
+
+    async def second(h):
+        d = await h.sm("DescribeEndpoint", EndpointName="durable")
+        assert d["EndpointStatus"] == "InService"
+        # the first request waits for a relaunched instance instead of failing
+        assert (await h.invoke("durable", b"again"))["Body"] == b"again"
+        for _ in range(200):
+            if len(_pids(h, "durable")) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert len(_pids(h, "durable")) == 2
+
+    h.run(second, background=True)
