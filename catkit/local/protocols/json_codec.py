@@ -1,0 +1,113 @@
+"""The ``json`` protocol (awsJson1_0 / 1_1): ``X-Amz-Target: Prefix.Operation``, JSON bodies.
+
+Used by SageMaker and Application Auto Scaling (1.1) and by CloudWatch's awsJson1_0 variant.
+Errors: ``{"__type": Code, "message": ...}`` plus the error shape's members.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from catkit.local.errors import AwsError
+from catkit.local.protocols.base import Codec, new_request_id
+from catkit.local.protocols.plans import plan_for
+from catkit.local.protocols.raw import RawRequest, RawResponse
+from catkit.local.protocols.reading import JsonReader, WireValueError
+from catkit.local.protocols.writing import JsonWriter
+
+_READER = JsonReader()
+_WRITER = JsonWriter()
+
+
+def decode_json_body(body: bytes, codec: Codec) -> Any:
+    """``json.loads`` with every failure mapped to the protocol's SerializationException."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise codec.serialization_error(f"The request body is not valid JSON: {exc}") from None
+
+
+def error_fields(codec: Codec, err: AwsError, writer: JsonWriter) -> dict[str, Any]:
+    """``err.fields`` serialised by the error shape (unmodeled fields passed through)."""
+    shape = codec.error_shape(err.code)
+    if not err.fields:
+        return {}
+    if shape is None:
+        return {key: value for key, value in err.fields.items() if value is not None}
+    plan = plan_for(shape)
+    out: dict[str, Any] = {}
+    for key, value in err.fields.items():
+        if value is None:
+            continue
+        member = plan.by_name.get(key)
+        if member is None:
+            out[key] = value
+        elif member.location is None:
+            out[member.wire] = writer.write(member.plan, value, member.timestamp_format)
+    return out
+
+
+class JsonCodec(Codec):
+    """awsJson 1.0/1.1 server side."""
+
+    protocol = "json"
+
+    def __init__(self, service_name: str, model: Any) -> None:
+        super().__init__(service_name, model)
+        self.target_prefix = model.metadata.get("targetPrefix", "")
+        self.content_type = f"application/x-amz-json-{model.metadata.get('jsonVersion', '1.1')}"
+
+    def parse_request(self, raw: RawRequest) -> tuple[str, dict[str, Any]]:
+        target = raw.headers.get("x-amz-target")
+        if not target:
+            raise AwsError(
+                "UnknownOperationException",
+                f"Missing X-Amz-Target header; expected '{self.target_prefix}.<Operation>'.",
+                400,
+            )
+        prefix, _, name = target.partition(".")
+        if prefix != self.target_prefix:
+            raise AwsError(
+                "UnknownOperationException",
+                f"X-Amz-Target '{target}' is not a {self.service_name} operation "
+                f"(expected '{self.target_prefix}.<Operation>').",
+                400,
+            )
+        op = self.operation(name)
+        body = self.body(raw)
+        document = decode_json_body(body, self) if body.strip() else {}
+        plan = self.input_plan(op)
+        if plan is None:
+            return op.name, {}
+        try:
+            params = _READER.read_structure(plan, document)
+        except WireValueError as err:
+            raise self.wire_error(err) from None
+        self.validate(plan, params)
+        return op.name, params
+
+    def serialize_response(
+        self, operation_name: str, result: dict[str, Any] | None, *, request_id: str | None = None
+    ) -> RawResponse:
+        op = self.operation(operation_name)
+        plan = self.output_plan(op)
+        document = _WRITER.write_structure(plan, result or {}) if plan is not None else {}
+        return RawResponse(
+            200,
+            {"Content-Type": self.content_type, "x-amzn-RequestId": request_id or new_request_id()},
+            json.dumps(document, separators=(",", ":")).encode(),
+        )
+
+    def serialize_error(
+        self, operation_name: str | None, err: AwsError, *, request_id: str | None = None
+    ) -> RawResponse:
+        shape = self.error_shape(err.code)
+        body: dict[str, Any] = {"__type": self.wire_error_type(err)}
+        body[self.message_key(shape)] = err.message
+        body.update(error_fields(self, err, _WRITER))
+        headers = {"Content-Type": self.content_type, "x-amzn-RequestId": request_id or new_request_id()}
+        if self.query_compatible:
+            headers["x-amzn-query-error"] = self.query_error_header(err)
+        headers.update(err.headers)
+        return RawResponse(err.status, headers, json.dumps(body, separators=(",", ":"), default=str).encode())

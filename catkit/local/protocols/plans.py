@@ -1,0 +1,164 @@
+"""Per-shape facts the codecs need on every request, computed once per botocore shape.
+
+Walking botocore ``Shape`` objects is slow-ish (properties, dict lookups); a ``Plan`` holds
+what the readers, writers and validator use: type, wire names, constraints, compiled pattern.
+Plans are cached by shape identity (the shapes live as long as their cached service model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.model import Shape
+
+from catkit.local.protocols.javaregex import compile_pattern
+
+
+@dataclass(slots=True, eq=False)
+class Member:
+    """One member of a structure: its Python key, wire names and target plan."""
+
+    name: str
+    wire: str  # JSON/CBOR/XML element name
+    query: str  # query-protocol key segment
+    location: str | None  # uri | querystring | header | headers | statusCode | None (body)
+    location_name: str
+    timestamp_format: str | None
+    json_value: bool  # a header carrying base64 JSON
+    flattened_name: str | None  # query/xml: flattened list/map element name
+    plan: Plan
+
+
+@dataclass(slots=True, eq=False)
+class Plan:
+    """Everything about one shape that the codecs look at."""
+
+    shape: Shape
+    name: str
+    type: str
+    min: float | None
+    max: float | None
+    enum: tuple[str, ...] | None
+    enum_set: frozenset[str] | None
+    pattern: str | None
+    matcher: Callable[[str], object] | None
+    sensitive: bool
+    document: bool
+    union: bool
+    required: tuple[str, ...]
+    members: tuple[Member, ...]
+    by_name: dict[str, Member]
+    flattened: bool
+    element: Plan | None  # list member
+    element_name: str  # list member element name (query/xml), default "member"
+    key: Plan | None  # map key
+    value: Plan | None  # map value
+    key_name: str
+    value_name: str
+    timestamp_format: str | None
+    payload: str | None  # structure: member sent as the HTTP body (rest protocols)
+
+
+_plans: dict[int, Plan] = {}
+
+
+def plan_for(shape: Shape) -> Plan:
+    """The cached :class:`Plan` for ``shape``."""
+    plan = _plans.get(id(shape))
+    if plan is not None and plan.shape is shape:
+        return plan
+    return _build(shape)
+
+
+def _build(shape: Shape) -> Plan:
+    meta = shape.metadata
+    pattern = meta.get("pattern")
+    enum = tuple(meta["enum"]) if meta.get("enum") else None
+    type_name = shape.type_name
+    plan = Plan(
+        shape=shape,
+        name=shape.name,
+        type=type_name,
+        min=meta.get("min"),
+        max=meta.get("max"),
+        enum=enum,
+        enum_set=frozenset(enum) if enum else None,
+        pattern=pattern,
+        matcher=compile_pattern(pattern) if pattern and type_name == "string" else None,
+        sensitive=bool(meta.get("sensitive")),
+        document=bool(meta.get("document")),
+        union=bool(meta.get("union")),
+        required=tuple(meta.get("required", ())),
+        members=(),
+        by_name={},
+        flattened=bool(shape.serialization.get("flattened")),
+        element=None,
+        element_name="member",
+        key=None,
+        value=None,
+        key_name="key",
+        value_name="value",
+        timestamp_format=shape.serialization.get("timestampFormat"),
+        payload=shape.serialization.get("payload"),
+    )
+    # Register before recursing: models contain recursive shapes.
+    _plans[id(shape)] = plan
+    if type_name == "structure" and not plan.document:
+        members = []
+        for name, member_shape in shape.members.items():
+            ser = member_shape.serialization
+            flattened_name = None
+            if member_shape.type_name in ("list", "map") and member_shape.serialization.get("flattened"):
+                inner = member_shape.member if member_shape.type_name == "list" else None
+                if inner is not None:
+                    flattened_name = inner.serialization.get("name")
+            members.append(
+                Member(
+                    name=name,
+                    wire=ser.get("name", name),
+                    query=ser.get("locationNameForQueryCompatibility") or ser.get("name", name),
+                    location=ser.get("location"),
+                    location_name=ser.get("name", name),
+                    timestamp_format=ser.get("timestampFormat"),
+                    json_value=bool(ser.get("jsonvalue")),
+                    flattened_name=flattened_name,
+                    plan=plan_for(member_shape),
+                )
+            )
+        plan.members = tuple(members)
+        plan.by_name = {m.name: m for m in members}
+    elif type_name == "list":
+        plan.element = plan_for(shape.member)
+        plan.element_name = shape.member.serialization.get("name", "member")
+    elif type_name == "map":
+        plan.key = plan_for(shape.key)
+        plan.value = plan_for(shape.value)
+        plan.key_name = shape.key.serialization.get("name", "key")
+        plan.value_name = shape.value.serialization.get("name", "value")
+    return plan
+
+
+def lower_first(name: str) -> str:
+    """``EndpointName`` -> ``endpointName`` (how AWS names members in validation messages)."""
+    return name[:1].lower() + name[1:]
+
+
+def describe_type(value: Any) -> str:
+    """A short name for a wire value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bytes | bytearray):
+        return "byte string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__

@@ -1,0 +1,292 @@
+"""The ``rest-json`` protocol: operations routed by method + URI template, members bound to
+URI labels, query string, headers, status code or the body (one payload member or JSON).
+
+Used by the SageMaker runtime: InvokeEndpoint is ``POST /endpoints/{EndpointName}/invocations``
+with the raw payload as the body and ``X-Amzn-SageMaker-*`` headers. Errors carry
+``x-amzn-ErrorType: Code`` and a JSON body with the message and the error shape's members.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from botocore.model import OperationModel
+
+from catkit.local.errors import AwsError
+from catkit.local.protocols.base import Codec, new_request_id
+from catkit.local.protocols.json_codec import decode_json_body, error_fields
+from catkit.local.protocols.plans import Member, Plan, plan_for
+from catkit.local.protocols.raw import RawRequest, RawResponse
+from catkit.local.protocols.reading import JsonReader, TextReader, WireValueError
+from catkit.local.protocols.writing import JsonWriter, format_timestamp
+
+_READER = JsonReader()
+_TEXT = TextReader()
+_WRITER = JsonWriter()
+
+
+@dataclass(slots=True)
+class _Route:
+    op: OperationModel
+    method: str
+    regex: re.Pattern[str]
+    labels: tuple[str, ...]
+    fixed_query: dict[str, str]
+
+
+def _compile_route(op: OperationModel) -> _Route:
+    uri = op.http.get("requestUri", "/")
+    path, _, query = uri.partition("?")
+    labels: list[str] = []
+    pattern = ["^"]
+    pos = 0
+    for match in re.finditer(r"\{([^}]+)\}", path):
+        pattern.append(re.escape(path[pos : match.start()]))
+        label = match.group(1)
+        greedy = label.endswith("+")
+        label = label.rstrip("+")
+        labels.append(label)
+        pattern.append(f"(?P<l{len(labels) - 1}>{'.+' if greedy else '[^/]+'})")
+        pos = match.end()
+    pattern.append(re.escape(path[pos:]))
+    pattern.append("/?$" if path != "/" else "$")
+    fixed = {}
+    for part in query.split("&"):
+        if part:
+            key, _, value = part.partition("=")
+            fixed[key] = value
+    return _Route(
+        op, op.http.get("method", "POST").upper(), re.compile("".join(pattern)), tuple(labels), fixed
+    )
+
+
+def _header_text(member: Member, value: Any) -> str:
+    plan = member.plan
+    if member.json_value:
+        return base64.b64encode(json.dumps(value, separators=(",", ":")).encode()).decode()
+    kind = plan.type
+    if kind == "timestamp":
+        return str(format_timestamp(value, member.timestamp_format or plan.timestamp_format or "rfc822"))
+    if kind == "boolean":
+        return "true" if value else "false"
+    if kind == "list":
+        return ",".join(str(v) for v in value if v is not None)
+    if kind == "blob":
+        raw = value.encode() if isinstance(value, str) else bytes(value)
+        return base64.b64encode(raw).decode()
+    return value if isinstance(value, str) else str(value)
+
+
+class RestJsonCodec(Codec):
+    """rest-json server side."""
+
+    protocol = "rest-json"
+
+    def __init__(self, service_name: str, model: Any) -> None:
+        super().__init__(service_name, model)
+        routes = [_compile_route(model.operation_model(name)) for name in model.operation_names]
+        # Most specific first: more literal characters, then fewer labels.
+        routes.sort(key=lambda r: (-len(r.fixed_query), -len(r.regex.pattern), len(r.labels)))
+        self._routes = routes
+
+    # -- requests -------------------------------------------------------------------------
+
+    def match(self, raw: RawRequest) -> tuple[OperationModel, dict[str, str]]:
+        """The operation ``raw`` addresses and its URI label values (decoded)."""
+        method = raw.method.upper()
+        path_matched = False
+        for route in self._routes:
+            found = route.regex.match(raw.path)
+            if found is None:
+                continue
+            if any(raw.query_value(k) is None for k in route.fixed_query):
+                continue
+            path_matched = True
+            if route.method != method:
+                continue
+            labels = {label: unquote(found.group(f"l{i}")) for i, label in enumerate(route.labels)}
+            return route.op, labels
+        if path_matched:
+            raise AwsError(
+                "UnknownOperationException",
+                f"{raw.method} is not allowed on {raw.path} for {self.service_name}.",
+                405,
+            )
+        raise AwsError(
+            "UnknownOperationException",
+            f"No {self.service_name} operation matches {raw.method} {raw.path}.",
+            404,
+        )
+
+    def parse_request(self, raw: RawRequest) -> tuple[str, dict[str, Any]]:
+        op, labels = self.match(raw)
+        plan = self.input_plan(op)
+        if plan is None:
+            return op.name, {}
+        try:
+            params = self._read_locations(plan, raw, labels)
+            self._read_body(plan, raw, params)
+        except WireValueError as err:
+            raise self.wire_error(err) from None
+        self.validate(plan, params)
+        return op.name, params
+
+    def _read_locations(self, plan: Plan, raw: RawRequest, labels: dict[str, str]) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        headers = raw.headers
+        for member in plan.members:
+            location = member.location
+            if location is None:
+                continue
+            try:
+                if location == "uri":
+                    text = labels.get(member.location_name)
+                    if text is not None:
+                        params[member.name] = _TEXT.scalar(member.plan, text)
+                elif location == "header":
+                    text = headers.get(member.location_name)
+                    if text is not None:
+                        params[member.name] = self._header_value(member, text)
+                elif location == "headers":
+                    prefix = member.location_name.lower()
+                    found = {k[len(prefix) :]: v for k, v in headers.items() if k.lower().startswith(prefix)}
+                    if found:
+                        params[member.name] = found
+                elif location == "querystring":
+                    value = self._query_value(member, raw)
+                    if value is not None:
+                        params[member.name] = value
+            except WireValueError as err:
+                err.path.insert(0, member.location_name)
+                raise
+        return params
+
+    @staticmethod
+    def _header_value(member: Member, text: str) -> Any:
+        plan = member.plan
+        if member.json_value:
+            try:
+                return json.loads(base64.b64decode(text, validate=True))
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+                raise WireValueError("base64-encoded JSON", text) from exc
+        if plan.type == "list":
+            element = plan.element
+            assert element is not None
+            return [_TEXT.scalar(element, part.strip()) for part in text.split(",")]
+        return _TEXT.scalar(plan, text)
+
+    @staticmethod
+    def _query_value(member: Member, raw: RawRequest) -> Any:
+        plan = member.plan
+        if plan.type == "map":
+            return {k: v for k, v in raw.query.items()}
+        value = raw.query.get(member.location_name)
+        if value is None:
+            return None
+        if plan.type == "list":
+            element = plan.element
+            assert element is not None
+            values = value if isinstance(value, list) else [value]
+            return [_TEXT.scalar(element, v) for v in values]
+        if isinstance(value, list):
+            value = value[-1]
+        return _TEXT.scalar(plan, value)
+
+    def _read_body(self, plan: Plan, raw: RawRequest, params: dict[str, Any]) -> None:
+        if plan.payload:
+            member = plan.by_name[plan.payload]
+            kind = member.plan.type
+            if kind == "blob":
+                # A blob payload is opaque: any Content-Encoding belongs to it (the runtime
+                # hands InvokeEndpoint bodies to the model as sent).
+                params[member.name] = raw.body
+                return
+            body = self.body(raw)
+            if kind == "string":
+                try:
+                    params[member.name] = body.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise WireValueError("UTF-8 text", body) from None
+            elif body.strip():
+                document = decode_json_body(body, self)
+                try:
+                    params[member.name] = _READER.read(member.plan, document)
+                except WireValueError as err:
+                    err.path.insert(0, member.name)
+                    raise
+            return
+        body = self.body(raw)
+        if body.strip():
+            document = decode_json_body(body, self)
+            params.update(_READER.read_structure(plan, document))
+
+    # -- responses ------------------------------------------------------------------------
+
+    def serialize_response(
+        self, operation_name: str, result: dict[str, Any] | None, *, request_id: str | None = None
+    ) -> RawResponse:
+        op = self.operation(operation_name)
+        status = int(op.http.get("responseCode", 200))
+        headers: dict[str, str] = {"x-amzn-RequestId": request_id or new_request_id()}
+        plan = self.output_plan(op)
+        result = result or {}
+        body = b""
+        if plan is None:
+            return RawResponse(status, headers, body)
+        status = self._write_locations(plan, result, headers, status)
+        if plan.payload:
+            member = plan.by_name[plan.payload]
+            value = result.get(member.name)
+            kind = member.plan.type
+            if kind in ("blob", "string"):
+                if value is not None:
+                    body = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+                headers.setdefault("Content-Type", "application/octet-stream")
+            else:
+                if value is not None:
+                    body = json.dumps(_WRITER.write(member.plan, value), separators=(",", ":")).encode()
+                headers.setdefault("Content-Type", "application/json")
+        else:
+            document = _WRITER.write_structure(plan, result)
+            body = json.dumps(document, separators=(",", ":")).encode()
+            headers.setdefault("Content-Type", "application/json")
+        return RawResponse(status, headers, body)
+
+    @staticmethod
+    def _write_locations(plan: Plan, result: dict[str, Any], headers: dict[str, str], status: int) -> int:
+        for member in plan.members:
+            location = member.location
+            if location is None:
+                continue
+            value = result.get(member.name)
+            if value is None:
+                continue
+            if location == "header":
+                headers[member.location_name] = _header_text(member, value)
+            elif location == "headers":
+                for key, item in value.items():
+                    headers[member.location_name + key] = str(item)
+            elif location == "statusCode":
+                status = int(value)
+        return status
+
+    def serialize_error(
+        self, operation_name: str | None, err: AwsError, *, request_id: str | None = None
+    ) -> RawResponse:
+        shape = self.error_shape(err.code)
+        headers: dict[str, str] = {
+            "x-amzn-RequestId": request_id or new_request_id(),
+            "x-amzn-ErrorType": err.code,
+            "Content-Type": "application/json",
+        }
+        body: dict[str, Any] = {self.message_key(shape): err.message}
+        body.update(error_fields(self, err, _WRITER))
+        if shape is not None and err.fields:
+            self._write_locations(plan_for(shape), err.fields, headers, err.status)
+        headers.update(err.headers)
+        return RawResponse(err.status, headers, json.dumps(body, separators=(",", ":"), default=str).encode())

@@ -1,0 +1,162 @@
+"""A boto3-compatible harness for the protocol codecs, with no network.
+
+``make_client`` builds a real botocore client (its own serializer, signer and parsers); a
+``before-send`` hook hands the prepared HTTP request to ``detect_service`` -> ``codec_for``
+-> ``parse_request``, calls a fake service handler, and turns the codec's ``RawResponse``
+back into the HTTP response botocore parses. ``protocol=`` loads a copy of the service
+model whose ``protocols`` list names only that protocol, so the client speaks it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import botocore.session
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+
+from catkit.local.errors import AwsError
+from catkit.local.protocols import RawRequest, RawResponse, codec_for, detect_service
+
+Handler = Callable[[str, dict[str, Any]], dict[str, Any] | None]
+
+
+class _Body:
+    """What botocore expects as ``AWSResponse.raw``: ``stream()`` and ``read()``."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+
+    def stream(self, **_: Any):
+        yield self.read()
+
+    def read(self, amt: int | None = None) -> bytes:
+        end = len(self._data) if amt is None else self._pos + amt
+        chunk = self._data[self._pos : end]
+        self._pos += len(chunk)
+        return chunk
+
+
+@dataclass
+class Exchange:
+    """What the hook saw: the raw request, the parsed call and the raw response."""
+
+    raw: RawRequest
+    service: str | None
+    protocol: str
+    operation: str | None = None
+    params: dict[str, Any] | None = None
+    response: RawResponse | None = None
+
+
+@dataclass
+class Recorder:
+    handler: Handler
+    exchanges: list[Exchange] = field(default_factory=list)
+
+    @property
+    def last(self) -> Exchange:
+        return self.exchanges[-1]
+
+
+def raw_from_prepared(request: Any) -> RawRequest:
+    parts = urlsplit(request.url)
+    body = request.body
+    if body is None:
+        body = b""
+    elif isinstance(body, str):
+        body = body.encode()
+    elif not isinstance(body, bytes | bytearray):
+        body = body.read()
+    headers = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()}
+    query = {k: (v if len(v) > 1 else v[0]) for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    return RawRequest(request.method, parts.path, query, headers, bytes(body))
+
+
+def _serve(recorder: Recorder, request: Any) -> AWSResponse:
+    raw = raw_from_prepared(request)
+    service = detect_service(raw)
+    assert service is not None, f"detect_service found no service for {request.url}"
+    codec = codec_for(service, raw)
+    exchange = Exchange(raw, service, codec.protocol)
+    recorder.exchanges.append(exchange)
+    try:
+        exchange.operation, exchange.params = codec.parse_request(raw)
+        result = recorder.handler(exchange.operation, exchange.params)
+        response = codec.serialize_response(exchange.operation, result)
+    except AwsError as err:
+        response = codec.serialize_error(exchange.operation, err)
+    exchange.response = response
+    return AWSResponse(request.url, response.status, response.headers, _Body(response.body))
+
+
+def _model_dir(tmp: Path, service: str, protocol: str) -> Path:
+    session = botocore.session.get_session()
+    loader = session.get_component("data_loader")
+    model = loader.load_service_model(service, "service-2")
+    version = model["metadata"]["apiVersion"]
+    model = json.loads(json.dumps(model))
+    model["metadata"]["protocol"] = protocol
+    model["metadata"]["protocols"] = [protocol]
+    target = tmp / service / version
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "service-2.json").write_text(json.dumps(model))
+    return tmp
+
+
+@pytest.fixture(scope="session")
+def protocol_data_dirs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], Path]:
+    made: dict[tuple[str, str], Path] = {}
+
+    def get(service: str, protocol: str) -> Path:
+        key = (service, protocol)
+        if key not in made:
+            made[key] = _model_dir(tmp_path_factory.mktemp(f"{service}-{protocol}"), service, protocol)
+        return made[key]
+
+    return get
+
+
+@pytest.fixture
+def make_client(
+    protocol_data_dirs: Callable[[str, str], Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    """``make_client(service, handler, protocol=None, validate=True) -> (client, recorder)``."""
+    monkeypatch.setenv("CATKIT_HOME", str(tmp_path / "home"))
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+
+    def make(service: str, handler: Handler, protocol: str | None = None, validate: bool = True):
+        session = botocore.session.Session()
+        if protocol is not None:
+            session.get_component("data_loader").search_paths.insert(
+                0, str(protocol_data_dirs(service, protocol))
+            )
+        client = session.create_client(
+            service,
+            region_name="us-east-1",
+            endpoint_url="http://127.0.0.1:9",
+            aws_access_key_id="AKIDEXAMPLE",
+            aws_secret_access_key="secret",
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}, parameter_validation=validate),
+        )
+        if protocol is not None:
+            assert client.meta.service_model.resolved_protocol == protocol
+        recorder = Recorder(handler)
+        client.meta.events.register("before-send", lambda request, **_: _serve(recorder, request))
+        return client, recorder
+
+    return make
+
+
+def strip_metadata(parsed: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in parsed.items() if k != "ResponseMetadata"}
