@@ -1,0 +1,887 @@
+"""The Application Auto Scaling engine: targets, policies, schedules, cooldowns, activities.
+
+Pure: no I/O, no wall clock, no threads. The caller drives it with :meth:`Engine.tick` and
+applies the returned :class:`Decision` objects (for SageMaker: UpdateEndpointWeightsAndCapacities
+with the new DesiredInstanceCount), then reports the outcome with :meth:`Engine.complete`. While
+a target has an activity in progress the engine starts no other one for it (AAS waits for the
+target service; SageMaker blocks scaling while an endpoint is Updating).
+
+Decision rules (aws-facts §1.2, §1.3, §1.8, §1.9):
+
+* Every firing policy proposes a capacity; the LARGEST proposal wins (scale-out and scale-in).
+* Target tracking scales out when ANY policy's AlarmHigh fires and scales in only when ALL
+  target-tracking policies with scale-in enabled have their AlarmLow in ALARM.
+* Capacity is clamped to [MinCapacity, MaxCapacity]; nothing to do -> a not-scaled activity
+  (AlreadyAtMaxCapacity / AlreadyAtMinCapacity / AlreadyAtDesiredCapacity).
+* Scale-out cooldown: further scale-out is computed from the capacity before the cooldown-starting
+  scale-out and passes only if larger than the current capacity. Scale-in cooldown blocks
+  scale-in; a scale-out during it proceeds and ends it. ASSUMPTION: scale-in is also held during a
+  scale-out cooldown. Cooldowns are per target, with the length of the policy that scaled.
+  A failed activity restores the cooldown state it replaced.
+* Suspended state: DynamicScalingOutSuspended / DynamicScalingInSuspended stop policy scale-out /
+  scale-in; ScheduledScalingSuspended skips scheduled actions (their runs are not replayed).
+* Scheduled actions set MinCapacity/MaxCapacity (an activity of their own), ignore cooldowns, and
+  capacity outside the new bounds is moved inside them (cause "minimum capacity was set to N").
+  Missed runs (the engine was not ticked) run once. After EndTime nothing is reverted.
+* The "current capacity" of a target is what the caller's ``current_capacity(resource_id)``
+  returns; for a SageMaker variant that is its DesiredInstanceCount (ASSUMPTION, aws-facts §1.6).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from catkit.autoscaling import activities as act
+from catkit.autoscaling import step_scaling, target_tracking
+from catkit.autoscaling.alarms import ALARM, ActionInvocation, AlarmBook, AlarmSpec, MetricReader
+from catkit.autoscaling.errors import ScalingError, not_found, validation
+from catkit.autoscaling.policies import (
+    STEP_SCALING,
+    TARGET_TRACKING,
+    Cooldowns,
+    ScalingPolicy,
+    ScheduledAction,
+)
+from catkit.autoscaling.schedule import Schedule
+from catkit.autoscaling.targets import SUSPENDED_FLAGS, ScalableTarget, TargetKey, check_bounds, describe_key
+
+MAX_POLICIES_PER_TARGET = 50
+MAX_SCHEDULED_ACTIONS_PER_TARGET = 200
+MAX_STEP_ADJUSTMENTS = 20
+# Not-scaled reasons are recorded at most once per this interval for the same cause and code.
+NOT_SCALED_REPEAT_S = 3600.0
+
+
+@dataclass
+class Decision:
+    """Set the target's capacity to ``desired_capacity``; report back with ``Engine.complete``."""
+
+    activity_id: str
+    service_namespace: str
+    resource_id: str
+    scalable_dimension: str
+    desired_capacity: int
+    previous_capacity: int
+    cause: str
+
+
+@dataclass
+class PolicyResult:
+    """PutScalingPolicy outcome: the ARN, the created alarms (name + ARN) and their specs."""
+
+    policy_arn: str
+    alarms: list[dict[str, str]]
+    alarm_specs: list[AlarmSpec]
+
+
+@dataclass
+class _Proposal:
+    capacity: int
+    direction: str  # "out" | "in" | "none"
+    policy: ScalingPolicy
+    alarm_name: str
+    state: str
+
+
+def _min_allowed(dimension: str) -> int:
+    # Instance-based SageMaker variants never go below one instance (aws-facts §1.5, §8).
+    return 1 if dimension == "sagemaker:variant:DesiredInstanceCount" else 0
+
+
+class Engine:
+    """Application Auto Scaling for one account/region, on caller-supplied time and metrics."""
+
+    def __init__(
+        self,
+        alarms: AlarmBook | None = None,
+        region: str = "us-east-1",
+        account_id: str = "123456789012",
+        id_factory: Callable[[], str] | None = None,
+        is_high_resolution: Callable[[str, str, Mapping[str, str]], bool] | None = None,
+    ) -> None:
+        self.alarms = alarms if alarms is not None else AlarmBook(region, account_id)
+        self.region = region
+        self.account_id = account_id
+        self._id_factory = id_factory
+        self.is_high_resolution = is_high_resolution
+        self._counter = 0
+        self.targets: dict[TargetKey, ScalableTarget] = {}
+        self.policies: dict[tuple[TargetKey, str], ScalingPolicy] = {}
+        self.scheduled: dict[tuple[TargetKey, str], ScheduledAction] = {}
+        self.cooldowns: dict[TargetKey, Cooldowns] = {}
+        self.pending: dict[TargetKey, str] = {}
+        self._activities: deque[act.Activity] = deque()
+        self._activity_by_id: dict[str, act.Activity] = {}
+        self._cooldown_before: dict[str, dict[str, Any]] = {}
+        self._last_not_scaled: dict[TargetKey, tuple[str, str, float]] = {}
+        self._policy_by_arn: dict[str, tuple[TargetKey, str]] = {}
+        self._schedules: dict[tuple[TargetKey, str], Schedule] = {}
+
+    # ================================================================== ids
+    def new_id(self) -> str:
+        """A fresh UUID string: from ``id_factory`` or deterministic (counter-based, persisted)."""
+        if self._id_factory is not None:
+            return self._id_factory()
+        self._counter += 1
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"catkit-autoscaling:{self.account_id}:{self._counter}"))
+
+    def _arn(self, kind: str, key: TargetKey, name_kind: str, name: str) -> str:
+        ns, rid, _ = key
+        return (
+            f"arn:aws:autoscaling:{self.region}:{self.account_id}:{kind}:{self.new_id()}:"
+            f"resource/{ns}/{rid}:{name_kind}/{name}"
+        )
+
+    # ================================================================== targets
+    def register_scalable_target(
+        self,
+        service_namespace: str,
+        resource_id: str,
+        scalable_dimension: str,
+        now: float,
+        min_capacity: int | None = None,
+        max_capacity: int | None = None,
+        suspended_state: Mapping[str, bool] | None = None,
+        role_arn: str | None = None,
+    ) -> ScalableTarget:
+        """RegisterScalableTarget: create, or update bounds / suspended state of an existing target."""
+        key = (service_namespace, resource_id, scalable_dimension)
+        lowest = _min_allowed(scalable_dimension)
+        for name, v in (("MinCapacity", min_capacity), ("MaxCapacity", max_capacity)):
+            if v is not None and v < lowest:
+                raise validation(
+                    f"{name} must be at least {lowest} for {scalable_dimension}; got {v}."
+                    + (" Scale to zero needs inference components." if lowest else "")
+                )
+        for flag in suspended_state or {}:
+            if flag not in SUSPENDED_FLAGS:
+                raise validation(f"SuspendedState has no field {flag!r}; use {', '.join(SUSPENDED_FLAGS)}.")
+        target = self.targets.get(key)
+        if target is None:
+            if min_capacity is None or max_capacity is None:
+                raise validation(
+                    "MinCapacity and MaxCapacity are required when registering a new scalable target "
+                    f"({describe_key(key)})."
+                )
+            check_bounds(min_capacity, max_capacity)
+            target = ScalableTarget(
+                service_namespace,
+                resource_id,
+                scalable_dimension,
+                int(min_capacity),
+                int(max_capacity),
+                arn=(
+                    f"arn:aws:application-autoscaling:{self.region}:{self.account_id}:"
+                    f"scalable-target/{self.new_id().replace('-', '')}"
+                ),
+                creation_time=now,
+                role_arn=role_arn or "",
+                bounds_changed=True,
+            )
+            self.targets[key] = target
+            self.cooldowns[key] = Cooldowns()
+        else:
+            if min_capacity is not None or max_capacity is not None:
+                target.set_bounds(min_capacity, max_capacity)
+            if role_arn:
+                target.role_arn = role_arn
+        for flag, value in (suspended_state or {}).items():
+            target.suspended[flag] = bool(value)
+        return target
+
+    def deregister_scalable_target(
+        self, service_namespace: str, resource_id: str, scalable_dimension: str, now: float
+    ) -> None:
+        """DeregisterScalableTarget: also deletes its policies (and their alarms) and scheduled actions."""
+        key = (service_namespace, resource_id, scalable_dimension)
+        if key not in self.targets:
+            raise not_found(f"No scalable target registered for {describe_key(key)}")
+        for pkey in [k for k in self.policies if k[0] == key]:
+            self._drop_policy(pkey, now)
+        for skey in [k for k in self.scheduled if k[0] == key]:
+            del self.scheduled[skey]
+            self._schedules.pop(skey, None)
+        del self.targets[key]
+        self.cooldowns.pop(key, None)
+        self._last_not_scaled.pop(key, None)
+        aid = self.pending.pop(key, None)
+        if aid is not None:
+            self._finish(aid, act.OVERRIDDEN, "The scalable target was deregistered.", now)
+
+    def targets_for_resource(self, service_namespace: str, resource_id_prefix: str) -> list[ScalableTarget]:
+        """Targets whose resource id equals or starts with ``resource_id_prefix + '/'``."""
+        return [
+            t
+            for t in self.targets.values()
+            if t.service_namespace == service_namespace
+            and (t.resource_id == resource_id_prefix or t.resource_id.startswith(resource_id_prefix + "/"))
+        ]
+
+    def describe_scalable_targets(
+        self,
+        service_namespace: str,
+        resource_ids: Iterable[str] | None = None,
+        scalable_dimension: str | None = None,
+    ) -> list[ScalableTarget]:
+        wanted = set(resource_ids) if resource_ids else None
+        return [
+            t
+            for t in sorted(self.targets.values(), key=lambda t: t.creation_time)
+            if t.service_namespace == service_namespace
+            and (wanted is None or t.resource_id in wanted)
+            and (scalable_dimension is None or t.scalable_dimension == scalable_dimension)
+        ]
+
+    def _target(self, key: TargetKey) -> ScalableTarget:
+        target = self.targets.get(key)
+        if target is None:
+            raise not_found(f"No scalable target registered for {describe_key(key)}")
+        return target
+
+    # ================================================================== policies
+    def put_scaling_policy(
+        self,
+        policy_name: str,
+        service_namespace: str,
+        resource_id: str,
+        scalable_dimension: str,
+        now: float,
+        policy_type: str | None = None,
+        target_tracking_config: Mapping[str, Any] | None = None,
+        step_scaling_config: Mapping[str, Any] | None = None,
+    ) -> PolicyResult:
+        """PutScalingPolicy: create or replace; target tracking creates its alarms in the book."""
+        key = (service_namespace, resource_id, scalable_dimension)
+        self._target(key)
+        if policy_type is None:
+            policy_type = TARGET_TRACKING if target_tracking_config else STEP_SCALING
+        if policy_type == "PredictiveScaling":
+            raise validation(f"PredictiveScaling policies are not supported for {scalable_dimension}.")
+        if policy_type not in (TARGET_TRACKING, STEP_SCALING):
+            raise validation(f"PolicyType must be TargetTrackingScaling or StepScaling; got {policy_type!r}.")
+        pkey = (key, policy_name)
+        existing = self.policies.get(pkey)
+        if existing is None and sum(1 for k in self.policies if k[0] == key) >= MAX_POLICIES_PER_TARGET:
+            raise ScalingError(
+                "LimitExceededException",
+                f"A scalable target can have at most {MAX_POLICIES_PER_TARGET} scaling policies.",
+            )
+        if policy_type == TARGET_TRACKING:
+            if not target_tracking_config:
+                raise validation(
+                    "TargetTrackingScalingPolicyConfiguration is required for a TargetTrackingScaling policy."
+                )
+            if step_scaling_config:
+                raise validation(
+                    "StepScalingPolicyConfiguration is not allowed for a TargetTrackingScaling policy."
+                )
+            config = dict(target_tracking_config)
+            target_value = target_tracking.check_target_value(config.get("TargetValue"))
+            for c in ("ScaleOutCooldown", "ScaleInCooldown"):
+                if config.get(c) is not None and int(config[c]) < 0:
+                    raise validation(f"{c} must be a non-negative number of seconds.")
+            metric = target_tracking.tracked_metric(
+                config, resource_id, scalable_dimension, self.is_high_resolution
+            )
+        else:
+            if not step_scaling_config:
+                raise validation("StepScalingPolicyConfiguration is required for a StepScaling policy.")
+            if target_tracking_config:
+                raise validation(
+                    "TargetTrackingScalingPolicyConfiguration is not allowed for a StepScaling policy."
+                )
+            config = dict(step_scaling_config)
+            step_scaling.validate_config(config)
+            if len(config["StepAdjustments"]) > MAX_STEP_ADJUSTMENTS:
+                raise ScalingError(
+                    "LimitExceededException",
+                    f"A step scaling policy can have at most {MAX_STEP_ADJUSTMENTS} steps.",
+                )
+
+        arn = existing.policy_arn if existing else self._arn("scalingPolicy", key, "policyName", policy_name)
+        policy = ScalingPolicy(
+            policy_name=policy_name,
+            policy_arn=arn,
+            service_namespace=service_namespace,
+            resource_id=resource_id,
+            scalable_dimension=scalable_dimension,
+            policy_type=policy_type,
+            config=config,
+            creation_time=existing.creation_time if existing else now,
+        )
+        specs: list[AlarmSpec] = []
+        old_alarms = set(existing.alarm_roles.values()) if existing else set()
+        if policy_type == TARGET_TRACKING:
+            built = target_tracking.alarm_specs(
+                metric, target_value, arn, resource_id, bool(config.get("DisableScaleIn", False)), self.new_id
+            )
+            for role, spec in built.items():
+                # An update keeps the alarm's name (and so its state) when the role still exists.
+                if existing and role in existing.alarm_roles:
+                    spec.alarm_name = existing.alarm_roles[role]
+                self.alarms.put_alarm(spec, now)
+                policy.alarm_roles[role] = spec.alarm_name
+                specs.append(spec)
+            policy.alarms = [
+                {"AlarmName": s.alarm_name, "AlarmARN": self.alarms.arn_for(s.alarm_name)} for s in specs
+            ]
+        else:
+            # Step policies are invoked by user alarms; list those pointing at the policy.
+            policy.alarms = [
+                {"AlarmName": a.name, "AlarmARN": a.arn}
+                for a in self.alarms.list()
+                if arn in (*a.spec.alarm_actions, *a.spec.ok_actions, *a.spec.insufficient_data_actions)
+            ]
+        stale = old_alarms - set(policy.alarm_roles.values())
+        if stale:
+            self.alarms.delete_alarms(sorted(stale), now)
+        self.policies[pkey] = policy
+        self._policy_by_arn[arn] = pkey
+        return PolicyResult(arn, [dict(a) for a in policy.alarms], specs)
+
+    def delete_scaling_policy(
+        self, policy_name: str, service_namespace: str, resource_id: str, scalable_dimension: str, now: float
+    ) -> None:
+        key = (service_namespace, resource_id, scalable_dimension)
+        pkey = (key, policy_name)
+        if pkey not in self.policies:
+            raise not_found(f"No scaling policy found for {describe_key(key)}, policy name: {policy_name}")
+        self._drop_policy(pkey, now)
+
+    def _drop_policy(self, pkey: tuple[TargetKey, str], now: float) -> None:
+        policy = self.policies.pop(pkey)
+        self._policy_by_arn.pop(policy.policy_arn, None)
+        if policy.alarm_roles:
+            self.alarms.delete_alarms(sorted(policy.alarm_roles.values()), now)
+
+    def describe_scaling_policies(
+        self,
+        service_namespace: str,
+        policy_names: Iterable[str] | None = None,
+        resource_id: str | None = None,
+        scalable_dimension: str | None = None,
+    ) -> list[ScalingPolicy]:
+        wanted = set(policy_names) if policy_names else None
+        out = [
+            p
+            for p in self.policies.values()
+            if p.service_namespace == service_namespace
+            and (wanted is None or p.policy_name in wanted)
+            and (resource_id is None or p.resource_id == resource_id)
+            and (scalable_dimension is None or p.scalable_dimension == scalable_dimension)
+        ]
+        for p in out:
+            if p.policy_type == STEP_SCALING:
+                p.alarms = [
+                    {"AlarmName": a.name, "AlarmARN": a.arn}
+                    for a in self.alarms.list()
+                    if p.policy_arn
+                    in (*a.spec.alarm_actions, *a.spec.ok_actions, *a.spec.insufficient_data_actions)
+                ]
+        return sorted(out, key=lambda p: p.creation_time)
+
+    def policy_by_arn(self, arn: str) -> ScalingPolicy | None:
+        pkey = self._policy_by_arn.get(arn)
+        return self.policies.get(pkey) if pkey else None
+
+    # ================================================================== scheduled actions
+    def put_scheduled_action(
+        self,
+        name: str,
+        service_namespace: str,
+        resource_id: str,
+        scalable_dimension: str,
+        now: float,
+        schedule: str | None = None,
+        timezone: str | None = None,
+        start_time: float | None = None,
+        end_time: float | None = None,
+        min_capacity: int | None = None,
+        max_capacity: int | None = None,
+    ) -> ScheduledAction:
+        """PutScheduledAction: create, or update the fields given (Schedule is required to create)."""
+        key = (service_namespace, resource_id, scalable_dimension)
+        self._target(key)
+        skey = (key, name)
+        existing = self.scheduled.get(skey)
+        if existing is None:
+            if not schedule:
+                raise validation("Schedule is required when creating a scheduled action.")
+            if sum(1 for k in self.scheduled if k[0] == key) >= MAX_SCHEDULED_ACTIONS_PER_TARGET:
+                raise ScalingError(
+                    "LimitExceededException",
+                    f"A scalable target can have at most {MAX_SCHEDULED_ACTIONS_PER_TARGET} scheduled actions.",
+                )
+        lowest = _min_allowed(scalable_dimension)
+        for label, v in (("MinCapacity", min_capacity), ("MaxCapacity", max_capacity)):
+            if v is not None and v < lowest:
+                raise validation(f"ScalableTargetAction.{label} must be at least {lowest}; got {v}.")
+        if min_capacity is not None and max_capacity is not None:
+            check_bounds(min_capacity, max_capacity)
+        action = ScheduledAction(
+            name=name,
+            arn=existing.arn if existing else self._arn("scheduledAction", key, "scheduledActionName", name),
+            service_namespace=service_namespace,
+            resource_id=resource_id,
+            scalable_dimension=scalable_dimension,
+            schedule=schedule or (existing.schedule if existing else ""),
+            timezone=timezone if timezone is not None else (existing.timezone if existing else None),
+            start_time=start_time if start_time is not None else (existing.start_time if existing else None),
+            end_time=end_time if end_time is not None else (existing.end_time if existing else None),
+            min_capacity=min_capacity
+            if min_capacity is not None
+            else (existing.min_capacity if existing else None),
+            max_capacity=max_capacity
+            if max_capacity is not None
+            else (existing.max_capacity if existing else None),
+            creation_time=existing.creation_time if existing else now,
+        )
+        if action.min_capacity is None and action.max_capacity is None:
+            raise validation("ScalableTargetAction must set MinCapacity, MaxCapacity or both.")
+        parsed = Schedule(
+            action.schedule,
+            action.timezone or "UTC",
+            action.start_time,
+            action.end_time,
+            created=action.creation_time,
+        )
+        action.next_run = parsed.next_after(now)
+        self.scheduled[skey] = action
+        self._schedules[skey] = parsed
+        return action
+
+    def delete_scheduled_action(
+        self, name: str, service_namespace: str, resource_id: str, scalable_dimension: str
+    ) -> None:
+        key = (service_namespace, resource_id, scalable_dimension)
+        skey = (key, name)
+        if skey not in self.scheduled:
+            raise not_found(
+                f"No scheduled action found for {describe_key(key)}, scheduled action name: {name}"
+            )
+        del self.scheduled[skey]
+        self._schedules.pop(skey, None)
+
+    def describe_scheduled_actions(
+        self,
+        service_namespace: str,
+        names: Iterable[str] | None = None,
+        resource_id: str | None = None,
+        scalable_dimension: str | None = None,
+    ) -> list[ScheduledAction]:
+        wanted = set(names) if names else None
+        return sorted(
+            (
+                a
+                for a in self.scheduled.values()
+                if a.service_namespace == service_namespace
+                and (wanted is None or a.name in wanted)
+                and (resource_id is None or a.resource_id == resource_id)
+                and (scalable_dimension is None or a.scalable_dimension == scalable_dimension)
+            ),
+            key=lambda a: a.creation_time,
+        )
+
+    def _schedule(self, skey: tuple[TargetKey, str]) -> Schedule:
+        parsed = self._schedules.get(skey)
+        if parsed is None:
+            a = self.scheduled[skey]
+            parsed = Schedule(
+                a.schedule, a.timezone or "UTC", a.start_time, a.end_time, created=a.creation_time
+            )
+            self._schedules[skey] = parsed
+        return parsed
+
+    # ================================================================== activities
+    def describe_scaling_activities(
+        self,
+        service_namespace: str,
+        resource_id: str | None = None,
+        scalable_dimension: str | None = None,
+        include_not_scaled: bool = False,
+    ) -> list[act.Activity]:
+        """Activities newest first (DescribeScalingActivities)."""
+        return [
+            a
+            for a in reversed(self._activities)
+            if a.service_namespace == service_namespace
+            and (resource_id is None or a.resource_id == resource_id)
+            and (scalable_dimension is None or a.scalable_dimension == scalable_dimension)
+            and (include_not_scaled or not a.is_not_scaled)
+        ]
+
+    def activity(self, activity_id: str) -> act.Activity | None:
+        return self._activity_by_id.get(activity_id)
+
+    def _add_activity(
+        self, key: TargetKey, description: str, cause: str, now: float, status: str, **kw: Any
+    ) -> act.Activity:
+        ns, rid, dim = key
+        a = act.Activity(self.new_id(), ns, rid, dim, description, cause, now, status, **kw)
+        self._activities.append(a)
+        self._activity_by_id[a.activity_id] = a
+        horizon = now - act.RETENTION_S
+        while self._activities and self._activities[0].start_time < horizon:
+            old = self._activities.popleft()
+            self._activity_by_id.pop(old.activity_id, None)
+        return a
+
+    def accepted(self, activity_id: str, now: float) -> None:
+        """The target service accepted the change: Pending -> InProgress."""
+        a = self._activity_by_id.get(activity_id)
+        if a is not None and a.status_code == act.PENDING:
+            a.status_code = act.IN_PROGRESS
+
+    def complete(
+        self, activity_id: str, ok: bool, message: str, now: float, status: str | None = None
+    ) -> None:
+        """Report the outcome of a Decision. ``message`` becomes the failure reason when not ok.
+
+        ``status`` may force a terminal code (e.g. ``Unfulfilled`` on timeout, ``Overridden``).
+        """
+        a = self._activity_by_id.get(activity_id)
+        if a is None or a.status_code in act.TERMINAL:
+            return
+        word = act.capacity_word(a.service_namespace, a.scalable_dimension)
+        if ok:
+            code = status or act.SUCCESSFUL
+            text = message or (
+                f"Successfully set {word} to {a.desired_capacity}. "
+                f"Change successfully fulfilled by {a.service_namespace}."
+            )
+        else:
+            code = status or act.FAILED
+            text = f"Failed to set {word} to {a.desired_capacity}. Reason: {message}"
+            before = self._cooldown_before.get(activity_id)
+            key = (a.service_namespace, a.resource_id, a.scalable_dimension)
+            if before is not None and key in self.cooldowns:
+                self.cooldowns[key] = Cooldowns.from_dict(before)
+        self._finish(activity_id, code, text, now)
+
+    def _finish(self, activity_id: str, code: str, text: str, now: float) -> None:
+        a = self._activity_by_id.get(activity_id)
+        self._cooldown_before.pop(activity_id, None)
+        if a is None:
+            return
+        a.status_code, a.status_message, a.end_time = code, text, now
+        key = (a.service_namespace, a.resource_id, a.scalable_dimension)
+        if self.pending.get(key) == activity_id:
+            del self.pending[key]
+
+    # ================================================================== driving
+    def tick(
+        self,
+        now: float,
+        metrics: MetricReader,
+        current_capacity: Callable[[str], int | None],
+    ) -> list[Decision]:
+        """Advance to ``now``: evaluate alarms, run due scheduled actions, act on policy alarms.
+
+        ``current_capacity(resource_id)`` returns the target's current capacity (None if the
+        resource is gone; the target is then skipped). Returns the capacity changes to apply.
+        """
+        self.alarms.evaluate(now, metrics)
+        self._run_schedules(now)
+        invocations = self.alarms.pop_actions(self._policy_by_arn.__contains__)
+        by_target: dict[TargetKey, list[ActionInvocation]] = {}
+        for inv in invocations:
+            pkey = self._policy_by_arn.get(inv.action)
+            if pkey is not None:
+                by_target.setdefault(pkey[0], []).append(inv)
+        decisions: list[Decision] = []
+        for key, target in self.targets.items():
+            if key in self.pending or not (target.bounds_changed or key in by_target):
+                continue
+            current = current_capacity(target.resource_id)
+            if current is None:
+                continue
+            decision = None
+            if target.bounds_changed:
+                target.bounds_changed = False
+                decision = self._enforce_bounds(target, int(current), now)
+            if decision is None and key in by_target:
+                decision = self._apply_policies(target, int(current), by_target[key], now)
+            if decision is not None:
+                decisions.append(decision)
+        return decisions
+
+    def _decide(self, target: ScalableTarget, current: int, desired: int, cause: str, now: float) -> Decision:
+        word = act.capacity_word(target.service_namespace, target.scalable_dimension)
+        a = self._add_activity(
+            target.key,
+            f"Setting {word} to {desired}.",
+            cause,
+            now,
+            act.PENDING,
+            desired_capacity=desired,
+            previous_capacity=current,
+        )
+        self.pending[target.key] = a.activity_id
+        self._last_not_scaled.pop(target.key, None)
+        return Decision(a.activity_id, *target.key, desired, current, cause)
+
+    def _enforce_bounds(self, target: ScalableTarget, current: int, now: float) -> Decision | None:
+        if current < target.min_capacity:
+            return self._decide(
+                target,
+                current,
+                target.min_capacity,
+                f"minimum capacity was set to {target.min_capacity}",
+                now,
+            )
+        if current > target.max_capacity:
+            return self._decide(
+                target,
+                current,
+                target.max_capacity,
+                f"maximum capacity was set to {target.max_capacity}",
+                now,
+            )
+        return None
+
+    def _run_schedules(self, now: float) -> None:
+        for skey, action in self.scheduled.items():
+            if action.next_run is None or action.next_run > now:
+                continue
+            action.next_run = self._schedule(skey).next_after(now)
+            target = self.targets.get(skey[0])
+            if target is None or target.is_suspended("ScheduledScalingSuspended"):
+                continue
+            text = act.bounds_text(action.min_capacity, action.max_capacity)
+            cause = act.scheduled_cause(action.name)
+            new_min = target.min_capacity if action.min_capacity is None else action.min_capacity
+            new_max = target.max_capacity if action.max_capacity is None else action.max_capacity
+            if new_min > new_max:
+                self._add_activity(
+                    target.key,
+                    f"Setting {text}",
+                    cause,
+                    now,
+                    act.FAILED,
+                    end_time=now,
+                    status_message=(
+                        f"Failed to set {text}. Reason: the new minimum capacity ({new_min}) would be greater "
+                        f"than the maximum capacity ({new_max})."
+                    ),
+                )
+                continue
+            target.set_bounds(action.min_capacity, action.max_capacity)
+            self._add_activity(
+                target.key,
+                f"Setting {text}",
+                cause,
+                now,
+                act.SUCCESSFUL,
+                end_time=now,
+                status_message=f"Successfully set {text}",
+            )
+
+    # ------------------------------------------------------------------ policies at work
+    def _apply_policies(
+        self, target: ScalableTarget, current: int, invocations: list[ActionInvocation], now: float
+    ) -> Decision | None:
+        cd = self.cooldowns.setdefault(target.key, Cooldowns())
+        in_out_cd = cd.in_out_cooldown(now)
+        out_base = cd.out_base if in_out_cd and cd.out_base is not None else current
+        proposals: list[_Proposal] = []
+        seen: set[tuple[str, str]] = set()
+        for inv in invocations:
+            if (inv.action, inv.alarm_name) in seen:
+                continue
+            seen.add((inv.action, inv.alarm_name))
+            policy = self.policy_by_arn(inv.action)
+            alarm = self.alarms.get(inv.alarm_name)
+            if policy is None or alarm is None or alarm.state_value != inv.state:
+                continue
+            values = _recent_values(alarm.state_reason_data)
+            if policy.policy_type == TARGET_TRACKING:
+                p = self._tt_proposal(target, policy, alarm.name, inv.state, values, current, out_base)
+            else:
+                p = self._step_proposal(policy, alarm, inv.state, values, current, out_base)
+            if p is not None:
+                proposals.append(p)
+        if not proposals:
+            return None
+        best = max(proposals, key=lambda p: p.capacity)
+        cause = act.alarm_cause(best.alarm_name, best.state, best.policy.policy_name)
+        desired = min(max(best.capacity, target.min_capacity), target.max_capacity)
+        if best.capacity > current:
+            if target.is_suspended("DynamicScalingOutSuspended"):
+                return None
+            if desired <= current:
+                if in_out_cd and current < target.max_capacity:
+                    return None
+                code = act.ALREADY_AT_MAX if current >= target.max_capacity else act.ALREADY_AT_DESIRED
+                self._not_scaled(target, current, best.capacity, cause, code, now)
+                return None
+            before = cd.to_dict()
+            if not in_out_cd:
+                cd.out_base = current
+            cd.out_until = now + best.policy.cooldown("out")
+            cd.in_until = None  # a scale-out ends a running scale-in cooldown
+            decision = self._decide(target, current, desired, cause, now)
+            self._cooldown_before[decision.activity_id] = before
+            return decision
+        if best.capacity < current:
+            if target.is_suspended("DynamicScalingInSuspended"):
+                return None
+            if cd.in_in_cooldown(now) or in_out_cd:
+                return None
+            if desired >= current:
+                self._not_scaled(target, current, best.capacity, cause, act.ALREADY_AT_MIN, now)
+                return None
+            before = cd.to_dict()
+            cd.in_until = now + best.policy.cooldown("in")
+            decision = self._decide(target, current, desired, cause, now)
+            self._cooldown_before[decision.activity_id] = before
+            return decision
+        if not (in_out_cd or cd.in_in_cooldown(now)):
+            self._not_scaled(target, current, best.capacity, cause, act.ALREADY_AT_DESIRED, now)
+        return None
+
+    def _tt_proposal(
+        self,
+        target: ScalableTarget,
+        policy: ScalingPolicy,
+        alarm_name: str,
+        state: str,
+        values: list[float],
+        current: int,
+        out_base: int,
+    ) -> _Proposal | None:
+        if state != ALARM or not values:
+            return None
+        tv = float(policy.config["TargetValue"])
+        metric = values[-1]
+        if alarm_name == policy.alarm_roles.get("high"):
+            # During a scale-out cooldown the proposal is computed from the capacity before it
+            # started, so only a larger scale-out than the one already made gets through.
+            cap = target_tracking.desired_capacity(out_base, metric, tv)
+            return _Proposal(max(cap, current), "out", policy, alarm_name, state)
+        if alarm_name != policy.alarm_roles.get("low") or not policy.scale_in_enabled:
+            return None
+        # Scale in only when every target-tracking policy with scale-in enabled agrees.
+        for other in self.policies.values():
+            if other.key == target.key and other.scale_in_enabled:
+                low = self.alarms.get(other.alarm_roles.get("low", ""))
+                if low is None or low.state_value != ALARM:
+                    return None
+        cap = min(target_tracking.desired_capacity(current, metric, tv), current)
+        return _Proposal(cap, "in", policy, alarm_name, state)
+
+    def _step_proposal(
+        self, policy: ScalingPolicy, alarm: Any, state: str, values: list[float], current: int, out_base: int
+    ) -> _Proposal | None:
+        if not values:
+            return None
+        cfg = policy.config
+        value = step_scaling.aggregate(values, cfg.get("MetricAggregationType"))
+        step = step_scaling.find_step(cfg["StepAdjustments"], value - float(alarm.spec.threshold))
+        if step is None:
+            return None
+        raw = step_scaling.new_capacity(cfg, step, current)
+        if raw > current and out_base != current and cfg["AdjustmentType"] != "ExactCapacity":
+            # During a scale-out cooldown the step applies to the capacity before that scale-out,
+            # so only the difference beyond it is added (+2 then +3 adds 1 more).
+            raw = max(step_scaling.new_capacity(cfg, step, out_base), current)
+        direction = "out" if raw > current else "in" if raw < current else "none"
+        return _Proposal(max(raw, 0), direction, policy, alarm.name, state)
+
+    def _not_scaled(
+        self, target: ScalableTarget, current: int, wanted: int, cause: str, code: str, now: float
+    ) -> None:
+        last = self._last_not_scaled.get(target.key)
+        if last is not None and last[0] == cause and last[1] == code and now - last[2] < NOT_SCALED_REPEAT_S:
+            return
+        self._last_not_scaled[target.key] = (cause, code, now)
+        reason: dict[str, Any] = {"Code": code, "CurrentCapacity": current}
+        if code == act.ALREADY_AT_MAX:
+            reason["MaxCapacity"] = target.max_capacity
+        elif code == act.ALREADY_AT_MIN:
+            reason["MinCapacity"] = target.min_capacity
+        word = act.capacity_word(target.service_namespace, target.scalable_dimension)
+        self._add_activity(
+            target.key,
+            "Attempting to scale due to alarm triggered",
+            cause,
+            now,
+            act.FAILED,
+            end_time=now,
+            status_message=f"Failed to set {word} to {wanted}",
+            not_scaled_reasons=[reason],
+        )
+
+    # ================================================================== persistence
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible state (the alarm book is persisted by its owner, see ``AlarmBook.to_dict``)."""
+        return {
+            "version": 1,
+            "region": self.region,
+            "account_id": self.account_id,
+            "counter": self._counter,
+            "targets": [t.to_dict() for t in self.targets.values()],
+            "policies": [p.to_dict() for p in self.policies.values()],
+            "scheduled": [a.to_dict() for a in self.scheduled.values()],
+            "cooldowns": [[list(k), c.to_dict()] for k, c in self.cooldowns.items()],
+            "pending": [[list(k), v] for k, v in self.pending.items()],
+            "activities": [a.to_dict() for a in self._activities],
+            "cooldown_before": self._cooldown_before,
+            "last_not_scaled": [[list(k), list(v)] for k, v in self._last_not_scaled.items()],
+        }
+
+    @classmethod
+    def from_dict(
+        cls,
+        d: Mapping[str, Any],
+        alarms: AlarmBook | None = None,
+        id_factory: Callable[[], str] | None = None,
+        is_high_resolution: Callable[[str, str, Mapping[str, str]], bool] | None = None,
+    ) -> Engine:
+        eng = cls(
+            alarms,
+            d.get("region", "us-east-1"),
+            d.get("account_id", "123456789012"),
+            id_factory,
+            is_high_resolution,
+        )
+        eng._counter = int(d.get("counter", 0))
+        for t in d.get("targets", []):
+            target = ScalableTarget.from_dict(t)
+            eng.targets[target.key] = target
+        for p in d.get("policies", []):
+            policy = ScalingPolicy.from_dict(p)
+            eng.policies[(policy.key, policy.policy_name)] = policy
+            eng._policy_by_arn[policy.policy_arn] = (policy.key, policy.policy_name)
+        for a in d.get("scheduled", []):
+            action = ScheduledAction.from_dict(a)
+            eng.scheduled[(action.key, action.name)] = action
+        for k, c in d.get("cooldowns", []):
+            eng.cooldowns[tuple(k)] = Cooldowns.from_dict(c)
+        for k, v in d.get("pending", []):
+            eng.pending[tuple(k)] = v
+        for a in d.get("activities", []):
+            activity = act.Activity.from_dict(a)
+            eng._activities.append(activity)
+            eng._activity_by_id[activity.activity_id] = activity
+        eng._cooldown_before = dict(d.get("cooldown_before", {}))
+        for k, v in d.get("last_not_scaled", []):
+            eng._last_not_scaled[tuple(k)] = (v[0], v[1], float(v[2]))
+        return eng
+
+
+def _recent_values(reason_data: str | None) -> list[float]:
+    """The datapoints the alarm evaluated last (oldest first), from its StateReasonData."""
+    if not reason_data:
+        return []
+    try:
+        data = json.loads(reason_data)
+    except ValueError:
+        return []
+    values = data.get("recentDatapoints") or []
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]

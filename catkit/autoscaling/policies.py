@@ -1,0 +1,155 @@
+"""Stored resources of the engine besides targets: scaling policies, scheduled actions, cooldowns.
+
+Plain data with ``to_dict``/``from_dict`` (JSON-compatible) and ``to_api`` (botocore-shaped
+DescribeScalingPolicies / DescribeScheduledActions items, times as epoch floats).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+TARGET_TRACKING = "TargetTrackingScaling"
+STEP_SCALING = "StepScaling"
+DEFAULT_COOLDOWN_S = 300  # SageMaker variants (and most namespaces): 300 s, aws-facts §1.3
+
+
+@dataclass
+class ScalingPolicy:
+    """A PutScalingPolicy resource. ``config`` is the Target tracking / Step configuration as given."""
+
+    policy_name: str
+    policy_arn: str
+    service_namespace: str
+    resource_id: str
+    scalable_dimension: str
+    policy_type: str
+    config: dict[str, Any]
+    creation_time: float
+    # Target tracking: {"high": alarm name, "low": alarm name (absent with DisableScaleIn)}.
+    alarm_roles: dict[str, str] = field(default_factory=dict)
+    alarms: list[dict[str, str]] = field(default_factory=list)  # [{"AlarmName", "AlarmARN"}]
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.service_namespace, self.resource_id, self.scalable_dimension)
+
+    @property
+    def scale_in_enabled(self) -> bool:
+        return self.policy_type == TARGET_TRACKING and not self.config.get("DisableScaleIn", False)
+
+    def cooldown(self, direction: str) -> float:
+        """Cooldown seconds for a scale ``out`` or ``in`` started by this policy."""
+        if self.policy_type == TARGET_TRACKING:
+            name = "ScaleOutCooldown" if direction == "out" else "ScaleInCooldown"
+            value = self.config.get(name)
+        else:
+            value = self.config.get("Cooldown")
+        return float(DEFAULT_COOLDOWN_S if value is None else value)
+
+    def to_api(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "PolicyARN": self.policy_arn,
+            "PolicyName": self.policy_name,
+            "ServiceNamespace": self.service_namespace,
+            "ResourceId": self.resource_id,
+            "ScalableDimension": self.scalable_dimension,
+            "PolicyType": self.policy_type,
+            "Alarms": [dict(a) for a in self.alarms],
+            "CreationTime": self.creation_time,
+        }
+        conf_key = (
+            "TargetTrackingScalingPolicyConfiguration"
+            if self.policy_type == TARGET_TRACKING
+            else "StepScalingPolicyConfiguration"
+        )
+        out[conf_key] = self.config
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ScalingPolicy:
+        return cls(**d)
+
+
+@dataclass
+class ScheduledAction:
+    """A PutScheduledAction resource plus its next run time (None = will not run again)."""
+
+    name: str
+    arn: str
+    service_namespace: str
+    resource_id: str
+    scalable_dimension: str
+    schedule: str
+    timezone: str | None
+    start_time: float | None
+    end_time: float | None
+    min_capacity: int | None
+    max_capacity: int | None
+    creation_time: float
+    next_run: float | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.service_namespace, self.resource_id, self.scalable_dimension)
+
+    def to_api(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "ScheduledActionName": self.name,
+            "ScheduledActionARN": self.arn,
+            "ServiceNamespace": self.service_namespace,
+            "Schedule": self.schedule,
+            "ResourceId": self.resource_id,
+            "ScalableDimension": self.scalable_dimension,
+            "CreationTime": self.creation_time,
+        }
+        if self.timezone:
+            out["Timezone"] = self.timezone
+        if self.start_time is not None:
+            out["StartTime"] = self.start_time
+        if self.end_time is not None:
+            out["EndTime"] = self.end_time
+        action = {}
+        if self.min_capacity is not None:
+            action["MinCapacity"] = self.min_capacity
+        if self.max_capacity is not None:
+            action["MaxCapacity"] = self.max_capacity
+        out["ScalableTargetAction"] = action
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ScheduledAction:
+        return cls(**d)
+
+
+@dataclass
+class Cooldowns:
+    """Cooldown state of one scalable target (aws-facts §1.3, §1.9).
+
+    ``out_base`` is the capacity before the scale-out that started the running scale-out cooldown:
+    during that cooldown new scale-out capacity is computed from it, so the capacity that scale-out
+    added counts toward the next one and only a larger scale-out passes (the "difference" rule).
+    """
+
+    out_until: float | None = None
+    out_base: int | None = None
+    in_until: float | None = None
+
+    def in_out_cooldown(self, now: float) -> bool:
+        return self.out_until is not None and now < self.out_until
+
+    def in_in_cooldown(self, now: float) -> bool:
+        return self.in_until is not None and now < self.in_until
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Cooldowns:
+        return cls(**d)
