@@ -128,7 +128,8 @@ def plot_latency(metrics: Any, *, stats: tuple[str, ...] = LATENCY_STATS, metric
         ax.text(0.5, 0.5, f"no {metric} data", transform=ax.transAxes, ha="center")
     ax.set_ylabel("milliseconds")
     ax.set_xlabel("time (UTC)")
-    ax.legend(loc="upper left", fontsize=8)
+    if drawn:
+        ax.legend(loc="upper left", fontsize=8)
     ax.set_title(title or f"{metric} percentiles")
     return fig
 

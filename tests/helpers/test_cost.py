@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import pytest
 from botocore.stub import ANY
+from helpers_fakes import T0, describe_endpoint, describe_endpoint_config, endpoint_arn
 
 from catkit import cost
-from helpers_fakes import T0, describe_endpoint, describe_endpoint_config, endpoint_arn
 
 RID = "endpoint/ep1/variant/AllTraffic"
 

@@ -6,9 +6,15 @@ import warnings
 
 import pytest
 from botocore.stub import ANY
+from helpers_fakes import (
+    describe_endpoint,
+    describe_endpoint_config,
+    describe_model,
+    endpoint_arn,
+    not_found_error,
+)
 
 from catkit import deploy as d
-from helpers_fakes import describe_endpoint, describe_endpoint_config, describe_model, endpoint_arn, not_found_error
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 

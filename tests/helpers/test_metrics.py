@@ -96,7 +96,7 @@ def test_publisher_background_thread_samples_until_stopped(session, monkeypatch)
     sent: list[list[dict]] = []
     got_two = threading.Event()
 
-    def fake_put(Namespace, MetricData):  # noqa: N803 - boto3 parameter names
+    def fake_put(Namespace, MetricData):
         sent.append(MetricData)
         if len(sent) >= 2:
             got_two.set()
