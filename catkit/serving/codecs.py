@@ -1,7 +1,8 @@
 """Default request decoders and response encoders, as in SageMaker's framework containers.
 
 Mirrors ``sagemaker-inference-toolkit`` (``decoder.py`` / ``encoder.py``): JSON, CSV and NPY in,
-JSON, CSV and NPY out. Differences, on purpose: NPY is loaded with ``allow_pickle=False`` (a request
+JSON, CSV and NPY out (JSON and CSV bodies may arrive as ``str``, as the toolkit passes them).
+Malformed bodies raise :class:`BadRequest` (400). Differences, on purpose: NPY is loaded with ``allow_pickle=False`` (a request
 body must never execute code), CSV is always 2-D (one row per record, what ``predict`` expects),
 and JSON that is not a regular numeric array stays a plain Python value instead of failing.
 """
@@ -30,7 +31,7 @@ def media_type(header: str | None) -> str:
     return header.split(";", 1)[0].strip().lower()
 
 
-def _decode_json(body: bytes) -> Any:
+def _decode_json(body: bytes | str) -> Any:
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -45,9 +46,9 @@ def _decode_json(body: bytes) -> Any:
     return data
 
 
-def _decode_csv(body: bytes) -> np.ndarray:
+def _decode_csv(body: bytes | str) -> np.ndarray:
     try:
-        text = body.decode("utf-8")
+        text = body if isinstance(body, str) else body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequest(f"CSV request body is not UTF-8: {exc}") from exc
     try:
@@ -56,7 +57,9 @@ def _decode_csv(body: bytes) -> np.ndarray:
         raise BadRequest(f"Request body is not valid CSV: {exc}") from exc
 
 
-def _decode_npy(body: bytes) -> np.ndarray:
+def _decode_npy(body: bytes | str) -> np.ndarray:
+    if isinstance(body, str):
+        raise BadRequest("An application/x-npy body must be bytes, not text.")
     try:
         return np.load(io.BytesIO(body), allow_pickle=False)
     except ValueError as exc:
@@ -100,11 +103,11 @@ def _encode_npy(value: Any) -> bytes:
     return buffer.getvalue()
 
 
-DECODERS: dict[str, Callable[[bytes], Any]] = {JSON: _decode_json, CSV: _decode_csv, NPY: _decode_npy}
+DECODERS: dict[str, Callable[[bytes | str], Any]] = {JSON: _decode_json, CSV: _decode_csv, NPY: _decode_npy}
 ENCODERS: dict[str, Callable[[Any], bytes]] = {JSON: _encode_json, CSV: _encode_csv, NPY: _encode_npy}
 
 
-def decode(body: bytes, content_type: str) -> Any:
+def decode(body: bytes | str, content_type: str) -> Any:
     """Decode a request body by media type; :class:`UnsupportedContentType` if there is no decoder."""
     decoder = DECODERS.get(media_type(content_type))
     if decoder is None:
@@ -126,17 +129,22 @@ def encode(value: Any, accept: str) -> bytes:
     return encoder(value)
 
 
-def resolve_accept(accept: str | None, content_type: str | None, *, custom_output: bool = False) -> str:
+def resolve_accept(accept: str | None, content_type: str | None, *, custom_output: bool = False,
+                   default: str | None = None) -> str:
     """The response type to produce for an ``Accept`` header.
 
     Missing or ``*/*`` -> the request's content type when the default encoders handle it, else
     ``application/json`` (SageMaker's default accept). A list (``"text/csv, application/json;q=0.5"``)
     -> the best-ranked entry (quality, then order) that can be produced: any entry when the handler
     has its own ``output_fn`` (``custom_output``), else one the default encoders handle; if none can,
-    the best-ranked entry is returned unchanged so the encoder reports it.
+    the best-ranked entry is returned unchanged so the encoder reports it. ``default`` (from
+    ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``) replaces the missing-Accept rule when given.
     """
-    fallback = media_type(content_type)
-    fallback = fallback if fallback in ENCODERS else JSON
+    if default:
+        fallback = default
+    else:
+        fallback = media_type(content_type)
+        fallback = fallback if fallback in ENCODERS else JSON
     if not accept or accept.strip() in ("", ANY):
         return fallback
     if "," not in accept:

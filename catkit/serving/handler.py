@@ -3,11 +3,14 @@
 The SageMaker framework-container contract (``sagemaker-inference-toolkit``): a model directory
 holds the model files at its root and, optionally, ``code/inference.py`` defining any of
 ``model_fn(model_dir)``, ``input_fn(body, content_type)``, ``predict_fn(data, model)``,
-``output_fn(prediction, accept)`` or ``transform_fn(model, body, content_type, accept)``. Missing
-functions fall back to defaults: JSON/CSV/NPY codecs (:mod:`catkit.serving.codecs`), ``model.predict``
-or ``model(data)``, and ``model.joblib`` for ``model_fn``. A function may take one extra trailing
-parameter, ``context`` (an :class:`InvocationContext`), to read the request's custom attributes and
-set the response's.
+``output_fn(prediction, accept)`` or ``transform_fn(model, body, content_type, accept)``, plus
+``pre_model_fn(model_dir)`` and ``model_warmup_fn(model_dir, model)``. Missing functions fall back
+to defaults: JSON/CSV/NPY codecs (:mod:`catkit.serving.codecs`), ``model.predict`` or
+``model(data)``, and ``model.joblib`` for ``model_fn``. As in the toolkit, a body whose Content-Type
+is exactly ``application/json`` or ``text/csv`` reaches ``input_fn``/``transform_fn`` as ``str``
+(other types as ``bytes``), and a function may take one extra trailing parameter, ``context``: an
+:class:`InvocationContext` (or a :class:`ModelContext` for ``model_fn``) to read the request's
+custom attributes and set the response's.
 
 Code is only ever imported from ``<model dir>/code/inference.py`` (by file path, never by module
 search), with ``code/`` on ``sys.path`` while it imports so sibling modules resolve. Symlinks that
@@ -20,6 +23,7 @@ import importlib.util
 import inspect
 import itertools
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -29,12 +33,14 @@ from types import ModuleType
 from typing import Any
 
 from catkit.serving import codecs
-from catkit.serving.errors import HandlerError, ModelLoadError
+from catkit.serving.errors import BadRequest, HandlerError, ModelLoadError
 
 log = logging.getLogger("catkit.serving.handler")
 
-HANDLER_FUNCTIONS = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
+HANDLER_FUNCTIONS = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn",
+                     "pre_model_fn", "model_warmup_fn")
 _BASE_ARITY = {"input_fn": 2, "predict_fn": 2, "output_fn": 2, "transform_fn": 4}
+UTF8_TYPES = ("application/json", "text/csv")  # decoded to str before input_fn (toolkit behaviour)
 _IMPORT_LOCK = threading.Lock()
 _module_ids = itertools.count(1)
 
@@ -53,6 +59,18 @@ class InvocationContext:
     target_model: str | None = None
     model_name: str | None = None
     response_custom_attributes: str | None = None
+
+
+@dataclass
+class ModelContext:
+    """What ``model_fn(model_dir, context)`` receives (the toolkit passes its server context)."""
+
+    model_dir: str
+    model_name: str | None = None
+
+    @property
+    def system_properties(self) -> dict[str, Any]:
+        return {"model_dir": self.model_dir}
 
 
 @dataclass(frozen=True)
@@ -162,6 +180,7 @@ class ModelHandler:
         self._input = functions.get("input_fn")
         self._predict = functions.get("predict_fn")
         self._output = functions.get("output_fn")
+        self._default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or None
         self._context = {
             name: _takes_context(func, _BASE_ARITY[name])
             for name, func in functions.items()
@@ -169,7 +188,8 @@ class ModelHandler:
         }
 
     @classmethod
-    def load(cls, model_dir: str | Path, *, keep_code_on_path: bool = True) -> ModelHandler:
+    def load(cls, model_dir: str | Path, *, keep_code_on_path: bool = True,
+             model_name: str | None = None) -> ModelHandler:
         """Import ``code/inference.py`` (if any) from ``model_dir`` and run ``model_fn``.
 
         ``keep_code_on_path`` leaves ``code/`` on ``sys.path`` after loading (single-model servers,
@@ -208,12 +228,22 @@ class ModelHandler:
                 "use either transform_fn alone or the other three (as in SageMaker's toolkit)."
             )
         model_fn = functions["model_fn"] or default_model_fn
+        step = "pre_model_fn"
         try:
-            model = model_fn(str(root))
+            if functions["pre_model_fn"] is not None:
+                functions["pre_model_fn"](str(root))
+            step = "model_fn"
+            if _takes_context(model_fn, 1):
+                model = model_fn(str(root), ModelContext(str(root), model_name))
+            else:
+                model = model_fn(str(root))
+            step = "model_warmup_fn"
+            if functions["model_warmup_fn"] is not None:
+                functions["model_warmup_fn"](str(root), model)
         except ModelLoadError:
             raise
         except Exception as exc:
-            raise ModelLoadError(f"model_fn({root}) failed: {type(exc).__name__}: {exc}") from exc
+            raise ModelLoadError(f"{step}({root}) failed: {type(exc).__name__}: {exc}") from exc
         log.info("loaded model from %s (handler: %s)", root, "code/inference.py" if module else "defaults")
         return cls(root, model, functions, module)
 
@@ -223,18 +253,26 @@ class ModelHandler:
         """Run one request through transform_fn or input_fn -> predict_fn -> output_fn."""
         content_type = content_type or ""
         accept = codecs.resolve_accept(
-            accept, content_type, custom_output=self._output is not None or self._transform is not None
+            accept, content_type, custom_output=self._output is not None or self._transform is not None,
+            default=self._default_accept,
         )
+        data_in: bytes | str = body
+        if content_type in UTF8_TYPES:
+            try:
+                data_in = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise BadRequest(f"The {content_type} request body is not valid UTF-8: {exc}") from exc
         ctx = InvocationContext(content_type, accept, custom_attributes, target_model, model_name)
         flags = self._context
         if self._transform is not None:
-            args = (self.model, body, content_type, accept)
+            args = (self.model, data_in, content_type, accept)
             result = self._transform(*args, ctx) if flags["transform_fn"] else self._transform(*args)
         else:
             if self._input is None:
-                data = codecs.decode(body, content_type)
+                data = codecs.decode(data_in, content_type)
             else:
-                data = self._input(body, content_type, ctx) if flags["input_fn"] else self._input(body, content_type)
+                data = (self._input(data_in, content_type, ctx) if flags["input_fn"]
+                        else self._input(data_in, content_type))
             if self._predict is None:
                 prediction = default_predict_fn(data, self.model)
             else:

@@ -29,6 +29,7 @@ from catkit.serving.errors import (
     ModelNotFound,
 )
 from catkit.serving.handler import ModelHandler, dir_size_bytes
+from catkit.serving.workers import run_in_daemon_thread
 
 log = logging.getLogger("catkit.serving.multimodel")
 
@@ -119,11 +120,12 @@ class ModelRegistry:
         async with self._load_lock:
             if name in self._models:
                 raise ModelAlreadyLoaded(f"Model {name!r} is already loaded.")
-            disk = await asyncio.to_thread(dir_size_bytes, path)
+            disk = await run_in_daemon_thread(dir_size_bytes, path)
             self._check_budget(name, disk, "size on disk")
             started = time.perf_counter()
             before = _rss()
-            handler = await asyncio.to_thread(ModelHandler.load, path, keep_code_on_path=False)
+            handler = await run_in_daemon_thread(
+                lambda: ModelHandler.load(path, keep_code_on_path=False, model_name=name))
             grown = max(0, _rss() - before)
             memory = max(grown, disk)
             try:

@@ -39,7 +39,7 @@ from catkit.serving.errors import (
 )
 from catkit.serving.handler import ModelHandler
 from catkit.serving.multimodel import ModelRegistry
-from catkit.serving.workers import CallTimeout, WorkerPool
+from catkit.serving.workers import CallTimeout, WorkerPool, run_in_daemon_thread
 
 log = logging.getLogger("catkit.serving.server")
 
@@ -198,8 +198,8 @@ class ModelServer:
         source = Path(self.config.model or "")
         started = time.perf_counter()
         try:
-            model_dir = await asyncio.to_thread(self._unpack, source)
-            self.handler = await asyncio.to_thread(ModelHandler.load, model_dir)
+            model_dir = await run_in_daemon_thread(self._unpack, source)
+            self.handler = await run_in_daemon_thread(ModelHandler.load, model_dir)
         except Exception as exc:
             self.load_error = exc.message if isinstance(exc, ServingError) else f"{type(exc).__name__}: {exc}"
             log.error("model failed to load: %s", self.load_error, exc_info=not isinstance(exc, ServingError))

@@ -149,3 +149,26 @@ class WorkerPool:
             count = len(self._threads)
         for _ in range(count):
             self._queue.put(None)
+
+
+async def run_in_daemon_thread(fn: Callable[..., Any], *args: Any, name: str = "catkit-loader") -> Any:
+    """Run ``fn(*args)`` on a fresh daemon thread (for rare, possibly long calls such as model loads).
+
+    Unlike ``asyncio.to_thread`` this never delays interpreter or event-loop shutdown: a model
+    whose ``model_fn`` hangs cannot keep a SIGTERM'd server alive.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def target() -> None:
+        try:
+            value, ok = fn(*args), True
+        except BaseException as exc:
+            value, ok = exc, False
+        try:
+            loop.call_soon_threadsafe(_deliver, future, ok, value)
+        except RuntimeError:  # loop already closed
+            pass
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return await future

@@ -61,7 +61,7 @@ def model_fn(model_dir):
     return None
 
 def transform_fn(model, body, content_type, accept):
-    if body == b"boom":
+    if body in (b"boom", "boom"):
         raise RuntimeError("the model exploded on purpose")
     if content_type == "text/plain":
         raise ValueError("Unsupported content type: text/plain (this handler takes JSON)")

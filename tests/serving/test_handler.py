@@ -11,7 +11,7 @@ import joblib
 import numpy as np
 import pytest
 
-from catkit.serving.errors import ModelLoadError, UnsupportedContentType
+from catkit.serving.errors import BadRequest, ModelLoadError, UnsupportedContentType
 from catkit.serving.handler import ModelHandler
 
 
@@ -151,6 +151,46 @@ def test_context_parameter_reads_and_sets_custom_attributes(make_model: Any) -> 
     assert json.loads(result.body) == {"seen": "c000b4f9-df62"}
     assert result.custom_attributes == "trace=c000b4f9-df62"
     assert result.content_type == "application/json"
+
+
+def test_json_and_csv_bodies_arrive_as_str_other_types_as_bytes(make_model: Any) -> None:
+    source = """
+    def model_fn(d):
+        return None
+    def transform_fn(model, body, content_type, accept):
+        return f"{type(body).__name__}:{body if isinstance(body, str) else body.decode()}", "text/plain"
+    """
+    handler = ModelHandler.load(make_model("types", source))
+    assert handler.invoke(b"[1]", "application/json", None).body == b"str:[1]"
+    assert handler.invoke(b"1,2", "text/csv", None).body == b"str:1,2"
+    assert handler.invoke(b"[1]", "application/json; charset=utf-8", None).body == b"bytes:[1]"
+    assert handler.invoke(b"raw", "application/octet-stream", None).body == b"bytes:raw"
+    with pytest.raises(BadRequest, match="not valid UTF-8"):
+        handler.invoke(b"\xff", "text/csv", None)
+
+
+def test_pre_model_fn_model_fn_context_and_warmup_run_in_order(make_model: Any) -> None:
+    source = """
+    calls = []
+    def pre_model_fn(model_dir):
+        calls.append("pre")
+    def model_fn(model_dir, context):
+        calls.append("model:" + context.system_properties["model_dir"].rsplit("/", 1)[-1])
+        return calls
+    def model_warmup_fn(model_dir, model):
+        calls.append("warmup")
+    def transform_fn(model, body, content_type, accept):
+        return ",".join(model), "text/plain"
+    """
+    handler = ModelHandler.load(make_model("lifecycle", source))
+    assert handler.invoke(b"", "", None).body == b"pre,model:lifecycle,warmup"
+
+
+def test_default_accept_from_environment(make_model: Any, sv: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "text/csv")
+    handler = ModelHandler.load(make_model("identity", sv.IDENTITY))
+    result = handler.invoke(b"[1, 2]", "application/json", None)
+    assert (result.body, result.content_type) == (b"1\n2\n", "text/csv")
 
 
 def test_output_fn_result_tuple_sets_content_type_and_str_is_utf8(make_model: Any) -> None:

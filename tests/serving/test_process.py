@@ -151,3 +151,32 @@ def test_ready_file_is_written_atomically(tmp_path: Path) -> None:
     server_module.write_ready_file(target, 1234)
     assert target.read_text().startswith('{"port": 1234, "pid": ')
     assert [p.name for p in target.parent.iterdir()] == ["ready.json"]  # no temp files left
+
+
+def test_sigterm_during_a_hung_model_load_still_exits_0(make_model: Any, spawn_server: Any) -> None:
+    hung = make_model("hung", "import time\n\ndef model_fn(d):\n    time.sleep(120)\n")
+    proc = spawn_server(str(hung))
+    proc.wait_ready()
+    time.sleep(0.3)
+    proc.terminate()
+    assert proc.proc.wait(timeout=20) == 0
+
+
+def test_drain_is_bounded_when_a_request_never_finishes(make_model: Any, spawn_server: Any, sv: Any) -> None:
+    proc = spawn_server(str(make_model("slow", sv.SLOW)), "--drain-seconds", "0.5")
+    url = proc.wait_ready()
+
+    async def check() -> None:
+        for _ in range(500):
+            if (await sv.http("GET", url + "/ping"))[0] == 200:
+                break
+            await asyncio.sleep(0.02)
+        stuck = asyncio.ensure_future(sv.http("POST", url + "/invocations", data=b"120",
+                                              headers={"Content-Type": "application/json"}))
+        await asyncio.sleep(0.3)
+        proc.terminate()
+        with pytest.raises(aiohttp.ClientError):
+            await stuck  # the connection is closed once the drain window ends
+
+    asyncio.run(check())
+    assert proc.proc.wait(timeout=20) == 0
