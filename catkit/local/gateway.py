@@ -376,7 +376,7 @@ class Gateway:
                     request.method, request.raw_path.split("?", 1)[0], {}, request.headers, b""
                 )
                 codec = self._protocols.codec_for(service, raw)
-                return self._to_web(codec.serialize_error(operation, err), request_id)
+                return self._to_web(codec.serialize_error(operation, err, request_id=request_id), request_id)
             except Exception:
                 log.exception("serializing an error for %s failed", service)
         return _generic_error(request, err, request_id)
@@ -419,9 +419,9 @@ class Gateway:
                 headers=raw.headers,
             )
             result = await svc.dispatch(operation, params, ctx)
-            raw_response = codec.serialize_response(operation, result)
+            raw_response = codec.serialize_response(operation, result, request_id=request_id)
         except AwsError as err:
-            raw_response = codec.serialize_error(operation, err)
+            raw_response = codec.serialize_error(operation, err, request_id=request_id)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -432,7 +432,7 @@ class Gateway:
                 f"(request id {request_id}).",
                 500,
             )
-            raw_response = codec.serialize_error(operation, err)
+            raw_response = codec.serialize_error(operation, err, request_id=request_id)
         return self._to_web(raw_response, request_id), service, operation
 
     # -- moto --------------------------------------------------------------------------------

@@ -1,0 +1,130 @@
+"""start/stop/status, one backend per CATKIT_HOME, stale pid files, loopback-only binding."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from catkit.cli import main as catkit_main
+from catkit.local import ensure_running, lifecycle
+from catkit.local.backend import Backend
+from catkit.local.gateway import NonLoopbackHostError, check_loopback
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    root = tmp_path / "home"
+    monkeypatch.setenv("CATKIT_HOME", str(root))
+    monkeypatch.setenv("CATKIT_LOCAL_COMPONENTS", "")  # gateway only: fast and independent of other areas
+    yield root
+    lifecycle.stop(root, timeout=10)
+
+
+def test_start_status_stop_via_cli(home, capsys):
+    assert catkit_main(["local", "status", "--home", str(home)]) == 1
+    assert "not running" in capsys.readouterr().out
+    assert catkit_main(["local", "start", "--home", str(home), "--time-scale", "30"]) == 0
+    url = capsys.readouterr().out.strip().splitlines()[-1]
+    assert url.startswith("http://127.0.0.1:")
+    doc = json.loads((home / "backend.json").read_text())
+    assert doc["url"] == url and doc["time_scale"] == 30.0 and doc["pid"] > 0
+    assert (home / "backend.json").stat().st_mode & 0o077 == 0
+    assert (home / "logs" / "backend.log").exists()
+    assert catkit_main(["local", "status", "--home", str(home)]) == 0
+    out = capsys.readouterr().out
+    assert url in out and str(doc["pid"]) in out and "time scale 30" in out and "uptime" in out
+    assert catkit_main(["local", "stop", "--home", str(home)]) == 0
+    assert "stopped" in capsys.readouterr().out
+    assert lifecycle.status(home) is None
+    assert not (home / "backend.json").exists()
+    assert lifecycle.health(url) is None
+    assert catkit_main(["local", "stop", "--home", str(home)]) == 0
+    assert "not running" in capsys.readouterr().out
+
+
+def test_ensure_running_is_idempotent_and_refuses_other_time_scale(home):
+    url = ensure_running(time_scale=5)
+    assert ensure_running() == url
+    assert ensure_running(home=home, time_scale=5) == url
+    with pytest.raises(lifecycle.BackendError) as info:
+        ensure_running(time_scale=60)
+    message = str(info.value)
+    assert "time_scale=5" in message and "catkit local stop" in message and "--time-scale 60" in message
+
+
+def test_one_backend_per_home(home):
+    url = lifecycle.start(home)
+    pid = lifecycle.status(home)["pid"]
+    with pytest.raises(lifecycle.BackendError, match="already running"):
+        lifecycle.run(home)
+    proc = subprocess.run(
+        [sys.executable, "-m", "catkit.local.lifecycle", "run", "--home", str(home), "--components", ""],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 3 and "already running" in proc.stderr
+    doc = lifecycle.status(home)
+    assert doc["pid"] == pid and doc["url"] == url  # the loser did not clobber backend.json
+
+
+def test_concurrent_starts_share_one_backend(home):
+    urls: list[str] = []
+    errors: list[BaseException] = []
+
+    def go():
+        try:
+            urls.append(lifecycle.start(home))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert not errors
+    assert len(set(urls)) == 1 and len(urls) == 3
+
+
+def test_stale_pid_file_is_cleaned(home):
+    home.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (home / "backend.json").write_text(
+        json.dumps({"pid": dead.pid, "port": 1, "url": "http://127.0.0.1:1", "time_scale": 9.0, "started": 0})
+    )
+    assert lifecycle.status(home) is None
+    assert not (home / "backend.json").exists()
+    url = lifecycle.start(home, time_scale=2)  # not blocked by the stale file's time scale
+    assert lifecycle.status(home)["url"] == url
+
+
+def test_crashed_backend_is_detected_and_restartable(local_backend_factory):
+    backend = local_backend_factory(components=())
+    old_url = backend.url
+    backend.kill()
+    assert lifecycle.status(backend.home) is None
+    assert backend.start() and backend.url != ""
+    assert lifecycle.health(backend.url) is not None
+    assert lifecycle.health(old_url) is None or old_url == backend.url
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "10.0.0.1", "example.com", "8.8.8.8"])
+def test_non_loopback_hosts_are_refused(host, home, capsys):
+    with pytest.raises(NonLoopbackHostError, match="loopback"):
+        check_loopback(host)
+    with pytest.raises(NonLoopbackHostError):
+        Backend(home, host=host)
+    assert catkit_main(["local", "start", "--home", str(home), "--host", host]) == 2
+    assert "loopback" in capsys.readouterr().err
+    assert lifecycle.status(home) is None
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_loopback_hosts_are_accepted(host):
+    assert check_loopback(host) in {"127.0.0.1", "127.0.0.2", "::1"}
