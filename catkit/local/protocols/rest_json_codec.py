@@ -204,7 +204,8 @@ class RestJsonCodec(Codec):
             if kind == "blob":
                 # A blob payload is opaque: any Content-Encoding belongs to it (the runtime
                 # hands InvokeEndpoint bodies to the model as sent).
-                params[member.name] = raw.body
+                if raw.body or member.name in plan.required:
+                    params[member.name] = raw.body
                 return
             body = self.body(raw)
             if kind == "string":
