@@ -16,6 +16,7 @@ import json
 import re
 import threading
 import time
+import urllib.request
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -256,7 +257,7 @@ class Session:
         so cost and idle computations must use the same clock.
         """
         if self.backend == "local":
-            emulated = _local_emulated_now(self._home)
+            emulated = _local_emulated_now(self.endpoint_url, self._home)
             if emulated is not None:
                 return datetime.fromtimestamp(emulated, UTC)
         return datetime.now(UTC)
@@ -269,25 +270,23 @@ def _has_credentials(boto_session: boto3.Session) -> bool:
         return False
 
 
-def _local_emulated_now(home: str | None) -> float | None:
+def _local_emulated_now(url: str | None, home: str | None) -> float | None:
     """Emulated epoch seconds of the running local backend, if it can be determined.
 
-    Prefers ``catkit.local.emulated_now(home)`` when the backend provides it; otherwise derives it
-    from ``backend.json`` (``time_scale`` and ``started`` — the wall/emulated epoch at start).
+    Asks the gateway (``GET {url}/_catkit/info`` -> ``now``); falls back to ``backend.json``
+    (``time_scale`` and ``started``), which is exact unless the clock resumed from a later
+    high-water mark after a restart.
     """
-    try:
-        import catkit.local as local
-
-        func = getattr(local, "emulated_now", None)
-        if func is not None:
-            return float(func(home))
-    except Exception:
-        pass
+    if url:
+        try:
+            with urllib.request.urlopen(f"{url.rstrip('/')}/_catkit/info", timeout=2.0) as resp:
+                return float(json.loads(resp.read())["now"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
     try:
         info = json.loads((catkit_home(home) / "backend.json").read_text())
         scale = float(info.get("time_scale") or 1.0)
         started = float(info["started"])
-        emulated_start = float(info.get("emulated_started", started))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return emulated_start + (time.time() - started) * scale
+    return started + (time.time() - started) * scale

@@ -145,3 +145,32 @@ def test_local_now_follows_emulated_clock(fake_local, tmp_path):
     s = Session(backend="local", home=str(home), boto_session=_boto())
     ahead = (s.now().timestamp() - time.time())
     assert ahead > 9 * 59  # 10 real seconds at 60x = ~600 emulated seconds ahead
+
+
+def test_local_now_asks_the_gateway(monkeypatch):
+    import http.server
+    import threading
+
+    class Info(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"now": 2_000_000_000.5}).encode() if self.path == "/_catkit/info" else b"{}"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Info)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        monkeypatch.setattr(catkit.local, "ensure_running", lambda **_kw: url, raising=False)
+        s = Session(backend="local", boto_session=_boto())
+        assert s.now().timestamp() == 2_000_000_000.5
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
