@@ -1322,7 +1322,14 @@ def load_alarm_book(state: Any, region: str, account_id: str) -> AlarmBook:
         try:
             return AlarmBook.from_dict(doc)
         except Exception:
-            log.exception("stored CloudWatch alarms could not be read; starting with none (the row is kept)")
+            backup = f"{STATE_KEY_ALARMS}.unreadable"
+            state.put(STATE_KIND, backup, doc)
+            log.exception(
+                "stored CloudWatch alarms could not be read; starting with none. The stored document was "
+                "copied to state row (%r, %r) for inspection.",
+                STATE_KIND,
+                backup,
+            )
     return AlarmBook(region=region, account_id=account_id)
 
 
