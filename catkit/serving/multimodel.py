@@ -77,8 +77,9 @@ def _rss() -> int:
 class ModelRegistry:
     """Named models loaded in this process, with an optional memory budget (bytes)."""
 
-    def __init__(self, memory_budget_bytes: int | None = None) -> None:
+    def __init__(self, memory_budget_bytes: int | None = None, models_root: str | Path | None = None) -> None:
         self.memory_budget_bytes = memory_budget_bytes
+        self.models_root = Path(models_root).resolve() if models_root is not None else None
         self._models: dict[str, LoadedModel] = {}
         self._load_lock = asyncio.Lock()
 
@@ -115,6 +116,11 @@ class ModelRegistry:
         path = Path(url).expanduser()
         if not path.is_dir():
             raise BadRequest(f"Model url {url!r} is not a directory; pass the unpacked model directory.")
+        if self.models_root is not None and not path.resolve().is_relative_to(self.models_root):
+            raise BadRequest(
+                f"Model url {url!r} is outside the models root {str(self.models_root)!r}; this server "
+                "only loads models unpacked under --models-root."
+            )
         if name in self._models:
             raise ModelAlreadyLoaded(f"Model {name!r} is already loaded.")
         async with self._load_lock:

@@ -107,6 +107,7 @@ class ServerConfig:
     memory_budget_mb: float | None = None
     model_timeout: float | None = None
     workers: int = 2
+    models_root: str | None = None
     max_body_bytes: int = MAX_BODY_BYTES
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
 
@@ -123,6 +124,8 @@ class ServerConfig:
             raise ValueError(f"--workers must be >= 1, got {self.workers}")
         if self.model_timeout is not None and self.model_timeout <= 0:
             raise ValueError(f"--model-timeout must be > 0 seconds, got {self.model_timeout}")
+        if self.models_root is not None and not Path(self.models_root).is_dir():
+            raise ValueError(f"--models-root {self.models_root} is not a directory")
         if self.memory_budget_mb is not None and self.memory_budget_mb <= 0:
             raise ValueError(f"--memory-budget-mb must be > 0, got {self.memory_budget_mb}")
 
@@ -168,7 +171,8 @@ class ModelServer:
         self._load_task: asyncio.Task[None] | None = None
         if config.multi_model:
             budget = config.memory_budget_mb
-            self.registry = ModelRegistry(int(budget * 2**20) if budget is not None else None)
+            self.registry = ModelRegistry(int(budget * 2**20) if budget is not None else None,
+                                          config.models_root)
         self.app = web.Application(client_max_size=config.max_body_bytes)
         self.app.router.add_get("/ping", self.ping)
         self.app.router.add_post("/invocations", self.invocations)
@@ -420,6 +424,7 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, model_required: boo
                              "(default: $SAGEMAKER_MODEL_SERVER_TIMEOUT or none)")
     parser.add_argument("--workers", type=int, default=None,
                         help="handler threads (default: $SAGEMAKER_MODEL_SERVER_WORKERS or 2-4)")
+    parser.add_argument("--models-root", help="multi-model: only load model urls under this directory")
     parser.add_argument("--drain-seconds", type=float, default=DEFAULT_DRAIN_SECONDS,
                         help="on SIGTERM, how long to wait for in-flight requests (default 30)")
 
@@ -435,6 +440,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         model_timeout=args.model_timeout if args.model_timeout is not None else default_model_timeout(),
         workers=args.workers if args.workers is not None else default_workers(),
         drain_seconds=args.drain_seconds,
+        models_root=args.models_root,
     )
 
 

@@ -199,3 +199,20 @@ def test_bad_load_requests_are_400_and_broken_models_500(make_model: Any, tmp_pa
         assert json.loads(await (await client.get("/models")).read()) == {"models": []}
 
     sv.run_in_process(mme(), scenario)
+
+
+def test_models_root_confines_model_urls(make_model: Any, tmp_path: Path, sv: Any) -> None:
+    inside = make_model("inside", TAGGED, files={"tag.txt": "in"})
+    outside = tmp_path / "elsewhere" / "m"
+    outside.mkdir(parents=True)
+    (outside / "code").mkdir()
+    (outside / "code" / "inference.py").write_text("raise SystemExit('must not run')\n")
+
+    async def scenario(client: Any, _server: Any) -> None:
+        assert (await load(client, "in", inside)).status == 200
+        resp = await load(client, "out", outside)
+        assert resp.status == 400 and "outside the models root" in await resp.text()
+        resp = await load(client, "sneaky", inside.parent / ".." / "elsewhere" / "m")
+        assert resp.status == 400
+
+    sv.run_in_process(mme(models_root=str(inside.parent)), scenario)

@@ -180,3 +180,19 @@ def test_drain_is_bounded_when_a_request_never_finishes(make_model: Any, spawn_s
 
     asyncio.run(check())
     assert proc.proc.wait(timeout=20) == 0
+
+
+def test_port_in_use_is_a_clear_error(make_model: Any, tmp_path: Path, sv: Any) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "catkit.serving.server", str(make_model("echo", sv.ECHO)),
+             "--port", str(port)],
+            capture_output=True, text=True, timeout=60, cwd=sv.ROOT,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
