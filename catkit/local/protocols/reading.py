@@ -329,8 +329,14 @@ class QueryReader(TextReader):
                 if node.get(LEAF) == "" and len(node) == 1:
                     return []  # the query protocol's empty list: "Name="
                 raise WireValueError("a list", node.get(LEAF), f"expected {plan.element_name}.N keys")
+        try:
+            entries = self._indexed(container, "a list")
+        except WireValueError as err:
+            if not plan.flattened:
+                err.path.insert(0, plan.element_name)
+            raise
         out = []
-        for index, child in self._indexed(container, "a list"):
+        for index, child in entries:
             try:
                 out.append(self.read(element, child))
             except WireValueError as err:
@@ -345,8 +351,14 @@ class QueryReader(TextReader):
             if node.get(LEAF) == "" and len(node) == 1:
                 return {}
             raise WireValueError("a map", node.get(LEAF), "expected entry.N.key/value keys")
+        try:
+            entries = self._indexed(container, "a map entry")
+        except WireValueError as err:
+            if not plan.flattened:
+                err.path.insert(0, "entry")
+            raise
         out: dict[str, Any] = {}
-        for index, child in self._indexed(container, "a map entry"):
+        for index, child in entries:
             try:
                 key_node = child.get(plan.key_name)
                 if key_node is None:
