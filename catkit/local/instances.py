@@ -456,12 +456,11 @@ class Instance:
         if self._ps is None or not self.alive:
             return None
         try:
+            # The model server is one process (handlers run on threads), so the process itself is
+            # the container; scanning /proc for children would cost milliseconds per sample.
             with self._ps.oneshot():
                 cpu = self._ps.cpu_percent(None)
                 rss = self._ps.memory_info().rss
-            for child in self._ps.children(recursive=True):
-                with contextlib.suppress(psutil.Error):
-                    rss += child.memory_info().rss
         except psutil.Error:
             return None
         cpu = min(cpu, 100.0 * self.vcpu)
