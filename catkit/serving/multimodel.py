@@ -49,6 +49,13 @@ class LoadedModel:
     disk_bytes: int
     loaded_at: float
     load_seconds: float
+    last_used_at: float | None = None
+    invocations: int = 0
+
+    def touch(self) -> None:
+        """Record one invocation (for LRU eviction decisions by the caller)."""
+        self.last_used_at = time.time()
+        self.invocations += 1
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -58,6 +65,8 @@ class LoadedModel:
             "diskBytes": self.disk_bytes,
             "loadedAt": self.loaded_at,
             "loadSeconds": round(self.load_seconds, 6),
+            "lastUsedAt": self.last_used_at,
+            "invocationCount": self.invocations,
         }
 
 

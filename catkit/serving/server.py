@@ -248,6 +248,7 @@ class ModelServer:
                     model = self.registry.get(target)
                 except ServingError as exc:
                     return self._error_response(request, exc)
+                model.touch()
                 return await self._invoke(model.handler, request, target)
             if self.load_error is not None:
                 return _text(503, f"Model failed to load: {self.load_error}")
@@ -355,6 +356,7 @@ class ModelServer:
             model = self._registry().get(name)
         except ServingError as exc:
             return self._error_response(request, exc)
+        model.touch()
         return await self._invoke(model.handler, request, name)
 
 

@@ -53,10 +53,13 @@ def test_load_describe_invoke_unload(make_model: Any, sv: Any) -> None:
         described = await resp.json()
         assert resp.status == 200 and described["modelName"] == "m1" and described["modelUrl"] == str(model_dir)
         assert described["memoryBytes"] >= described["diskBytes"] > 0
+        assert (described["invocationCount"], described["lastUsedAt"]) == (0, None)
 
         resp = await client.post("/models/m1/invoke", data=b"hi",
                                  headers={"X-Amzn-SageMaker-Target-Model": "m1.tar.gz"})
         assert resp.status == 200 and await resp.text() == "alpha:m1:m1.tar.gz:hi"
+        described = await (await client.get("/models/m1")).json()
+        assert described["invocationCount"] == 1 and described["lastUsedAt"] > described["loadedAt"] - 1
 
         resp = await client.delete("/models/m1")
         assert resp.status == 200
