@@ -187,8 +187,6 @@ def endpoint_cost(session: Session, endpoint: str, *, until: datetime | None = N
     """
     import pandas as pd
 
-    from catkit.scaling import scaling_activities
-
     until = until or session.now()
     desc = session.sagemaker.describe_endpoint(EndpointName=endpoint)
     config = session.sagemaker.describe_endpoint_config(EndpointConfigName=desc["EndpointConfigName"])
@@ -204,14 +202,7 @@ def endpoint_cost(session: Session, endpoint: str, *, until: datetime | None = N
             continue
         quote = prices.get(itype) or price_per_hour(session, itype)
         prices[itype] = quote
-        acts = scaling_activities(session, endpoint, name)
-        done = acts[(acts["status"] == "Successful") & acts["desired_capacity"].notna()]
-        changes = [
-            (ts.to_pydatetime(), int(n))
-            for ts, n in zip(
-                done["end_time"].fillna(done["start_time"]), done["desired_capacity"], strict=False
-            )
-        ]
+        changes = _scaling_changes(session, endpoint, name, notes)
         segments = _capacity_segments(created, until, int(variant.get("InitialInstanceCount", 1)), changes)
         now_count = int(current.get(name, {}).get("CurrentInstanceCount", segments[-1][2] if segments else 0))
         if segments and segments[-1][2] != now_count:
@@ -249,6 +240,20 @@ def endpoint_cost(session: Session, endpoint: str, *, until: datetime | None = N
         timeline=timeline,
         notes=notes,
     )
+
+
+def _scaling_changes(session: Session, endpoint: str, variant: str, notes: list[str]) -> list[tuple[datetime, int]]:
+    """(time, new desired count) of successful scaling activities; [] with a note if unavailable."""
+    from catkit.scaling import scaling_activities
+
+    try:
+        acts = scaling_activities(session, endpoint, variant)
+    except (ClientError, BotoCoreError) as exc:
+        notes.append(f"variant {variant}: scaling history unavailable ({exc}); assuming no auto scaling")
+        return []
+    done = acts[(acts["status"] == "Successful") & acts["desired_capacity"].notna()]
+    whens = done["end_time"].fillna(done["start_time"])
+    return [(ts.to_pydatetime(), int(n)) for ts, n in zip(whens, done["desired_capacity"], strict=False)]
 
 
 # -- idle endpoints ----------------------------------------------------------------------------

@@ -480,10 +480,14 @@ def delete_tagged_endpoints(
     delete_config: bool = True,
     delete_model: bool = True,
     dry_run: bool = False,
+    wait: bool = False,
+    timeout: float = 900.0,
+    poll: float | None = None,
 ) -> list[str]:
     """Delete every endpoint carrying ``tag_key`` (= ``tag_value`` when given); returns their names.
 
     ``dry_run=True`` only lists what would be deleted. Endpoints that vanish meanwhile are skipped.
+    ``wait=True`` returns only once each endpoint is gone (not just ``Deleting``).
     """
     names = [e["EndpointName"] for e in list_endpoints(session, tag_key, tag_value)]
     if dry_run:
@@ -491,7 +495,10 @@ def delete_tagged_endpoints(
     deleted = []
     for name in names:
         try:
-            delete_endpoint(session, name, delete_config=delete_config, delete_model=delete_model)
+            delete_endpoint(
+                session, name, delete_config=delete_config, delete_model=delete_model,
+                wait=wait, timeout=timeout, poll=poll,
+            )
         except EndpointNotFoundError:
             continue
         deleted.append(name)

@@ -1,0 +1,137 @@
+"""End to end through ``Session(backend="local")``: the helpers' one code path against the
+embedded backend (a real gateway process and real model-server processes).
+
+deploy -> invoke/batch -> resize -> blue/green update -> metrics -> cost -> multi-model S3 side ->
+delete by tag. Scaling runs only when the backend serves application-autoscaling.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from catkit import cost, metrics, mme, scaling
+from catkit import deploy as d
+from catkit import invoke as inv
+from catkit.local import lifecycle
+from catkit.session import Session
+
+pytestmark = pytest.mark.slow
+
+INFERENCE = b'''
+import json
+import os
+
+
+def model_fn(model_dir):
+    with open(os.path.join(model_dir, "version.txt")) as f:
+        return f.read().strip()
+
+
+def transform_fn(model, body, content_type, accept):
+    return json.dumps({"version": model, "bytes": len(body)}), "application/json"
+'''
+
+
+def _archive(path: Path, version: str) -> str:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in (("code/inference.py", INFERENCE), ("version.txt", version.encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def local():
+    home = Path(tempfile.mkdtemp(prefix="catkit-helpers-e2e-"))
+    try:
+        session = Session(backend="local", home=str(home), time_scale=1000)
+        yield session, home
+    finally:
+        lifecycle.stop(home, timeout=15)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _served(session: Session) -> set[str]:
+    with urllib.request.urlopen(f"{session.endpoint_url}/_catkit/info", timeout=5) as resp:
+        return set(json.loads(resp.read())["services"])
+
+
+def test_deploy_invoke_resize_update_cost_delete(local):
+    session, home = local
+    assert session.backend == "local" and session.endpoint_url.startswith("http://127.0.0.1:")
+    assert session.pricing is None
+    v1, v2 = _archive(home / "v1.tar.gz", "v1"), _archive(home / "v2.tar.gz", "v2")
+
+    ep = d.deploy(session, v1, name="helpers-e2e", image_uri="local/echo:1", poll=0.2, progress=False,
+                  tags={"catkit:purpose": "helpers-e2e"})
+    assert ep.status == "InService" and ep.model_data.startswith(f"s3://{session.bucket}/")
+
+    pred = inv.invoke(session, "helpers-e2e", {"x": 1})
+    assert pred.value == {"version": "v1", "bytes": 8} and pred.variant == "AllTraffic" and pred.latency_ms > 0
+
+    desc = d.set_instance_count(session, "helpers-e2e", 3, poll=0.2, progress=False)
+    assert desc["ProductionVariants"][0]["CurrentInstanceCount"] == 3
+
+    d.update_model(session, "helpers-e2e", v2, poll=0.2, progress=False, delete_old=True)
+    assert inv.invoke(session, "helpers-e2e", b"abc").value == {"version": "v2", "bytes": 3}
+    # blue/green kept the capacity
+    desc = d.describe_endpoint(session, "helpers-e2e")
+    assert desc["ProductionVariants"][0]["CurrentInstanceCount"] == 3
+
+    preds = inv.invoke_batch(session, "helpers-e2e", [[i] for i in range(12)], progress=False)
+    assert all(p.ok for p in preds) and {p.value["version"] for p in preds} == {"v2"}
+
+    frame = metrics.endpoint_metrics(session, "helpers-e2e", metrics=["Invocations"], minutes=24 * 60)
+    assert frame["value"].sum() == 14  # 2 single calls + 12 batch calls, emulated timestamps
+
+    bill = cost.endpoint_cost(session, "helpers-e2e")
+    assert bill.usd > 0 and bill.prices["ml.m5.xlarge"].usd_per_hour == 0.23  # bundled table locally
+    assert bill.usd_per_month == pytest.approx(3 * 0.23 * 730)
+
+    busy = cost.find_idle_endpoints(session, hours=24, include_all=True)
+    assert busy.set_index("endpoint").loc["helpers-e2e", "idle"] == False  # noqa: E712 - numpy bool
+
+    assert d.delete_tagged_endpoints(session, "catkit:purpose", "helpers-e2e", wait=True, poll=0.2) == [
+        "helpers-e2e"
+    ]
+    with pytest.raises(d.EndpointNotFoundError):
+        d.describe_endpoint(session, "helpers-e2e")
+
+
+def test_multi_model_prefix_management(local):
+    session, home = local
+    v1 = _archive(home / "m1.tar.gz", "m1")
+    ep = mme.deploy_multi_model(session, name="helpers-mme", image_uri="local/mme:1", poll=0.2, progress=False,
+                                tags={"catkit:purpose": "helpers-e2e"})
+    assert ep.status == "InService" and ep.model_data.endswith("/catkit/mme/helpers-mme/")
+    assert mme.model_prefix(session, "helpers-mme") == ep.model_data
+    assert mme.add_model(session, "helpers-mme", v1, name="cats/m1.tar.gz") == "cats/m1.tar.gz"
+    assert mme.add_model(session, "helpers-mme", f"{ep.model_data}cats/m1.tar.gz", name="m1-copy.tar.gz")
+    assert mme.list_models(session, "helpers-mme") == ["cats/m1.tar.gz", "m1-copy.tar.gz"]
+    mme.remove_model(session, "helpers-mme", "m1-copy.tar.gz")
+    assert mme.list_models(session, "helpers-mme") == ["cats/m1.tar.gz"]
+    assert d.delete_endpoint(session, "helpers-mme")[0] == "endpoint:helpers-mme"
+
+
+def test_scaling_through_local_backend(local):
+    session, home = local
+    if "application-autoscaling" not in _served(session):
+        pytest.skip("this build of the local backend does not serve application-autoscaling yet")
+    d.deploy(session, _archive(home / "s.tar.gz", "s"), name="helpers-scale", image_uri="local/echo:1",
+             poll=0.2, progress=False)
+    policy = scaling.configure_target_tracking(session, "helpers-scale")
+    assert policy.policy_arn
+    assert scaling.describe_target(session, "helpers-scale")["MaxCapacity"] == 10
+    frame = scaling.scaling_activities(session, "helpers-scale")
+    assert list(frame.columns) == scaling.ACTIVITY_COLUMNS
+    assert scaling.remove_scaling(session, "helpers-scale")["targets"] == 1
+    d.delete_endpoint(session, "helpers-scale")
