@@ -19,6 +19,7 @@ leave the model directory are refused.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import itertools
@@ -26,7 +27,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -107,31 +108,43 @@ def dir_size_bytes(root: Path) -> int:
     return total
 
 
-def _import_inference(script: Path, code_dir: Path, keep_on_path: bool) -> ModuleType:
+@contextlib.contextmanager
+def _code_on_path(code_dir: Path | None, keep_on_path: bool) -> Iterator[None]:
+    """Put ``code_dir`` first on ``sys.path`` while a model imports and loads (model_fn may unpickle
+    classes defined in sibling modules). Unless ``keep_on_path``, remove it afterwards and forget the
+    sibling modules so another model's same-named modules load fresh; loaded objects keep theirs."""
+    if code_dir is None:
+        yield
+        return
+    code_path = str(code_dir)
+    with _IMPORT_LOCK:
+        before = set(sys.modules)
+        sys.path.insert(0, code_path)
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            if not (ok and keep_on_path):
+                _forget_siblings(before, code_dir)
+                with contextlib.suppress(ValueError):
+                    sys.path.remove(code_path)
+
+
+def _import_inference(script: Path) -> ModuleType:
     module_name = f"catkit_model_code_{next(_module_ids)}"
     spec = importlib.util.spec_from_file_location(module_name, script)
     if spec is None or spec.loader is None:
         raise ModelLoadError(f"Cannot import {script}: not a Python source file.")
     module = importlib.util.module_from_spec(spec)
-    code_path = str(code_dir)
-    with _IMPORT_LOCK:
-        before = set(sys.modules)
-        sys.path.insert(0, code_path)
-        sys.modules[module_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException as exc:
-            sys.modules.pop(module_name, None)
-            _forget_siblings(before, code_dir)
-            sys.path.remove(code_path)
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
-                raise ModelLoadError(f"{script} raised {type(exc).__name__} while importing.") from exc
-            raise ModelLoadError(f"Importing {script} failed: {type(exc).__name__}: {exc}") from exc
-        if not keep_on_path:
-            # Multi-model: another model may have sibling modules with the same names. The
-            # inference module keeps references to what it imported; forget the names.
-            _forget_siblings(before, code_dir)
-            sys.path.remove(code_path)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:
+        sys.modules.pop(module_name, None)
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise ModelLoadError(f"{script} raised {type(exc).__name__} while importing.") from exc
+        raise ModelLoadError(f"Importing {script} failed: {type(exc).__name__}: {exc}") from exc
     return module
 
 
@@ -166,6 +179,45 @@ def default_predict_fn(data: Any, model: Any) -> Any:
         f"The model ({type(model).__name__}) has no predict method and is not callable: "
         "define predict_fn(data, model) in code/inference.py."
     )
+
+
+def _handler_functions(module: ModuleType | None, script: Path) -> dict[str, Callable[..., Any] | None]:
+    functions: dict[str, Callable[..., Any] | None] = {}
+    for name in HANDLER_FUNCTIONS:
+        func = getattr(module, name, None) if module is not None else None
+        if func is not None and not callable(func):
+            raise ModelLoadError(f"{name} in {script} is not callable.")
+        functions[name] = func
+    if functions["transform_fn"] and any(functions[n] for n in ("input_fn", "predict_fn", "output_fn")):
+        raise ModelLoadError(
+            f"{script} defines transform_fn together with input_fn/predict_fn/output_fn: "
+            "use either transform_fn alone or the other three (as in SageMaker's toolkit)."
+        )
+    return functions
+
+
+def _load_model(root: Path, functions: dict[str, Callable[..., Any] | None], model_name: str | None) -> Any:
+    """pre_model_fn, model_fn (or the model.joblib default), model_warmup_fn."""
+    model_fn = functions["model_fn"] or default_model_fn
+    step = "pre_model_fn"
+    try:
+        pre = functions["pre_model_fn"]
+        if pre is not None:
+            pre(str(root))
+        step = "model_fn"
+        if _takes_context(model_fn, 1):
+            model = model_fn(str(root), ModelContext(str(root), model_name))
+        else:
+            model = model_fn(str(root))
+        step = "model_warmup_fn"
+        warmup = functions["model_warmup_fn"]
+        if warmup is not None:
+            warmup(str(root), model)
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"{step}({root}) failed: {type(exc).__name__}: {exc}") from exc
+    return model
 
 
 class ModelHandler:
@@ -204,7 +256,8 @@ class ModelHandler:
             raise ModelLoadError(f"Model path {model_dir} is not a directory (expected an unpacked model).")
         code_dir = root / "code"
         script = code_dir / "inference.py"
-        module: ModuleType | None = None
+        real_code: Path | None = None
+        real_script: Path | None = None
         if script.exists() or script.is_symlink():
             real_code = code_dir.resolve()
             real_script = script.resolve()
@@ -215,35 +268,10 @@ class ModelHandler:
                 )
             if not real_script.is_file():
                 raise ModelLoadError(f"{script} is not a regular file.")
-            module = _import_inference(real_script, real_code, keep_code_on_path)
-        functions: dict[str, Callable[..., Any] | None] = {}
-        for name in HANDLER_FUNCTIONS:
-            func = getattr(module, name, None) if module is not None else None
-            if func is not None and not callable(func):
-                raise ModelLoadError(f"{name} in {script} is not callable.")
-            functions[name] = func
-        if functions["transform_fn"] and any(functions[n] for n in ("input_fn", "predict_fn", "output_fn")):
-            raise ModelLoadError(
-                f"{script} defines transform_fn together with input_fn/predict_fn/output_fn: "
-                "use either transform_fn alone or the other three (as in SageMaker's toolkit)."
-            )
-        model_fn = functions["model_fn"] or default_model_fn
-        step = "pre_model_fn"
-        try:
-            if functions["pre_model_fn"] is not None:
-                functions["pre_model_fn"](str(root))
-            step = "model_fn"
-            if _takes_context(model_fn, 1):
-                model = model_fn(str(root), ModelContext(str(root), model_name))
-            else:
-                model = model_fn(str(root))
-            step = "model_warmup_fn"
-            if functions["model_warmup_fn"] is not None:
-                functions["model_warmup_fn"](str(root), model)
-        except ModelLoadError:
-            raise
-        except Exception as exc:
-            raise ModelLoadError(f"{step}({root}) failed: {type(exc).__name__}: {exc}") from exc
+        with _code_on_path(real_code, keep_code_on_path):
+            module = _import_inference(real_script) if real_script is not None else None
+            functions = _handler_functions(module, script)
+            model = _load_model(root, functions, model_name)
         log.info("loaded model from %s (handler: %s)", root, "code/inference.py" if module else "defaults")
         return cls(root, model, functions, module)
 

@@ -22,7 +22,7 @@ def restore_sys_path() -> Any:
     yield
     sys.path[:] = path
     for name in set(sys.modules) - modules:
-        if name.startswith(("catkit_model_code_", "helper_mod_", "shared_name_")):
+        if name.startswith(("catkit_model_code_", "helper_mod_", "shared_name_", "custom_mod_")):
             sys.modules.pop(name, None)
 
 
@@ -219,3 +219,21 @@ def test_multi_model_loading_keeps_same_named_siblings_apart(make_model: Any) ->
     assert b.invoke(b"", "", None).body == b"from-b"
     assert sys.path == path_before
     assert "shared_name_xyz" not in sys.modules
+
+
+def test_default_model_fn_unpickles_classes_from_sibling_modules_in_multi_model_mode(
+        make_model: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    model_dir = make_model("pickled", "# defaults only; custom_mod_q.py holds the model class\n", files={
+        "code/custom_mod_q.py": "class Tripler:\n    def predict(self, data):\n        return data * 3\n",
+    })
+    monkeypatch.syspath_prepend(str(model_dir / "code"))
+    import custom_mod_q  # type: ignore[import-not-found]
+
+    joblib.dump(custom_mod_q.Tripler(), model_dir / "model.joblib")
+    del sys.modules["custom_mod_q"]
+    sys.path.remove(str(model_dir / "code"))
+
+    handler = ModelHandler.load(model_dir, keep_code_on_path=False)
+    assert handler.invoke(b"[1, 2]", "application/json", None).body == b"[3, 6]"
+    assert "custom_mod_q" not in sys.modules
+    assert str(model_dir / "code") not in sys.path
