@@ -170,6 +170,7 @@ class EndpointManager:
         self.emit_idle_zeros = True
         self._endpoints: dict[str, Endpoint] = {}
         self._deleted_listeners: list[Callable[[str], Any]] = []
+        self._update_guards: list[Callable[[str, list[dict[str, Any]], list[dict[str, Any]]], None]] = []
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
@@ -373,6 +374,8 @@ class EndpointManager:
         self._check_updatable(ep)
         config = self.get_config(config_name)
         props = self._variant_props(config, ep if retain else None, set(exclude or ()))
+        for guard in self._update_guards:
+            guard(ep.name, [dict(v.props) for v in ep.variants], [dict(p) for p in props])
         old_total = sum(v.desired_count for v in ep.variants)
         self._check_capacity(max(0, sum(p["DesiredInstanceCount"] for p in props)) if old_total >= 0 else 0)
         ep.pending = [Variant(ep.name, p) for p in props]
@@ -475,6 +478,13 @@ class EndpointManager:
     def on_endpoint_deleted(self, callback: Callable[[str], Any]) -> None:
         """``callback(endpoint_name)`` (sync or async) runs after an endpoint is gone."""
         self._deleted_listeners.append(callback)
+
+    def add_update_guard(self, guard: Callable[[str, list[dict[str, Any]], list[dict[str, Any]]], None]) -> None:
+        """``guard(endpoint_name, current_variants, new_variants)`` runs before UpdateEndpoint starts
+        and may raise AwsError to refuse it (AWS refuses updates that change the instance type of,
+        or remove, an auto-scaled variant). Variant dicts carry VariantName, ModelName,
+        InstanceType, DesiredInstanceCount, DesiredWeight."""
+        self._update_guards.append(guard)
 
     def variant_instances(self, endpoint: str, variant: str) -> list[Instance]:
         """The variant's instances (any state) - for metrics and tests."""

@@ -293,3 +293,61 @@ def test_restart_brings_inservice_endpoints_back(h):
         assert len(_pids(h, "durable")) == 2
 
     h.run(second, background=True)
+
+
+def test_delete_while_creating_cancels_the_launch(h, fake_backend):
+    fake_backend.instance_options = {"provisioning_seconds": 600.0}  # 0.3 s real at the test's time scale
+
+    async def body(h):
+        await h.model("m")
+        await h.config("c", [("AllTraffic", "m", 2)])
+        await h.sm("CreateEndpoint", EndpointName="early", EndpointConfigName="c")
+        await asyncio.sleep(0.05)
+        await h.sm("DeleteEndpoint", EndpointName="early")
+        await h.wait_gone("early")
+        await asyncio.sleep(0.5)
+        assert not (h.backend.home / "instances" / "early").exists()
+
+    h.run(body)
+
+
+def test_update_endpoint_checks_and_guards(h):
+    async def body(h):
+        await h.deploy("guarded", count=1)
+        with pytest.raises(AwsError, match="Could not find endpoint configuration"):
+            await h.sm("UpdateEndpoint", EndpointName="guarded", EndpointConfigName="nope")
+        calls = []
+
+        def guard(name, current, new):
+            calls.append((name, [v["InstanceType"] for v in current], [v["VariantName"] for v in new]))
+            raise AwsError("ValidationException", "refused by guard")
+
+        h.manager.add_update_guard(guard)
+        await h.config("other", [("AllTraffic", "guarded-model", 1)])
+        with pytest.raises(AwsError, match="refused by guard"):
+            await h.sm("UpdateEndpoint", EndpointName="guarded", EndpointConfigName="other")
+        assert calls == [("guarded", ["ml.m5.large"], ["AllTraffic"])]
+        d = await h.sm("DescribeEndpoint", EndpointName="guarded")
+        assert d["EndpointStatus"] == "InService" and d["EndpointConfigName"] == "guarded-config"
+        with pytest.raises(AwsError, match=">= 0"):
+            await h.sm("UpdateEndpointWeightsAndCapacities", EndpointName="guarded",
+                       DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredWeight": -1.0}])
+        with pytest.raises(AwsError, match="DesiredWeight and/or DesiredInstanceCount"):
+            await h.sm("UpdateEndpointWeightsAndCapacities", EndpointName="guarded",
+                       DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic"}])
+
+    h.run(body)
+
+
+def test_instance_limit_is_resource_limit_exceeded(h):
+    async def body(h):
+        h.manager.max_instances = 2
+        await h.model("m")
+        await h.config("big", [("AllTraffic", "m", 3)])
+        with pytest.raises(AwsError) as e:
+            await h.sm("CreateEndpoint", EndpointName="big", EndpointConfigName="big")
+        assert e.value.code == "ResourceLimitExceeded" and "CATKIT_MAX_INSTANCES" in e.value.message
+        with pytest.raises(AwsError):
+            await h.sm("DescribeEndpoint", EndpointName="big")
+
+    h.run(body)
