@@ -97,14 +97,28 @@ def unique_name(prefix: str) -> str:
 
 
 def default_image_uri(region: str) -> str:
-    """The SageMaker scikit-learn inference image for ``region`` (via the SageMaker SDK)."""
-    try:
-        from sagemaker import image_uris
-    except Exception as exc:  # pragma: no cover - sagemaker is a dependency
-        raise RuntimeError("Pass image_uri=...; the SageMaker SDK is not importable to look one up.") from exc
-    return image_uris.retrieve(
-        "sklearn", region, version=SKLEARN_FRAMEWORK_VERSION, instance_type=DEFAULT_INSTANCE_TYPE
-    )
+    """The SageMaker scikit-learn inference image URI for ``region``.
+
+    Read from the SageMaker Python SDK's own image table (``image_uri_config/sklearn.json``)
+    without importing the SDK (its import is slow and probes EC2 metadata off AWS).
+    """
+    import importlib.util
+    import json
+
+    spec = importlib.util.find_spec("sagemaker")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("Pass image_uri=...; the SageMaker Python SDK is not installed to look one up.")
+    table = Path(spec.origin).parent / "image_uri_config" / "sklearn.json"
+    version = json.loads(table.read_text())["inference"]["versions"][SKLEARN_FRAMEWORK_VERSION]
+    account = version["registries"].get(region)
+    if account is None:
+        raise ValueError(
+            f"No SageMaker scikit-learn {SKLEARN_FRAMEWORK_VERSION} image is listed for region {region}; "
+            "pass image_uri=... explicitly."
+        )
+    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    tag = f"{SKLEARN_FRAMEWORK_VERSION}-cpu-{version['py_versions'][0]}"
+    return f"{account}.dkr.ecr.{region}.{domain}/{version['repository']}:{tag}"
 
 
 def tag_list(tags: Mapping[str, str] | None) -> list[dict[str, str]]:

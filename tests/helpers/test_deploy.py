@@ -256,3 +256,12 @@ def test_delete_tagged_endpoints_paginates_and_filters(session, stubs):
         sm.add_response("delete_model", {}, {"ModelName": name})
     assert d.delete_tagged_endpoints(session, "catkit:purpose", "dev") == ["a", "c"]
     stubs.verify()
+
+
+def test_default_image_uri_matches_the_sdk_table():
+    assert d.default_image_uri("us-east-1") == (
+        "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+    )
+    assert d.default_image_uri("cn-north-1").endswith(".dkr.ecr.cn-north-1.amazonaws.com.cn/sagemaker-scikit-learn:1.2-1-cpu-py3")
+    with pytest.raises(ValueError, match="pass image_uri"):
+        d.default_image_uri("xx-nowhere-1")
