@@ -33,6 +33,7 @@ import itertools
 import math
 import re
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -60,6 +61,8 @@ _ALPHA = 0.01  # relative accuracy of the histogram
 _GAMMA = (1 + _ALPHA) / (1 - _ALPHA)
 _INV_LOG_GAMMA = 1.0 / math.log(_GAMMA)
 _COMPACT_EVERY = 300.0
+_MAX_BINS = 2048  # per sign: a value range of 1.02**2048 (~1e17) at full accuracy
+_BIN_SLACK = 8
 
 DimensionKey = frozenset  # frozenset[tuple[str, str]]
 
@@ -105,23 +108,80 @@ def is_extended_statistic(stat: str) -> bool:
     return parse_extended_statistic(stat) is not None
 
 
+class _Bins:
+    """Dense log-histogram counts of one sign: ``counts[i]`` belongs to bin ``offset + i``.
+
+    A contiguous ``array('d')`` costs 8 bytes per bin (a dict ~70); when the range of bins would
+    exceed ``_MAX_BINS`` the lowest bins are collapsed, so upper percentiles stay accurate.
+    """
+
+    __slots__ = ("counts", "offset")
+
+    def __init__(self) -> None:
+        self.offset = 0
+        self.counts = array("d")
+
+    def add(self, key: int, weight: float) -> None:
+        i = key - self.offset
+        counts = self.counts
+        if 0 <= i < len(counts):
+            counts[i] += weight
+        else:
+            self._grow_and_add(key, weight)
+
+    def _grow_and_add(self, key: int, weight: float) -> None:
+        old, offset = self.counts, self.offset
+        if not old:
+            lo, hi = key - _BIN_SLACK, key + _BIN_SLACK
+        else:
+            lo = min(offset, key - _BIN_SLACK) if key < offset else offset
+            hi = (
+                max(offset + len(old) - 1, key + _BIN_SLACK)
+                if key >= offset + len(old)
+                else offset + len(old) - 1
+            )
+        lo = max(lo, hi - _MAX_BINS + 1)
+        new = array("d", bytes(8 * (hi - lo + 1)))
+        for j, c in enumerate(old):
+            if c:
+                new[max(offset + j, lo) - lo] += c
+        new[max(key, lo) - lo] += weight
+        self.offset, self.counts = lo, new
+
+    def merge(self, other: _Bins) -> None:
+        for j, c in enumerate(other.counts):
+            if c:
+                self.add(other.offset + j, c)
+
+    def items(self) -> list[tuple[int, float]]:
+        """Non-empty ``(bin, count)`` in ascending bin order."""
+        offset = self.offset
+        return [(offset + j, c) for j, c in enumerate(self.counts) if c]
+
+    def total(self) -> float:
+        return math.fsum(self.counts)
+
+
 class _Distribution:
     """Weighted values: exact while small, then a log-bucketed histogram (DDSketch-like)."""
 
-    __slots__ = ("neg", "pos", "raw_counts", "raw_values", "zero")
+    __slots__ = ("neg", "pos", "raw_values", "raw_weights", "zero")
 
     def __init__(self) -> None:
-        self.raw_values: list[float] | None = []
-        self.raw_counts: list[float] | None = []
-        self.pos: dict[int, float] | None = None
-        self.neg: dict[int, float] | None = None
+        self.raw_values: array | None = array("d")
+        self.raw_weights: array | None = None  # None: every raw value has weight 1
+        self.pos: _Bins | None = None
+        self.neg: _Bins | None = None
         self.zero = 0.0
 
     def add(self, value: float, count: float = 1.0) -> None:
         raw = self.raw_values
         if raw is not None:
+            if count != 1.0 and self.raw_weights is None:
+                self.raw_weights = array("d", [1.0]) * len(raw)
             raw.append(value)
-            self.raw_counts.append(count)  # type: ignore[union-attr]
+            if self.raw_weights is not None:
+                self.raw_weights.append(count)
             if len(raw) > _RAW_LIMIT:
                 self._to_histogram()
             return
@@ -129,49 +189,43 @@ class _Distribution:
 
     def _bin(self, value: float, count: float) -> None:
         if value > 0.0:
-            key = math.ceil(math.log(value) * _INV_LOG_GAMMA)
-            pos = self.pos
-            pos[key] = pos.get(key, 0.0) + count  # type: ignore[index,union-attr]
+            self.pos.add(math.ceil(math.log(value) * _INV_LOG_GAMMA), count)  # type: ignore[union-attr]
         elif value < 0.0:
-            key = math.ceil(math.log(-value) * _INV_LOG_GAMMA)
-            neg = self.neg
-            neg[key] = neg.get(key, 0.0) + count  # type: ignore[index,union-attr]
+            self.neg.add(math.ceil(math.log(-value) * _INV_LOG_GAMMA), count)  # type: ignore[union-attr]
         else:
             self.zero += count
 
+    def _raw_pairs(self) -> list[tuple[float, float]]:
+        values = self.raw_values or array("d")
+        weights = self.raw_weights if self.raw_weights is not None else [1.0] * len(values)
+        return list(zip(values, weights, strict=True))
+
     def _to_histogram(self) -> None:
-        values, counts = self.raw_values or [], self.raw_counts or []
-        self.raw_values = self.raw_counts = None
-        self.pos, self.neg = {}, {}
-        for v, c in zip(values, counts, strict=True):
+        pairs = self._raw_pairs()
+        self.raw_values = self.raw_weights = None
+        self.pos, self.neg = _Bins(), _Bins()
+        for v, c in pairs:
             self._bin(v, c)
 
     def merge(self, other: _Distribution) -> None:
         if other.raw_values is not None:
-            for v, c in zip(other.raw_values, other.raw_counts or [], strict=True):
+            for v, c in other._raw_pairs():
                 self.add(v, c)
             return
         if self.raw_values is not None:
             self._to_histogram()
-        for key, c in other.pos.items():  # type: ignore[union-attr]
-            self.pos[key] = self.pos.get(key, 0.0) + c  # type: ignore[index,union-attr]
-        for key, c in other.neg.items():  # type: ignore[union-attr]
-            self.neg[key] = self.neg.get(key, 0.0) + c  # type: ignore[index,union-attr]
+        self.pos.merge(other.pos)  # type: ignore[union-attr,arg-type]
+        self.neg.merge(other.neg)  # type: ignore[union-attr,arg-type]
         self.zero += other.zero
-
-    def copy(self) -> _Distribution:
-        out = _Distribution()
-        out.merge(self)
-        return out
 
     def pairs(self, minimum: float, maximum: float) -> list[tuple[float, float]]:
         """``(value, weight)`` ascending; histogram bins stand for their representative value."""
         if self.raw_values is not None:
-            return sorted(zip(self.raw_values, self.raw_counts or [], strict=True))
-        out = [(-_representative(k), self.neg[k]) for k in sorted(self.neg, reverse=True)]  # type: ignore[index,arg-type]
+            return sorted(self._raw_pairs())
+        out = [(-_representative(k), c) for k, c in reversed(self.neg.items())]  # type: ignore[union-attr]
         if self.zero:
             out.append((0.0, self.zero))
-        out.extend((_representative(k), self.pos[k]) for k in sorted(self.pos))  # type: ignore[index,arg-type]
+        out.extend((_representative(k), c) for k, c in self.pos.items())  # type: ignore[union-attr]
         return [(min(max(v, minimum), maximum), w) for v, w in out]
 
     def quantile(self, q: float, minimum: float, maximum: float) -> float:
@@ -180,30 +234,13 @@ class _Distribution:
             return minimum
         if q >= 1.0:
             return maximum
-        if self.raw_values is not None:
-            pairs = sorted(zip(self.raw_values, self.raw_counts or [], strict=True))
-            total = sum(c for _, c in pairs)
-            rank = q * total
-            acc = 0.0
-            for v, c in pairs:
-                acc += c
-                if acc >= rank - 1e-9:
-                    return v
-            return maximum
-        total = sum(self.neg.values()) + self.zero + sum(self.pos.values())  # type: ignore[union-attr]
-        rank = q * total
+        pairs = self.pairs(minimum, maximum)
+        rank = q * math.fsum(w for _, w in pairs)
         acc = 0.0
-        for key in sorted(self.neg, reverse=True):  # type: ignore[arg-type]
-            acc += self.neg[key]  # type: ignore[index]
+        for v, w in pairs:
+            acc += w
             if acc >= rank - 1e-9:
-                return min(max(-_representative(key), minimum), maximum)
-        acc += self.zero
-        if acc >= rank - 1e-9:
-            return min(max(0.0, minimum), maximum)
-        for key in sorted(self.pos):  # type: ignore[arg-type]
-            acc += self.pos[key]  # type: ignore[index]
-            if acc >= rank - 1e-9:
-                return min(max(_representative(key), minimum), maximum)
+                return v
         return maximum
 
 

@@ -253,3 +253,25 @@ def test_trimmed_winsorized_and_rank_statistics(stat: str, expected: float) -> N
 def test_invalid_extended_statistics_are_rejected(stat: str) -> None:
     with pytest.raises(ValueError, match="unknown statistic"):
         MetricStore().statistics("NS", "M", {}, T0, T0 + 60, 60, [stat])
+
+
+def test_extreme_value_ranges_keep_upper_percentiles_and_exact_extremes() -> None:
+    store = MetricStore()
+    values = [1e-30] * 10 + [float(v) for v in range(1, 91)]  # tiny values collapse into the lowest bin
+    store.record_values("NS", "M", {}, values, None, T0)
+    [p] = store.statistics("NS", "M", {}, T0, T0 + 60, 60, ["p50", "p99", "Minimum", "Maximum"])
+    assert p["p50"] == pytest.approx(40, rel=0.011)
+    assert p["p99"] == pytest.approx(89, rel=0.011)
+    assert (p["Minimum"], p["Maximum"]) == (1e-30, 90.0)
+
+
+def test_histograms_merge_across_buckets_of_a_period() -> None:
+    store = MetricStore()
+    for second in range(60):
+        store.record_values(
+            "NS", "M", {}, [float(second * 100 + i) for i in range(1, 101)], None, T0 + second
+        )
+    [p] = store.statistics("NS", "M", {}, T0, T0 + 60, 60, ["p50", "p90", "SampleCount"])
+    assert p["SampleCount"] == 6000.0
+    assert p["p50"] == pytest.approx(3000, rel=0.011)
+    assert p["p90"] == pytest.approx(5400, rel=0.011)
