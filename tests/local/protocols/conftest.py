@@ -124,36 +124,63 @@ def protocol_data_dirs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[st
     return get
 
 
+@dataclass
+class _Slot:
+    recorder: Recorder | None = None
+
+
+@pytest.fixture(scope="session")
+def _client_cache(protocol_data_dirs: Callable[[str, str], Path], tmp_path_factory: pytest.TempPathFactory):
+    """Clients are costly to build (model loading); build each kind once per test session."""
+    home = tmp_path_factory.mktemp("catkit-home")
+    cache: dict[tuple[str, str | None, bool], tuple[Any, _Slot]] = {}
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+            mp.delenv(var, raising=False)
+        mp.setenv("AWS_CONFIG_FILE", str(home / "none"))
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "none"))
+
+        def get(service: str, protocol: str | None, validate: bool) -> tuple[Any, _Slot]:
+            key = (service, protocol, validate)
+            if key not in cache:
+                session = botocore.session.Session()
+                if protocol is not None:
+                    loader = session.get_component("data_loader")
+                    loader.search_paths.insert(0, str(protocol_data_dirs(service, protocol)))
+                client = session.create_client(
+                    service,
+                    region_name="us-east-1",
+                    endpoint_url="http://127.0.0.1:9",
+                    aws_access_key_id="AKIDEXAMPLE",
+                    aws_secret_access_key="secret",
+                    config=Config(
+                        retries={"max_attempts": 1, "mode": "standard"}, parameter_validation=validate
+                    ),
+                )
+                if protocol is not None:
+                    assert client.meta.service_model.resolved_protocol == protocol
+                slot = _Slot()
+
+                def send(request: Any, _slot: _Slot = slot, **_: Any) -> AWSResponse:
+                    assert _slot.recorder is not None
+                    return _serve(_slot.recorder, request)
+
+                client.meta.events.register("before-send", send)
+                cache[key] = (client, slot)
+            return cache[key]
+
+        yield get
+
+
 @pytest.fixture
-def make_client(
-    protocol_data_dirs: Callable[[str, str], Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-):
+def make_client(_client_cache, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """``make_client(service, handler, protocol=None, validate=True) -> (client, recorder)``."""
     monkeypatch.setenv("CATKIT_HOME", str(tmp_path / "home"))
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
 
     def make(service: str, handler: Handler, protocol: str | None = None, validate: bool = True):
-        session = botocore.session.Session()
-        if protocol is not None:
-            session.get_component("data_loader").search_paths.insert(
-                0, str(protocol_data_dirs(service, protocol))
-            )
-        client = session.create_client(
-            service,
-            region_name="us-east-1",
-            endpoint_url="http://127.0.0.1:9",
-            aws_access_key_id="AKIDEXAMPLE",
-            aws_secret_access_key="secret",
-            config=Config(retries={"max_attempts": 1, "mode": "standard"}, parameter_validation=validate),
-        )
-        if protocol is not None:
-            assert client.meta.service_model.resolved_protocol == protocol
-        recorder = Recorder(handler)
-        client.meta.events.register("before-send", lambda request, **_: _serve(recorder, request))
-        return client, recorder
+        client, slot = _client_cache(service, protocol, validate)
+        slot.recorder = Recorder(handler)
+        return client, slot.recorder
 
     return make
 
