@@ -24,8 +24,10 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/SageMakerRole"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(tmp_path, monkeypatch) -> None:
+def _isolated_env(request, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("CATKIT_HOME", str(tmp_path / "catkit-home"))
+    if request.node.get_closest_marker("aws"):
+        return  # live AWS tests use the real credential chain
     for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))

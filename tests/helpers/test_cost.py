@@ -175,3 +175,14 @@ def test_night_schedule_savings_hand_checked():
     assert no_weekend.reduced_hours_per_week == 56  # 7 x 8 h
     with pytest.raises(ValueError):
         cost.night_schedule_savings("ml.m5.xlarge", 1, 2)
+
+
+def test_endpoint_cost_without_scaling_history_notes_it(session, stubs):
+    sm = stubs["sagemaker"]
+    sm.add_response("describe_endpoint", describe_endpoint("ep1", current=2))
+    sm.add_response("describe_endpoint_config", describe_endpoint_config("ep1", "ep1", count=2))
+    stubs["pricing"].add_response("get_products", {"PriceList": [product(usd="0.5000000000")]})
+    stubs["application-autoscaling"].add_client_error("describe_scaling_activities", "AccessDeniedException", "no", 400)
+    result = cost.endpoint_cost(session, "ep1", until=T0 + timedelta(hours=2))
+    assert result.usd == pytest.approx(2.0)  # 2 instances x 2 h x 0.50 $
+    assert "scaling history unavailable" in result.notes[0]
