@@ -385,6 +385,11 @@ class _MathContext:
         query = self.queries.get(qid)
         if query is None:
             raise ValueError(f"unknown metric id {qid!r}; ids must name another query in MetricDataQueries")
+        if query["Expression"].lstrip().upper().startswith("SELECT "):
+            raise ValueError(
+                "Metrics Insights queries (SELECT ...) are not supported by the catkit local backend; "
+                "use MetricStat queries and metric math"
+            )
         if qid in self._active:
             raise ValueError(f"circular reference: {' -> '.join([*self._active, qid])}")
         self._active.append(qid)

@@ -175,6 +175,7 @@ def test_metrics_array_returns_one_result_per_series(filled, ctx) -> None:
         ("SEARCH('{Custom/App} Errors', 'Sum', 60)", "SEARCH expressions are not supported"),
         ("e1 + 1", "circular reference"),
         ("m1 $ 2", "unexpected character"),
+        ('SELECT AVG(Errors) FROM "Custom/App"', "Metrics Insights queries"),
     ],
 )
 def test_expression_errors_are_validation_errors(filled, ctx, expression, fragment) -> None:
