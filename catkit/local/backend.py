@@ -207,22 +207,36 @@ class Backend:
             self.installed_components.append(name)
 
     def _start_moto(self) -> str:
-        from moto.core.base_backend import BackendDict
-        from moto.server import ThreadedMotoServer
+        """moto's werkzeug app on a free loopback port in a thread (like ThreadedMotoServer, but
+        with a short poll interval so stop() is quick)."""
+        import threading
 
+        from moto.core.base_backend import BackendDict
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         BackendDict.reset()  # moto state is per process; start from the persisted state only
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        self._moto = server
-        host, port = server.get_host_and_port()
+        app = DomainDispatcherApplication(create_backend_app)
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="catkit-moto", daemon=True
+        )
+        thread.start()
+        self._moto = (server, thread)
+        host, port = server.server_address[:2]
         return f"http://{host}:{port}"
 
     def _stop_moto(self) -> None:
         if self._moto is not None:
-            server, self._moto = self._moto, None
-            server.stop()
-            if server._server is not None:
-                server._server.server_close()
+            (server, thread), self._moto = self._moto, None
+            server.shutdown()
+            server.server_close()
+            thread.join(10)
 
     def _resume_clock(self, time_scale: float) -> Clock:
         saved = self.state.get(_CLOCK_KIND, _CLOCK_KEY) or {}

@@ -13,12 +13,15 @@
   ``get_caller_identity_arn``, ``default_bucket``, ``get_execution_role``), which
   ``AWS_ENDPOINT_URL`` cannot override; ``sts_regional_endpoint`` is replaced in
   ``sagemaker.utils`` and in every loaded module that imported it by name
-  (``sagemaker.session``), so those clients reach the gateway too.
+  (``sagemaker.session``), so those clients reach the gateway too. If the SDK is not imported
+  yet, an import hook patches ``sagemaker.utils`` as soon as it loads (no 2 s import here).
 """
 
 from __future__ import annotations
 
-import importlib.util
+import contextlib
+import importlib.abc
+import importlib.machinery
 import os
 import sys
 from typing import Any
@@ -53,18 +56,45 @@ def set_aws_environment(url: str, region: str | None = None) -> None:
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
 
-def patch_sagemaker_sdk(url: str) -> bool:
-    """Route the SageMaker SDK's explicit-endpoint STS clients to ``url``; False if no SDK."""
-    _state["url"] = url
-    if "sagemaker" not in sys.modules and importlib.util.find_spec("sagemaker") is None:
-        return False
-    import sagemaker.session
-    import sagemaker.utils
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Patches ``sagemaker.utils`` right after it is imported, so ``use_local()`` need not import
+    the SDK (~2 s) and modules importing ``sts_regional_endpoint`` later get the patched one."""
 
-    original = getattr(sagemaker.utils, "sts_regional_endpoint", None)
-    if original is not _local_sts_endpoint and original is not None:
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != "sagemaker.utils":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = _PatchingLoader(spec.loader)
+        return spec
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def create_module(self, spec: Any) -> Any:
+        return self._inner.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self._inner.exec_module(module)
+        _apply_patch()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+_hook = _PatchOnImport()
+
+
+def _apply_patch() -> bool:
+    utils = sys.modules.get("sagemaker.utils")
+    if utils is None:
+        return False
+    original = getattr(utils, "sts_regional_endpoint", None)
+    if original is not None and original is not _local_sts_endpoint:
         _state["original"] = original
-    sagemaker.utils.sts_regional_endpoint = _local_sts_endpoint
     for name, module in list(sys.modules.items()):
         if module is None or not (name == "sagemaker" or name.startswith("sagemaker.")):
             continue
@@ -74,10 +104,24 @@ def patch_sagemaker_sdk(url: str) -> bool:
     return True
 
 
+def patch_sagemaker_sdk(url: str) -> bool:
+    """Route the SageMaker SDK's explicit-endpoint STS clients to ``url``.
+
+    Patches now if the SDK is imported, and in any case on its (later) import. Returns True if
+    it patched a loaded SDK.
+    """
+    _state["url"] = url
+    if _hook not in sys.meta_path:
+        sys.meta_path.insert(0, _hook)
+    return _apply_patch()
+
+
 def unpatch_sagemaker_sdk() -> None:
     """Undo :func:`patch_sagemaker_sdk` (for tests and for switching back to AWS)."""
-    original = _state["original"]
     _state["url"] = None
+    with contextlib.suppress(ValueError):
+        sys.meta_path.remove(_hook)
+    original = _state["original"]
     if original is None:
         return
     for name, module in list(sys.modules.items()):

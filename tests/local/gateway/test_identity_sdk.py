@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
-from catkit.local import lifecycle, sdk
+from catkit.local import sdk
 
 ENV_KEYS = (
     "AWS_ENDPOINT_URL",
@@ -19,11 +23,22 @@ ENV_KEYS = (
     "AWS_EC2_METADATA_DISABLED",
     "SAGEMAKER_SUPPRESS_V2_WARNING",
 )
+EXECUTION_ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
 
 
 @pytest.fixture(scope="module")
 def identity_backend(module_backend_factory):
     return module_backend_factory(components=())
+
+
+@pytest.fixture
+def clean_env(identity_backend, monkeypatch):
+    """No AWS settings in the environment; CATKIT_HOME = the module's running backend."""
+    for key in ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("CATKIT_HOME", str(identity_backend.home))
+    yield identity_backend
+    sdk.unpatch_sagemaker_sdk()
 
 
 def test_sts_caller_identity_is_the_execution_role(identity_backend):
@@ -32,15 +47,15 @@ def test_sts_caller_identity_is_the_execution_role(identity_backend):
     assert ident["Account"] == "123456789012"
     assert ident["UserId"].endswith(":catkit")
     role = identity_backend.client("iam").get_role(RoleName="SageMakerExecutionRole")["Role"]
-    assert role["Arn"] == "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
+    assert role["Arn"] == EXECUTION_ROLE
     trust = role["AssumeRolePolicyDocument"]["Statement"][0]
     assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
 
 
 def test_assume_role_passes_through_to_moto(identity_backend):
-    creds = identity_backend.client("sts").assume_role(
-        RoleArn="arn:aws:iam::123456789012:role/SageMakerExecutionRole", RoleSessionName="other"
-    )["Credentials"]
+    creds = identity_backend.client("sts").assume_role(RoleArn=EXECUTION_ROLE, RoleSessionName="other")[
+        "Credentials"
+    ]
     assumed = identity_backend.client(
         "sts",
         aws_access_key_id=creds["AccessKeyId"],
@@ -50,49 +65,75 @@ def test_assume_role_passes_through_to_moto(identity_backend):
     assert assumed.get_caller_identity()["Arn"].endswith(":assumed-role/SageMakerExecutionRole/other")
 
 
-@pytest.fixture
-def clean_env(tmp_path, monkeypatch):
-    for key in ENV_KEYS:
-        monkeypatch.delenv(key, raising=False)
-    home = tmp_path / "home"
-    monkeypatch.setenv("CATKIT_HOME", str(home))
-    monkeypatch.setenv("CATKIT_LOCAL_COMPONENTS", "")
-    yield home
-    sdk.unpatch_sagemaker_sdk()
-    lifecycle.stop(home, timeout=10)
-
-
 def test_use_local_sets_environment_without_clobbering(clean_env, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAMINE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "mine")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "https://example.invalid")
     url = sdk.use_local()
-    assert url.startswith("http://127.0.0.1:")
+    assert url == clean_env.url  # reuses the running backend of CATKIT_HOME
     assert os.environ["AWS_ENDPOINT_URL"] == url
     assert os.environ["AWS_ACCESS_KEY_ID"] == "AKIAMINE"
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] == "mine"
     assert os.environ["AWS_DEFAULT_REGION"] == "eu-west-1"
     assert os.environ["AWS_REGION"] == "eu-west-1"
     assert os.environ["AWS_EC2_METADATA_DISABLED"] == "true"
-    assert sdk.use_local() == url  # idempotent
+    assert os.environ["SAGEMAKER_SUPPRESS_V2_WARNING"] == "1"
 
 
-def test_sagemaker_sdk_execution_role_and_default_bucket(clean_env):
-    url = sdk.use_local()
-    assert os.environ["AWS_ACCESS_KEY_ID"] and os.environ["AWS_DEFAULT_REGION"] == "us-east-1"
+def test_use_local_sets_dummy_credentials_and_region(clean_env):
+    sdk.use_local()
+    assert os.environ["AWS_ACCESS_KEY_ID"] and os.environ["AWS_SECRET_ACCESS_KEY"]
+    assert os.environ["AWS_DEFAULT_REGION"] == os.environ["AWS_REGION"] == "us-east-1"
     import boto3
-    import sagemaker
+
+    assert boto3.client("sts").get_caller_identity()["Account"] == "123456789012"
+
+
+def test_sagemaker_sdk_already_imported_is_patched(clean_env):
+    import sagemaker  # imported before use_local
     import sagemaker.session
     import sagemaker.utils
 
+    url = sdk.use_local()
     assert sagemaker.utils.sts_regional_endpoint("us-east-1") == url
     assert sagemaker.session.sts_regional_endpoint("us-east-1") == url
-    assert sagemaker.get_execution_role() == "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
-    session = sagemaker.Session()
-    assert session.account_id() == "123456789012"
-    bucket = session.default_bucket()
-    assert bucket == "sagemaker-us-east-1-123456789012"
-    names = [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
-    assert bucket in names
+    assert sagemaker.get_execution_role() == EXECUTION_ROLE
     sdk.unpatch_sagemaker_sdk()
-    assert sagemaker.utils.sts_regional_endpoint("us-east-1") == "https://sts.us-east-1.amazonaws.com"
+    assert sagemaker.session.sts_regional_endpoint("us-east-1") == "https://sts.us-east-1.amazonaws.com"
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import catkit.local
+    url = catkit.local.use_local()
+    assert "sagemaker" not in sys.modules
+    import boto3
+    import sagemaker
+    session = sagemaker.Session()
+    out = {
+        "url": url,
+        "role": sagemaker.get_execution_role(),
+        "account": session.account_id(),
+        "bucket": session.default_bucket(),
+        "buckets": [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]],
+    }
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.mark.slow
+def test_sagemaker_sdk_imported_after_use_local_verbatim(clean_env, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["url"] == clean_env.url
+    assert out["role"] == EXECUTION_ROLE
+    assert out["account"] == "123456789012"
+    assert out["bucket"] == "sagemaker-us-east-1-123456789012"
+    assert out["bucket"] in out["buckets"]
