@@ -34,6 +34,11 @@ CloudWatch alarms treat missing data"):
   period for high-resolution alarms) while it stays in the state, as AWS documents. Invocations are
   returned by ``evaluate`` and also kept in an outbox that consumers drain with
   :meth:`AlarmBook.pop_actions` (the latest invocation per alarm and action is kept).
+* Reading: a period is read from the metric store at the evaluation after it completes and
+  once more at the next one (:data:`REREAD_PERIODS`); older periods of the range are remembered.
+  ASSUMPTION: datapoints that arrive more than a period late (back-dated PutMetricData) are not
+  seen by an alarm that already read that period; CloudWatch re-reads the whole range. This keeps
+  long simulations cheap.
 * Statistics: SampleCount, Average, Sum, Minimum, Maximum, or an extended statistic (``p99``,
   ``p99.9``, ``tm90`` ...) which is passed through to the reader. ``unit`` is stored and shown but
   not used to filter (ASSUMPTION: the local metric store keeps one unit per metric).
@@ -74,6 +79,8 @@ _EXTENDED_STAT = re.compile(r"^((p|tm|wm|tc|ts)\d{1,2}(\.\d+)?|p100|(p|tm|wm|tc|
 _AUTOSCALING_ARN = re.compile(r"^arn:[^:]+:autoscaling:")
 
 EVALUATE_PARTIAL_PERIOD = False
+# How many already-read periods (the newest) are read again at each evaluation.
+REREAD_PERIODS = 1
 HISTORY_RETENTION_S = 30 * 24 * 3600  # CloudWatch keeps alarm history for 30 days.
 INITIAL_REASON = "Unchecked: Initial alarm creation"
 
@@ -251,6 +258,12 @@ class Alarm:
     history: list[AlarmHistoryItem] = field(default_factory=list)
     next_evaluation: float = 0.0
     last_action_at: float | None = None
+    # The datapoints (oldest first) of the latest evaluation, whatever its outcome; the scaling
+    # engine reads the metric value from here.
+    recent_datapoints: list[float] = field(default_factory=list)
+    last_evaluated: float | None = None
+    # Period start -> value read at earlier evaluations (not persisted; refilled after a restart).
+    _cache: dict[float, float | None] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -291,8 +304,7 @@ def _num(v: float) -> str:
 @dataclass
 class _Outcome:
     state: str | None  # None = keep the current state
-    reason: str
-    data: dict[str, Any]
+    reason: Callable[[], str]  # rendered only when the state changes (cheap evaluations)
 
 
 def decide_state(spec: AlarmSpec, values: Sequence[float | None], current: str) -> tuple[str | None, str]:
@@ -300,33 +312,38 @@ def decide_state(spec: AlarmSpec, values: Sequence[float | None], current: str) 
 
     Returns ``(new_state or None to keep the current state, reason)``. Exposed for table tests.
     """
-    o = _decide(spec, [(i, v) for i, v in enumerate(values)], current, [0.0] * len(values))
-    return o.state, o.reason
+    o = _decide(spec, values, current, [0.0] * len(values))
+    return o.state, o.reason()
+
+
+def _keep() -> str:
+    return ""
 
 
 def _decide(
-    spec: AlarmSpec,
-    slots: list[tuple[int, float | None]],
-    current: str,
-    stamps: list[float],
+    spec: AlarmSpec, values: Sequence[float | None], current: str, stamps: Sequence[float]
 ) -> _Outcome:
     n, m = spec.evaluation_periods, spec.m
     tmd = spec.treat_missing_data
-    real = [(i, v) for i, v in slots if v is not None]
+    real = [(i, v) for i, v in enumerate(values) if v is not None]
     word = _COMPARISON_WORDS[spec.comparison_operator]
-    thr = _num(spec.threshold)
-    base = {"recentDatapoints": [v for _, v in real[-n:]]}
+
+    def listed(points: Sequence[tuple[int, float]]) -> str:
+        return ", ".join(f"{_num(v)} ({_fmt_time(stamps[i])})" for i, v in reversed(points))
 
     if not real:
         plural = "s" if n > 1 else ""
-        detail = f"no datapoints were received for {n} period{plural} and {n} missing datapoint{plural} {'were' if n > 1 else 'was'} treated as"
+        detail = (
+            f"no datapoints were received for {n} period{plural} and {n} missing datapoint{plural} "
+            f"{'were' if n > 1 else 'was'} treated as"
+        )
         if tmd == "missing":
-            return _Outcome(INSUFFICIENT_DATA, f"Insufficient Data: {detail} [Missing].", base)
+            return _Outcome(INSUFFICIENT_DATA, lambda: f"Insufficient Data: {detail} [Missing].")
         if tmd == "breaching":
-            return _Outcome(ALARM, f"Threshold Crossed: {detail} [Breaching].", base)
+            return _Outcome(ALARM, lambda: f"Threshold Crossed: {detail} [Breaching].")
         if tmd == "notBreaching":
-            return _Outcome(OK, f"Threshold Crossed: {detail} [NonBreaching].", base)
-        return _Outcome(None, "", base)
+            return _Outcome(OK, lambda: f"Threshold Crossed: {detail} [NonBreaching].")
+        return _Outcome(None, _keep)
 
     if len(real) >= n:
         window = real[-n:]
@@ -339,21 +356,22 @@ def _decide(
         fills = 0
         # Avoid premature transition: the oldest breaching datapoint among the last N periods is at
         # least M periods old and every more recent real datapoint breaches -> ALARM.
-        last_n = slots[-n:]
-        breach_pos = [k for k, (_, v) in enumerate(last_n) if v is not None and spec.breaches(v)]
+        last_n = values[-n:]
+        breach_pos = [k for k, v in enumerate(last_n) if v is not None and spec.breaches(v)]
         if breach_pos and len(last_n) - breach_pos[0] >= m:
-            later = [v for _, v in last_n[breach_pos[0] :] if v is not None]
+            later = [v for v in last_n[breach_pos[0] :] if v is not None]
             if all(spec.breaches(v) for v in later):
                 if tmd == "ignore":
-                    return _Outcome(None, "", base)
-                listed = ", ".join(f"{_num(v)} ({_fmt_time(stamps[i])})" for i, v in reversed(real[-n:]))
+                    return _Outcome(None, _keep)
+                k = len(later)
                 return _Outcome(
                     ALARM,
-                    f"Threshold Crossed: {len(later)} datapoint{'s' if len(later) > 1 else ''} [{listed}] "
-                    f"{'were' if len(later) > 1 else 'was'} {word} the threshold ({thr}) and the remaining "
-                    f"datapoints were missing (minimum {m} datapoint{'s' if m > 1 else ''} for "
-                    f"{current} -> ALARM transition).",
-                    base,
+                    lambda: (
+                        f"Threshold Crossed: {k} datapoint{'s' if k > 1 else ''} [{listed(real[-n:])}] "
+                        f"{'were' if k > 1 else 'was'} {word} the threshold ({_num(spec.threshold)}) and the "
+                        f"remaining datapoints were missing (minimum {m} datapoint{'s' if m > 1 else ''} for "
+                        f"{current} -> ALARM transition)."
+                    ),
                 )
 
     breaching = sum(1 for _, v in window if spec.breaches(v))
@@ -367,23 +385,22 @@ def _decide(
     ):
         # Too few real datapoints to decide either way (the missing ones could still make M):
         # ASSUMPTION - keep the current state until more data arrives.
-        return _Outcome(None, "", base)
+        return _Outcome(None, _keep)
     total = len(window) + fills
-    listed = ", ".join(f"{_num(v)} ({_fmt_time(stamps[i])})" for i, v in reversed(window))
     if breaching >= m:
-        new = ALARM
-        count, verb = breaching, word
+        new, count, verb = ALARM, breaching, word
     else:
-        new = OK
-        count, verb = total - breaching, f"not {word}"
+        new, count, verb = OK, total - breaching, f"not {word}"
     need = m if new == ALARM else total - m + 1
-    were = "was" if count == 1 else "were"
-    reason = (
-        f"Threshold Crossed: {count} out of the last {total} datapoints [{listed}] {were} {verb} the "
-        f"threshold ({thr}) (minimum {need} datapoint{'s' if need != 1 else ''} for "
-        f"{current} -> {new} transition)."
-    )
-    return _Outcome(new, reason, dict(base))
+
+    def reason() -> str:
+        return (
+            f"Threshold Crossed: {count} out of the last {total} datapoints [{listed(window)}] "
+            f"{'was' if count == 1 else 'were'} {verb} the threshold ({_num(spec.threshold)}) "
+            f"(minimum {need} datapoint{'s' if need != 1 else ''} for {current} -> {new} transition)."
+        )
+
+    return _Outcome(new, reason)
 
 
 class AlarmBook:
@@ -418,6 +435,7 @@ class AlarmBook:
         else:
             old = existing.spec
             existing.spec = spec
+            existing._cache.clear()
             existing.configuration_updated = now
             existing.next_evaluation = now
             alarm = existing
@@ -540,11 +558,11 @@ class AlarmBook:
                 continue
             interval = evaluation_interval(alarm.spec.period)
             alarm.next_evaluation = (math.floor(now / interval) + 1) * interval
-            outcome = self._evaluate_one(alarm, now, metrics)
+            outcome, data = self._evaluate_one(alarm, now, metrics)
             changed = None
-            if outcome.state is not None:
+            if outcome.state is not None and outcome.state != alarm.state_value:
                 changed = self._change(
-                    alarm, outcome.state, outcome.reason, json.dumps(outcome.data, separators=(",", ":")), now
+                    alarm, outcome.state, outcome.reason(), json.dumps(data(), separators=(",", ":")), now
                 )
             if changed is not None:
                 out.append(changed)
@@ -578,6 +596,8 @@ class AlarmBook:
                     "configuration_updated": a.configuration_updated,
                     "next_evaluation": a.next_evaluation,
                     "last_action_at": a.last_action_at,
+                    "recent_datapoints": a.recent_datapoints,
+                    "last_evaluated": a.last_evaluated,
                 }
                 for a in self._alarms.values()
             ],
@@ -602,50 +622,68 @@ class AlarmBook:
         return book
 
     # ------------------------------------------------------------------ internals
-    def _evaluate_one(self, alarm: Alarm, now: float, metrics: MetricReader) -> _Outcome:
+    def _evaluate_one(
+        self, alarm: Alarm, now: float, metrics: MetricReader
+    ) -> tuple[_Outcome, Callable[[], dict[str, Any]]]:
         spec = alarm.spec
         p = spec.period
         r = evaluation_range(spec.evaluation_periods)
         last_start = math.floor(now / p) * p - (0 if EVALUATE_PARTIAL_PERIOD else p)
         first_start = last_start - (r - 1) * p
         stat = spec.stat_name
+        # Periods read at an earlier evaluation come from the cache, except the newest
+        # REREAD_PERIODS of them, read again to catch datapoints that arrived late.
+        cache = alarm._cache
+        query_from = first_start
+        if cache:
+            known = max(cache)
+            query_from = min(max(first_start, known - (REREAD_PERIODS - 1) * p), last_start)
+        for b in [b for b in cache if b < first_start or b >= query_from]:
+            del cache[b]
         rows = metrics.statistics(
-            spec.namespace, spec.metric_name, spec.dimensions, first_start, last_start + p, p, [stat]
+            spec.namespace, spec.metric_name, spec.dimensions, query_from, last_start + p, p, [stat]
         )
-        values: list[float | None] = [None] * r
+        b = query_from
+        while b <= last_start:
+            cache[b] = None
+            b += p
         for row in rows:
-            idx = round((float(row["Timestamp"]) - first_start) / p)
+            ts = float(row["Timestamp"])
             v = row.get(stat)
-            if 0 <= idx < r and v is not None:
-                values[idx] = float(v)
+            if v is not None and query_from <= ts <= last_start:
+                cache[math.floor(ts / p) * p] = float(v)
         stamps = [first_start + i * p for i in range(r)]
-        outcome = _decide(spec, list(enumerate(values)), alarm.state_value, stamps)
-        real = [(stamps[i], v) for i, v in enumerate(values) if v is not None]
-        outcome.data = {
-            "version": "1.0",
-            "queryDate": _iso(now),
-            "startDate": _iso(first_start),
-            **(
+        values: list[float | None] = [cache.get(t) for t in stamps]
+        outcome = _decide(spec, values, alarm.state_value, stamps)
+        recent = [(stamps[i], v) for i, v in enumerate(values) if v is not None][-spec.evaluation_periods :]
+        alarm.recent_datapoints = [v for _, v in recent]
+        alarm.last_evaluated = now
+
+        def data() -> dict[str, Any]:
+            stat_doc = (
                 {"statistic": spec.statistic}
                 if spec.statistic
                 else {"extendedStatistic": spec.extended_statistic}
-            ),
-            "period": p,
-            "recentDatapoints": [v for _, v in real[-spec.evaluation_periods :]],
-            "threshold": float(spec.threshold),
-            "evaluatedDatapoints": [
-                {"timestamp": _iso(t), "value": v} for t, v in reversed(real[-spec.evaluation_periods :])
-            ],
-        }
-        return outcome
+            )
+            return {
+                "version": "1.0",
+                "queryDate": _iso(now),
+                "startDate": _iso(first_start),
+                **stat_doc,
+                "period": p,
+                "recentDatapoints": [v for _, v in recent],
+                "threshold": float(spec.threshold),
+                "evaluatedDatapoints": [{"timestamp": _iso(t), "value": v} for t, v in reversed(recent)],
+            }
+
+        return outcome, data
 
     def _change(
         self, alarm: Alarm, state: str, reason: str, reason_data: str | None, now: float
     ) -> AlarmTransition | None:
         old, old_reason = alarm.state_value, alarm.state_reason
         if state == old:
-            # Same state: CloudWatch refreshes the reason silently (no history, no actions).
-            alarm.state_reason, alarm.state_reason_data = reason, reason_data
+            # Same state: no history, no actions; the reason of the last transition stays.
             return None
         alarm.state_value, alarm.state_reason, alarm.state_reason_data = state, reason, reason_data
         alarm.state_updated = alarm.state_transitioned = now

@@ -29,8 +29,6 @@ Decision rules (aws-facts §1.2, §1.3, §1.8, §1.9):
 
 from __future__ import annotations
 
-import json
-import math
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -699,7 +697,7 @@ class Engine:
             alarm = self.alarms.get(inv.alarm_name)
             if policy is None or alarm is None or alarm.state_value != inv.state:
                 continue
-            values = _recent_values(alarm.state_reason_data)
+            values = alarm.recent_datapoints
             if policy.policy_type == TARGET_TRACKING:
                 p = self._tt_proposal(target, policy, alarm.name, inv.state, values, current, out_base)
             else:
@@ -873,15 +871,3 @@ class Engine:
         for k, v in d.get("last_not_scaled", []):
             eng._last_not_scaled[tuple(k)] = (v[0], v[1], float(v[2]))
         return eng
-
-
-def _recent_values(reason_data: str | None) -> list[float]:
-    """The datapoints the alarm evaluated last (oldest first), from its StateReasonData."""
-    if not reason_data:
-        return []
-    try:
-        data = json.loads(reason_data)
-    except ValueError:
-        return []
-    values = data.get("recentDatapoints") or []
-    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
