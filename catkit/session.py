@@ -13,9 +13,11 @@ bucket ``sagemaker-{region}-{account}`` created when missing. Each is overridabl
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -49,8 +51,9 @@ class Session:
     ----------
     backend:
         ``"aws"`` (real AWS with the usual credential chain), ``"local"`` (start or reuse the
-        embedded backend on 127.0.0.1 and point every client at it) or ``"auto"`` (AWS when
-        credentials resolve, else local).
+        embedded backend on 127.0.0.1 and point every client at it) or ``"auto"`` (local when
+        ``AWS_ENDPOINT_URL`` is a loopback URL, as ``catkit.local.use_local()`` sets it; else AWS
+        when credentials resolve, else local).
     region, role, bucket:
         Override discovery. ``region`` defaults to the boto3 session's region (``us-east-1`` for
         the local backend); ``role`` to the caller's role; ``bucket`` to
@@ -80,7 +83,10 @@ class Session:
             raise SessionError(f"backend must be 'auto', 'aws' or 'local', got {backend!r}")
         self._boto = boto_session if boto_session is not None else boto3.Session()
         if backend == "auto":
-            backend = "aws" if _has_credentials(self._boto) else "local"
+            if _is_loopback_url(os.environ.get("AWS_ENDPOINT_URL", "")):
+                backend = "local"  # catkit.local.use_local() pointed boto3 at the gateway
+            else:
+                backend = "aws" if _has_credentials(self._boto) else "local"
         self.backend: Backend = backend  # type: ignore[assignment]
         self._home = home
         self._time_scale = time_scale
@@ -261,6 +267,11 @@ class Session:
             if emulated is not None:
                 return datetime.fromtimestamp(emulated, UTC)
         return datetime.now(UTC)
+
+
+def _is_loopback_url(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    return host in ("127.0.0.1", "localhost", "::1")
 
 
 def _has_credentials(boto_session: boto3.Session) -> bool:

@@ -174,3 +174,11 @@ def test_local_now_asks_the_gateway(monkeypatch):
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def test_auto_follows_use_local_endpoint_env(fake_local, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:45999")
+    s = Session(boto_session=_boto())  # credentials resolve, but the env points at the local gateway
+    assert s.backend == "local" and s.endpoint_url == "http://127.0.0.1:45999"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://vpce-123.sagemaker.us-east-1.vpce.amazonaws.com")
+    assert Session(boto_session=_boto()).backend == "aws"
