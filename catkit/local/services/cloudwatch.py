@@ -5,8 +5,8 @@ their AWS validation rules and messages, metric math for GetMetricData, alarm pe
 alarm evaluation loop. It holds no metric data itself (``catkit.local.metrics_store``) and no
 alarm rules (``catkit.autoscaling.alarms``).
 
-Operations: PutMetricData, GetMetricData (MetricStat and metric math expressions; SEARCH and
-Metrics Insights queries are not supported), GetMetricStatistics, ListMetrics, PutMetricAlarm,
+Operations: PutMetricData, GetMetricData (MetricStat, metric math and SEARCH expressions; Metrics
+Insights queries are not supported), GetMetricStatistics, ListMetrics, PutMetricAlarm,
 DescribeAlarms, DescribeAlarmHistory, DescribeAlarmsForMetric, DeleteAlarms, SetAlarmState,
 EnableAlarmActions, DisableAlarmActions, TagResource, UntagResource, ListTagsForResource.
 
@@ -363,6 +363,112 @@ def _safe(fn: Callable[..., float], *args: float) -> float | None:
     return v if isinstance(v, float | int) and math.isfinite(v) else None
 
 
+_SEARCH_TOKEN_RE = re.compile(
+    r"\s*(?:(?P<schema>\{[^}]*\})|(?P<paren>[()])"
+    r'|(?P<key>[^\s()"=]+)\s*=\s*(?P<val>"(?:[^"\\]|\\.)*"|[^\s()"]+)'
+    r'|(?P<phrase>"(?:[^"\\]|\\.)*")|(?P<word>[^\s()"]+))'
+)
+MetricId = tuple[str, str, dict[str, str]]  # (namespace, name, dimensions)
+MAX_SEARCH_RESULTS = 500
+
+
+def _unquote(text: str) -> tuple[str, bool]:
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1].replace('\\"', '"'), True
+    return text, False
+
+
+def parse_search(text: str) -> tuple[tuple[str, frozenset[str]] | None, Callable[[MetricId], bool]]:
+    """Parse a SEARCH term: ``{Namespace,DimName,...}`` schema plus words, ``"phrases"``,
+    ``Name=value`` / ``Name="exact value"`` properties, AND / OR / NOT and parentheses.
+
+    Returns ``(schema, predicate)``; the schema selects metrics of that namespace whose dimension
+    names are exactly the listed ones. Words match case-insensitively inside the namespace, metric
+    name, dimension names or values; quoted property values match exactly.
+    """
+    schema: tuple[str, frozenset[str]] | None = None
+    tokens: list[tuple[str, Any]] = []
+    pos, text = 0, text.strip()
+    while pos < len(text):
+        m = _SEARCH_TOKEN_RE.match(text, pos)
+        if not m or m.end() == pos:
+            raise ValueError(f"cannot parse the SEARCH term near {text[pos : pos + 20]!r}")
+        pos = m.end()
+        if m.group("schema"):
+            parts = [_unquote(p.strip())[0] for p in m.group("schema")[1:-1].split(",") if p.strip()]
+            if not parts:
+                raise ValueError("an empty {} schema in SEARCH; write {Namespace,DimensionName,...}")
+            schema = (parts[0], frozenset(parts[1:]))
+        elif m.group("paren"):
+            tokens.append(("paren", m.group("paren")))
+        elif m.group("key"):
+            value, exact = _unquote(m.group("val"))
+            tokens.append(("prop", (m.group("key"), value, exact)))
+        elif m.group("phrase"):
+            tokens.append(("term", _unquote(m.group("phrase"))[0]))
+        else:
+            word = m.group("word")
+            tokens.append(("op", word) if word in ("AND", "OR", "NOT") else ("term", word))
+    i = 0
+
+    def peek() -> tuple[str, Any] | None:
+        return tokens[i] if i < len(tokens) else None
+
+    def parse_or() -> Callable[[MetricId], bool]:
+        nonlocal i
+        left = parse_and()
+        while peek() == ("op", "OR"):
+            i += 1
+            right, prev = parse_and(), left
+            left = lambda m, a=prev, b=right: a(m) or b(m)  # noqa: E731
+        return left
+
+    def parse_and() -> Callable[[MetricId], bool]:
+        nonlocal i
+        left = parse_not()
+        while (tok := peek()) is not None and tok not in (("op", "OR"), ("paren", ")")):
+            if tok == ("op", "AND"):
+                i += 1
+            right, prev = parse_not(), left
+            left = lambda m, a=prev, b=right: a(m) and b(m)  # noqa: E731
+        return left
+
+    def parse_not() -> Callable[[MetricId], bool]:
+        nonlocal i
+        tok = peek()
+        if tok is None:
+            raise ValueError("the SEARCH term ends early")
+        i += 1
+        if tok == ("op", "NOT"):
+            inner = parse_not()
+            return lambda m: not inner(m)
+        if tok == ("paren", "("):
+            inner = parse_or()
+            if peek() != ("paren", ")"):
+                raise ValueError("a '(' in the SEARCH term is not closed")
+            i += 1
+            return inner
+        if tok[0] == "term":
+            needle = str(tok[1]).lower()
+            return lambda m: any(needle in f.lower() for f in (m[0], m[1], *m[2], *m[2].values()))
+        if tok[0] == "prop":
+            key, value, exact = tok[1]
+
+            def prop(m: MetricId) -> bool:
+                field = {"Namespace": m[0], "MetricName": m[1]}.get(key, m[2].get(key))
+                if field is None:
+                    return False
+                return field == value if exact else value.lower() in field.lower()
+
+            return prop
+        raise ValueError(f"unexpected {tok[1]!r} in the SEARCH term")
+
+    predicate: Callable[[MetricId], bool] = parse_or() if tokens else (lambda m: True)
+    if i != len(tokens):
+        raise ValueError(f"unexpected {tokens[i][1]!r} in the SEARCH term")
+    return schema, predicate
+
+
 class _MathContext:
     """Evaluates the expressions of one GetMetricData request over its MetricStat series."""
 
@@ -372,8 +478,10 @@ class _MathContext:
         stat_series: Mapping[str, _TS],
         start: float,
         end: float,
+        search: Callable[[str, str, int], list[_TS]] | None = None,
     ) -> None:
         self.queries = queries
+        self.search = search
         self.values: dict[str, Any] = dict(stat_series)
         self.stat_ids = list(stat_series)
         self.start, self.end = start, end
@@ -480,9 +588,16 @@ class _MathContext:
 
     def call(self, name: str, args: list[Any], query: Mapping[str, Any]) -> Any:
         if name == "SEARCH":
-            raise ValueError(
-                "SEARCH expressions are not supported by the catkit local backend; list the metrics explicitly"
-            )
+            if len(args) not in (2, 3) or not all(isinstance(a, str) for a in args[:2]):
+                raise ValueError("SEARCH takes ('search term', 'Statistic'[, Period])")
+            period = args[2] if len(args) == 3 else query.get("Period")
+            if not isinstance(period, float | int) or period <= 0:
+                raise ValueError(
+                    "SEARCH needs a Period: pass it as the third argument or set the query's Period"
+                )
+            if self.search is None:
+                raise ValueError("SEARCH is not available here")
+            return self.search(args[0], args[1], int(period))
         if name == "METRICS":
             wanted = args[0] if args else None
             if wanted is not None and not isinstance(wanted, str):
@@ -911,7 +1026,13 @@ class CloudWatchService(BaseService):
             series, first = self._metric_stat(q, f"MetricDataQueries.member.{i}.MetricStat", start, end, now)
             stat_series[q["Id"]] = series
             math_start = min(math_start, first)
-        ctx_math = _MathContext(by_id, stat_series, math_start if stat_series else start, end)
+        ctx_math = _MathContext(
+            by_id,
+            stat_series,
+            math_start if stat_series else start,
+            end,
+            search=lambda text, stat, period: self._search(text, stat, period, start, end, now),
+        )
         results: list[dict[str, Any]] = []
         for q in queries:
             if not q.get("ReturnData", True):
@@ -958,6 +1079,27 @@ class CloudWatchService(BaseService):
         )
         points = {float(r["Timestamp"]): float(r[stat]) for r in rows if stat in r}
         return _TS(points, query.get("Label") or metric["MetricName"], period), first
+
+    def _search(self, text: str, stat: str, period: int, start: float, end: float, now: float) -> list[_TS]:
+        """SEARCH(): the matching metrics (at most 500, sorted), each queried like a MetricStat."""
+        if stat not in STANDARD_STATISTICS and not is_extended_statistic(stat):
+            raise ValueError(f"{stat!r} is not a statistic SEARCH can use")
+        _check_period(period, "SEARCH period", (1, 5, 10, 20, 30))
+        schema, predicate = parse_search(text)
+        found = []
+        for ns, name, dims in self.metrics.list_metrics(namespace=schema[0] if schema else None):
+            if schema is not None and frozenset(dims) != schema[1]:
+                continue
+            if predicate((ns, name, dims)):
+                found.append((ns, name, dims))
+        first = round_start(start, period, now)
+        out = []
+        for ns, name, dims in found[:MAX_SEARCH_RESULTS]:
+            rows = self.metrics.statistics(ns, name, dims, first, end, period, [stat])
+            points = {float(r["Timestamp"]): float(r[stat]) for r in rows if stat in r}
+            label = " ".join([*(dims[k] for k in sorted(dims)), name])
+            out.append(_TS(points, label, period))
+        return out
 
     @staticmethod
     def _result(qid: str, label: str, points: Mapping[float, float], scan_by: str) -> dict[str, Any]:

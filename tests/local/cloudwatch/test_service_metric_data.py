@@ -172,7 +172,8 @@ def test_metrics_array_returns_one_result_per_series(filled, ctx) -> None:
         ("m1 +", "ends early"),
         ("m9 * 2", "unknown metric id 'm9'"),
         ("NOPE(m1)", "unsupported function NOPE"),
-        ("SEARCH('{Custom/App} Errors', 'Sum', 60)", "SEARCH expressions are not supported"),
+        ("SEARCH('{Custom/App} Errors')", "SEARCH takes"),
+        ("SEARCH('{Custom/App} (Errors', 'Sum', 60)", "not closed"),
         ("e1 + 1", "circular reference"),
         ("m1 $ 2", "unexpected character"),
         ('SELECT AVG(Errors) FROM "Custom/App"', "Metrics Insights queries"),
@@ -264,3 +265,69 @@ def test_high_resolution_period_20_is_accepted(cw, ctx) -> None:
 def test_end_before_start_is_rejected(filled, ctx) -> None:
     with pytest.raises(AwsError, match="EndTime must be greater"):
         gmd(filled, ctx, [stat("m1", "Errors")], StartTime=dt(T0 + 10), EndTime=dt(T0))
+
+
+@pytest.fixture
+def endpoints(cw, ctx):
+    """Invocations for three endpoints (1, 2, 3 per minute) plus a latency metric and a custom one."""
+    data = []
+    for i, ep in enumerate(("alpha", "beta", "gamma-prod"), start=1):
+        dims = [{"Name": "EndpointName", "Value": ep}, {"Name": "VariantName", "Value": "AllTraffic"}]
+        data.append(
+            {"MetricName": "Invocations", "Dimensions": dims, "Value": float(i), "Timestamp": dt(T0 + 5)}
+        )
+        data.append(
+            {"MetricName": "ModelLatency", "Dimensions": dims, "Value": 10.0 * i, "Timestamp": dt(T0 + 5)}
+        )
+    data.append(
+        {
+            "MetricName": "Invocations",
+            "Dimensions": [{"Name": "EndpointName", "Value": "alpha"}],
+            "Value": 100.0,
+            "Timestamp": dt(T0 + 5),
+        }
+    )
+    cw.put_metric_data({"Namespace": "Custom/SM", "MetricData": data}, ctx)
+    return cw
+
+
+@pytest.mark.parametrize(
+    ("term", "labels"),
+    [
+        (
+            '{Custom/SM,EndpointName,VariantName} MetricName="Invocations"',
+            [
+                "alpha AllTraffic Invocations",
+                "beta AllTraffic Invocations",
+                "gamma-prod AllTraffic Invocations",
+            ],
+        ),
+        ("{Custom/SM,EndpointName} Invocations", ["alpha Invocations"]),
+        (
+            "{Custom/SM,EndpointName,VariantName} Invocations AND (alpha OR beta)",
+            ["alpha AllTraffic Invocations", "beta AllTraffic Invocations"],
+        ),
+        (
+            "{Custom/SM,EndpointName,VariantName} Invocations NOT prod",
+            ["alpha AllTraffic Invocations", "beta AllTraffic Invocations"],
+        ),
+        ('EndpointName="gamma-prod" latency', ["gamma-prod AllTraffic ModelLatency"]),
+        ("EndpointName=gam MetricName=Invocations", ["gamma-prod AllTraffic Invocations"]),
+        ('{Custom/SM,EndpointName,VariantName} MetricName="invocations"', []),
+    ],
+)
+def test_search_expressions(endpoints, ctx, term, labels) -> None:
+    out = gmd(endpoints, ctx, [{"Id": "s", "Expression": f"SEARCH('{term}', 'Sum', 60)"}])
+    assert [r["Label"] for r in out["MetricDataResults"]] == labels
+
+
+def test_search_results_feed_metric_math(endpoints, ctx) -> None:
+    q = "SUM(SEARCH('{Custom/SM,EndpointName,VariantName} MetricName=\"Invocations\"', 'Sum', 60))"
+    out = gmd(endpoints, ctx, [{"Id": "total", "Expression": q, "Label": "All endpoints"}])
+    [res] = out["MetricDataResults"]
+    assert (res["Label"], res["Values"]) == ("All endpoints", [6.0])
+
+
+def test_search_period_can_come_from_the_query(endpoints, ctx) -> None:
+    q = {"Id": "s", "Expression": "SEARCH('{Custom/SM,EndpointName} Invocations', 'Maximum')", "Period": 60}
+    assert gmd(endpoints, ctx, [q])["MetricDataResults"][0]["Values"] == [100.0]
