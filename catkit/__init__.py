@@ -73,6 +73,7 @@ _EXPORTS: dict[str, str] = {
     "plot_prediction_latency": "catkit.plots",
     "plot_cost": "catkit.plots",
     "plot_schedule_savings": "catkit.plots",
+    "plot_scaling_history": "catkit.plots",
     "ScalingPanel": "catkit.widgets",
 }
 

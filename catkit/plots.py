@@ -186,3 +186,62 @@ def plot_schedule_savings(savings: Any, *, title: str | None = None, ax: Any = N
         f"({savings.fraction_saved:.0%})"
     )
     return fig
+
+
+def plot_scaling_history(
+    session: Any,
+    endpoint: str,
+    variant: str = "AllTraffic",
+    *,
+    minutes: float = 60,
+    period: int = 60,
+    target_value: float | None = None,
+) -> Any:
+    """Fetch and plot :func:`plot_instances_vs_load` for an endpoint over the last ``minutes``.
+
+    Reads ``Invocations``/``InvocationsPerInstance`` (CloudWatch) and the scaling activities
+    (Application Auto Scaling; left out if unavailable). ``target_value`` defaults to the
+    variant's target-tracking policy target when there is one.
+    """
+    from datetime import timedelta
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from catkit import metrics, scaling
+
+    end = session.now()
+    start = end - timedelta(minutes=minutes)
+    frame = metrics.endpoint_metrics(
+        session, endpoint, variant, metrics=["Invocations", "InvocationsPerInstance"],
+        start=start, end=end, period=period,
+    )
+    activities, initial = None, None
+    try:
+        history = scaling.scaling_activities(session, endpoint, variant)
+        if target_value is None:
+            for policy in scaling.describe_policies(session, endpoint, variant):
+                config = policy.get("TargetTrackingScalingPolicyConfiguration") or {}
+                if "TargetValue" in config:
+                    target_value = float(config["TargetValue"])
+                    break
+    except (ClientError, BotoCoreError):
+        history = None
+    if history is not None:
+        ok = history[(history["status"] == "Successful") & history["desired_capacity"].notna()]
+        when = ok["end_time"].fillna(ok["start_time"])
+        before = ok[when < start]
+        if len(before):
+            initial = int(before["desired_capacity"].iloc[-1])
+        else:
+            desc = session.sagemaker.describe_endpoint(EndpointName=endpoint)
+            config = session.sagemaker.describe_endpoint_config(EndpointConfigName=desc["EndpointConfigName"])
+            initial = next(
+                (int(v.get("InitialInstanceCount", 1)) for v in config["ProductionVariants"]
+                 if v["VariantName"] == variant),
+                None,
+            )
+        activities = history[history["start_time"] >= start]
+    return plot_instances_vs_load(
+        frame, activities, initial_instances=initial, target_value=target_value,
+        title=f"{endpoint} / {variant}: instances vs invocations per instance",
+    )

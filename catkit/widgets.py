@@ -7,6 +7,7 @@ frontend. Nothing here loops or waits: rendering is a single ``display()``.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from catkit import scaling
@@ -43,6 +44,8 @@ class ScalingPanel:
         self.variant = variant
         self.metric = metric
         self.last_policy: scaling.ScalingPolicy | None = None
+        self._auto_stop = threading.Event()
+        self._auto_thread: threading.Thread | None = None
         values = {
             "min": scaling.DEFAULT_MIN,
             "max": scaling.DEFAULT_MAX,
@@ -146,6 +149,33 @@ class ScalingPanel:
             f"instances: <b>{info['current']}</b> (desired {info['desired']}, {info['status']})"
         )
         return info
+
+    def start_auto_refresh(self, interval: float = 5.0) -> ScalingPanel:
+        """Refresh the live instance count every ``interval`` seconds on a daemon thread.
+
+        Never started implicitly (a headless run must not leave threads behind); the kernel stays
+        free. Stop it with :meth:`stop_auto_refresh`.
+        """
+        if interval <= 0:
+            raise ValueError(f"interval must be > 0 seconds, got {interval}")
+        if self._auto_thread is not None:
+            return self
+        self._auto_stop.clear()
+
+        def loop() -> None:
+            while not self._auto_stop.wait(interval):
+                self._safe(self.refresh)
+
+        self._auto_thread = threading.Thread(target=loop, name=f"catkit-panel-{self.endpoint}", daemon=True)
+        self._auto_thread.start()
+        return self
+
+    def stop_auto_refresh(self) -> None:
+        """Stop the background refresh started by :meth:`start_auto_refresh` (no-op otherwise)."""
+        if self._auto_thread is not None:
+            self._auto_stop.set()
+            self._auto_thread.join()
+            self._auto_thread = None
 
     def _safe(self, action: Any) -> None:
         try:

@@ -108,3 +108,34 @@ def test_cost_figures():
     bars = plots.plot_schedule_savings(night_schedule_savings("ml.m5.xlarge", 2, 1))
     assert len(bars.axes[0].patches) == 2
     _png(bars)
+
+
+def test_plot_scaling_history_fetches_metrics_and_activities(session, stubs, monkeypatch):
+    from helpers_fakes import describe_endpoint, describe_endpoint_config
+
+    monkeypatch.setattr(session, "now", lambda: T + timedelta(minutes=10))
+    metrics = _metrics()
+    results = []
+    for i, (name, stat) in enumerate([("Invocations", "Sum"), ("InvocationsPerInstance", "Sum")]):
+        rows = metrics[(metrics["metric"] == name) & (metrics["stat"] == stat)]
+        results.append({"Id": f"q{i}", "Timestamps": [t.to_pydatetime() for t in rows["timestamp"]],
+                        "Values": rows["value"].tolist(), "StatusCode": "Complete"})
+    stubs["cloudwatch"].add_response("get_metric_data", {"MetricDataResults": results})
+    rid = "endpoint/ep1/variant/AllTraffic"
+    target = {"ServiceNamespace": "sagemaker", "ResourceId": rid, "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
+    aas = stubs["application-autoscaling"]
+    aas.add_response("describe_scaling_activities", {"ScalingActivities": [{
+        "ActivityId": "a1", **target, "Description": "Setting desired instance count to 4.", "Cause": "alarm",
+        "StartTime": T + timedelta(minutes=4), "EndTime": T + timedelta(minutes=5), "StatusCode": "Successful"}]})
+    aas.add_response("describe_scaling_policies", {"ScalingPolicies": [{
+        "PolicyARN": "arn:p", "PolicyName": "p", **target, "PolicyType": "TargetTrackingScaling",
+        "CreationTime": T, "TargetTrackingScalingPolicyConfiguration": {"TargetValue": 700.0}}]})
+    stubs["sagemaker"].add_response("describe_endpoint", describe_endpoint("ep1"))
+    stubs["sagemaker"].add_response("describe_endpoint_config", describe_endpoint_config("ep1", "ep1", count=2))
+    fig = plots.plot_scaling_history(session, "ep1")
+    ax, right = fig.axes
+    assert "target 700" in [line.get_label() for line in ax.lines]
+    assert list(right.lines[0].get_ydata()) == [2, 4]
+    assert [t.get_text() for t in ax.texts] == ["→4"]
+    _png(fig)
+    stubs.verify()

@@ -75,3 +75,25 @@ def test_display_does_not_block_without_frontend(session, capsys):
     panel = ScalingPanel(session, "ep1", load=False)
     assert panel.display() is panel
     assert "VBox" in capsys.readouterr().out  # plain-text repr without a frontend
+
+
+def test_auto_refresh_updates_label_in_background(session, monkeypatch):
+    import threading
+
+    panel = ScalingPanel(session, "ep1", load=False)
+    calls = threading.Event()
+
+    def fake_refresh():
+        panel.instances.value = "instances: <b>7</b>"
+        calls.set()
+        return {}
+
+    monkeypatch.setattr(panel, "refresh", fake_refresh)
+    panel.start_auto_refresh(interval=0.01)
+    try:
+        assert calls.wait(10)
+    finally:
+        panel.stop_auto_refresh()
+    assert panel._auto_thread is None and "<b>7</b>" in panel.instances.value
+    with pytest.raises(ValueError, match="interval"):
+        panel.start_auto_refresh(0)
