@@ -351,3 +351,27 @@ def test_instance_limit_is_resource_limit_exceeded(h):
             await h.sm("DescribeEndpoint", EndpointName="big")
 
     h.run(body)
+
+
+def test_update_interrupted_by_restart_resumes(h, fake_backend):
+    async def first(h):
+        await h.model("v1", env={"MODEL_VERSION": "v1"})
+        await h.model("v2", env={"MODEL_VERSION": "v2"})
+        await h.config("c1", [("AllTraffic", "v1", 1)])
+        await h.config("c2", [("AllTraffic", "v2", 1)])
+        await h.sm("CreateEndpoint", EndpointName="resume", EndpointConfigName="c1")
+        await h.wait("resume", ("InService",))
+        h.manager.settings.provisioning_seconds = 2000.0  # ~1 s real: the backend stops mid-update
+        await h.sm("UpdateEndpoint", EndpointName="resume", EndpointConfigName="c2")
+        await asyncio.sleep(0.1)
+        assert (await h.sm("DescribeEndpoint", EndpointName="resume"))["EndpointStatus"] == "Updating"
+
+    h.run(first)
+
+    async def second(h):
+        d = await h.wait("resume", ("InService", "Failed"))
+        assert d["EndpointConfigName"] == "c2"
+        r = await h.invoke("resume", b"MODEL_VERSION", ContentType="application/x-env")
+        assert r["Body"] == b"v2"
+
+    h.run(second, background=True)
