@@ -87,6 +87,7 @@ class Backend:
         self._gateway: Gateway | None = None
         self._moto: Any = None
         self._running = False
+        self._stopped = False
 
     # -- registry used by components ---------------------------------------------------------
     def add_service(self, name: str, service: Any) -> None:
@@ -146,8 +147,9 @@ class Backend:
 
     async def stop(self) -> None:
         """Graceful stop: background tasks, shutdown hooks (reverse), gateway, moto, clock, state."""
-        if not self._running and self._gateway is None:
+        if self._stopped or (not self._running and self._gateway is None and self._moto is None):
             return
+        self._stopped = True
         self._running = False
         for task in self._tasks:
             task.cancel()

@@ -38,6 +38,7 @@ from aiohttp import web
 
 from catkit.local import identity
 from catkit.local.errors import AwsError
+from catkit.local.services.base import RequestContext
 
 if TYPE_CHECKING:
     from catkit.local.backend import Backend
@@ -303,7 +304,12 @@ class Gateway:
     ) -> tuple[web.StreamResponse, str | None, str | None]:
         query = _query_dict(request)
         raw_path = request.raw_path.split("?", 1)[0]
-        service = self._detect(request, raw_path, query)
+        raw = (
+            self._protocols.RawRequest(request.method, raw_path, query, request.headers, b"")
+            if self._protocols is not None
+            else None
+        )
+        service = self._detect(request, raw)
         limit = _limit_for(service)
         try:
             body = await _read_body(request, limit)
@@ -331,11 +337,11 @@ class Gateway:
                 400,
             )
             return _generic_error(request, err, request_id), service, None
-        return await self._dispatch(request, service, svc, raw_path, query, body, request_id)
+        raw.body = body
+        return await self._dispatch(request, service, svc, raw, query, body, request_id)
 
-    def _detect(self, request: web.Request, raw_path: str, query: dict[str, Any]) -> str | None:
-        if self._protocols is not None:
-            raw = self._protocols.RawRequest(request.method, raw_path, query, request.headers, b"")
+    def _detect(self, request: web.Request, raw: Any) -> str | None:
+        if raw is not None:
             return self._protocols.detect_service(raw)
         match = re.search(
             r"Credential=[^/,\s]*/\d{8}/[^/,\s]+/([^/,\s]+)/aws4_request",
@@ -396,14 +402,11 @@ class Gateway:
         request: web.Request,
         service: str,
         svc: Any,
-        raw_path: str,
+        raw: Any,
         query: dict[str, Any],
         body: bytes,
         request_id: str,
     ) -> tuple[web.StreamResponse, str | None, str | None]:
-        from catkit.local.services.base import RequestContext
-
-        raw = self._protocols.RawRequest(request.method, raw_path, query, request.headers, body)
         operation: str | None = None
         try:
             codec = self._protocols.codec_for(service, raw)

@@ -155,3 +155,18 @@ def test_oversize_s3_put_is_rejected(backend):
         conn.close()
     assert resp.status == 400
     assert "<Code>EntityTooLarge</Code>" in body
+
+
+def test_upload_file_and_download_file_with_s3transfer(backend, s3, tmp_path):
+    """s3transfer: threaded multipart upload above its 8 MB threshold, streaming download."""
+    from boto3.s3.transfer import TransferConfig
+
+    src = tmp_path / "model.tar.gz"
+    src.write_bytes(os.urandom(9 * 1024 * 1024))
+    s3.create_bucket(Bucket="transfer")
+    config = TransferConfig(multipart_threshold=8 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    s3.upload_file(str(src), "transfer", "artifacts/model.tar.gz", Config=config)
+    dst = tmp_path / "back.tar.gz"
+    s3.download_file("transfer", "artifacts/model.tar.gz", str(dst))
+    assert dst.read_bytes() == src.read_bytes()
+    assert s3.head_object(Bucket="transfer", Key="artifacts/model.tar.gz")["ETag"].endswith('-2"')
