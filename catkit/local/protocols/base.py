@@ -55,9 +55,26 @@ class Codec(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.service_name!r})"
 
-    @abstractmethod
     def parse_request(self, raw: RawRequest) -> tuple[str, dict[str, Any]]:
-        """``(operation_name, params)`` from ``raw``; raises :class:`AwsError` on bad input."""
+        """``(operation_name, params)`` from ``raw``, validated against the model.
+
+        Raises :class:`AwsError` for unknown operations, malformed bodies, wrongly typed
+        values and constraint violations, with the codes and messages AWS uses.
+        """
+        op, params = self._decode(raw)
+        shape = op.input_shape
+        if shape is not None:
+            validate(plan_for(shape), params, self.style)
+        return op.name, params
+
+    def decode_request(self, raw: RawRequest) -> tuple[str, dict[str, Any]]:
+        """Like :meth:`parse_request` without the constraint checks (types are still enforced)."""
+        op, params = self._decode(raw)
+        return op.name, params
+
+    @abstractmethod
+    def _decode(self, raw: RawRequest) -> tuple[OperationModel, dict[str, Any]]:
+        """The operation and typed params of ``raw`` (protocol specific)."""
 
     @abstractmethod
     def serialize_response(
@@ -131,10 +148,6 @@ class Codec(ABC):
     def output_plan(self, op: OperationModel) -> Plan | None:
         shape = op.output_shape
         return plan_for(shape) if shape is not None else None
-
-    def validate(self, plan: Plan | None, params: dict[str, Any]) -> None:
-        if plan is not None:
-            validate(plan, params, self.style)
 
     def error_shape(self, code: str) -> Shape | None:
         """The modeled error shape for ``code`` (error code or shape name), if any."""

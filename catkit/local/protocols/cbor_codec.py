@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import cbor2
+from botocore.model import OperationModel
 
 from catkit.local.errors import AwsError
 from catkit.local.protocols.base import Codec, new_request_id
@@ -39,7 +40,7 @@ class CborCodec(Codec):
         err.status = 404  # Smithy RPC v2: an unknown operation is a 404
         return err
 
-    def parse_request(self, raw: RawRequest) -> tuple[str, dict[str, Any]]:
+    def _decode(self, raw: RawRequest) -> tuple[OperationModel, dict[str, Any]]:
         path = raw.path
         if not path.startswith(self._prefix):
             raise AwsError(
@@ -57,13 +58,12 @@ class CborCodec(Codec):
                 raise self.serialization_error(f"The request body is not valid CBOR: {exc}") from None
         plan = self.input_plan(op)
         if plan is None:
-            return op.name, {}
+            return op, {}
         try:
             params = _READER.read_structure(plan, document)
         except WireValueError as err:
             raise self.wire_error(err) from None
-        self.validate(plan, params)
-        return op.name, params
+        return op, params
 
     def _headers(self, request_id: str | None) -> dict[str, str]:
         return {

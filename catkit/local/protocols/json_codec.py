@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from botocore.model import OperationModel
+
 from catkit.local.errors import AwsError
 from catkit.local.protocols.base import Codec, new_request_id
 from catkit.local.protocols.plans import plan_for
@@ -58,7 +60,7 @@ class JsonCodec(Codec):
         self.target_prefix = model.metadata.get("targetPrefix", "")
         self.content_type = f"application/x-amz-json-{model.metadata.get('jsonVersion', '1.1')}"
 
-    def parse_request(self, raw: RawRequest) -> tuple[str, dict[str, Any]]:
+    def _decode(self, raw: RawRequest) -> tuple[OperationModel, dict[str, Any]]:
         target = raw.headers.get("x-amz-target")
         if not target:
             raise AwsError(
@@ -79,13 +81,12 @@ class JsonCodec(Codec):
         document = decode_json_body(body, self) if body.strip() else {}
         plan = self.input_plan(op)
         if plan is None:
-            return op.name, {}
+            return op, {}
         try:
             params = _READER.read_structure(plan, document)
         except WireValueError as err:
             raise self.wire_error(err) from None
-        self.validate(plan, params)
-        return op.name, params
+        return op, params
 
     def serialize_response(
         self, operation_name: str, result: dict[str, Any] | None, *, request_id: str | None = None

@@ -61,18 +61,38 @@ class Plan:
     payload: str | None  # structure: member sent as the HTTP body (rest protocols)
 
 
-_plans: dict[int, Plan] = {}
+_by_identity: dict[int, Plan] = {}
+_by_key: dict[tuple, Plan] = {}
+
+
+def _key(shape: Shape) -> tuple:
+    # botocore builds a new Shape object for every member reference, so recursive models
+    # (A -> B -> A) would never end if plans were keyed by object identity alone. A shape
+    # is identified by its model (resolver), name and the serialization traits merged in
+    # from the member reference (location, name, timestampFormat, ...).
+    resolver = getattr(shape, "_shape_resolver", None)
+    return (id(resolver), shape.name, tuple(sorted(shape.serialization.items())))
 
 
 def plan_for(shape: Shape) -> Plan:
     """The cached :class:`Plan` for ``shape``."""
-    plan = _plans.get(id(shape))
+    plan = _by_identity.get(id(shape))
     if plan is not None and plan.shape is shape:
         return plan
-    return _build(shape)
+    key = _key(shape)
+    plan = _by_key.get(key)
+    if plan is None:
+        plan = _build(shape, key)
+    if len(_by_identity) < 100_000:  # fast path for shapes seen again (operation inputs)
+        _by_identity[id(shape)] = plan
+        _shape_refs.append(shape)  # keep alive so the id stays unique
+    return plan
 
 
-def _build(shape: Shape) -> Plan:
+_shape_refs: list[Shape] = []
+
+
+def _build(shape: Shape, key: tuple) -> Plan:
     meta = shape.metadata
     pattern = meta.get("pattern")
     enum = tuple(meta["enum"]) if meta.get("enum") else None
@@ -104,7 +124,7 @@ def _build(shape: Shape) -> Plan:
         payload=shape.serialization.get("payload"),
     )
     # Register before recursing: models contain recursive shapes.
-    _plans[id(shape)] = plan
+    _by_key[key] = plan
     if type_name == "structure" and not plan.document:
         members = []
         for name, member_shape in shape.members.items():

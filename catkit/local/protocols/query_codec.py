@@ -11,6 +11,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
+from botocore.model import OperationModel
+
 from catkit.local.errors import AwsError
 from catkit.local.protocols.base import Codec, new_request_id
 from catkit.local.protocols.plans import plan_for
@@ -67,7 +69,7 @@ class QueryCodec(Codec):
                 ) from None
         return pairs
 
-    def parse_request(self, raw: RawRequest) -> tuple[str, dict[str, Any]]:
+    def _decode(self, raw: RawRequest) -> tuple[OperationModel, dict[str, Any]]:
         pairs = self._pairs(raw)
         action = ""
         for key, value in pairs:
@@ -76,14 +78,13 @@ class QueryCodec(Codec):
         op = self.operation(action)
         plan = self.input_plan(op)
         if plan is None:
-            return op.name, {}
+            return op, {}
         tree = build_query_tree([(k, v) for k, v in pairs if k not in ("Action", "Version")])
         try:
             params = _READER.read_structure(plan, tree)
         except WireValueError as err:
             raise self.wire_error(err) from None
-        self.validate(plan, params)
-        return op.name, params
+        return op, params
 
     def _xmlns(self) -> str:
         return f' xmlns="{escape(self.namespace)}"' if self.namespace else ""

@@ -123,18 +123,17 @@ class RestJsonCodec(Codec):
             404,
         )
 
-    def parse_request(self, raw: RawRequest) -> tuple[str, dict[str, Any]]:
+    def _decode(self, raw: RawRequest) -> tuple[OperationModel, dict[str, Any]]:
         op, labels = self.match(raw)
         plan = self.input_plan(op)
         if plan is None:
-            return op.name, {}
+            return op, {}
         try:
             params = self._read_locations(plan, raw, labels)
             self._read_body(plan, raw, params)
         except WireValueError as err:
             raise self.wire_error(err) from None
-        self.validate(plan, params)
-        return op.name, params
+        return op, params
 
     def _read_locations(self, plan: Plan, raw: RawRequest, labels: dict[str, str]) -> dict[str, Any]:
         params: dict[str, Any] = {}
