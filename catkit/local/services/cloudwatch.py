@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -53,37 +54,16 @@ PAST_LIMIT_S = 14 * 86400
 FUTURE_LIMIT_S = 2 * 3600
 VALUE_LIMIT = 2.0**360
 STANDARD_STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
-STANDARD_UNITS = frozenset(
-    [
-        "Seconds",
-        "Microseconds",
-        "Milliseconds",
-        "Bytes",
-        "Kilobytes",
-        "Megabytes",
-        "Gigabytes",
-        "Terabytes",
-        "Bits",
-        "Kilobits",
-        "Megabits",
-        "Gigabits",
-        "Terabits",
-        "Percent",
-        "Count",
-        "Bytes/Second",
-        "Kilobytes/Second",
-        "Megabytes/Second",
-        "Gigabytes/Second",
-        "Terabytes/Second",
-        "Bits/Second",
-        "Kilobits/Second",
-        "Megabits/Second",
-        "Gigabits/Second",
-        "Terabits/Second",
-        "Count/Second",
-        "None",
-    ]
-)
+
+
+@functools.cache
+def standard_units() -> frozenset[str]:
+    """CloudWatch's StandardUnit values, from botocore's CloudWatch model."""
+    from catkit.local.protocols.models import service_model
+
+    return frozenset(service_model("cloudwatch").shape_for("StandardUnit").enum)
+
+
 _QUERY_ID = re.compile(r"^[a-z][a-zA-Z0-9_]*$")
 
 
@@ -865,7 +845,7 @@ class CloudWatchService(BaseService):
                 f"The parameter {param}.Timestamp must specify a time within the past two weeks.",
             )
         unit = datum.get("Unit") or "None"
-        if unit not in STANDARD_UNITS:
+        if unit not in standard_units():
             raise _invalid_value(f"{param}.Unit", unit)
         res = datum.get("StorageResolution")
         res = 60 if res is None else res
@@ -942,7 +922,7 @@ class CloudWatchService(BaseService):
                 "InvalidParameterValue", "The parameter StartTime must be less than the parameter EndTime."
             )
         unit = params.get("Unit")
-        if unit is not None and unit not in STANDARD_UNITS:
+        if unit is not None and unit not in standard_units():
             raise _invalid_value("Unit", unit)
         start = round_start(start, period, self.now())
         requested = math.ceil((end - start) / period)
@@ -1066,7 +1046,7 @@ class CloudWatchService(BaseService):
                 "Minimum, Maximum or an extended statistic such as p99, tm90, IQM."
             )
         unit = ms.get("Unit")
-        if unit is not None and unit not in STANDARD_UNITS:
+        if unit is not None and unit not in standard_units():
             raise _invalid_value(f"{param}.Unit", unit)
         if not metric.get("Namespace") or not metric.get("MetricName"):
             raise AwsError(
@@ -1207,7 +1187,7 @@ class CloudWatchService(BaseService):
                 if not str(arn).startswith("arn:") or len(str(arn).split(":")) < 6:
                     raise _validation(f"Invalid arn syntax: {arn}")
         unit = params.get("Unit")
-        if unit is not None and unit not in STANDARD_UNITS:
+        if unit is not None and unit not in standard_units():
             raise _invalid_value("Unit", unit)
         elsc = params.get("EvaluateLowSampleCountPercentile")
         if elsc not in (None, "", "evaluate", "ignore"):
