@@ -41,11 +41,7 @@ def example(shape: Any, name: str = "", depth: int = 0, *, located_ok: bool = Tr
             return None
         out = {}
         for member_name, member in shape.members.items():
-            if (
-                member.serialization.get("eventstream")
-                or member.type_name == "structure"
-                and any(m.serialization.get("eventstream") for m in [member])
-            ):
+            if member.serialization.get("eventstream"):
                 continue
             if member.serialization.get("location") == "headers":
                 out[member_name] = {"one": "1"}
