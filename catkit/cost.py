@@ -272,7 +272,7 @@ def find_idle_endpoints(session: Session, hours: float = 24, *, include_all: boo
         raise ValueError(f"hours must be > 0, got {hours}")
     end = session.now()
     start = end - timedelta(hours=hours)
-    period = max(60, math.ceil(hours * 3600 / 60.0) * 60)
+    period = 3600 * max(1, math.ceil(hours))  # one bucket covers the window; hour multiples work for old data
     rows = []
     for summary in list_endpoints(session):
         if summary.get("EndpointStatus") != "InService":

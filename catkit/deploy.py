@@ -27,6 +27,11 @@ DEFAULT_VARIANT = "AllTraffic"
 DEFAULT_TAGS: dict[str, str] = {"catkit:created-by": "catkit", "catkit:purpose": "dev"}
 SKLEARN_FRAMEWORK_VERSION = "1.2-1"
 
+# What update_model carries over from the current model / endpoint config.
+_CONTAINER_KEYS = ("Image", "ImageConfig", "Mode", "Environment", "MultiModelConfig")
+_MODEL_KEYS = ("VpcConfig", "EnableNetworkIsolation")
+_CONFIG_KEYS = ("DataCaptureConfig", "KmsKeyId", "AsyncInferenceConfig", "ExplainerConfig")
+
 TERMINAL_OK = "InService"
 TERMINAL_BAD = ("Failed", "OutOfService", "UpdateRollbackFailed")
 
@@ -184,26 +189,33 @@ def deploy(
     if environment:
         container["Environment"] = dict(environment)
     sm = session.sagemaker
-    sm.create_model(
-        ModelName=name,
-        PrimaryContainer=container,
-        ExecutionRoleArn=role or session.role,
-        Tags=tag_list(all_tags),
-    )
-    sm.create_endpoint_config(
-        EndpointConfigName=name,
-        ProductionVariants=[
-            {
-                "VariantName": variant_name,
-                "ModelName": name,
-                "InitialInstanceCount": instance_count,
-                "InstanceType": instance_type,
-                "InitialVariantWeight": 1.0,
-            }
-        ],
-        Tags=tag_list(all_tags),
-    )
-    sm.create_endpoint(EndpointName=name, EndpointConfigName=name, Tags=tag_list(all_tags))
+    created: list[tuple[Callable[..., Any], dict[str, str]]] = []
+    try:
+        sm.create_model(
+            ModelName=name,
+            PrimaryContainer=container,
+            ExecutionRoleArn=role or session.role,
+            Tags=tag_list(all_tags),
+        )
+        created.append((sm.delete_model, {"ModelName": name}))
+        sm.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": variant_name,
+                    "ModelName": name,
+                    "InitialInstanceCount": instance_count,
+                    "InstanceType": instance_type,
+                    "InitialVariantWeight": 1.0,
+                }
+            ],
+            Tags=tag_list(all_tags),
+        )
+        created.append((sm.delete_endpoint_config, {"EndpointConfigName": name}))
+        sm.create_endpoint(EndpointName=name, EndpointConfigName=name, Tags=tag_list(all_tags))
+    except Exception:
+        _undo(created)  # leave no orphan model/config behind a failed deploy
+        raise
     description: dict[str, Any] = {}
     status = "Creating"
     if wait:
@@ -222,6 +234,14 @@ def deploy(
         tags=all_tags,
         description=description,
     )
+
+
+def _undo(created: list[tuple[Callable[..., Any], dict[str, str]]]) -> None:
+    for delete, kwargs in reversed(created):
+        try:
+            delete(**kwargs)
+        except Exception:  # best effort; the original error is what the user needs to see
+            pass
 
 
 def describe_endpoint(session: Session, name: str) -> dict[str, Any]:
@@ -356,46 +376,60 @@ def update_model(
     old_config = sm.describe_endpoint_config(EndpointConfigName=old_config_name)
     new_name = unique_name(endpoint)
     renamed: dict[str, str] = {}
-    for variant in old_config["ProductionVariants"]:
-        old_model = variant["ModelName"]
-        if old_model in renamed:
-            continue
-        model = sm.describe_model(ModelName=old_model)
-        container = dict(model.get("PrimaryContainer") or model["Containers"][0])
-        multi = container.get("Mode") == "MultiModel"
-        new_url = _resolve_model_data(session, new_model_data, new_name, multi)
-        new_container = {
-            k: container[k] for k in ("Image", "Mode", "Environment") if container.get(k) is not None
-        }
-        new_container["ModelDataUrl"] = new_url
-        if image_uri:
-            new_container["Image"] = image_uri
-        model_name = new_name if not renamed else f"{new_name}-{len(renamed)}"
-        sm.create_model(
-            ModelName=model_name,
-            PrimaryContainer=new_container,
-            ExecutionRoleArn=model["ExecutionRoleArn"],
-            Tags=tag_list(_tags_of(session, model["ModelArn"]) or DEFAULT_TAGS),
-        )
-        renamed[old_model] = model_name
-    variants = []
-    for variant in old_config["ProductionVariants"]:
-        current = _variant(desc, variant["VariantName"])
-        new_variant = {k: v for k, v in variant.items() if k not in ("ModelName",)}
-        new_variant["ModelName"] = renamed[variant["ModelName"]]
-        if "InitialInstanceCount" in new_variant:
-            new_variant["InitialInstanceCount"] = current.get(
-                "CurrentInstanceCount", variant["InitialInstanceCount"]
+    created: list[tuple[Callable[..., Any], dict[str, str]]] = []
+    try:
+        for variant in old_config["ProductionVariants"]:
+            old_model = variant["ModelName"]
+            if old_model in renamed:
+                continue
+            model = sm.describe_model(ModelName=old_model)
+            container = dict(model.get("PrimaryContainer") or model["Containers"][0])
+            multi = container.get("Mode") == "MultiModel"
+            new_container = {k: container[k] for k in _CONTAINER_KEYS if container.get(k) is not None}
+            new_container["ModelDataUrl"] = _resolve_model_data(session, new_model_data, new_name, multi)
+            if image_uri:
+                new_container["Image"] = image_uri
+            model_name = new_name if not renamed else f"{new_name}-{len(renamed)}"
+            extra = {k: model[k] for k in _MODEL_KEYS if model.get(k) is not None}
+            sm.create_model(
+                ModelName=model_name,
+                PrimaryContainer=new_container,
+                ExecutionRoleArn=model["ExecutionRoleArn"],
+                Tags=tag_list(_tags_of(session, model["ModelArn"]) or DEFAULT_TAGS),
+                **extra,
             )
-        variants.append(new_variant)
-    sm.create_endpoint_config(
-        EndpointConfigName=new_name,
-        ProductionVariants=variants,
-        Tags=tag_list(_tags_of(session, old_config["EndpointConfigArn"]) or DEFAULT_TAGS),
-    )
-    sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=new_name, RetainAllVariantProperties=True)
+            created.append((sm.delete_model, {"ModelName": model_name}))
+            renamed[old_model] = model_name
+        variants = []
+        for variant in old_config["ProductionVariants"]:
+            current = _variant(desc, variant["VariantName"])
+            new_variant = {k: v for k, v in variant.items() if k != "ModelName"}
+            new_variant["ModelName"] = renamed[variant["ModelName"]]
+            if "InitialInstanceCount" in new_variant:
+                new_variant["InitialInstanceCount"] = current.get(
+                    "CurrentInstanceCount", variant["InitialInstanceCount"]
+                )
+            variants.append(new_variant)
+        extra_config = {k: old_config[k] for k in _CONFIG_KEYS if old_config.get(k) is not None}
+        sm.create_endpoint_config(
+            EndpointConfigName=new_name,
+            ProductionVariants=variants,
+            Tags=tag_list(_tags_of(session, old_config["EndpointConfigArn"]) or DEFAULT_TAGS),
+            **extra_config,
+        )
+        created.append((sm.delete_endpoint_config, {"EndpointConfigName": new_name}))
+        sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=new_name, RetainAllVariantProperties=True)
+    except Exception:
+        _undo(created)
+        raise
     if wait:
-        wait_for_endpoint(session, endpoint, timeout=timeout, poll=poll, progress=progress)
+        final = wait_for_endpoint(session, endpoint, timeout=timeout, poll=poll, progress=progress)
+        if final.get("EndpointConfigName") != new_name:
+            raise EndpointFailedError(
+                endpoint,
+                f"rolled back to {final.get('EndpointConfigName')}",
+                final.get("FailureReason") or "the new model did not become healthy",
+            )
         if delete_old:
             sm.delete_endpoint_config(EndpointConfigName=old_config_name)
             for old_model in renamed:

@@ -127,6 +127,16 @@ def metric_frame(
     return frame
 
 
+def check_period(period: int) -> None:
+    """CloudWatch periods: 1, 5, 10, 30 (high resolution) or a multiple of 60 seconds."""
+    if period in (1, 5, 10, 30) or (period >= 60 and period % 60 == 0):
+        return
+    raise ValueError(
+        f"period={period}: CloudWatch accepts 1, 5, 10 or 30 seconds (high-resolution metrics) "
+        "or a multiple of 60"
+    )
+
+
 def _window(session: Session, start: datetime | None, end: datetime | None, minutes: float) -> tuple:
     end = end or session.now()
     start = start or end - timedelta(minutes=minutes)
@@ -154,6 +164,7 @@ def endpoint_metrics(
     Window: ``start``..``end`` or the last ``minutes`` (by the session's clock). Latencies are in
     microseconds, as CloudWatch reports them.
     """
+    check_period(period)
     start, end = _window(session, start, end, minutes)
     frame = metric_frame(
         session,

@@ -265,3 +265,32 @@ def test_default_image_uri_matches_the_sdk_table():
     assert d.default_image_uri("cn-north-1").endswith(".dkr.ecr.cn-north-1.amazonaws.com.cn/sagemaker-scikit-learn:1.2-1-cpu-py3")
     with pytest.raises(ValueError, match="pass image_uri"):
         d.default_image_uri("xx-nowhere-1")
+
+
+def test_failed_deploy_leaves_no_orphans(session, stubs):
+    sm = stubs["sagemaker"]
+    sm.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/ep1"})
+    sm.add_client_error("create_endpoint_config", "ResourceLimitExceeded", "too many configs", 400)
+    sm.add_response("delete_model", {}, {"ModelName": "ep1"})
+    with pytest.raises(Exception, match="ResourceLimitExceeded"):
+        d.deploy(session, "s3://b/model.tar.gz", name="ep1", image_uri="img:1", wait=False)
+    stubs.verify()
+
+
+def test_update_model_detects_rollback(session, stubs, no_sleep, monkeypatch):
+    monkeypatch.setattr(d, "unique_name", lambda prefix: f"{prefix}-v2")
+    sm = stubs["sagemaker"]
+    sm.add_response("describe_endpoint", describe_endpoint("ep1", config="ep1"))
+    sm.add_response("describe_endpoint_config", describe_endpoint_config("ep1", "ep1"))
+    sm.add_response("describe_model", describe_model("ep1", "s3://b/v1.tar.gz"))
+    sm.add_response("list_tags", {"Tags": []})
+    sm.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/ep1-v2"})
+    sm.add_response("list_tags", {"Tags": []})
+    sm.add_response("create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/ep1-v2"})
+    sm.add_response("update_endpoint", {"EndpointArn": endpoint_arn("ep1")})
+    sm.add_response("describe_endpoint", describe_endpoint("ep1", "RollingBack"))
+    sm.add_response("describe_endpoint", describe_endpoint("ep1", "InService", config="ep1",
+                                                           failure="ping health check failed for the new fleet"))
+    with pytest.raises(d.EndpointFailedError, match=r"rolled back to ep1.*ping health check failed"):
+        d.update_model(session, "ep1", "s3://b/v2.tar.gz", progress=False)
+    stubs.verify()

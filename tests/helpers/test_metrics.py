@@ -112,3 +112,9 @@ def test_publisher_background_thread_samples_until_stopped(session, monkeypatch)
     assert all(b[0]["StorageResolution"] == 1 for b in sent)
     with pytest.raises(ValueError, match="storage_resolution"):
         m.MetricPublisher(session, "X", storage_resolution=5)
+
+
+@pytest.mark.parametrize("period", [0, 7, 45, 90])
+def test_invalid_period_rejected(session, period):
+    with pytest.raises(ValueError, match="multiple of 60"):
+        m.endpoint_metrics(session, "ep1", period=period, start=T, end=T + timedelta(hours=1))
