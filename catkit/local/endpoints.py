@@ -364,9 +364,10 @@ class EndpointManager:
         self._set_status(ep, "Deleting")
         for v in [*ep.variants, *(ep.pending or [])]:
             v.status_entry = {"Status": "Deleting", "StartTime": self.clock.now()}
-        if ep.op is not None and not ep.op.done():
-            ep.op.cancel()
-        self._start_op(ep, self._delete(ep), replace=True)
+        previous = ep.op if ep.op is not None and not ep.op.done() else None
+        if previous is not None:
+            previous.cancel()
+        self._start_op(ep, self._delete(ep, previous))
 
     def update_endpoint(self, name: str, config_name: str, *, retain: bool = False,
                         exclude: list[str] | None = None) -> str:
@@ -376,8 +377,8 @@ class EndpointManager:
         props = self._variant_props(config, ep if retain else None, set(exclude or ()))
         for guard in self._update_guards:
             guard(ep.name, [dict(v.props) for v in ep.variants], [dict(p) for p in props])
-        old_total = sum(v.desired_count for v in ep.variants)
-        self._check_capacity(max(0, sum(p["DesiredInstanceCount"] for p in props)) if old_total >= 0 else 0)
+        # Blue/green: the new fleet runs beside the old one until traffic switches.
+        self._check_capacity(sum(p["DesiredInstanceCount"] for p in props))
         ep.pending = [Variant(ep.name, p) for p in props]
         for v in ep.pending:
             v.status_entry = {"Status": "Creating", "StatusMessage": "Launching instances.",
@@ -495,7 +496,7 @@ class EndpointManager:
         return list(v.instances) if v else []
 
     # ------------------------------------------------------------------ operations
-    def _start_op(self, ep: Endpoint, coro: Awaitable[None], replace: bool = False) -> None:
+    def _start_op(self, ep: Endpoint, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
         ep.op = task
         self._track(task)
@@ -627,7 +628,16 @@ class EndpointManager:
                 i.state = InstanceState.DRAINING  # stop routing to it right now
             await asyncio.gather(*(self._retire(v, i) for i in victims), return_exceptions=True)
 
-    async def _delete(self, ep: Endpoint) -> None:
+    async def _delete(self, ep: Endpoint, previous: asyncio.Future[None] | None = None) -> None:
+        if previous is not None:  # let a cancelled Create/Update clean up its launches first
+            try:
+                await previous
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+            except Exception:
+                pass
         try:
             await self._stop_all([*ep.variants, *(ep.pending or [])], drain=True)
         finally:
