@@ -438,7 +438,8 @@ class Instance:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         _LIVE.pop(proc.pid, None)
-        if self._exit_waiter is not None and not self._exit_waiter.done():
+        waiter = self._exit_waiter
+        if waiter is not None and not waiter.done() and waiter is not asyncio.current_task():
             self._exit_waiter.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._exit_waiter
