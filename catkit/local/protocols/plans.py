@@ -28,6 +28,8 @@ class Member:
     timestamp_format: str | None
     json_value: bool  # a header carrying base64 JSON
     flattened_name: str | None  # query/xml: flattened list/map element name
+    event_payload: bool  # event member carried as the event message's payload
+    event_header: bool  # event member carried as an event message header
     plan: Plan
 
 
@@ -59,6 +61,8 @@ class Plan:
     value_name: str
     timestamp_format: str | None
     payload: str | None  # structure: member sent as the HTTP body (rest protocols)
+    event_stream: bool  # structure: a union of events sent as an event stream
+    exception: bool  # structure: an error shape
 
 
 _by_identity: dict[int, Plan] = {}
@@ -122,6 +126,8 @@ def _build(shape: Shape, key: tuple) -> Plan:
         value_name="value",
         timestamp_format=shape.serialization.get("timestampFormat"),
         payload=shape.serialization.get("payload"),
+        event_stream=bool(shape.serialization.get("eventstream")),
+        exception=bool(meta.get("exception")),
     )
     # Register before recursing: models contain recursive shapes.
     _by_key[key] = plan
@@ -144,6 +150,8 @@ def _build(shape: Shape, key: tuple) -> Plan:
                     timestamp_format=ser.get("timestampFormat"),
                     json_value=bool(ser.get("jsonvalue")),
                     flattened_name=flattened_name,
+                    event_payload=bool(ser.get("eventpayload")),
+                    event_header=bool(ser.get("eventheader")),
                     plan=plan_for(member_shape),
                 )
             )

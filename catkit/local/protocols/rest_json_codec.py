@@ -19,6 +19,8 @@ from botocore.model import OperationModel
 
 from catkit.local.errors import AwsError
 from catkit.local.protocols.base import Codec, new_request_id
+from catkit.local.protocols.eventstream import CONTENT_TYPE as EVENT_STREAM_CONTENT_TYPE
+from catkit.local.protocols.eventstream import encode_event
 from catkit.local.protocols.json_codec import decode_json_body, error_fields
 from catkit.local.protocols.plans import Member, Plan, plan_for
 from catkit.local.protocols.raw import RawRequest, RawResponse
@@ -243,7 +245,13 @@ class RestJsonCodec(Codec):
             member = plan.by_name[plan.payload]
             value = result.get(member.name)
             kind = member.plan.type
-            if kind in ("blob", "string"):
+            if member.plan.event_stream:
+                # Events given up front are sent in one body; a streaming gateway sends these
+                # headers first, then ``encode_event`` chunks as events happen.
+                if value:
+                    body = b"".join(encode_event(member.plan, event) for event in value)
+                headers["Content-Type"] = EVENT_STREAM_CONTENT_TYPE
+            elif kind in ("blob", "string"):
                 if value is not None:
                     body = value.encode("utf-8") if isinstance(value, str) else bytes(value)
                 headers.setdefault("Content-Type", "application/octet-stream")
@@ -256,6 +264,18 @@ class RestJsonCodec(Codec):
             body = json.dumps(document, separators=(",", ":")).encode()
             headers.setdefault("Content-Type", "application/json")
         return RawResponse(status, headers, body)
+
+    def encode_event(self, operation_name: str, event: dict[str, Any]) -> bytes:
+        """One event-stream message for a streaming operation's output, e.g.
+        ``encode_event("InvokeEndpointWithResponseStream", {"PayloadPart": {"Bytes": b"..."}})``
+        or ``{"ModelStreamError": {"Message": ..., "ErrorCode": ...}}``."""
+        plan = self.output_plan(self.operation(operation_name))
+        stream = None
+        if plan is not None and plan.payload:
+            stream = plan.by_name[plan.payload].plan
+        if stream is None or not stream.event_stream:
+            raise ValueError(f"{operation_name} does not return an event stream")
+        return encode_event(stream, event)
 
     @staticmethod
     def _write_locations(plan: Plan, result: dict[str, Any], headers: dict[str, str], status: int) -> int:

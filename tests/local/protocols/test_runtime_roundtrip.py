@@ -174,3 +174,61 @@ def test_unknown_routes(method, path, status):
     assert info.value.code == "UnknownOperationException"
     assert info.value.status == status
     assert path in info.value.message
+
+
+def test_invoke_endpoint_with_response_stream_events(make_client):
+    chunks = [b'{"token": "cat"}', b'{"token": " hat"}', bytes(range(256))]
+    result = {
+        "Body": [{"PayloadPart": {"Bytes": c}} for c in chunks],
+        "ContentType": "application/jsonlines",
+        "InvokedProductionVariant": "AllTraffic",
+    }
+    client, rec = make_client("sagemaker-runtime", lambda op, p: result)
+    out = client.invoke_endpoint_with_response_stream(
+        EndpointName="cathat", Body=b"{}", ContentType="application/json"
+    )
+    assert rec.last.operation == "InvokeEndpointWithResponseStream"
+    assert rec.last.response.headers["Content-Type"] == "application/vnd.amazon.eventstream"
+    assert out["ContentType"] == "application/jsonlines"
+    assert out["InvokedProductionVariant"] == "AllTraffic"
+    assert [event["PayloadPart"]["Bytes"] for event in out["Body"]] == chunks
+
+
+def test_response_stream_error_event_raises_in_the_client(make_client):
+    from botocore.exceptions import EventStreamError
+
+    result = {
+        "Body": [
+            {"PayloadPart": {"Bytes": b"partial"}},
+            {"ModelStreamError": {"Message": "model crashed mid-stream", "ErrorCode": "ModelStreamError"}},
+        ]
+    }
+    client, _ = make_client("sagemaker-runtime", lambda op, p: result)
+    out = client.invoke_endpoint_with_response_stream(EndpointName="cathat", Body=b"{}")
+    events = iter(out["Body"])
+    assert next(events) == {"PayloadPart": {"Bytes": b"partial"}}
+    with pytest.raises(EventStreamError) as info:
+        next(events)
+    assert info.value.response["Error"] == {"Code": "ModelStreamError", "Message": "model crashed mid-stream"}
+
+
+def test_encode_event_streams_one_message_at_a_time():
+    from botocore.eventstream import EventStreamBuffer
+
+    codec = codec_for("sagemaker-runtime")
+    head = codec.serialize_response(
+        "InvokeEndpointWithResponseStream", {"Body": [], "ContentType": "text/plain"}
+    )
+    assert head.body == b""
+    assert head.headers["X-Amzn-SageMaker-Content-Type"] == "text/plain"
+    buffer = EventStreamBuffer()
+    buffer.add_data(
+        codec.encode_event("InvokeEndpointWithResponseStream", {"PayloadPart": {"Bytes": b"abc"}})
+    )
+    (message,) = list(buffer)
+    assert message.headers[":event-type"] == "PayloadPart"
+    assert message.payload == b"abc"
+    with pytest.raises(ValueError, match="not an event"):
+        codec.encode_event("InvokeEndpointWithResponseStream", {"Nope": {}})
+    with pytest.raises(ValueError, match="does not return an event stream"):
+        codec.encode_event("InvokeEndpoint", {"PayloadPart": {}})
