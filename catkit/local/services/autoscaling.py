@@ -1,0 +1,357 @@
+"""The Application Auto Scaling API of the local backend (JSON 1.1, ``AnyScaleFrontendService.<Op>``).
+
+A thin layer over the pure engine (:class:`catkit.autoscaling.engine.Engine`): parameters arrive
+validated against botocore's model by the codec; this module adds the checks AWS makes beyond the
+model (SageMaker resource ids and dimensions, the endpoint and variant must exist, describe
+filters, MaxResults ranges, pagination tokens) and turns engine errors into AWS errors with the
+same code. Only the ``sagemaker`` namespace with ``sagemaker:variant:DesiredInstanceCount`` is
+served (the local backend emulates instance-based endpoint variants); other namespaces get a
+ValidationException that says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from catkit.autoscaling.engine import Engine
+from catkit.autoscaling.errors import ScalingError
+from catkit.local.errors import AwsError
+from catkit.local.services.base import BaseService, RequestContext
+from catkit.local.validation import decode_token, encode_token, to_epoch
+
+NAMESPACE = "sagemaker"
+VARIANT_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+_VARIANT_RID = re.compile(r"^endpoint/(?P<endpoint>[^/]+)/variant/(?P<variant>[^/]+)$")
+# MaxResults ranges from the AAS API reference (DescribeScalingPolicies allows at most 10).
+_MAX_RESULTS = {
+    "DescribeScalableTargets": 50,
+    "DescribeScalingPolicies": 10,
+    "DescribeScheduledActions": 50,
+    "DescribeScalingActivities": 50,
+}
+_MAX_TAGS = 50
+
+
+def _aws(err: ScalingError) -> AwsError:
+    return AwsError(err.code, err.message, 400)
+
+
+def _validation(message: str) -> AwsError:
+    return AwsError("ValidationException", message, 400)
+
+
+def _activity_token(activity_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"next": activity_id}).encode()).decode()
+
+
+def _decode_activity_token(token: str) -> str:
+    try:
+        return str(json.loads(base64.urlsafe_b64decode(token.encode()))["next"])
+    except Exception:
+        raise _validation("Invalid NextToken: pass the NextToken from the previous response.") from None
+
+
+def parse_variant_resource_id(resource_id: str) -> tuple[str, str]:
+    """``endpoint/<endpoint>/variant/<variant>`` -> (endpoint, variant); ValidationException otherwise."""
+    m = _VARIANT_RID.match(resource_id or "")
+    if not m:
+        raise _validation(
+            f"Unsupported resource ID {resource_id!r} for scalable dimension {VARIANT_DIMENSION}: "
+            "expected endpoint/<endpoint-name>/variant/<variant-name>."
+        )
+    return m.group("endpoint"), m.group("variant")
+
+
+class ApplicationAutoScalingService(BaseService):
+    """AAS operations over an :class:`Engine`, for SageMaker endpoint variants.
+
+    ``variant_exists(endpoint, variant) -> bool`` answers whether the variant exists now;
+    ``now()`` is the emulated clock; ``on_change()`` is called after every successful mutation
+    (the controller persists the engine there).
+    """
+
+    service_name = "application-autoscaling"
+
+    def __init__(
+        self,
+        engine: Engine,
+        now: Callable[[], float],
+        variant_exists: Callable[[str, str], bool],
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.now = now
+        self.variant_exists = variant_exists
+        self.on_change = on_change or (lambda: None)
+        self.tags: dict[str, dict[str, str]] = {}  # scalable target ARN -> tags
+
+    # ------------------------------------------------------------------ checks
+    @staticmethod
+    def _namespace(params: Mapping[str, Any]) -> str:
+        ns = params.get("ServiceNamespace")
+        if ns != NAMESPACE:
+            raise _validation(
+                f"ServiceNamespace {ns!r} is not supported by the catkit local backend, which emulates "
+                "SageMaker endpoints; use ServiceNamespace 'sagemaker'."
+            )
+        return ns
+
+    def _target_params(self, params: Mapping[str, Any]) -> tuple[str, str, str]:
+        ns = self._namespace(params)
+        rid = params.get("ResourceId") or ""
+        dim = params.get("ScalableDimension") or ""
+        if dim != VARIANT_DIMENSION:
+            raise _validation(
+                f"Unsupported scalable dimension {dim!r} for resource {rid}: the catkit local backend scales "
+                f"SageMaker endpoint variants ({VARIANT_DIMENSION}); serverless provisioned concurrency and "
+                "inference components are not emulated."
+            )
+        parse_variant_resource_id(rid)
+        return ns, rid, dim
+
+    @staticmethod
+    def _filters(params: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        rid = params.get("ResourceId")
+        dim = params.get("ScalableDimension")
+        if dim and not rid:
+            raise _validation("If you specify ScalableDimension, you must also specify ResourceId.")
+        return rid, dim
+
+    @staticmethod
+    def _page(
+        operation: str, items: Sequence[Any], params: Mapping[str, Any], fingerprint: str
+    ) -> tuple[list[Any], str | None]:
+        limit = _MAX_RESULTS[operation]
+        size = params.get("MaxResults")
+        if size is None:
+            size = limit
+        if not 1 <= int(size) <= limit:
+            raise _validation(f"MaxResults must be between 1 and {limit}; got {size}.")
+        start = decode_token(params["NextToken"], fingerprint) if params.get("NextToken") else 0
+        page = list(items[start : start + int(size)])
+        more = start + int(size) < len(items)
+        return page, (encode_token(start + int(size), fingerprint) if more else None)
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ScalingError as e:
+            raise _aws(e) from None
+
+    # ------------------------------------------------------------------ scalable targets
+    def register_scalable_target(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        ns, rid, dim = self._target_params(params)
+        endpoint, variant = parse_variant_resource_id(rid)
+        if not self.variant_exists(endpoint, variant):
+            raise _validation(
+                f"Unable to register scalable target {rid}: the SageMaker endpoint {endpoint!r} does not exist "
+                f"or has no production variant {variant!r}. Create the endpoint first (or check the names "
+                "with DescribeEndpoint)."
+            )
+        tags = params.get("Tags") or {}
+        if len(tags) > _MAX_TAGS:
+            raise _validation(f"A scalable target can have at most {_MAX_TAGS} tags.")
+        target = self._call(
+            self.engine.register_scalable_target,
+            ns,
+            rid,
+            dim,
+            self.now(),
+            min_capacity=params.get("MinCapacity"),
+            max_capacity=params.get("MaxCapacity"),
+            suspended_state=params.get("SuspendedState"),
+            role_arn=params.get("RoleARN")
+            or f"arn:aws:iam::{ctx.account_id}:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+            "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+        )
+        if tags:
+            self.tags.setdefault(target.arn, {}).update(tags)
+        self.on_change()
+        return {"ScalableTargetARN": target.arn}
+
+    def deregister_scalable_target(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        ns, rid, dim = self._target_params(params)
+        target = self.engine.targets.get((ns, rid, dim))
+        self._call(self.engine.deregister_scalable_target, ns, rid, dim, self.now())
+        if target is not None:
+            self.tags.pop(target.arn, None)
+        self.on_change()
+        return {}
+
+    def describe_scalable_targets(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        ns = self._namespace(params)
+        targets = self.engine.describe_scalable_targets(
+            ns, params.get("ResourceIds"), params.get("ScalableDimension")
+        )
+        fp = f"targets:{sorted(params.get('ResourceIds') or [])}:{params.get('ScalableDimension')}"
+        page, token = self._page("DescribeScalableTargets", targets, params, fp)
+        out: dict[str, Any] = {
+            "ScalableTargets": [
+                {
+                    "ServiceNamespace": t.service_namespace,
+                    "ResourceId": t.resource_id,
+                    "ScalableDimension": t.scalable_dimension,
+                    "MinCapacity": t.min_capacity,
+                    "MaxCapacity": t.max_capacity,
+                    "RoleARN": t.role_arn,
+                    "CreationTime": t.creation_time,
+                    "SuspendedState": dict(t.suspended),
+                    "ScalableTargetARN": t.arn,
+                }
+                for t in page
+            ]
+        }
+        if token:
+            out["NextToken"] = token
+        return out
+
+    # ------------------------------------------------------------------ scaling policies
+    def put_scaling_policy(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        ns, rid, dim = self._target_params(params)
+        if params.get("PredictiveScalingPolicyConfiguration"):
+            raise _validation("PredictiveScaling policies are not supported for SageMaker endpoint variants.")
+        result = self._call(
+            self.engine.put_scaling_policy,
+            params["PolicyName"],
+            ns,
+            rid,
+            dim,
+            self.now(),
+            policy_type=params.get("PolicyType"),
+            target_tracking_config=params.get("TargetTrackingScalingPolicyConfiguration"),
+            step_scaling_config=params.get("StepScalingPolicyConfiguration"),
+        )
+        self.on_change()
+        out: dict[str, Any] = {"PolicyARN": result.policy_arn}
+        if result.alarms:
+            out["Alarms"] = result.alarms
+        return out
+
+    def delete_scaling_policy(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        ns, rid, dim = self._target_params(params)
+        self._call(self.engine.delete_scaling_policy, params["PolicyName"], ns, rid, dim, self.now())
+        self.on_change()
+        return {}
+
+    def describe_scaling_policies(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        ns = self._namespace(params)
+        rid, dim = self._filters(params)
+        policies = self.engine.describe_scaling_policies(ns, params.get("PolicyNames"), rid, dim)
+        fp = f"policies:{sorted(params.get('PolicyNames') or [])}:{rid}:{dim}"
+        page, token = self._page("DescribeScalingPolicies", policies, params, fp)
+        out: dict[str, Any] = {"ScalingPolicies": [p.to_api() for p in page]}
+        if token:
+            out["NextToken"] = token
+        return out
+
+    # ------------------------------------------------------------------ scheduled actions
+    def put_scheduled_action(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        ns, rid, dim = self._target_params(params)
+        action = params.get("ScalableTargetAction") or {}
+        self._call(
+            self.engine.put_scheduled_action,
+            params["ScheduledActionName"],
+            ns,
+            rid,
+            dim,
+            self.now(),
+            schedule=params.get("Schedule"),
+            timezone=params.get("Timezone"),
+            start_time=to_epoch(params.get("StartTime")),
+            end_time=to_epoch(params.get("EndTime")),
+            min_capacity=action.get("MinCapacity"),
+            max_capacity=action.get("MaxCapacity"),
+        )
+        self.on_change()
+        return {}
+
+    def delete_scheduled_action(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        ns, rid, dim = self._target_params(params)
+        self._call(self.engine.delete_scheduled_action, params["ScheduledActionName"], ns, rid, dim)
+        self.on_change()
+        return {}
+
+    def describe_scheduled_actions(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        ns = self._namespace(params)
+        rid, dim = self._filters(params)
+        actions = self.engine.describe_scheduled_actions(ns, params.get("ScheduledActionNames"), rid, dim)
+        fp = f"scheduled:{sorted(params.get('ScheduledActionNames') or [])}:{rid}:{dim}"
+        page, token = self._page("DescribeScheduledActions", actions, params, fp)
+        out: dict[str, Any] = {"ScheduledActions": [a.to_api() for a in page]}
+        if token:
+            out["NextToken"] = token
+        return out
+
+    # ------------------------------------------------------------------ activities
+    def describe_scaling_activities(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        ns = self._namespace(params)
+        rid, dim = self._filters(params)
+        include = bool(params.get("IncludeNotScaledActivities"))
+        activities = self.engine.describe_scaling_activities(ns, rid, dim, include)
+        # Newest first: new activities would shift offsets, so the token names the next activity.
+        limit = _MAX_RESULTS["DescribeScalingActivities"]
+        size = int(params["MaxResults"]) if params.get("MaxResults") is not None else limit
+        if not 1 <= size <= limit:
+            raise _validation(f"MaxResults must be between 1 and {limit}; got {size}.")
+        start = 0
+        if params.get("NextToken"):
+            ids = [a.activity_id for a in activities]
+            try:
+                start = ids.index(_decode_activity_token(params["NextToken"]))
+            except ValueError:
+                raise _validation(
+                    "Invalid NextToken: pass the NextToken from the previous response (the activity it points "
+                    "at is no longer listed)."
+                ) from None
+        page = activities[start : start + size]
+        token = (
+            _activity_token(activities[start + size].activity_id) if start + size < len(activities) else None
+        )
+        out: dict[str, Any] = {"ScalingActivities": [a.to_api() for a in page]}
+        if token:
+            out["NextToken"] = token
+        return out
+
+    # ------------------------------------------------------------------ tags
+    def _target_by_arn(self, arn: str) -> Any:
+        for t in self.engine.targets.values():
+            if t.arn == arn:
+                return t
+        raise AwsError(
+            "ResourceNotFoundException",
+            f"No scalable target found for ARN {arn}.",
+            400,
+            fields={"ResourceName": arn},
+        )
+
+    def tag_resource(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        arn = params["ResourceARN"]
+        self._target_by_arn(arn)
+        tags = self.tags.setdefault(arn, {})
+        tags.update(params.get("Tags") or {})
+        if len(tags) > _MAX_TAGS:
+            raise AwsError(
+                "TooManyTagsException",
+                f"A scalable target can have at most {_MAX_TAGS} tags.",
+                400,
+                fields={"ResourceName": arn},
+            )
+        self.on_change()
+        return {}
+
+    def untag_resource(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        arn = params["ResourceARN"]
+        self._target_by_arn(arn)
+        for key in params.get("TagKeys") or []:
+            self.tags.get(arn, {}).pop(key, None)
+        self.on_change()
+        return {}
+
+    def list_tags_for_resource(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        arn = params["ResourceARN"]
+        self._target_by_arn(arn)
+        return {"Tags": dict(self.tags.get(arn, {}))}
