@@ -223,6 +223,8 @@ class Backend:
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         BackendDict.reset()  # moto state is per process; start from the persisted state only
+        if self.account_id != "123456789012":  # moto's default; pin every request to our account
+            os.environ["MOTO_ACCOUNT_ID"] = self.account_id
         app = DomainDispatcherApplication(create_backend_app)
         server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
         thread = threading.Thread(

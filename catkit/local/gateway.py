@@ -65,6 +65,7 @@ _HOP_BY_HOP = frozenset(
         "expect",
         "date",
         "server",
+        "x-moto-account-id",  # the account is the backend's, not the caller's choice
     }
 )
 _REGION_RE = re.compile(r"Credential=[^/,\s]*/\d{8}/([^/,\s]+)/")

@@ -104,16 +104,6 @@ def test_stale_pid_file_is_cleaned(home):
     assert lifecycle.status(home)["url"] == url
 
 
-def test_crashed_backend_is_detected_and_restartable(local_backend_factory):
-    backend = local_backend_factory(components=())
-    old_url = backend.url
-    backend.kill()
-    assert lifecycle.status(backend.home) is None
-    assert backend.start() and backend.url != ""
-    assert lifecycle.health(backend.url) is not None
-    assert lifecycle.health(old_url) is None or old_url == backend.url
-
-
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "10.0.0.1", "example.com", "8.8.8.8"])
 def test_non_loopback_hosts_are_refused(host, home, capsys):
     with pytest.raises(NonLoopbackHostError, match="loopback"):
