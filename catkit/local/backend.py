@@ -9,7 +9,8 @@ gateway listens, cancelled on stop) and shutdown hooks (``add_shutdown``, awaite
 
 The emulated clock continues monotonically across restarts: a high-water mark of emulated time is
 persisted in the state store while running (ahead of ``now`` by a margin, so even a kill -9 cannot
-make the next start go back in time) and exactly on a graceful stop.
+make the next start go back in time) and exactly on a graceful stop. ``stop()`` first closes the
+port and lets in-flight requests finish, then stops background tasks and components.
 """
 
 from __future__ import annotations
@@ -146,11 +147,16 @@ class Backend:
         return self.url
 
     async def stop(self) -> None:
-        """Graceful stop: background tasks, shutdown hooks (reverse), gateway, moto, clock, state."""
+        """Graceful stop, in this order: close the port and let in-flight requests finish (up to
+        10 s), cancel background tasks, await shutdown hooks (reverse), stop moto, save the
+        clock, close the state store."""
         if self._stopped or (not self._running and self._gateway is None and self._moto is None):
             return
         self._stopped = True
         self._running = False
+        if self._gateway is not None:
+            await self._gateway.stop()
+            self._gateway = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -162,9 +168,6 @@ class Backend:
                 await fn()
             except Exception:
                 log.exception("shutdown hook %r failed", fn)
-        if self._gateway is not None:
-            await self._gateway.stop()
-            self._gateway = None
         await asyncio.get_running_loop().run_in_executor(None, self._stop_moto)
         self._save_clock(self.clock.now())
         self.state.close()

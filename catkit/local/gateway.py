@@ -51,6 +51,7 @@ CONTROL_PLANE_MAX_BODY = 10 * MB
 RUNTIME_MAX_BODY = 6 * MB
 S3_MAX_BODY = 1024 * MB
 MOTO_SERVICES = frozenset({"s3", "sts", "iam"})
+SHUTDOWN_GRACE_S = 10.0  # in-flight requests get this long to finish on stop
 _HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -238,7 +239,9 @@ class Gateway:
         app.router.add_route("*", "/_catkit/health", self._health)
         app.router.add_route("*", "/_catkit/info", self._info)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=False)
         await site.start()

@@ -1,7 +1,8 @@
 """An in-process backend for gateway tests that need to register their own (fake) services.
 
 ``inproc_backend_factory(services={"sagemaker": svc})`` runs a ``Backend`` (no components) on
-an event loop in a background thread and returns it with ``.url``; it is stopped at teardown.
+an event loop in a background thread and returns it with ``.url`` and ``.run_sync(coro)`` (runs a
+coroutine on the backend's loop); it is stopped at teardown.
 moto's state is per process, so only one in-process backend runs at a time.
 """
 
@@ -44,6 +45,7 @@ def inproc_backend_factory(tmp_path, monkeypatch) -> Iterator[Callable[..., Back
         for name, service in (services or {}).items():
             backend.add_service(name, service)
         runner.run(backend.start())
+        backend.run_sync = runner.run  # run a coroutine on the backend's loop, e.g. backend.stop()
         started.append(backend)
         return backend
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 
 import boto3
 import pytest
@@ -136,3 +138,27 @@ def test_moto_management_api_is_not_exposed(sagemaker_client):
     resp = requests.post(req.url, headers=dict(req.headers), data=b"", timeout=5)
     assert resp.status_code == 403
     assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["keep-me"]
+
+
+def test_stop_lets_in_flight_requests_finish(inproc_backend_factory):
+    entered = threading.Event()
+
+    class Slow(BaseService):
+        async def list_endpoints(self, params, ctx):
+            entered.set()
+            await asyncio.sleep(0.5)
+            return {"Endpoints": [], "NextToken": "finished"}
+
+    backend = inproc_backend_factory(services={"sagemaker": Slow()})
+    client = boto3.client(
+        "sagemaker", endpoint_url=backend.url, config=Config(retries={"max_attempts": 1}), **CREDS
+    )
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(client.list_endpoints()))
+    worker.start()
+    assert entered.wait(10)
+    backend.run_sync(backend.stop())
+    worker.join(10)
+    assert result.get("NextToken") == "finished"
+    with pytest.raises(requests.ConnectionError):
+        requests.get(backend.url + "/_catkit/health", timeout=2)
