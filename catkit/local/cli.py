@@ -56,7 +56,7 @@ def _start(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.foreground:
-            lifecycle._configure_logging()
+            lifecycle.configure_logging(args.home)
             return lifecycle.run(args.home, args.port or 0, args.time_scale, args.host)
         url = lifecycle.start(args.home, args.port, args.time_scale, host=args.host)
     except lifecycle.BackendError as exc:

@@ -4,7 +4,7 @@ One backend per ``CATKIT_HOME``: the running backend holds an exclusive ``fcntl`
 ``CATKIT_HOME/backend.lock`` for its whole life and publishes ``CATKIT_HOME/backend.json``
 (``{"pid", "port", "url", "time_scale", "started", "home", "host"}``). A ``backend.json`` whose lock
 is free (its process died, even by kill -9) is stale and removed. :func:`start` spawns
-``python -m catkit.local.lifecycle run ...`` detached (logs to ``CATKIT_HOME/logs/backend.log``) and
+``python -m catkit.local.lifecycle run ...`` detached (logs to ``CATKIT_HOME/logs/backend.log``, requests to ``logs/access.log``) and
 waits until ``/_catkit/health`` answers; :func:`stop` sends SIGTERM, waits, then SIGKILL.
 """
 
@@ -364,13 +364,28 @@ def components_from_env() -> tuple[str, ...] | None:
     return tuple(name.strip() for name in raw.split(",") if name.strip())
 
 
-def _configure_logging() -> None:
+def configure_logging(home: str | os.PathLike[str] | None = None) -> None:
+    """Backend process logging: stderr (``logs/backend.log`` when daemonized) at
+    ``$CATKIT_LOG_LEVEL`` (INFO), and the per-request access log in ``logs/access.log``
+    (rotated at 20 MB, 3 files kept; ``CATKIT_ACCESS_LOG=0`` turns it off)."""
     level = os.environ.get("CATKIT_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(
         level=getattr(logging, level, logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    access = logging.getLogger("catkit.local.access")
+    access.propagate = False
+    if os.environ.get("CATKIT_ACCESS_LOG", "1").lower() in ("0", "false", "no", "off"):
+        access.setLevel(logging.WARNING)
+        return
+    from logging.handlers import RotatingFileHandler
+
+    logs = ensure_private_dir(catkit_home(home) / "logs")
+    handler = RotatingFileHandler(logs / "access.log", maxBytes=20 * 1024 * 1024, backupCount=3)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -383,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--host", default="127.0.0.1")
     run_p.add_argument("--components", default=None, help="comma-separated component modules ('' = none)")
     args = parser.parse_args(argv)
-    _configure_logging()
+    configure_logging(args.home)
     try:
         components = None
         if args.components is not None:

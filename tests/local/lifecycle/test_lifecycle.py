@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -34,6 +36,10 @@ def test_start_status_stop_via_cli(home, capsys):
     assert doc["url"] == url and doc["time_scale"] == 30.0 and doc["pid"] > 0
     assert (home / "backend.json").stat().st_mode & 0o077 == 0
     assert (home / "logs" / "backend.log").exists()
+    with pytest.raises(urllib.error.HTTPError) as unrouted:
+        urllib.request.urlopen(url + "/not-an-aws-api", data=b"{}", timeout=5)
+    assert unrouted.value.code == 400
+    assert '"POST /not-an-aws-api" - - 400' in (home / "logs" / "access.log").read_text()
     assert catkit_main(["local", "status", "--home", str(home)]) == 0
     out = capsys.readouterr().out
     assert url in out and str(doc["pid"]) in out and "time scale 30" in out and "uptime" in out
