@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -407,6 +408,15 @@ def main(argv: list[str] | None = None) -> int:
     except BackendError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        print(
+            f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}. "
+            "Choose another --port, or omit it to get a free one.",
+            file=sys.stderr,
+        )
+        return 4
 
 
 if __name__ == "__main__":

@@ -124,3 +124,17 @@ def test_non_loopback_hosts_are_refused(host, home, capsys):
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
 def test_loopback_hosts_are_accepted(host):
     assert check_loopback(host) in {"127.0.0.1", "127.0.0.2", "::1"}
+
+
+def test_port_in_use_is_a_clear_error(home):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(lifecycle.BackendError) as info:
+            lifecycle.start(home, port=port)
+    assert f"cannot listen on 127.0.0.1:{port}" in str(info.value)
+    assert "Choose another --port" in str(info.value)
+    assert lifecycle.status(home) is None
