@@ -71,6 +71,7 @@ _HOP_BY_HOP = frozenset(
 )
 _REGION_RE = re.compile(r"Credential=[^/,\s]*/\d{8}/([^/,\s]+)/")
 _PRESIGNED_REGION_RE = re.compile(r"^[^/]*/\d{8}/([^/]+)/")
+_SECRET_QUERY_RE = re.compile(r"(X-Amz-Signature|X-Amz-Security-Token|X-Amz-Credential|Signature)=[^&]*", re.I)
 
 
 class NonLoopbackHostError(ValueError):
@@ -295,7 +296,7 @@ class Gateway:
                 '%s "%s %s" %s %s %s %.1fms',
                 request.remote,
                 request.method,
-                request.raw_path,
+                _SECRET_QUERY_RE.sub(r"\1=REDACTED", request.raw_path),
                 service or "-",
                 operation or "-",
                 response.status,
