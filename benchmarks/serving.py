@@ -157,8 +157,9 @@ def main() -> int:
                 except subprocess.TimeoutExpired:
                     proc.kill()
     base = {(label, c): r for label, c, r in rows}
-    print(f"model server /invocations, loopback, {os.cpu_count()} CPUs, {args.seconds:g} s per cell "
-          "(client and server on the same machine)")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"model server /invocations, loopback, {os.cpu_count()} CPUs (load average {load}), "
+          f"{args.seconds:g} s per cell, client and server on the same machine")
     header = f"{'model':<8} {'clients':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} " \
              f"{'x 1 client':>10} {'x echo':>7}"
     print(header)
