@@ -2,7 +2,8 @@
 embedded backend (a real gateway process and real model-server processes).
 
 deploy -> invoke/batch -> resize -> blue/green update -> metrics -> cost -> multi-model S3 side ->
-delete by tag. Scaling runs only when the backend serves application-autoscaling.
+delete by tag; target tracking under load -> activities, cost timeline, plot, panel (only when the
+backend serves application-autoscaling).
 """
 
 from __future__ import annotations
@@ -12,16 +13,18 @@ import json
 import shutil
 import tarfile
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from catkit import cost, metrics, mme, scaling
+from catkit import cost, metrics, mme, plots, scaling
 from catkit import deploy as d
 from catkit import invoke as inv
 from catkit.local import lifecycle
 from catkit.session import Session
+from catkit.widgets import ScalingPanel
 
 pytestmark = pytest.mark.slow
 
@@ -122,16 +125,38 @@ def test_multi_model_prefix_management(local):
     assert d.delete_endpoint(session, "helpers-mme")[0] == "endpoint:helpers-mme"
 
 
-def test_scaling_through_local_backend(local):
+def test_autoscaling_under_load_shows_in_activities_cost_and_plot(local):
     session, home = local
     if "application-autoscaling" not in _served(session):
         pytest.skip("this build of the local backend does not serve application-autoscaling yet")
     d.deploy(session, _archive(home / "s.tar.gz", "s"), name="helpers-scale", image_uri="local/echo:1",
              poll=0.2, progress=False)
-    policy = scaling.configure_target_tracking(session, "helpers-scale")
-    assert policy.policy_arn
-    assert scaling.describe_target(session, "helpers-scale")["MaxCapacity"] == 10
-    frame = scaling.scaling_activities(session, "helpers-scale")
-    assert list(frame.columns) == scaling.ACTIVITY_COLUMNS
-    assert scaling.remove_scaling(session, "helpers-scale")["targets"] == 1
+    # target 1 invocation/instance/minute: at time scale 1000 a few requests per real second exceed it.
+    # No scale-in, so the assertions below cannot race the (fast, emulated) 15-minute AlarmLow.
+    policy = scaling.configure_target_tracking(session, "helpers-scale", min_capacity=2, max_capacity=3,
+                                               target_value=1.0, disable_scale_in=True)
+    assert any("-AlarmHigh-" in name for name in policy.alarms)
+    assert scaling.describe_target(session, "helpers-scale")["MaxCapacity"] == 3
+    panel = ScalingPanel(session, "helpers-scale")
+    assert panel.settings()["target_value"] == 1.0 and panel.settings()["max_capacity"] == 3
+
+    deadline = time.monotonic() + 60
+    scaled = None
+    while time.monotonic() < deadline:
+        inv.invoke_batch(session, "helpers-scale", [[1]] * 20, max_workers=4, progress=False)
+        acts = scaling.scaling_activities(session, "helpers-scale")
+        scaled = acts[(acts["status"] == "Successful") & (acts["desired_capacity"] == 3)]
+        if len(scaled):
+            break
+    assert scaled is not None and len(scaled) == 1, "no scale-out to 3 within 60 s of load"
+    d.wait_for_endpoint(session, "helpers-scale", poll=0.2, progress=False)
+    assert panel.refresh()["current"] == 3
+
+    bill = cost.endpoint_cost(session, "helpers-scale")
+    assert bill.timeline["instances"].tolist() == [2, 3] and bill.notes == []
+    fig = plots.plot_scaling_history(session, "helpers-scale", minutes=24 * 60)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["→3"]
+    fig.savefig(home / "scaling.png")
+
+    assert scaling.remove_scaling(session, "helpers-scale") == {"policies": 1, "scheduled_actions": 0, "targets": 1}
     d.delete_endpoint(session, "helpers-scale")
