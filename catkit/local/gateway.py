@@ -71,7 +71,9 @@ _HOP_BY_HOP = frozenset(
 )
 _REGION_RE = re.compile(r"Credential=[^/,\s]*/\d{8}/([^/,\s]+)/")
 _PRESIGNED_REGION_RE = re.compile(r"^[^/]*/\d{8}/([^/]+)/")
-_SECRET_QUERY_RE = re.compile(r"(X-Amz-Signature|X-Amz-Security-Token|X-Amz-Credential|Signature)=[^&]*", re.I)
+_SECRET_QUERY_RE = re.compile(
+    r"(X-Amz-Signature|X-Amz-Security-Token|X-Amz-Credential|Signature)=[^&]*", re.I
+)
 
 
 class NonLoopbackHostError(ValueError):
@@ -132,6 +134,18 @@ def _region_of(headers: Any, query: dict[str, Any], default: str) -> str:
         if match:
             return match.group(1)
     return default
+
+
+_SCOPE_SERVICE_RE = re.compile(r"Credential=[^/,\s]*/\d{8}/[^/,\s]+/([^/,\s]+)/aws4_request")
+
+
+def _is_sigv2_s3(request: web.Request) -> bool:
+    """S3 is the only service still signed with SigV2: boto3's default presigned S3 URLs
+    (``AWSAccessKeyId``/``Signature``/``Expires`` query) and ``Authorization: AWS AKID:sig``."""
+    query = request.query
+    if "AWSAccessKeyId" in query and "Signature" in query:
+        return True
+    return request.headers.get("Authorization", "").startswith("AWS ")
 
 
 class BodyTooLarge(Exception):
@@ -346,13 +360,15 @@ class Gateway:
         return await self._dispatch(request, service, svc, raw, query, body, request_id)
 
     def _detect(self, request: web.Request, raw: Any) -> str | None:
+        service = None
         if raw is not None:
-            return self._protocols.detect_service(raw)
-        match = re.search(
-            r"Credential=[^/,\s]*/\d{8}/[^/,\s]+/([^/,\s]+)/aws4_request",
-            request.headers.get("Authorization", ""),
-        )
-        return match.group(1) if match else None
+            service = self._protocols.detect_service(raw)
+        else:
+            match = _SCOPE_SERVICE_RE.search(request.headers.get("Authorization", ""))
+            service = match.group(1) if match else None
+        if service is None and _is_sigv2_s3(request):
+            service = "s3"
+        return service
 
     def _too_large(
         self, request: web.Request, service: str | None, exc: BodyTooLarge, request_id: str
