@@ -162,3 +162,23 @@ def test_stop_lets_in_flight_requests_finish(inproc_backend_factory):
     assert result.get("NextToken") == "finished"
     with pytest.raises(requests.ConnectionError):
         requests.get(backend.url + "/_catkit/health", timeout=2)
+
+
+def test_runtime_payload_over_6_mb_is_413(inproc_backend_factory):
+    class Runtime(BaseService):
+        def invoke_endpoint(self, params, ctx):
+            return {"Body": b"ok:" + str(len(params["Body"])).encode(), "ContentType": "text/plain"}
+
+    backend = inproc_backend_factory(services={"sagemaker-runtime": Runtime()})
+    runtime = boto3.client(
+        "sagemaker-runtime", endpoint_url=backend.url, config=Config(retries={"max_attempts": 1}), **CREDS
+    )
+    limit = 6 * 1024 * 1024
+    ok = runtime.invoke_endpoint(EndpointName="e", Body=b"x" * limit, ContentType="application/octet-stream")
+    assert ok["Body"].read() == f"ok:{limit}".encode()
+    with pytest.raises(ClientError) as info:
+        runtime.invoke_endpoint(
+            EndpointName="e", Body=b"x" * (limit + 1), ContentType="application/octet-stream"
+        )
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+    assert "6 MB" in info.value.response["Error"]["Message"]
