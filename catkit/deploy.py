@@ -145,9 +145,9 @@ def _resolve_model_data(session: Session, model_data: str, name: str, multi_mode
             f"model_data must be an s3:// URI or an existing model.tar.gz file, got {model_data!r}. "
             "Build one with catkit.build.pack_model(...)."
         )
-    key = f"catkit/models/{name}/{path.name}"
-    session.s3.upload_file(str(path), session.bucket, key)
-    return f"s3://{session.bucket}/{key}"
+    from catkit.build import upload_model
+
+    return upload_model(path, session.s3, session.bucket, f"catkit/models/{name}/{path.name}")
 
 
 def deploy(

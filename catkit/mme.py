@@ -83,10 +83,9 @@ def add_model(session: Session, endpoint_or_prefix: str, source: str, name: str 
         src_bucket, src_key = split_s3_uri(source)
         session.s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": src_bucket, "Key": src_key})
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"model archive {source} not found; build it with catkit.build.pack_model")
-        session.s3.upload_file(str(path), bucket, key)
+        from catkit.build import upload_model
+
+        upload_model(source, session.s3, bucket, key)
     return target
 
 

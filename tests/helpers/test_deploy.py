@@ -105,7 +105,8 @@ def test_deploy_uploads_local_archive(session, stubs, tmp_path):
     archive = tmp_path / "model.tar.gz"
     archive.write_bytes(b"not really a tarball")
     stubs["s3"].add_response("put_object", {}, {"Bucket": "test-bucket", "Key": "catkit/models/ep1/model.tar.gz",
-                                                "Body": ANY, "ChecksumAlgorithm": ANY})
+                                                "Body": ANY, "ChecksumAlgorithm": ANY,
+                                                "ContentType": "application/x-gzip"})
     _expect_create(stubs, "ep1", url="s3://test-bucket/catkit/models/ep1/model.tar.gz")
     out = d.deploy(session, str(archive), name="ep1", image_uri="img:1", tags={"team": "cats"}, wait=False)
     assert out.model_data == "s3://test-bucket/catkit/models/ep1/model.tar.gz"

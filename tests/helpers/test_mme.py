@@ -35,7 +35,8 @@ def test_add_model_uploads_or_copies(session, stubs, tmp_path):
     archive = tmp_path / "cat-v1.tar.gz"
     archive.write_bytes(b"archive")
     s3 = stubs["s3"]
-    s3.add_response("put_object", {}, {"Bucket": "bkt", "Key": "mme/cat-v1.tar.gz", "Body": ANY, "ChecksumAlgorithm": ANY})
+    s3.add_response("put_object", {}, {"Bucket": "bkt", "Key": "mme/cat-v1.tar.gz", "Body": ANY, "ChecksumAlgorithm": ANY,
+                                                "ContentType": "application/x-gzip"})
     assert mme.add_model(session, "s3://bkt/mme/", str(archive)) == "cat-v1.tar.gz"
     s3.add_response("copy_object", {}, {"Bucket": "bkt", "Key": "mme/cat-v2.tar.gz",
                                         "CopySource": {"Bucket": "src", "Key": "builds/model.tar.gz"}})
