@@ -90,9 +90,9 @@ class SageMakerService(BaseService):
             "ModelArn": self._arn("model", name),
             "CreationTime": self.clock.now(),
             "Tags": self._check_tags(params.get("Tags")),
+            "EnableNetworkIsolation": bool(params.get("EnableNetworkIsolation", False)),  # AWS always returns it
         }
-        for key in ("PrimaryContainer", "Containers", "ExecutionRoleArn", "VpcConfig", "EnableNetworkIsolation",
-                    "InferenceExecutionConfig"):
+        for key in ("PrimaryContainer", "Containers", "ExecutionRoleArn", "VpcConfig", "InferenceExecutionConfig"):
             if params.get(key) is not None:
                 doc[key] = params[key]
         self.state.put(KIND_MODEL, name.lower(), doc)
