@@ -13,6 +13,7 @@ import json
 import shutil
 import tarfile
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -84,7 +85,25 @@ def test_deploy_invoke_resize_update_cost_delete(local):
     desc = d.set_instance_count(session, "helpers-e2e", 3, poll=0.2, progress=False)
     assert desc["ProductionVariants"][0]["CurrentInstanceCount"] == 3
 
-    d.update_model(session, "helpers-e2e", v2, poll=0.2, progress=False, delete_old=True)
+    # blue/green: traffic keeps flowing while the new fleet comes up
+    stop, seen, errors = threading.Event(), [], []
+
+    def traffic() -> None:
+        while not stop.is_set():
+            try:
+                seen.append(inv.invoke(session, "helpers-e2e", b"ping").value["version"])
+            except Exception as exc:
+                errors.append(exc)
+            stop.wait(0.02)
+
+    worker = threading.Thread(target=traffic, daemon=True)
+    worker.start()
+    try:
+        d.update_model(session, "helpers-e2e", v2, poll=0.2, progress=False, delete_old=True)
+    finally:
+        stop.set()
+        worker.join()
+    assert errors == [] and "v1" in seen
     assert inv.invoke(session, "helpers-e2e", b"abc").value == {"version": "v2", "bytes": 3}
     # blue/green kept the capacity
     desc = d.describe_endpoint(session, "helpers-e2e")
@@ -94,7 +113,8 @@ def test_deploy_invoke_resize_update_cost_delete(local):
     assert all(p.ok for p in preds) and {p.value["version"] for p in preds} == {"v2"}
 
     frame = metrics.endpoint_metrics(session, "helpers-e2e", metrics=["Invocations"], minutes=24 * 60)
-    assert frame["value"].sum() == 14  # 2 single calls + 12 batch calls, emulated timestamps
+    # 2 single calls + the traffic during the update + 12 batch calls, at emulated timestamps
+    assert frame["value"].sum() == 2 + len(seen) + 12
 
     bill = cost.endpoint_cost(session, "helpers-e2e")
     assert bill.usd > 0 and bill.prices["ml.m5.xlarge"].usd_per_hour == 0.23  # bundled table locally
