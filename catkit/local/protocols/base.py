@@ -22,6 +22,7 @@ from catkit.local.protocols.validate import CoralStyle, QueryStyle, ValidationSt
 
 # Largest request body accepted after gzip decompression (botocore compresses PutMetricData).
 MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
 
 # How each service reports invalid input (AWS codes; see module docs of validate.py).
 VALIDATION_STYLES: dict[str, ValidationStyle] = {
@@ -105,6 +106,10 @@ class Codec(ABC):
                 raise self.serialization_error(
                     f"Content-Encoding {coding!r} is not supported; send gzip or an uncompressed body."
                 )
+            if not body.startswith(_GZIP_MAGIC):
+                # Already inflated by the HTTP server (aiohttp's auto_decompress) while the
+                # header still says gzip. No JSON, CBOR or form body starts with these bytes.
+                continue
             inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
             try:
                 body = inflater.decompress(body, MAX_DECOMPRESSED_BYTES)

@@ -177,7 +177,7 @@ TABLE = [
     (
         "cbor: bad gzip",
         "cloudwatch",
-        cbor_request("PutMetricData", b"not gzip", {"Content-Encoding": "gzip"}),
+        cbor_request("PutMetricData", b"\x1f\x8bnot gzip", {"Content-Encoding": "gzip"}),
         "SerializationException",
         400,
         "gzip",
@@ -287,3 +287,19 @@ def test_errors_serialize_in_every_protocol():
         assert response.status == 400
         assert response.headers["x-amzn-RequestId"] == "req-1"
         assert response.body
+
+
+def test_body_already_inflated_by_the_http_server_is_accepted():
+    # aiohttp inflates gzip request bodies itself but leaves Content-Encoding: gzip in place.
+    body = cbor2.dumps({"Namespace": "N", "MetricData": [{"MetricName": "m", "Value": 1.0}]})
+    for payload in (body, gzip.compress(body)):
+        raw = cbor_request("PutMetricData", payload, {"Content-Encoding": "gzip"})
+        op, params = codec_for("cloudwatch", raw).parse_request(raw)
+        assert (op, params["Namespace"]) == ("PutMetricData", "N")
+
+
+def test_truncated_gzip_is_refused():
+    body = gzip.compress(cbor2.dumps({"Namespace": "N" * 100}))[:-12]
+    err = error_of("cloudwatch", cbor_request("PutMetricData", body, {"Content-Encoding": "gzip"}))
+    assert err.code == "SerializationException"
+    assert "truncated" in err.message
