@@ -20,6 +20,7 @@ import time
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import boto3
@@ -35,6 +36,8 @@ DUMMY_CREDENTIALS = {"aws_access_key_id": "catkitlocal", "aws_secret_access_key"
 # The AWS Price List API is served only from these regions; catkit uses the first one unless the
 # session's region is one of them.
 PRICING_REGIONS = ("us-east-1", "ap-south-1", "eu-central-1")
+# Written on SageMaker notebook instances and Studio; names the resource whose role we run as.
+NOTEBOOK_METADATA_FILE = "/opt/ml/metadata/resource-metadata.json"
 
 _ASSUMED_ROLE = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+$")
 _ROLE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
@@ -197,14 +200,20 @@ class Session:
     def role(self) -> str:
         """The SageMaker execution role ARN, like the SDK's ``get_execution_role()``.
 
-        The caller identity's assumed-role ARN becomes the role ARN (with its path, via IAM
-        GetRole when allowed). Pass ``Session(role=...)`` to choose another.
+        On a SageMaker notebook instance or in Studio the role comes from the resource metadata
+        file (DescribeNotebookInstance / DescribeUserProfile / DescribeDomain); elsewhere the
+        caller identity's assumed-role ARN becomes the role ARN (with its path, via IAM GetRole
+        when allowed). Pass ``Session(role=...)`` to choose another.
         """
         if self._role is None:
             self._role = self._discover_role()
         return self._role
 
     def _discover_role(self) -> str:
+        if self.backend == "aws":
+            from_metadata = self._role_from_studio_metadata()
+            if from_metadata:
+                return from_metadata
         arn = self._caller_identity()["Arn"]
         if _ROLE.match(arn):
             return arn
@@ -214,7 +223,9 @@ class Session:
             try:
                 return self.client("iam").get_role(RoleName=role_name)["Role"]["Arn"]
             except ClientError:
-                return f"arn:{partition}:iam::{account}:role/{role_name}"
+                # Console-created SageMaker roles live under /service-role/ (as the SDK assumes).
+                path = "service-role/" if "AmazonSageMaker-ExecutionRole" in role_name else ""
+                return f"arn:{partition}:iam::{account}:role/{path}{role_name}"
         if self.backend == "local":
             # The local backend accepts any well-formed role; there is no IAM to satisfy.
             return f"arn:aws:iam::{self.account_id}:role/catkit-local-sagemaker-role"
@@ -222,6 +233,32 @@ class Session:
             f"The caller identity {arn} is not an IAM role, so no SageMaker execution role can be "
             "inferred. Pass Session(role='arn:aws:iam::<account>:role/<SageMakerExecutionRole>')."
         )
+
+    def _role_from_studio_metadata(self) -> str | None:
+        """Role of a SageMaker notebook instance / Studio user, from its resource metadata file."""
+        try:
+            meta = json.loads(Path(NOTEBOOK_METADATA_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        if meta.get("ExecutionRoleArn"):
+            return str(meta["ExecutionRoleArn"])
+        try:
+            if not meta.get("DomainId"):
+                if not meta.get("ResourceName"):
+                    return None
+                desc = self.sagemaker.describe_notebook_instance(NotebookInstanceName=meta["ResourceName"])
+                return desc["RoleArn"]
+            if meta.get("UserProfileName"):
+                profile = self.sagemaker.describe_user_profile(
+                    DomainId=meta["DomainId"], UserProfileName=meta["UserProfileName"]
+                )
+                role = profile.get("UserSettings", {}).get("ExecutionRole")
+                if role:
+                    return role
+            domain = self.sagemaker.describe_domain(DomainId=meta["DomainId"])
+            return domain["DefaultUserSettings"]["ExecutionRole"]
+        except (ClientError, KeyError):
+            return None
 
     # -- bucket --------------------------------------------------------------------------------
     @property

@@ -182,3 +182,42 @@ def test_auto_follows_use_local_endpoint_env(fake_local, monkeypatch):
     assert s.backend == "local" and s.endpoint_url == "http://127.0.0.1:45999"
     monkeypatch.setenv("AWS_ENDPOINT_URL", "https://vpce-123.sagemaker.us-east-1.vpce.amazonaws.com")
     assert Session(boto_session=_boto()).backend == "aws"
+
+
+def test_role_from_studio_metadata(tmp_path, monkeypatch):
+    import catkit.session as session_mod
+
+    meta = tmp_path / "resource-metadata.json"
+    meta.write_text(json.dumps({"DomainId": "d-abc123", "UserProfileName": "alice", "ResourceName": "app"}))
+    monkeypatch.setattr(session_mod, "NOTEBOOK_METADATA_FILE", str(meta))
+    s = Session(backend="aws", boto_session=_boto())
+    sm = _stub(s, "sagemaker")
+    sm.add_response("describe_user_profile", {"DomainId": "d-abc123", "UserProfileName": "alice", "UserSettings": {}},
+                    {"DomainId": "d-abc123", "UserProfileName": "alice"})
+    sm.add_response("describe_domain", {"DomainId": "d-abc123", "DefaultUserSettings": {
+        "ExecutionRole": f"arn:aws:iam::{ACCOUNT}:role/service-role/AmazonSageMaker-ExecutionRole-1"}},
+        {"DomainId": "d-abc123"})
+    assert s.role == f"arn:aws:iam::{ACCOUNT}:role/service-role/AmazonSageMaker-ExecutionRole-1"
+    sm.assert_no_pending_responses()
+
+
+def test_role_from_notebook_instance_metadata(tmp_path, monkeypatch):
+    import catkit.session as session_mod
+
+    meta = tmp_path / "resource-metadata.json"
+    meta.write_text(json.dumps({"ResourceName": "my-notebook"}))
+    monkeypatch.setattr(session_mod, "NOTEBOOK_METADATA_FILE", str(meta))
+    s = Session(backend="aws", boto_session=_boto())
+    _stub(s, "sagemaker").add_response(
+        "describe_notebook_instance", {"RoleArn": f"arn:aws:iam::{ACCOUNT}:role/nb-role"},
+        {"NotebookInstanceName": "my-notebook"})
+    assert s.role == f"arn:aws:iam::{ACCOUNT}:role/nb-role"
+
+
+def test_console_role_without_iam_access_gets_service_role_path():
+    s = Session(backend="aws", boto_session=_boto())
+    _stub(s, "sts").add_response("get_caller_identity", {
+        "UserId": "x", "Account": ACCOUNT,
+        "Arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/AmazonSageMaker-ExecutionRole-2024/SageMaker"})
+    _stub(s, "iam").add_client_error("get_role", "AccessDenied", "no", 403)
+    assert s.role == f"arn:aws:iam::{ACCOUNT}:role/service-role/AmazonSageMaker-ExecutionRole-2024"
