@@ -1,7 +1,8 @@
 """What every protocol codec shares: operation lookup, validation, error shapes, request ids.
 
 A codec is bound to one service (its botocore model) and one wire protocol. Subclasses
-implement ``parse_request``, ``serialize_response`` and ``serialize_error``.
+implement ``_decode`` (request -> operation + typed params), ``serialize_response`` and
+``serialize_error``; validation against the model is shared here.
 """
 
 from __future__ import annotations
@@ -48,10 +49,12 @@ class Codec(ABC):
         self.model = model
         self.style: ValidationStyle = VALIDATION_STYLES.get(service_name, CoralStyle())
         self.query_compatible = "awsQueryCompatible" in model.metadata
-        self._error_shapes: dict[str, Shape] = {}
-        for shape in model.error_shapes:
+        # An error is looked up by its code; a shape *named* like the code wins over another
+        # shape that merely shares the code (CloudWatch: ResourceNotFound vs DashboardNotFoundError).
+        shapes = model.error_shapes
+        self._error_shapes: dict[str, Shape] = {shape.name: shape for shape in shapes}
+        for shape in shapes:
             self._error_shapes.setdefault(shape.error_code, shape)
-            self._error_shapes.setdefault(shape.name, shape)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.service_name!r})"
