@@ -45,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     # scaling
     "configure_target_tracking": "catkit.scaling",
     "configure_high_resolution_scaling": "catkit.scaling",
+    "configure_step_scaling": "catkit.scaling",
     "register_scalable_target": "catkit.scaling",
     "schedule_night_scaling": "catkit.scaling",
     "put_scheduled_action": "catkit.scaling",

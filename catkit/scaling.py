@@ -1,7 +1,7 @@
 """Auto scaling helpers for endpoint variants (Application Auto Scaling).
 
 Register the variant as a scalable target, attach target-tracking policies (invocations per
-instance, or the high-resolution concurrent-requests metric), schedule night/weekend capacity,
+instance, or the high-resolution concurrent-requests metric) or a step policy with its alarm, schedule night/weekend capacity,
 read scaling activities as a pandas DataFrame, and remove it all again. Seed defaults: min 2,
 max 10, 1000 invocations/instance/minute, scale-out cooldown 60 s, scale-in cooldown 300 s.
 """
@@ -9,6 +9,7 @@ max 10, 1000 invocations/instance/minute, scale-out cooldown 60 s, scale-in cool
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ NAMESPACE = "sagemaker"
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 INVOCATIONS_METRIC = "SageMakerVariantInvocationsPerInstance"
 HIGH_RES_METRIC = "SageMakerVariantConcurrentRequestsPerModelHighResolution"
+STEP_ALARM_PREFIX = "catkit-step-"
 
 DEFAULT_MIN = 2
 DEFAULT_MAX = 10
@@ -171,6 +173,84 @@ def configure_high_resolution_scaling(
     )
 
 
+def configure_step_scaling(
+    session: Session,
+    endpoint: str,
+    variant: str = DEFAULT_VARIANT,
+    *,
+    threshold: float,
+    steps: Sequence[tuple[float | None, float | None, int]],
+    metric_name: str = "InvocationsPerInstance",
+    namespace: str = "AWS/SageMaker",
+    statistic: str = "Sum",
+    comparison: str = "GreaterThanOrEqualToThreshold",
+    period: int = 60,
+    evaluation_periods: int = 1,
+    adjustment_type: str = "ChangeInCapacity",
+    cooldown: int = DEFAULT_SCALE_IN_COOLDOWN,
+    min_capacity: int = DEFAULT_MIN,
+    max_capacity: int = DEFAULT_MAX,
+    treat_missing_data: str = "missing",
+    policy_name: str | None = None,
+) -> ScalingPolicy:
+    """Register the variant, put a step-scaling policy and the CloudWatch alarm that triggers it.
+
+    ``steps`` are ``(lower, upper, adjustment)`` with bounds relative to ``threshold`` (``None`` =
+    unbounded), e.g. ``[(0, 500, 1), (500, None, 2)]``: +1 instance when the metric is 0-500
+    above the threshold, +2 beyond. The alarm (named ``catkit-step-<endpoint>-<variant>-<policy>``)
+    watches ``metric_name`` of this endpoint variant; :func:`remove_scaling` deletes it again.
+    """
+    if not steps:
+        raise ValueError("steps must contain at least one (lower, upper, adjustment) tuple")
+    register_scalable_target(
+        session, endpoint, variant, min_capacity=min_capacity, max_capacity=max_capacity
+    )
+    name = policy_name or f"catkit-step-{metric_name}"
+    adjustments = []
+    for lower, upper, adjustment in steps:
+        step: dict[str, Any] = {"ScalingAdjustment": int(adjustment)}
+        if lower is not None:
+            step["MetricIntervalLowerBound"] = float(lower)
+        if upper is not None:
+            step["MetricIntervalUpperBound"] = float(upper)
+        adjustments.append(step)
+    config: dict[str, Any] = {
+        "AdjustmentType": adjustment_type,
+        "StepAdjustments": adjustments,
+        "Cooldown": int(cooldown),
+        "MetricAggregationType": "Average",
+    }
+    response = session.autoscaling.put_scaling_policy(
+        PolicyName=name,
+        PolicyType="StepScaling",
+        StepScalingPolicyConfiguration=config,
+        **_target_kwargs(endpoint, variant),
+    )
+    alarm = f"{STEP_ALARM_PREFIX}{endpoint}-{variant}-{name}"
+    session.cloudwatch.put_metric_alarm(
+        AlarmName=alarm,
+        AlarmDescription=f"catkit step scaling for {resource_id(endpoint, variant)} (policy {name})",
+        Namespace=namespace,
+        MetricName=metric_name,
+        Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}],
+        Statistic=statistic,
+        Period=int(period),
+        EvaluationPeriods=int(evaluation_periods),
+        Threshold=float(threshold),
+        ComparisonOperator=comparison,
+        TreatMissingData=treat_missing_data,
+        AlarmActions=[response["PolicyARN"]],
+    )
+    return ScalingPolicy(
+        policy_name=name,
+        policy_arn=response["PolicyARN"],
+        alarms=[alarm],
+        endpoint=endpoint,
+        variant=variant,
+        configuration=config,
+    )
+
+
 def put_scheduled_action(
     session: Session,
     endpoint: str,
@@ -296,6 +376,10 @@ def remove_scaling(session: Session, endpoint: str, variant: str = DEFAULT_VARIA
     for policy in describe_policies(session, endpoint, variant):
         session.autoscaling.delete_scaling_policy(PolicyName=policy["PolicyName"], **kwargs)
         removed["policies"] += 1
+        # alarms catkit created for step policies are ours to delete (target-tracking ones AAS removes)
+        ours = [a["AlarmName"] for a in policy.get("Alarms", []) if a["AlarmName"].startswith(STEP_ALARM_PREFIX)]
+        if ours:
+            session.cloudwatch.delete_alarms(AlarmNames=ours)
     for action in describe_scheduled_actions(session, endpoint, variant):
         session.autoscaling.delete_scheduled_action(
             ScheduledActionName=action["ScheduledActionName"], **kwargs

@@ -142,3 +142,43 @@ def test_remove_scaling(session, stubs):
     aas.add_response("deregister_scalable_target", {}, TARGET)
     assert scaling.remove_scaling(session, "ep1") == {"policies": 1, "scheduled_actions": 1, "targets": 1}
     stubs.verify()
+
+
+def test_step_scaling_policy_and_alarm(session, stubs):
+    aas, cw = stubs["application-autoscaling"], stubs["cloudwatch"]
+    aas.add_response("register_scalable_target", {}, {**TARGET, "MinCapacity": 2, "MaxCapacity": 10})
+    aas.add_response("put_scaling_policy", {"PolicyARN": POLICY_ARN}, {
+        **TARGET, "PolicyName": "catkit-step-InvocationsPerInstance", "PolicyType": "StepScaling",
+        "StepScalingPolicyConfiguration": {
+            "AdjustmentType": "ChangeInCapacity",
+            "StepAdjustments": [
+                {"ScalingAdjustment": 1, "MetricIntervalLowerBound": 0.0, "MetricIntervalUpperBound": 500.0},
+                {"ScalingAdjustment": 2, "MetricIntervalLowerBound": 500.0}],
+            "Cooldown": 300, "MetricAggregationType": "Average"}})
+    cw.add_response("put_metric_alarm", {}, {
+        "AlarmName": "catkit-step-ep1-AllTraffic-catkit-step-InvocationsPerInstance", "AlarmDescription": ANY,
+        "Namespace": "AWS/SageMaker", "MetricName": "InvocationsPerInstance",
+        "Dimensions": [{"Name": "EndpointName", "Value": "ep1"}, {"Name": "VariantName", "Value": "AllTraffic"}],
+        "Statistic": "Sum", "Period": 60, "EvaluationPeriods": 1, "Threshold": 1000.0,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "missing",
+        "AlarmActions": [POLICY_ARN]})
+    policy = scaling.configure_step_scaling(session, "ep1", threshold=1000, steps=[(0, 500, 1), (500, None, 2)])
+    assert policy.alarms == ["catkit-step-ep1-AllTraffic-catkit-step-InvocationsPerInstance"]
+    stubs.verify()
+    with pytest.raises(ValueError, match="at least one"):
+        scaling.configure_step_scaling(session, "ep1", threshold=1, steps=[])
+
+
+def test_remove_scaling_deletes_catkit_step_alarms(session, stubs):
+    aas, cw = stubs["application-autoscaling"], stubs["cloudwatch"]
+    aas.add_response("describe_scaling_policies", {"ScalingPolicies": [{
+        "PolicyARN": POLICY_ARN, "PolicyName": "s", **TARGET, "PolicyType": "StepScaling",
+        "CreationTime": datetime(2026, 1, 1, tzinfo=UTC),
+        "Alarms": [{"AlarmName": "catkit-step-ep1-AllTraffic-s", "AlarmARN": "arn:a"},
+                   {"AlarmName": "someone-elses", "AlarmARN": "arn:b"}]}]})
+    aas.add_response("delete_scaling_policy", {}, {**TARGET, "PolicyName": "s"})
+    cw.add_response("delete_alarms", {}, {"AlarmNames": ["catkit-step-ep1-AllTraffic-s"]})
+    aas.add_response("describe_scheduled_actions", {"ScheduledActions": []})
+    aas.add_response("describe_scalable_targets", {"ScalableTargets": []})
+    assert scaling.remove_scaling(session, "ep1") == {"policies": 1, "scheduled_actions": 0, "targets": 0}
+    stubs.verify()
