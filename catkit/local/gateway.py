@@ -258,7 +258,7 @@ class Gateway:
             app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=False)
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
         sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
         self.port = sockets[0].getsockname()[1]

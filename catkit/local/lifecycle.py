@@ -6,6 +6,8 @@ One backend per ``CATKIT_HOME``: the running backend holds an exclusive ``fcntl`
 is free (its process died, even by kill -9) is stale and removed. :func:`start` spawns
 ``python -m catkit.local.lifecycle run ...`` detached (logs to ``CATKIT_HOME/logs/backend.log``, requests to ``logs/access.log``) and
 waits until ``/_catkit/health`` answers; :func:`stop` sends SIGTERM, waits, then SIGKILL.
+Without ``--port``, a backend reuses its home's previous port when free (``CATKIT_HOME/last_port``),
+so a notebook's ``AWS_ENDPOINT_URL`` survives ``catkit local stop`` / ``start``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,6 +37,7 @@ log = logging.getLogger("catkit.local.lifecycle")
 
 STATE_FILE = "backend.json"
 LOCK_FILE = "backend.lock"
+LAST_PORT_FILE = "last_port"
 LOG_FILE = Path("logs") / "backend.log"
 DEFAULT_START_TIMEOUT_S = 60.0
 
@@ -316,6 +320,8 @@ async def _serve(
 ) -> int:
     from catkit.local.backend import Backend
 
+    if not port:
+        port = _reusable_last_port(root, host)
     backend = Backend(
         root,
         port=port or 0,
@@ -333,6 +339,7 @@ async def _serve(
         await backend.stop()
         raise
     started = backend.started_at or time.time()
+    _write_last_port(root, backend.port)
     _write_state(
         root,
         {
@@ -352,6 +359,30 @@ async def _serve(
         _remove_state(root, os.getpid())
         await backend.stop()
     return 0
+
+
+def _reusable_last_port(root: Path, host: str) -> int:
+    """The port this home's backend used last time if it is free now (so notebooks' saved
+    ``AWS_ENDPOINT_URL`` keeps working across stop/start), else 0 (any free port)."""
+    try:
+        last = int((root / LAST_PORT_FILE).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return 0
+    if not 0 < last < 65536:
+        return 0
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, last))
+        except OSError:
+            return 0
+    return last
+
+
+def _write_last_port(root: Path, port: int) -> None:
+    with contextlib.suppress(OSError):
+        (root / LAST_PORT_FILE).write_text(f"{port}\n")
 
 
 def components_from_env() -> tuple[str, ...] | None:

@@ -130,6 +130,7 @@ def test_hostile_keys_stay_inside_the_s3_directory(backend, s3):
                 "backend.lock",
                 "logs/backend.log",
                 "logs/access.log",
+                "last_port",
             }, path
     assert not (backend.home.parent / "outside.txt").exists()
 

@@ -77,7 +77,9 @@ def test_s3_objects_and_emulated_clock_survive(local_backend_factory, how):
         assert not (backend.home / "backend.json").exists()
     else:
         backend.stop()
+    old_url = backend.url
     backend.start()
+    assert backend.url == old_url  # the home's previous port is reused when free
     _check(backend.client("s3"), before, expected)
     info = backend.info()
     assert info["now"] >= seen  # emulated time never goes back, even after kill -9
