@@ -19,8 +19,10 @@ Fixtures:
 - ``start_local_backend(home, ...)`` is a plain function for session-scoped fixtures of your own;
   call ``.close()`` on the result.
 
-``LocalBackend`` also offers ``stop()``, ``start()`` (same home, new port unless fixed),
-``restart()`` and ``kill()`` (SIGKILL, like a crash) for durability tests.
+``LocalBackend`` also offers ``stop()``, ``start()`` (same home; the previous port is reused when
+it is free, so ``url`` normally stays the same), ``restart()`` and ``kill()`` (SIGKILL, like a
+crash; waits until the crash is detectable) for durability tests. Set ``CATKIT_LOCAL_COMPONENTS``
+or pass ``components=()`` for a backend with only s3/sts/iam (no endpoint/metrics components).
 """
 
 from __future__ import annotations
