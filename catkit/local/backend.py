@@ -78,6 +78,11 @@ class Backend:
         self.time_scale = self.clock.time_scale
         self.s3 = LocalS3(self.home / "s3", account_id=account_id)
         self.services: dict[str, Any] = {}
+        # Set by components (None while the component is absent from this build):
+        self.metrics: Any = None  # catkit.local.metrics_store
+        self.alarms: Any = None  # catkit.local.services.cloudwatch (AlarmBook)
+        self.endpoints: Any = None  # catkit.local.endpoints (EndpointManager)
+        self.autoscaling: Any = None  # catkit.local.autoscaling_controller
         self.components: tuple[str, ...] = COMPONENTS if components is None else tuple(components)
         self.installed_components: list[str] = []
         self.url: str | None = None
