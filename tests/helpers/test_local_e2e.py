@@ -180,3 +180,27 @@ def test_autoscaling_under_load_shows_in_activities_cost_and_plot(local):
 
     assert scaling.remove_scaling(session, "helpers-scale") == {"policies": 1, "scheduled_actions": 0, "targets": 1}
     d.delete_endpoint(session, "helpers-scale")
+
+
+def test_step_scaling_alarm_drives_scale_out(local):
+    session, home = local
+    if "application-autoscaling" not in _served(session):
+        pytest.skip("this build of the local backend does not serve application-autoscaling yet")
+    d.deploy(session, _archive(home / "st.tar.gz", "st"), name="helpers-step", image_uri="local/echo:1",
+             poll=0.2, progress=False)
+    policy = scaling.configure_step_scaling(session, "helpers-step", threshold=1, steps=[(0, None, 1)],
+                                            max_capacity=3, cooldown=60)
+    deadline = time.monotonic() + 60
+    done = None
+    while time.monotonic() < deadline:
+        inv.invoke_batch(session, "helpers-step", [[1]] * 20, progress=False)
+        acts = scaling.scaling_activities(session, "helpers-step")
+        done = acts[acts["status"] == "Successful"]
+        if len(done):
+            break
+    assert done is not None and len(done) >= 1, "the step alarm never triggered a scale-out within 60 s"
+    assert done["desired_capacity"].iloc[0] == 3 and policy.alarms[0] in done["cause"].iloc[0]
+    assert scaling.remove_scaling(session, "helpers-step")["policies"] == 1
+    alarms = session.cloudwatch.describe_alarms(AlarmNamePrefix="catkit-step-helpers-step")["MetricAlarms"]
+    assert alarms == []
+    d.delete_endpoint(session, "helpers-step")
