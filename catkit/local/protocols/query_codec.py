@@ -18,7 +18,7 @@ from catkit.local.protocols.base import Codec, new_request_id
 from catkit.local.protocols.plans import plan_for
 from catkit.local.protocols.raw import RawRequest, RawResponse
 from catkit.local.protocols.reading import QueryReader, WireValueError, build_query_tree
-from catkit.local.protocols.writing import XmlWriter
+from catkit.local.protocols.writing import XmlWriter, xml_text
 
 _READER = QueryReader()
 _WRITER = XmlWriter()
@@ -121,11 +121,11 @@ class QueryCodec(Codec):
                 extra = {k: v for k, v in err.fields.items() if k not in plan.by_name}
             else:
                 extra = dict(err.fields)
-            fields += "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in extra.items() if v is not None)
+            fields += "".join(f"<{k}>{xml_text(str(v))}</{k}>" for k, v in extra.items() if v is not None)
         kind = "Sender" if err.sender_fault else "Receiver"
         xml = (
             f"<ErrorResponse{self._xmlns()}><Error><Type>{kind}</Type><Code>{escape(err.code)}</Code>"
-            f"<Message>{escape(err.message)}</Message>{fields}</Error>"
+            f"<Message>{xml_text(err.message)}</Message>{fields}</Error>"
             f"<RequestId>{escape(request_id)}</RequestId></ErrorResponse>"
         )
         headers = {"Content-Type": _CONTENT_TYPE, "x-amzn-RequestId": request_id}

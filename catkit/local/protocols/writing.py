@@ -13,6 +13,7 @@ import base64
 import calendar
 import datetime as _dt
 import math
+import re
 from email.utils import formatdate
 from typing import Any
 from xml.sax.saxutils import escape
@@ -24,6 +25,19 @@ from catkit.local.protocols.reading import parse_timestamp_text
 
 UTC = _dt.UTC
 _LOCATED = frozenset(("uri", "querystring", "header", "headers", "statusCode"))
+# Characters XML 1.0 cannot carry at all (even escaped); they are replaced by U+FFFD.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def xml_text(value: str) -> str:
+    """``value`` escaped for XML element text. Carriage returns are kept as ``&#13;`` (XML
+    parsers would turn a literal one into a newline)."""
+    text = escape(value)
+    if "\r" in text:
+        text = text.replace("\r", "&#13;")
+    if _XML_INVALID.search(text):
+        text = _XML_INVALID.sub("\ufffd", text)
+    return text
 
 
 def to_datetime(value: Any) -> _dt.datetime:
@@ -157,7 +171,7 @@ class XmlWriter:
                 if v is not None
             )
             return f"<{name}>{entries}</{name}>"
-        return f"<{name}>{escape(self.scalar(plan, value, timestamp_format))}</{name}>"
+        return f"<{name}>{xml_text(self.scalar(plan, value, timestamp_format))}</{name}>"
 
     def members(self, plan: Plan, value: dict[str, Any]) -> str:
         parts = []

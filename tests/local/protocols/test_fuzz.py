@@ -3,6 +3,7 @@ accepts also passes botocore's own ParamValidator."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import string
 
@@ -55,7 +56,7 @@ json_values = st.recursive(
     max_leaves=30,
 )
 cbor_values = st.recursive(
-    scalars | st.binary(max_size=10) | st.datetimes(timezones=st.just(__import__("datetime").UTC)),
+    scalars | st.binary(max_size=10) | st.datetimes(timezones=st.just(dt.UTC)),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=6),
     max_leaves=30,
 )
@@ -195,3 +196,61 @@ def test_runtime_requests(name, headers, body):
 
     raw = RawRequest("POST", f"/endpoints/{quote(name, safe='')}/invocations", {}, headers, body)
     _parse("sagemaker-runtime", raw)
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+_finite = st.floats(allow_nan=False, allow_infinity=False)
+_stamps = st.datetimes(
+    min_value=dt.datetime(1971, 1, 1),
+    max_value=dt.datetime(2200, 1, 1),
+).map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000, tzinfo=dt.UTC))
+
+
+@SETTINGS
+@given(
+    protocol=st.sampled_from(["smithy-rpc-v2-cbor", "json", "query"]),
+    results=st.lists(
+        st.fixed_dictionaries(
+            {
+                "Id": _text,
+                "Label": _text,
+                "Timestamps": st.lists(_stamps, max_size=4),
+                "Values": st.lists(_finite, max_size=4),
+            }
+        ),
+        max_size=3,
+    ),
+    messages=st.lists(st.fixed_dictionaries({"Code": _text, "Value": _text}), max_size=2),
+)
+def test_cloudwatch_outputs_survive_botocore_parsing(protocol, results, messages):
+    from botocore.awsrequest import HeadersDict
+    from botocore.parsers import create_parser
+
+    from catkit.local.protocols import get_codec
+
+    codec = get_codec("cloudwatch", protocol)
+    result = {"MetricDataResults": results, "Messages": messages}
+    response = codec.serialize_response("GetMetricData", result)
+    op = codec.model.operation_model("GetMetricData")
+    parsed = create_parser(protocol).parse(
+        {"status_code": 200, "headers": HeadersDict(response.headers), "body": response.body, "context": {}},
+        op.output_shape,
+    )
+    parsed.pop("ResponseMetadata")
+    assert _plain(parsed) == _plain(result, xml=protocol == "query")
+
+
+def _plain(value, xml=False):
+    """Comparable form: aware datetimes as UTC ISO text; for XML, control characters as U+FFFD
+    (XML cannot carry them at all)."""
+    from catkit.local.protocols.writing import _XML_INVALID
+
+    if isinstance(value, dict):
+        return {k: _plain(v, xml) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v, xml) for v in value]
+    if isinstance(value, str) and xml:
+        return _XML_INVALID.sub("\ufffd", value)
+    if hasattr(value, "astimezone"):
+        return value.astimezone(dt.UTC).isoformat()
+    return value
