@@ -255,7 +255,11 @@ class Gateway:
         app.router.add_route("*", "/_catkit/info", self._info)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=SHUTDOWN_GRACE_S,
+            auto_decompress=False,  # bodies go through byte-for-byte (S3 gzip objects, codecs gunzip)
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)

@@ -193,3 +193,14 @@ def test_presigned_urls_work_and_signatures_stay_out_of_the_access_log(backend, 
     log = (backend.home / "logs" / "access.log").read_text()
     assert f"/{bucket}/p.txt" in log
     assert signature not in log and "Signature=REDACTED" in log
+
+
+def test_content_encoded_bodies_pass_through_byte_for_byte(s3):
+    import gzip
+
+    s3.create_bucket(Bucket="gzipped")
+    body = gzip.compress(b"cat with hat " * 200)
+    s3.put_object(Bucket="gzipped", Key="data.json.gz", Body=body, ContentEncoding="gzip")
+    got = s3.get_object(Bucket="gzipped", Key="data.json.gz")
+    assert got["ContentEncoding"] == "gzip"
+    assert got["Body"].read() == body
