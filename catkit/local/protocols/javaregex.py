@@ -3,7 +3,7 @@
 botocore's models carry Java regexes (``\\p{ASCII}``, ``\\p{Print}``, ``\\p{L}``, ``\\z``,
 UTF-16 surrogate ranges). The POSIX classes are rewritten to their Java (ASCII) meaning and
 surrogate pairs to real code-point ranges; the result is compiled with the ``regex`` module
-(Unicode categories) when installed (it comes with ``moto[server]``), else with ``re``.
+(Unicode categories; a declared dependency), falling back to ``re`` if it is missing.
 A pattern neither can compile is skipped (returns None): the server then accepts what it
 cannot check rather than rejecting valid input. Java's ``matches()`` semantics: the whole
 value must match.
