@@ -644,9 +644,13 @@ class Engine:
         return None
 
     def _run_schedules(self, now: float) -> None:
-        for skey, action in self.scheduled.items():
-            if action.next_run is None or action.next_run > now:
-                continue
+        due = [
+            (a.next_run, a.creation_time, k)
+            for k, a in self.scheduled.items()
+            if a.next_run is not None and a.next_run <= now
+        ]
+        for _, _, skey in sorted(due):  # in time order per target, as AWS guarantees
+            action = self.scheduled[skey]
             action.next_run = self._schedule(skey).next_after(now)
             target = self.targets.get(skey[0])
             if target is None or target.is_suspended("ScheduledScalingSuspended"):

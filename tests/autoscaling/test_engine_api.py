@@ -259,3 +259,34 @@ def test_state_round_trips_and_continues_identically():
     drive(b, loads[100:])
     assert a.timeline == b.timeline
     assert [x.to_api() for x in a.activities(True)] == [x.to_api() for x in b.activities(True)]
+
+
+def test_due_scheduled_actions_run_in_time_order():
+    w = World(capacity=4, max_capacity=10)
+    # Created in the opposite order of their times; both are due at the same tick.
+    w.engine.put_scheduled_action(
+        "second",
+        "sagemaker",
+        RID,
+        DIM,
+        w.now,
+        schedule=f"at({datetime.fromtimestamp(T0 + 120, UTC):%Y-%m-%dT%H:%M:%S})",
+        max_capacity=6,
+    )
+    w.engine.put_scheduled_action(
+        "first",
+        "sagemaker",
+        RID,
+        DIM,
+        w.now,
+        schedule=f"at({datetime.fromtimestamp(T0 + 60, UTC):%Y-%m-%dT%H:%M:%S})",
+        max_capacity=3,
+    )
+    w.now += 300
+    w.engine.tick(w.now, w.metrics, w.capacity)
+    assert w.engine.describe_scalable_targets("sagemaker")[0].max_capacity == 6
+    causes = [a.cause for a in w.activities()]
+    assert causes[-2:] == [
+        "scheduled action name second was triggered",
+        "scheduled action name first was triggered",
+    ]
