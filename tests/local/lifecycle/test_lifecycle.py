@@ -138,3 +138,33 @@ def test_port_in_use_is_a_clear_error(home):
     assert f"cannot listen on 127.0.0.1:{port}" in str(info.value)
     assert "Choose another --port" in str(info.value)
     assert lifecycle.status(home) is None
+
+
+def test_foreground_mode_runs_until_ctrl_c(home):
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "catkit.cli", "local", "start", "--foreground", "--home", str(home)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        doc = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            doc = lifecycle.status(home)
+            if doc and lifecycle.health(doc["url"]):
+                break
+            time.sleep(0.05)
+        assert doc is not None and doc["pid"] == proc.pid
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
+    assert f"running at {doc['url']}" in out
+    assert lifecycle.status(home) is None and not (home / "backend.json").exists()
