@@ -207,6 +207,9 @@ def start(
     env = dict(os.environ)
     env["CATKIT_HOME"] = str(root)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # The daemon runs in its home (so it pins no caller directory); make sure it imports this catkit.
+    source_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (source_root, env.get("PYTHONPATH", "")) if p)
     with open(log_path, "ab") as logf:
         os.chmod(log_path, 0o600)
         child = subprocess.Popen(
@@ -217,6 +220,7 @@ def start(
             start_new_session=True,
             close_fds=True,
             env=env,
+            cwd=str(root),
         )
     return _wait_ready(root, child.pid, child, timeout, port, time_scale)
 
