@@ -1,0 +1,199 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · Deploy a cat-hat classifier and invoke it
+#
+# Does this cat wear a tiny hat? We train a small image classifier, package it the way SageMaker
+# expects (`model.tar.gz` with the model at the root and `code/inference.py`), deploy it behind a
+# **real-time endpoint on two `ml.m5.xlarge` instances**, and ask it about a few cats.
+#
+# The same cells run against AWS (`backend="aws"`) or against catkit's embedded local backend
+# (`backend="local"`, the default): a gateway on 127.0.0.1 that speaks the SageMaker, S3 and
+# CloudWatch wire protocols and runs each endpoint instance as a real model-server process. Only
+# the endpoint URL differs; every call below is a plain boto3 call.
+#
+# **Why two instances?** SageMaker spreads the instances of a variant across Availability Zones.
+# With one instance, an instance failure or an AZ outage takes your endpoint down; with two, the
+# other instance keeps serving while SageMaker replaces the broken one.
+
+# %% tags=["parameters"]
+backend = "local"  # "local" (embedded backend) or "aws" (your account; costs money)
+region = "us-east-1"
+instance_type = "ml.m5.xlarge"
+instance_count = 2
+time_scale = 60.0  # local only: emulated seconds per real second (provisioning takes minutes on AWS)
+n_images = 24  # how many generated cat pictures to classify
+out_dir = "out/01_deploy_and_invoke"
+run_id = "manual"  # tag on everything this notebook creates, used to clean up
+
+# %%
+import atexit
+import io
+import json
+from pathlib import Path
+
+import catkit
+from catkit.deploy import deploy, delete_endpoint
+from catkit.examples.cathat import build_cathat_archive, make_image
+from catkit.invoke import invoke, invoke_batch, predictions_frame
+
+out = Path(out_dir)
+out.mkdir(parents=True, exist_ok=True)
+results: dict = {}
+
+session = catkit.Session(backend=backend, region=region, time_scale=time_scale)
+session
+
+# %% [markdown]
+# ## Build the model archive
+#
+# `build_cathat_archive` generates a deterministic synthetic data set (cat faces with random
+# pose, fur and background; half of them wear a top hat, party cone, beanie…), trains a
+# scikit-learn classifier on 2 CPU cores, and packs `model.tar.gz`:
+#
+# ```
+# model.joblib  metadata.json        <- model files at the archive root
+# code/inference.py                  <- model_fn / input_fn / predict_fn / output_fn
+# ```
+
+# %%
+archive = build_cathat_archive(out / "model")
+metadata = json.loads((out / "model" / "metadata.json").read_text()) if (out / "model" / "metadata.json").exists() else {}
+print(f"archive: {archive} ({archive.stat().st_size / 1024:.0f} KiB)")
+if metadata:
+    print(f"held-out accuracy: {metadata.get('accuracy', float('nan')):.1%}")
+results["archive_bytes"] = archive.stat().st_size
+results["train_accuracy"] = metadata.get("accuracy")
+
+# %% [markdown]
+# ## Upload and deploy
+#
+# `catkit.build.upload_model` puts the archive into the session's default bucket
+# (`sagemaker-{region}-{account}`, created like the SageMaker SDK does). `deploy` then makes the
+# three SageMaker resources — model, endpoint configuration, endpoint — and waits for `InService`
+# with a progress bar. Everything is tagged with this run's id so that clean-up can find it.
+
+# %%
+model_data = catkit.build.upload_model(archive, session.s3, session.bucket, f"catkit/{run_id}/cathat/model.tar.gz")
+endpoint_name = f"cat-hat-{run_id}"[:63].rstrip("-")
+
+
+def _cleanup() -> None:
+    """Delete the endpoint even if a later cell fails (the runner sweeps the run tag as well)."""
+    try:
+        delete_endpoint(session, endpoint_name)
+    except Exception:
+        pass
+
+
+atexit.register(_cleanup)
+
+endpoint = deploy(
+    session,
+    model_data,
+    name=endpoint_name,
+    instance_type=instance_type,
+    instance_count=instance_count,
+    tags={"catkit:run-id": run_id, "catkit:notebook": "01_deploy_and_invoke"},
+    poll=0.5,
+)
+desc = session.sagemaker.describe_endpoint(EndpointName=endpoint_name)
+variant = desc["ProductionVariants"][0]
+print(desc["EndpointStatus"], "-", variant["VariantName"], "with", variant["CurrentInstanceCount"], "instances")
+results["endpoint_status"] = desc["EndpointStatus"]
+results["instances"] = variant["CurrentInstanceCount"]
+
+# %% [markdown]
+# ## Ask the endpoint about two cats
+#
+# The handler accepts `image/png` / `image/jpeg` bytes (or JSON with base64 images) and answers
+# `{"label": "hat", "confidence": 0.987}`.
+
+# %%
+def png_bytes(image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def headline(value: dict) -> str:
+    label = "Hat" if value["label"] == "hat" else "No hat"
+    return f"{label}: {value['confidence']:.1%} confidence"
+
+
+hat_cat = make_image(seed=7, hat=True)
+plain_cat = make_image(seed=8, hat=False)
+hat_cat.resize((128, 128)).save(out / "hat_cat.png")
+plain_cat.resize((128, 128)).save(out / "plain_cat.png")
+
+first = invoke(session, endpoint_name, png_bytes(hat_cat))
+second = invoke(session, endpoint_name, png_bytes(plain_cat))
+for name, prediction in (("hat_cat.png", first), ("plain_cat.png", second)):
+    print(f"{name:14s} -> {headline(prediction.value)}   ({prediction.latency_ms:.1f} ms, variant {prediction.variant})")
+results["headline"] = headline(first.value)
+results["hat_prediction"] = first.value
+results["plain_prediction"] = second.value
+
+# %% [markdown]
+# ## A batch of cats, and how long each call took
+#
+# `invoke_batch` sends one request per image (real-time endpoints take one payload per call) and
+# keeps each call's latency, so we can check the classifier and the endpoint at once.
+
+# %%
+images = [make_image(seed=1000 + i, hat=i % 2 == 0) for i in range(n_images)]
+truth = ["hat" if i % 2 == 0 else "no_hat" for i in range(n_images)]
+batch = invoke_batch(session, endpoint_name, [png_bytes(im) for im in images])
+frame = predictions_frame(batch)
+frame["truth"] = truth
+frame["label"] = [p.value["label"] if p.ok else None for p in batch]
+accuracy = float((frame["label"] == frame["truth"]).mean())
+print(f"{accuracy:.0%} of {n_images} generated cats classified correctly")
+print(frame[["label", "truth", "latency_ms", "variant"]].head(8).to_string())
+results["batch_accuracy"] = accuracy
+results["batch_latency_ms_p50"] = float(frame["latency_ms"].median())
+
+# %%
+fig = catkit.plot_prediction_latency(batch, title=f"{endpoint_name}: latency per request")
+fig.savefig(out / "latency.png", dpi=100, bbox_inches="tight")
+
+# %% [markdown]
+# ## The high-availability guardrail
+#
+# Deploying a single instance works, but catkit warns you: a one-instance endpoint has no
+# redundancy. (We only show the warning here; nothing is deployed.)
+
+# %%
+import warnings
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    catkit.deploy.warn_if_not_highly_available(1)
+print(caught[0].message if caught else "no warning")
+results["ha_warning"] = bool(caught)
+
+# %% [markdown]
+# ## Tear down
+#
+# An idle endpoint bills every second it exists. Delete what this notebook created: endpoint,
+# endpoint configuration and model.
+
+# %%
+deleted = delete_endpoint(session, endpoint_name, wait=True, poll=0.5)
+print("deleted:", ", ".join(deleted))
+results["deleted"] = deleted
+(out / "results.json").write_text(json.dumps(results, indent=2, default=str))
