@@ -47,7 +47,7 @@ import json
 from pathlib import Path
 
 import catkit
-from catkit.deploy import deploy, delete_endpoint
+from catkit.deploy import delete_endpoint, deploy
 from catkit.examples.cathat import build_cathat_archive, make_image
 from catkit.invoke import invoke, invoke_batch, predictions_frame
 
