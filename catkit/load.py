@@ -63,13 +63,10 @@ class Shape:
         return out
 
     def per_second(self, duration_s: float) -> np.ndarray:
-        """Mean rate of each whole second ``[i, i+1)`` of a run (midpoint rule, 4 samples/s)."""
+        """Rate of each whole second ``[i, i+1)`` of a run, sampled at its midpoint ``i + 0.5``
+        (exact for per-second replays and for steps on whole seconds)."""
         n = math.ceil(duration_s)
-        t = np.arange(n, dtype=np.float64)
-        acc = np.zeros(n)
-        for off in (0.125, 0.375, 0.625, 0.875):
-            acc += self.rate(t + off)
-        return acc / 4.0
+        return self.rate(np.arange(n, dtype=np.float64) + 0.5)
 
     def expected_requests(self, duration_s: float) -> float:
         """Expected number of requests in ``[0, duration_s)``."""
