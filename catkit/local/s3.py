@@ -9,8 +9,9 @@ At start-up :meth:`LocalS3.replay` loads everything back into moto.
 
 On disk, names are hashed (``s3/<sha256(bucket)>/objects/<sha256(key)>.obj``), so no bucket or
 key can address a path outside ``CATKIT_HOME/s3``. An object file is ``CATKITS3`` + 8-byte header
-length + JSON header (bucket, key, etag, last-modified, metadata incl. Content-Type) + the bytes.
-Only the latest version of each key is kept (versioning history is not persisted).
+length + JSON header (bucket, key, etag, last-modified, metadata incl. Content-Type, tags) + the
+bytes. Only the latest version of each key is kept; bucket-level configuration (versioning,
+policies, bucket tags, lifecycle) is not persisted.
 
 ``backend.s3`` also serves the backend's own reads: async ``get_object``, ``head_object``,
 ``list_objects``.
@@ -242,9 +243,17 @@ class LocalS3:
             "last_modified": _iso(obj.last_modified),
             "metadata": dict(obj.metadata),
             "storage_class": obj.storage_class,
+            "tags": self._tags_of(obj),
         }
         self.disk.write_object(bucket, key, header, body)
         self._index.setdefault(bucket, {})[key] = obj.etag
+
+    def _tags_of(self, obj: Any) -> dict[str, str]:
+        try:
+            tag_list = self._moto().get_object_tagging(obj).get("Tags", [])
+        except Exception:  # tagging is best-effort metadata; never fail a write over it
+            return {}
+        return {t["Key"]: t["Value"] for t in tag_list}
 
     def _write_bucket_doc(self, bucket: str, mbucket: Any) -> None:
         self.disk.write_bucket(
@@ -340,6 +349,8 @@ class LocalS3:
                 etag = (header.get("etag") or "").strip('"')
                 if etag:
                     obj._etag = etag
+                if header.get("tags"):
+                    backend.put_object_tagging(obj, dict(header["tags"]))
                 modified = _parse_iso(header.get("last_modified"))
                 if modified is not None:
                     obj.last_modified = modified

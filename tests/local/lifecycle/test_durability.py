@@ -20,6 +20,9 @@ def _fill(s3):
         ContentType="application/gzip",
         Metadata={"stage": "prod"},
     )
+    s3.put_object_tagging(
+        Bucket="durable", Key="model/model.tar.gz", Tagging={"TagSet": [{"Key": "team", "Value": "cats"}]}
+    )
     s3.put_object(Bucket="durable", Key="gone.txt", Body=b"bye")
     s3.put_object(Bucket="durable", Key="../escape", Body=b"still inside")
     s3.copy_object(Bucket="durable", Key="copy.tar.gz", CopySource="durable/model/model.tar.gz")
@@ -58,6 +61,8 @@ def _check(s3, before, expected_parts):
     assert after == before
     assert set(after) == {"model/model.tar.gz", "../escape", "copy.tar.gz", "parts.bin"}
     assert after["model/model.tar.gz"][2:] == ("application/gzip", {"stage": "prod"})
+    tags = s3.get_object_tagging(Bucket="durable", Key="model/model.tar.gz")["TagSet"]
+    assert tags == [{"Key": "team", "Value": "cats"}]
     assert after["parts.bin"][0] == expected_parts["parts.bin"]
     assert after["parts.bin"][1].endswith('-2"')
     with pytest.raises(ClientError):
