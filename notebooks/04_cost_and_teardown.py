@@ -1,0 +1,175 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · What does it cost, what sits idle, and how to tear it all down
+#
+# A real-time endpoint bills **every second each instance exists**, whether or not anyone calls
+# it. The two usual leaks are forgotten development endpoints and full capacity at night. This
+# notebook deploys a busy "prod" endpoint and an idle "dev" endpoint, then:
+#
+# 1. prices instance types (the AWS Pricing API on AWS, a bundled table locally),
+# 2. computes what each endpoint has cost so far and would cost per month,
+# 3. finds the idle endpoint from its CloudWatch `Invocations`,
+# 4. adds a night/weekend schedule and estimates the savings,
+# 5. deletes everything it created, and checks nothing is left.
+
+# %% tags=["parameters"]
+backend = "local"
+region = "us-east-1"
+instance_type = "ml.m5.xlarge"
+instance_count = 2
+time_scale = 60.0  # local only; 1 emulated hour = 60 real seconds at 60
+idle_hours = 0.25  # "idle" = no invocations during this many (emulated) hours
+n_requests = 30  # traffic sent to the prod endpoint
+out_dir = "out/04_cost_and_teardown"
+run_id = "manual"
+model_cache = "out/model-cache"  # trained cat-hat archive, shared by the notebooks
+
+# %%
+import atexit
+import io
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+
+import catkit
+from catkit import cost
+from catkit.deploy import delete_tagged_endpoints, deploy, list_endpoints
+from catkit.examples.cathat import build_cathat_archive, make_image
+from catkit.instance_types import INSTANCE_TYPES, PRICE_DATE, PRICE_SOURCE
+from catkit.invoke import invoke
+
+out = Path(out_dir)
+out.mkdir(parents=True, exist_ok=True)
+results: dict = {}
+session = catkit.Session(backend=backend, region=region, time_scale=time_scale)
+TAG = "catkit:run-id"
+atexit.register(lambda: delete_tagged_endpoints(session, TAG, run_id))
+
+# %% [markdown]
+# ## 1 · Prices
+#
+# On AWS, `price_per_hour` asks the Price List API (`pricing` client, `GetProducts` for
+# `ML Instance` / `Hosting`); without it (or on the local backend) it falls back to the bundled
+# table and says so.
+
+# %%
+common = ["ml.t2.medium", "ml.m5.large", "ml.m5.xlarge", "ml.m5.2xlarge", "ml.c5.xlarge", "ml.g4dn.xlarge", "ml.g5.xlarge"]
+quotes = [cost.price_per_hour(session, t) for t in common]
+prices = pd.DataFrame(
+    {
+        "instance_type": [q.instance_type for q in quotes],
+        "vcpu": [INSTANCE_TYPES[q.instance_type].vcpu for q in quotes],
+        "memory_gib": [INSTANCE_TYPES[q.instance_type].memory_gib for q in quotes],
+        "usd_per_hour": [q.usd_per_hour for q in quotes],
+        "usd_per_month_2x": [cost.monthly_cost(q.instance_type, 2, session=session) for q in quotes],
+    }
+)
+print(f"source: {quotes[0].source}" + (f" ({quotes[0].note})" if getattr(quotes[0], "note", None) else ""))
+print(f"bundled table: {PRICE_SOURCE}, {PRICE_DATE}")
+prices
+
+# %% [markdown]
+# ## 2 · A busy endpoint and a forgotten one
+
+# %%
+archive = build_cathat_archive(Path(model_cache))
+model_data = catkit.build.upload_model(archive, session.s3, session.bucket, f"catkit/{run_id}/cathat/model.tar.gz")
+prod = deploy(session, model_data, name=f"cat-hat-prod-{run_id}"[:63], instance_type=instance_type,
+              instance_count=instance_count, tags={TAG: run_id, "catkit:purpose": "prod"}, poll=0.5, progress=False)
+dev = deploy(session, model_data, name=f"cat-hat-dev-{run_id}"[:63], instance_type=instance_type,
+             instance_count=instance_count, tags={TAG: run_id, "catkit:purpose": "dev"}, poll=0.5, progress=False)
+print("deployed:", prod.endpoint_name, dev.endpoint_name)
+
+# %% [markdown]
+# Only "prod" gets traffic. We let `idle_hours` of (emulated) time pass while calling it, so that
+# CloudWatch has a full window to judge.
+
+# %%
+buf = io.BytesIO()
+make_image(seed=3, hat=True).save(buf, format="PNG")
+payload = buf.getvalue()
+window_real_s = idle_hours * 3600 / (time_scale if backend == "local" else 1)
+started = time.monotonic()
+sent = 0
+while time.monotonic() - started < window_real_s or sent < n_requests:
+    invoke(session, prod.endpoint_name, payload)
+    sent += 1
+    time.sleep(max(0.0, window_real_s / max(n_requests, 1) - 0.01))
+print(f"sent {sent} requests to {prod.endpoint_name} over {time.monotonic() - started:.0f} s real time")
+
+# %% [markdown]
+# ## 3 · Cost so far, cost per month, and the idle one
+
+# %%
+costs = {e.endpoint_name: cost.endpoint_cost(session, e.endpoint_name) for e in (prod, dev)}
+for name, c in costs.items():
+    print(f"{name}: ${c.usd:.4f} so far, ${c.usd_per_month:.2f}/month at the current size")
+idle = cost.find_idle_endpoints(session, hours=idle_hours)
+print(idle[["endpoint", "instances", "invocations", "usd_per_month"]].to_string() if len(idle) else "no idle endpoints")
+results["idle_endpoints"] = list(idle["endpoint"]) if len(idle) else []
+results["cost_so_far"] = {k: v.usd for k, v in costs.items()}
+results["usd_per_month"] = {k: v.usd_per_month for k, v in costs.items()}
+
+# %%
+fig = catkit.plot_cost(costs[prod.endpoint_name], title=f"{prod.endpoint_name}: cost so far")
+fig.savefig(out / "cost.png", dpi=100, bbox_inches="tight")
+
+# %% [markdown]
+# ## 4 · Scale down at night and over weekends
+#
+# A scheduled action changes the scalable target's min/max at a time (cron with a time zone);
+# target tracking keeps working inside the new bounds. Keeping **2** instances at night keeps
+# high availability; dropping to 1 saves more but warns (and a single instance is a single point
+# of failure).
+
+# %%
+catkit.scaling.register_scalable_target(session, prod.endpoint_name, min_capacity=2, max_capacity=10)
+catkit.scaling.schedule_night_scaling(session, prod.endpoint_name, night_min=2, night_max=2, day_min=2, day_max=10,
+                                      timezone="Europe/Berlin")
+actions = catkit.scaling.describe_scheduled_actions(session, prod.endpoint_name)
+print(pd.DataFrame(actions)[["ScheduledActionName", "Schedule", "Timezone"]].to_string())
+peak, night = 4, 2  # a fleet that runs 4 instances by day, 2 at night
+savings = cost.night_schedule_savings(instance_type, peak, night, session=session)
+print(f"{peak} by day, {night} at night: ${savings.usd_per_month_scheduled:.2f}/month instead of "
+      f"${savings.usd_per_month_always_on:.2f} — saves ${savings.usd_saved_per_month:.2f} ({savings.fraction_saved:.0%})")
+results["night_savings_usd_per_month"] = savings.usd_saved_per_month
+results["night_savings_fraction"] = savings.fraction_saved
+fig = catkit.plot_schedule_savings(savings)
+fig.savefig(out / "night_savings.png", dpi=100, bbox_inches="tight")
+
+# %% [markdown]
+# ## 5 · Tear everything down
+#
+# `delete_tagged_endpoints` finds every endpoint carrying this run's tag and deletes it with its
+# endpoint config and model (and the scaling registration goes with the endpoint). Then we remove
+# the uploaded archive and check that nothing tagged is left.
+
+# %%
+catkit.scaling.remove_scaling(session, prod.endpoint_name)
+deleted = delete_tagged_endpoints(session, TAG, run_id, wait=True, poll=0.5)
+bucket, key = model_data[len("s3://"):].split("/", 1)
+session.s3.delete_object(Bucket=bucket, Key=key)
+left = list_endpoints(session, TAG, run_id)
+print("deleted:", deleted, "| left:", left)
+results["deleted"] = deleted
+results["left_after_teardown"] = [e["EndpointName"] for e in left]
+results["headline"] = (f"idle: {', '.join(results['idle_endpoints']) or 'none'}; night schedule saves "
+                       f"{savings.fraction_saved:.0%}; {len(deleted)} endpoints deleted")
+(out / "results.json").write_text(json.dumps(results, indent=2, default=str))
