@@ -1,0 +1,67 @@
+"""Run every notebook headless with papermill against a local backend; assert on what each recorded.
+
+One backend (temp CATKIT_HOME) and one model cache serve the whole module, as in ``make demo``.
+Each notebook writes ``results.json`` with the values it computed; the assertions below read those.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from catkit.notebook_runner import NotebookRun, notebook_paths, run_notebook
+
+pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def notebook_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    out_root = tmp_path_factory.mktemp("notebooks-out")
+    home = tmp_path_factory.mktemp("catkit-home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CATKIT_HOME", str(home))
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        mp.delenv(var, raising=False)
+    try:
+        yield out_root
+    finally:
+        from catkit.local import lifecycle
+
+        try:
+            lifecycle.stop(home=str(home))
+        finally:
+            mp.undo()
+
+
+def _run(name: str, out_root: Path) -> NotebookRun:
+    (path,) = notebook_paths([name])
+    run = run_notebook(path, out_root, {"model_cache": str(out_root / "model-cache")})
+    assert run.ok, f"{name} failed: {run.error}"
+    return run
+
+
+def test_01_deploy_and_invoke(notebook_env: Path) -> None:
+    r = _run("01_deploy_and_invoke", notebook_env).results
+    assert r["endpoint_status"] == "InService"
+    assert r["instances"] == 2
+    assert re.fullmatch(r"Hat: \d{1,3}\.\d% confidence", r["headline"]), r["headline"]
+    assert r["hat_prediction"]["label"] == "hat"
+    assert r["plain_prediction"]["label"] == "no_hat"
+    assert r["batch_accuracy"] >= 0.9
+    assert r["ha_warning"] is True
+    assert any(d.startswith("endpoint:") for d in r["deleted"])
+    assert (notebook_env / "01_deploy_and_invoke" / "latency.png").stat().st_size > 0
+
+
+def test_04_cost_and_teardown(notebook_env: Path) -> None:
+    r = _run("04_cost_and_teardown", notebook_env).results
+    idle = r["idle_endpoints"]
+    assert any("-dev-" in name for name in idle), idle
+    assert not any("-prod-" in name for name in idle), idle
+    assert all(v > 0 for v in r["cost_so_far"].values())
+    assert 0 < r["night_savings_fraction"] < 1
+    assert len(r["deleted"]) == 2
+    assert r["left_after_teardown"] == []
