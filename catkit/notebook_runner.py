@@ -101,7 +101,7 @@ def sweep_run(run_id: str) -> list[str]:
         from catkit.session import Session
     except ImportError:
         return []
-    if lifecycle.read_backend_info() is None:  # nothing running, nothing to sweep
+    if lifecycle.status() is None:  # nothing running, nothing to sweep
         return []
     try:
         session = Session(backend="local")
