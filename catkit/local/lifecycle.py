@@ -27,6 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ log = logging.getLogger("catkit.local.lifecycle")
 STATE_FILE = "backend.json"
 LOCK_FILE = "backend.lock"
 LAST_PORT_FILE = "last_port"
+EXIT_LOCKED = 3  # `run` exit code: another backend holds this home's lock
 LOG_FILE = Path("logs") / "backend.log"
 DEFAULT_START_TIMEOUT_S = 60.0
 
@@ -210,19 +212,23 @@ def start(
     # The daemon runs in its home (so it pins no caller directory); make sure it imports this catkit.
     source_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (source_root, env.get("PYTHONPATH", "")) if p)
-    with open(log_path, "ab") as logf:
-        os.chmod(log_path, 0o600)
-        child = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=logf,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-            env=env,
-            cwd=str(root),
-        )
-    return _wait_ready(root, child.pid, child, timeout, port, time_scale)
+
+    def spawn() -> subprocess.Popen[bytes]:
+        with open(log_path, "ab") as logf:
+            os.chmod(log_path, 0o600)
+            return subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+                env=env,
+                cwd=str(root),
+            )
+
+    child = spawn()
+    return _wait_ready(root, child.pid, child, timeout, port, time_scale, respawn=spawn)
 
 
 def _wait_ready(
@@ -232,8 +238,10 @@ def _wait_ready(
     timeout: float,
     port: int | None,
     time_scale: float | None,
+    respawn: Callable[[], subprocess.Popen[bytes]] | None = None,
 ) -> str:
     deadline = time.monotonic() + timeout
+    respawns = 3
     while time.monotonic() < deadline:
         doc = read_state(root)
         if doc is not None and _pid_alive(int(doc.get("pid") or 0)):
@@ -242,8 +250,14 @@ def _wait_ready(
                 _check_matches(doc, port, time_scale, root)
             if health(doc["url"], timeout=1.0) is not None:
                 return str(doc["url"])
+        if child is None and doc is None and respawn is not None and respawns > 0 and not _lock_is_held(root):
+            # We lost the lock to a backend that has gone away since (e.g. one that was stopping).
+            respawns -= 1
+            child = respawn()
+            pid = child.pid
+            continue
         if child is not None and child.poll() is not None:
-            if _lock_is_held(root):
+            if child.returncode == EXIT_LOCKED or _lock_is_held(root):
                 child, pid = None, None  # lost the race to a concurrent start; wait for the winner
                 continue
             raise BackendError(
@@ -442,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         return run(args.home, args.port, args.time_scale, args.host, components)
     except BackendError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 3
+        return EXIT_LOCKED
     except OSError as exc:
         if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             raise

@@ -168,3 +168,30 @@ def test_foreground_mode_runs_until_ctrl_c(home):
     assert proc.returncode == 0, out
     assert f"running at {doc['url']}" in out
     assert lifecycle.status(home) is None and not (home / "backend.json").exists()
+
+
+def test_start_while_the_previous_backend_is_still_exiting(home):
+    import fcntl
+    import os
+    import time
+
+    home.mkdir(parents=True, exist_ok=True)
+    fd = lifecycle._try_lock(home)  # a backend on its way out: still holds the lock, backend.json gone
+    assert fd is not None
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(url=lifecycle.start(home, timeout=60)))
+    worker.start()
+    try:
+        log = home / "logs" / "backend.log"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "already running" not in (
+            log.read_text() if log.exists() else ""
+        ):
+            time.sleep(0.05)
+        assert "already running" in log.read_text()  # the first child gave up on the lock
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    worker.join(90)
+    assert result.get("url", "").startswith("http://127.0.0.1:")
+    assert lifecycle.status(home)["url"] == result["url"]
