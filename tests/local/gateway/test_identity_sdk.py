@@ -90,7 +90,8 @@ def test_use_local_sets_dummy_credentials_and_region(clean_env):
     assert boto3.client("sts").get_caller_identity()["Account"] == "123456789012"
 
 
-def test_sagemaker_sdk_already_imported_is_patched(clean_env):
+def test_sagemaker_sdk_already_imported_is_patched(clean_env, monkeypatch):
+    monkeypatch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     import sagemaker  # imported before use_local
     import sagemaker.session
     import sagemaker.utils
