@@ -290,9 +290,15 @@ class Instance:
         if model_arg is not None:
             cmd.append(model_arg)
         cmd += ["--port", "0", "--host", "127.0.0.1", "--ready-file", str(ready)]
-        cmd += ["--memory-budget-mb", str(budget_mb)]
         if self.spec.mode == "MultiModel":
-            cmd.append("--multi-model")
+            from catkit.local.multimodel import server_arguments  # budgets + --models-root
+
+            try:
+                cmd += ["--multi-model", *server_arguments(self.spec.instance_type, self.dir)]
+            except ValueError as e:  # a bad CATKIT_MME_*_BUDGET_MB
+                raise InstanceLaunchError(str(e)) from None
+        else:
+            cmd += ["--memory-budget-mb", str(budget_mb)]
         env = dict(os.environ)
         for k, v in self.spec.environment.items():
             if k.upper().startswith(_FORBIDDEN_ENV_PREFIXES):
