@@ -175,6 +175,9 @@ class EndpointManager:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._resumed = False  # run() has relaunched the persisted endpoints' instances
+        from catkit.local.multimodel import MultiModelManager
+
+        self.multimodel = MultiModelManager(self)  # TargetModel routing/loading for MultiModel variants
         self._load()
 
     @property
@@ -258,6 +261,7 @@ class EndpointManager:
                 "ModelDataUrl": c.get("ModelDataUrl"),
                 "Environment": dict(c.get("Environment") or {}),
                 "Mode": c.get("Mode") or "SingleModel",
+                "MultiModelConfig": dict(c.get("MultiModelConfig") or {}),
                 "ResolutionTime": now,
             }
             if retain_from is not None:
@@ -751,6 +755,7 @@ class EndpointManager:
                     metrics.record(NS_INVOCATIONS, "Invocations", v.dims, 0.0, timestamp)
                     metrics.record(NS_INVOCATIONS, "InvocationsPerInstance", v.dims, 0.0, timestamp)
                 v.invocations_window = 0
+        self.multimodel.sample_minute(timestamp)
 
     # ------------------------------------------------------------------ background
     async def run(self) -> None:
@@ -873,10 +878,17 @@ class EndpointManager:
         else:
             variant = router.choose_variant(ep.variants)
         assert variant is not None
-        inst = router.least_outstanding(variant.instances)
-        if inst is None:
-            variant, inst = await self._wait_for_capacity(ep, variant, bool(target_variant))
-        inst.begin_request()
+        lease = None
+        if target_model is not None or variant.props.get("Mode") == "MultiModel":
+            # Multi-model: catkit.local.multimodel routes by model, loads it, begins the request.
+            lease = await self.multimodel.acquire(ep, variant, target_model)
+            inst, url = lease.instance, lease.url
+        else:
+            inst = router.least_outstanding(variant.instances)
+            if inst is None:
+                variant, inst = await self._wait_for_capacity(ep, variant, bool(target_variant))
+            inst.begin_request()
+            url = inst.invocations_url
         variant.invocations_window += 1
         headers = {}
         if content_type:
@@ -896,7 +908,7 @@ class EndpointManager:
         session = self._session if self._session is not None and not self._session.closed else await self._session_get()
         t1 = time.perf_counter()
         try:
-            async with session.post(inst.invocations_url, data=body, headers=headers, timeout=self._timeout) as r:
+            async with session.post(url, data=body, headers=headers, timeout=self._timeout) as r:
                 payload = await r.read()
                 status = r.status
                 resp_headers = r.headers
@@ -907,6 +919,8 @@ class EndpointManager:
         finally:
             t2 = time.perf_counter()
             inst.end_request()
+            if lease is not None:
+                lease.release()
         model_us = (t2 - t1) * 1e6
         n_active = variant.current_count or 1
         self._record(variant, status, error, model_us, (time.perf_counter() - t0) * 1e6 - model_us, n_active)
@@ -1033,6 +1047,7 @@ def install(backend: Any) -> None:
     backend.add_service("sagemaker-runtime", RuntimeService(manager))
     backend.add_background(manager.run)
     backend.add_shutdown(manager.shutdown)
+    backend.add_shutdown(manager.multimodel.shutdown)
 
 
 __all__ = ["INSTANCE_TYPES", "EndpointManager", "Variant", "VariantView", "install"]
