@@ -134,13 +134,16 @@ def status(home: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
     return out
 
 
+_NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never proxied
+
+
 def health(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
     """``/_catkit/info`` of the backend at ``url`` if it answers ``/_catkit/health``, else None."""
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/_catkit/health", timeout=timeout) as resp:
+        with _NO_PROXY_OPENER.open(url.rstrip("/") + "/_catkit/health", timeout=timeout) as resp:
             if resp.status != 200:
                 return None
-        with urllib.request.urlopen(url.rstrip("/") + "/_catkit/info", timeout=timeout) as resp:
+        with _NO_PROXY_OPENER.open(url.rstrip("/") + "/_catkit/info", timeout=timeout) as resp:
             return json.loads(resp.read())
     except (urllib.error.URLError, OSError, ValueError):
         return None

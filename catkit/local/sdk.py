@@ -7,7 +7,8 @@
 - sets ``AWS_ENDPOINT_URL`` to the gateway (always; botocore >= 1.31 sends every client there);
 - sets ``AWS_DEFAULT_REGION``/``AWS_REGION`` (``us-east-1``) and dummy credentials
   (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``) only where none are set;
-- sets ``AWS_EC2_METADATA_DISABLED=true`` and ``SAGEMAKER_SUPPRESS_V2_WARNING=1``;
+- sets ``AWS_EC2_METADATA_DISABLED=true`` and ``SAGEMAKER_SUPPRESS_V2_WARNING=1``, and adds
+  loopback to ``NO_PROXY``/``no_proxy`` (an ``HTTPS_PROXY`` must not capture gateway calls);
 - patches the SageMaker SDK v2: it builds its STS clients with an explicit
   ``endpoint_url=sagemaker.utils.sts_regional_endpoint(region)`` (in ``Session.account_id``,
   ``get_caller_identity_arn``, ``default_bucket``, ``get_execution_role``), which
@@ -53,6 +54,7 @@ def set_aws_environment(url: str, region: str | None = None) -> None:
         os.environ["AWS_ACCESS_KEY_ID"] = _DUMMY_ACCESS_KEY
         os.environ["AWS_SECRET_ACCESS_KEY"] = _DUMMY_SECRET_KEY
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    _bypass_proxies_for_loopback()
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
 
@@ -102,6 +104,18 @@ def _apply_patch() -> bool:
         if current is not None and current is _state["original"]:
             module.sts_regional_endpoint = _local_sts_endpoint
     return True
+
+
+def _bypass_proxies_for_loopback() -> None:
+    """Add loopback to ``NO_PROXY``/``no_proxy`` so botocore doesn't send gateway calls to a proxy."""
+    wanted = ["127.0.0.1", "localhost", "::1"]
+    for name in ("NO_PROXY", "no_proxy"):
+        current = [h.strip() for h in os.environ.get(name, "").split(",") if h.strip()]
+        if "*" in current:
+            continue
+        missing = [h for h in wanted if h not in current]
+        if missing:
+            os.environ[name] = ",".join(current + missing)
 
 
 def patch_sagemaker_sdk(url: str) -> bool:

@@ -22,6 +22,12 @@ ENV_KEYS = (
     "AWS_PROFILE",
     "AWS_EC2_METADATA_DISABLED",
     "SAGEMAKER_SUPPRESS_V2_WARNING",
+    "NO_PROXY",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "https_proxy",
 )
 EXECUTION_ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
 
@@ -138,3 +144,19 @@ def test_sagemaker_sdk_imported_after_use_local_verbatim(clean_env, tmp_path):
     assert out["account"] == "123456789012"
     assert out["bucket"] == "sagemaker-us-east-1-123456789012"
     assert out["bucket"] in out["buckets"]
+
+
+def test_use_local_works_behind_a_proxy_setting(clean_env, monkeypatch):
+    dead_proxy = "http://127.0.0.1:9"  # nothing listens there: any proxied call would fail
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(name, dead_proxy)
+    monkeypatch.setenv("NO_PROXY", "internal.example.com")
+    url = sdk.use_local()
+    assert os.environ["NO_PROXY"].split(",")[0] == "internal.example.com"
+    assert "127.0.0.1" in os.environ["NO_PROXY"] and "127.0.0.1" in os.environ["no_proxy"]
+    import boto3
+
+    assert boto3.client("sts").get_caller_identity()["Account"] == "123456789012"
+    from catkit.local import lifecycle
+
+    assert lifecycle.health(url) is not None
