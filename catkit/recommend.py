@@ -1,0 +1,388 @@
+"""Scaling recommendation: sweep scaling settings through the simulator, rank by cost under an SLO.
+
+:func:`recommend_scaling` answers "which target value, cooldowns, minimum capacity, metric and
+night schedule serve my traffic within a p99 latency SLO for the least money?". It builds a grid
+of :class:`~catkit.simulate.ScalingConfig` candidates, simulates each on the same traffic (in
+parallel processes for big grids), and returns a :class:`Recommendation`: a table ranked by cost
+among the settings that meet the SLO (at most ``max_slow_fraction`` of requests slower than
+``slo_p99_ms``, overload counted as slow), a plot, and the winner as ready-to-send
+``put_scaling_policy`` / ``register_scalable_target`` / ``put_scheduled_action`` arguments.
+
+Target values come from the service model, the way AWS's load-testing guidance picks them: a
+fraction (e.g. 40/50/70 %) of one instance's saturation throughput, times 60 for
+SageMakerVariantInvocationsPerInstance; for the high-resolution ConcurrentRequestsPerModel metric
+the mean concurrency at that utilisation.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from catkit.calibrate import ServiceModel
+from catkit.load import Shape
+from catkit.simulate import (
+    DEFAULT_PROVISIONING_S,
+    DEFAULT_START,
+    DEFAULT_TERMINATION_S,
+    NightSchedule,
+    ScalingConfig,
+    SimulationResult,
+    simulate,
+    traffic_array,
+)
+
+DEFAULT_FRACTIONS = (0.4, 0.5, 0.7)  # AWS optimize-endpoint-scaling example: 40/50/70 % of saturation
+HA_MIN = 2  # AWS: at least two instances for high availability
+
+COLUMNS = [
+    "rank",
+    "meets_slo",
+    "metric",
+    "target_value",
+    "target_utilisation",
+    "min_capacity",
+    "max_capacity",
+    "scale_out_cooldown",
+    "scale_in_cooldown",
+    "night_min",
+    "cost_usd",
+    "cost_per_day_usd",
+    "instances_mean",
+    "instances_max",
+    "slow_fraction",
+    "p99_ms",
+    "overload_fraction",
+    "scaling_events",
+    "highly_available",
+]
+
+
+def candidate_configs(
+    service: ServiceModel,
+    *,
+    target_fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    metrics: Sequence[str] = ("invocations", "high_resolution"),
+    min_capacities: Sequence[int] = (1, 2, 3),
+    max_capacity: int = 10,
+    scale_out_cooldowns: Sequence[int] = (60, 300),
+    scale_in_cooldowns: Sequence[int] = (300, 900),
+    night: bool = True,
+    night_hours: tuple[int, int] = (20, 7),
+    require_ha: bool = True,
+) -> list[tuple[ScalingConfig, float]]:
+    """The grid: ``(config, target utilisation)`` pairs; see :func:`recommend_scaling`."""
+    lowest = HA_MIN if require_ha else 1
+    mins = sorted({m for m in min_capacities if lowest <= m <= max_capacity})
+    if not mins:
+        raise ValueError(
+            f"no minimum capacity left to try: min_capacities={list(min_capacities)}, "
+            f"require_ha={require_ha} (needs >= {HA_MIN}), max_capacity={max_capacity}"
+        )
+    out: list[tuple[ScalingConfig, float]] = []
+    for metric in metrics:
+        for frac in target_fractions:
+            if not 0 < frac < 1:
+                raise ValueError(f"target fractions are utilisations in (0, 1), got {frac}")
+            tv = service.invocations_target(frac) if metric in ("invocations", "standard", "1-minute") or (
+                metric.startswith("SageMakerVariantInvocations")
+            ) else service.concurrency_target(frac)
+            for lo in mins:
+                nights: list[NightSchedule | None] = [None]
+                if night and lo > lowest:
+                    nights.append(
+                        NightSchedule(night_min=lowest, night_starts_hour=night_hours[0], day_starts_hour=night_hours[1])
+                    )
+                for out_cd in scale_out_cooldowns:
+                    for in_cd in scale_in_cooldowns:
+                        for ns in nights:
+                            cfg = ScalingConfig(
+                                min_capacity=lo,
+                                max_capacity=max_capacity,
+                                target_value=round(float(tv), 3),
+                                metric=metric,
+                                scale_out_cooldown=int(out_cd),
+                                scale_in_cooldown=int(in_cd),
+                                night=ns,
+                            )
+                            out.append((cfg, float(frac)))
+    return out
+
+
+@dataclass
+class _Job:
+    rate: np.ndarray
+    service: ServiceModel
+    start: float
+    provisioning_s: float
+    termination_s: float
+    slo_p99_ms: float
+
+
+def _row(res: SimulationResult, frac: float, slo: float, max_slow: float) -> dict[str, Any]:
+    s = res.summary(slo)
+    c = res.config
+    return {
+        "meets_slo": bool(s["slow_fraction"] <= max_slow),
+        "metric": "high_resolution" if c.high_resolution else "invocations",
+        "target_value": c.target_value,
+        "target_utilisation": frac,
+        "min_capacity": c.min_capacity,
+        "max_capacity": c.max_capacity,
+        "scale_out_cooldown": c.scale_out_cooldown,
+        "scale_in_cooldown": c.scale_in_cooldown,
+        "night_min": c.night.night_min if c.night else None,
+        "cost_usd": s["cost_usd"],
+        "cost_per_day_usd": s["cost_per_day_usd"],
+        "instances_mean": s["instances_mean"],
+        "instances_max": s["instances_max"],
+        "slow_fraction": s["slow_fraction"],
+        "p99_ms": s["p99_ms"],
+        "overload_fraction": s["overload_fraction"],
+        "scaling_events": s["scaling_events"],
+        "highly_available": c.lowest_capacity >= HA_MIN,
+        "_wall_s": res.wall_seconds,
+    }
+
+
+def _run_chunk(job: _Job, items: list[tuple[int, ScalingConfig, float]], max_slow: float) -> list[tuple[int, dict]]:
+    out = []
+    for k, cfg, frac in items:
+        res = simulate(
+            job.rate,
+            cfg,
+            job.service,
+            duration_s=len(job.rate),
+            start=job.start,
+            provisioning_s=job.provisioning_s,
+            termination_s=job.termination_s,
+        )
+        out.append((k, _row(res, frac, job.slo_p99_ms, max_slow)))
+    return out
+
+
+@dataclass
+class Recommendation:
+    """Outcome of :func:`recommend_scaling`: the ranked ``table``, the ``best`` config (None when
+    nothing meets the SLO) and its simulation ``best_result``; ``baseline`` compares a given
+    config (e.g. the seed's) on the same traffic."""
+
+    table: Any
+    best: ScalingConfig | None
+    best_result: SimulationResult | None
+    slo_p99_ms: float
+    configs: list[ScalingConfig]
+    baseline: dict[str, Any] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def _need_best(self) -> ScalingConfig:
+        if self.best is None:
+            raise LookupError(
+                f"no setting met the SLO (p99 <= {self.slo_p99_ms} ms); raise max_capacity, try lower target "
+                "fractions, a larger instance type, or a looser SLO - see .table for how close each came"
+            )
+        return self.best
+
+    def put_scaling_policy_args(self, endpoint: str, variant: str = "AllTraffic") -> dict[str, Any]:
+        """``application-autoscaling`` ``put_scaling_policy(**args)`` for the winner."""
+        return self._need_best().put_scaling_policy_args(endpoint, variant)
+
+    def register_scalable_target_args(self, endpoint: str, variant: str = "AllTraffic") -> dict[str, Any]:
+        return self._need_best().register_scalable_target_args(endpoint, variant)
+
+    def put_scheduled_action_args(self, endpoint: str, variant: str = "AllTraffic") -> list[dict[str, Any]]:
+        return self._need_best().put_scheduled_action_args(endpoint, variant)
+
+    def apply(self, session: Any, endpoint: str, variant: str = "AllTraffic") -> dict[str, Any]:
+        """Register the target, put the policy and the scheduled actions of the winner."""
+        return self._need_best().apply(session, endpoint, variant)
+
+    def top(self, n: int = 10) -> Any:
+        return self.table.head(n)
+
+    def plot(self, ax: Any = None) -> Any:
+        """Cost versus share of slow requests for every setting; the winner starred."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(8, 4.5))
+        t = self.table
+        for metric, marker in (("invocations", "o"), ("high_resolution", "^")):
+            for ok, color in ((True, "tab:green"), (False, "tab:red")):
+                sel = t[(t["metric"] == metric) & (t["meets_slo"] == ok)]
+                if len(sel):
+                    ax.scatter(
+                        sel["cost_per_day_usd"],
+                        sel["slow_fraction"] * 100,
+                        marker=marker,
+                        color=color,
+                        alpha=0.6,
+                        label=f"{metric}, {'meets' if ok else 'misses'} SLO",
+                    )
+        max_slow = self.meta.get("max_slow_fraction", 0.01)
+        ax.axhline(max_slow * 100, color="grey", ls=":", label=f"SLO: {max_slow:.0%} slower than {self.slo_p99_ms:g} ms")
+        if self.best is not None and len(t):
+            w = t.iloc[0]
+            ax.scatter([w["cost_per_day_usd"]], [w["slow_fraction"] * 100], marker="*", s=300, color="gold",
+                       edgecolor="black", zorder=5, label="recommended")
+        if self.baseline:
+            ax.scatter([self.baseline["cost_per_day_usd"]], [self.baseline["slow_fraction"] * 100], marker="X",
+                       s=120, color="black", zorder=5, label="baseline")
+        ax.set_yscale("symlog", linthresh=0.1)
+        ax.set_xlabel("cost per day (USD)")
+        ax.set_ylabel(f"% requests slower than {self.slo_p99_ms:g} ms")
+        ax.set_title("Scaling settings: cost vs latency")
+        ax.legend(fontsize="x-small")
+        return ax.figure
+
+    def _repr_html_(self) -> str:
+        head = f"<p><b>Recommended:</b> {self.best.label() if self.best else 'none meets the SLO'}</p>"
+        return head + self.table.head(10).to_html()
+
+    def __repr__(self) -> str:
+        best = self.best.label() if self.best else "none meets the SLO"
+        return f"Recommendation({len(self.table)} settings, best: {best})"
+
+
+def recommend_scaling(
+    traffic: Shape | float | Sequence[float] | np.ndarray,
+    service_model: ServiceModel,
+    slo_p99_ms: float,
+    *,
+    duration_s: float | None = None,
+    target_fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    metrics: Sequence[str] = ("invocations", "high_resolution"),
+    min_capacities: Sequence[int] = (1, 2, 3),
+    max_capacity: int = 10,
+    scale_out_cooldowns: Sequence[int] = (60, 300),
+    scale_in_cooldowns: Sequence[int] = (300, 900),
+    night: bool = True,
+    night_hours: tuple[int, int] = (20, 7),
+    require_ha: bool = True,
+    max_slow_fraction: float = 0.01,
+    baseline: ScalingConfig | None = None,
+    start: float = DEFAULT_START,
+    provisioning_s: float = DEFAULT_PROVISIONING_S,
+    termination_s: float = DEFAULT_TERMINATION_S,
+    processes: int | None = None,
+    progress: bool = True,
+) -> Recommendation:
+    """Sweep scaling settings on ``traffic`` and rank them by cost among those meeting the SLO.
+
+    ``traffic``: a :class:`catkit.load.Shape` (then ``duration_s`` is required; a week covers
+    weekends for night schedules) or per-second rates. ``service_model``: one instance's
+    :class:`ServiceModel` (from :func:`catkit.calibrate.calibrate`). The SLO holds when at most
+    ``max_slow_fraction`` (1 %) of requests are slower than ``slo_p99_ms``, overload counted as
+    slow. The grid: target utilisations ``target_fractions`` x ``metrics`` ("invocations" =
+    1-minute, "high_resolution" = 10-second) x ``min_capacities`` x cooldowns x (no schedule, a
+    night schedule that drops MinCapacity from ``night_hours[0]`` to ``night_hours[1]`` on
+    weekdays and all weekend). ``require_ha`` keeps at least two instances at all times (AWS's
+    availability guidance). ``baseline`` (e.g. :data:`catkit.simulate.SEED_CONFIG`) is simulated
+    too and reported in ``.baseline``. ``processes``: parallel worker processes (default: up to 4
+    for grids of 16+ settings). Returns a :class:`Recommendation`.
+    """
+    if not slo_p99_ms > 0:
+        raise ValueError(f"slo_p99_ms must be > 0, got {slo_p99_ms}")
+    if not 0 <= max_slow_fraction < 1:
+        raise ValueError("max_slow_fraction is a fraction in [0, 1)")
+    if isinstance(traffic, Shape | int | float) and duration_s is None:
+        raise ValueError("duration_s is required when traffic is a shape (e.g. 7 * 86400 for a week)")
+    n = duration_s if duration_s is not None else len(np.asarray(traffic))
+    rate = traffic_array(traffic, n)
+    grid = candidate_configs(
+        service_model,
+        target_fractions=target_fractions,
+        metrics=metrics,
+        min_capacities=min_capacities,
+        max_capacity=max_capacity,
+        scale_out_cooldowns=scale_out_cooldowns,
+        scale_in_cooldowns=scale_in_cooldowns,
+        night=night,
+        night_hours=night_hours,
+        require_ha=require_ha,
+    )
+    job = _Job(rate, service_model, start, provisioning_s, termination_s, float(slo_p99_ms))
+    items = [(k, cfg, frac) for k, (cfg, frac) in enumerate(grid)]
+    if processes is None:
+        processes = min(4, os.cpu_count() or 1) if len(items) >= 16 else 1
+    rows: dict[int, dict] = {}
+    bar = None
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(items), desc="simulating settings", unit="run")
+        except ImportError:
+            bar = None
+    if processes <= 1:
+        for item in items:
+            for k, row in _run_chunk(job, [item], max_slow_fraction):
+                rows[k] = row
+            if bar is not None:
+                bar.update(1)
+    else:
+        import multiprocessing as mp
+
+        size = max(1, math.ceil(len(items) / (processes * 4)))
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        # fork: workers need no re-import and scripts need no __main__ guard (Linux); else spawn.
+        method = "fork" if "fork" in mp.get_all_start_methods() and os.uname().sysname == "Linux" else "spawn"
+        with ProcessPoolExecutor(max_workers=processes, mp_context=mp.get_context(method)) as pool:
+            futures = [pool.submit(_run_chunk, job, chunk, max_slow_fraction) for chunk in chunks]
+            for fut in futures:
+                done = fut.result()
+                for k, row in done:
+                    rows[k] = row
+                if bar is not None:
+                    bar.update(len(done))
+    if bar is not None:
+        bar.close()
+
+    import pandas as pd
+
+    table = pd.DataFrame([rows[k] for k in sorted(rows)])
+    wall = float(table.pop("_wall_s").sum())
+    table["_cfg"] = range(len(table))
+    table = table.sort_values(
+        ["meets_slo", "cost_usd", "slow_fraction", "instances_max"], ascending=[False, True, True, True], kind="stable"
+    ).reset_index(drop=True)
+    table.insert(0, "rank", [i + 1 if ok else None for i, ok in enumerate(table["meets_slo"])])
+    table["rank"] = table["rank"].astype("Int64")
+    order = table.pop("_cfg").tolist()
+    configs = [grid[k][0] for k in order]
+    table = table[COLUMNS]
+
+    best = configs[0] if len(table) and bool(table.iloc[0]["meets_slo"]) else None
+    best_result = None
+    if best is not None:
+        best_result = simulate(rate, best, service_model, duration_s=len(rate), start=start,
+                               provisioning_s=provisioning_s, termination_s=termination_s)
+    base = None
+    if baseline is not None:
+        res = simulate(rate, baseline, service_model, duration_s=len(rate), start=start,
+                       provisioning_s=provisioning_s, termination_s=termination_s)
+        base = {"config": baseline.label(), **_row(res, math.nan, float(slo_p99_ms), max_slow_fraction)}
+        base.pop("_wall_s", None)
+        if best is not None:
+            base["savings_per_day_usd"] = base["cost_per_day_usd"] - float(table.iloc[0]["cost_per_day_usd"])
+    return Recommendation(
+        table=table,
+        best=best,
+        best_result=best_result,
+        slo_p99_ms=float(slo_p99_ms),
+        configs=configs,
+        baseline=base,
+        meta={
+            "max_slow_fraction": max_slow_fraction,
+            "settings": len(table),
+            "simulated_days_each": len(rate) / 86400.0,
+            "simulation_cpu_seconds": wall,
+            "processes": processes,
+        },
+    )
