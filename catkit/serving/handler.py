@@ -60,6 +60,7 @@ class InvocationContext:
     target_model: str | None = None
     model_name: str | None = None
     response_custom_attributes: str | None = None
+    inference_id: str | None = None
 
 
 @dataclass
@@ -277,7 +278,7 @@ class ModelHandler:
 
     def invoke(self, body: bytes, content_type: str | None, accept: str | None,
                custom_attributes: str | None = None, *, target_model: str | None = None,
-               model_name: str | None = None) -> InvocationResult:
+               model_name: str | None = None, inference_id: str | None = None) -> InvocationResult:
         """Run one request through transform_fn or input_fn -> predict_fn -> output_fn."""
         content_type = content_type or ""
         accept = codecs.resolve_accept(
@@ -290,7 +291,8 @@ class ModelHandler:
                 data_in = body.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise BadRequest(f"The {content_type} request body is not valid UTF-8: {exc}") from exc
-        ctx = InvocationContext(content_type, accept, custom_attributes, target_model, model_name)
+        ctx = InvocationContext(content_type, accept, custom_attributes, target_model, model_name,
+                                inference_id=inference_id)
         flags = self._context
         if self._transform is not None:
             args = (self.model, data_in, content_type, accept)

@@ -46,6 +46,7 @@ log = logging.getLogger("catkit.serving.server")
 MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time payload limit (aws-facts §3)
 CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 TARGET_MODEL = "X-Amzn-SageMaker-Target-Model"
+INFERENCE_ID = "X-Amzn-SageMaker-Inference-Id"
 LATENCY_HEADER = "X-Catkit-Model-Latency-Us"
 DEFAULT_DRAIN_SECONDS = 30.0  # SageMaker sends SIGKILL 30 s after SIGTERM
 _TEXT = "text/plain; charset=utf-8"
@@ -142,12 +143,12 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 def _timed_invoke(handler: ModelHandler, body: bytes, content_type: str | None, accept: str | None,
                   custom_attributes: str | None, target_model: str | None,
-                  model_name: str | None) -> tuple[Any, int]:
+                  model_name: str | None, inference_id: str | None) -> tuple[Any, int]:
     """Runs on a worker thread: the invocation and its duration in microseconds (error or not)."""
     started = time.perf_counter_ns()
     try:
         result = handler.invoke(body, content_type, accept, custom_attributes,
-                                target_model=target_model, model_name=model_name)
+                                target_model=target_model, model_name=model_name, inference_id=inference_id)
     except BaseException as exc:
         try:
             exc.catkit_latency_us = (time.perf_counter_ns() - started) // 1000  # type: ignore[attr-defined]
@@ -282,7 +283,7 @@ class ModelServer:
             result, latency_us = await self.pool.run(
                 _timed_invoke, handler, body, headers.get("Content-Type"), headers.get("Accept"),
                 headers.get(CUSTOM_ATTRIBUTES), headers.get(TARGET_MODEL), model_name,
-                timeout=self.config.model_timeout,
+                headers.get(INFERENCE_ID), timeout=self.config.model_timeout,
             )
         except CallTimeout:
             message = (f"Model did not respond within --model-timeout {self.config.model_timeout:g} s; "

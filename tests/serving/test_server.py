@@ -187,12 +187,13 @@ def test_custom_attributes_pass_through_both_ways(make_model: Any, sv: Any) -> N
 
     def transform_fn(model, body, content_type, accept, context):
         context.response_custom_attributes = "echo=" + (context.custom_attributes or "")
-        return context.custom_attributes or "", "text/plain"
+        return f"{context.custom_attributes or ''}|{context.inference_id}", "text/plain"
     """
 
     async def scenario(client: Any, _server: Any) -> None:
-        resp = await client.post("/invocations", data=b"", headers={CUSTOM: "trace-id=42,x=y"})
-        assert await resp.read() == b"trace-id=42,x=y"
+        resp = await client.post("/invocations", data=b"", headers={
+            CUSTOM: "trace-id=42,x=y", "X-Amzn-SageMaker-Inference-Id": "inf-7"})
+        assert await resp.read() == b"trace-id=42,x=y|inf-7"
         assert resp.headers[CUSTOM] == "echo=trace-id=42,x=y"
         resp = await client.post("/invocations", data=b"")
         assert CUSTOM in resp.headers and resp.headers[CUSTOM] == "echo="
