@@ -32,6 +32,7 @@ from pathlib import Path
 import aiohttp
 import boto3
 import botocore.session
+import psutil
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
@@ -128,6 +129,16 @@ async def drive(url: str, body: bytes, headers: list[dict[str, str]], concurrenc
     return latencies, elapsed, errors
 
 
+def _cpu(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return t.user + t.system
+
+
+def _instance_pid(home: Path) -> int:
+    (ready,) = (home / "instances" / ENDPOINT).glob("*/ready.json")
+    return int(json.loads(ready.read_text())["pid"])
+
+
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, max(0, round(p / 100 * len(s)) - 1))]
@@ -149,11 +160,19 @@ def main(argv: list[str] | None = None) -> int:
         body = b"x" * args.payload
         gw_headers = signed_headers(url, body, 2000)
         direct_headers = [{"Content-Type": "application/octet-stream", "Accept": "application/octet-stream"}]
-        rows = []
+        backend_proc = psutil.Process(int(lifecycle.read_state(home)["pid"]))
+        instance_proc = psutil.Process(_instance_pid(home))
+        rows, cpu_rows = [], []
         for c in args.concurrency:
+            i0 = _cpu(instance_proc)
             d_lat, d_el, d_err = asyncio.run(drive(direct_url, body, direct_headers, c, args.seconds))
+            i1, b1 = _cpu(instance_proc), _cpu(backend_proc)
             g_lat, g_el, g_err = asyncio.run(drive(f"{url}/endpoints/{ENDPOINT}/invocations", body, gw_headers, c,
                                                    args.seconds))
+            i2, b2 = _cpu(instance_proc), _cpu(backend_proc)
+            # CPU per request (includes the 50-request warm-up of each run): contention-independent.
+            d_n, g_n = len(d_lat) + 50 * c, len(g_lat) + 50 * c
+            cpu_rows.append((c, (i1 - i0) / d_n * 1e6, (i2 - i1) / g_n * 1e6, (b2 - b1) / g_n * 1e6))
             rows.append((c, d_lat, d_el, d_err, g_lat, g_el, g_err))
         print(f"\nInvokeEndpoint via gateway vs direct POST to the instance ({args.payload}-byte echo, "
               f"{args.seconds:g} s per run, {sys.platform}, {len(__import__('os').sched_getaffinity(0))} CPUs)")
@@ -168,6 +187,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{c:>4} | {dp50:>8.2f}ms {dp99:>6.2f}ms {drps:>7.0f} | {gp50:>9.2f}ms {gp99:>6.2f}ms "
                   f"{grps:>7.0f} | {gp50 - dp50:>7.2f}ms {gp99 - dp99:>7.2f}ms | {gp50 / dp50:>5.2f} "
                   f"{grps / drps:>7.2f} | {d_err}/{g_err}")
+        print("\nCPU time per request (us; contention-independent):")
+        for c, inst_direct, inst_gw, gw in cpu_rows:
+            print(f"  c={c}: instance {inst_direct:.0f} (direct) / {inst_gw:.0f} (via gateway); "
+                  f"backend process (gateway + codec + router + metrics) {gw:.0f} -> "
+                  f"{1e6 / gw:.0f} inv/s per core for the backend alone")
         print("mean latencies (ms): " + ", ".join(
             f"c={c}: direct {statistics.mean(r[1]) * 1e3:.2f} gateway {statistics.mean(r[4]) * 1e3:.2f}" for c, *_ in rows
             for r in [next(x for x in rows if x[0] == c)]))
