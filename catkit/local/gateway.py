@@ -476,7 +476,8 @@ class Gateway:
         if raw_path.startswith("/moto-api"):
             return _xml_error(
                 "AccessDenied",
-                "moto's management API is not exposed by the catkit gateway.",
+                "moto's management API (/moto-api...) is not exposed by the catkit gateway; "
+                "path-style bucket names starting with 'moto-api' are therefore not supported locally.",
                 403,
                 request_id,
                 query_style=service != "s3",
