@@ -859,6 +859,8 @@ class EndpointManager:
         t0 = time.perf_counter()
         ep = self._endpoints.get(endpoint_name.lower())
         if ep is None or ep.status in ("Creating", "Failed", "Deleting"):
+            # An endpoint that never served (or is going away) answers like an unknown one. AWS's
+            # exact answer for Creating/Failed is unconfirmed in shared/aws-facts.md; easy to change.
             raise runtime_endpoint_not_found(endpoint_name, self.account_id)
         if len(body) > MAX_BODY:
             raise AwsError(
