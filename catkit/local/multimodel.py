@@ -129,6 +129,18 @@ def server_arguments(instance_type: str, instance_dir: Path) -> list[str]:
     return ["--models-root", str(root), "--memory-budget-mb", f"{memory_budget_bytes(instance_type) / 2**20:.6f}"]
 
 
+def server_environment() -> dict[str, str]:
+    """Extra environment for a multi-model server process.
+
+    ``MALLOC_MMAP_THRESHOLD_``: glibc otherwise raises its mmap threshold after a large block is
+    freed, so the next model's arrays land in reused heap pages and the server's per-model memory
+    measurement (RSS growth across a load) reads ~0 after the first unload. A fixed 128 KiB
+    threshold keeps large allocations in their own mappings: measured sizes stay right and an
+    unloaded model's memory goes back to the OS, as it does in a real container.
+    """
+    return {"MALLOC_MMAP_THRESHOLD_": "131072"}
+
+
 # ---------------------------------------------------------------------------------------- checks
 def check_target_model(target: str) -> str:
     """``target`` if it is a relative path under the prefix; ValidationError otherwise."""
@@ -459,7 +471,9 @@ class MultiModelManager:
                 if status == 409:
                     async with session.get(f"{inst.url}/models/{e.model_id}") as r:
                         doc = _json(await r.text())
-                e.memory_bytes = int(doc.get("memoryBytes") or e.disk_bytes)
+                # A re-load can measure less than the first load did (freed heap pages get
+                # reused); keep the largest measurement of this model on this instance.
+                e.memory_bytes = max(int(doc.get("memoryBytes") or e.disk_bytes), e.memory_bytes)
                 e.state = ModelState.LOADED
                 e.touch()
                 record.load_s = elapsed
@@ -595,5 +609,6 @@ __all__ = [
     "memory_budget_bytes",
     "models_root",
     "server_arguments",
+    "server_environment",
     "split_prefix",
 ]
