@@ -188,6 +188,9 @@ class EndpointManager:
     @invocation_timeout.setter
     def invocation_timeout(self, seconds: float) -> None:
         self._timeout = aiohttp.ClientTimeout(total=float(seconds))
+        # The model server abandons a call at the same limit and replaces its worker thread, so a
+        # hanging handler costs one ModelError instead of wedging the instance.
+        self.settings.model_timeout_real = float(seconds)
 
     # ------------------------------------------------------------------ persistence
     def _load(self) -> None:
@@ -698,7 +701,7 @@ class EndpointManager:
 
     async def check_health(self) -> None:
         """One round of /ping liveness checks; an instance failing ``unhealthy_after`` checks in a
-        row is killed and replaced."""
+        row, or whose process holds more memory than its instance has, is killed and replaced."""
         session = await self._session_get()
         insts = [
             i for ep in list(self._endpoints.values()) for v in ep.variants for i in v.instances
@@ -706,12 +709,23 @@ class EndpointManager:
         ]
         results = await asyncio.gather(*(i.ping(session, self.settings.ping_timeout_real) for i in insts))
         for inst, ok in zip(insts, results, strict=True):
-            if ok:
+            rss = inst.over_memory() if ok and inst.state is InstanceState.IN_SERVICE else None
+            if rss is not None and inst.state is InstanceState.IN_SERVICE:
+                log.warning(
+                    "instance %s uses %.0f MiB, more than its %.0f MiB of memory (%s); recycling it, as an "
+                    "out-of-memory container would be on AWS", inst.id, rss / 2**20, inst.memory_bytes / 2**20,
+                    inst.spec.instance_type,
+                )
+            elif ok:
                 inst.health_failures = 0
                 continue
-            inst.health_failures += 1
-            if inst.health_failures >= self.settings.unhealthy_after and inst.state is InstanceState.IN_SERVICE:
-                log.warning("instance %s failed %d health checks; replacing it", inst.id, inst.health_failures)
+            else:
+                inst.health_failures += 1
+            if rss is not None or (
+                inst.health_failures >= self.settings.unhealthy_after and inst.state is InstanceState.IN_SERVICE
+            ):
+                if rss is None:
+                    log.warning("instance %s failed %d health checks; replacing it", inst.id, inst.health_failures)
                 inst.state = InstanceState.FAILED
                 owner = self._owner(inst)
                 await inst.kill()

@@ -78,11 +78,18 @@ class InstanceSettings:
     stop_grace_real_floor: float = 1.0
     drain_timeout_real: float = 65.0
     server_command: Sequence[str] = (sys.executable, "-m", "catkit.serving.server")
+    #: Real seconds the model server gives one handler call before abandoning it (its worker
+    #: thread is replaced, so a hanging handler cannot wedge the instance); the endpoint manager
+    #: sets it to the invocation timeout. None = no server-side limit.
+    model_timeout_real: float | None = None
+    #: Caps the instance type's memory (MiB) - the budget a process is recycled beyond
+    #: (``CATKIT_INSTANCE_MEMORY_MB``); None = the instance type's memory.
+    memory_limit_mb: float | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> InstanceSettings:
-        """Defaults, then ``CATKIT_PROVISIONING_SECONDS`` / ``CATKIT_STARTUP_HEALTH_SECONDS`` from
-        the environment, then explicit overrides."""
+        """Defaults, then ``CATKIT_PROVISIONING_SECONDS`` / ``CATKIT_STARTUP_HEALTH_SECONDS`` /
+        ``CATKIT_INSTANCE_MEMORY_MB`` from the environment, then explicit overrides."""
         env = os.environ if environ is None else environ
         s = cls()
         for var, attr in (
@@ -94,6 +101,13 @@ class InstanceSettings:
                     setattr(s, attr, float(env[var]))
                 except ValueError:
                     raise ValueError(f"{var} must be a number of emulated seconds, got {env[var]!r}") from None
+        if env.get("CATKIT_INSTANCE_MEMORY_MB"):
+            try:
+                s.memory_limit_mb = float(env["CATKIT_INSTANCE_MEMORY_MB"])
+            except ValueError:
+                raise ValueError(
+                    f"CATKIT_INSTANCE_MEMORY_MB must be a number of MiB, got {env['CATKIT_INSTANCE_MEMORY_MB']!r}"
+                ) from None
         for k, v in overrides.items():
             if v is not None:
                 setattr(s, k, v)
@@ -285,6 +299,8 @@ class Instance:
         ready = self.dir / "ready.json"
         with contextlib.suppress(FileNotFoundError):
             ready.unlink()
+        if settings.memory_limit_mb:
+            self.memory_bytes = min(self.memory_bytes, int(settings.memory_limit_mb * 1024 * 1024))
         budget_mb = int(self.memory_bytes // (1024 * 1024))
         cmd = list(settings.server_command)
         if model_arg is not None:
@@ -299,6 +315,8 @@ class Instance:
                 raise InstanceLaunchError(str(e)) from None
         else:
             cmd += ["--memory-budget-mb", str(budget_mb)]
+        if settings.model_timeout_real:
+            cmd += ["--model-timeout", repr(float(settings.model_timeout_real))]
         env = dict(os.environ)
         for k, v in self.spec.environment.items():
             if k.upper().startswith(_FORBIDDEN_ENV_PREFIXES):
@@ -455,6 +473,17 @@ class Instance:
         if self._process is not None and self._process.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self._process.pid, signal.SIGKILL)
+
+    def over_memory(self) -> int | None:
+        """The process's resident memory in bytes if it exceeds the instance's memory, else None
+        (AWS's container would be OOM-killed; the endpoint manager recycles the instance)."""
+        if self._ps is None or not self.alive:
+            return None
+        try:
+            rss = self._ps.memory_info().rss
+        except psutil.Error:
+            return None
+        return rss if rss > self.memory_bytes else None
 
     # -- metrics --
     def sample_usage(self) -> tuple[float, float] | None:
