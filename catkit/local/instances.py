@@ -326,6 +326,10 @@ class Instance:
         env["CATKIT_INSTANCE_ID"] = self.id
         env["SAGEMAKER_ENDPOINT_NAME"] = self.spec.endpoint
         env["SAGEMAKER_VARIANT_NAME"] = self.spec.variant
+        if self.spec.mode == "MultiModel":
+            from catkit.local.multimodel import server_environment
+
+            env.update(server_environment())
         logf = open(self.log_path, "ab", buffering=0)  # noqa: SIM115 - handed to the child
         try:
             logf.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {' '.join(cmd)}\n".encode())
