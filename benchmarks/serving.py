@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import statistics
@@ -49,18 +50,16 @@ def make_echo_model(root: Path) -> tuple[Path, bytes, str]:
 
 
 def make_cathat_model(root: Path) -> tuple[Path, bytes, str] | str:
-    """Build the cat-hat example model, or return why it can't be built."""
+    """Train a small cat-hat model (``catkit.examples.cathat.train``) and a PNG request, or say why not."""
     try:
-        from catkit.examples import cathat
+        from catkit.examples.cathat.data import make_image
+        from catkit.examples.cathat.train import train
     except ImportError as exc:
-        return f"catkit.examples.cathat not importable ({exc})"
-    build = getattr(cathat, "build_model_dir", None) or getattr(cathat, "train_model_dir", None)
-    sample = getattr(cathat, "sample_request", None)
-    if build is None or sample is None:
-        return "catkit.examples.cathat has no build_model_dir()/sample_request() yet"
-    model_dir = Path(build(root / "cathat"))
-    body, content_type = sample()
-    return model_dir, body, content_type
+        return f"catkit.examples.cathat is not available ({exc})"
+    result = train(root / "cathat", n_train=400, n_test=100, n_jobs=1)
+    buffer = io.BytesIO()
+    make_image(12345, True, 64).save(buffer, format="PNG")
+    return Path(result.model_dir), buffer.getvalue(), "image/png"
 
 
 def start_server(model_dir: Path, workdir: Path, extra: list[str]) -> tuple[subprocess.Popen[bytes], int]:
