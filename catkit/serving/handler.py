@@ -164,6 +164,12 @@ def default_model_fn(model_dir: str) -> Any:
             f"No model_fn in {model_dir}/code/inference.py and no model.joblib in {model_dir}: "
             "define model_fn(model_dir) or save the model as model.joblib at the archive root."
         )
+    root = Path(model_dir).resolve()
+    if not _inside(path.resolve(), root):
+        raise ModelLoadError(
+            f"{path} resolves to {path.resolve()}, outside the model directory; unpickling runs code, "
+            "so model.joblib must live inside the model archive."
+        )
     import joblib  # only needed by models that use the default loader
 
     return joblib.load(path)

@@ -113,6 +113,14 @@ def test_symlinked_code_dir_outside_model_dir_is_refused(make_model: Any, tmp_pa
         ModelHandler.load(model_dir)
 
 
+def test_symlinked_model_joblib_outside_model_dir_is_refused(make_model: Any, tmp_path: Path) -> None:
+    joblib.dump(Doubler(), tmp_path / "elsewhere.joblib")
+    model_dir = make_model("linkedjoblib")
+    (model_dir / "model.joblib").symlink_to(tmp_path / "elsewhere.joblib")
+    with pytest.raises(ModelLoadError, match="must live inside the model archive"):
+        ModelHandler.load(model_dir)
+
+
 def test_import_error_names_the_script(make_model: Any) -> None:
     with pytest.raises(ModelLoadError, match=r"inference\.py failed: ZeroDivisionError"):
         ModelHandler.load(make_model("bad", "x = 1 / 0\n"))
