@@ -624,13 +624,13 @@ async def arun_load(
     if max_in_flight < 1:
         raise ValueError("max_in_flight must be >= 1")
     info = backend_info(target.url) if target.local else None
+    info_at = time.monotonic()
     if time_scale == "auto":
         scale = float(info.get("time_scale") or 1.0) if info else 1.0
     else:
         scale = float(time_scale)
         if not scale > 0:
             raise ValueError(f"time_scale must be > 0, got {time_scale!r}")
-    start_ts = float(info["now"]) if info and info.get("now") else time.time()
     plan = arrival_times(shape, duration_s, max_requests=max_requests, poisson=poisson, seed=seed)
     n = len(plan)
     bodies = _payloads(payload)
@@ -684,6 +684,11 @@ async def arun_load(
         loop = asyncio.get_running_loop()
         tasks: set[asyncio.Task[None]] = set()
         real_start = loop.time()
+        # The run's t = 0 in the backend's (emulated) time: its clock when asked, moved on to now.
+        if info and info.get("now"):
+            start_ts = float(info["now"]) + (time.monotonic() - info_at) * scale
+        else:
+            start_ts = time.time()
         i = 0
         last_bar = 0
         while i < n:
