@@ -76,6 +76,59 @@ _SECRET_QUERY_RE = re.compile(
 )
 
 
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_IPV4_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+# S3 sub-resources whose PUT/POST body is an XML document.
+_S3_XML_SUBRESOURCES = frozenset(
+    {
+        "tagging", "lifecycle", "cors", "versioning", "acl", "notification", "website", "logging",
+        "encryption", "replication", "ownershipControls", "publicAccessBlock", "object-lock",
+        "accelerate", "requestPayment", "intelligent-tiering", "analytics", "inventory", "metrics",
+        "retention", "legal-hold", "delete", "uploadId", "restore",
+    }
+)
+_MALFORMED_XML = (
+    "The XML you provided was not well-formed or did not validate against our published schema"
+)
+
+
+def valid_bucket_name(name: str) -> bool:
+    """S3's rules for new general purpose buckets (3-63 of a-z 0-9 . -, letter/digit at both ends,
+    no '..', not an IPv4 address, no reserved prefix/suffix)."""
+    return bool(
+        _BUCKET_RE.match(name)
+        and ".." not in name
+        and not _IPV4_RE.match(name)
+        and not name.startswith(("xn--", "sthree-"))
+        and not name.endswith(("-s3alias", "--ol-s3"))
+    )
+
+
+def s3_precheck(method: str, host: str, raw_path: str, query: dict[str, Any], body: bytes) -> AwsError | None:
+    """What S3 refuses before looking at anything else, and moto does not: invalid names in
+    CreateBucket (InvalidBucketName) and XML bodies that do not parse (MalformedXML)."""
+    from catkit.local.s3 import split_s3_target
+
+    bucket, key = split_s3_target(host, raw_path)
+    if method == "PUT" and bucket and key is None and not query and not valid_bucket_name(bucket):
+        return AwsError("InvalidBucketName", "The specified bucket is not valid.", 400)
+    xml_body = bool(body.strip()) and method in ("PUT", "POST") and (
+        (method == "PUT" and bucket and key is None and not query)  # CreateBucketConfiguration
+        or (any(q in query for q in _S3_XML_SUBRESOURCES) and not (method == "PUT" and "partNumber" in query))
+    )
+    if xml_body:
+        import xml.etree.ElementTree as ET
+
+        head = body[:4096].lower()
+        if b"<!doctype" in head or b"<!entity" in head:
+            return AwsError("MalformedXML", _MALFORMED_XML, 400)
+        try:
+            ET.fromstring(body)
+        except (ET.ParseError, ValueError):
+            return AwsError("MalformedXML", _MALFORMED_XML, 400)
+    return None
+
+
 class NonLoopbackHostError(ValueError):
     """Raised when asked to bind anything but a loopback address."""
 
@@ -489,6 +542,10 @@ class Gateway:
             if answer is not None:
                 status, headers, payload = answer
                 return web.Response(status=status, headers=headers, body=payload)
+        if service == "s3":
+            refusal = s3_precheck(request.method, request.headers.get("Host", ""), raw_path, query, body)
+            if refusal is not None:
+                return _xml_error(refusal.code, refusal.message, refusal.status, request_id, query_style=False)
         assert self._client is not None and self.moto_url is not None
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
         url = self.moto_url + request.raw_path
@@ -504,10 +561,33 @@ class Gateway:
             out_headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP]
             status = upstream.status
             upstream_length = upstream.headers.get("Content-Length")
-        if service == "s3":
-            await self.backend.s3.persist_after(
-                request.method, request.headers.get("Host", ""), raw_path, query, status
+        if status >= 500:  # moto itself failed: answer like AWS, keep the details in the log
+            log.error("moto answered %s %s with %s: %s", request.method, raw_path, status, payload[:2000])
+            return _xml_error(
+                "InternalError" if service == "s3" else "InternalFailure",
+                "We encountered an internal error. Please try again. (catkit: the embedded "
+                f"{service.upper()} emulator failed on this request; see logs/backend.log, request id {request_id}.)",
+                500,
+                request_id,
+                query_style=service != "s3",
             )
+        if service == "s3":
+            try:
+                await self.backend.s3.persist_after(
+                    request.method, request.headers.get("Host", ""), raw_path, query, status
+                )
+            except OSError as exc:  # disk full, CATKIT_HOME unwritable: undo, never acknowledge
+                log.error("could not persist S3 %s %s: %s", request.method, raw_path, exc)
+                await self.backend.s3.revert_after(request.headers.get("Host", ""), raw_path)
+                return _xml_error(
+                    "InternalError",
+                    f"We encountered an internal error. Please try again. (catkit: the local backend could not "
+                    f"write S3 data under {self.backend.s3.disk.root}: {exc.strerror or exc}. The request was not "
+                    "applied; free disk space or fix the directory's permissions, then retry.)",
+                    500,
+                    request_id,
+                    query_style=False,
+                )
         response = web.Response(status=status, body=payload if request.method != "HEAD" else None)
         for key, value in out_headers:
             response.headers.add(key, value)

@@ -71,8 +71,11 @@ def _atomic_write(path: Path, chunks: list[bytes]) -> None:
                 written = os.write(fd, view)
                 view = view[written:]
         os.fsync(fd)
-    finally:
+    except BaseException:  # disk full etc.: leave no partial file behind
         os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 
@@ -312,6 +315,46 @@ class LocalS3:
             if method == "DELETE" and "uploadId" in query:
                 return  # AbortMultipartUpload
         await asyncio.get_running_loop().run_in_executor(None, self.persist, bucket, key)
+
+    def revert(self, bucket: str, key: str | None) -> None:
+        """After a failed :meth:`persist`: make moto match the disk again for ``bucket``/``key``
+        (the last acknowledged version comes back, or the unacknowledged object/bucket goes)."""
+        with self._bucket_lock(bucket):
+            backend = self._moto()
+            mbucket = backend.buckets.get(bucket)
+            on_disk = (self.disk.bucket_dir(bucket) / "bucket.json").is_file()
+            if key is None:
+                if mbucket is not None and not on_disk and not list(mbucket.keys):
+                    with contextlib.suppress(Exception):
+                        backend.delete_bucket(bucket)
+                return
+            if mbucket is None:
+                return
+            path = self.disk.object_path(bucket, key)
+            if path.is_file():
+                header, body = self.disk.read_object(path)
+                obj = backend.put_object(
+                    bucket, key, body, storage=header.get("storage_class"), disable_notification=True
+                )
+                obj.set_metadata(dict(header.get("metadata") or {}), replace=True)
+                etag = (header.get("etag") or "").strip('"')
+                if etag:
+                    obj._etag = etag
+                modified = _parse_iso(header.get("last_modified"))
+                if modified is not None:
+                    obj.last_modified = modified
+            else:
+                with contextlib.suppress(Exception):
+                    backend.delete_object(bucket, key)
+
+    async def revert_after(self, host: str, raw_path: str) -> None:
+        """:meth:`revert` for the bucket/key a failed request addressed (gateway error path)."""
+        bucket, key = split_s3_target(host, raw_path)
+        if bucket:
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self.revert, bucket, key)
+            except Exception:
+                log.exception("could not revert S3 %s/%s after a failed write", bucket, key)
 
     # -- replay --------------------------------------------------------------------------------
     def replay(self) -> tuple[int, int]:
