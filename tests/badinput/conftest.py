@@ -1,0 +1,36 @@
+"""Fixtures for the bad-input suite: one backend per module, with a single-model and a multi-model
+endpoint in service, driven over raw HTTP (SigV4-signed) and boto3."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "reliability"))  # rel_support (importlib mode)
+
+from rel_support import BackendProc, deploy, model_archive, upload_model
+
+
+@pytest.fixture(autouse=True)
+def _catkit_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CATKIT_HOME", str(tmp_path / "catkit-home"))
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[BackendProc]:
+    """A backend with endpoint ``single`` (SingleModel) and ``multi`` (MultiModel, prefix
+    s3://models/mme/ holding ``a.tar.gz``), both InService."""
+    b = BackendProc(time_scale=600)
+    try:
+        b.start()
+        url = upload_model(b)
+        upload_model(b, "mme/a.tar.gz", model_archive())
+        sm = b.client("sagemaker")
+        assert deploy(sm, "single", url)["EndpointStatus"] == "InService"
+        assert deploy(sm, "multi", "s3://models/mme/", mode="MultiModel")["EndpointStatus"] == "InService"
+        yield b
+    finally:
+        b.close()
