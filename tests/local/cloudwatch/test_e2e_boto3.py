@@ -271,12 +271,6 @@ def test_alarms_survive_restart(local_backend_factory) -> None:
     assert cw.list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"] == [{"Key": "k", "Value": "v"}]
 
 
-@pytest.mark.xfail(
-    reason="gateway: aiohttp's server already gunzips request bodies (AppRunner auto_decompress defaults to True) "
-    "and the codec gunzips again; botocore gzips PutMetricData bodies >= 10 KB. Fix: "
-    "web.AppRunner(..., auto_decompress=False) in catkit/local/gateway.py",
-    strict=False,
-)
 def test_large_put_metric_data_is_gzipped_by_botocore_and_accepted(backend) -> None:
     cw = backend.client("cloudwatch")
     dims = [{"Name": "Endpoint", "Value": "x" * 40}]
