@@ -662,13 +662,16 @@ def simulate(
     instance_type: str | None = None,
     endpoint_name: str = "simulated",
     variant_name: str = "AllTraffic",
+    tick_every_grid_point: bool = False,
 ) -> SimulationResult:
     """Simulate ``duration_s`` seconds of ``traffic`` on a variant scaled by ``config``.
 
     ``traffic``: a :class:`catkit.load.Shape` (``t = 0`` at ``start``), a constant rate or an
     array of per-second rates. ``service``: the instance's :class:`ServiceModel` (default: 40
     req/s, 4 workers - replace with a calibration). ``initial_capacity``: instances at ``start``
-    (default: MinCapacity in force then). Returns a :class:`SimulationResult`.
+    (default: MinCapacity in force then). ``tick_every_grid_point`` ticks the engine every 10 s
+    like the local controller instead of only when it can act (same result, slower; for tests).
+    Returns a :class:`SimulationResult`.
     """
     wall0 = time.perf_counter()
     service = service or ServiceModel(max_rps=40.0, workers=4, source="default (not calibrated)")
@@ -755,7 +758,7 @@ def simulate(
         for action in engine.scheduled.values():
             if action.next_run is not None:
                 nxt = min(nxt, max(grid_up(action.next_run), now + TICK_S))
-        now = nxt
+        now = now + TICK_S if tick_every_grid_point else nxt
     # Close the last segment (a change still running keeps its state at the end).
     op = fleet.op
     if op is not None and op["ready_at"] < t_end:
