@@ -1,0 +1,216 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Autoscaling that follows the traffic
+#
+# A fixed fleet is either too small at the peak or too expensive the rest of the day. SageMaker
+# endpoints scale through **Application Auto Scaling**: register the variant as a *scalable target*
+# (min/max instances) and attach a **target-tracking policy** on `SageMakerVariantInvocationsPerInstance`
+# — "keep about N invocations per instance per minute". Application Auto Scaling then creates two
+# CloudWatch alarms and changes the variant's `DesiredInstanceCount`:
+#
+# * **AlarmHigh** — 3 consecutive 1-minute datapoints above the target → scale **out**, proportionally
+#   (`ceil(instances × metric / target)`), then a *scale-out cooldown* (60 s in the seed policy);
+# * **AlarmLow** — 15 consecutive minutes below ~90 % of the target → scale **in**, gradually,
+#   with a *scale-in cooldown* (300 s).
+#
+# The pitfalls this notebook shows: new instances take minutes to provision (**cold starts on
+# scale-out**), and a 1-minute metric needs 3 minutes to notice a spike — the **high-resolution**
+# (10-second) metric notices it much sooner.
+#
+# **Local numbers.** On the local backend time runs `time_scale` times faster: at 60, one emulated
+# minute lasts one real second, so 15 minutes of scale-in pass in 15 s. A laptop can't send the
+# seed's 1000 invocations per instance per minute at 60× speed (that is 2,000 real requests/s for
+# two instances), so locally the target is scaled down with the load (`target_value` below); on AWS
+# use the seed's 1000 and real traffic.
+
+# %% tags=["parameters"]
+backend = "local"
+region = "us-east-1"
+instance_type = "ml.m5.xlarge"
+instance_count = 2
+min_capacity = 2
+max_capacity = 10
+target_value = 20.0  # invocations per instance per minute (seed on AWS: 1000)
+scale_out_cooldown = 60
+scale_in_cooldown = 300
+base_rps = 0.3  # emulated requests/s before and after the step (18/min for the fleet)
+peak_rps = 1.5  # emulated requests/s during the step (90/min -> 45/instance on 2 instances)
+step_at_s = 5 * 60  # emulated seconds
+step_length_s = 10 * 60
+duration_s = 38 * 60  # emulated seconds of load in total (long enough for the 15-min scale-in)
+high_res_target = 0.2  # concurrent requests per instance (~ the same load as target_value) for the comparison
+time_scale = 60.0
+out_dir = "out/02_autoscaling"
+run_id = "manual"
+model_cache = "out/model-cache"
+
+# %%
+import atexit
+import io
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+import catkit
+from catkit import load, scaling, simulate
+from catkit.deploy import delete_endpoint, deploy
+from catkit.examples.cathat import build_cathat_archive, make_image
+
+out = Path(out_dir)
+out.mkdir(parents=True, exist_ok=True)
+results: dict = {}
+session = catkit.Session(backend=backend, region=region, time_scale=time_scale)
+
+archive = build_cathat_archive(Path(model_cache))
+model_data = catkit.build.upload_model(archive, session.s3, session.bucket, f"catkit/{run_id}/cathat/model.tar.gz")
+endpoint_name = f"cat-hat-scaling-{run_id}"[:63].rstrip("-")
+atexit.register(lambda: delete_endpoint(session, endpoint_name))
+deploy(session, model_data, name=endpoint_name, instance_type=instance_type, instance_count=instance_count,
+       tags={"catkit:run-id": run_id}, poll=0.5, progress=False)
+print(endpoint_name, "InService with", instance_count, "instances")
+
+# %% [markdown]
+# ## The scaling panel
+#
+# In JupyterLab the sliders set min/max instances, the target and both cooldowns; **Apply** calls
+# `catkit.scaling.configure_target_tracking` (RegisterScalableTarget + PutScalingPolicy). Headless
+# (papermill) we set the same widgets from code and press Apply programmatically.
+
+# %%
+panel = catkit.ScalingPanel(session, endpoint_name)
+panel.min_instances.value = min_capacity
+panel.max_instances.value = max_capacity
+panel.target_value.value = target_value
+panel.scale_out_cooldown.value = scale_out_cooldown
+panel.scale_in_cooldown.value = scale_in_cooldown
+panel.display()
+policy = panel.apply()
+print("policy:", policy.policy_name)
+for alarm in session.cloudwatch.describe_alarms(AlarmNames=policy.alarms)["MetricAlarms"]:
+    print(f"  {alarm['AlarmName'][:60]}…  {alarm['ComparisonOperator']} {alarm['Threshold']:g}"
+          f"  {alarm['DatapointsToAlarm']} of {alarm['EvaluationPeriods']} x {alarm['Period']} s  [{alarm['StateValue']}]")
+results["alarms"] = len(policy.alarms)
+
+# %% [markdown]
+# ## A step in traffic
+#
+# `catkit.load` sends real, SigV4-signed InvokeEndpoint requests at a rate given in emulated time:
+# a base load, a 10-minute step at 5× the base, then back to base.
+
+# %%
+buf = io.BytesIO()
+make_image(seed=11, hat=True).save(buf, format="PNG")
+shape = load.Constant(base_rps) + load.Spike(at_s=step_at_s, duration_s=step_length_s, extra_rps=peak_rps - base_rps)
+run = load.run_load(session, endpoint_name, shape, duration_s=duration_s, payload=buf.getvalue(),
+                    content_type="image/png", progress=False)
+summary = run.summary()
+print({k: summary[k] for k in ("requests", "ok", "errors", "real_seconds", "p50_ms", "p99_ms")})
+results["load"] = {k: summary[k] for k in ("requests", "ok", "real_seconds", "p50_ms", "p99_ms")}
+
+# %% [markdown]
+# ## What the autoscaler did
+#
+# Scaling activities (DescribeScalingActivities), and instances vs invocations per instance from
+# CloudWatch, with each activity marked.
+
+# %%
+activities = scaling.scaling_activities(session, endpoint_name)
+print(activities[["start_time", "status", "desired_capacity", "cause"]].to_string(max_colwidth=70))
+t0 = run.start_timestamp
+done = activities[activities["status"] == "Successful"].copy()
+done["t_emulated_s"] = done["start_time"].map(lambda ts: ts.timestamp() - t0)
+outs = done[done["desired_capacity"] > instance_count]
+ins = done[done["desired_capacity"] < done["desired_capacity"].cummax()]
+results["max_instances"] = int(done["desired_capacity"].max()) if len(done) else instance_count
+results["final_instances"] = int(panel.refresh()["desired"])
+results["scale_out_after_step_s"] = float(outs["t_emulated_s"].iloc[0] - step_at_s) if len(outs) else None
+results["scale_in_after_step_s"] = (float(ins["t_emulated_s"].iloc[0] - (step_at_s + step_length_s))
+                                    if len(ins) else None)
+results["capacities"] = [int(c) for c in done["desired_capacity"]]
+print({k: results[k] for k in ("max_instances", "final_instances", "scale_out_after_step_s", "scale_in_after_step_s")})
+
+# %%
+metrics = catkit.endpoint_metrics(session, endpoint_name, minutes=duration_s / 60 + 10)
+fig = catkit.plot_instances_vs_load(metrics, activities, initial_instances=instance_count, target_value=target_value,
+                                    title=f"{endpoint_name}: instances vs invocations per instance")
+fig.savefig(out / "instances_vs_load.png", dpi=100, bbox_inches="tight")
+
+# %% [markdown]
+# ## 1-minute vs high-resolution metric
+#
+# `SageMakerVariantConcurrentRequestsPerModelHighResolution` is emitted every **10 seconds**, so
+# its AlarmHigh (3 datapoints) fires after ~30 s instead of ~3 minutes. We replay the same step
+# through `catkit.simulate`, which drives the *same* scaling engine as the local backend, once per
+# metric, and compare when the first scale-out happens.
+
+# %%
+service = simulate.ServiceModel(max_rps=2.0, workers=1, source="illustrative: one worker, 0.5 s per request")
+one_minute = simulate.simulate(shape, simulate.ScalingConfig(min_capacity=min_capacity, max_capacity=max_capacity,
+                                                             target_value=target_value), service,
+                               duration_s=duration_s, initial_capacity=instance_count)
+high_res = simulate.simulate(shape, simulate.ScalingConfig(min_capacity=min_capacity, max_capacity=max_capacity,
+                                                           target_value=high_res_target, metric="high_resolution"),
+                             service, duration_s=duration_s, initial_capacity=instance_count)
+
+
+def first_scale_out(result) -> float | None:
+    above = (result.serving > instance_count).nonzero()[0]
+    return float(above[0] - step_at_s) if len(above) else None
+
+
+results["sim_first_extra_instance_s"] = {"1-minute": first_scale_out(one_minute), "high-resolution": first_scale_out(high_res)}
+print("first extra instance serving, seconds after the step:", results["sim_first_extra_instance_s"])
+fig, ax = plt.subplots(figsize=(9, 3.5))
+minutes = [i / 60 for i in range(len(one_minute.serving))]
+ax.step(minutes, one_minute.serving, where="post", label="1-minute InvocationsPerInstance")
+ax.step(minutes, high_res.serving, where="post", label="10-second ConcurrentRequestsPerModel")
+ax.axvspan(step_at_s / 60, (step_at_s + step_length_s) / 60, color="0.9", label="traffic step")
+ax.set_xlabel("minutes")
+ax.set_ylabel("instances serving")
+ax.legend(fontsize=8)
+fig.savefig(out / "one_minute_vs_high_resolution.png", dpi=100, bbox_inches="tight")
+
+# %% [markdown]
+# ## Publishing your own high-resolution metric
+#
+# Any application metric can drive scaling (a customized metric specification). Publish it at
+# 1-second resolution (`StorageResolution=1`) so alarms can use 10-second periods.
+
+# %%
+publisher = catkit.MetricPublisher(session, "QueueDepth", namespace="CatHat/App",
+                                   dimensions={"EndpointName": endpoint_name})
+for depth in (3, 5, 8, 13, 21):
+    publisher.put(depth)
+sent = publisher.flush()
+results["custom_metric_datapoints"] = sent
+print("published", sent, "one-second datapoints to CatHat/App QueueDepth")
+
+# %% [markdown]
+# ## Tear down
+# Deleting the endpoint also deregisters its scalable target (as on AWS); we remove the policy
+# first so its alarms go too.
+
+# %%
+scaling.remove_scaling(session, endpoint_name)
+deleted = delete_endpoint(session, endpoint_name, wait=True, poll=0.5)
+results["deleted"] = deleted
+out_ = results.get("scale_out_after_step_s")
+results["headline"] = (f"scaled {instance_count} -> {results['max_instances']} -> {results['final_instances']}; "
+                       f"first scale-out {out_:.0f} s after the step" if out_ is not None else "no scale-out")
+(out / "results.json").write_text(json.dumps(results, indent=2, default=str))
