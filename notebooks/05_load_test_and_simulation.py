@@ -1,0 +1,206 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Load test, simulate, and pick scaling settings
+#
+# "What happens to latency and cost under *my* traffic with *these* settings?" AWS's answer is a
+# load test on real instances (Inference Recommender; the *optimize endpoint scaling* example
+# that sets the target at 40/50/70 % of a saturation test). catkit answers it in seconds:
+#
+# 1. **Calibrate** — a saturation test against one instance measures throughput and latency vs
+#    concurrency, stored as a small service model.
+# 2. **Simulate** — `catkit.simulate` drives the *same* Application Auto Scaling engine as the
+#    local backend with the metrics a fleet would emit under a traffic shape: a diurnal day with a
+#    spike, in well under a second.
+# 3. **Check** — replay a short shape against the local backend and compare the instance counts
+#    the simulator predicted with the ones the backend really ran.
+# 4. **Recommend** — sweep target, cooldowns, min capacity, metric and a night schedule; rank the
+#    settings that meet a latency SLO by cost; print the `put_scaling_policy` arguments.
+
+# %% tags=["parameters"]
+backend = "local"
+region = "us-east-1"
+instance_type = "ml.m5.xlarge"
+instance_count = 1  # calibration runs against ONE instance (AWS's guidance)
+time_scale = 60.0
+levels = [1, 2, 4, 8]  # calibration concurrencies
+seconds_per_level = 2.0  # real seconds per level
+slo_p99_ms = 250.0
+peak_load_factor = 3.0  # the simulated day peaks at this many times one instance's max throughput
+check_duration_s = 31 * 60  # emulated seconds of the simulator-vs-backend check
+out_dir = "out/05_load_test_and_simulation"
+run_id = "manual"
+model_cache = "out/model-cache"
+
+# %%
+import atexit
+import io
+import json
+import warnings
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+import catkit
+from catkit import calibrate, load, recommend, simulate
+from catkit.deploy import HighAvailabilityWarning, delete_endpoint, deploy
+from catkit.examples.cathat import build_cathat_archive, make_image
+
+out = Path(out_dir)
+out.mkdir(parents=True, exist_ok=True)
+results: dict = {}
+session = catkit.Session(backend=backend, region=region, time_scale=time_scale)
+archive = build_cathat_archive(Path(model_cache))
+model_data = catkit.build.upload_model(archive, session.s3, session.bucket, f"catkit/{run_id}/cathat/model.tar.gz")
+endpoint_name = f"cat-hat-loadtest-{run_id}"[:63].rstrip("-")
+atexit.register(lambda: delete_endpoint(session, endpoint_name))
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", HighAvailabilityWarning)  # one instance on purpose: we measure ONE
+    deploy(session, model_data, name=endpoint_name, instance_type=instance_type, instance_count=instance_count,
+           tags={"catkit:run-id": run_id}, poll=0.5, progress=False)
+buf = io.BytesIO()
+make_image(seed=5, hat=True).save(buf, format="PNG")
+payload = buf.getvalue()
+
+# %% [markdown]
+# ## 1 · Calibrate one instance
+#
+# Closed-loop traffic at rising concurrency until throughput stops growing while latency rises.
+
+# %%
+service = calibrate.calibrate(session, endpoint_name, levels=levels, seconds_per_level=seconds_per_level,
+                              payload=payload, content_type="image/png", progress=True)
+points = pd.DataFrame(service.points)
+print(f"max throughput ≈ {service.max_rps:.1f} req/s per instance, {service.workers} workers, "
+      f"p50 {service.base_p50_ms:.1f} ms")
+results["service_model"] = {"max_rps": service.max_rps, "workers": service.workers, "p50_ms": service.base_p50_ms}
+fig, ax = plt.subplots(figsize=(7, 3.5))
+ax.plot(points["concurrency"], points["throughput_rps"], marker="o", label="throughput (req/s)")
+ax2 = ax.twinx()
+ax2.plot(points["concurrency"], points["p99_ms"], marker="s", color="tab:red", label="p99 (ms)")
+ax.set_xlabel("concurrent clients")
+ax.set_ylabel("requests/s")
+ax2.set_ylabel("p99 latency (ms)")
+ax.set_title("capacity curve of one instance")
+fig.savefig(out / "capacity_curve.png", dpi=100, bbox_inches="tight")
+
+# %% [markdown]
+# ## 2 · Simulate a day: diurnal traffic with a lunchtime spike
+#
+# AWS's rule of thumb for the target: `max_rps × safety_factor × 60` invocations per instance per
+# minute, with a safety factor of 0.5.
+
+# %%
+peak_rps = peak_load_factor * service.max_rps
+day = load.Diurnal(low_rps=peak_rps / 8, high_rps=peak_rps, peak_hour=15) + load.Spike(
+    at_s=12 * 3600, duration_s=20 * 60, extra_rps=peak_rps, rise_s=60)
+seed_like = simulate.ScalingConfig(min_capacity=2, max_capacity=10, target_value=service.max_rps * 0.5 * 60)
+sim_day = simulate.simulate(day, seed_like, service, duration_s=86400, instance_type=instance_type)
+day_summary = sim_day.summary(slo_p99_ms=slo_p99_ms)
+print({k: day_summary[k] for k in list(day_summary)[:12]})
+print(f"simulated 1 day in {sim_day.wall_seconds * 1000:.0f} ms ({sim_day.speed:,.0f} simulated s per wall s)")
+results["sim_day"] = {"cost_usd": day_summary.get("cost_usd"), "speed": sim_day.speed,
+                      "max_instances": int(sim_day.serving.max())}
+fig = sim_day.plot(resolution_s=300, slo_p99_ms=slo_p99_ms)
+fig.savefig(out / "simulated_day.png", dpi=100, bbox_inches="tight")
+
+# %% [markdown]
+# ## 3 · Does the simulator agree with the local backend?
+#
+# The same short shape (low, a 9-minute step, low again) and the same policy on the local endpoint
+# (real processes, real requests) and in the simulator. Each scaling event should line up within
+# one metric period (60 s).
+
+# %%
+check_shape = load.Replay.from_rates([0.2] + [1.45] * 9 + [0.1] * 21, step_s=60)
+check_config = simulate.ScalingConfig(min_capacity=1, max_capacity=4, target_value=30.0,
+                                      scale_out_cooldown=300, scale_in_cooldown=120)
+desc = session.sagemaker.describe_endpoint(EndpointName=endpoint_name)
+launch_s = (desc["LastModifiedTime"] - desc["CreationTime"]).total_seconds()
+check_config.apply(session, endpoint_name)
+live = load.run_load(session, endpoint_name, check_shape, duration_s=check_duration_s, payload=payload,
+                     content_type="image/png", progress=False)
+acts = session.autoscaling.describe_scaling_activities(
+    ServiceNamespace="sagemaker", ResourceId=f"endpoint/{endpoint_name}/variant/AllTraffic")["ScalingActivities"]
+emulated = [(a["StartTime"].timestamp(), int(a["Description"].rstrip(".").split()[-1]))
+            for a in sorted(acts, key=lambda a: a["StartTime"])
+            if a["StatusCode"] == "Successful" and a["Description"].rstrip(".").split()[-1].isdigit()]
+sim_check = simulate.simulate(check_shape, check_config, simulate.ServiceModel(max_rps=50.0, workers=8),
+                              duration_s=check_duration_s, start=live.start_timestamp, provisioning_s=launch_s)
+sim_acts = sim_check.activities[sim_check.activities["desired_capacity"].notna()]
+simulated = [(float(t), int(c)) for t, c in zip(sim_acts["start_time"], sim_acts["desired_capacity"], strict=True)]
+table = simulate.compare_timelines(simulated, emulated)
+print(table.to_string())
+results["agreement"] = table.to_dict(orient="list")
+results["agreement_max_diff_s"] = float(table["diff_s"].max()) if len(table) else None
+
+
+def steps(events, t0, initial, end):
+    xs, ys = [0.0], [initial]
+    for t, c in events:
+        xs.append((t - t0) / 60)
+        ys.append(c)
+    xs.append(end / 60)
+    ys.append(ys[-1])
+    return xs, ys
+
+
+fig, ax = plt.subplots(figsize=(8, 3.5))
+for events, label in ((simulated, "simulated"), (emulated, "local backend (emulated)")):
+    xs, ys = steps(events, live.start_timestamp, 1, check_duration_s)
+    ax.step(xs, ys, where="post", label=label)
+ax.plot([i for i in range(check_duration_s // 60)], [check_shape.rate(i * 60.0 + 30) * 60 / 30 for i in range(check_duration_s // 60)],
+        color="0.7", ls=":", label="load / target (instances needed)")
+ax.set_xlabel("emulated minutes")
+ax.set_ylabel("instances")
+ax.legend(fontsize=8)
+ax.set_title("same traffic, same policy: simulator vs local backend")
+fig.savefig(out / "simulated_vs_emulated.png", dpi=100, bbox_inches="tight")
+
+# %% [markdown]
+# ## 4 · Recommend settings for the day
+#
+# Every combination of target (40/50/70 % of the calibrated maximum), metric (1-minute or
+# 10-second), min capacity, cooldowns and an optional night schedule, simulated on a week of the
+# same traffic, ranked by cost among those that keep 99 % of requests under the SLO.
+
+# %%
+week = load.Diurnal(low_rps=peak_rps / 8, high_rps=peak_rps, peak_hour=15, weekend_factor=0.4) + load.Spike(
+    at_s=12 * 3600, duration_s=20 * 60, extra_rps=peak_rps, rise_s=60, every_s=86400)
+rec = recommend.recommend_scaling(week, service, slo_p99_ms, duration_s=7 * 86400, baseline=seed_like,
+                                  progress=False)
+top = rec.top(8)
+print(rec)
+print(top.to_string(max_colwidth=60))
+fig = rec.plot()
+fig.savefig(out / "recommendation.png", dpi=100, bbox_inches="tight")
+if rec.best is not None:
+    print(json.dumps(rec.put_scaling_policy_args("my-cat-hat-endpoint"), indent=2))
+results["recommendation"] = rec.best.label() if rec.best else None
+results["recommendation_table_rows"] = len(rec.table)
+diff = results["agreement_max_diff_s"]
+results["headline"] = (f"calibrated {service.max_rps:.0f} req/s/instance; simulator vs backend max diff "
+                       f"{'n/a' if diff is None else f'{diff:.0f} s'}; best: {results['recommendation']}")
+
+# %% [markdown]
+# ## Tear down
+
+# %%
+catkit.scaling.remove_scaling(session, endpoint_name)
+results["deleted"] = delete_endpoint(session, endpoint_name, wait=True, poll=0.5)
+(out / "results.json").write_text(json.dumps(results, indent=2, default=str))
