@@ -1,0 +1,103 @@
+"""recommend_scaling: the grid, the SLO filter, ranking by cost and the emitted arguments."""
+
+from __future__ import annotations
+
+import pytest
+
+from catkit import load
+from catkit.calibrate import ServiceModel
+from catkit.recommend import candidate_configs, recommend_scaling
+from catkit.simulate import SEED_CONFIG, ScalingConfig
+
+SVC = ServiceModel(max_rps=40, workers=4, base_p50_ms=20, base_p99_ms=50)
+TRAFFIC = load.Diurnal(2, 90, peak_hour=12) + load.Spike(at_s=9 * 3600, duration_s=900, extra_rps=60, rise_s=120)
+DAY = 86400
+
+
+@pytest.fixture(scope="module")
+def rec():
+    return recommend_scaling(
+        TRAFFIC, SVC, 250, duration_s=DAY, target_fractions=(0.4, 0.7), min_capacities=(2, 3),
+        scale_out_cooldowns=(60,), scale_in_cooldowns=(300,), baseline=SEED_CONFIG, processes=1,
+        progress=False,
+    )
+
+
+def test_grid_covers_metrics_fractions_mins_cooldowns_and_night():
+    grid = candidate_configs(SVC, target_fractions=(0.5,), min_capacities=(1, 2, 3), scale_out_cooldowns=(60, 300),
+                             scale_in_cooldowns=(300,))
+    cfgs = [c for c, _ in grid]
+    assert {c.metric for c in cfgs} == {"SageMakerVariantInvocationsPerInstance",
+                                        "SageMakerVariantConcurrentRequestsPerModelHighResolution"}
+    assert min(c.lowest_capacity for c in cfgs) == 2  # require_ha drops min 1 and night min 1
+    inv = [c for c in cfgs if not c.high_resolution]
+    assert {c.target_value for c in inv} == {SVC.invocations_target(0.5)} == {1200.0}
+    assert any(c.night is not None and c.night.night_min == 2 and c.min_capacity == 3 for c in cfgs)
+    # metrics 2 x mins (2 without night, 3 with and without) 3 x out-cooldowns 2
+    assert len(cfgs) == 2 * 3 * 2
+    loose = candidate_configs(SVC, target_fractions=(0.5,), metrics=("invocations",), min_capacities=(1,),
+                              scale_out_cooldowns=(60,), scale_in_cooldowns=(300,), require_ha=False)
+    assert [c.min_capacity for c, _ in loose] == [1]
+    with pytest.raises(ValueError, match="no minimum capacity"):
+        candidate_configs(SVC, min_capacities=(1,))
+    with pytest.raises(ValueError, match="fractions"):
+        candidate_configs(SVC, target_fractions=(1.5,))
+
+
+def test_table_is_ranked_by_cost_among_settings_meeting_the_slo(rec):
+    t = rec.table
+    assert len(t) == len(rec.configs) == 2 * 2 * 3
+    ok = t[t["meets_slo"]]
+    assert len(ok) > 0
+    assert ok["cost_usd"].is_monotonic_increasing
+    assert ok["rank"].tolist() == list(range(1, len(ok) + 1))
+    assert (ok["slow_fraction"] <= 0.01).all()
+    bad = t[~t["meets_slo"]]
+    assert (bad["slow_fraction"] > 0.01).all() and bad["rank"].isna().all()
+    # meeting rows come first
+    assert t["meets_slo"].tolist() == sorted(t["meets_slo"].tolist(), reverse=True)
+    assert t["highly_available"].all()
+
+
+def test_winner_is_the_cheapest_passing_setting_and_emits_arguments(rec):
+    assert rec.best is rec.configs[0]
+    row = rec.table.iloc[0]
+    assert rec.best.target_value == row["target_value"] and rec.best.min_capacity == row["min_capacity"]
+    assert rec.best_result.cost_usd == pytest.approx(row["cost_usd"])
+    args = rec.put_scaling_policy_args("my-endpoint")
+    assert args["ResourceId"] == "endpoint/my-endpoint/variant/AllTraffic"
+    assert args["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == row["target_value"]
+    assert rec.register_scalable_target_args("my-endpoint")["MinCapacity"] == row["min_capacity"]
+    assert rec.baseline["config"] == SEED_CONFIG.label()
+    assert rec.baseline["savings_per_day_usd"] == pytest.approx(
+        rec.baseline["cost_per_day_usd"] - row["cost_per_day_usd"])
+    assert "Recommended" in rec._repr_html_()
+    fig = rec.plot()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_an_impossible_slo_has_no_winner_and_says_what_to_do():
+    r = recommend_scaling(load.Constant(300), SVC, 60, duration_s=3600, target_fractions=(0.5,),
+                          metrics=("invocations",), min_capacities=(2,), scale_out_cooldowns=(60,),
+                          scale_in_cooldowns=(300,), night=False, max_capacity=3, progress=False)
+    assert r.best is None and not r.table["meets_slo"].any()
+    with pytest.raises(LookupError, match="raise max_capacity"):
+        r.put_scaling_policy_args("ep")
+
+
+def test_parallel_and_serial_sweeps_agree():
+    kw = dict(duration_s=6 * 3600, target_fractions=(0.5,), metrics=("invocations",), min_capacities=(2, 3),
+              scale_out_cooldowns=(60,), scale_in_cooldowns=(300,), progress=False)
+    serial = recommend_scaling(TRAFFIC, SVC, 250, processes=1, **kw)
+    parallel = recommend_scaling(TRAFFIC, SVC, 250, processes=2, **kw)
+    assert serial.table.equals(parallel.table)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="duration_s is required"):
+        recommend_scaling(TRAFFIC, SVC, 250)
+    with pytest.raises(ValueError, match="slo_p99_ms"):
+        recommend_scaling(TRAFFIC, SVC, 0, duration_s=3600)
+    assert isinstance(SEED_CONFIG, ScalingConfig)
