@@ -18,6 +18,9 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
+    # local backend (AWS wire protocols on 127.0.0.1)
+    "use_local": "catkit.local",
+    "ensure_running": "catkit.local",
     # session
     "Session": "catkit.session",
     "SessionError": "catkit.session",
