@@ -64,8 +64,10 @@ class CachedModel:
 
     @property
     def busy(self) -> bool:
-        """In use: requests in flight, or a download/load/unload running."""
-        return self.inflight > 0 or self.state in (ModelState.DOWNLOADING, ModelState.LOADING, ModelState.UNLOADING)
+        """In use: requests in flight, a download/load/unload running, or a load wanted."""
+        if self.inflight > 0 or self.state in (ModelState.DOWNLOADING, ModelState.LOADING, ModelState.UNLOADING):
+            return True
+        return self.task is not None and not self.task.done()
 
     def touch(self) -> None:
         self.last_used = next(_STAMP)

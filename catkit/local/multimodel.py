@@ -208,7 +208,7 @@ class ModelLease:
         e = self.entry
         e.inflight = max(0, e.inflight - 1)
         if self.cache_disabled and e.inflight == 0:
-            self.manager._spawn(self.manager._discard(self.instance, e))
+            self.manager._spawn(self.manager._discard_locked(self.instance, e))
 
 
 @dataclass
@@ -372,16 +372,23 @@ class MultiModelManager:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.load_timeout_seconds):
-                if not e.on_disk:
-                    await self._download(ep, variant, inst, table, e, record)
-                async with table.lock:
-                    await self._make_disk_room(ep, variant, inst, table, e)
-                    await self._load_into_container(ep, variant, inst, table, e, record)
+                while True:
+                    if not e.on_disk:
+                        await self._download(ep, variant, inst, table, e, record)
+                    async with table.lock:
+                        if not e.on_disk:  # deleted from the volume while this load waited
+                            continue
+                        if table.get(e.target) is not e:
+                            table.entries[e.target] = e
+                        await self._make_disk_room(ep, variant, inst, table, e)
+                        await self._load_into_container(ep, variant, inst, table, e, record)
+                        break
         except BaseException as exc:
-            if not e.loaded:
-                table.forget(e.target)
+            if not e.loaded:  # drop it, files included: a fixed archive is downloaded afresh
+                if table.get(e.target) is e:
+                    table.forget(e.target)
                 e.state = ModelState.NEW
-                await asyncio.to_thread(shutil.rmtree, e.path.parent, True)
+                self._remove_dir(e.path.parent)
             if isinstance(exc, TimeoutError):
                 raise AwsError(
                     "ModelError",
@@ -520,7 +527,27 @@ class MultiModelManager:
         if t is not None and t.get(e.target) is e:
             t.forget(e.target)
         e.state = ModelState.NEW
-        await asyncio.to_thread(shutil.rmtree, e.path.parent, True)
+        self._remove_dir(e.path.parent)
+
+    async def _discard_locked(self, inst: Instance, e: CachedModel) -> None:
+        """:meth:`_discard` outside a load (ModelCacheSetting Disabled), under the instance's lock."""
+        t = self._tables.get(inst)
+        if t is None:
+            return
+        async with t.lock:
+            await self._discard(inst, e)
+
+    def _remove_dir(self, path: Path) -> None:
+        """Move ``path`` aside at once (a new download of the same model may start right away),
+        then delete it on a thread."""
+        trash = path.with_name(f".trash-{path.name}-{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(path, trash)
+        except FileNotFoundError:
+            return
+        except OSError:
+            trash = path
+        self._spawn(asyncio.to_thread(shutil.rmtree, trash, True))
 
     # ------------------------------------------------------------------ metrics
     def _metric(self, variant: Variant | None, name: str, value: float, unit: str = "None") -> None:
