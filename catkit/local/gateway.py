@@ -87,6 +87,13 @@ _S3_XML_SUBRESOURCES = frozenset(
         "retention", "legal-hold", "delete", "uploadId", "restore",
     }
 )
+# ... of which these must have one (an empty body is MalformedXML on S3).
+_S3_XML_REQUIRED = frozenset(
+    {
+        "tagging", "lifecycle", "cors", "versioning", "notification", "website", "logging", "encryption",
+        "replication", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "delete",
+    }
+)
 _MALFORMED_XML = (
     "The XML you provided was not well-formed or did not validate against our published schema"
 )
@@ -104,6 +111,19 @@ def valid_bucket_name(name: str) -> bool:
     )
 
 
+def s3_xml_body(method: str, host: str, raw_path: str, query: dict[str, Any], body: bytes) -> bool:
+    """True if this S3 request carries an XML document (configuration, Delete, CompleteMultipartUpload)."""
+    from catkit.local.s3 import split_s3_target
+
+    if not body.strip() or method not in ("PUT", "POST"):
+        return False
+    bucket, key = split_s3_target(host, raw_path)
+    return bool(
+        (method == "PUT" and bucket and key is None and not query)  # CreateBucketConfiguration
+        or (any(q in query for q in _S3_XML_SUBRESOURCES) and not (method == "PUT" and "partNumber" in query))
+    )
+
+
 def s3_precheck(method: str, host: str, raw_path: str, query: dict[str, Any], body: bytes) -> AwsError | None:
     """What S3 refuses before looking at anything else, and moto does not: invalid names in
     CreateBucket (InvalidBucketName) and XML bodies that do not parse (MalformedXML)."""
@@ -112,11 +132,12 @@ def s3_precheck(method: str, host: str, raw_path: str, query: dict[str, Any], bo
     bucket, key = split_s3_target(host, raw_path)
     if method == "PUT" and bucket and key is None and not query and not valid_bucket_name(bucket):
         return AwsError("InvalidBucketName", "The specified bucket is not valid.", 400)
-    xml_body = bool(body.strip()) and method in ("PUT", "POST") and (
-        (method == "PUT" and bucket and key is None and not query)  # CreateBucketConfiguration
-        or (any(q in query for q in _S3_XML_SUBRESOURCES) and not (method == "PUT" and "partNumber" in query))
-    )
-    if xml_body:
+    if method in ("PUT", "POST") and bucket and not body.strip() and (
+        ((key is None or "tagging" in query) and any(q in query for q in _S3_XML_REQUIRED))
+        or (method == "POST" and key is not None and "uploadId" in query)  # CompleteMultipartUpload
+    ):
+        return AwsError("MalformedXML", _MALFORMED_XML, 400)
+    if s3_xml_body(method, host, raw_path, query, body):
         import xml.etree.ElementTree as ET
 
         head = body[:4096].lower()
@@ -561,6 +582,13 @@ class Gateway:
             out_headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP]
             status = upstream.status
             upstream_length = upstream.headers.get("Content-Length")
+        if (
+            service == "s3"
+            and (status >= 500 or (status >= 400 and b"<Error" not in payload))
+            and s3_xml_body(request.method, request.headers.get("Host", ""), raw_path, query, body)
+        ):  # well-formed XML that moto cannot read (it crashes or answers bare 404s): S3's schema refuses it
+            log.info("moto answered %s %s with %s; reporting MalformedXML", request.method, raw_path, status)
+            return _xml_error("MalformedXML", _MALFORMED_XML, 400, request_id, query_style=False)
         if status >= 500:  # moto itself failed: answer like AWS, keep the details in the log
             log.error("moto answered %s %s with %s: %s", request.method, raw_path, status, payload[:2000])
             return _xml_error(
