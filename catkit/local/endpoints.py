@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import math
 import os
 import shutil
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,7 @@ from catkit.local.instances import (
     InstanceSettings,
     InstanceSpec,
     InstanceState,
+    KeepAlivePool,
 )
 from catkit.local.validation import (
     arn,
@@ -171,7 +174,8 @@ class EndpointManager:
         self._endpoints: dict[str, Endpoint] = {}
         self._deleted_listeners: list[Callable[[str], Any]] = []
         self._update_guards: list[Callable[[str, list[dict[str, Any]], list[dict[str, Any]]], None]] = []
-        self._session: aiohttp.ClientSession | None = None
+        self._session: aiohttp.ClientSession | None = None  # health checks, model loading
+        self.http = KeepAlivePool()  # the InvokeEndpoint forwarder (hot path)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._resumed = False  # run() has relaunched the persisted endpoints' instances
@@ -852,6 +856,7 @@ class EndpointManager:
                 v.instances.remove(i)
 
         await asyncio.gather(*(stop(v, i) for v, i in insts))
+        self.http.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -921,16 +926,15 @@ class EndpointManager:
         payload = b""
         resp_headers: Mapping[str, str] = {}
         error: str | None = None
-        session = self._session if self._session is not None and not self._session.closed else await self._session_get()
+        host, port, path = _split_url(url)
         t1 = time.perf_counter()
         try:
-            async with session.post(url, data=body, headers=headers, timeout=self._timeout) as r:
-                payload = await r.read()
-                status = r.status
-                resp_headers = r.headers
+            status, resp_headers, payload = await self.http.post(
+                host, port, path, headers, body, self.invocation_timeout
+            )
         except TimeoutError:
             error = "timeout"
-        except (aiohttp.ClientError, OSError) as e:
+        except (ValueError, OSError) as e:  # ConnectionError is an OSError
             error = f"{type(e).__name__}: {e}"
         finally:
             t2 = time.perf_counter()
@@ -942,10 +946,10 @@ class EndpointManager:
         self._record(variant, status, error, model_us, (time.perf_counter() - t0) * 1e6 - model_us, n_active)
         if error is None and status < 400:
             out: dict[str, Any] = {"Body": payload, "InvokedProductionVariant": variant.name}
-            ct = resp_headers.get("Content-Type")
+            ct = resp_headers.get("content-type")
             if ct:
                 out["ContentType"] = ct
-            ca = resp_headers.get("X-Amzn-SageMaker-Custom-Attributes")
+            ca = resp_headers.get("x-amzn-sagemaker-custom-attributes")
             if ca:
                 out["CustomAttributes"] = ca
             return out
@@ -1015,6 +1019,13 @@ class EndpointManager:
             "ModelError", msg, 424,
             fields={"OriginalStatusCode": code, "OriginalMessage": original, "LogStreamArn": log_arn},
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_url(url: str) -> tuple[str, int, str]:
+    """``http://127.0.0.1:PORT/path`` -> (host, port, path) for the forwarder."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.hostname or "127.0.0.1", int(parts.port or 80), parts.path or "/"
 
 
 async def _run_all(coros: list[Awaitable[Any]]) -> list[Any]:

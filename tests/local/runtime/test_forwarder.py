@@ -1,0 +1,134 @@
+"""The InvokeEndpoint forwarder (KeepAlivePool) against scripted raw HTTP servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from catkit.local.instances import ForwardProtocolError, KeepAlivePool
+
+
+async def _serve(responses: list[bytes], seen: list[bytes], *, close_after: set[int] = frozenset()):
+    """A server answering request i with responses[i]; closes the connection after indices in close_after."""
+    counter = {"n": 0, "conns": 0}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        counter["conns"] += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.decode().split("\r\n"):
+                    if line.lower().startswith("content-length:"):
+                        length = int(line.split(":", 1)[1])
+                body = await reader.readexactly(length)
+                seen.append(head + body)
+                i = counter["n"]
+                counter["n"] += 1
+                writer.write(responses[i])
+                await writer.drain()
+                if i in close_after:
+                    writer.close()
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1], counter
+
+
+def test_keep_alive_reuse_content_length_and_chunked():
+    async def main():
+        seen: list[bytes] = []
+        responses = [
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Amzn-SageMaker-Custom-Attributes: a=1\r\n\r\n"
+            b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: x\r\n\r\n",
+            b"HTTP/1.1 415 Unsupported Media Type\r\nContent-Length: 4\r\n\r\nnope",
+        ]
+        server, port, counter = await _serve(responses, seen)
+        pool = KeepAlivePool()
+        try:
+            r1 = await pool.post("127.0.0.1", port, "/invocations", {"Content-Type": "application/json"}, b"{}", 5)
+            r2 = await pool.post("127.0.0.1", port, "/invocations", {}, b"x" * 100_000, 5)
+            r3 = await pool.post("127.0.0.1", port, "/invocations", {}, b"", 5)
+        finally:
+            pool.close()
+            server.close()
+        assert r1 == (200, {"content-type": "application/json", "content-length": "2"}, b"{}")
+        assert r2[0] == 200 and r2[2] == b"abcde"
+        assert r2[1]["x-amzn-sagemaker-custom-attributes"] == "a=1"
+        assert (r3[0], r3[2]) == (415, b"nope")
+        assert counter["conns"] == 1  # one keep-alive connection for all three
+        assert seen[0].startswith(b"POST /invocations HTTP/1.1\r\n") and b"Content-Type: application/json" in seen[0]
+        assert seen[1].endswith(b"x" * 100_000)
+
+    asyncio.run(main())
+
+
+def test_connection_close_and_body_until_eof():
+    async def main():
+        seen: list[bytes] = []
+        responses = [b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-eof", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz"]
+        server, port, counter = await _serve(responses, seen, close_after={0})
+        pool = KeepAlivePool()
+        try:
+            r1 = await pool.post("127.0.0.1", port, "/x", {}, b"", 5)
+            r2 = await pool.post("127.0.0.1", port, "/x", {}, b"", 5)
+        finally:
+            pool.close()
+            server.close()
+        assert r1[2] == b"until-eof" and r2[2] == b"z"
+        assert counter["conns"] == 2
+
+    asyncio.run(main())
+
+
+def test_connection_closed_by_the_instance_is_not_reused():
+    async def main():
+        seen: list[bytes] = []
+        responses = [b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"]
+        # The server closes after the first answer without saying so (a keep-alive timeout).
+        server, port, counter = await _serve(responses, seen, close_after={0})
+        pool = KeepAlivePool()
+        try:
+            assert (await pool.post("127.0.0.1", port, "/x", {}, b"", 5))[2] == b"a"
+            await asyncio.sleep(0.05)
+            assert (await pool.post("127.0.0.1", port, "/x", {}, b"", 5))[2] == b"b"
+        finally:
+            pool.close()
+            server.close()
+        assert counter["conns"] == 2
+
+    asyncio.run(main())
+
+
+def test_timeout_and_bad_responses_and_header_injection():
+    async def main():
+        async def silent(reader, writer):
+            await asyncio.sleep(5)
+
+        async def garbage(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"SPAM\r\n\r\n")
+            await writer.drain()
+
+        s1 = await asyncio.start_server(silent, "127.0.0.1", 0)
+        s2 = await asyncio.start_server(garbage, "127.0.0.1", 0)
+        pool = KeepAlivePool()
+        try:
+            with pytest.raises(TimeoutError):
+                await pool.post("127.0.0.1", s1.sockets[0].getsockname()[1], "/x", {}, b"", 0.2)
+            with pytest.raises(ForwardProtocolError):
+                await pool.post("127.0.0.1", s2.sockets[0].getsockname()[1], "/x", {}, b"", 2)
+            with pytest.raises(ValueError, match="line break"):
+                await pool.post("127.0.0.1", s2.sockets[0].getsockname()[1], "/x", {"Accept": "a\r\nX-Evil: 1"}, b"", 2)
+            with pytest.raises(ConnectionError):
+                await pool.post("127.0.0.1", 1, "/x", {}, b"", 2)  # nothing listens on port 1
+        finally:
+            pool.close()
+            s1.close()
+            s2.close()
+
+    asyncio.run(main())
