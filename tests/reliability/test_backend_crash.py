@@ -1,0 +1,209 @@
+"""Backend crashes and storage faults: kill -9 mid-deploy and mid-upload, a full disk, an unusable
+CATKIT_HOME. Nothing acknowledged may be lost; half-done work completes or ends Failed with a
+reason; storage errors are clear and leave no corrupted state."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import botocore.exceptions
+import psutil
+import pytest
+from rel_support import (
+    BackendProc,
+    create_model,
+    deploy,
+    instance_pids,
+    upload_model,
+    wait_status,
+    wait_until,
+)
+
+from catkit.local import lifecycle
+
+PV = {"VariantName": "AllTraffic", "InstanceType": "ml.m5.large"}
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_kill9_mid_deploy_and_update_then_restart_finishes_the_work(tmp_path):
+    # time scale 60 with a 120 s emulated provisioning delay: 2 real seconds per new instance.
+    b = BackendProc(tmp_path / "home", time_scale=60, env={"CATKIT_PROVISIONING_SECONDS": "120"})
+    try:
+        b.start()
+        url = upload_model(b)
+        sm = b.client("sagemaker")
+        assert deploy(sm, "steady", url)["EndpointStatus"] == "InService"
+        old_pids = instance_pids(b.home, "steady")
+        create_model(sm, "fresh-m", url)
+        sm.create_endpoint_config(EndpointConfigName="fresh-c", ProductionVariants=[
+            {**PV, "ModelName": "fresh-m", "InitialInstanceCount": 1}])
+        sm.create_endpoint(EndpointName="fresh", EndpointConfigName="fresh-c")  # acknowledged: Creating
+        sm.update_endpoint_weights_and_capacities(EndpointName="steady", DesiredWeightsAndCapacities=[
+            {"VariantName": "AllTraffic", "DesiredInstanceCount": 2}])  # acknowledged: Updating
+        assert sm.describe_endpoint(EndpointName="fresh")["EndpointStatus"] == "Creating"
+        assert sm.describe_endpoint(EndpointName="steady")["EndpointStatus"] == "Updating"
+        b.kill()
+        # Instances never outlive their backend.
+        wait_until(lambda: all(_gone(p) for p in old_pids), 15, "instances of the killed backend to exit")
+
+        b.start()
+        sm, rt = b.client("sagemaker"), b.client("sagemaker-runtime")
+        assert {m["ModelName"] for m in sm.list_models()["Models"]} == {"steady-m", "fresh-m"}
+        assert {c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]} == {
+            "steady-c", "fresh-c"}
+        fresh = wait_status(sm, "fresh", ("InService", "Failed"), timeout=120)
+        assert fresh["EndpointStatus"] == "InService", fresh.get("FailureReason")
+        steady = wait_status(sm, "steady", ("InService",), timeout=120)
+        wait_until(lambda: sm.describe_endpoint(EndpointName="steady")["ProductionVariants"][0][
+            "CurrentInstanceCount"] == 2, 120, "the acknowledged scale-out to complete")
+        assert steady["ProductionVariants"][0]["DesiredInstanceCount"] == 2
+        for name in ("fresh", "steady"):
+            r = rt.invoke_endpoint(EndpointName=name, Body=b"back", ContentType="text/plain")
+            assert r["Body"].read() == b"back"
+        assert b.client("s3").get_object(Bucket="models", Key="echo/model.tar.gz")["ContentLength"] > 0
+    finally:
+        b.close()
+
+
+def test_kill9_mid_upload_loses_no_acknowledged_object(tmp_path):
+    b = BackendProc(tmp_path / "home", time_scale=600, env={"CATKIT_LOCAL_COMPONENTS": ""})
+    try:
+        b.start()
+        s3 = b.client("s3")
+        s3.create_bucket(Bucket="uploads")
+        acked: dict[str, str] = {}
+        attempted: dict[str, str] = {}
+        stop = threading.Event()
+
+        def uploader() -> None:
+            i = 0
+            while not stop.is_set():
+                data = os.urandom(256 * 1024)
+                key = f"obj-{i:05d}"
+                attempted[key] = hashlib.md5(data).hexdigest()
+                try:
+                    s3.put_object(Bucket="uploads", Key=key, Body=data)
+                except Exception:
+                    return  # the backend died under us
+                acked[key] = attempted[key]
+                i += 1
+
+        t = threading.Thread(target=uploader)
+        t.start()
+        wait_until(lambda: len(acked) >= 20, 60, "some acknowledged uploads")
+        b.kill()
+        stop.set()
+        t.join(30)
+
+        b.start()
+        s3 = b.client("s3")
+        listed = {o["Key"] for o in s3.list_objects_v2(Bucket="uploads").get("Contents", [])}
+        assert set(acked) <= listed, sorted(set(acked) - listed)
+        assert listed <= set(attempted)
+        for key in listed:  # acknowledged or not, whatever is there is whole
+            body = s3.get_object(Bucket="uploads", Key=key)["Body"].read()
+            assert hashlib.md5(body).hexdigest() == attempted[key], key
+        assert not list((b.home / "s3").rglob("*.tmp"))
+    finally:
+        b.close()
+
+
+def _fsize_limited_backend(home: Path, limit: int, log: Path) -> subprocess.Popen[bytes]:
+    """A backend whose process may not grow any file beyond ``limit`` bytes (RLIMIT_FSIZE, SIGXFSZ
+    ignored): writes past it fail with EFBIG, like a full disk, without needing privileges."""
+    launcher = (
+        "import os, resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
+        "os.execv(sys.executable, [sys.executable, '-m', 'catkit.local.lifecycle', 'run', '--home', "
+        f"{str(home)!r}, '--time-scale', '600'])\n"
+    )
+    env = dict(os.environ, CATKIT_HOME=str(home), CATKIT_LOCAL_COMPONENTS="catkit.local.endpoints",
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-c", launcher], stdout=out, stderr=subprocess.STDOUT,
+                                env=env, start_new_session=True)
+
+
+def test_full_disk_gives_a_clear_error_and_corrupts_nothing(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    proc = _fsize_limited_backend(home, 2 * 1024 * 1024, tmp_path / "backend.out")
+    try:
+        url = wait_until(lambda: (doc := lifecycle.read_state(home)) and lifecycle.health(doc["url"]) and doc["url"],
+                         60, "the size-limited backend")
+        probe = BackendProc(home)
+        probe.url = url
+        s3, sm = probe.client("s3"), probe.client("sagemaker")
+        s3.create_bucket(Bucket="data")
+        s3.put_object(Bucket="data", Key="small", Body=b"v1")
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.put_object(Bucket="data", Key="big", Body=b"x" * (3 * 1024 * 1024))
+        err = e.value.response["Error"]
+        assert err["Code"] == "InternalError" and "could not write" in err["Message"], err
+        with pytest.raises(botocore.exceptions.ClientError) as e:  # overwrite the small one: refused too
+            s3.put_object(Bucket="data", Key="small", Body=b"y" * (3 * 1024 * 1024))
+        assert e.value.response["Error"]["Code"] == "InternalError"
+        # Nothing unacknowledged is served; the acknowledged version is intact.
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.head_object(Bucket="data", Key="big")
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+        assert s3.get_object(Bucket="data", Key="small")["Body"].read() == b"v1"
+        # The backend keeps serving what fits.
+        create_model(sm, "after-full", "s3://data/small")
+        assert sm.describe_model(ModelName="after-full")["ModelName"] == "after-full"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(20)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # "Disk space freed": a normal restart finds exactly the acknowledged state.
+    b = BackendProc(home, time_scale=600, env={"CATKIT_LOCAL_COMPONENTS": "catkit.local.endpoints"})
+    try:
+        b.start()
+        s3 = b.client("s3")
+        assert [o["Key"] for o in s3.list_objects_v2(Bucket="data")["Contents"]] == ["small"]
+        assert s3.get_object(Bucket="data", Key="small")["Body"].read() == b"v1"
+        assert b.client("sagemaker").describe_model(ModelName="after-full")["ModelName"] == "after-full"
+        assert not list((home / "s3").rglob("*.tmp"))
+    finally:
+        b.close()
+
+
+def test_unusable_catkit_home_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where CATKIT_HOME's parent should be")
+    home = blocker / "home"
+    with pytest.raises(Exception) as e:
+        lifecycle.start(home, None, 600)
+    assert str(home) in str(e.value) and "CATKIT_HOME" in str(e.value), e.value
+    assert blocker.read_text().startswith("a file")  # untouched
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_read_only_catkit_home_is_a_clear_error(tmp_path):
+    home = tmp_path / "ro-home"
+    home.mkdir(mode=0o500)
+    try:
+        with pytest.raises(Exception) as e:
+            lifecycle.start(home, None, 600)
+        assert str(home) in str(e.value) and "CATKIT_HOME" in str(e.value), e.value
+        assert list(home.iterdir()) == []
+    finally:
+        home.chmod(0o700)
