@@ -246,21 +246,22 @@ class FleetMetrics:
         statistics: Sequence[str],
     ) -> list[dict]:
         f = self.fleet
-        if dict(dimensions) != f.dims:
+        if dimensions != f.dims:
             return []
         kind = _METRICS.get((namespace, name))
         if kind is None:
             return []
-        lo = max(float(start), f.t0)
-        hi = min(float(end), f.now)
+        t0 = f.t0
+        lo = start if start > t0 else t0
+        hi = end if end < f.now else f.now
         if hi <= lo:
             return []
-        f.fill_to(int(hi - f.t0))
+        f.fill_to(int(hi - t0))
         out = []
-        b = math.floor(lo / period) * period
+        b = (lo // period) * period
         while b < hi:
-            i = int(max(b, lo) - f.t0)
-            j = int(min(b + period, hi) - f.t0)
+            i = int((b if b > lo else lo) - t0)
+            j = int((b + period if b + period < hi else hi) - t0)
             if j > i:
                 row = f.aggregate(kind, i, j, statistics)
                 row["Timestamp"] = float(b)
