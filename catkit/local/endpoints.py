@@ -934,8 +934,10 @@ class EndpointManager:
             )
         except TimeoutError:
             error = "timeout"
-        except (ValueError, OSError) as e:  # ConnectionError is an OSError
+        except OSError as e:  # ConnectionError / ForwardProtocolError: the instance failed us
             error = f"{type(e).__name__}: {e}"
+        except ValueError as e:  # a header value HTTP cannot carry (CR/LF/NUL, non-Latin-1)
+            raise AwsError("ValidationError", f"Invalid request header: {e}.") from None
         finally:
             t2 = time.perf_counter()
             inst.end_request()
