@@ -708,6 +708,9 @@ async def arun_load(
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 i += 1
+            if bar is not None and done_count != last_bar:
+                bar.update(done_count - last_bar)
+                last_bar = done_count
             await asyncio.sleep(0)
         while tasks:
             await asyncio.wait(set(tasks), timeout=0.25)
