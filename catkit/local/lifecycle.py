@@ -317,7 +317,11 @@ def run(
     host: str = "127.0.0.1",
     components: tuple[str, ...] | None = None,
 ) -> int:
-    """Run the backend in this process until SIGTERM/SIGINT (the ``--foreground`` mode)."""
+    """Run the backend in this process until SIGTERM/SIGINT (the ``--foreground`` mode).
+
+    Sets the process umask to 077: everything the backend and its instances create under
+    ``CATKIT_HOME`` (state, S3 data, logs, instance directories) is owner-only."""
+    os.umask(0o077)
     host = check_loopback(host)
     root = ensure_private_dir(catkit_home(home))
     fd = _try_lock(root)
@@ -451,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--host", default="127.0.0.1")
     run_p.add_argument("--components", default=None, help="comma-separated component modules ('' = none)")
     args = parser.parse_args(argv)
+    os.umask(0o077)  # before the log files are opened; see run()
     configure_logging(args.home)
     try:
         components = None

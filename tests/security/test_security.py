@@ -1,0 +1,164 @@
+"""Security properties of the local backend (issue 8 §4): loopback only, owner-only state, nothing
+written outside CATKIT_HOME, model code only from the uploaded archive."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import sys
+import tarfile
+import time
+import uuid
+from pathlib import Path
+
+import botocore.exceptions
+import psutil
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "reliability"))  # rel_support (importlib mode)
+
+from rel_support import (
+    BackendProc,
+    create_model,
+    deploy,
+    files_outside,
+    instance_pids,
+    signed,
+    tar_gz,
+    upload_model,
+    wait_status,
+)
+
+from catkit.local import lifecycle
+from catkit.local.backend import Backend
+from catkit.local.gateway import NonLoopbackHostError
+from catkit.serving.server import NonLoopbackHost, ServerConfig
+
+MARKER = f"catkit-sec-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="module")
+def started(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sec")
+    b = BackendProc(root / "home", time_scale=600)
+    try:
+        b.start()
+        b.root = root
+        b.t0 = time.time()
+        url = upload_model(b)
+        assert deploy(b.client("sagemaker"), "sec", url)["EndpointStatus"] == "InService"
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "example.com", ""])
+def test_non_loopback_binds_are_refused_everywhere(tmp_path, host):
+    with pytest.raises(NonLoopbackHostError):
+        lifecycle.start(tmp_path / "h", None, 600, host=host)
+    with pytest.raises(NonLoopbackHostError):
+        Backend(tmp_path / "h2", host=host)
+    with pytest.raises(NonLoopbackHost):
+        ServerConfig(model=None, host=host)
+    assert not (tmp_path / "h" / "backend.json").exists()
+
+
+def test_every_listening_socket_is_loopback(started):
+    pids = [started.pid, *instance_pids(started.home, "sec")]
+    listening = []
+    for pid in pids:
+        for conn in psutil.Process(pid).net_connections(kind="inet"):
+            if conn.status == psutil.CONN_LISTEN:
+                listening.append((pid, conn.laddr.ip, conn.laddr.port))
+    ports = {port for _, _, port in listening}
+    assert int(started.url.rsplit(":", 1)[1]) in ports  # the gateway itself is among them
+    assert len({pid for pid, _, _ in listening}) == len(pids)  # and every instance listens
+    assert all(ip in ("127.0.0.1", "::1") or ip.startswith("127.") for _, ip, _ in listening), listening
+
+
+def test_state_is_owner_only(started):
+    s3 = started.client("s3")
+    s3.put_object(Bucket="models", Key="secret.txt", Body=b"s3cr3t")
+    home = started.home
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    state = ["state.sqlite", "backend.json", "backend.lock", "last_port"]
+    for name in state:
+        assert stat.S_IMODE((home / name).stat().st_mode) & 0o077 == 0, name
+    for sub in ("s3", "logs"):
+        for path in [home / sub, *(home / sub).rglob("*")]:
+            assert stat.S_IMODE(path.lstat().st_mode) & 0o077 == 0, path
+    for path in (home / "instances").rglob("*"):  # instance dirs; extracted model files sit inside them
+        if path.is_dir() and path.parent.parent.parent == home:
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+
+
+def test_no_request_writes_outside_catkit_home(started):
+    url = started.url
+    evil = [
+        f"/models/..%2F..%2F..%2F..%2F..%2Ftmp%2F{MARKER}",
+        f"/models/../../../../tmp/{MARKER}-plain",
+        f"/models/%2Ftmp%2F{MARKER}-abs",
+        f"/models/{'..%5C' * 6}{MARKER}-backslash",
+    ]
+    for path in evil:
+        status, _, _ = signed(url, "s3", method="PUT", path=path, body=b"pwned")
+        assert status in (200, 400, 404), (path, status)
+    for name in (f"../../{MARKER}", f"/tmp/{MARKER}", f"..%2F{MARKER}"):
+        status, _, _ = signed(url, "sagemaker-runtime", path=f"/endpoints/{name}/invocations", body=b"x")
+        assert 400 <= status < 500
+    sm = started.client("sagemaker")
+    with pytest.raises(botocore.exceptions.ClientError):
+        create_model(sm, "file-url", f"file:///tmp/{MARKER}")
+    assert not list(Path("/tmp").glob(f"{MARKER}*"))
+    assert files_outside(started.root, started.t0, exclude=[started.home]) == []
+
+
+def test_model_code_only_runs_from_the_uploaded_archive(started, tmp_path):
+    """Container environment cannot point the server at code elsewhere (PYTHONPATH, PYTHONSTARTUP,
+    LD_PRELOAD, SAGEMAKER_SUBMIT_DIRECTORY/PROGRAM): only code/inference.py of the archive runs."""
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    payload = f"open({str(tmp_path / MARKER)!r}, 'w').write('ran')\n"
+    for name in ("sitecustomize.py", "usercustomize.py", "inference.py", "startup.py", "evil.py"):
+        (evil / name).write_text(payload + "def transform_fn(*a):\n    return b'evil', 'text/plain'\n")
+    sm, rt = started.client("sagemaker"), started.client("sagemaker-runtime")
+    env = {"PYTHONPATH": str(evil), "PYTHONSTARTUP": str(evil / "startup.py"), "PYTHONUSERBASE": str(evil),
+           "LD_PRELOAD": str(evil / "evil.so"), "SAGEMAKER_SUBMIT_DIRECTORY": str(evil),
+           "SAGEMAKER_PROGRAM": "evil.py"}
+    create_model(sm, "envy-m", "s3://models/echo/model.tar.gz", env=env)
+    sm.create_endpoint_config(EndpointConfigName="envy-c", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "envy-m", "InitialInstanceCount": 1,
+        "InstanceType": "ml.m5.large"}])
+    sm.create_endpoint(EndpointName="envy", EndpointConfigName="envy-c")
+    assert wait_status(sm, "envy", ("InService", "Failed"))["EndpointStatus"] == "InService"
+    body = rt.invoke_endpoint(EndpointName="envy", Body=b"mine", ContentType="text/plain")["Body"].read()
+    assert body == b"mine"  # the archive's echo handler, not the evil one
+    assert not (tmp_path / MARKER).exists()
+    # An archive whose handler is a symlink to code outside it is refused.
+    link_archive = tar_gz({"weights.bin": b"w"})
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(link_archive), mode="r:gz") as src, \
+            tarfile.open(fileobj=buf, mode="w:gz") as out:
+        for m in src.getmembers():
+            out.addfile(m, src.extractfile(m))
+        info = tarfile.TarInfo("code/inference.py")
+        info.type = tarfile.SYMTYPE
+        info.linkname = str(evil / "inference.py")
+        out.addfile(info)
+    url = upload_model(started, "evil/link.tar.gz", buf.getvalue())
+    d = deploy(sm, "linky", url)
+    assert d["EndpointStatus"] == "Failed" and "code/inference.py" in d["FailureReason"]
+    assert not (tmp_path / MARKER).exists()
+    assert os.listdir(evil)  # untouched
+    sm.delete_endpoint(EndpointName="envy")
+    sm.delete_endpoint(EndpointName="linky")
+
+
+def test_moto_management_api_is_not_reachable(started):
+    for path in ("/moto-api/reset", "/moto-api/data.json", "/moto-api/"):
+        status, _, body = signed(started.url, "s3", method="POST" if path.endswith("reset") else "GET", path=path)
+        assert status == 403, (path, status, body[:200])
+    assert started.client("s3").head_object(Bucket="models", Key="echo/model.tar.gz")["ContentLength"] > 0
+
+
