@@ -179,8 +179,7 @@ def test_disk_budget_deletes_least_recently_used_models(mme: Mme) -> None:
     assert mme.loaded(ep) == [{mid("d1.tar.gz"), mid("d2.tar.gz")}]
     assert mme.invoke(ep, "d0.tar.gz")["model"] == "d0"  # downloaded again
     assert mme.stats(ep, "ModelDownloadingTime")["SampleCount"] == 4
-    disk = mme.stats(ep, "DiskUtilization", "/aws/sagemaker/Endpoints")
-    time.sleep(0.3)
+    time.sleep(0.3)  # > one emulated minute: DiskUtilization sampled
     disk = mme.stats(ep, "DiskUtilization", "/aws/sagemaker/Endpoints")
     assert 50 <= disk["Maximum"] <= 100
 
@@ -209,3 +208,20 @@ def test_hot_model_spreads_to_a_second_instance(mme: Mme) -> None:
         results = list(pool.map(lambda _: mme.invoke(ep, "hot.tar.gz", {"sleep": 0.3}), range(24)))
     assert all(r["model"] == "hot" for r in results)
     assert mme.loaded(ep) == [{mid("hot.tar.gz")}, {mid("hot.tar.gz")}]
+
+
+def test_catkit_helpers_workflow(mme: Mme, tmp_path) -> None:
+    """catkit.mme's deploy_multi_model / add_model / invoke_model - the notebooks' path."""
+    from catkit import mme as helpers
+    from catkit.session import Session
+
+    session = Session(backend="local", home=str(mme.backend.home))
+    ep = helpers.deploy_multi_model(session, name="mme-helpers", image_uri="local/mme:1", poll=0.1, progress=False)
+    assert ep.status == "InService"
+    (tmp_path / "cat-a.tar.gz").write_bytes(model_archive("cat-a", mb=1))
+    assert helpers.add_model(session, "mme-helpers", str(tmp_path / "cat-a.tar.gz")) == "cat-a.tar.gz"
+    assert helpers.add_model(session, "mme-helpers", f"{ep.model_data}cat-a.tar.gz", name="v2/cat-b.tar.gz")
+    assert helpers.list_models(session, "mme-helpers") == ["cat-a.tar.gz", "v2/cat-b.tar.gz"]
+    for target in ("cat-a.tar.gz", "v2/cat-b.tar.gz"):
+        prediction = helpers.invoke_model(session, "mme-helpers", target, {"x": 1})
+        assert prediction.value == {"model": "cat-a", "version": 1}
