@@ -22,8 +22,8 @@ What happens, following AWS (shared/aws-facts.md §5 and ``how-multi-mode-endpoi
   for up to ``load_timeout_seconds`` (360 s).
 - Warm path: the per-instance table (:mod:`catkit.local.model_cache`) says the model is loaded:
   no S3 call, no container call besides the invocation.
-- Budgets: memory = the instance type's memory (also the server's ``--memory-budget-mb``, whose 507
-  is honoured), disk = the instance type's ``disk_gib``; ``CATKIT_MME_MEMORY_BUDGET_MB`` and
+- Budgets: memory = 90% of the instance type's memory (also the server's ``--memory-budget-mb``,
+  whose 507 is honoured), disk = the instance type's ``disk_gib``; ``CATKIT_MME_MEMORY_BUDGET_MB`` and
   ``CATKIT_MME_DISK_BUDGET_MB`` shrink them (tests, benchmarks, demos with small models). Unused
   models are unloaded least recently used first when memory is needed (they stay on disk and reload
   without a download); unused models are deleted from disk, LRU first, when the volume is full.
@@ -85,6 +85,7 @@ ENV_MEMORY_BUDGET = "CATKIT_MME_MEMORY_BUDGET_MB"
 ENV_DISK_BUDGET = "CATKIT_MME_DISK_BUDGET_MB"
 ENV_LOAD_WAIT = "CATKIT_MME_LOAD_WAIT_SECONDS"
 ENV_SPREAD_AT = "CATKIT_MME_SPREAD_AT"
+MODEL_MEMORY_FRACTION = 0.9  # of the instance's memory, by default, for loaded models
 MODEL_NOT_READY = (
     "Either a serverless endpoint variant's resources are still being provisioned, or a multi-model "
     "endpoint is still downloading or loading the target model. Wait and try your request again."
@@ -106,9 +107,19 @@ def _env_mb(var: str) -> int | None:
 
 
 def memory_budget_bytes(instance_type: str) -> int:
-    """Memory a multi-model instance may fill with models: the instance type's memory, or
-    ``CATKIT_MME_MEMORY_BUDGET_MB`` when set."""
-    return _env_mb(ENV_MEMORY_BUDGET) or get_instance_type(instance_type).memory_bytes
+    """Memory a multi-model instance may fill with models: ``CATKIT_MME_MEMORY_BUDGET_MB`` when
+    set, else 90% of the instance's memory (the instance type's, capped by
+    ``CATKIT_INSTANCE_MEMORY_MB``) - the rest is the server's own footprint, so a full model cache
+    does not push the process over the instance's memory (where it would be recycled like an
+    OOM-killed container)."""
+    explicit = _env_mb(ENV_MEMORY_BUDGET)
+    if explicit:
+        return explicit
+    memory = get_instance_type(instance_type).memory_bytes
+    cap = _env_mb("CATKIT_INSTANCE_MEMORY_MB")
+    if cap:
+        memory = min(memory, cap)
+    return int(memory * MODEL_MEMORY_FRACTION)
 
 
 def disk_budget_bytes(instance_type: str) -> int:
@@ -496,8 +507,8 @@ class MultiModelManager:
             raise self._model_error(ep, status, text)
 
     async def _unload(self, inst: Instance, e: CachedModel, variant: Variant | None = None) -> None:
-        """Unload ``e`` from the container (it stays on disk)."""
-        if e.state is not ModelState.LOADED:
+        """Unload ``e`` from the container (it stays on disk) unless a request took it meanwhile."""
+        if e.state is not ModelState.LOADED or e.busy:
             return
         e.state = ModelState.UNLOADING
         t0 = time.perf_counter()

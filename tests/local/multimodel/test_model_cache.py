@@ -107,7 +107,10 @@ def test_split_prefix() -> None:
 def test_budgets_default_to_the_instance_type_and_env_shrinks_them(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv("CATKIT_MME_MEMORY_BUDGET_MB", raising=False)
     monkeypatch.delenv("CATKIT_MME_DISK_BUDGET_MB", raising=False)
-    assert memory_budget_bytes("ml.m5.large") == 8 * 1024**3
+    monkeypatch.delenv("CATKIT_INSTANCE_MEMORY_MB", raising=False)
+    assert memory_budget_bytes("ml.m5.large") == int(0.9 * 8 * 1024**3)  # headroom for the server
+    monkeypatch.setenv("CATKIT_INSTANCE_MEMORY_MB", "1000")
+    assert memory_budget_bytes("ml.m5.large") == int(0.9 * 1000 * MB)
     assert disk_budget_bytes("ml.m5.large") == 30 * 1024**3
     monkeypatch.setenv("CATKIT_MME_MEMORY_BUDGET_MB", "12.5")
     monkeypatch.setenv("CATKIT_MME_DISK_BUDGET_MB", "3")
