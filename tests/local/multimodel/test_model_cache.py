@@ -122,3 +122,69 @@ def test_budgets_default_to_the_instance_type_and_env_shrinks_them(monkeypatch, 
     monkeypatch.setenv("CATKIT_MME_MEMORY_BUDGET_MB", "lots")
     with pytest.raises(ValueError, match="CATKIT_MME_MEMORY_BUDGET_MB"):
         memory_budget_bytes("ml.m5.large")
+
+
+# ------------------------------------------------------------------------------ placement
+class _Inst:
+    """Just what MultiModelManager.place reads from an Instance."""
+
+    def __init__(self, name: str, outstanding: int = 0) -> None:
+        from types import SimpleNamespace
+
+        from catkit.local.instances import InstanceState
+
+        self.id = name
+        self.state = InstanceState.IN_SERVICE
+        self.outstanding = outstanding
+        self.spec = SimpleNamespace(instance_type="ml.m5.large", endpoint="ep", variant="AllTraffic")
+        self.dir = Path("/nonexistent") / name
+
+
+def _manager(spread_at: int = 4):
+    from types import SimpleNamespace
+
+    from catkit.local.clock import FakeClock
+    from catkit.local.multimodel import MultiModelManager
+
+    endpoints = SimpleNamespace(backend=SimpleNamespace(metrics=None), clock=FakeClock())
+    return MultiModelManager(endpoints, spread_at=spread_at)  # type: ignore[arg-type]
+
+
+def _hold(manager, inst: _Inst, target: str, state: ModelState = ModelState.LOADED, mem_mb: int = 8) -> None:
+    e = manager.table(inst).entry(target)
+    e.state, e.memory_bytes = state, mem_mb * MB
+
+
+def test_place_prefers_the_instance_holding_the_model() -> None:
+    m = _manager()
+    a, b = _Inst("a", outstanding=2), _Inst("b", outstanding=0)
+    _hold(m, a, "x.tar.gz")
+    variant = type("V", (), {"instances": [a, b]})()
+    assert m.place(variant, "x.tar.gz") is a  # busier, but it has the model
+    assert m.place(variant, "y.tar.gz") is b  # a new model goes to the least busy instance
+
+
+def test_place_spreads_a_hot_model_when_its_holders_are_busy() -> None:
+    m = _manager(spread_at=4)
+    a, b, c = _Inst("a", outstanding=4), _Inst("b", outstanding=1), _Inst("c", outstanding=3)
+    _hold(m, a, "hot.tar.gz")
+    variant = type("V", (), {"instances": [a, b, c]})()
+    assert m.place(variant, "hot.tar.gz") is b
+    a.outstanding = 3
+    assert m.place(variant, "hot.tar.gz") is a  # below the spread threshold: stay on the holder
+    _hold(m, b, "hot.tar.gz", ModelState.LOADING)
+    a.outstanding, b.outstanding = 6, 5
+    assert m.place(variant, "hot.tar.gz") is c  # both holders busy, c is less busy
+
+
+def test_place_prefers_a_copy_on_disk_then_the_emptier_instance() -> None:
+    m = _manager()
+    a, b, c = _Inst("a"), _Inst("b"), _Inst("c")
+    _hold(m, a, "other.tar.gz", mem_mb=20)
+    _hold(m, c, "x.tar.gz", ModelState.ON_DISK)
+    variant = type("V", (), {"instances": [a, b, c]})()
+    assert m.place(variant, "x.tar.gz") is c  # reload without a download
+    assert m.place(variant, "y.tar.gz") is b  # same load, less memory used than a
+    for i in (a, b, c):
+        i.state = "Draining"
+    assert m.place(variant, "x.tar.gz") is None
