@@ -18,6 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from catkit.local.model_cache import opaque_model_id
 
 BUCKET = "mme-tests"
@@ -77,7 +79,11 @@ class Mme:
         self.rt = backend.client("sagemaker-runtime")
         self.s3 = backend.client("s3")
         self.cw = backend.client("cloudwatch")
-        self.s3.create_bucket(Bucket=BUCKET)
+        try:
+            self.s3.create_bucket(Bucket=BUCKET)
+        except ClientError as e:  # a restarted backend keeps its buckets
+            if e.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
 
     def put(self, endpoint: str, target: str, data: bytes) -> None:
         self.s3.put_object(Bucket=BUCKET, Key=f"{endpoint}/{target}", Body=data)
