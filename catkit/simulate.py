@@ -836,6 +836,84 @@ def compare_timelines(
     return pd.DataFrame(rows)
 
 
+def emulated_capacity_events(
+    session: Any, endpoint: str, variant: str = "AllTraffic"
+) -> list[tuple[float, int, float | None]]:
+    """Successful capacity changes of a real or local variant, oldest first:
+    ``[(start epoch s, new instance count, end epoch s or None), ...]`` from
+    DescribeScalingActivities (the form :func:`compare_timelines` and :func:`plot_side_by_side` take)."""
+    pages = session.autoscaling.get_paginator("describe_scaling_activities").paginate(
+        ServiceNamespace=NAMESPACE, ResourceId=f"endpoint/{endpoint}/variant/{variant}", ScalableDimension=DIMENSION
+    )
+    out = []
+    for page in pages:
+        for a in page.get("ScalingActivities", []):
+            words = a.get("Description", "").rstrip(".").split()
+            if a.get("StatusCode") != "Successful" or not words or not words[-1].isdigit():
+                continue
+            if "instance count" not in a["Description"]:
+                continue
+            end = a.get("EndTime")
+            out.append((_epoch(a["StartTime"]), int(words[-1]), _epoch(end) if end is not None else None))
+    return sorted(out)
+
+
+def _epoch(v: Any) -> float:
+    return float(v.timestamp()) if hasattr(v, "timestamp") else float(v)
+
+
+def simulated_capacity_events(result: SimulationResult) -> list[tuple[float, int, float | None]]:
+    """The simulator's successful capacity changes in the same form as :func:`emulated_capacity_events`."""
+    a = result.activities
+    a = a[a["desired_capacity"].notna() & (a["status"] == "Successful")]
+    return [
+        (float(t), int(c), float(e) if e == e else None)
+        for t, c, e in zip(a["start_time"], a["desired_capacity"], a["end_time"], strict=True)
+    ]
+
+
+def agreement(result: SimulationResult, emulated: Sequence[tuple[float, int, float | None]]) -> Any:
+    """Scaling events of a simulation next to an emulated (or AWS) run: see :func:`compare_timelines`."""
+    sim = [(t, c) for t, c, _ in simulated_capacity_events(result)]
+    return compare_timelines(sim, [(t, c) for t, c, _ in emulated])
+
+
+def plot_side_by_side(
+    result: SimulationResult,
+    emulated: Sequence[tuple[float, int, float | None]],
+    initial_capacity: int,
+    ax: Any = None,
+    label: str = "local backend (emulated)",
+) -> Any:
+    """Instance counts over time: the simulator's serving instances and the emulated run's.
+
+    Emulated instances change at an activity's end (scale-out: new instances in service) or start
+    (scale-in: removed instances stop taking traffic at once)."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 3.5))
+    t = pd.to_datetime(result.start + np.arange(result.duration_s), unit="s", utc=True)
+    ax.step(t, result.serving, where="post", label="simulator", lw=2, alpha=0.7)
+    times, counts, cur = [result.start], [initial_capacity], initial_capacity
+    for start, cap, end in emulated:
+        at = end if cap > cur and end is not None else start
+        times.append(at)
+        counts.append(cap)
+        cur = cap
+    times.append(result.start + result.duration_s)
+    counts.append(cur)
+    ax.step(pd.to_datetime(times, unit="s", utc=True), counts, where="post", label=label, ls="--", lw=2)
+    ax2 = ax.twinx()
+    ax2.plot(t, result.rate, color="grey", lw=0.6, alpha=0.5)
+    ax2.set_ylabel("requests/s", color="grey")
+    ax.set_ylabel("instances")
+    ax.legend(loc="upper left", fontsize="small")
+    ax.set_title("Instance count: simulated vs emulated")
+    return ax.figure
+
+
 __all__ = [
     "DEFAULT_START",
     "HIGH_RES_METRIC",
@@ -845,7 +923,11 @@ __all__ = [
     "NightSchedule",
     "ScalingConfig",
     "SimulationResult",
+    "agreement",
     "compare_timelines",
+    "emulated_capacity_events",
+    "plot_side_by_side",
     "simulate",
+    "simulated_capacity_events",
     "traffic_array",
 ]

@@ -23,7 +23,14 @@ from catkit import load
 from catkit.calibrate import ServiceModel
 from catkit.local import lifecycle
 from catkit.session import Session
-from catkit.simulate import ScalingConfig, compare_timelines, simulate
+from catkit.simulate import (
+    ScalingConfig,
+    agreement,
+    emulated_capacity_events,
+    plot_side_by_side,
+    simulate,
+    simulated_capacity_events,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -73,19 +80,6 @@ def scaled_backend(monkeypatch: pytest.MonkeyPatch):
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _emulated_events(session: Session, endpoint: str) -> list[tuple[float, int, float | None]]:
-    acts = session.autoscaling.describe_scaling_activities(
-        ServiceNamespace="sagemaker", ResourceId=f"endpoint/{endpoint}/variant/AllTraffic"
-    )["ScalingActivities"]
-    out = []
-    for a in sorted(acts, key=lambda a: a["StartTime"]):
-        words = a["Description"].rstrip(".").split()
-        if a["StatusCode"] == "Successful" and words[-1].isdigit() and "instance count" in a["Description"]:
-            end = a.get("EndTime")
-            out.append((a["StartTime"].timestamp(), int(words[-1]), end.timestamp() if end else None))
-    return out
-
-
 @pytest.mark.filterwarnings("ignore::catkit.deploy.HighAvailabilityWarning")
 def test_simulator_matches_local_backend_instance_timeline(scaled_backend):
     session, home = scaled_backend
@@ -101,7 +95,7 @@ def test_simulator_matches_local_backend_instance_timeline(scaled_backend):
     assert result.time_scale == TIME_SCALE
     assert result.ok == result.requests  # every request served (no overload on the echo model)
 
-    emulated = _emulated_events(session, "agree")
+    emulated = emulated_capacity_events(session, "agree")
     sim = simulate(
         SHAPE,
         CONFIG,
@@ -110,11 +104,15 @@ def test_simulator_matches_local_backend_instance_timeline(scaled_backend):
         start=result.start_timestamp,
         provisioning_s=launch_s,
     )
-    acts = sim.activities[sim.activities["desired_capacity"].notna()]
-    simulated = [(float(t), int(c)) for t, c in zip(acts["start_time"], acts["desired_capacity"], strict=True)]
-    table = compare_timelines(simulated, [(t, c) for t, c, _ in emulated])
+    table = agreement(sim, emulated)
     print("\nlaunch (emulated s):", launch_s, "\n", table.to_string())
 
-    assert [c for _, c in simulated] == [3, 1], simulated
+    assert [c for _, c, _ in simulated_capacity_events(sim)] == [3, 1]
     assert [c for _, c, _ in emulated] == [3, 1], emulated
     assert (table["diff_s"] <= METRIC_PERIOD_S).all(), table
+    fig = plot_side_by_side(sim, emulated, initial_capacity=1)
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 2 and max(lines[1].get_ydata()) == 3
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
