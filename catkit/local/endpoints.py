@@ -169,7 +169,7 @@ class EndpointManager:
         env_timeout = os.environ.get("CATKIT_INVOCATION_TIMEOUT_SECONDS")
         self.invocation_timeout = float(invocation_timeout or env_timeout or 60.0)
         self.max_instances = int(max_instances or os.environ.get("CATKIT_MAX_INSTANCES") or 32)
-        self.capacity_wait_real = 10.0
+        self.capacity_wait_real = 20.0  # real seconds a request waits for a starting instance
         self.emit_idle_zeros = True
         self._endpoints: dict[str, Endpoint] = {}
         self._deleted_listeners: list[Callable[[str], Any]] = []
@@ -684,8 +684,8 @@ class EndpointManager:
         log.warning("instance %s of %s/%s exited with code %s; replacing it", inst.id, ep.name, v.name, rc)
         with contextlib.suppress(ValueError):
             v.instances.remove(inst)
+        self._track(asyncio.ensure_future(self._replace(ep, v)))  # before any await: capacity is pending
         await inst.kill()
-        self._track(asyncio.ensure_future(self._replace(ep, v)))
 
     async def _replace(self, ep: Endpoint, v: Variant, *, provision: bool = True, attempts: int = 3) -> None:
         for attempt in range(1, attempts + 1):
@@ -732,12 +732,12 @@ class EndpointManager:
                     log.warning("instance %s failed %d health checks; replacing it", inst.id, inst.health_failures)
                 inst.state = InstanceState.FAILED
                 owner = self._owner(inst)
-                await inst.kill()
                 if owner is not None:
                     ep, v = owner
                     with contextlib.suppress(ValueError):
                         v.instances.remove(inst)
                     self._track(asyncio.ensure_future(self._replace(ep, v)))
+                await inst.kill()
 
     # ------------------------------------------------------------------ metrics sampling
     def sample_concurrency(self, timestamp: float) -> None:
@@ -987,9 +987,10 @@ class EndpointManager:
                 inst = router.least_outstanding(v.instances)
                 if inst is not None:
                     return v, inst
+            # Capacity is on its way while instances start, or a replacement is pending.
             starting = not self._resumed or any(
                 i.state in (InstanceState.STARTING, InstanceState.PROVISIONING) for v in candidates for i in v.instances
-            )
+            ) or (ep.status in ("InService", "Updating") and any(len(v.active()) < v.desired_count for v in candidates))
             if not starting or time.monotonic() > deadline or ep.status in ("Deleting", "Failed"):
                 raise AwsError("ServiceUnavailable", "The service is unavailable. Try your call again.", 503)
             await asyncio.sleep(0.05)
