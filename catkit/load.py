@@ -809,6 +809,15 @@ def run_coroutine(coro: Any) -> Any:
     return box["result"]
 
 
+def example_workday_traffic(peak_rps: float = 100.0) -> Shape:
+    """An illustrative week of traffic for demos (not a measurement): a daily cycle from 5 % of
+    ``peak_rps`` at 02:00 to ``peak_rps`` at 14:00 UTC, weekends at 40 %, and a 20-minute morning
+    burst of +60 % at 09:00 (2-minute ramps) every day. ``t = 0`` is Monday 00:00 UTC."""
+    base = Diurnal(low_rps=0.05 * peak_rps, high_rps=peak_rps, peak_hour=14.0, weekend_factor=0.4)
+    burst = Spike(at_s=9 * 3600.0, duration_s=1200.0, extra_rps=0.6 * peak_rps, rise_s=120.0, every_s=DAY_S)
+    return base + burst
+
+
 ShapeFactory = Callable[..., Shape]
 SHAPES: dict[str, ShapeFactory] = {
     "constant": Constant,

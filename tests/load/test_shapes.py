@@ -103,3 +103,11 @@ def test_arrival_times_skip_zero_rate_and_respect_max_requests():
     assert (np.diff(poisson) >= 0).all()
     again = load.arrival_times(load.Constant(50), 100, poisson=True, seed=3)
     assert np.array_equal(poisson, again)
+
+
+def test_example_workday_traffic():
+    shape = load.example_workday_traffic(peak_rps=100)
+    assert shape.rate(14 * H) == pytest.approx(100)
+    assert shape.rate(2 * H) == pytest.approx(5)
+    assert shape.rate(9 * H + 600) == pytest.approx(float(load.Diurnal(5, 100).rate(9 * H + 600)) + 60)
+    assert shape.rate(SAT + 14 * H) == pytest.approx(40)
