@@ -141,8 +141,9 @@ class BackendProc:
         cfg = overrides.pop("config", None) or Config(
             retries={"max_attempts": 1, "mode": "standard"}, read_timeout=90, max_pool_connections=64
         )
-        return boto3.client(service, endpoint_url=self.url, region_name=REGION, config=cfg,
-                            **{**CREDS, **overrides})
+        # A session per client: boto3's default session is not thread-safe to create clients from.
+        return boto3.session.Session().client(service, endpoint_url=self.url, region_name=REGION, config=cfg,
+                                              **{**CREDS, **overrides})
 
     def info(self) -> dict[str, Any]:
         with urllib.request.urlopen(self.url + "/_catkit/info", timeout=5) as resp:
