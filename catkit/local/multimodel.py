@@ -106,6 +106,19 @@ def _env_mb(var: str) -> int | None:
     return int(value * 2**20)
 
 
+def _env_number(var: str, default: float) -> float:
+    raw = os.environ.get(var)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{var} must be a positive number, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{var} must be a positive number, got {raw!r}")
+    return value
+
+
 def memory_budget_bytes(instance_type: str) -> int:
     """Memory a multi-model instance may fill with models: ``CATKIT_MME_MEMORY_BUDGET_MB`` when
     set, else 90% of the instance's memory (the instance type's, capped by
@@ -249,10 +262,9 @@ class MultiModelManager:
         self.endpoints = endpoints
         self.backend = endpoints.backend
         self.clock = endpoints.clock
-        wait = load_wait_seconds or os.environ.get(ENV_LOAD_WAIT) or 60.0
-        self.load_wait_seconds = float(wait)
+        self.load_wait_seconds = float(load_wait_seconds or _env_number(ENV_LOAD_WAIT, 60.0))
         self.load_timeout_seconds = float(load_timeout_seconds)
-        self.spread_at = int(spread_at or os.environ.get(ENV_SPREAD_AT) or 4)
+        self.spread_at = int(spread_at or _env_number(ENV_SPREAD_AT, 4))
         self.loads: collections.deque[LoadRecord] = collections.deque(maxlen=10_000)
         self._tables: weakref.WeakKeyDictionary[Instance, InstanceModels] = weakref.WeakKeyDictionary()
         self._download_slots: weakref.WeakKeyDictionary[Instance, asyncio.Semaphore] = weakref.WeakKeyDictionary()
