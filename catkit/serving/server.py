@@ -230,6 +230,9 @@ class ModelServer:
     async def ping(self, _request: web.Request) -> web.Response:
         if self.draining:
             return _text(503, "Draining: the server is shutting down.")
+        if self.pool.wedged:  # fail health checks so the platform replaces this instance
+            return _text(503, f"Unhealthy: all {self.pool.size} worker threads are stuck in handler calls "
+                              f"that timed out ({self.pool.stuck} stuck); restart the server.")
         if self.config.multi_model or self.handler is not None:
             return web.Response(status=200, body=b"")
         if self.load_error is not None:

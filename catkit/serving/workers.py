@@ -70,6 +70,13 @@ class WorkerPool:
         with self._lock:
             return len(self._retired)
 
+    @property
+    def wedged(self) -> bool:
+        """True when every worker thread is stuck in a timed-out call and none may be added
+        (more than ``max_stuck`` stuck): the pool cannot run anything any more."""
+        with self._lock:
+            return not self._closed and not (self._threads - self._retired)
+
     def _spawn(self) -> None:
         self._serial += 1
         thread = threading.Thread(target=self._work, name=f"{self.name}-{self._serial}", daemon=True)
