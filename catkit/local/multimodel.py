@@ -429,7 +429,14 @@ class MultiModelManager:
         self, ep: Endpoint, variant: Variant, inst: Instance, table: InstanceModels, e: CachedModel,
         record: LoadRecord,
     ) -> None:
-        bucket, prefix = split_prefix(variant.props.get("ModelDataUrl") or "")
+        try:
+            bucket, prefix = split_prefix(variant.props.get("ModelDataUrl") or "")
+        except ValueError as exc:
+            raise AwsError(
+                "ValidationError",
+                f"Model {variant.props.get('ModelName')} of endpoint {ep.name} has no usable model prefix: {exc}. "
+                "Create the model with PrimaryContainer.ModelDataUrl='s3://bucket/prefix/' and Mode='MultiModel'.",
+            ) from None
         key = prefix + e.target
         missing = AwsError(
             "ValidationError",

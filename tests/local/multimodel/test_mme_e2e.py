@@ -225,3 +225,15 @@ def test_catkit_helpers_workflow(mme: Mme, tmp_path) -> None:
     for target in ("cat-a.tar.gz", "v2/cat-b.tar.gz"):
         prediction = helpers.invoke_model(session, "mme-helpers", target, {"x": 1})
         assert prediction.value == {"model": "cat-a", "version": 1}
+
+
+def test_multi_model_container_without_prefix_is_a_clear_error(mme: Mme) -> None:
+    ep = "mme-noprefix"
+    mme.sm.create_model(ModelName=ep, PrimaryContainer={"Image": "local/mme:1", "Mode": "MultiModel"},
+                        ExecutionRoleArn="arn:aws:iam::123456789012:role/SageMakerExecutionRole")
+    mme.sm.create_endpoint_config(EndpointConfigName=ep, ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": ep, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    mme.sm.create_endpoint(EndpointName=ep, EndpointConfigName=ep)
+    mme.sm.get_waiter("endpoint_in_service").wait(EndpointName=ep, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300})
+    e = _error(lambda: mme.invoke(ep, "a.tar.gz"))
+    assert e.response["Error"]["Code"] == "ValidationError" and "ModelDataUrl" in e.response["Error"]["Message"]
