@@ -359,8 +359,10 @@ class MultiModelManager:
             assert e is not None
             e.inflight += 1
             e.touch()
-        except BaseException:
+        except BaseException as exc:
             inst.end_request()
+            if isinstance(exc, AwsError) and exc.code == "ModelError":
+                self._record_model_failure(variant, exc)
             raise
         self._metric(variant, "ModelCacheHit", 1.0 if hit else 0.0)
         url = f"{inst.url}/models/{e.model_id}/invoke"
@@ -585,6 +587,14 @@ class MultiModelManager:
         if metrics is None or variant is None:
             return
         metrics.record(NS_INVOCATIONS, name, variant.dims, value, self.clock.now(), unit=unit)
+
+    def _record_model_failure(self, variant: Variant, exc: AwsError) -> None:
+        """A model that failed to download/unpack/load counts as an invocation with a model error
+        (Invocations, Invocation4XX/5XXErrors, InvocationModelErrors), like a failing handler."""
+        status = int(exc.fields.get("OriginalStatusCode") or 500)
+        with contextlib.suppress(Exception):
+            n = variant.current_count or 1
+            self.endpoints._record(variant, status if status >= 400 else 500, None, 0.0, 0.0, n)
 
     def sample_minute(self, timestamp: float) -> None:
         """LoadedModelCount and DiskUtilization per in-service multi-model instance."""

@@ -117,6 +117,8 @@ def test_errors_like_aws_and_the_endpoint_keeps_serving(mme: Mme) -> None:
     assert e.response["OriginalStatusCode"] == 500 and "broken model broken" in e.response["Error"]["Message"]
     e = _error(lambda: mme.invoke(ep, "garbage.tar.gz"))
     assert e.response["Error"]["Code"] == "ModelError" and "garbage.tar.gz" in e.response["Error"]["Message"]
+    assert mme.stats(ep, "Invocation5XXErrors")["Sum"] == 2  # the two models that failed to load
+    assert mme.stats(ep, "Invocation4XXErrors")["Sum"] == 0
 
     # A fixed archive under the same name is picked up: failed models are not kept.
     mme.put(ep, "broken.tar.gz", model_archive("broken", mb=1))
