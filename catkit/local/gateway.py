@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import time
 import traceback
 import uuid
@@ -526,12 +527,19 @@ class Gateway:
             raw_response = codec.serialize_error(operation, err, request_id=request_id)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             log.error("%s %s failed [%s]:\n%s", service, operation or "?", request_id, traceback.format_exc())
+            if isinstance(exc, OSError | sqlite3.Error):  # disk full, CATKIT_HOME unwritable
+                detail = (
+                    f" The local backend could not write its state under {self.backend.home}: {exc}. "
+                    "The request was not applied; free disk space or fix the directory's permissions, then retry."
+                )
+            else:
+                detail = ""
             err = AwsError(
                 "InternalFailure",
                 f"The request processing has failed because of an unknown error, exception or failure "
-                f"(request id {request_id}).",
+                f"(request id {request_id}).{detail}",
                 500,
             )
             raw_response = codec.serialize_error(operation, err, request_id=request_id)

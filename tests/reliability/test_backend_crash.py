@@ -139,6 +139,7 @@ def _fsize_limited_backend(home: Path, limit: int, log: Path) -> subprocess.Pope
 
 
 def test_full_disk_gives_a_clear_error_and_corrupts_nothing(tmp_path):
+    acked: list[str] = []
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
     proc = _fsize_limited_backend(home, 2 * 1024 * 1024, tmp_path / "backend.out")
@@ -165,6 +166,22 @@ def test_full_disk_gives_a_clear_error_and_corrupts_nothing(tmp_path):
         # The backend keeps serving what fits.
         create_model(sm, "after-full", "s3://data/small")
         assert sm.describe_model(ModelName="after-full")["ModelName"] == "after-full"
+        # Control-plane state fills the "disk" too (the sqlite WAL may not grow past the limit):
+        # every acknowledged model survives, the refused one leaves no trace.
+        bulky = {f"K{i}": "v" * 1000 for i in range(100)}
+        refused = None
+        for i in range(200):
+            try:
+                create_model(sm, f"bulky-{i}", "s3://data/small", env=bulky)
+                acked.append(f"bulky-{i}")
+            except botocore.exceptions.ClientError as e:
+                refused = (f"bulky-{i}", e.response["Error"])
+                break
+        assert refused is not None, "the size limit was never hit"
+        assert refused[1]["Code"] == "InternalFailure" and "could not write its state" in refused[1]["Message"]
+        with pytest.raises(botocore.exceptions.ClientError):
+            sm.describe_model(ModelName=refused[0])
+        assert sm.describe_model(ModelName=acked[-1])["ModelName"] == acked[-1]
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(proc.pid, signal.SIGTERM)
@@ -180,7 +197,10 @@ def test_full_disk_gives_a_clear_error_and_corrupts_nothing(tmp_path):
         s3 = b.client("s3")
         assert [o["Key"] for o in s3.list_objects_v2(Bucket="data")["Contents"]] == ["small"]
         assert s3.get_object(Bucket="data", Key="small")["Body"].read() == b"v1"
-        assert b.client("sagemaker").describe_model(ModelName="after-full")["ModelName"] == "after-full"
+        sm = b.client("sagemaker")
+        assert sm.describe_model(ModelName="after-full")["ModelName"] == "after-full"
+        names = {m["ModelName"] for page in sm.get_paginator("list_models").paginate() for m in page["Models"]}
+        assert names == {"after-full", *acked}
         assert not list((home / "s3").rglob("*.tmp"))
     finally:
         b.close()
