@@ -318,8 +318,8 @@ class EndpointManager:
         ep = Endpoint(doc)
         for v in ep.variants:
             v.status_entry = {"Status": "Creating", "StatusMessage": "Launching instances.", "StartTime": now}
+        self._save(ep)  # durable first: if the state can't be written, nothing starts
         self._endpoints[name.lower()] = ep
-        self._save(ep)
         self._start_op(ep, self._create(ep))
         return doc["EndpointArn"]
 
