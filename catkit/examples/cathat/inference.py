@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import importlib.util
 import io
 import json
@@ -44,7 +45,8 @@ def _load_features(code_dir: Path) -> Any:
         raise FileNotFoundError(
             f"{path} is missing: the cat-hat handler needs features.py beside inference.py"
         )
-    name = f"_cathat_features_{abs(hash(str(path.resolve())))}"
+    source = path.read_bytes()
+    name = f"_cathat_features_{hashlib.sha256(source).hexdigest()[:16]}"  # same code, same module
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)

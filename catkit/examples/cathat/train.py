@@ -129,10 +129,10 @@ _FEATURE_CACHE: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] =
 
 
 def _cached_features(n: int, dataset_seed: int, n_jobs: int) -> tuple[np.ndarray, np.ndarray]:
-    """Features of a dataset, kept for the next variant trained in this process (2 datasets max)."""
+    """Features of a dataset, kept for the next variant trained in this process (4 datasets max)."""
     key = (n, dataset_seed, IMAGE_SIZE, features.FEATURE_VERSION)
     if key not in _FEATURE_CACHE:
-        while len(_FEATURE_CACHE) >= 2:
+        while len(_FEATURE_CACHE) >= 4:
             _FEATURE_CACHE.pop(next(iter(_FEATURE_CACHE)))
         _FEATURE_CACHE[key] = _featurize(n, dataset_seed, IMAGE_SIZE, n_jobs)
     return _FEATURE_CACHE[key]
