@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{sum(r.ok for r in runs)}/{len(runs)} notebooks ok, {sum(r.seconds for r in runs):.1f} s; "
           f"{len(figures)} figures:")
     for fig in figures:
-        print(f"  out/{fig}")
+        print(f"  {out_root / fig}")
     return 0 if all(r.ok for r in runs) else 1
 
 

@@ -65,7 +65,7 @@ def run_notebook(
     name = path.stem
     out_dir = (out_root / name).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    run_id = f"{name}-{uuid.uuid4().hex[:8]}"
+    run_id = f"nb{name[:2]}-{uuid.uuid4().hex[:8]}"  # short and valid in SageMaker names
     params = {"out_dir": str(out_dir), "run_id": run_id, **dict(parameters or {})}
     output_notebook = out_root / f"{name}.ipynb"
     started = time.monotonic()

@@ -51,6 +51,7 @@ def test_01_deploy_and_invoke(notebook_env: Path) -> None:
     assert r["hat_prediction"]["label"] == "hat"
     assert r["plain_prediction"]["label"] == "no_hat"
     assert r["batch_accuracy"] >= 0.9
+    assert r["train_accuracy"] >= 0.95
     assert r["ha_warning"] is True
     assert any(d.startswith("endpoint:") for d in r["deleted"])
     assert (notebook_env / "01_deploy_and_invoke" / "latency.png").stat().st_size > 0
