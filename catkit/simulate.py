@@ -468,7 +468,8 @@ class SimulationResult:
         )
 
     def slo_violation(self, slo_p99_ms: float) -> float:
-        """Fraction of requests slower than ``slo_p99_ms`` (overloaded requests count as slow)."""
+        """Fraction of requests slower than ``slo_p99_ms``. Every request of a second in which the
+        serving instances are at or beyond capacity counts as slow (the queue only grows then)."""
         w, lam = self._load_histogram()
         total = w.sum()
         if total <= 0:
@@ -508,17 +509,31 @@ class SimulationResult:
         return hi
 
     def _load_histogram(self) -> tuple[np.ndarray, np.ndarray]:
+        """Requests per load level: (weights, per-instance rps of each bin).
+
+        Linear bins up to 90 % utilisation, then bins uniform in ``-log10(1 - ρ)`` up to
+        ``1 - 1e-7`` (the latency tail depends on the free capacity ``max_rps - λ``, so it needs
+        relative resolution near saturation), then one bin for overload.
+        """
         cached = self.meta.get("_hist")
         if cached is not None:
             return cached
-        lam = self.per_instance_rps
         m = self.service.max_rps
-        bins = 2048
-        idx = np.minimum((lam / m * bins).astype(np.int64), bins)  # bin `bins` = overloaded
-        w = np.bincount(idx, weights=self.rate, minlength=bins + 1)
-        centers = np.append((np.arange(bins) + 0.5) / bins * m, m * 2)
-        self.meta["_hist"] = (w, centers)
-        return w, centers
+        rho = self.per_instance_rps / m
+        lin, tail, u_max = 2048, 4096, 7.0
+        with np.errstate(divide="ignore"):
+            u = -np.log10(np.maximum(1.0 - rho, 1e-300))
+        idx = np.where(
+            rho < 0.9,
+            (rho / 0.9 * lin).astype(np.int64),
+            lin + np.minimum(((u - 1.0) / (u_max - 1.0) * tail).astype(np.int64), tail),
+        )
+        w = np.bincount(idx, weights=self.rate, minlength=lin + tail + 1)
+        lin_centres = (np.arange(lin) + 0.5) / lin * 0.9
+        tail_centres = 1.0 - 10.0 ** -(1.0 + (np.arange(tail) + 0.5) / tail * (u_max - 1.0))
+        centres = np.concatenate((lin_centres, tail_centres, [2.0])) * m
+        self.meta["_hist"] = (w, centres)
+        return w, centres
 
     def summary(self, slo_p99_ms: float | None = None) -> dict[str, Any]:
         """Cost, instance hours, instances min/mean/max, overload, latency estimates, speed."""
