@@ -141,3 +141,23 @@ def test_bad_arguments():
         load.run_load(object(), None, 1.0, duration_s=1)
     with pytest.raises(ValueError, match="duration_s"):
         load.arrival_times(load.Constant(1), 0)
+
+
+def test_run_load_works_inside_a_running_event_loop(fake_endpoint):
+    # Jupyter runs cells inside an event loop; run_load then uses a helper thread.
+    import asyncio
+
+    ep = fake_endpoint()
+
+    async def cell():
+        return load.run_load(_target(ep.url), None, 10.0, duration_s=1, time_scale=1, progress=False)
+
+    res = asyncio.run(cell())
+    assert res.requests == 10 == res.ok
+
+
+def test_empty_plan_gives_an_empty_frame(fake_endpoint):
+    ep = fake_endpoint()
+    res = load.run_load(_target(ep.url), None, 0.0, duration_s=5, time_scale=1, progress=False)
+    assert res.requests == 0 and ep.requests == []
+    assert res.summary()["requests"] == 0
