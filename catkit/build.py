@@ -451,11 +451,13 @@ def _extract_member(
     elif kind == "hardlink":
         link_source = _check_hardlink(member, root, real_root)
 
-    # Extra layer after our own checks: Python's 'data' filter must agree too.
-    try:
-        tarfile.data_filter(member, str(root))
-    except tarfile.FilterError as exc:
-        raise UnsafeArchiveError(name, f"rejected by tarfile's data filter: {exc}") from exc
+    # Extra layer after our own checks: Python's 'data' filter (3.11.4+) must agree too.
+    data_filter = getattr(tarfile, "data_filter", None)
+    if data_filter is not None:
+        try:
+            data_filter(member, str(root))
+        except tarfile.FilterError as exc:
+            raise UnsafeArchiveError(name, f"rejected by tarfile's data filter: {exc}") from exc
 
     if kind == "dir":
         _makedirs(target, real_root, name)
