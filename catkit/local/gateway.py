@@ -16,7 +16,9 @@ Each request is routed by service (SigV4 credential scope, then X-Amz-Target, th
 
 Request bodies are capped (control plane 10 MB, runtime 6 MB, S3 1 GiB) with AWS-shaped errors.
 ``/_catkit/health`` and ``/_catkit/info`` are catkit's own JSON endpoints for lifecycle checks.
-Every request is written to the ``catkit.local.access`` log.
+Every request is written to the ``catkit.local.access`` log. Requests a browser sends on a user's
+behalf (a cross-site ``Origin``, a non-local ``Host`` as in DNS rebinding) get 403: see
+:func:`foreign_request`.
 """
 
 from __future__ import annotations
@@ -299,6 +301,62 @@ def _generic_error(request: web.Request, err: AwsError, request_id: str) -> web.
     return _xml_error(err.code, err.message, err.status, request_id, query_style=False)
 
 
+def _is_local_name(host: str) -> bool:
+    """A Host/Origin host name that only ever means this machine (or AWS's own S3 names, which no
+    attacker can point at 127.0.0.1): loopback IPs, ``localhost`` and ``*.localhost``."""
+    name = host.strip().lower().rstrip(".")
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name[1:]
+    elif name.count(":") == 1:
+        name = name.rsplit(":", 1)[0]
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def foreign_request(headers: Any) -> str | None:
+    """Why a request must be refused as coming from a web page rather than an SDK, or None.
+
+    The backend runs model code for whoever reaches it, so besides binding loopback only it
+    refuses what browsers send on a user's behalf: a cross-site ``Origin`` (a page posting to
+    127.0.0.1) and a ``Host`` that is not a local name (DNS rebinding). AWS SDKs send neither; a
+    virtual-hosted S3 name under amazonaws.com is fine (nobody else controls that DNS).
+    """
+    origin = headers.get("Origin")
+    if origin and origin != "null":
+        netloc = origin.split("://", 1)[-1].split("/", 1)[0]
+        if not _is_local_name(netloc):
+            return f"Origin {origin!r} is not this machine"
+    elif origin == "null":
+        return "a sandboxed or file:// page (Origin: null)"
+    host = headers.get("Host")
+    if host and not _is_local_name(host):
+        name = host.rsplit(":", 1)[0].lower().rstrip(".")
+        if not (name.endswith(".amazonaws.com") or name.endswith(".amazonaws.com.cn")):
+            return f"Host {host!r} is not a loopback name"
+    return None
+
+
+@web.middleware
+async def _loopback_guard(request: web.Request, handler: Any) -> web.StreamResponse:
+    why = foreign_request(request.headers)
+    if why is None:
+        return await handler(request)
+    request_id = str(uuid.uuid4())
+    log.warning("refused %s %s: %s", request.method, request.path, why)
+    err = AwsError(
+        "AccessDeniedException",
+        f"The catkit local backend only answers AWS SDKs on this machine; refused because {why}. "
+        "It runs model code for anyone who reaches it, so it does not accept requests from web pages "
+        "or other hosts.",
+        403,
+    )
+    return _generic_error(request, err, request_id)
+
+
 class Gateway:
     """The aiohttp application and server of one backend."""
 
@@ -325,7 +383,7 @@ class Gateway:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
             connector=aiohttp.TCPConnector(limit=64, force_close=False),
         )
-        app = web.Application(client_max_size=S3_MAX_BODY + MB)
+        app = web.Application(client_max_size=S3_MAX_BODY + MB, middlewares=[_loopback_guard])
         app.router.add_route("*", "/_catkit/health", self._health)
         app.router.add_route("*", "/_catkit/info", self._info)
         app.router.add_route("*", "/{tail:.*}", self._handle)

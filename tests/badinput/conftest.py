@@ -1,4 +1,4 @@
-"""Fixtures for the bad-input suite: one backend per module, with a single-model and a multi-model
+"""Fixtures for the bad-input suite: one backend for the table and the fuzzing, with a single-model and a multi-model
 endpoint in service, driven over raw HTTP (SigV4-signed) and boto3."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def _catkit_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CATKIT_HOME", str(tmp_path / "catkit-home"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served() -> Iterator[BackendProc]:
     """A backend with endpoint ``single`` (SingleModel) and ``multi`` (MultiModel, prefix
     s3://models/mme/ holding ``a.tar.gz``), both InService."""

@@ -188,7 +188,7 @@ TABLE: list[tuple[str, dict[str, Any], int, str]] = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def registered(served):
     """``single`` registered as a scalable target, so policy checks are reached."""
     served.client("application-autoscaling").register_scalable_target(

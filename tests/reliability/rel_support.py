@@ -254,7 +254,8 @@ def signed(url: str, service: str, method: str = "POST", path: str = "/", body: 
         hdrs = dict(req.headers.items())
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
-        conn.putrequest(method, path, skip_accept_encoding=True)
+        conn.putrequest(method, path, skip_accept_encoding=True,
+                        skip_host=any(k.lower() == "host" for k in hdrs))
         for k, v in hdrs.items():
             conn.putheader(k, v)
         if "Content-Length" not in hdrs:

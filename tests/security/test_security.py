@@ -162,3 +162,27 @@ def test_moto_management_api_is_not_reachable(started):
     assert started.client("s3").head_object(Bucket="models", Key="echo/model.tar.gz")["ContentLength"] > 0
 
 
+
+
+@pytest.mark.parametrize(
+    ("headers", "allowed"),
+    [
+        ({"Origin": "https://evil.example"}, False),  # a web page posting to 127.0.0.1 (CSRF)
+        ({"Origin": "null"}, False),  # sandboxed iframe / file:// page
+        ({"Host": "rebind.evil.example:1234"}, False),  # DNS rebinding
+        ({"Host": "127.0.0.1.nip.io"}, False),
+        ({"Origin": "http://localhost:8888"}, True),  # a local notebook front end
+        ({"Origin": "http://127.0.0.1:8888", "Host": "localhost"}, True),
+        ({"Host": "models.s3.amazonaws.com"}, True),  # virtual-hosted S3 via a custom resolver
+        ({}, True),
+    ],
+)
+def test_requests_from_web_pages_and_foreign_hosts_are_refused(started, headers, allowed):
+    status, _, body = signed(started.url, "sagemaker-runtime", path="/endpoints/sec/invocations", body=b"csrf",
+                             headers={"Content-Type": "text/plain", **headers}, sign=False)
+    if allowed:
+        assert status == 200 and body == b"csrf", (status, body[:300])
+    else:
+        assert status == 403 and b"AccessDeniedException" in body, (status, body[:300])
+    status, _, _ = signed(started.url, "none", method="GET", path="/_catkit/info", headers=headers, sign=False)
+    assert status == (200 if allowed else 403)
