@@ -929,17 +929,89 @@ def plot_side_by_side(
     return ax.figure
 
 
+@dataclass
+class Comparison:
+    """A load run on a real or local endpoint next to the simulation of the same traffic
+    (:func:`compare_with_endpoint`): ``table`` pairs the scaling events, :meth:`plot` draws both."""
+
+    simulated: SimulationResult
+    emulated: list[tuple[float, int, float | None]]
+    load: Any  # catkit.load.LoadResult
+    table: Any
+    initial_capacity: int
+
+    @property
+    def max_diff_s(self) -> float:
+        """Largest decision-time difference over the paired events (NaN when counts differ)."""
+        d = self.table["diff_s"]
+        return float(d.max()) if len(d) and d.notna().all() else math.nan
+
+    def plot(self, ax: Any = None) -> Any:
+        return plot_side_by_side(self.simulated, self.emulated, self.initial_capacity, ax=ax)
+
+
+def compare_with_endpoint(
+    session: Any,
+    endpoint: str,
+    traffic: Shape | float,
+    config: ScalingConfig,
+    *,
+    duration_s: float,
+    service: ServiceModel | None = None,
+    provisioning_s: float = DEFAULT_PROVISIONING_S,
+    termination_s: float = DEFAULT_TERMINATION_S,
+    variant: str = "AllTraffic",
+    apply: bool = True,
+    **load_kwargs: Any,
+) -> Comparison:
+    """Apply ``config`` to ``endpoint`` (unless ``apply=False``), drive it with ``traffic`` through
+    :func:`catkit.load.run_load` (time scale "auto" on the local backend), then simulate the same
+    traffic from the same start with the same settings and pair the scaling events.
+
+    ``provisioning_s``: how long an instance launch takes there (emulated seconds locally; measure
+    it, e.g. an endpoint's CreationTime -> InService). ``service`` matters for latency only; by
+    default a large instance that never saturates. Extra keywords go to ``run_load``.
+    """
+    from catkit import load as load_mod
+
+    desc = session.sagemaker.describe_endpoint(EndpointName=endpoint)
+    variants = {v["VariantName"]: v for v in desc.get("ProductionVariants", [])}
+    if variant not in variants:
+        raise ValueError(f"endpoint {endpoint} has no variant {variant!r}; it has {sorted(variants)}")
+    initial = int(variants[variant].get("CurrentInstanceCount") or 1)
+    if apply:
+        config.apply(session, endpoint, variant)
+    load_kwargs.setdefault("progress", False)
+    res = load_mod.run_load(session, endpoint, traffic, duration_s=duration_s, **load_kwargs)
+    emulated = [e for e in emulated_capacity_events(session, endpoint, variant) if e[0] >= res.start_timestamp - 1]
+    sim = simulate(
+        traffic,
+        config,
+        service or ServiceModel(max_rps=1e6, workers=1024, source="never saturates (comparison default)"),
+        duration_s=duration_s,
+        start=res.start_timestamp,
+        initial_capacity=initial,
+        provisioning_s=provisioning_s,
+        termination_s=termination_s,
+        endpoint_name=endpoint,
+        variant_name=variant,
+    )
+    return Comparison(sim, emulated, res, agreement(sim, emulated), initial)
+
+
 __all__ = [
     "DEFAULT_START",
     "HIGH_RES_METRIC",
     "INVOCATIONS_METRIC",
     "SEED_CONFIG",
+    "Comparison",
     "FleetMetrics",
     "NightSchedule",
     "ScalingConfig",
     "SimulationResult",
     "agreement",
     "compare_timelines",
+    "compare_with_endpoint",
     "emulated_capacity_events",
     "plot_side_by_side",
     "simulate",

@@ -20,17 +20,9 @@ import pytest
 
 from catkit import deploy as d
 from catkit import load
-from catkit.calibrate import ServiceModel
 from catkit.local import lifecycle
 from catkit.session import Session
-from catkit.simulate import (
-    ScalingConfig,
-    agreement,
-    emulated_capacity_events,
-    plot_side_by_side,
-    simulate,
-    simulated_capacity_events,
-)
+from catkit.simulate import ScalingConfig, compare_with_endpoint, simulated_capacity_events
 
 pytestmark = pytest.mark.slow
 
@@ -90,27 +82,16 @@ def test_simulator_matches_local_backend_instance_timeline(scaled_backend):
     launch_s = (desc["LastModifiedTime"] - desc["CreationTime"]).total_seconds()
     assert launch_s >= PROVISIONING_S
 
-    CONFIG.apply(session, "agree")
-    result = load.run_load(session, "agree", SHAPE, duration_s=DURATION_S, progress=False, max_in_flight=64)
-    assert result.time_scale == TIME_SCALE
-    assert result.ok == result.requests  # every request served (no overload on the echo model)
+    cmp = compare_with_endpoint(session, "agree", SHAPE, CONFIG, duration_s=DURATION_S, provisioning_s=launch_s,
+                                max_in_flight=64)
+    assert cmp.load.time_scale == TIME_SCALE
+    assert cmp.load.ok == cmp.load.requests  # every request served (no overload on the echo model)
+    print("\nlaunch (emulated s):", launch_s, "\n", cmp.table.to_string())
 
-    emulated = emulated_capacity_events(session, "agree")
-    sim = simulate(
-        SHAPE,
-        CONFIG,
-        ServiceModel(max_rps=50.0, workers=8),
-        duration_s=DURATION_S,
-        start=result.start_timestamp,
-        provisioning_s=launch_s,
-    )
-    table = agreement(sim, emulated)
-    print("\nlaunch (emulated s):", launch_s, "\n", table.to_string())
-
-    assert [c for _, c, _ in simulated_capacity_events(sim)] == [3, 1]
-    assert [c for _, c, _ in emulated] == [3, 1], emulated
-    assert (table["diff_s"] <= METRIC_PERIOD_S).all(), table
-    fig = plot_side_by_side(sim, emulated, initial_capacity=1)
+    assert [c for _, c, _ in simulated_capacity_events(cmp.simulated)] == [3, 1]
+    assert [c for _, c, _ in cmp.emulated] == [3, 1], cmp.emulated
+    assert cmp.max_diff_s <= METRIC_PERIOD_S, cmp.table
+    fig = cmp.plot()
     lines = fig.axes[0].get_lines()
     assert len(lines) == 2 and max(lines[1].get_ydata()) == 3
     import matplotlib.pyplot as plt
