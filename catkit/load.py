@@ -555,7 +555,7 @@ class LoadResult:
             "p99_ms": q[2],
         }
 
-    def per_second(self, bucket_s: float = 60.0) -> Any:
+    def timeline(self, bucket_s: float = 60.0) -> Any:
         """Requests, errors and latency p50/p99 per ``bucket_s`` of the shape's time."""
         import pandas as pd
 

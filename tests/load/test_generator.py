@@ -161,3 +161,12 @@ def test_empty_plan_gives_an_empty_frame(fake_endpoint):
     res = load.run_load(_target(ep.url), None, 0.0, duration_s=5, time_scale=1, progress=False)
     assert res.requests == 0 and ep.requests == []
     assert res.summary()["requests"] == 0
+
+
+def test_timeline_buckets_requests(fake_endpoint):
+    ep = fake_endpoint()
+    res = load.run_load(_target(ep.url), None, load.Step(1, 3, at_s=60), duration_s=120, time_scale=60,
+                        progress=False)
+    tl = res.timeline(60)
+    assert tl["requests"].tolist() == [60, 180] and tl["rate"].tolist() == [1, 3]
+    assert (tl["errors"] == 0).all()
