@@ -75,22 +75,21 @@ class ServiceModel:
         return np.asarray(rps_per_instance, dtype=np.float64) / self.max_rps
 
     def wait_probability(self, rps_per_instance: Any) -> np.ndarray:
-        """Erlang C: probability that a request queues (1 at or beyond saturation)."""
+        """Erlang C: probability that a request queues (1 at or beyond saturation).
+
+        Computed through the Erlang B recursion ``B_k = a B_{k-1} / (k + a B_{k-1})``, which stays
+        finite for any number of workers, then ``C = B_c / (1 - ρ (1 - B_c))``.
+        """
         lam = np.asarray(rps_per_instance, dtype=np.float64)
         c = self.workers
         a = lam / self.service_rate
         rho = a / c
-        term = np.ones_like(a)
-        total = np.zeros_like(a)
-        for k in range(c):
-            if k:
-                term = term * a / k
-            total = total + term
-        last = term * a / c if c else term  # a^c / c!
+        b = np.ones_like(a)
+        for k in range(1, c + 1):
+            b = a * b / (k + a * b)
         with np.errstate(divide="ignore", invalid="ignore"):
-            tail = last / np.maximum(1.0 - rho, 1e-12)
-            p = tail / (total + tail)
-        return np.where(rho >= 1.0, 1.0, np.nan_to_num(p, nan=1.0))
+            p = b / (1.0 - rho * (1.0 - b))
+        return np.where(rho >= 1.0, 1.0, np.clip(np.nan_to_num(p, nan=1.0), 0.0, 1.0))
 
     def latency_ms(self, rps_per_instance: Any, q: float = 0.99) -> np.ndarray:
         """Latency quantile ``q`` (ms) at a per-instance load; the timeout when overloaded."""

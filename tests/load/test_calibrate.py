@@ -90,3 +90,10 @@ def test_calibrate_finds_a_two_worker_instance(fake_endpoint):
     assert 1 <= m.workers <= 3
     assert m.base_p50_ms >= 40
     assert m.source.startswith("calibrated against one-instance")
+
+
+def test_many_workers_stay_finite():
+    m = ServiceModel(max_rps=1e6, workers=1024)
+    p = m.wait_probability([0, 5e5, 9.9e5, 2e6])
+    assert np.isfinite(p).all() and p[0] == 0 and 0 < p[2] < 1 and p[3] == 1
+    assert np.isfinite(m.concurrency(5e5))
