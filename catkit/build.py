@@ -491,7 +491,12 @@ def _member_kind(member: tarfile.TarInfo) -> str:
 
 
 def _makedirs(path: Path, real_root: Path, name: str) -> None:
-    path.mkdir(parents=True, exist_ok=True, mode=0o755)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o755)
+    except (FileExistsError, NotADirectoryError):
+        raise UnsafeArchiveError(
+            name, "a parent of this path was extracted as a file, not a directory"
+        ) from None
     if not _inside(str(path), real_root):
         raise UnsafeArchiveError(name, "directory resolves outside the destination")
 

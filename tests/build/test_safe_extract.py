@@ -250,3 +250,11 @@ def test_failed_replace_keeps_the_old_model(tmp_path: Path) -> None:
     with pytest.raises(UnsafeArchiveError):
         safe_extract(evil, dest, replace=True)
     assert sorted(p.name for p in dest.iterdir()) == ["v1.bin"]
+
+
+def test_file_used_as_a_directory_is_rejected(tmp_path: Path) -> None:
+    archive = _archive(tmp_path / "a.tar.gz", _file("model", b"x"), _file("model/weights.bin", b"y"))
+    with pytest.raises(UnsafeArchiveError, match="parent") as exc:
+        safe_extract(archive, tmp_path / "out")
+    assert exc.value.member == "model/weights.bin"
+    _assert_nothing_left(tmp_path, tmp_path / "out")

@@ -136,3 +136,14 @@ def test_model_fn_refuses_mismatched_feature_code(trained: TrainResult, tmp_path
     other = load_handler(copy, "cathat_handler_mismatch")
     with pytest.raises(ValueError, match="feature version"):
         other.model_fn(str(copy))
+
+
+def test_exif_rotated_jpeg_is_turned_upright(handler: ModuleType, model: object) -> None:
+    image = make_image(2024, True)
+    upright = _invoke(handler, model, _encode(image, "JPEG", quality=95), "image/jpeg")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: stored rotated, display needs 90 degrees clockwise
+    stored = image.transpose(Image.Transpose.ROTATE_90)
+    rotated = _invoke(handler, model, _encode(stored, "JPEG", quality=95, exif=exif.tobytes()), "image/jpeg")
+    assert rotated["label"] == upright["label"]
+    assert abs(rotated["confidence"] - upright["confidence"]) < 0.1

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/jpg", "application/x-image")
 JSON_TYPE = "application/json"
@@ -86,7 +86,7 @@ def _decode_image(data: bytes, what: str) -> Image.Image:
     if not data:
         raise ValueError(f"{what} is empty; send PNG or JPEG bytes")
     try:
-        image = Image.open(io.BytesIO(data), formats=["PNG", "JPEG"])
+        image = Image.open(io.BytesIO(data), formats=["PNG", "JPEG"])  # JPEG covers MPO (phone photos)
     except UnidentifiedImageError:
         raise ValueError(f"{what} is not a PNG or JPEG image") from None
     if image.width * image.height > MAX_PIXELS:
@@ -94,8 +94,8 @@ def _decode_image(data: bytes, what: str) -> Image.Image:
             f"{what} is {image.width}x{image.height} pixels; at most {MAX_PIXELS} pixels allowed"
         )
     try:
-        return image.convert("RGB")
-    except (OSError, ValueError) as exc:
+        return ImageOps.exif_transpose(image).convert("RGB")
+    except (OSError, ValueError, SyntaxError) as exc:
         raise ValueError(f"{what} could not be decoded: {exc}") from None
 
 
