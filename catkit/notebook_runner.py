@@ -66,7 +66,12 @@ def run_notebook(
     out_dir = (out_root / name).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     run_id = f"nb{name[:2]}-{uuid.uuid4().hex[:8]}"  # short and valid in SageMaker names
-    params = {"out_dir": str(out_dir), "run_id": run_id, **dict(parameters or {})}
+    params = {
+        "out_dir": str(out_dir),
+        "run_id": run_id,
+        "model_cache": str((out_root / "model-cache").resolve()),  # train the cat-hat model once per run
+        **dict(parameters or {}),
+    }
     output_notebook = out_root / f"{name}.ipynb"
     started = time.monotonic()
     error: str | None = None

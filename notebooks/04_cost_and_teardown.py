@@ -32,8 +32,8 @@ backend = "local"
 region = "us-east-1"
 instance_type = "ml.m5.xlarge"
 instance_count = 2
-time_scale = 60.0  # local only; 1 emulated hour = 60 real seconds at 60
-idle_hours = 0.25  # "idle" = no invocations during this many (emulated) hours
+time_scale = 60.0  # local only: at 60, one emulated hour lasts 60 real seconds
+idle_hours = 0.1  # idle means no invocations during this many emulated hours
 n_requests = 30  # traffic sent to the prod endpoint
 out_dir = "out/04_cost_and_teardown"
 run_id = "manual"

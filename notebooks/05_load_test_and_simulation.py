@@ -42,6 +42,9 @@ seconds_per_level = 2.0  # real seconds per level
 slo_p99_ms = 250.0
 peak_load_factor = 3.0  # the simulated day peaks at this many times one instance's max throughput
 check_duration_s = 31 * 60  # emulated seconds of the simulator-vs-backend check
+recommend_days = 2  # days of traffic per candidate setting (7 covers weekends)
+recommend_min_capacities = [2, 3]
+recommend_scale_in_cooldowns = [300, 900]
 out_dir = "out/05_load_test_and_simulation"
 run_id = "manual"
 model_cache = "out/model-cache"
@@ -161,9 +164,10 @@ def steps(events, t0, initial, end):
 
 
 fig, ax = plt.subplots(figsize=(8, 3.5))
-for events, label in ((simulated, "simulated"), (emulated, "local backend (emulated)")):
+for events, label, style in ((emulated, "local backend (emulated)", dict(lw=5, alpha=0.35)),
+                             (simulated, "simulated", dict(lw=1.5, ls="--", color="black"))):
     xs, ys = steps(events, live.start_timestamp, 1, check_duration_s)
-    ax.step(xs, ys, where="post", label=label)
+    ax.step(xs, ys, where="post", label=label, **style)
 ax.plot([i for i in range(check_duration_s // 60)], [check_shape.rate(i * 60.0 + 30) * 60 / 30 for i in range(check_duration_s // 60)],
         color="0.7", ls=":", label="load / target (instances needed)")
 ax.set_xlabel("emulated minutes")
@@ -176,14 +180,16 @@ fig.savefig(out / "simulated_vs_emulated.png", dpi=100, bbox_inches="tight")
 # ## 4 · Recommend settings for the day
 #
 # Every combination of target (40/50/70 % of the calibrated maximum), metric (1-minute or
-# 10-second), min capacity, cooldowns and an optional night schedule, simulated on a week of the
-# same traffic, ranked by cost among those that keep 99 % of requests under the SLO.
+# 10-second), min capacity, scale-in cooldown and an optional night schedule, simulated on
+# `recommend_days` of the same traffic, ranked by cost among those that keep 99 % of requests
+# under the SLO. (Headless runs keep the grid small; widen it freely, it is all offline.)
 
 # %%
 week = load.Diurnal(low_rps=peak_rps / 8, high_rps=peak_rps, peak_hour=15, weekend_factor=0.4) + load.Spike(
     at_s=12 * 3600, duration_s=20 * 60, extra_rps=peak_rps, rise_s=60, every_s=86400)
-rec = recommend.recommend_scaling(week, service, slo_p99_ms, duration_s=7 * 86400, baseline=seed_like,
-                                  progress=False)
+rec = recommend.recommend_scaling(week, service, slo_p99_ms, duration_s=recommend_days * 86400, baseline=seed_like,
+                                  min_capacities=recommend_min_capacities, scale_out_cooldowns=(60,),
+                                  scale_in_cooldowns=recommend_scale_in_cooldowns, progress=False)
 top = rec.top(8)
 print(rec)
 print(top.to_string(max_colwidth=60))
