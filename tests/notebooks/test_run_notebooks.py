@@ -66,3 +66,31 @@ def test_04_cost_and_teardown(notebook_env: Path) -> None:
     assert 0 < r["night_savings_fraction"] < 1
     assert len(r["deleted"]) == 2
     assert r["left_after_teardown"] == []
+
+
+def test_02_autoscaling(notebook_env: Path) -> None:
+    r = _run("02_autoscaling", notebook_env).results
+    assert r["alarms"] == 2  # AlarmHigh + AlarmLow of the target-tracking policy
+    assert r["load"]["ok"] == r["load"]["requests"] > 0
+    assert r["max_instances"] > 2, "the step in load must scale the endpoint out"
+    assert r["final_instances"] == 2, "after the load drops it must scale back in to MinCapacity"
+    assert all(2 <= c <= 10 for c in r["capacities"]), r["capacities"]
+    # AlarmHigh needs 3 one-minute datapoints above target: never sooner than ~2 minutes after the step
+    assert r["scale_out_after_step_s"] >= 120
+    # AlarmLow needs 15 minutes below target before the first scale-in
+    assert r["scale_in_after_step_s"] >= 15 * 60
+    sim = r["sim_first_extra_instance_s"]
+    assert sim["high-resolution"] < sim["1-minute"], sim
+    assert r["custom_metric_datapoints"] == 5
+    out = notebook_env / "02_autoscaling"
+    assert (out / "instances_vs_load.png").exists() and (out / "one_minute_vs_high_resolution.png").exists()
+
+
+def test_05_load_test_and_simulation(notebook_env: Path) -> None:
+    r = _run("05_load_test_and_simulation", notebook_env).results
+    assert r["service_model"]["max_rps"] > 0
+    assert r["agreement_max_diff_s"] is not None and r["agreement_max_diff_s"] <= 60
+    assert r["sim_day"]["max_instances"] >= 2
+    assert r["recommendation"], "some setting must meet the SLO on this traffic"
+    assert r["recommendation_table_rows"] > 0
+    assert any(d.startswith("endpoint:") for d in r["deleted"])
