@@ -2,7 +2,7 @@
 
 Budgets (environment of the backend process): memory 30 MiB per instance (test models hold 8 MiB of
 ballast, so three fit and a fourth evicts one), disk 2 MiB (the ``blob_kb`` models fill it),
-requests wait at most 4 s for a load before ModelNotReadyException.
+requests wait at most 3 s for a load before ModelNotReadyException.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from catkit.local.model_cache import opaque_model_id
 BUCKET = "mme-tests"
 MEMORY_BUDGET_MB = 30
 DISK_BUDGET_MB = 2
-LOAD_WAIT_SECONDS = 4
+LOAD_WAIT_SECONDS = 3
 TIME_SCALE = 600
 
 INFERENCE = b'''

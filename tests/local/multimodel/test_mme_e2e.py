@@ -153,8 +153,8 @@ def test_target_model_on_a_single_model_endpoint(mme: Mme) -> None:
 def test_slow_load_answers_model_not_ready_then_serves(mme: Mme) -> None:
     ep = "mme-not-ready"
     mme.deploy(ep)
-    mme.put(ep, "huge.tar.gz", model_archive("huge", mb=1, load_sleep=6))
-    e = _error(lambda: mme.invoke(ep, "huge.tar.gz"))  # waits CATKIT_MME_LOAD_WAIT_SECONDS=4
+    mme.put(ep, "huge.tar.gz", model_archive("huge", mb=1, load_sleep=4.5))
+    e = _error(lambda: mme.invoke(ep, "huge.tar.gz"))  # waits CATKIT_MME_LOAD_WAIT_SECONDS=3
     assert e.response["Error"]["Code"] == "ModelNotReadyException"
     assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 429
     deadline = time.monotonic() + 20
