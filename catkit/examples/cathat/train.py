@@ -55,6 +55,7 @@ IMAGE_SIZE = 64
 JPEG_FRACTION = 0.5  # of training and held-out images, re-encoded as JPEG
 CODE_FILES = ("inference.py", "features.py")  # shipped in code/, from this package
 _C_BY_VARIANT = (0.005, 0.003, 0.01, 0.004, 0.007)
+_HOG_BATCH = 256
 _TEST_STREAM = 1_000_003  # the held-out set's dataset seed offset: never used for training
 
 
@@ -91,13 +92,17 @@ def _as_received(seed: int, hat: bool, size: int) -> np.ndarray:
 
 
 def _features_chunk(dataset_seed: int, start: int, labels: np.ndarray, size: int) -> np.ndarray:
-    images = np.stack(
-        [
-            _as_received(image_seed(dataset_seed, start + i), bool(label), size)
-            for i, label in enumerate(labels)
-        ]
-    )
-    return features.hog(images)
+    parts = []
+    for first in range(0, len(labels), _HOG_BATCH):  # bounded memory for the gradient arrays
+        batch = labels[first : first + _HOG_BATCH]
+        images = np.stack(
+            [
+                _as_received(image_seed(dataset_seed, start + first + i), bool(label), size)
+                for i, label in enumerate(batch)
+            ]
+        )
+        parts.append(features.hog(images))
+    return np.concatenate(parts)
 
 
 def _labels(n: int, dataset_seed: int) -> np.ndarray:
