@@ -126,6 +126,32 @@ class ServiceModel:
         cap = self.workers + self.max_rps * self.timeout_ms / 1000.0
         return np.minimum(busy + lq, cap)
 
+    def peak_concurrency(self, rps_per_instance: Any, window_s: float = 10.0) -> np.ndarray:
+        """Expected peak of the in-flight count over a ``window_s`` window (what the local backend
+        samples as ConcurrentRequestsPerModel: the peak since the previous 10-second sample).
+
+        Approximation: the in-flight count is Poisson with the mean :meth:`concurrency` and is
+        sampled ``m = 1 + window_s / mean latency`` independent times; ``E[max] = Σ_k 1 - F(k)^m``.
+        Never below the mean.
+        """
+        lam = np.asarray(rps_per_instance, dtype=np.float64)
+        mean = self.concurrency(lam)
+        flat = np.atleast_1d(mean).astype(np.float64)
+        lam1 = np.atleast_1d(lam)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sojourn_s = np.where(lam1 > 0, flat / np.maximum(lam1, 1e-300), 1.0)
+        m = 1.0 + window_s / np.maximum(sojourn_s, 1e-9)
+        kmax = int(np.nanmax(flat) + 10 * math.sqrt(np.nanmax(flat) + 1) + 20) if flat.size else 0
+        pmf = np.exp(-flat)  # P(N = 0)
+        cdf = pmf.copy()
+        expect = np.zeros_like(flat)
+        for k in range(kmax + 1):
+            expect += 1.0 - cdf**m
+            pmf = pmf * flat / (k + 1)
+            cdf = np.minimum(cdf + pmf, 1.0)
+        out = np.maximum(expect, flat)
+        return out.reshape(np.shape(mean)) if np.ndim(mean) else out[0]
+
     def _base_quantile(self, q: float) -> float:
         # Log-linear between p50 and p99 of the base latency (exact at both points).
         p50, p99 = float(self.base_p50_ms or 0), float(self.base_p99_ms or 0)
@@ -142,8 +168,13 @@ class ServiceModel:
             raise ValueError("safety must be in (0, 1]")
         return self.max_rps * safety * 60.0
 
-    def concurrency_target(self, safety: float = 0.5) -> float:
-        """A ConcurrentRequestsPerModel target: the mean concurrency at ``safety`` utilisation."""
+    def concurrency_target(self, safety: float = 0.5, statistic: str = "mean") -> float:
+        """A ConcurrentRequestsPerModel target at ``safety`` utilisation: the mean concurrency, or
+        with ``statistic="peak"`` the expected 10-second peak (:meth:`peak_concurrency`)."""
+        if statistic == "peak":
+            return float(self.peak_concurrency(self.max_rps * safety))
+        if statistic != "mean":
+            raise ValueError(f"statistic is 'mean' or 'peak', got {statistic!r}")
         return float(self.concurrency(self.max_rps * safety))
 
     def in_emulated_time(self, time_scale: float) -> ServiceModel:

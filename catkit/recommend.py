@@ -76,6 +76,7 @@ def candidate_configs(
     night: bool = True,
     night_hours: tuple[int, int] = (20, 7),
     require_ha: bool = True,
+    concurrency_statistic: str = "mean",
 ) -> list[tuple[ScalingConfig, float]]:
     """The grid: ``(config, target utilisation)`` pairs; see :func:`recommend_scaling`."""
     lowest = HA_MIN if require_ha else 1
@@ -92,7 +93,7 @@ def candidate_configs(
                 raise ValueError(f"target fractions are utilisations in (0, 1), got {frac}")
             tv = service.invocations_target(frac) if metric in ("invocations", "standard", "1-minute") or (
                 metric.startswith("SageMakerVariantInvocations")
-            ) else service.concurrency_target(frac)
+            ) else service.concurrency_target(frac, concurrency_statistic)
             for lo in mins:
                 nights: list[NightSchedule | None] = [None]
                 if night and lo > lowest:
@@ -123,6 +124,7 @@ class _Job:
     provisioning_s: float
     termination_s: float
     slo_p99_ms: float
+    concurrency_statistic: str = "mean"
 
 
 def _row(res: SimulationResult, frac: float, slo: float, max_slow: float) -> dict[str, Any]:
@@ -162,6 +164,7 @@ def _run_chunk(job: _Job, items: list[tuple[int, ScalingConfig, float]], max_slo
             start=job.start,
             provisioning_s=job.provisioning_s,
             termination_s=job.termination_s,
+            concurrency_statistic=job.concurrency_statistic,
         )
         out.append((k, _row(res, frac, job.slo_p99_ms, max_slow)))
     return out
@@ -272,6 +275,7 @@ def recommend_scaling(
     termination_s: float = DEFAULT_TERMINATION_S,
     processes: int | None = None,
     progress: bool = True,
+    concurrency_statistic: str = "mean",
 ) -> Recommendation:
     """Sweep scaling settings on ``traffic`` and rank them by cost among those meeting the SLO.
 
@@ -285,7 +289,9 @@ def recommend_scaling(
     weekdays and all weekend). ``require_ha`` keeps at least two instances at all times (AWS's
     availability guidance). ``baseline`` (e.g. :data:`catkit.simulate.SEED_CONFIG`) is simulated
     too and reported in ``.baseline``. ``processes``: parallel worker processes (default: up to 4
-    for grids of 16+ settings). Returns a :class:`Recommendation`.
+    for grids of 16+ settings). ``concurrency_statistic`` ("mean" or "peak", see
+    :func:`catkit.simulate.simulate`) sets how ConcurrentRequestsPerModel reads and so the
+    high-resolution target values. Returns a :class:`Recommendation`.
     """
     if not slo_p99_ms > 0:
         raise ValueError(f"slo_p99_ms must be > 0, got {slo_p99_ms}")
@@ -306,8 +312,9 @@ def recommend_scaling(
         night=night,
         night_hours=night_hours,
         require_ha=require_ha,
+        concurrency_statistic=concurrency_statistic,
     )
-    job = _Job(rate, service_model, start, provisioning_s, termination_s, float(slo_p99_ms))
+    job = _Job(rate, service_model, start, provisioning_s, termination_s, float(slo_p99_ms), concurrency_statistic)
     items = [(k, cfg, frac) for k, (cfg, frac) in enumerate(grid)]
     if processes is None:
         processes = min(4, os.cpu_count() or 1) if len(items) >= 16 else 1
@@ -362,11 +369,13 @@ def recommend_scaling(
     best_result = None
     if best is not None:
         best_result = simulate(rate, best, service_model, duration_s=len(rate), start=start,
-                               provisioning_s=provisioning_s, termination_s=termination_s)
+                               provisioning_s=provisioning_s, termination_s=termination_s,
+                               concurrency_statistic=concurrency_statistic)
     base = None
     if baseline is not None:
         res = simulate(rate, baseline, service_model, duration_s=len(rate), start=start,
-                       provisioning_s=provisioning_s, termination_s=termination_s)
+                       provisioning_s=provisioning_s, termination_s=termination_s,
+                       concurrency_statistic=concurrency_statistic)
         base = {"config": baseline.label(), **_row(res, math.nan, float(slo_p99_ms), max_slow_fraction)}
         base.pop("_wall_s", None)
         if best is not None:

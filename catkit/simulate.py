@@ -293,6 +293,7 @@ class _Fleet:
         service: ServiceModel,
         capacity: int,
         vcpu: int,
+        concurrency_statistic: str = "mean",
     ) -> None:
         self.rate = rate
         self.t0 = t0
@@ -313,7 +314,12 @@ class _Fleet:
         self._cum: dict[str, np.ndarray] = {}  # kind -> cumulative per-second values (lazily)
         # Concurrency per instance versus load, as a lookup table (the Erlang C sum is per call).
         self._lam_grid = np.linspace(0.0, service.max_rps, 4097)
-        conc = service.concurrency(self._lam_grid[:-1])
+        if concurrency_statistic == "peak":
+            conc = service.peak_concurrency(self._lam_grid[:-1])
+        elif concurrency_statistic == "mean":
+            conc = service.concurrency(self._lam_grid[:-1])
+        else:
+            raise ValueError(f"concurrency_statistic is 'mean' or 'peak', got {concurrency_statistic!r}")
         self._conc = np.append(conc, conc[-1])
 
     def fill_to(self, idx: int, ahead: int = FILL_AHEAD_S) -> None:
@@ -678,6 +684,7 @@ def simulate(
     instance_type: str | None = None,
     endpoint_name: str = "simulated",
     variant_name: str = "AllTraffic",
+    concurrency_statistic: str = "mean",
     tick_every_grid_point: bool = False,
 ) -> SimulationResult:
     """Simulate ``duration_s`` seconds of ``traffic`` on a variant scaled by ``config``.
@@ -685,7 +692,9 @@ def simulate(
     ``traffic``: a :class:`catkit.load.Shape` (``t = 0`` at ``start``), a constant rate or an
     array of per-second rates. ``service``: the instance's :class:`ServiceModel` (default: 40
     req/s, 4 workers - replace with a calibration). ``initial_capacity``: instances at ``start``
-    (default: MinCapacity in force then). ``tick_every_grid_point`` ticks the engine every 10 s
+    (default: MinCapacity in force then). ``concurrency_statistic``: what ConcurrentRequestsPerModel
+    reads - ``"mean"`` in-flight requests per instance (Little's law) or ``"peak"``, the expected
+    peak per 10-second sample, which is what the local backend records. ``tick_every_grid_point`` ticks the engine every 10 s
     like the local controller instead of only when it can act (same result, slower; for tests).
     Returns a :class:`SimulationResult`.
     """
@@ -704,7 +713,7 @@ def simulate(
     cap = initial_capacity if initial_capacity is not None else lo
     if cap < 1:
         raise ValueError("initial_capacity must be >= 1")
-    fleet = _Fleet(rate, t0, dims, service, int(cap), itype.vcpu)
+    fleet = _Fleet(rate, t0, dims, service, int(cap), itype.vcpu, concurrency_statistic)
     reader = FleetMetrics(fleet)
 
     counter = iter(range(1, 1 << 62))
@@ -799,6 +808,7 @@ def simulate(
             "termination_s": termination_s,
             "eval_every_s": eval_every,
             "alarms": [s.alarm_name for s in result.alarm_specs],
+            "concurrency_statistic": concurrency_statistic,
         },
     )
 

@@ -97,3 +97,16 @@ def test_many_workers_stay_finite():
     p = m.wait_probability([0, 5e5, 9.9e5, 2e6])
     assert np.isfinite(p).all() and p[0] == 0 and 0 < p[2] < 1 and p[3] == 1
     assert np.isfinite(m.concurrency(5e5))
+
+
+def test_peak_concurrency_is_at_least_the_mean_and_matches_poisson_limits():
+    m = ServiceModel(max_rps=40, workers=4, base_p50_ms=25, base_p99_ms=60)
+    lam = np.array([0.0, 0.01, 0.1, 1.0, 10.0, 30.0])
+    peak, mean = m.peak_concurrency(lam), m.concurrency(lam)
+    assert (peak >= mean).all() and peak[0] == 0
+    # rare requests: the peak over 10 s is ~ P(at least one request in the window)
+    assert peak[1] == pytest.approx(1 - np.exp(-0.01 * 10), rel=0.05)
+    assert (np.diff(peak) > 0).all()
+    assert m.concurrency_target(0.5, "peak") > m.concurrency_target(0.5)
+    with pytest.raises(ValueError, match="mean' or 'peak"):
+        m.concurrency_target(0.5, "p99")

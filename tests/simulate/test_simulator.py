@@ -249,3 +249,15 @@ def test_zero_traffic_reads_zeros_so_the_variant_scales_in_to_min():
     assert changes and changes[0][1] == 2
     assert 15 * 60 <= changes[0][0] <= 17 * 60
     assert res.serving[-1] == 2
+
+
+def test_peak_concurrency_statistic_scales_out_at_least_as_much():
+    step = load.Step(2, 30, at_s=600)
+    cfg = ScalingConfig(metric="high_resolution", target_value=4.0)
+    mean = simulate(step, cfg, SVC, duration_s=HOUR)
+    peak = simulate(step, cfg, SVC, duration_s=HOUR, concurrency_statistic="peak")
+    assert peak.meta["concurrency_statistic"] == "peak"
+    assert peak.serving.max() >= mean.serving.max()
+    assert peak.cost_usd >= mean.cost_usd
+    with pytest.raises(ValueError, match="concurrency_statistic"):
+        simulate(step, cfg, SVC, duration_s=HOUR, concurrency_statistic="max")
