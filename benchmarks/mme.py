@@ -217,6 +217,11 @@ def zipf_traffic(tb: ThreadBackend, url: str, s3: Any, models: int, requests: in
           f"{budget_mb:g} MiB budget, {requests} requests at concurrency {concurrency}")
     print(f"   hit ratio {hits / samples:.3f} ({int(hits)}/{int(samples)})   loads {loads}   unloads {int(unloads)}"
           f"   throughput {len(all_ms) / wall:.0f} inv/s")
+    load_ms = stat("ModelLoadingTime", "Sum") / max(1.0, stat("ModelLoadingTime", "SampleCount")) / 1000
+    unload_ms = stat("ModelUnloadingTime", "Sum") / max(1.0, unloads) / 1000
+    wait_ms = stat("ModelLoadingWaitTime", "Sum") / max(1.0, stat("ModelLoadingWaitTime", "SampleCount")) / 1000
+    print(f"   mean ms: load (POST /models) {load_ms:.2f}  unload (DELETE /models) {unload_ms:.2f}"
+          f"  a miss's wait for its model {wait_ms:.2f}")
     print(f"   latency ms: p50 {pct(all_ms, 50):.2f}  p90 {pct(all_ms, 90):.2f}  p99 {pct(all_ms, 99):.2f}"
           f"  max {max(all_ms):.2f}" + (f"  (slowest {int(samples - hits)} ~ misses, >= {cold_cut:.2f})"
                                          if cold_cut else ""))
