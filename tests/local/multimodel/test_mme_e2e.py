@@ -86,6 +86,10 @@ def test_model_added_later_and_overwritten_archive(mme: Mme) -> None:
     assert mme.invoke(ep, "late/added.tar.gz") == {"model": "added", "version": 1}
     mme.put(ep, "late/added-v2.tar.gz", model_archive("added", mb=1, version=2))
     assert mme.invoke(ep, "late/added-v2.tar.gz") == {"model": "added", "version": 2}
+    # Warm requests never go to S3: a model deleted from the prefix keeps serving where it is
+    # loaded (as on AWS, until evicted); a new load of it would fail.
+    mme.s3.delete_object(Bucket="mme-tests", Key=f"{ep}/late/added-v2.tar.gz")
+    assert mme.invoke(ep, "late/added-v2.tar.gz") == {"model": "added", "version": 2}
 
 
 def _error(call) -> ClientError:
