@@ -972,6 +972,7 @@ def compare_with_endpoint(
     termination_s: float = DEFAULT_TERMINATION_S,
     variant: str = "AllTraffic",
     apply: bool = True,
+    concurrency_statistic: str = "peak",
     **load_kwargs: Any,
 ) -> Comparison:
     """Apply ``config`` to ``endpoint`` (unless ``apply=False``), drive it with ``traffic`` through
@@ -980,7 +981,8 @@ def compare_with_endpoint(
 
     ``provisioning_s``: how long an instance launch takes there (emulated seconds locally; measure
     it, e.g. an endpoint's CreationTime -> InService). ``service`` matters for latency only; by
-    default a large instance that never saturates. Extra keywords go to ``run_load``.
+    default a large instance that never saturates. ``concurrency_statistic`` defaults to "peak", the
+    way the local backend samples ConcurrentRequestsPerModel. Extra keywords go to ``run_load``.
     """
     from catkit import load as load_mod
 
@@ -1005,6 +1007,7 @@ def compare_with_endpoint(
         termination_s=termination_s,
         endpoint_name=endpoint,
         variant_name=variant,
+        concurrency_statistic=concurrency_statistic,
     )
     return Comparison(sim, emulated, res, agreement(sim, emulated), initial)
 
