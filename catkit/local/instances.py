@@ -310,7 +310,7 @@ class Instance:
             from catkit.local.multimodel import server_arguments  # budgets + --models-root
 
             try:
-                cmd += ["--multi-model", *server_arguments(self.spec.instance_type, self.dir)]
+                cmd += ["--multi-model", *server_arguments(self.spec.instance_type, self.dir, self.spec.environment)]
             except ValueError as e:  # a bad CATKIT_MME_*_BUDGET_MB
                 raise InstanceLaunchError(str(e)) from None
         else:

@@ -61,6 +61,7 @@ import shutil
 import time
 import uuid
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,8 +94,9 @@ MODEL_NOT_READY = (
 
 
 # ---------------------------------------------------------------------------------------- budgets
-def _env_mb(var: str) -> int | None:
-    raw = os.environ.get(var)
+def _env_mb(var: str, environment: Mapping[str, str] | None = None) -> int | None:
+    """MiB from the container's ``Environment`` (CreateModel) first, else the backend's environment."""
+    raw = (environment or {}).get(var) or os.environ.get(var)
     if not raw:
         return None
     try:
@@ -119,13 +121,13 @@ def _env_number(var: str, default: float) -> float:
     return value
 
 
-def memory_budget_bytes(instance_type: str) -> int:
+def memory_budget_bytes(instance_type: str, environment: Mapping[str, str] | None = None) -> int:
     """Memory a multi-model instance may fill with models: ``CATKIT_MME_MEMORY_BUDGET_MB`` when
-    set, else 90% of the instance's memory (the instance type's, capped by
+    set (in the model's container ``Environment`` or the backend's), else 90% of the instance's memory (the instance type's, capped by
     ``CATKIT_INSTANCE_MEMORY_MB``) - the rest is the server's own footprint, so a full model cache
     does not push the process over the instance's memory (where it would be recycled like an
     OOM-killed container)."""
-    explicit = _env_mb(ENV_MEMORY_BUDGET)
+    explicit = _env_mb(ENV_MEMORY_BUDGET, environment)
     if explicit:
         return explicit
     memory = get_instance_type(instance_type).memory_bytes
@@ -135,10 +137,13 @@ def memory_budget_bytes(instance_type: str) -> int:
     return int(memory * MODEL_MEMORY_FRACTION)
 
 
-def disk_budget_bytes(instance_type: str) -> int:
+def disk_budget_bytes(instance_type: str, environment: Mapping[str, str] | None = None) -> int:
     """Volume space for downloaded models: the instance type's ``disk_gib``, or
-    ``CATKIT_MME_DISK_BUDGET_MB`` when set."""
-    return _env_mb(ENV_DISK_BUDGET) or get_instance_type(instance_type).disk_gib * 1024**3
+    ``CATKIT_MME_DISK_BUDGET_MB`` when set (container ``Environment`` first, then the backend's).
+
+    The container-environment form lets a notebook emulate a small instance without restarting
+    the backend; AWS ignores the variable (the container just sees one more env var)."""
+    return _env_mb(ENV_DISK_BUDGET, environment) or get_instance_type(instance_type).disk_gib * 1024**3
 
 
 def models_root(instance_dir: Path) -> Path:
@@ -146,11 +151,14 @@ def models_root(instance_dir: Path) -> Path:
     return Path(instance_dir) / "models"
 
 
-def server_arguments(instance_type: str, instance_dir: Path) -> list[str]:
+def server_arguments(
+    instance_type: str, instance_dir: Path, environment: Mapping[str, str] | None = None
+) -> list[str]:
     """Extra model-server arguments for a multi-model instance (creates the models root)."""
     root = models_root(instance_dir)
     root.mkdir(parents=True, exist_ok=True)
-    return ["--models-root", str(root), "--memory-budget-mb", f"{memory_budget_bytes(instance_type) / 2**20:.6f}"]
+    budget_mb = memory_budget_bytes(instance_type, environment) / 2**20
+    return ["--models-root", str(root), "--memory-budget-mb", f"{budget_mb:.6f}"]
 
 
 def server_environment() -> dict[str, str]:
@@ -278,8 +286,8 @@ class MultiModelManager:
         if t is None:
             t = InstanceModels(
                 models_root(inst.dir),
-                memory_budget_bytes(inst.spec.instance_type),
-                disk_budget_bytes(inst.spec.instance_type),
+                memory_budget_bytes(inst.spec.instance_type, inst.spec.environment),
+                disk_budget_bytes(inst.spec.instance_type, inst.spec.environment),
             )
             self._tables[inst] = t
         return t

@@ -124,6 +124,17 @@ def test_budgets_default_to_the_instance_type_and_env_shrinks_them(monkeypatch, 
         memory_budget_bytes("ml.m5.large")
 
 
+def test_the_models_container_environment_overrides_the_budgets(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("CATKIT_MME_MEMORY_BUDGET_MB", "12.5")
+    monkeypatch.setenv("CATKIT_MME_DISK_BUDGET_MB", "3")
+    env = {"CATKIT_MME_MEMORY_BUDGET_MB": "64", "CATKIT_MME_DISK_BUDGET_MB": "2"}
+    assert memory_budget_bytes("ml.m5.large", env) == 64 * MB
+    assert disk_budget_bytes("ml.m5.large", env) == 2 * MB
+    args = server_arguments("ml.m5.large", tmp_path, env)
+    assert float(args[args.index("--memory-budget-mb") + 1]) == 64
+    assert disk_budget_bytes("ml.m5.large", {"OTHER": "1"}) == 3 * MB  # unrelated variables: backend's value
+
+
 # ------------------------------------------------------------------------------ placement
 class _Inst:
     """Just what MultiModelManager.place reads from an Instance."""
