@@ -147,7 +147,7 @@ class _Inst:
         self.id = name
         self.state = InstanceState.IN_SERVICE
         self.outstanding = outstanding
-        self.spec = SimpleNamespace(instance_type="ml.m5.large", endpoint="ep", variant="AllTraffic")
+        self.spec = SimpleNamespace(instance_type="ml.m5.large", endpoint="ep", variant="AllTraffic", environment={})
         self.dir = Path("/nonexistent") / name
 
 
