@@ -6,7 +6,7 @@ Full run (issue 8, 10 minutes)::
     .venv/bin/python benchmarks/soak.py --seconds 600 --json soak.json
 
 CI variant: ``--seconds 60`` (tests/reliability/test_soak_ci.py runs it with
-``CATKIT_SOAK_SECONDS``, default 20 s under pytest). ``--seconds`` defaults to
+``CATKIT_SOAK_SECONDS``, default 15 s under pytest). ``--seconds`` defaults to
 ``$CATKIT_SOAK_SECONDS`` or 600.
 
 What it does, in its own temporary ``CATKIT_HOME`` (removed at the end):

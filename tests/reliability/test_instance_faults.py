@@ -148,7 +148,9 @@ def test_handler_leaking_past_the_memory_budget_gets_its_instance_recycled(backe
     )
     assert d["EndpointStatus"] == "InService"
     assert _echo(rt, "leak") == b"ping"
-    # The new process starts from scratch: its hoard is empty again.
-    assert rt.invoke_endpoint(EndpointName="leak", Body=b"1", ContentType="application/x-leak")[
-        "Body"].read() == b"1"
+    # The new process starts from scratch (a leak request that arrived after the recycle may have
+    # landed on it, so up to 120 MiB of hoard): it is back under the budget and keeps serving.
+    [fresh] = instance_pids(backend.home, "leak")
+    assert fresh != pid and psutil.Process(fresh).memory_info().rss < MEMORY_MB * 2**20
+    assert _echo(rt, "leak") == b"ping"
     sm.delete_endpoint(EndpointName="leak")
