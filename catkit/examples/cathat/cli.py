@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="model directory (default: $CATKIT_HOME/models/cathat-vK)")
     p.add_argument("--variant", type=_non_negative, default=0, help="model variant K (default 0)")
     p.add_argument("--seed", type=int, default=0, help="base random seed (default 0)")
-    p.add_argument("--n-train", type=_positive, default=None, help="training images (default 5000)")
+    p.add_argument("--n-train", type=_positive, default=None, help="training images (default 6000)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("sample", help="draw one synthetic cat image")
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--variant", type=_non_negative, action="append", help="variant K (repeatable; default 0)")
     p.add_argument("--count", type=_positive, help="package variants 0..N-1 (multi-model endpoints)")
     p.add_argument("--seed", type=int, default=0, help="base random seed (default 0)")
-    p.add_argument("--n-train", type=_positive, default=None, help="training images (default 5000)")
+    p.add_argument("--n-train", type=_positive, default=None, help="training images (default 6000)")
     p.add_argument("--retrain", action="store_true", help="retrain even if a model is up to date")
     p.set_defaults(func=_cmd_package)
 

@@ -49,7 +49,7 @@ __all__ = [
     "train",
 ]
 
-DEFAULT_N_TRAIN = 5000
+DEFAULT_N_TRAIN = 6000
 DEFAULT_N_TEST = 1000
 IMAGE_SIZE = 64
 JPEG_FRACTION = 0.5  # of training and held-out images, re-encoded as JPEG
