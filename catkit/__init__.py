@@ -84,7 +84,10 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-_SUBMODULES = ("session", "deploy", "invoke", "scaling", "metrics", "cost", "mme", "plots", "widgets", "build")
+_SUBMODULES = (
+    "session", "deploy", "invoke", "scaling", "metrics", "cost", "mme", "plots", "widgets", "build",
+    "load", "calibrate", "simulate", "recommend", "examples",
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -436,7 +436,7 @@ class Target:
 def target_for(session: Any, endpoint_name: str) -> Target:
     """A :class:`Target` for ``endpoint_name`` using ``session``'s runtime client and credentials."""
     client = session.runtime
-    boto = getattr(session, "boto_session", None) or getattr(session, "_boto", None)
+    boto = getattr(session, "boto_session", None)
     creds = boto.get_credentials() if boto is not None else None
     if creds is None:
         raise RuntimeError(

@@ -291,6 +291,11 @@ class Session:
             if code not in ("BucketAlreadyOwnedByYou", "OperationAborted"):
                 raise
 
+    @property
+    def boto_session(self) -> boto3.Session:
+        """The boto3 session the clients are built from (credentials, region)."""
+        return self._boto
+
     # -- time ----------------------------------------------------------------------------------
     def now(self) -> datetime:
         """Current time as the backend sees it (UTC).
