@@ -53,6 +53,7 @@ model_cache = "out/model-cache"
 import atexit
 import io
 import json
+import time
 import warnings
 from pathlib import Path
 
@@ -135,6 +136,9 @@ check_config = simulate.ScalingConfig(min_capacity=1, max_capacity=4, target_val
                                       scale_out_cooldown=300, scale_in_cooldown=120)
 desc = session.sagemaker.describe_endpoint(EndpointName=endpoint_name)
 launch_s = (desc["LastModifiedTime"] - desc["CreationTime"]).total_seconds()
+# Let the calibration traffic leave the alarms' evaluation window (5 emulated minutes) first,
+# or the new policy would react to it.
+time.sleep(5 * 60 / (time_scale if backend == "local" else 1))
 check_config.apply(session, endpoint_name)
 live = load.run_load(session, endpoint_name, check_shape, duration_s=check_duration_s, payload=payload,
                      content_type="image/png", progress=False)
