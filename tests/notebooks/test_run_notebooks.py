@@ -94,3 +94,18 @@ def test_05_load_test_and_simulation(notebook_env: Path) -> None:
     assert r["recommendation"], "some setting must meet the SLO on this traffic"
     assert r["recommendation_table_rows"] > 0
     assert any(d.startswith("endpoint:") for d in r["deleted"])
+
+
+def test_03_multi_model(notebook_env: Path) -> None:
+    r = _run("03_multi_model", notebook_env).results
+    # 4 models called twice each: the first call of each is a miss, the second a hit
+    assert (r["cache_hits"], r["cache_requests"]) == (4.0, 8.0)
+    assert r["cold_ms_median"] > r["warm_ms_median"]
+    assert r["labels"] == ["hat"]
+    # the budget holds ~2 models: a sweep over all variants misses every one of them ...
+    assert r["misses_in_sweep"] == 6.0
+    # ... evicting the least recently used, while the most recent one stays warm
+    assert r["first_after_sweep_warm"] is False
+    assert r["last_after_sweep_warm"] is True
+    assert r["new_model_label"] == "hat"  # copied under the prefix, served without touching the endpoint
+    assert (notebook_env / "03_multi_model" / "cold_vs_warm.png").exists()
