@@ -57,17 +57,6 @@ def test_01_deploy_and_invoke(notebook_env: Path) -> None:
     assert (notebook_env / "01_deploy_and_invoke" / "latency.png").stat().st_size > 0
 
 
-def test_04_cost_and_teardown(notebook_env: Path) -> None:
-    r = _run("04_cost_and_teardown", notebook_env).results
-    idle = r["idle_endpoints"]
-    assert any("-dev-" in name for name in idle), idle
-    assert not any("-prod-" in name for name in idle), idle
-    assert all(v > 0 for v in r["cost_so_far"].values())
-    assert 0 < r["night_savings_fraction"] < 1
-    assert len(r["deleted"]) == 2
-    assert r["left_after_teardown"] == []
-
-
 def test_02_autoscaling(notebook_env: Path) -> None:
     r = _run("02_autoscaling", notebook_env).results
     assert r["alarms"] == 2  # AlarmHigh + AlarmLow of the target-tracking policy
@@ -86,16 +75,6 @@ def test_02_autoscaling(notebook_env: Path) -> None:
     assert (out / "instances_vs_load.png").exists() and (out / "one_minute_vs_high_resolution.png").exists()
 
 
-def test_05_load_test_and_simulation(notebook_env: Path) -> None:
-    r = _run("05_load_test_and_simulation", notebook_env).results
-    assert r["service_model"]["max_rps"] > 0
-    assert r["agreement_max_diff_s"] is not None and r["agreement_max_diff_s"] <= 60
-    assert r["sim_day"]["max_instances"] >= 2
-    assert r["recommendation"], "some setting must meet the SLO on this traffic"
-    assert r["recommendation_table_rows"] > 0
-    assert any(d.startswith("endpoint:") for d in r["deleted"])
-
-
 def test_03_multi_model(notebook_env: Path) -> None:
     r = _run("03_multi_model", notebook_env).results
     # 4 models called twice each: the first call of each is a miss, the second a hit
@@ -109,3 +88,24 @@ def test_03_multi_model(notebook_env: Path) -> None:
     assert r["last_after_sweep_warm"] is True
     assert r["new_model_label"] == "hat"  # copied under the prefix, served without touching the endpoint
     assert (notebook_env / "03_multi_model" / "cold_vs_warm.png").exists()
+
+
+def test_04_cost_and_teardown(notebook_env: Path) -> None:
+    r = _run("04_cost_and_teardown", notebook_env).results
+    idle = r["idle_endpoints"]
+    assert any("-dev-" in name for name in idle), idle
+    assert not any("-prod-" in name for name in idle), idle
+    assert all(v > 0 for v in r["cost_so_far"].values())
+    assert 0 < r["night_savings_fraction"] < 1
+    assert len(r["deleted"]) == 2
+    assert r["left_after_teardown"] == []
+
+
+def test_05_load_test_and_simulation(notebook_env: Path) -> None:
+    r = _run("05_load_test_and_simulation", notebook_env).results
+    assert r["service_model"]["max_rps"] > 0
+    assert r["agreement_max_diff_s"] is not None and r["agreement_max_diff_s"] <= 60
+    assert r["sim_day"]["max_instances"] >= 2
+    assert r["recommendation"], "some setting must meet the SLO on this traffic"
+    assert r["recommendation_table_rows"] > 0
+    assert any(d.startswith("endpoint:") for d in r["deleted"])
