@@ -136,6 +136,9 @@ def test_fifty_clients_create_invoke_update_delete(tmp_path):
                        for i in range(CLIENTS)]
             for f in futures:
                 f.result(timeout=SECONDS + 240)  # a deadlock shows up here
+        print(f"concurrency: {SECONDS:g} s, {CLIENTS} clients, {ledger.cycles} cycles, {ledger.invocations} "
+              f"invocations, {len(ledger.deleted_endpoints)} endpoints created+deleted, "
+              f"tolerated errors {dict(ledger.errors)}")
         assert not ledger.unexpected, ledger.unexpected[:10]
         assert ledger.cycles >= CLIENTS and ledger.invocations >= CLIENTS, (ledger.cycles, ledger.invocations)
 
