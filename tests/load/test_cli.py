@@ -80,7 +80,7 @@ def test_run_command_against_a_fake_endpoint(fake_endpoint, monkeypatch, tmp_pat
 
     class FakeSession:
         runtime = type("R", (), {"meta": Meta()})()
-        _boto = Boto()
+        boto_session = Boto()
 
     monkeypatch.setattr(load_cli, "_session", lambda args: FakeSession())
     out = tmp_path / "requests.csv"

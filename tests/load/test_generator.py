@@ -129,7 +129,7 @@ def test_session_target_uses_runtime_client_and_credentials():
 
     class FakeSession:
         runtime = type("C", (), {"meta": FakeMeta()})()
-        _boto = FakeBoto()
+        boto_session = FakeBoto()
 
     t = load.target_for(FakeSession(), "ep/1")
     assert t.invoke_url == "https://runtime.sagemaker.eu-west-1.amazonaws.com/endpoints/ep%2F1/invocations"
