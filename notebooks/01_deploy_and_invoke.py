@@ -145,7 +145,9 @@ first = invoke(session, endpoint_name, png_bytes(hat_cat))
 second = invoke(session, endpoint_name, png_bytes(plain_cat))
 for name, prediction in (("hat_cat.png", first), ("plain_cat.png", second)):
     print(f"{name:14s} -> {headline(prediction.value)}   ({prediction.latency_ms:.1f} ms, variant {prediction.variant})")
-results["headline"] = headline(first.value)
+results["hat_line"] = headline(first.value)
+results["plain_line"] = headline(second.value)
+results["headline"] = f"{results['hat_line']} (hat cat) | {results['plain_line']} (plain cat)"
 results["hat_prediction"] = first.value
 results["plain_prediction"] = second.value
 

@@ -47,7 +47,8 @@ def test_01_deploy_and_invoke(notebook_env: Path) -> None:
     r = _run("01_deploy_and_invoke", notebook_env).results
     assert r["endpoint_status"] == "InService"
     assert r["instances"] == 2
-    assert re.fullmatch(r"Hat: \d{1,3}\.\d% confidence", r["headline"]), r["headline"]
+    assert re.fullmatch(r"Hat: \d{1,3}\.\d% confidence", r["hat_line"]), r["hat_line"]
+    assert re.fullmatch(r"No hat: \d{1,3}\.\d% confidence", r["plain_line"]), r["plain_line"]
     assert r["hat_prediction"]["label"] == "hat"
     assert r["plain_prediction"]["label"] == "no_hat"
     assert r["batch_accuracy"] >= 0.9
