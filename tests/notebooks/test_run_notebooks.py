@@ -67,7 +67,11 @@ def test_02_autoscaling(notebook_env: Path) -> None:
     assert all(2 <= c <= 10 for c in r["capacities"]), r["capacities"]
     # AlarmHigh needs 3 one-minute datapoints above target: never sooner than ~2 minutes after the step
     assert r["scale_out_after_step_s"] >= 120
-    # AlarmLow needs 15 minutes below target before the first scale-in
+    # AlarmLow needs 15 one-minute datapoints below 90 % of the target: the first scale-in comes at
+    # least 15 minutes after the fleet grew (before, every instance was far above the target) ...
+    step_length_s = 10 * 60
+    assert r["scale_in_after_step_s"] + step_length_s - r["scale_out_after_step_s"] >= 15 * 60
+    # ... and, with 5 instances still above the threshold during the step, after the step ended
     assert r["scale_in_after_step_s"] >= 15 * 60
     sim = r["sim_first_extra_instance_s"]
     assert sim["high-resolution"] < sim["1-minute"], sim
