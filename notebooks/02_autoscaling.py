@@ -32,9 +32,9 @@
 # scale-out**), and a 1-minute metric needs 3 minutes to notice a spike — the **high-resolution**
 # (10-second) metric notices it much sooner.
 #
-# **Local numbers.** On the local backend time runs `time_scale` times faster: at 60, one emulated
-# minute lasts one real second, so 15 minutes of scale-in pass in 15 s. A laptop can't send the
-# seed's 1000 invocations per instance per minute at 60× speed (that is 2,000 real requests/s for
+# **Local numbers.** On the local backend time runs `time_scale` times faster: at 120, one emulated
+# minute lasts half a real second, so 15 minutes of scale-in pass in 7.5 s. A laptop can't send the
+# seed's 1000 invocations per instance per minute at 120× speed (that is 4,000 real requests/s for
 # two instances), so locally the target is scaled down with the load (`target_value` below); on AWS
 # use the seed's 1000 and real traffic.
 
@@ -54,7 +54,7 @@ step_at_s = 5 * 60  # emulated seconds
 step_length_s = 10 * 60
 duration_s = 38 * 60  # emulated seconds of load in total (long enough for the 15-min scale-in)
 high_res_target = 0.2  # concurrent requests per instance (~ the same load as target_value) for the comparison
-time_scale = 60.0
+time_scale = 120.0  # local only: emulated seconds per real second
 out_dir = "out/02_autoscaling"
 run_id = "manual"
 model_cache = "out/model-cache"
