@@ -110,7 +110,8 @@ results["labels"] = sorted(set(calls["label"]))
 
 fig, ax = plt.subplots(figsize=(7, 3.5))
 calls.pivot(index="model", columns="call", values="latency_ms").plot.bar(ax=ax, rot=0)
-ax.set_ylabel("latency (ms)")
+ax.set_yscale("log")  # cold calls are 10-100x slower than warm ones
+ax.set_ylabel("latency (ms, log scale)")
 ax.set_title("multi-model endpoint: cold first call vs warm second call")
 fig.savefig(out / "cold_vs_warm.png", dpi=100, bbox_inches="tight")
 
