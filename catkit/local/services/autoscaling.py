@@ -122,19 +122,33 @@ class ApplicationAutoScalingService(BaseService):
         return rid, dim
 
     @staticmethod
-    def _page(
-        operation: str, items: Sequence[Any], params: Mapping[str, Any], fingerprint: str
-    ) -> tuple[list[Any], str | None]:
+    def _page_size(operation: str, params: Mapping[str, Any]) -> int:
+        """MaxResults (default: the operation's limit), validated against that limit."""
         limit = _MAX_RESULTS[operation]
         size = params.get("MaxResults")
         if size is None:
             size = limit
         if not 1 <= int(size) <= limit:
             raise _validation(f"MaxResults must be between 1 and {limit}; got {size}.")
+        return int(size)
+
+    @classmethod
+    def _page(
+        cls, operation: str, items: Sequence[Any], params: Mapping[str, Any], fingerprint: str
+    ) -> tuple[list[Any], str | None]:
+        size = cls._page_size(operation, params)
         start = decode_token(params["NextToken"], fingerprint) if params.get("NextToken") else 0
-        page = list(items[start : start + int(size)])
-        more = start + int(size) < len(items)
-        return page, (encode_token(start + int(size), fingerprint) if more else None)
+        page = list(items[start : start + size])
+        more = start + size < len(items)
+        return page, (encode_token(start + size, fingerprint) if more else None)
+
+    @staticmethod
+    def _listing(key: str, items: list[Any], token: str | None) -> dict[str, Any]:
+        """A Describe* response: the page under ``key``, plus NextToken when there is more."""
+        out: dict[str, Any] = {key: items}
+        if token:
+            out["NextToken"] = token
+        return out
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -189,8 +203,9 @@ class ApplicationAutoScalingService(BaseService):
         )
         fp = f"targets:{sorted(params.get('ResourceIds') or [])}:{params.get('ScalableDimension')}"
         page, token = self._page("DescribeScalableTargets", targets, params, fp)
-        out: dict[str, Any] = {
-            "ScalableTargets": [
+        return self._listing(
+            "ScalableTargets",
+            [
                 {
                     "ServiceNamespace": t.service_namespace,
                     "ResourceId": t.resource_id,
@@ -203,11 +218,9 @@ class ApplicationAutoScalingService(BaseService):
                     "ScalableTargetARN": t.arn,
                 }
                 for t in page
-            ]
-        }
-        if token:
-            out["NextToken"] = token
-        return out
+            ],
+            token,
+        )
 
     # ------------------------------------------------------------------ scaling policies
     def put_scaling_policy(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
@@ -243,10 +256,7 @@ class ApplicationAutoScalingService(BaseService):
         policies = self.engine.describe_scaling_policies(ns, params.get("PolicyNames"), rid, dim)
         fp = f"policies:{sorted(params.get('PolicyNames') or [])}:{rid}:{dim}"
         page, token = self._page("DescribeScalingPolicies", policies, params, fp)
-        out: dict[str, Any] = {"ScalingPolicies": [p.to_api() for p in page]}
-        if token:
-            out["NextToken"] = token
-        return out
+        return self._listing("ScalingPolicies", [p.to_api() for p in page], token)
 
     # ------------------------------------------------------------------ scheduled actions
     def put_scheduled_action(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
@@ -281,10 +291,7 @@ class ApplicationAutoScalingService(BaseService):
         actions = self.engine.describe_scheduled_actions(ns, params.get("ScheduledActionNames"), rid, dim)
         fp = f"scheduled:{sorted(params.get('ScheduledActionNames') or [])}:{rid}:{dim}"
         page, token = self._page("DescribeScheduledActions", actions, params, fp)
-        out: dict[str, Any] = {"ScheduledActions": [a.to_api() for a in page]}
-        if token:
-            out["NextToken"] = token
-        return out
+        return self._listing("ScheduledActions", [a.to_api() for a in page], token)
 
     # ------------------------------------------------------------------ activities
     def describe_scaling_activities(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
@@ -293,10 +300,7 @@ class ApplicationAutoScalingService(BaseService):
         include = bool(params.get("IncludeNotScaledActivities"))
         activities = self.engine.describe_scaling_activities(ns, rid, dim, include)
         # Newest first: new activities would shift offsets, so the token names the next activity.
-        limit = _MAX_RESULTS["DescribeScalingActivities"]
-        size = int(params["MaxResults"]) if params.get("MaxResults") is not None else limit
-        if not 1 <= size <= limit:
-            raise _validation(f"MaxResults must be between 1 and {limit}; got {size}.")
+        size = self._page_size("DescribeScalingActivities", params)
         start = 0
         if params.get("NextToken"):
             ids = [a.activity_id for a in activities]
@@ -311,10 +315,7 @@ class ApplicationAutoScalingService(BaseService):
         token = (
             _activity_token(activities[start + size].activity_id) if start + size < len(activities) else None
         )
-        out: dict[str, Any] = {"ScalingActivities": [a.to_api() for a in page]}
-        if token:
-            out["NextToken"] = token
-        return out
+        return self._listing("ScalingActivities", [a.to_api() for a in page], token)
 
     # ------------------------------------------------------------------ tags
     def _target_by_arn(self, arn: str) -> Any:
