@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m catkit.demo
+	$(PY) -m catkit.notebook.demo
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

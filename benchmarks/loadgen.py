@@ -1,4 +1,4 @@
-"""Load generator throughput: catkit.load (aiohttp, SigV4 headers cached per second) vs boto3 in threads.
+"""Load generator throughput: catkit.whatif.load (aiohttp, SigV4 headers cached per second) vs boto3 in threads.
 
 Run: ``.venv/bin/python benchmarks/loadgen.py [--seconds 3] [--threads 16]``
 
@@ -6,7 +6,7 @@ Starts a minimal runtime-compatible echo server (aiohttp, its own process, 127.0
 that answers ``POST /endpoints/{name}/invocations`` instantly, then drives it two ways for the same
 number of seconds:
 
-- catkit: ``catkit.load.run_load`` open-loop at a rate far above what one client process can
+- catkit: ``catkit.whatif.load.run_load`` open-loop at a rate far above what one client process can
   send (so the achieved rate is the generator's ceiling), ``max_in_flight`` 64;
 - boto3: ``sagemaker-runtime`` ``invoke_endpoint`` from ``--threads`` threads in a closed loop
   (the usual way notebooks generate load).
@@ -28,7 +28,7 @@ import boto3
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from catkit import load
+from catkit.whatif import load
 
 SERVER = r"""
 import sys
@@ -101,7 +101,7 @@ def main() -> None:
         boto_rps = boto3_threads(url, args.seconds, args.threads)
         print(f"cores: {os.cpu_count()}, echo server in its own process, {args.seconds:g} s each")
         print(f"{'client':<34}{'requests/s':>12}")
-        print(f"{'catkit.load (aiohttp, 64 in flight)':<34}{catkit_rps:>12,.0f}   ({ok:.0%} ok, "
+        print(f"{'catkit.whatif.load (aiohttp, 64 in flight)':<34}{catkit_rps:>12,.0f}   ({ok:.0%} ok, "
               f"p50 {res.summary()['p50_ms']:.1f} ms)")
         print(f"{f'boto3 invoke_endpoint x {args.threads} threads':<34}{boto_rps:>12,.0f}")
         print(f"ratio catkit / boto3: {catkit_rps / boto_rps:.1f}x")

@@ -4,7 +4,7 @@ Run: ``.venv/bin/python benchmarks/mme.py [--warm 400] [--cold 10] [--models 50]
 [--model-mb 4] [--budget-mb 60] [--concurrency 4]``
 
 Starts the local backend in this process (a thread with its own event loop, temp CATKIT_HOME,
-loopback only, time scale 100) so the per-load timings of :class:`catkit.local.multimodel.
+loopback only, time scale 100) so the per-load timings of :class:`catkit.local.fleet.multimodel.
 MultiModelManager` can be read; instances are real model-server processes. Requests are real
 boto3 InvokeEndpoint calls through the gateway.
 

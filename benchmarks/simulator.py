@@ -18,10 +18,10 @@ import time
 
 import pandas  # noqa: F401 - imported up front (as in a notebook) so the first run does not pay for it
 
-from catkit import load
 from catkit.autoscaling import AlarmBook, Engine
-from catkit.calibrate import ServiceModel
-from catkit.simulate import SEED_CONFIG, NightSchedule, ScalingConfig, simulate
+from catkit.whatif import load
+from catkit.whatif.calibrate import ServiceModel
+from catkit.whatif.simulate import SEED_CONFIG, NightSchedule, ScalingConfig, simulate
 
 RID = "endpoint/bench/variant/AllTraffic"
 DIM = "sagemaker:variant:DesiredInstanceCount"

@@ -17,7 +17,7 @@ What it does, in its own temporary ``CATKIT_HOME`` (removed at the end):
 - ``soak-mme``: a multi-model endpoint (one instance) whose prefix holds ``--models`` archives of
   4 MiB each, with ``CATKIT_MME_MEMORY_BUDGET_MB`` set so that only three fit: requests follow a
   Zipf popularity whose hot set rotates, so models are evicted and reloaded all the time;
-- drives both with :func:`catkit.load.arun_load`: a cosine "day" (low -> high -> low) repeated
+- drives both with :func:`catkit.whatif.load.arun_load`: a cosine "day" (low -> high -> low) repeated
   every ``--cycle-seconds`` real seconds (default: a third of the run) plus a spike per cycle;
 - samples instance counts every second (scale-out / scale-in cycles), memory (RSS) of the backend
   and of every instance after warm-up and at the end, and reads the MME eviction metrics.
@@ -55,8 +55,8 @@ from botocore.credentials import Credentials
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
 
-from catkit import load
 from catkit.local import lifecycle
+from catkit.whatif import load
 
 REGION = "us-east-1"
 CREDS = {"aws_access_key_id": "AKIASOAKSOAKSOAK", "aws_secret_access_key": "soak"}

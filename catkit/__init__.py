@@ -15,7 +15,10 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from catkit import _moved
+
 __version__ = "0.1.0"
+_moved.install()  # old module paths (catkit.simulate, catkit.local.endpoints, ...) keep working
 
 _EXPORTS: dict[str, str] = {
     # local backend (AWS wire protocols on 127.0.0.1)
@@ -72,27 +75,38 @@ _EXPORTS: dict[str, str] = {
     "remove_model": "catkit.mme",
     "invoke_model": "catkit.mme",
     # plots / widgets
-    "plot_instances_vs_load": "catkit.plots",
-    "plot_latency": "catkit.plots",
-    "plot_prediction_latency": "catkit.plots",
-    "plot_cost": "catkit.plots",
-    "plot_schedule_savings": "catkit.plots",
-    "plot_scaling_history": "catkit.plots",
-    "ScalingPanel": "catkit.widgets",
+    "plot_instances_vs_load": "catkit.notebook.plots",
+    "plot_latency": "catkit.notebook.plots",
+    "plot_prediction_latency": "catkit.notebook.plots",
+    "plot_cost": "catkit.notebook.plots",
+    "plot_schedule_savings": "catkit.notebook.plots",
+    "plot_scaling_history": "catkit.notebook.plots",
+    "ScalingPanel": "catkit.notebook.widgets",
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 
 _SUBMODULES = (
-    "session", "deploy", "invoke", "scaling", "metrics", "cost", "mme", "plots", "widgets", "build",
-    "load", "calibrate", "simulate", "recommend", "examples",
+    "session", "deploy", "invoke", "scaling", "metrics", "cost", "mme", "build", "names", "examples",
+    "whatif", "notebook",
 )
+#: Modules that moved into a group; ``catkit.simulate`` still reaches ``catkit.whatif.simulate``.
+_MOVED_SUBMODULES = {
+    "load": "catkit.whatif.load",
+    "calibrate": "catkit.whatif.calibrate",
+    "simulate": "catkit.whatif.simulate",
+    "recommend": "catkit.whatif.recommend",
+    "plots": "catkit.notebook.plots",
+    "widgets": "catkit.notebook.widgets",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
         return import_module(f"catkit.{name}")
+    if name in _MOVED_SUBMODULES:
+        return import_module(_MOVED_SUBMODULES[name])
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'catkit' has no attribute {name!r}")

@@ -16,7 +16,7 @@ _COMMAND_MODULES = (
     "catkit.serving.cli",  # catkit serve MODEL --port P
     "catkit.local.cli",  # catkit local start|stop|status
     "catkit.examples.cathat.cli",  # catkit cathat train|predict
-    "catkit.load_cli",  # catkit load ...
+    "catkit.whatif.cli",  # catkit load ...
     "catkit.bench_cli",  # catkit bench
 )
 

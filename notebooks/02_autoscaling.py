@@ -68,9 +68,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 import catkit
-from catkit import load, scaling, simulate
+from catkit import scaling
 from catkit.deploy import delete_endpoint, deploy
 from catkit.examples.cathat import build_cathat_archive, make_image
+from catkit.whatif import load, simulate
 
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)
@@ -110,7 +111,7 @@ results["alarms"] = len(policy.alarms)
 # %% [markdown]
 # ## A step in traffic
 #
-# `catkit.load` sends real, SigV4-signed InvokeEndpoint requests at a rate given in emulated time:
+# `catkit.whatif.load` sends real, SigV4-signed InvokeEndpoint requests at a rate given in emulated time:
 # a base load, a 10-minute step at 5× the base, then back to base.
 
 # %%
@@ -156,7 +157,7 @@ fig.savefig(out / "instances_vs_load.png", dpi=100, bbox_inches="tight")
 #
 # `SageMakerVariantConcurrentRequestsPerModelHighResolution` is emitted every **10 seconds**, so
 # its AlarmHigh (3 datapoints) fires after ~30 s instead of ~3 minutes. We replay the same step
-# through `catkit.simulate`, which drives the *same* scaling engine as the local backend, once per
+# through `catkit.whatif.simulate`, which drives the *same* scaling engine as the local backend, once per
 # metric, and compare when the first scale-out happens.
 
 # %%

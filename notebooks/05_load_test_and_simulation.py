@@ -23,7 +23,7 @@
 #
 # 1. **Calibrate** — a saturation test against one instance measures throughput and latency vs
 #    concurrency, stored as a small service model.
-# 2. **Simulate** — `catkit.simulate` drives the *same* Application Auto Scaling engine as the
+# 2. **Simulate** — `catkit.whatif.simulate` drives the *same* Application Auto Scaling engine as the
 #    local backend with the metrics a fleet would emit under a traffic shape: a diurnal day with a
 #    spike, in well under a second.
 # 3. **Check** — replay a short shape against the local backend and compare the instance counts
@@ -61,9 +61,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import catkit
-from catkit import calibrate, load, recommend, simulate
 from catkit.deploy import HighAvailabilityWarning, delete_endpoint, deploy
 from catkit.examples.cathat import build_cathat_archive, make_image
+from catkit.whatif import calibrate, load, recommend, simulate
 
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 No I/O, no wall clock, no asyncio, no threads: every call takes ``now`` (epoch seconds), metrics
 are read through a port with ``MetricStore.statistics``'s signature, and capacity is asked of the
-caller. The local backend (``catkit.local.autoscaling_controller``) and the offline simulator both
+caller. The local backend (``catkit.local.fleet.scaling_port``) and the offline simulator both
 drive it, so both scale the same way.
 
 Modules (one idea each):

@@ -3,7 +3,7 @@
 This module owns alarm definitions (:class:`AlarmSpec`, PutMetricAlarm in snake_case), alarm state
 and history (:class:`Alarm`, :class:`AlarmHistoryItem`) and the evaluation rules
 (:class:`AlarmBook`). It reads metrics only through the :class:`MetricReader` port (same signature
-as ``catkit.local.metrics_store.MetricStore.statistics``) and never looks at a wall clock: every
+as ``catkit.autoscaling.metrics_store.MetricStore.statistics``) and never looks at a wall clock: every
 call takes ``now`` (epoch seconds).
 
 Rules implemented (AWS CloudWatch user guide, "Evaluating an alarm" and "Configuring how

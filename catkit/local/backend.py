@@ -29,17 +29,17 @@ import catkit
 from catkit.local.clock import Clock
 from catkit.local.gateway import Gateway, check_loopback
 from catkit.local.paths import catkit_home, ensure_private_dir
-from catkit.local.s3 import LocalS3
-from catkit.local.state import StateStore
+from catkit.local.storage.s3 import LocalS3
+from catkit.local.storage.state import StateStore
 
 log = logging.getLogger("catkit.local.backend")
 
 #: Component modules, each with ``install(backend) -> None``, installed in this order.
 COMPONENTS: tuple[str, ...] = (
-    "catkit.local.metrics_store",
+    "catkit.autoscaling.metrics_store",
     "catkit.local.services.cloudwatch",
-    "catkit.local.endpoints",
-    "catkit.local.autoscaling_controller",
+    "catkit.local.fleet.endpoints",
+    "catkit.local.fleet.scaling_port",
 )
 
 _CLOCK_KIND = "backend"
@@ -79,10 +79,10 @@ class Backend:
         self.s3 = LocalS3(self.home / "s3", account_id=account_id)
         self.services: dict[str, Any] = {}
         # Set by components (None while the component is absent from this build):
-        self.metrics: Any = None  # catkit.local.metrics_store
+        self.metrics: Any = None  # catkit.autoscaling.metrics_store
         self.alarms: Any = None  # catkit.local.services.cloudwatch (AlarmBook)
-        self.endpoints: Any = None  # catkit.local.endpoints (EndpointManager)
-        self.autoscaling: Any = None  # catkit.local.autoscaling_controller
+        self.endpoints: Any = None  # catkit.local.fleet.endpoints (EndpointManager)
+        self.autoscaling: Any = None  # catkit.local.fleet.scaling_port
         self.components: tuple[str, ...] = COMPONENTS if components is None else tuple(components)
         self.installed_components: list[str] = []
         self.url: str | None = None

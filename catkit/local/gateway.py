@@ -9,7 +9,7 @@ Each request is routed by service (SigV4 credential scope, then X-Amz-Target, th
   protocol's error, anything else an ``InternalFailure`` 500 carrying the request id (the
   traceback goes to the log, never to the client);
 - ``s3``, ``sts``, ``iam``: forwarded verbatim (method, path, query, headers, body) to the embedded
-  moto server; mutating S3 requests are made durable (``catkit.local.s3``) before the client gets
+  moto server; mutating S3 requests are made durable (``catkit.local.storage.s3``) before the client gets
   the answer; STS GetCallerIdentity is answered as the SageMaker execution role
   (``catkit.local.identity``);
 - anything else: a clean ``UnknownServiceException`` naming what is emulated.
@@ -116,7 +116,7 @@ def valid_bucket_name(name: str) -> bool:
 
 def s3_xml_body(method: str, host: str, raw_path: str, query: dict[str, Any], body: bytes) -> bool:
     """True if this S3 request carries an XML document (configuration, Delete, CompleteMultipartUpload)."""
-    from catkit.local.s3 import split_s3_target
+    from catkit.local.storage.s3 import split_s3_target
 
     if not body.strip() or method not in ("PUT", "POST"):
         return False
@@ -130,7 +130,7 @@ def s3_xml_body(method: str, host: str, raw_path: str, query: dict[str, Any], bo
 def s3_precheck(method: str, host: str, raw_path: str, query: dict[str, Any], body: bytes) -> AwsError | None:
     """What S3 refuses before looking at anything else, and moto does not: invalid names in
     CreateBucket (InvalidBucketName) and XML bodies that do not parse (MalformedXML)."""
-    from catkit.local.s3 import split_s3_target
+    from catkit.local.storage.s3 import split_s3_target
 
     bucket, key = split_s3_target(host, raw_path)
     if method == "PUT" and bucket and key is None and not query and not valid_bucket_name(bucket):

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from catkit import cost, metrics, mme, plots, scaling
+from catkit import cost, metrics, mme, scaling
 from catkit import deploy as d
 from catkit import invoke as inv
 from catkit.local import lifecycle
+from catkit.notebook import plots
+from catkit.notebook.widgets import ScalingPanel
 from catkit.session import Session
-from catkit.widgets import ScalingPanel
 
 pytestmark = pytest.mark.slow
 

@@ -11,9 +11,9 @@ import pytest
 
 matplotlib.use("Agg")
 
-from catkit import plots
 from catkit.cost import EndpointCost, night_schedule_savings
 from catkit.invoke import Prediction
+from catkit.notebook import plots
 
 T = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ import pytest
 from botocore.stub import ANY
 from helpers_fakes import describe_endpoint
 
-from catkit.widgets import ScalingPanel
+from catkit.notebook.widgets import ScalingPanel
 
 RID = "endpoint/ep1/variant/AllTraffic"
 TARGET = {"ServiceNamespace": "sagemaker", "ResourceId": RID, "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}

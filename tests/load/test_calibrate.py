@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from botocore.credentials import Credentials
 
-from catkit import load
-from catkit.calibrate import ServiceModel, calibrate
+from catkit.whatif import load
+from catkit.whatif.calibrate import ServiceModel, calibrate
 
 
 def test_erlang_c_known_values():

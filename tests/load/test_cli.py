@@ -8,8 +8,9 @@ import json
 import pytest
 from botocore.credentials import Credentials
 
-from catkit import cli, load, load_cli
-from catkit.calibrate import ServiceModel
+from catkit import cli, load_cli
+from catkit.whatif import load
+from catkit.whatif.calibrate import ServiceModel
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import re
 import pytest
 from botocore.credentials import Credentials
 
-from catkit import load
+from catkit.whatif import load
 
 CREDS = Credentials("AKIDEXAMPLE", "secret")
 

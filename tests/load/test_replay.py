@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from catkit import load
+from catkit.whatif import load
 
 
 def test_timestamps_csv_is_binned_per_second(tmp_path):

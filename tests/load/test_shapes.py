@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from catkit import load
+from catkit.whatif import load
 
 H = 3600.0
 SAT = 5 * 86400.0  # day 5 of a run starting on a Monday

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from catkit.notebook_runner import NotebookRun, notebook_paths, run_notebook
+from catkit.notebook.runner import NotebookRun, notebook_paths, run_notebook
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from catkit import deploy as d
-from catkit import load
 from catkit.local import lifecycle
 from catkit.session import Session
-from catkit.simulate import ScalingConfig, compare_with_endpoint, simulated_capacity_events
+from catkit.whatif import load
+from catkit.whatif.simulate import ScalingConfig, compare_with_endpoint, simulated_capacity_events
 
 pytestmark = pytest.mark.slow
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from catkit import load
-from catkit.calibrate import ServiceModel
-from catkit.recommend import candidate_configs, recommend_scaling
-from catkit.simulate import SEED_CONFIG, ScalingConfig
+from catkit.whatif import load
+from catkit.whatif.calibrate import ServiceModel
+from catkit.whatif.recommend import candidate_configs, recommend_scaling
+from catkit.whatif.simulate import SEED_CONFIG, ScalingConfig
 
 SVC = ServiceModel(max_rps=40, workers=4, base_p50_ms=20, base_p99_ms=50)
 TRAFFIC = load.Diurnal(2, 90, peak_hour=12) + load.Spike(at_s=9 * 3600, duration_s=900, extra_rps=60, rise_s=120)

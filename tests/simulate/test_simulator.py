@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from botocore.validate import ParamValidator
 
-from catkit import load
-from catkit.calibrate import ServiceModel
 from catkit.instance_types import get_instance_type
-from catkit.simulate import (
+from catkit.whatif import load
+from catkit.whatif.calibrate import ServiceModel
+from catkit.whatif.simulate import (
     DEFAULT_START,
     NightSchedule,
     ScalingConfig,
@@ -158,7 +158,7 @@ def test_metrics_reader_matches_what_sagemaker_records():
 
 
 def test_fleet_metrics_statistics_directly():
-    from catkit.simulate import FleetMetrics, _Fleet
+    from catkit.whatif.simulate import FleetMetrics, _Fleet
 
     rate = np.full(300, 6.0)
     t0 = 1_000_050.0  # 50 s into a minute

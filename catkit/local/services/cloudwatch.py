@@ -2,7 +2,7 @@
 
 Owns the CloudWatch wire operations (botocore-shaped params in, botocore-shaped results out),
 their AWS validation rules and messages, metric math for GetMetricData, alarm persistence and the
-alarm evaluation loop. It holds no metric data itself (``catkit.local.metrics_store``) and no
+alarm evaluation loop. It holds no metric data itself (``catkit.autoscaling.metrics_store``) and no
 alarm rules (``catkit.autoscaling.alarms``).
 
 Operations: PutMetricData, GetMetricData (MetricStat, metric math and SEARCH expressions; Metrics
@@ -32,8 +32,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from catkit.autoscaling.alarms import Alarm, AlarmBook, AlarmSpec, AlarmSpecError, is_autoscaling_action
+from catkit.autoscaling.metrics_store import MetricStore, is_extended_statistic
 from catkit.local.errors import AwsError
-from catkit.local.metrics_store import MetricStore, is_extended_statistic
 from catkit.local.services.base import BaseService, RequestContext
 
 log = logging.getLogger("catkit.local.cloudwatch")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from catkit.local.endpoints import EndpointManager
+from catkit.local.fleet.endpoints import EndpointManager
 from catkit.local.services.base import BaseService, RequestContext
 
 

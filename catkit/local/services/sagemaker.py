@@ -1,7 +1,7 @@
 """The SageMaker control-plane API of the local backend (JSON 1.1, ``SageMaker.<Op>``).
 
 Models, endpoint configurations and tags live here (persisted in ``backend.state``); endpoint
-operations delegate to :class:`catkit.local.endpoints.EndpointManager`, which owns the endpoint
+operations delegate to :class:`catkit.local.fleet.endpoints.EndpointManager`, which owns the endpoint
 state machine and the instances. Parameters arrive validated against botocore's model by the codec;
 the checks here are the ones AWS makes beyond the model (existence, uniqueness, instance types
 this backend can emulate), with AWS's codes and messages.
@@ -14,8 +14,8 @@ from typing import Any
 import botocore.session
 
 from catkit.instance_types import INSTANCE_TYPES
-from catkit.local.endpoints import KIND_CONFIG, KIND_ENDPOINT, KIND_MODEL, EndpointManager, _state_docs
 from catkit.local.errors import AwsError
+from catkit.local.fleet.endpoints import KIND_CONFIG, KIND_ENDPOINT, KIND_MODEL, EndpointManager, _state_docs
 from catkit.local.services.base import BaseService, RequestContext
 from catkit.local.validation import arn, check_name, list_page, not_found, parse_arn
 

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from catkit.autoscaling.alarms import AlarmBook
+from catkit.autoscaling.metrics_store import MetricStore
 from catkit.local.clock import FakeClock
 from catkit.local.errors import AwsError
-from catkit.local.metrics_store import MetricStore
 from catkit.local.services.base import RequestContext
-from catkit.local.state import StateStore
+from catkit.local.storage.state import StateStore
 
 T0 = 1_700_000_000.0 - (1_700_000_000.0 % 3600)
 RID = "endpoint/ep/variant/AllTraffic"
@@ -136,7 +136,7 @@ class FakeBackend:
 @pytest.fixture
 def fake_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("CATKIT_HOME", str(tmp_path))
-    from catkit.local import autoscaling_controller
+    from catkit.local.fleet import scaling_port as autoscaling_controller
 
     b = FakeBackend(tmp_path)
     autoscaling_controller.install(b)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from catkit.local import autoscaling_controller
 from catkit.local.errors import AwsError
+from catkit.local.fleet import scaling_port as autoscaling_controller
 
 from .conftest import DIM, DIMS, RID, T0, FakeBackend
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from catkit.autoscaling.alarms import AlarmBook
+from catkit.autoscaling.metrics_store import MetricStore
 from catkit.local.clock import FakeClock
-from catkit.local.metrics_store import MetricStore
 from catkit.local.services.base import RequestContext
 from catkit.local.services.cloudwatch import CloudWatchService
 

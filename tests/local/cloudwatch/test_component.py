@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from catkit.autoscaling import metrics_store
 from catkit.autoscaling.alarms import AlarmBook, AlarmSpec
-from catkit.local import metrics_store
 from catkit.local.clock import FakeClock
 from catkit.local.services import cloudwatch
 

@@ -18,7 +18,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-CW_ONLY = ("catkit.local.metrics_store", "catkit.local.services.cloudwatch")
+CW_ONLY = ("catkit.autoscaling.metrics_store", "catkit.local.services.cloudwatch")
 DIMS = [{"Name": "EndpointName", "Value": "ep"}, {"Name": "VariantName", "Value": "AllTraffic"}]
 PROTOCOLS = ("smithy-rpc-v2-cbor", "json", "query")
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from catkit.local.metrics_store import MetricStore, is_percentile_statistic
+from catkit.autoscaling.metrics_store import MetricStore, is_percentile_statistic
 
 T0 = 1_700_000_040.0  # a minute boundary (divisible by 60)
 DIMS = {"EndpointName": "ep", "VariantName": "AllTraffic"}

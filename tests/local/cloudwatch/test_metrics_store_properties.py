@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from catkit.local.metrics_store import MetricStore
+from catkit.autoscaling.metrics_store import MetricStore
 
 T0 = 1_700_000_040.0
 values_st = st.lists(st.floats(min_value=1e-6, max_value=1e9, allow_nan=False), min_size=1, max_size=400)

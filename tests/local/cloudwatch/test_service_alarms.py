@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from catkit.autoscaling.metrics_store import MetricStore
 from catkit.local.errors import AwsError
-from catkit.local.metrics_store import MetricStore
 from catkit.local.services.cloudwatch import CloudWatchService, load_alarm_book
 
 T0 = 1_700_000_040.0

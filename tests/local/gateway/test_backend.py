@@ -15,7 +15,7 @@ import pytest
 
 from catkit.local.errors import AwsError
 from catkit.local.services.base import BaseService, RequestContext
-from catkit.local.state import StateStore
+from catkit.local.storage.state import StateStore
 
 CREDS = {
     "aws_access_key_id": "AKIAIOSFODNN7EXAMPLE",

@@ -1,10 +1,10 @@
-"""Pure parts of catkit.local.s3: addressing (bucket/key of a request) and the on-disk layout."""
+"""Pure parts of catkit.local.storage.s3: addressing (bucket/key of a request) and the on-disk layout."""
 
 from __future__ import annotations
 
 import pytest
 
-from catkit.local.s3 import DiskS3, split_s3_target
+from catkit.local.storage.s3 import DiskS3, split_s3_target
 
 
 @pytest.mark.parametrize(

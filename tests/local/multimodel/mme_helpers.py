@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from catkit.local.model_cache import opaque_model_id
+from catkit.local.fleet.model_cache import opaque_model_id
 
 BUCKET = "mme-tests"
 MEMORY_BUDGET_MB = 30

@@ -1,5 +1,5 @@
 """The per-instance model table (pure): LRU unload and delete choices, busy models kept, ids, and
-the TargetModel / prefix checks and budgets of catkit.local.multimodel."""
+the TargetModel / prefix checks and budgets of catkit.local.fleet.multimodel."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from catkit.local.errors import AwsError
-from catkit.local.model_cache import InstanceModels, ModelState, opaque_model_id
-from catkit.local.multimodel import (
+from catkit.local.fleet.model_cache import InstanceModels, ModelState, opaque_model_id
+from catkit.local.fleet.multimodel import (
     check_target_model,
     disk_budget_bytes,
     memory_budget_bytes,
@@ -142,7 +142,7 @@ class _Inst:
     def __init__(self, name: str, outstanding: int = 0) -> None:
         from types import SimpleNamespace
 
-        from catkit.local.instances import InstanceState
+        from catkit.local.fleet.instances import InstanceState
 
         self.id = name
         self.state = InstanceState.IN_SERVICE
@@ -155,7 +155,7 @@ def _manager(spread_at: int = 4):
     from types import SimpleNamespace
 
     from catkit.local.clock import FakeClock
-    from catkit.local.multimodel import MultiModelManager
+    from catkit.local.fleet.multimodel import MultiModelManager
 
     endpoints = SimpleNamespace(backend=SimpleNamespace(metrics=None), clock=FakeClock())
     return MultiModelManager(endpoints, spread_at=spread_at)  # type: ignore[arg-type]

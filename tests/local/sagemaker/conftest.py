@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from catkit.local.clock import Clock
-from catkit.local.state import StateStore
+from catkit.local.storage.state import StateStore
 
 INFERENCE = '''
 import os
@@ -143,7 +143,7 @@ class Harness:
 
     def run(self, body, *, background: bool = False, **manager_kwargs) -> None:
         """Install the endpoint component, optionally start its background loops, run ``body``."""
-        from catkit.local import endpoints
+        from catkit.local.fleet import endpoints
 
         async def main() -> None:
             endpoints.install(self.backend)

@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from catkit.local.errors import AwsError
-from catkit.local.instances import InstanceState
+from catkit.local.fleet.instances import InstanceState
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012"
 

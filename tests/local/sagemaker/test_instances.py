@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from catkit.local.instances import InstanceSettings, split_s3_url, tail_lines
+from catkit.local.fleet.instances import InstanceSettings, split_s3_url, tail_lines
 
 
 def test_settings_from_env_and_overrides():

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from catkit.local import router
 from catkit.local.errors import AwsError
+from catkit.local.fleet import router
 from catkit.local.validation import arn, check_name, list_page, parse_arn
 
 

@@ -20,7 +20,7 @@ import json
 import sys
 from typing import Any
 
-from catkit import load
+from catkit.whatif import load
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -100,7 +100,7 @@ def _add_scaling_args(p: argparse.ArgumentParser) -> None:
 
 
 def _service(args: argparse.Namespace) -> Any:
-    from catkit.calibrate import ServiceModel
+    from catkit.whatif.calibrate import ServiceModel
 
     if args.service:
         return ServiceModel.load(args.service)
@@ -135,7 +135,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from catkit.calibrate import calibrate
+    from catkit.whatif.calibrate import calibrate
 
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
     payload = args.payload_text.encode() if args.payload_text is not None else b"{}"
@@ -151,7 +151,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from catkit.simulate import NightSchedule, ScalingConfig
+    from catkit.whatif.simulate import NightSchedule, ScalingConfig
 
     night = NightSchedule(night_min=args.night_min) if args.night_min else None
     return ScalingConfig(
@@ -161,7 +161,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from catkit.simulate import simulate
+    from catkit.whatif.simulate import simulate
 
     res = simulate(parse_shape(args.shape), _config(args), _service(args), duration_s=args.duration,
                    provisioning_s=args.provisioning_s, termination_s=args.termination_s,
@@ -173,8 +173,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
-    from catkit.recommend import recommend_scaling
-    from catkit.simulate import SEED_CONFIG
+    from catkit.whatif.recommend import recommend_scaling
+    from catkit.whatif.simulate import SEED_CONFIG
 
     rec = recommend_scaling(parse_shape(args.shape), _service(args), args.slo_ms, duration_s=args.duration,
                             max_capacity=args.max, baseline=SEED_CONFIG, provisioning_s=args.provisioning_s,

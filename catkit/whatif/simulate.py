@@ -5,12 +5,12 @@ under this traffic with these scaling settings?" in seconds: it drives
 :class:`catkit.autoscaling.Engine` - the same engine the local backend runs, no re-implemented
 rules - with the metrics a fleet under that traffic would emit, applies its decisions with a
 provisioning delay, and returns per-second time series of instances, load per instance, latency
-p50/p99 estimates (from the :class:`~catkit.calibrate.ServiceModel`), overload and cost.
+p50/p99 estimates (from the :class:`~catkit.whatif.calibrate.ServiceModel`), overload and cost.
 
 How it runs (fast: 30 days at 1-second resolution take about a second):
 
 * Traffic is a per-second array (requests/s) computed once with numpy from a
-  :class:`catkit.load.Shape` (or given as an array).
+  :class:`catkit.whatif.load.Shape` (or given as an array).
 * The fleet is piecewise constant: serving and billed instance counts change only when a scaling
   decision is applied or finishes, so their per-second arrays are filled segment by segment.
 * The engine reads metrics through :class:`FleetMetrics`, a MetricReader that aggregates the
@@ -46,9 +46,9 @@ import numpy as np
 
 from catkit.autoscaling import AlarmBook, Engine
 from catkit.autoscaling.schedule import Schedule
-from catkit.calibrate import ServiceModel
 from catkit.instance_types import get_instance_type
-from catkit.load import Shape, as_shape
+from catkit.whatif.calibrate import ServiceModel
+from catkit.whatif.load import Shape, as_shape
 
 NAMESPACE = "sagemaker"
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
@@ -66,7 +66,7 @@ METRIC_ALIASES = {
 }
 DEFAULT_START = 1_704_067_200.0  # Monday 2024-01-01 00:00:00 UTC
 TICK_S = 10  # the local controller's engine cadence
-DEFAULT_PROVISIONING_S = 240.0  # the local backend's default (catkit.local.instances)
+DEFAULT_PROVISIONING_S = 240.0  # the local backend's default (catkit.local.fleet.instances)
 DEFAULT_TERMINATION_S = 60.0  # ASSUMPTION: scale-in keeps the variant Updating about a minute
 SM_NS = "AWS/SageMaker"
 FILL_AHEAD_S = 3600  # per-second arrays are filled this far ahead of the reads in one vector op
@@ -689,7 +689,7 @@ def simulate(
 ) -> SimulationResult:
     """Simulate ``duration_s`` seconds of ``traffic`` on a variant scaled by ``config``.
 
-    ``traffic``: a :class:`catkit.load.Shape` (``t = 0`` at ``start``), a constant rate or an
+    ``traffic``: a :class:`catkit.whatif.load.Shape` (``t = 0`` at ``start``), a constant rate or an
     array of per-second rates. ``service``: the instance's :class:`ServiceModel` (default: 40
     req/s, 4 workers - replace with a calibration). ``initial_capacity``: instances at ``start``
     (default: MinCapacity in force then). ``concurrency_statistic``: what ConcurrentRequestsPerModel
@@ -946,7 +946,7 @@ class Comparison:
 
     simulated: SimulationResult
     emulated: list[tuple[float, int, float | None]]
-    load: Any  # catkit.load.LoadResult
+    load: Any  # catkit.whatif.load.LoadResult
     table: Any
     initial_capacity: int
 
@@ -976,7 +976,7 @@ def compare_with_endpoint(
     **load_kwargs: Any,
 ) -> Comparison:
     """Apply ``config`` to ``endpoint`` (unless ``apply=False``), drive it with ``traffic`` through
-    :func:`catkit.load.run_load` (time scale "auto" on the local backend), then simulate the same
+    :func:`catkit.whatif.load.run_load` (time scale "auto" on the local backend), then simulate the same
     traffic from the same start with the same settings and pair the scaling events.
 
     ``provisioning_s``: how long an instance launch takes there (emulated seconds locally; measure
@@ -984,7 +984,7 @@ def compare_with_endpoint(
     default a large instance that never saturates. ``concurrency_statistic`` defaults to "peak", the
     way the local backend samples ConcurrentRequestsPerModel. Extra keywords go to ``run_load``.
     """
-    from catkit import load as load_mod
+    from catkit.whatif import load as load_mod
 
     desc = session.sagemaker.describe_endpoint(EndpointName=endpoint)
     variants = {v["VariantName"]: v for v in desc.get("ProductionVariants", [])}

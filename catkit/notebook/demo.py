@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from catkit.notebook_runner import REPO_ROOT, NotebookRun, notebook_paths, run_notebook
+from catkit.notebook.runner import REPO_ROOT, NotebookRun, notebook_paths, run_notebook
 
 
 def _summary_line(run: NotebookRun) -> str:

@@ -3,7 +3,7 @@
 A production variant whose container has ``Mode: MultiModel`` runs its instances as empty
 multi-model servers (``--multi-model``). Each InvokeEndpoint carries ``TargetModel``, a path
 relative to the container's ``ModelDataUrl`` S3 prefix. :meth:`MultiModelManager.acquire` - called
-by :meth:`catkit.local.endpoints.EndpointManager.invoke` - picks an instance and makes sure the
+by :meth:`catkit.local.fleet.endpoints.EndpointManager.invoke` - picks an instance and makes sure the
 model is loaded there, then hands back a :class:`ModelLease` whose ``url`` is the container's
 ``POST /models/{model_name}/invoke``. ``model_name`` is an opaque id (as on AWS); the original
 TargetModel travels in the ``X-Amzn-SageMaker-Target-Model`` header.
@@ -20,7 +20,7 @@ What happens, following AWS (shared/aws-facts.md §5 and ``how-multi-mode-endpoi
   model on an instance share one download and one load. A request that waits longer than
   ``load_wait_seconds`` (real, default 60 s like AWS) gets ``ModelNotReadyException``; the load goes on
   for up to ``load_timeout_seconds`` (360 s).
-- Warm path: the per-instance table (:mod:`catkit.local.model_cache`) says the model is loaded:
+- Warm path: the per-instance table (:mod:`catkit.local.fleet.model_cache`) says the model is loaded:
   no S3 call, no container call besides the invocation.
 - Budgets: memory = 90% of the instance type's memory (also the server's ``--memory-budget-mb``,
   whose 507 is honoured), disk = the instance type's ``disk_gib``; ``CATKIT_MME_MEMORY_BUDGET_MB`` and
@@ -70,14 +70,14 @@ import aiohttp
 
 from catkit.instance_types import get_instance_type
 from catkit.local.errors import AwsError
-from catkit.local.instances import InstanceState
-from catkit.local.model_cache import CachedModel, InstanceModels, ModelState
+from catkit.local.fleet.instances import InstanceState
+from catkit.local.fleet.model_cache import CachedModel, InstanceModels, ModelState
 
 if TYPE_CHECKING:
-    from catkit.local.endpoints import Endpoint, EndpointManager, Variant
-    from catkit.local.instances import Instance
+    from catkit.local.fleet.endpoints import Endpoint, EndpointManager, Variant
+    from catkit.local.fleet.instances import Instance
 
-log = logging.getLogger("catkit.local.multimodel")
+log = logging.getLogger("catkit.local.fleet.multimodel")
 
 NS_INVOCATIONS = "AWS/SageMaker"
 NS_INSTANCE = "/aws/sagemaker/Endpoints"

@@ -3,10 +3,10 @@
 Owns every endpoint of the local backend: CreateEndpoint -> ``Creating`` -> ``InService`` |
 ``Failed``; UpdateEndpoint (blue/green: new instances first, traffic switch, then drain + stop of
 the old ones); UpdateEndpointWeightsAndCapacities (``Updating``, launch or drain, ``InService``);
-DeleteEndpoint (``Deleting``, then gone). Instances are real processes (:mod:`catkit.local.instances`);
+DeleteEndpoint (``Deleting``, then gone). Instances are real processes (:mod:`catkit.local.fleet.instances`);
 a crashed or unhealthy instance is replaced while the endpoint stays ``InService`` on the rest.
 InvokeEndpoint requests are routed here (:meth:`EndpointManager.invoke`) with
-:mod:`catkit.local.router`, and per-request metrics go to ``backend.metrics``.
+:mod:`catkit.local.fleet.router`, and per-request metrics go to ``backend.metrics``.
 
 Endpoint documents (with a snapshot of each variant's model, like AWS, which keeps serving a
 deployed model after DeleteModel) are persisted in ``backend.state`` (kind ``sagemaker.endpoint``),
@@ -37,9 +37,9 @@ from typing import Any
 import aiohttp
 
 from catkit.instance_types import INSTANCE_TYPES
-from catkit.local import router
 from catkit.local.errors import AwsError
-from catkit.local.instances import (
+from catkit.local.fleet import router
+from catkit.local.fleet.instances import (
     Instance,
     InstanceLaunchError,
     InstanceSettings,
@@ -54,7 +54,7 @@ from catkit.local.validation import (
     runtime_endpoint_not_found,
 )
 
-log = logging.getLogger("catkit.local.endpoints")
+log = logging.getLogger("catkit.local.fleet.endpoints")
 
 KIND_MODEL = "sagemaker.model"
 KIND_CONFIG = "sagemaker.endpoint-config"
@@ -179,7 +179,7 @@ class EndpointManager:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._resumed = False  # run() has relaunched the persisted endpoints' instances
-        from catkit.local.multimodel import MultiModelManager
+        from catkit.local.fleet.multimodel import MultiModelManager
 
         self.multimodel = MultiModelManager(self)  # TargetModel routing/loading for MultiModel variants
         self._load()
@@ -901,7 +901,7 @@ class EndpointManager:
         assert variant is not None
         lease = None
         if target_model is not None or variant.props.get("Mode") == "MultiModel":
-            # Multi-model: catkit.local.multimodel routes by model, loads it, begins the request.
+            # Multi-model: catkit.local.fleet.multimodel routes by model, loads it, begins the request.
             lease = await self.multimodel.acquire(ep, variant, target_model)
             inst, url = lease.instance, lease.url
         else:

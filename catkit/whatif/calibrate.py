@@ -269,7 +269,7 @@ async def _level(target: Any, concurrency: int, seconds: float, payload: bytes, 
     """Closed loop: ``concurrency`` clients send back-to-back for ``seconds`` (real)."""
     import aiohttp
 
-    from catkit.load import _error_code, _Signer
+    from catkit.whatif.load import _error_code, _Signer
 
     signer = _Signer(target)
     url = target.invoke_url
@@ -333,7 +333,7 @@ def calibrate(
     less than ``stop_when_flat`` (5 %) while p50 latency rises (saturated). The measured points
     are kept in ``model.points``.
     """
-    from catkit.load import Target, target_for
+    from catkit.whatif.load import Target, target_for
 
     if isinstance(session_or_target, Target):
         target = session_or_target
@@ -364,7 +364,7 @@ def calibrate(
                 if flat and cur["p50_ms"] > prev["p50_ms"]:
                     break
 
-    from catkit.load import run_coroutine
+    from catkit.whatif.load import run_coroutine
 
     run_coroutine(run_all())
     where = f"calibrated against {target.endpoint_name} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"

@@ -1,6 +1,6 @@
 """Headless notebook runs: papermill over ``notebooks/*.ipynb`` into an output folder.
 
-Used by ``make demo`` (via :mod:`catkit.demo`) and by the notebook integration tests. Each
+Used by ``make demo`` (via :mod:`catkit.notebook.demo`) and by the notebook integration tests. Each
 notebook takes the papermill parameters ``out_dir`` (where it writes figures and a
 ``results.json`` of the values it computed) and ``run_id`` (a tag put on everything it creates).
 After each run the runner sweeps whatever still carries that tag, so a notebook that failed
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 RUN_TAG_KEY = "catkit:run-id"
 

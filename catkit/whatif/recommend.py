@@ -2,7 +2,7 @@
 
 :func:`recommend_scaling` answers "which target value, cooldowns, minimum capacity, metric and
 night schedule serve my traffic within a p99 latency SLO for the least money?". It builds a grid
-of :class:`~catkit.simulate.ScalingConfig` candidates, simulates each on the same traffic (in
+of :class:`~catkit.whatif.simulate.ScalingConfig` candidates, simulates each on the same traffic (in
 parallel processes for big grids), and returns a :class:`Recommendation`: a table ranked by cost
 among the settings that meet the SLO (at most ``max_slow_fraction`` of requests slower than
 ``slo_p99_ms``, overload counted as slow), a plot, and the winner as ready-to-send
@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from catkit.calibrate import ServiceModel
-from catkit.load import Shape
-from catkit.simulate import (
+from catkit.whatif.calibrate import ServiceModel
+from catkit.whatif.load import Shape
+from catkit.whatif.simulate import (
     DEFAULT_PROVISIONING_S,
     DEFAULT_START,
     DEFAULT_TERMINATION_S,
@@ -279,18 +279,18 @@ def recommend_scaling(
 ) -> Recommendation:
     """Sweep scaling settings on ``traffic`` and rank them by cost among those meeting the SLO.
 
-    ``traffic``: a :class:`catkit.load.Shape` (then ``duration_s`` is required; a week covers
+    ``traffic``: a :class:`catkit.whatif.load.Shape` (then ``duration_s`` is required; a week covers
     weekends for night schedules) or per-second rates. ``service_model``: one instance's
-    :class:`ServiceModel` (from :func:`catkit.calibrate.calibrate`). The SLO holds when at most
+    :class:`ServiceModel` (from :func:`catkit.whatif.calibrate.calibrate`). The SLO holds when at most
     ``max_slow_fraction`` (1 %) of requests are slower than ``slo_p99_ms``, overload counted as
     slow. The grid: target utilisations ``target_fractions`` x ``metrics`` ("invocations" =
     1-minute, "high_resolution" = 10-second) x ``min_capacities`` x cooldowns x (no schedule, a
     night schedule that drops MinCapacity from ``night_hours[0]`` to ``night_hours[1]`` on
     weekdays and all weekend). ``require_ha`` keeps at least two instances at all times (AWS's
-    availability guidance). ``baseline`` (e.g. :data:`catkit.simulate.SEED_CONFIG`) is simulated
+    availability guidance). ``baseline`` (e.g. :data:`catkit.whatif.simulate.SEED_CONFIG`) is simulated
     too and reported in ``.baseline``. ``processes``: parallel worker processes (default: up to 4
     for grids of 16+ settings). ``concurrency_statistic`` ("mean" or "peak", see
-    :func:`catkit.simulate.simulate`) sets how ConcurrentRequestsPerModel reads and so the
+    :func:`catkit.whatif.simulate.simulate`) sets how ConcurrentRequestsPerModel reads and so the
     high-resolution target values. Returns a :class:`Recommendation`.
     """
     if not slo_p99_ms > 0:

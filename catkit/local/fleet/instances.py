@@ -38,7 +38,7 @@ import psutil
 from catkit.instance_types import get_instance_type
 from catkit.local.clock import Clock
 
-log = logging.getLogger("catkit.local.instances")
+log = logging.getLogger("catkit.local.fleet.instances")
 
 # Environment variables a container definition may not set for the model-server process: they
 # would let a model definition load code from outside its archive (PYTHONPATH, LD_PRELOAD, ...).
@@ -307,7 +307,7 @@ class Instance:
             cmd.append(model_arg)
         cmd += ["--port", "0", "--host", "127.0.0.1", "--ready-file", str(ready)]
         if self.spec.mode == "MultiModel":
-            from catkit.local.multimodel import server_arguments  # budgets + --models-root
+            from catkit.local.fleet.multimodel import server_arguments  # budgets + --models-root
 
             try:
                 cmd += ["--multi-model", *server_arguments(self.spec.instance_type, self.dir, self.spec.environment)]
@@ -327,7 +327,7 @@ class Instance:
         env["SAGEMAKER_ENDPOINT_NAME"] = self.spec.endpoint
         env["SAGEMAKER_VARIANT_NAME"] = self.spec.variant
         if self.spec.mode == "MultiModel":
-            from catkit.local.multimodel import server_environment
+            from catkit.local.fleet.multimodel import server_environment
 
             env.update(server_environment())
         logf = open(self.log_path, "ab", buffering=0)  # noqa: SIM115 - handed to the child

@@ -37,7 +37,7 @@ from urllib.parse import unquote
 
 from catkit.local.errors import AwsError
 
-log = logging.getLogger("catkit.local.s3")
+log = logging.getLogger("catkit.local.storage.s3")
 
 _MAGIC = b"CATKITS3"
 _OBJ_SUFFIX = ".obj"

@@ -4,7 +4,7 @@ Pure bookkeeping (no I/O): :class:`InstanceModels` holds one :class:`CachedModel
 ``TargetModel`` an instance has downloaded, with its state, sizes, in-flight count and a
 least-recently-used stamp, and answers the eviction questions - which loaded models to unload to
 free memory, which downloaded models to delete to free disk. The I/O that acts on the answers lives
-in :mod:`catkit.local.multimodel`.
+in :mod:`catkit.local.fleet.multimodel`.
 
 Eviction rules (AWS, ``how-multi-mode-endpoints-work``): when memory is needed, *unused* models are
 unloaded, least recently used first; they stay on the storage volume and reload without a

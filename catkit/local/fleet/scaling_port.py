@@ -1,6 +1,6 @@
 """Application Auto Scaling wired into the local backend: the engine on the backend's clock.
 
-``install(backend)`` (a backend component, after ``catkit.local.endpoints``) sets
+``install(backend)`` (a backend component, after ``catkit.local.fleet.endpoints``) sets
 ``backend.autoscaling`` (an :class:`AutoscalingController`) and registers the
 ``application-autoscaling`` service. The controller
 
