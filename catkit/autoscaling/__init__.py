@@ -14,8 +14,12 @@ Modules (one idea each):
 * ``target_tracking`` - metric resolution, the AlarmHigh/AlarmLow shapes, the capacity formula.
 * ``step_scaling`` - step selection, percent rounding, MinAdjustmentMagnitude, validation.
 * ``schedule`` - at()/rate()/cron() with IANA time zones and Start/EndTime.
-* ``engine`` - :class:`Engine`, tying it together.
-* ``memory_metrics`` - an in-memory MetricReader for tests and quick simulations.
+* ``engine`` - :class:`Engine`: the resources (targets, policies, scheduled actions, activities,
+  cooldowns) and their persistence; ``decisions`` - the decision rules (a mixin of Engine).
+* ``metrics_store`` - :class:`MetricStore`, the one CloudWatch-like metric store (backend,
+  simulator and tests).
+* ``driver`` - :class:`ScalingDriver`, the one ordered step (idle zeros -> metrics -> alarms ->
+  decision -> apply -> settle) over a :class:`FleetPort`.
 
 Engine API (snake_case mirrors of the AAS calls; errors are :class:`ScalingError` with AAS codes)::
 
@@ -37,7 +41,8 @@ Engine API (snake_case mirrors of the AAS calls; errors are :class:`ScalingError
     eng.describe_scheduled_actions(ns, names=None, resource_id=None, scalable_dimension=None)
     eng.describe_scaling_activities(ns, resource_id=None, scalable_dimension=None,
                                     include_not_scaled=False) -> [Activity]   # newest first
-    decisions = eng.tick(now, metrics, current_capacity)   # current_capacity(resource_id) -> int|None
+    decisions = eng.decide(now, current_capacity)          # current_capacity(resource_id) -> int|None
+    decisions = eng.tick(now, metrics, current_capacity)   # alarms.evaluate(now, metrics) + decide
     eng.accepted(decision.activity_id, now)                # Pending -> InProgress
     eng.complete(decision.activity_id, ok, message, now)   # -> Successful / Failed (+ reason)
     eng.to_dict() / Engine.from_dict(d, alarms=book)       # JSON-compatible state
@@ -49,8 +54,10 @@ from __future__ import annotations
 
 from catkit.autoscaling.activities import Activity
 from catkit.autoscaling.alarms import AlarmBook, AlarmSpec, AlarmSpecError, AlarmTransition, MetricReader
+from catkit.autoscaling.driver import FleetPort, ScalingDriver, ScalingRejected, VariantStatus
 from catkit.autoscaling.engine import Decision, Engine, PolicyResult
 from catkit.autoscaling.errors import ScalingError
+from catkit.autoscaling.metrics_store import MetricStore
 from catkit.autoscaling.policies import ScalingPolicy, ScheduledAction
 from catkit.autoscaling.targets import ScalableTarget
 
@@ -62,10 +69,15 @@ __all__ = [
     "AlarmTransition",
     "Decision",
     "Engine",
+    "FleetPort",
     "MetricReader",
+    "MetricStore",
     "PolicyResult",
     "ScalableTarget",
+    "ScalingDriver",
     "ScalingError",
     "ScalingPolicy",
+    "ScalingRejected",
     "ScheduledAction",
+    "VariantStatus",
 ]

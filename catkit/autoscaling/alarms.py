@@ -572,6 +572,10 @@ class AlarmBook:
                     out.append(rep)
         return out
 
+    def next_evaluation(self) -> float:
+        """When the next alarm is due for evaluation (inf when there are no alarms)."""
+        return min((a.next_evaluation for a in self._alarms.values()), default=math.inf)
+
     def pop_actions(self, accept: Callable[[str], bool]) -> list[ActionInvocation]:
         """Remove and return pending action invocations whose action ARN ``accept`` takes."""
         keys = [k for k in self._outbox if accept(k[1])]

@@ -1,9 +1,10 @@
 """In-memory CloudWatch metric store: records datapoints, answers statistics like CloudWatch.
 
-Owns metric *data* (not alarms). The local backend records every SageMaker metric here on the
-request hot path, PutMetricData writes here, and GetMetricStatistics / GetMetricData / alarm
-evaluation / the autoscaling engine read it through :meth:`MetricStore.statistics`. The offline
-simulator uses it standalone, so nothing here imports the backend.
+Owns metric *data* (not alarms); the one metric store of catkit. The local backend records every
+SageMaker metric here on the request hot path and PutMetricData writes here; the offline simulator
+records the metrics its simulated fleet emits; the engine tests record what they need. Alarm
+evaluation, GetMetricStatistics / GetMetricData and the scaling driver read it through
+:meth:`MetricStore.statistics`. Pure: no I/O, no wall clock (``now`` is injected).
 
 Model (mirrors CloudWatch):
 
@@ -39,6 +40,7 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_RETENTION",
+    "MemoryMetrics",
     "MetricStore",
     "install",
     "is_extended_statistic",
@@ -254,12 +256,12 @@ class _Bucket:
 
     __slots__ = ("count", "dist", "maximum", "minimum", "total")
 
-    def __init__(self) -> None:
+    def __init__(self, percentiles: bool = True) -> None:
         self.total = 0.0
         self.count = 0.0
         self.minimum = math.inf
         self.maximum = -math.inf
-        self.dist: _Distribution | None = _Distribution()
+        self.dist: _Distribution | None = _Distribution() if percentiles else None
 
     def add(self, value: float, count: float = 1.0) -> None:
         self.total += value * count
@@ -320,6 +322,8 @@ class MetricStore:
         self,
         now: Callable[[], float] | None = None,
         retention: Sequence[tuple[int, int]] = DEFAULT_RETENTION,
+        *,
+        percentiles: bool = True,
     ) -> None:
         widths = [int(w) for w, _ in retention]
         if not widths or widths[0] != 1 or any(b % a for a, b in itertools.pairwise(widths)):
@@ -333,6 +337,7 @@ class MetricStore:
         self._retention = tuple((int(w), float(keep)) for w, keep in retention)
         self._standard_tier = widths.index(60)
         self._now_fn = now
+        self._percentiles = percentiles  # False: no value distributions (no pNN etc.), cheaper
         self._latest = -math.inf
         self._next_compact = -math.inf
         self._lock = threading.Lock()
@@ -432,11 +437,14 @@ class MetricStore:
         buckets = series.tiers[tier]
         bucket = buckets.get(start)
         if bucket is None:
-            bucket = buckets[start] = _Bucket()
+            bucket = buckets[start] = _Bucket(self._percentiles)
         return bucket
 
-    def _now(self) -> float:
+    def now(self) -> float:
+        """The store's "now": its clock, or else the newest timestamp recorded (-inf when empty)."""
         return self._now_fn() if self._now_fn is not None else self._latest
+
+    _now = now
 
     # ---------------------------------------------------------------- retention
     def compact(self, now: float | None = None) -> None:
@@ -532,9 +540,7 @@ class MetricStore:
                         pstart = (bstart // period) * period
                         group = groups.get(pstart)
                         if group is None:
-                            group = groups[pstart] = _Bucket()
-                            if not want_dist:
-                                group.dist = None
+                            group = groups[pstart] = _Bucket(want_dist)
                         group.merge(bucket)
         out: list[dict[str, Any]] = []
         out_unit = units_seen.pop() if len(units_seen) == 1 else "None"
@@ -664,3 +670,8 @@ def _buckets_in_range(
 def install(backend: Any) -> None:
     """Backend component: ``backend.metrics`` = a MetricStore aged by the backend's clock."""
     backend.metrics = MetricStore(now=backend.clock.now)
+
+
+#: Deprecated name of the in-memory store the engine tests used (``catkit.autoscaling.memory_metrics``);
+#: there is one metric store now.
+MemoryMetrics = MetricStore

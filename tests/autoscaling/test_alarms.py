@@ -16,7 +16,7 @@ from catkit.autoscaling.alarms import (
     decide_state,
     evaluation_range,
 )
-from catkit.autoscaling.memory_metrics import MemoryMetrics
+from catkit.autoscaling.metrics_store import MetricStore
 
 T0 = 1_700_000_040.0 - (1_700_000_040.0 % 60)  # a minute boundary
 NS, NAME, DIMS = (
@@ -121,7 +121,7 @@ def test_invalid_specs_are_rejected_with_the_field_named(kw, word):
         spec(**kw)
 
 
-def feed(metrics: MemoryMetrics, minute: int, value: float) -> None:
+def feed(metrics: MetricStore, minute: int, value: float) -> None:
     metrics.record(NS, NAME, DIMS, value, T0 + minute * 60 + 5)
 
 
@@ -131,7 +131,7 @@ def test_too_few_real_datapoints_keep_the_state_until_they_can_decide():
 
 
 def test_book_goes_to_alarm_after_three_breaching_minutes_and_records_history():
-    book, m = AlarmBook(), MemoryMetrics()
+    book, m = AlarmBook(), MetricStore()
     book.put_alarm(spec(alarm_actions=["arn:aws:sns:us-east-1:123456789012:t"]), T0)
     assert book.get("a").state_value == INSUFFICIENT_DATA
     for minute in range(3):
@@ -153,7 +153,7 @@ def test_book_goes_to_alarm_after_three_breaching_minutes_and_records_history():
 
 
 def test_evaluation_is_once_per_minute_and_idempotent():
-    book, m = AlarmBook(), MemoryMetrics()
+    book, m = AlarmBook(), MetricStore()
     book.put_alarm(spec(evaluation_periods=1), T0)
     feed(m, 0, 30)
     calls = []
@@ -172,10 +172,10 @@ def test_evaluation_is_once_per_minute_and_idempotent():
 
 
 def test_high_resolution_alarm_is_evaluated_every_10_seconds():
-    book, m = AlarmBook(), MemoryMetrics()
+    book, m = AlarmBook(), MetricStore()
     book.put_alarm(spec(period=10, evaluation_periods=3), T0)
     for k in range(3):
-        m.record(NS, NAME, DIMS, 50, T0 + k * 10 + 1)
+        m.record(NS, NAME, DIMS, 50, T0 + k * 10 + 1, storage_resolution=1)
     book.evaluate(T0 + 20, m)
     assert book.get("a").state_value == INSUFFICIENT_DATA
     book.evaluate(T0 + 30, m)
@@ -183,7 +183,7 @@ def test_high_resolution_alarm_is_evaluated_every_10_seconds():
 
 
 def test_autoscaling_actions_repeat_every_minute_while_in_alarm_but_sns_does_not():
-    book, m = AlarmBook(), MemoryMetrics()
+    book, m = AlarmBook(), MetricStore()
     book.put_alarm(spec(evaluation_periods=1, alarm_actions=[ASG, "arn:aws:sns:us-east-1:1:t"]), T0)
     for minute in range(5):
         feed(m, minute, 30)
@@ -198,10 +198,10 @@ def test_autoscaling_actions_repeat_every_minute_while_in_alarm_but_sns_does_not
 
 
 def test_high_resolution_autoscaling_action_repeats_every_period():
-    book, m = AlarmBook(), MemoryMetrics()
+    book, m = AlarmBook(), MetricStore()
     book.put_alarm(spec(period=10, evaluation_periods=1, alarm_actions=[ASG]), T0)
     for k in range(4):
-        m.record(NS, NAME, DIMS, 50, T0 + k * 10 + 1)
+        m.record(NS, NAME, DIMS, 50, T0 + k * 10 + 1, storage_resolution=1)
     times = []
     for k in range(1, 5):
         times += [t.timestamp for t in book.evaluate(T0 + k * 10, m)]
@@ -209,7 +209,7 @@ def test_high_resolution_autoscaling_action_repeats_every_period():
 
 
 def test_actions_disabled_fire_nothing():
-    book, m = AlarmBook(), MemoryMetrics()
+    book, m = AlarmBook(), MetricStore()
     book.put_alarm(spec(evaluation_periods=1, alarm_actions=[ASG], actions_enabled=False), T0)
     feed(m, 0, 30)
     tr = book.evaluate(T0 + 60, m)
@@ -218,7 +218,7 @@ def test_actions_disabled_fire_nothing():
 
 @pytest.mark.parametrize("stat,expected_state", [("p90", ALARM), ("p50", OK)])
 def test_percentile_statistic(stat, expected_state):
-    book, m = AlarmBook(), MemoryMetrics()
+    book, m = AlarmBook(), MetricStore()
     book.put_alarm(spec(statistic=None, extended_statistic=stat, evaluation_periods=1), T0)
     for v in [1, 1, 1, 1, 1, 1, 1, 1, 100, 100]:
         m.record(NS, NAME, DIMS, v, T0 + 3)
@@ -227,7 +227,7 @@ def test_percentile_statistic(stat, expected_state):
 
 
 def test_set_state_is_overridden_by_next_evaluation():
-    book, m = AlarmBook(), MemoryMetrics()
+    book, m = AlarmBook(), MetricStore()
     book.put_alarm(spec(evaluation_periods=1), T0)
     feed(m, 0, 1)
     book.evaluate(T0 + 60, m)
@@ -239,7 +239,7 @@ def test_set_state_is_overridden_by_next_evaluation():
 
 
 def test_update_keeps_state_and_delete_keeps_history_and_list_filters():
-    book, m = AlarmBook(), MemoryMetrics()
+    book, m = AlarmBook(), MetricStore()
     book.put_alarm(spec(evaluation_periods=1, alarm_actions=[ASG]), T0)
     book.put_alarm(spec(alarm_name="b", evaluation_periods=1), T0)
     feed(m, 0, 30)
@@ -257,7 +257,7 @@ def test_update_keeps_state_and_delete_keeps_history_and_list_filters():
 
 
 def test_round_trip_through_json():
-    book, m = AlarmBook(), MemoryMetrics()
+    book, m = AlarmBook(), MetricStore()
     book.put_alarm(spec(evaluation_periods=1, alarm_actions=[ASG]), T0)
     feed(m, 0, 30)
     book.evaluate(T0 + 60, m)

@@ -175,9 +175,14 @@ def test_scale_out_cooldown_counts_capacity_being_added():
     assert w.desired == 3
     w.run(60, 3000)  # still 1500 per ACTIVE instance: not compounded during the cooldown
     assert w.desired == 3
-    w.run(3 * 60, 5000)  # larger scale-out: 2500 per instance from the base of 2 -> 5
-    assert w.desired == 5
-    assert [d.desired_capacity for d in w.decisions] == [3, 5]
+    w.run(3 * 60, 5000)  # the launch finishes at 480 s: meanwhile the variant is Updating, no scaling
+    assert w.desired == 3
+    # With 3 active instances the load reads 5000 / 3 = 1667 per instance. During the cooldown the
+    # proposal is computed from the capacity before it (2): ceil(2 * 1.667) = 4 - not from the
+    # current 3, which would give 5.
+    w.run(60, 5000)
+    assert w.desired == 4
+    assert [d.desired_capacity for d in w.decisions] == [3, 4]
 
 
 def test_scale_in_cooldown_blocks_scale_in_but_not_scale_out():

@@ -8,7 +8,8 @@ import json
 import pytest
 from botocore.credentials import Credentials
 
-from catkit import cli, load_cli
+from catkit import cli
+from catkit.whatif import cli as load_cli
 from catkit.whatif import load
 from catkit.whatif.calibrate import ServiceModel
 

@@ -157,15 +157,16 @@ def test_metrics_reader_matches_what_sagemaker_records():
     assert f["cost_usd"].sum() == pytest.approx(res.cost_usd)
 
 
-def test_fleet_metrics_statistics_directly():
-    from catkit.whatif.simulate import FleetMetrics, _Fleet
+def test_simulated_fleet_records_what_sagemaker_records():
+    from catkit.autoscaling.metrics_store import MetricStore
+    from catkit.whatif.simulate import SimulatedFleet
 
     rate = np.full(300, 6.0)
     t0 = 1_000_050.0  # 50 s into a minute
-    fleet = _Fleet(rate, t0, {"EndpointName": "e", "VariantName": "v"}, SVC, 2, 4)
-    fleet.now = t0 + 300
-    m = FleetMetrics(fleet)
     dims = {"EndpointName": "e", "VariantName": "v"}
+    m = MetricStore(percentiles=False)
+    fleet = SimulatedFleet(rate, t0, "endpoint/e/variant/v", dims, SVC, 2, m, provisioning_s=0, termination_s=0)
+    fleet.advance(t0 + 300)
     rows = m.statistics("AWS/SageMaker", "InvocationsPerInstance", dims, t0 - 60, 1_000_200.0, 60,
                         ["Sum", "SampleCount", "Average"])
     # buckets aligned to the minute; the first one only partly covered by the run, none before it
@@ -174,14 +175,19 @@ def test_fleet_metrics_statistics_directly():
     assert rows[1]["Sum"] == pytest.approx(180) and rows[1]["SampleCount"] == pytest.approx(360)
     assert rows[1]["Average"] == pytest.approx(0.5)
     inv = m.statistics("AWS/SageMaker", "Invocations", dims, 1_000_080.0, 1_000_140.0, 60, ["Sum"])
-    assert inv == [{"Sum": pytest.approx(360), "Timestamp": 1_000_080.0}]
-    assert m.statistics("AWS/SageMaker", "Invocations", {"EndpointName": "x", "VariantName": "v"},
-                        1_000_080.0, 1_000_140.0, 60, ["Sum"]) == []
-    cpu = m.statistics("/aws/sagemaker/Endpoints", "CPUUtilization", dims, 1_000_080.0, 1_000_140.0, 60,
-                       ["Average", "Maximum"])
-    assert cpu[0]["Average"] == pytest.approx(100 * 4 * 3 / 40)
-    with pytest.raises(ValueError, match="p99"):
-        m.statistics("AWS/SageMaker", "Invocations", dims, 1_000_080.0, 1_000_140.0, 60, ["p99"])
+    assert [r["Sum"] for r in inv] == [pytest.approx(360)] and inv[0]["Timestamp"] == 1_000_080.0
+    # only complete minutes are recorded: the minute at 1_000_320 is still running at t0 + 300
+    last = m.statistics("AWS/SageMaker", "Invocations", dims, 1_000_260.0, 1_000_400.0, 60, ["Sum"])
+    assert [r["Timestamp"] for r in last] == [1_000_260.0]
+    # concurrency per instance, one statistic set per epoch-aligned 10-second window
+    samples = fleet.concurrency_samples(t0 + 300)
+    assert [s.start for s in samples[:3]] == [t0, 1_000_060.0, 1_000_070.0]
+    assert samples[0].weight == 10 and samples[1].weight == 10
+    assert samples[1].values[0] == pytest.approx(float(SVC.concurrency(np.array([3.0]))[0]))
+    assert fleet.concurrency_samples(t0 + 300) == []  # each window once
+    # the store of the simulator keeps no distributions: percentiles are not available
+    assert "p99" not in m.statistics("AWS/SageMaker", "Invocations", dims, 1_000_080.0, 1_000_140.0, 60,
+                                     ["Sum", "p99"])[0]
 
 
 def test_traffic_arrays_and_validation():

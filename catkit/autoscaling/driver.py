@@ -1,0 +1,288 @@
+"""The one scaling step: idle zeros -> metrics -> alarms -> engine decision -> apply -> settle.
+
+:class:`ScalingDriver` owns the order in which Application Auto Scaling and CloudWatch act on a
+fleet, and the AWS rules that sit between the fleet and the engine. The local backend, the
+offline simulator and the engine tests each implement the small :class:`FleetPort` and call
+:meth:`ScalingDriver.step`; nobody else writes this loop. Pure: no I/O, no wall clock, no asyncio.
+
+The AWS rules owned here (sources in shared/aws-facts.md):
+
+* **Idle zeros** (§1.5): an auto-scaled SageMaker variant with no traffic in a minute emits
+  ``Invocations`` and ``InvocationsPerInstance`` datapoints of 0, so target tracking can scale in.
+  Once a minute is complete and had no ``Invocations`` datapoint, the driver records the zeros,
+  before the alarms of the same step read that minute.
+* **High-resolution sampling** (§1.7): ``ConcurrentRequestsPerModel`` is emitted every 10 seconds
+  per instance (requests queued in the container included). The fleet reports one value per serving
+  instance for each 10-second window; the driver records it at 1-second storage resolution with
+  the window's start as its timestamp, so the 10-second period ``[t, t + 10)`` holds the
+  concurrency observed during exactly that window.
+* **Which metrics are high resolution**: a customized metric with sub-minute datapoints in the
+  last 3 hours (PutMetricData StorageResolution 1) gets the 10-second AlarmHigh.
+* **Settling** a capacity change: an activity stays InProgress while the variant is not
+  InService; then it is Successful, Failed with SageMaker's reason, or Overridden when a newer
+  request changed the desired count. A decision never applied (a crash in between) is applied at
+  the next step.
+
+Steps happen on a 10-second grid. A caller may skip grid points where nothing can change
+(:meth:`ScalingDriver.next_step`): idle zeros and concurrency windows of the skipped time are
+caught up at the next step, so the decisions equal those of stepping every 10 seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from catkit.autoscaling.engine import Decision, Engine
+from catkit.autoscaling.metrics_store import MetricStore
+from catkit.names import (
+    AAS_SAGEMAKER,
+    SAGEMAKER_METRICS,
+    VARIANT_INSTANCE_COUNT,
+    parse_variant_resource_id,
+    variant_dimensions,
+)
+
+#: The driver's cadence (seconds): the finest alarm evaluation interval and sampling window.
+TICK_S = 10.0
+#: Idle zeros are caught up for at most this many past minutes (a long suspend is not replayed).
+MAX_IDLE_CATCH_UP_MINUTES = 60
+#: A customized metric counts as high resolution with sub-minute data this recent.
+HIGH_RESOLUTION_LOOKBACK_S = 3 * 3600.0
+CONCURRENCY_METRIC = "ConcurrentRequestsPerModel"
+
+SERVING = ("InService", "Updating")
+
+
+@dataclass(frozen=True)
+class VariantStatus:
+    """What the driver needs to know of one variant: its status and DesiredInstanceCount."""
+
+    status: str  # "InService", "Updating", "Failed", ... (SageMaker's endpoint status)
+    desired: int
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ConcurrencySample:
+    """Concurrent requests per serving instance during the 10-second window starting at ``start``."""
+
+    start: float
+    dimensions: Mapping[str, str]
+    values: Sequence[float]  # one per instance (a statistic set stands for many, see ``weight``)
+    weight: float = 1.0  # samples each value stands for (the simulator passes seconds x instances)
+
+
+class ScalingRejected(Exception):
+    """The fleet refused a capacity change; the message is the reason AWS would give."""
+
+
+class FleetPort(Protocol):
+    """The fleet as the driver sees it. Implemented by the local backend, the simulator, tests."""
+
+    def advance(self, now: float) -> None:
+        """Bring the fleet up to ``now``: finish capacity changes that are done, record the
+        data-plane metrics (Invocations, InvocationsPerInstance, ...) of the elapsed time."""
+
+    def variant_status(self, resource_id: str) -> VariantStatus | None:
+        """The variant behind a scalable target; None when it no longer exists."""
+
+    def set_capacity(self, resource_id: str, desired: int) -> None:
+        """UpdateEndpointWeightsAndCapacities semantics; raise :class:`ScalingRejected` to refuse."""
+
+    def concurrency_samples(self, now: float) -> Iterable[ConcurrencySample]:
+        """Per-instance concurrency of every 10-second window that ended since the last call."""
+
+    def next_change(self, now: float) -> float | None:
+        """When the fleet will next change by itself (a launch finishing), or None."""
+
+
+class ScalingDriver:
+    """Steps one :class:`Engine` over one :class:`FleetPort` and one :class:`MetricStore`.
+
+    The engine's alarms must live in the book the driver evaluates (``engine.alarms``); the
+    driver sets ``engine.is_high_resolution`` (the rule above).
+    """
+
+    def __init__(self, engine: Engine, metrics: MetricStore, fleet: FleetPort | None = None) -> None:
+        self.metrics = metrics
+        self.fleet = fleet
+        self.engine = engine
+        self._idle_done: dict[str, float] = {}  # resource id -> start of the last minute handled
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine: Engine) -> None:
+        """Drive ``engine`` from now on (e.g. one restored from saved state)."""
+        self._engine = engine
+        engine.is_high_resolution = self.is_high_resolution
+
+    # ------------------------------------------------------------------ the step
+    def step(self, now: float) -> list[Decision]:
+        """One step at ``now``: fleet -> idle zeros and concurrency -> alarms -> decisions ->
+        apply -> settle. Returns the decisions taken (already applied or failed)."""
+        fleet = self.fleet
+        if fleet is not None:
+            fleet.advance(now)
+            self._record_concurrency(fleet.concurrency_samples(now))
+            self._record_idle_zeros(now, fleet)
+        self.engine.alarms.evaluate(now, self.metrics)
+        if fleet is None:
+            return []
+        decisions = self.engine.decide(now, self._capacity)
+        for d in decisions:
+            self._apply(d, now)
+        self._settle(now)
+        return decisions
+
+    def next_step(self, now: float) -> float:
+        """The next grid time after ``now`` at which a step can change anything: an alarm
+        evaluation, a scheduled action, the fleet finishing a change, or a pending decision."""
+        nxt = self.engine.alarms.next_evaluation()
+        for action in self.engine.scheduled.values():
+            if action.next_run is not None:
+                nxt = min(nxt, action.next_run)
+        if self.fleet is not None:
+            change = self.fleet.next_change(now)
+            if change is not None:
+                nxt = min(nxt, change)
+        if any(t.bounds_changed for t in self.engine.targets.values()):
+            nxt = now
+        if any(self._awaiting_apply(aid) for aid in self.engine.pending.values()):
+            nxt = now
+        grid = math.ceil(nxt / TICK_S) * TICK_S if math.isfinite(nxt) else math.inf
+        return max(grid, (math.floor(now / TICK_S) + 1) * TICK_S)
+
+    # ------------------------------------------------------------------ rules
+    def is_high_resolution(self, namespace: str, name: str, dims: Mapping[str, str]) -> bool:
+        """Whether a metric had sub-minute datapoints in the last 3 hours (standard-resolution
+        data only ever fills minute buckets)."""
+        now = self.metrics.now()
+        if not math.isfinite(now):
+            return False
+        rows = self.metrics.statistics(
+            namespace, name, dims, now - HIGH_RESOLUTION_LOOKBACK_S, now + 1, 10, ["SampleCount"]
+        )
+        return any(float(r["Timestamp"]) % 60 for r in rows)
+
+    def _record_concurrency(self, samples: Iterable[ConcurrencySample]) -> None:
+        for s in samples:
+            if not s.values:
+                continue
+            n = len(s.values) * s.weight
+            self.metrics.record_statistics(
+                SAGEMAKER_METRICS,
+                CONCURRENCY_METRIC,
+                s.dimensions,
+                n,
+                sum(s.values) * s.weight,
+                min(s.values),
+                max(s.values),
+                s.start,
+                unit="Count",
+                storage_resolution=1,
+            )
+
+    def _record_idle_zeros(self, now: float, fleet: FleetPort) -> None:
+        last_complete = math.floor(now / 60) * 60 - 60  # start of the newest complete minute
+        for target in list(self.engine.targets.values()):
+            if target.service_namespace != AAS_SAGEMAKER or target.scalable_dimension != VARIANT_INSTANCE_COUNT:
+                continue
+            rid = target.resource_id
+            done = self._idle_done.get(rid)
+            if done is None:  # first seen: from the current minute on
+                self._idle_done[rid] = last_complete
+                continue
+            if done >= last_complete:
+                continue
+            first = max(done + 60, last_complete - 60 * (MAX_IDLE_CATCH_UP_MINUTES - 1))
+            self._idle_done[rid] = last_complete
+            names = parse_variant_resource_id(rid)
+            status = fleet.variant_status(rid)
+            if names is None or status is None or status.status not in SERVING:
+                continue
+            dims = variant_dimensions(*names)
+            seen = {
+                float(r["Timestamp"])
+                for r in self.metrics.statistics(
+                    SAGEMAKER_METRICS, "Invocations", dims, first, last_complete + 60, 60, ["SampleCount"]
+                )
+            }
+            minute = first
+            while minute <= last_complete:
+                if minute not in seen:
+                    self.metrics.record(SAGEMAKER_METRICS, "Invocations", dims, 0.0, minute)
+                    self.metrics.record(SAGEMAKER_METRICS, "InvocationsPerInstance", dims, 0.0, minute)
+                minute += 60
+
+    def forget(self, resource_id: str) -> None:
+        """Drop per-target bookkeeping (the target was deregistered)."""
+        self._idle_done.pop(resource_id, None)
+
+    # ------------------------------------------------------------------ apply and settle
+    def _capacity(self, resource_id: str) -> int | None:
+        """DesiredInstanceCount of an InService variant; None (skip) while it is not InService."""
+        assert self.fleet is not None
+        status = self.fleet.variant_status(resource_id)
+        if status is None or status.status != "InService":
+            return None
+        return int(status.desired)
+
+    def _apply(self, d: Decision, now: float) -> None:
+        assert self.fleet is not None
+        try:
+            self.fleet.set_capacity(d.resource_id, d.desired_capacity)
+        except ScalingRejected as e:
+            self.engine.complete(d.activity_id, False, str(e), now)
+        else:
+            self.engine.accepted(d.activity_id, now)
+
+    def _awaiting_apply(self, activity_id: str) -> bool:
+        a = self.engine.activity(activity_id)
+        return a is not None and a.status_code == "Pending"
+
+    def _settle(self, now: float) -> None:
+        """Finish in-progress activities whose variant is InService again."""
+        assert self.fleet is not None
+        for key, activity_id in list(self.engine.pending.items()):
+            activity = self.engine.activity(activity_id)
+            if activity is None:
+                continue
+            status = self.fleet.variant_status(key[1])
+            if status is None:
+                self.engine.complete(activity_id, False, f"The resource {key[1]} no longer exists.", now)
+                continue
+            if activity.status_code == "Pending":
+                # Decided but never applied (the backend stopped in between): apply it now.
+                if status.status == "InService":
+                    self._apply(
+                        Decision(
+                            activity_id,
+                            *key,
+                            activity.desired_capacity or 0,
+                            activity.previous_capacity or 0,
+                            activity.cause,
+                        ),
+                        now,
+                    )
+                continue
+            if status.status == "Failed":
+                self.engine.complete(activity_id, False, status.failure_reason or "the endpoint update failed", now)
+            elif status.status == "InService":
+                if status.desired == activity.desired_capacity:
+                    self.engine.complete(activity_id, True, "", now)
+                elif status.failure_reason:
+                    self.engine.complete(activity_id, False, status.failure_reason, now)
+                else:
+                    self.engine.complete(
+                        activity_id,
+                        True,
+                        f"Desired instance count was changed to {status.desired} by a newer request.",
+                        now,
+                        status="Overridden",
+                    )

@@ -1,0 +1,74 @@
+"""Offline simulator of an auto-scaled SageMaker variant, on the real scaling engine and driver.
+
+``simulate(traffic, config, service, duration_s=...)`` answers "what happens to latency and cost
+under this traffic with these scaling settings?" in seconds: the engine the local backend runs,
+stepped by the same :class:`~catkit.autoscaling.driver.ScalingDriver`, over a simulated fleet.
+
+Modules: ``settings`` (:class:`ScalingConfig`, :class:`NightSchedule`), ``fleet`` (the simulated
+fleet port and the metrics it emits), ``run`` (:func:`simulate`), ``result``
+(:class:`SimulationResult`: latency, cost, frames, plots), ``compare`` (against a real or local
+endpoint).
+"""
+
+from __future__ import annotations
+
+from catkit.autoscaling.driver import TICK_S
+from catkit.whatif.calibrate import ServiceModel  # the old module offered it; notebooks use it
+from catkit.whatif.load import Shape
+from catkit.whatif.simulate.compare import (
+    Comparison,
+    agreement,
+    compare_timelines,
+    compare_with_endpoint,
+    emulated_capacity_events,
+    plot_side_by_side,
+    simulated_capacity_events,
+)
+from catkit.whatif.simulate.fleet import FleetMetrics, SimulatedFleet
+from catkit.whatif.simulate.result import SimulationResult
+from catkit.whatif.simulate.run import (
+    DEFAULT_PROVISIONING_S,
+    DEFAULT_START,
+    DEFAULT_TERMINATION_S,
+    simulate,
+    traffic_array,
+)
+from catkit.whatif.simulate.settings import (
+    DIMENSION,
+    HIGH_RES_METRIC,
+    INVOCATIONS_METRIC,
+    METRIC_ALIASES,
+    NAMESPACE,
+    SEED_CONFIG,
+    NightSchedule,
+    ScalingConfig,
+)
+
+__all__ = [
+    "DEFAULT_PROVISIONING_S",
+    "DEFAULT_START",
+    "DEFAULT_TERMINATION_S",
+    "DIMENSION",
+    "HIGH_RES_METRIC",
+    "INVOCATIONS_METRIC",
+    "METRIC_ALIASES",
+    "NAMESPACE",
+    "SEED_CONFIG",
+    "TICK_S",
+    "Comparison",
+    "FleetMetrics",
+    "NightSchedule",
+    "ScalingConfig",
+    "ServiceModel",
+    "Shape",
+    "SimulatedFleet",
+    "SimulationResult",
+    "agreement",
+    "compare_timelines",
+    "compare_with_endpoint",
+    "emulated_capacity_events",
+    "plot_side_by_side",
+    "simulate",
+    "simulated_capacity_events",
+    "traffic_array",
+]

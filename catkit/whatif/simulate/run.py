@@ -1,0 +1,206 @@
+"""Run one simulation: traffic in, the scaling driver stepping a simulated fleet, a result out.
+
+``simulate(traffic, config, service, duration_s=...)`` answers "what happens to latency and cost
+under this traffic with these scaling settings?" in seconds. It registers the variant and the
+policy with a fresh :class:`catkit.autoscaling.Engine` - the engine the local backend runs - and
+steps the one :class:`~catkit.autoscaling.driver.ScalingDriver` over a
+:class:`~catkit.whatif.simulate.fleet.SimulatedFleet`: the same ordered step (idle zeros, metrics,
+alarms, decision, apply, settle) as the local backend, no re-implemented rules.
+
+The driver is stepped on the backend's 10-second grid, but only at grid points where a step can
+change anything (:meth:`ScalingDriver.next_step`: alarm evaluations, scheduled actions, the end of
+a capacity change, bound changes); skipped steps are no-ops because the driver catches up idle
+zeros and concurrency windows at the next one. ``tick_every_grid_point=True`` steps every 10 s
+(same result, slower; for tests).
+
+Everything is deterministic. Times are epoch seconds; traffic time ``t = 0`` is ``start``
+(default Monday 2024-01-01 00:00 UTC, so diurnal shapes and night schedules line up).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from catkit.autoscaling import AlarmBook, Engine
+from catkit.autoscaling.driver import TICK_S, ScalingDriver
+from catkit.autoscaling.metrics_store import MetricStore
+from catkit.autoscaling.schedule import Schedule
+from catkit.instance_types import get_instance_type
+from catkit.names import variant_dimensions, variant_resource_id
+from catkit.whatif.calibrate import ServiceModel
+from catkit.whatif.load import Shape, as_shape
+from catkit.whatif.simulate.fleet import SimulatedFleet
+from catkit.whatif.simulate.result import SimulationResult
+from catkit.whatif.simulate.settings import DIMENSION, HIGH_RES_METRIC, NAMESPACE, SEED_CONFIG, ScalingConfig
+
+DEFAULT_START = 1_704_067_200.0  # Monday 2024-01-01 00:00:00 UTC
+DEFAULT_PROVISIONING_S = 240.0  # the local backend's default (catkit.local.fleet.instances)
+DEFAULT_TERMINATION_S = 60.0  # ASSUMPTION: scale-in keeps the variant Updating about a minute
+
+
+def traffic_array(traffic: Shape | float | Sequence[float] | np.ndarray, duration_s: float) -> np.ndarray:
+    """Per-second rates for ``duration_s`` seconds from a shape, a constant or an array."""
+    n = math.ceil(duration_s)
+    if n < 60:
+        raise ValueError(f"duration_s must be at least 60 seconds, got {duration_s}")
+    if isinstance(traffic, Shape | int | float):
+        return as_shape(traffic).per_second(n)
+    arr = np.asarray(traffic, dtype=np.float64)
+    if arr.ndim != 1 or len(arr) < n:
+        raise ValueError(f"a traffic array needs one rate per second, at least {n} values; got shape {arr.shape}")
+    if np.any(arr < 0) or not np.all(np.isfinite(arr)):
+        raise ValueError("traffic rates must be finite and >= 0")
+    return arr[:n].copy()
+
+
+def _initial_bounds(config: ScalingConfig, t0: float) -> tuple[int, int]:
+    """Bounds in force at ``t0``: the scheduled action that ran last before it (within 8 days)."""
+    if config.night is None:
+        return config.min_capacity, config.max_capacity
+    best: tuple[float, int, int] | None = None
+    for a in config.night.actions(config.min_capacity, config.max_capacity):
+        sched = Schedule(a["schedule"], a["timezone"])
+        t = t0 - 8 * 86400
+        last = None
+        while True:
+            nxt = sched.next_after(t)
+            if nxt is None or nxt > t0:
+                break
+            last, t = nxt, nxt
+        if last is not None and (best is None or last > best[0]):
+            best = (last, a["min_capacity"], a["max_capacity"])
+    if best is None:
+        return config.min_capacity, config.max_capacity
+    return best[1], best[2]
+
+
+def simulate(
+    traffic: Shape | float | Sequence[float] | np.ndarray,
+    config: ScalingConfig = SEED_CONFIG,
+    service: ServiceModel | None = None,
+    *,
+    duration_s: float,
+    start: float = DEFAULT_START,
+    initial_capacity: int | None = None,
+    provisioning_s: float = DEFAULT_PROVISIONING_S,
+    termination_s: float = DEFAULT_TERMINATION_S,
+    instance_type: str | None = None,
+    endpoint_name: str = "simulated",
+    variant_name: str = "AllTraffic",
+    concurrency_statistic: str = "mean",
+    tick_every_grid_point: bool = False,
+) -> SimulationResult:
+    """Simulate ``duration_s`` seconds of ``traffic`` on a variant scaled by ``config``.
+
+    ``traffic``: a :class:`catkit.whatif.load.Shape` (``t = 0`` at ``start``), a constant rate or an
+    array of per-second rates. ``service``: the instance's :class:`ServiceModel` (default: 40
+    req/s, 4 workers - replace with a calibration). ``initial_capacity``: instances at ``start``
+    (default: MinCapacity in force then). ``concurrency_statistic``: what ConcurrentRequestsPerModel
+    reads - ``"mean"`` in-flight requests per instance (Little's law) or ``"peak"``, the expected
+    peak per 10-second sample, which is what the local backend records. ``tick_every_grid_point`` ticks the engine every 10 s
+    like the local controller instead of only when it can act (same result, slower; for tests).
+    Returns a :class:`SimulationResult`.
+    """
+    wall0 = time.perf_counter()
+    service = service or ServiceModel(max_rps=40.0, workers=4, source="default (not calibrated)")
+    itype = get_instance_type(instance_type or service.instance_type)
+    if provisioning_s < 0 or termination_s < 0:
+        raise ValueError("provisioning_s and termination_s are seconds >= 0")
+    t0 = float(math.floor(start))
+    rate = traffic_array(traffic, duration_s)
+    t_end = t0 + len(rate)
+    rid = variant_resource_id(endpoint_name, variant_name)
+
+    lo, hi = _initial_bounds(config, t0)
+    cap = initial_capacity if initial_capacity is not None else lo
+    if cap < 1:
+        raise ValueError("initial_capacity must be >= 1")
+    metrics = MetricStore(percentiles=False)  # alarms of target tracking read Sum/Average only
+    fleet = SimulatedFleet(
+        rate,
+        t0,
+        rid,
+        variant_dimensions(endpoint_name, variant_name),
+        service,
+        int(cap),
+        metrics,
+        provisioning_s=provisioning_s,
+        termination_s=termination_s,
+        concurrency_statistic=concurrency_statistic,
+        emit_concurrency=config.metric == HIGH_RES_METRIC,
+    )
+    counter = iter(range(1, 1 << 62))
+    engine = Engine(AlarmBook(), id_factory=lambda: f"00000000-0000-4000-8000-{next(counter):012d}")
+    driver = ScalingDriver(engine, metrics, fleet)
+    engine.register_scalable_target(NAMESPACE, rid, DIMENSION, t0, min_capacity=lo, max_capacity=hi)
+    result = engine.put_scaling_policy(
+        "simulated-policy",
+        NAMESPACE,
+        rid,
+        DIMENSION,
+        t0,
+        policy_type="TargetTrackingScaling",
+        target_tracking_config=config.policy_configuration(),
+    )
+    if config.night is not None:
+        for a in config.night.actions(config.min_capacity, config.max_capacity):
+            engine.put_scheduled_action(
+                a["name"], NAMESPACE, rid, DIMENSION, t0, schedule=a["schedule"], timezone=a["timezone"],
+                min_capacity=a["min_capacity"], max_capacity=a["max_capacity"],
+            )
+
+    ticks = 0
+    now = math.ceil(t0 / TICK_S) * TICK_S
+    while now < t_end:
+        ticks += 1
+        driver.step(now)
+        now = now + TICK_S if tick_every_grid_point else driver.next_step(now)
+    fleet.finish()
+
+    return SimulationResult(
+        config=config,
+        service=service,
+        start=t0,
+        rate=rate,
+        serving=fleet.serving,
+        billed=fleet.billed,
+        price_per_hour=itype.price_per_hour,
+        activities=_activities_frame(engine, rid),
+        wall_seconds=time.perf_counter() - wall0,
+        ticks=ticks,
+        meta={
+            "instance_type": itype.name,
+            "provisioning_s": provisioning_s,
+            "termination_s": termination_s,
+            "eval_every_s": min(60 if s.period >= 60 else 10 for s in result.alarm_specs),
+            "alarms": [s.alarm_name for s in result.alarm_specs],
+            "concurrency_statistic": concurrency_statistic,
+        },
+    )
+
+
+def _activities_frame(engine: Engine, rid: str) -> Any:
+    import pandas as pd
+
+    rows = []
+    for a in reversed(engine.describe_scaling_activities(NAMESPACE, resource_id=rid)):
+        rows.append(
+            {
+                "start_time": a.start_time,
+                "end_time": a.end_time,
+                "status": a.status_code,
+                "desired_capacity": a.desired_capacity,
+                "previous_capacity": a.previous_capacity,
+                "description": a.description,
+                "cause": a.cause,
+            }
+        )
+    cols = ["start_time", "end_time", "status", "desired_capacity", "previous_capacity", "description", "cause"]
+    return pd.DataFrame(rows, columns=cols)
+
+
