@@ -52,8 +52,9 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
+
+from catkit.timeconv import from_epoch
 
 OK = "OK"
 ALARM = "ALARM"
@@ -290,11 +291,11 @@ def is_autoscaling_action(arn: str) -> bool:
 
 
 def _fmt_time(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%d/%m/%y %H:%M:%S")
+    return from_epoch(ts).strftime("%d/%m/%y %H:%M:%S")
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    return from_epoch(ts).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
 def _num(v: float) -> str:

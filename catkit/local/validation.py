@@ -6,14 +6,13 @@ Pure helpers shared by the SageMaker service and the endpoint manager, so the wo
 
 from __future__ import annotations
 
-import base64
-import datetime as _dt
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from catkit.local.errors import AwsError
+from catkit.local.services.pagination import offset_page
+from catkit.timeconv import to_epoch_or_none
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 DEFAULT_ACCOUNT = "123456789012"
@@ -65,33 +64,11 @@ def runtime_endpoint_not_found(name: str, account_id: str) -> AwsError:
     return AwsError("ValidationError", f"Endpoint {name} of account {account_id} not found.")
 
 
-def to_epoch(value: Any) -> float | None:
-    """Accept datetime (aware or naive UTC) or epoch numbers; None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, _dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=_dt.UTC)
-        return value.timestamp()
-    return float(value)
-
-
-def encode_token(offset: int, fingerprint: str) -> str:
-    raw = json.dumps({"o": offset, "f": fingerprint}).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def decode_token(token: str, fingerprint: str) -> int:
-    try:
-        doc = json.loads(base64.urlsafe_b64decode(token.encode()))
-        offset = int(doc["o"])
-        if doc["f"] != fingerprint or offset < 0:
-            raise ValueError
-    except Exception:
-        raise AwsError(
-            "ValidationException", "Invalid pagination token: pass the NextToken from the previous response."
-        ) from None
-    return offset
+def invalid_pagination_token() -> AwsError:
+    """The SageMaker List* error for a NextToken that is malformed or from another listing."""
+    return AwsError(
+        "ValidationException", "Invalid pagination token: pass the NextToken from the previous response."
+    )
 
 
 def list_page(
@@ -111,11 +88,15 @@ def list_page(
     name_contains = params.get("NameContains")
     status = params.get("StatusEquals")
     bounds = [
-        ("CreationTime", to_epoch(params.get("CreationTimeAfter")), to_epoch(params.get("CreationTimeBefore"))),
+        (
+            "CreationTime",
+            to_epoch_or_none(params.get("CreationTimeAfter")),
+            to_epoch_or_none(params.get("CreationTimeBefore")),
+        ),
         (
             "LastModifiedTime",
-            to_epoch(params.get("LastModifiedTimeAfter")),
-            to_epoch(params.get("LastModifiedTimeBefore")),
+            to_epoch_or_none(params.get("LastModifiedTimeAfter")),
+            to_epoch_or_none(params.get("LastModifiedTimeBefore")),
         ),
     ]
     selected = []
@@ -142,7 +123,4 @@ def list_page(
     selected.sort(key=lambda it: (sort_keys[sort_by](it), it[name_key]), reverse=descending)
     max_results = int(params.get("MaxResults") or default_max)
     fingerprint = f"{sort_by}:{descending}:{name_contains}:{status}"
-    start = decode_token(params["NextToken"], fingerprint) if params.get("NextToken") else 0
-    page = selected[start : start + max_results]
-    more = start + max_results < len(selected)
-    return page, (encode_token(start + max_results, fingerprint) if more else None)
+    return offset_page(selected, params.get("NextToken"), max_results, fingerprint, invalid_pagination_token)

@@ -19,6 +19,7 @@ from typing import Any
 from botocore.utils import parse_timestamp
 
 from catkit.local.protocols.plans import Plan, describe_type
+from catkit.timeconv import from_epoch
 
 UTC = _dt.UTC
 _INT_RE = re.compile(r"[+-]?\d+")
@@ -48,7 +49,7 @@ def _epoch_to_datetime(value: float) -> _dt.datetime:
     if isinstance(value, float) and not math.isfinite(value):
         raise WireValueError("a timestamp", value, "not a finite number")
     try:
-        return _dt.datetime.fromtimestamp(value, tz=UTC)
+        return from_epoch(value)
     except (OverflowError, OSError, ValueError) as exc:
         raise WireValueError("a timestamp", value, "out of range") from exc
 

@@ -20,6 +20,7 @@ from xml.sax.saxutils import escape
 
 from cbor2 import CBORTag
 
+from catkit import timeconv
 from catkit.local.protocols.plans import Plan
 from catkit.local.protocols.reading import parse_timestamp_text
 
@@ -45,7 +46,7 @@ def to_datetime(value: Any) -> _dt.datetime:
     if isinstance(value, _dt.datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return _dt.datetime.fromtimestamp(value, tz=UTC)
+        return timeconv.from_epoch(value)
     if isinstance(value, str):
         return parse_timestamp_text(value)
     raise TypeError(f"cannot use {value!r} as a timestamp")
@@ -56,7 +57,7 @@ def to_epoch(value: Any) -> int | float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = value
     else:
-        seconds = to_datetime(value).timestamp()
+        seconds = timeconv.to_epoch(to_datetime(value))
     if isinstance(seconds, float) and seconds.is_integer():
         return int(seconds)
     return seconds

@@ -11,8 +11,6 @@ ValidationException that says so.
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -21,10 +19,12 @@ from catkit.autoscaling.engine import Engine
 from catkit.autoscaling.errors import ScalingError
 from catkit.local.errors import AwsError
 from catkit.local.services.base import BaseService, RequestContext
-from catkit.local.validation import decode_token, encode_token, to_epoch
+from catkit.local.services.pagination import decode_token, encode_token, offset_page
+from catkit.names import AAS_SAGEMAKER, VARIANT_INSTANCE_COUNT
+from catkit.timeconv import to_epoch_or_none
 
-NAMESPACE = "sagemaker"
-VARIANT_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+NAMESPACE = AAS_SAGEMAKER
+VARIANT_DIMENSION = VARIANT_INSTANCE_COUNT
 _VARIANT_RID = re.compile(r"^endpoint/(?P<endpoint>[^/]+)/variant/(?P<variant>[^/]+)$")
 # MaxResults ranges from the AAS API reference (DescribeScalingPolicies allows at most 10).
 _MAX_RESULTS = {
@@ -44,15 +44,12 @@ def _validation(message: str) -> AwsError:
     return AwsError("ValidationException", message, 400)
 
 
-def _activity_token(activity_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"next": activity_id}).encode()).decode()
+def _invalid_token() -> AwsError:
+    return _validation("Invalid pagination token: pass the NextToken from the previous response.")
 
 
-def _decode_activity_token(token: str) -> str:
-    try:
-        return str(json.loads(base64.urlsafe_b64decode(token.encode()))["next"])
-    except Exception:
-        raise _validation("Invalid NextToken: pass the NextToken from the previous response.") from None
+def _invalid_activity_token() -> AwsError:
+    return _validation("Invalid NextToken: pass the NextToken from the previous response.")
 
 
 def parse_variant_resource_id(resource_id: str) -> tuple[str, str]:
@@ -137,10 +134,7 @@ class ApplicationAutoScalingService(BaseService):
         cls, operation: str, items: Sequence[Any], params: Mapping[str, Any], fingerprint: str
     ) -> tuple[list[Any], str | None]:
         size = cls._page_size(operation, params)
-        start = decode_token(params["NextToken"], fingerprint) if params.get("NextToken") else 0
-        page = list(items[start : start + size])
-        more = start + size < len(items)
-        return page, (encode_token(start + size, fingerprint) if more else None)
+        return offset_page(items, params.get("NextToken"), size, fingerprint, _invalid_token)
 
     @staticmethod
     def _listing(key: str, items: list[Any], token: str | None) -> dict[str, Any]:
@@ -271,8 +265,8 @@ class ApplicationAutoScalingService(BaseService):
             self.now(),
             schedule=params.get("Schedule"),
             timezone=params.get("Timezone"),
-            start_time=to_epoch(params.get("StartTime")),
-            end_time=to_epoch(params.get("EndTime")),
+            start_time=to_epoch_or_none(params.get("StartTime")),
+            end_time=to_epoch_or_none(params.get("EndTime")),
             min_capacity=action.get("MinCapacity"),
             max_capacity=action.get("MaxCapacity"),
         )
@@ -305,16 +299,14 @@ class ApplicationAutoScalingService(BaseService):
         if params.get("NextToken"):
             ids = [a.activity_id for a in activities]
             try:
-                start = ids.index(_decode_activity_token(params["NextToken"]))
+                start = ids.index(decode_token(params["NextToken"], "", _invalid_activity_token))
             except ValueError:
                 raise _validation(
                     "Invalid NextToken: pass the NextToken from the previous response (the activity it points "
                     "at is no longer listed)."
                 ) from None
         page = activities[start : start + size]
-        token = (
-            _activity_token(activities[start + size].activity_id) if start + size < len(activities) else None
-        )
+        token = encode_token(activities[start + size].activity_id) if start + size < len(activities) else None
         return self._listing("ScalingActivities", [a.to_api() for a in page], token)
 
     # ------------------------------------------------------------------ tags

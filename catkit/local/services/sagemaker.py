@@ -17,10 +17,15 @@ from catkit.instance_types import INSTANCE_TYPES
 from catkit.local.errors import AwsError
 from catkit.local.fleet.endpoints import KIND_CONFIG, KIND_ENDPOINT, KIND_MODEL, EndpointManager, _state_docs
 from catkit.local.services.base import BaseService, RequestContext
+from catkit.local.services.pagination import offset_page
 from catkit.local.validation import arn, check_name, list_page, not_found, parse_arn
 
 _MAX_TAGS = 50
 _ENUM_CACHE: dict[str, list[str]] = {}
+
+
+def _invalid_tags_token() -> AwsError:
+    return AwsError("ValidationException", "Invalid NextToken; pass the one from the previous response.")
 
 
 def _aws_instance_types() -> list[str]:
@@ -277,16 +282,11 @@ class SageMakerService(BaseService):
     def list_tags(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         doc, _ = self._tagged(params["ResourceArn"])
         tags = list(doc.get("Tags") or [])
-        start = 0
-        if params.get("NextToken"):
-            try:
-                start = int(params["NextToken"])
-            except ValueError:
-                raise AwsError("ValidationException", "Invalid NextToken; pass the one from the previous response.") from None
         size = int(params.get("MaxResults") or 50)
-        out: dict[str, Any] = {"Tags": tags[start : start + size]}
-        if start + size < len(tags):
-            out["NextToken"] = str(start + size)
+        page, token = offset_page(tags, params.get("NextToken"), size, params["ResourceArn"], _invalid_tags_token)
+        out: dict[str, Any] = {"Tags": page}
+        if token:
+            out["NextToken"] = token
         return out
 
     def delete_tags(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:

@@ -252,7 +252,29 @@ def test_get_metric_statistics_validation(cw, ctx, kw, code, fragment) -> None:
 
 
 def test_exactly_1440_datapoints_is_allowed(cw, ctx) -> None:
-    gms(cw, ctx, Period=1, StartTime=dt(T0), EndTime=dt(T0 + 1440))
+    # AWS: "The maximum number of data points returned from a single call is 1,440"; a request
+    # of exactly 1,440 is answered in full (one per second of high-resolution data here).
+    for first in (0, 720):
+        put(
+            cw,
+            ctx,
+            *[
+                {
+                    "MetricName": "Latency",
+                    "Dimensions": DIMS,
+                    "Value": float(first + i),
+                    "StorageResolution": 1,
+                    "Timestamp": dt(T0 + first + i),
+                }
+                for i in range(720)
+            ],
+        )
+    out = gms(cw, ctx, Period=1, StartTime=dt(T0), EndTime=dt(T0 + 1440), Statistics=["Sum", "SampleCount"])
+    points = sorted(out["Datapoints"], key=lambda p: p["Timestamp"])
+    assert len(points) == 1440
+    assert [p["Timestamp"] for p in points] == [dt(T0 + i) for i in range(1440)]
+    assert [p["Sum"] for p in points] == [float(i) for i in range(1440)]
+    assert all(p["SampleCount"] == 1.0 for p in points)
 
 
 def test_unit_filter(cw, ctx) -> None:
