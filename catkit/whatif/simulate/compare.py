@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from catkit.names import scalable_target_key
+from catkit.timeconv import to_epoch, to_epoch_or_none
 from catkit.whatif.calibrate import ServiceModel
 from catkit.whatif.load import Shape
 from catkit.whatif.simulate.result import SimulationResult
@@ -69,12 +70,8 @@ def emulated_capacity_events(
             if "instance count" not in a["Description"]:
                 continue
             end = a.get("EndTime")
-            out.append((_epoch(a["StartTime"]), int(words[-1]), _epoch(end) if end is not None else None))
+            out.append((to_epoch(a["StartTime"]), int(words[-1]), to_epoch_or_none(end)))
     return sorted(out)
-
-
-def _epoch(v: Any) -> float:
-    return float(v.timestamp()) if hasattr(v, "timestamp") else float(v)
 
 
 def simulated_capacity_events(result: SimulationResult) -> list[tuple[float, int, float | None]]:
