@@ -19,64 +19,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
-import json
-import shutil
+import os
 import statistics
 import sys
-import tarfile
-import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
-import boto3
 import botocore.session
 import psutil
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
+
+from catkit.testing import LocalBackend, deploy_endpoint, start_local_backend, upload_model
+
 ENDPOINT = "bench"
-INFERENCE = b"""
-def model_fn(model_dir):
-    return None
 
 
-def transform_fn(model, body, content_type, accept):
-    return body, "application/octet-stream"
-"""
-
-
-def _archive() -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        info = tarfile.TarInfo("code/inference.py")
-        info.size = len(INFERENCE)
-        tar.addfile(info, io.BytesIO(INFERENCE))
-    return buf.getvalue()
-
-
-def _client(url: str, service: str):
-    return boto3.client(
-        service, endpoint_url=url, region_name="us-east-1", aws_access_key_id="AKIDBENCH",
-        aws_secret_access_key="bench", config=Config(retries={"max_attempts": 1}),
-    )
-
-
-def deploy(url: str, home: Path) -> str:
-    """Deploy the echo endpoint; returns the instance's direct URL."""
-    s3, sm = _client(url, "s3"), _client(url, "sagemaker")
-    s3.create_bucket(Bucket="bench")
-    s3.put_object(Bucket="bench", Key="echo/model.tar.gz", Body=_archive())
-    sm.create_model(ModelName="bench-m", PrimaryContainer={"Image": "echo", "ModelDataUrl": "s3://bench/echo/model.tar.gz"})
-    sm.create_endpoint_config(EndpointConfigName="bench-c", ProductionVariants=[{
-        "VariantName": "AllTraffic", "ModelName": "bench-m", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
-    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="bench-c")
-    sm.get_waiter("endpoint_in_service").wait(EndpointName=ENDPOINT, WaiterConfig={"Delay": 0.2, "MaxAttempts": 600})
-    (ready,) = (home / "instances" / ENDPOINT).glob("*/ready.json")
-    return f"http://127.0.0.1:{json.loads(ready.read_text())['port']}/invocations"
+def deploy(backend: LocalBackend) -> str:
+    """Deploy the echo endpoint (:func:`catkit.testing.echo_archive`); returns the instance's direct URL."""
+    d = deploy_endpoint(backend.client("sagemaker"), ENDPOINT, upload_model(backend, bucket="bench"), timeout=120)
+    assert d is not None and d["EndpointStatus"] == "InService", d
+    (url,) = backend.instance_urls(ENDPOINT)
+    return f"{url}/invocations"
 
 
 def signed_headers(url: str, body: bytes, n: int) -> list[dict[str, str]]:
@@ -134,11 +102,6 @@ def _cpu(proc: psutil.Process) -> float:
     return t.user + t.system
 
 
-def _instance_pid(home: Path) -> int:
-    (ready,) = (home / "instances" / ENDPOINT).glob("*/ready.json")
-    return int(json.loads(ready.read_text())["pid"])
-
-
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, max(0, round(p / 100 * len(s)) - 1))]
@@ -151,17 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--payload", type=int, default=64, help="payload bytes (default 64)")
     args = ap.parse_args(argv)
 
-    from catkit.local import lifecycle
-
-    home = Path(tempfile.mkdtemp(prefix="catkit-bench-"))
-    try:
-        url = lifecycle.start(home, None, 1000.0)
-        direct_url = deploy(url, home)
+    with start_local_backend(time_scale=1000.0) as backend:
+        url = backend.url
+        direct_url = deploy(backend)
         body = b"x" * args.payload
         gw_headers = signed_headers(url, body, 2000)
         direct_headers = [{"Content-Type": "application/octet-stream", "Accept": "application/octet-stream"}]
-        backend_proc = psutil.Process(int(lifecycle.read_state(home)["pid"]))
-        instance_proc = psutil.Process(_instance_pid(home))
+        backend_proc = psutil.Process(backend.pid)
+        (instance_pid,) = backend.instance_pids(ENDPOINT)
+        instance_proc = psutil.Process(instance_pid)
         rows, cpu_rows = [], []
         for c in args.concurrency:
             i0 = _cpu(instance_proc)
@@ -175,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             cpu_rows.append((c, (i1 - i0) / d_n * 1e6, (i2 - i1) / g_n * 1e6, (b2 - b1) / g_n * 1e6))
             rows.append((c, d_lat, d_el, d_err, g_lat, g_el, g_err))
         print(f"\nInvokeEndpoint via gateway vs direct POST to the instance ({args.payload}-byte echo, "
-              f"{args.seconds:g} s per run, {sys.platform}, {len(__import__('os').sched_getaffinity(0))} CPUs)")
+              f"{args.seconds:g} s per run, {sys.platform}, {len(os.sched_getaffinity(0))} CPUs)")
         hdr = (f"{'conc':>4} | {'direct p50':>10} {'p99':>8} {'inv/s':>7} | {'gateway p50':>11} {'p99':>8} "
                f"{'inv/s':>7} | {'added p50':>9} {'added p99':>9} | {'p50 x':>5} {'inv/s x':>7} | errors")
         print(hdr)
@@ -195,9 +156,6 @@ def main(argv: list[str] | None = None) -> int:
         print("mean latencies (ms): " + ", ".join(
             f"c={c}: direct {statistics.mean(r[1]) * 1e3:.2f} gateway {statistics.mean(r[4]) * 1e3:.2f}" for c, *_ in rows
             for r in [next(x for x in rows if x[0] == c)]))
-    finally:
-        lifecycle.stop(home, timeout=20)
-        shutil.rmtree(home, ignore_errors=True)
     return 0
 
 

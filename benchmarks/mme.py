@@ -25,14 +25,11 @@ import argparse
 import asyncio
 import concurrent.futures
 import datetime as dt
-import io
-import json
 import os
 import random
 import shutil
 import statistics
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -42,32 +39,11 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
+
+from catkit.testing import multi_model_archive
+
 BUCKET = "mme-bench"
-INFERENCE = b'''
-import json
-import os
-
-
-def model_fn(model_dir):
-    with open(os.path.join(model_dir, "info.json")) as f:
-        info = json.load(f)
-    return {"name": info["name"], "ballast": bytearray(b"\\x01") * (info["mb"] * 1024 * 1024)}
-
-
-def transform_fn(model, body, content_type, accept):
-    return json.dumps({"model": model["name"]}), "application/json"
-'''
-
-
-def archive(name: str, mb: int) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for arcname, data in (("code/inference.py", INFERENCE),
-                              ("info.json", json.dumps({"name": name, "mb": mb}).encode())):
-            info = tarfile.TarInfo(arcname)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 class ThreadBackend:
@@ -160,7 +136,7 @@ def warm_path(url: str, n: int, concurrency: int) -> None:
 def cold_loads(tb: ThreadBackend, url: str, s3: Any, count: int, mb: int) -> None:
     rt = client(url, "sagemaker-runtime")
     for k in range(count):
-        s3.put_object(Bucket=BUCKET, Key=f"mme/cold-{k}.tar.gz", Body=archive(f"cold-{k}", mb))
+        s3.put_object(Bucket=BUCKET, Key=f"mme/cold-{k}.tar.gz", Body=multi_model_archive(f"cold-{k}", mb=mb))
     manager = tb.backend.endpoints.multimodel
     before = len(manager.loads)
     e2e = [timed_invoke(rt, "bench-mme", f"cold-{k}.tar.gz") for k in range(count)]
@@ -177,7 +153,7 @@ def cold_loads(tb: ThreadBackend, url: str, s3: Any, count: int, mb: int) -> Non
 def zipf_traffic(tb: ThreadBackend, url: str, s3: Any, models: int, requests: int, mb: int, budget_mb: float,
                  concurrency: int) -> None:
     for k in range(models):
-        s3.put_object(Bucket=BUCKET, Key=f"zipf/z{k:02d}.tar.gz", Body=archive(f"z{k}", mb))
+        s3.put_object(Bucket=BUCKET, Key=f"zipf/z{k:02d}.tar.gz", Body=multi_model_archive(f"z{k}", mb=mb))
     rng = random.Random(7)
     weights = [1.0 / (rank + 1) ** 1.1 for rank in range(models)]
     targets = rng.choices([f"z{k:02d}.tar.gz" for k in range(models)], weights=weights, k=requests)
@@ -247,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         url = tb.url
         s3, sm = client(url, "s3"), client(url, "sagemaker")
         s3.create_bucket(Bucket=BUCKET)
-        small = archive("m", 0)
+        small = multi_model_archive("m", mb=0)
         s3.put_object(Bucket=BUCKET, Key="single/model.tar.gz", Body=small)
         s3.put_object(Bucket=BUCKET, Key="mme/m.tar.gz", Body=small)
         deploy(sm, "bench-single", {"ModelDataUrl": f"s3://{BUCKET}/single/model.tar.gz"})

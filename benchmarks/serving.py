@@ -27,25 +27,12 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-ECHO_HANDLER = '''
-def model_fn(model_dir):
-    return None
-
-def input_fn(body, content_type):
-    return body
-
-def predict_fn(data, model):
-    return data
-
-def output_fn(prediction, accept):
-    return prediction, "application/json"
-'''
+from catkit.testing import ECHO_HANDLER, write_model_dir  # noqa: E402 - after the sys.path line
 
 
 def make_echo_model(root: Path) -> tuple[Path, bytes, str]:
-    model_dir = root / "echo"
-    (model_dir / "code").mkdir(parents=True)
-    (model_dir / "code" / "inference.py").write_text(ECHO_HANDLER)
+    """The echo handler (input_fn -> predict_fn -> output_fn) and a small JSON request."""
+    model_dir = write_model_dir(root / "echo", ECHO_HANDLER)
     return model_dir, json.dumps({"instances": [[0.1, 0.2, 0.3, 0.4]]}).encode(), "application/json"
 
 

@@ -32,16 +32,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import itertools
 import json
 import math
 import os
 import random
-import shutil
 import sys
-import tarfile
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -56,35 +52,18 @@ from botocore.credentials import Credentials
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
 
 from catkit.local import lifecycle
+from catkit.testing import LocalBackend, deploy_endpoint, echo_archive, upload_model, wait_for_endpoint
 from catkit.whatif import load
 
 REGION = "us-east-1"
 CREDS = {"aws_access_key_id": "AKIASOAKSOAKSOAK", "aws_secret_access_key": "soak"}
-ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
-IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
-INFERENCE = b"""
-def model_fn(model_dir):
-    with open(model_dir + "/weights.bin", "rb") as f:
-        return f.read(16)
-
-
-def transform_fn(model, body, content_type, accept):
-    return body, "application/octet-stream"
-"""
 AS, MME = "soak-as", "soak-mme"
 PHASES = ("night", "ramp-up", "peak", "spike", "ramp-down")
 
 
 def archive(weights_bytes: int, seed: int) -> bytes:
-    rng = random.Random(seed)
-    files = {"code/inference.py": INFERENCE, "weights.bin": rng.randbytes(weights_bytes)}
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    """The echo model with ``weights_bytes`` of incompressible weights (its size on disk and in memory)."""
+    return echo_archive({"weights.bin": random.Random(seed).randbytes(weights_bytes)})
 
 
 def client(url: str, service: str) -> Any:
@@ -132,16 +111,6 @@ def zipf_sequence(models: list[str], n: int, seed: int = 7) -> list[str]:
 
 
 # ------------------------------------------------------------------------------- measurements
-def instance_pids(home: Path, endpoint: str) -> list[int]:
-    pids = []
-    for ready in (home / "instances" / endpoint).glob("*/ready.json"):
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            pid = int(json.loads(ready.read_text())["pid"])
-            if psutil.pid_exists(pid):
-                pids.append(pid)
-    return pids
-
-
 def rss_mib(pid: int) -> float | None:
     try:
         return psutil.Process(pid).memory_info().rss / 2**20
@@ -149,10 +118,10 @@ def rss_mib(pid: int) -> float | None:
         return None
 
 
-def memory_snapshot(home: Path, backend_pid: int) -> dict[str, Any]:
-    snap: dict[str, Any] = {"backend_mib": rss_mib(backend_pid)}
+def memory_snapshot(backend: LocalBackend) -> dict[str, Any]:
+    snap: dict[str, Any] = {"backend_mib": rss_mib(backend.pid)}
     for ep in (AS, MME):
-        values = [v for v in (rss_mib(p) for p in instance_pids(home, ep)) if v is not None]
+        values = [v for v in (rss_mib(p) for p in backend.instance_pids(ep)) if v is not None]
         snap[ep] = {"instances": len(values), "mean_mib": round(sum(values) / len(values), 1) if values else None,
                     "max_mib": round(max(values), 1) if values else None}
     return snap
@@ -187,23 +156,18 @@ class CountWatcher(threading.Thread):
 
 
 # ------------------------------------------------------------------------------- setup
-def setup(url: str, n_models: int, target_value: float) -> list[str]:
-    s3, sm, aas = client(url, "s3"), client(url, "sagemaker"), client(url, "application-autoscaling")
-    s3.create_bucket(Bucket="soak")
-    s3.put_object(Bucket="soak", Key="as/model.tar.gz", Body=archive(1024, 0))
+def setup(backend: LocalBackend, n_models: int, target_value: float) -> list[str]:
+    sm, aas = client(backend.url, "sagemaker"), client(backend.url, "application-autoscaling")
+    as_url = upload_model(backend, "as/model.tar.gz", archive(1024, 0), bucket="soak")
     models = [f"m{i:02d}.tar.gz" for i in range(n_models)]
     for i, key in enumerate(models):
-        s3.put_object(Bucket="soak", Key=f"mme/{key}", Body=archive(4 * 2**20, i + 1))
-    for name, url_, mode in ((AS, "s3://soak/as/model.tar.gz", "SingleModel"), (MME, "s3://soak/mme/", "MultiModel")):
-        sm.create_model(ModelName=f"{name}-m", ExecutionRoleArn=ROLE,
-                        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": url_, "Mode": mode})
-        sm.create_endpoint_config(EndpointConfigName=f"{name}-c", ProductionVariants=[{
-            "VariantName": "AllTraffic", "ModelName": f"{name}-m", "InitialInstanceCount": 1,
-            "InstanceType": "ml.m5.large"}])
-        sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-c")
-    waiter = sm.get_waiter("endpoint_in_service")
+        upload_model(backend, f"mme/{key}", archive(4 * 2**20, i + 1), bucket="soak")
+    for name, url_, mode in ((AS, as_url, "SingleModel"), (MME, "s3://soak/mme/", "MultiModel")):
+        deploy_endpoint(sm, name, url_, mode=mode, wait=False)
     for name in (AS, MME):
-        waiter.wait(EndpointName=name, WaiterConfig={"Delay": 0.5, "MaxAttempts": 600})
+        d = wait_for_endpoint(sm, name, ("InService", "Failed"), timeout=300)
+        if d["EndpointStatus"] != "InService":
+            raise RuntimeError(f"{name} failed: {d.get('FailureReason')}")
     rid = f"endpoint/{AS}/variant/AllTraffic"
     aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=rid,
                                  ScalableDimension="sagemaker:variant:DesiredInstanceCount",
@@ -282,15 +246,12 @@ async def drive(url: str, args: argparse.Namespace, models: list[str]) -> tuple[
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    home = Path(tempfile.mkdtemp(prefix="catkit-soak-"))
-    env_before = {k: os.environ.get(k) for k in ("CATKIT_MME_MEMORY_BUDGET_MB", "CATKIT_ACCESS_LOG")}
-    os.environ["CATKIT_MME_MEMORY_BUDGET_MB"] = str(args.mme_budget_mb)
-    os.environ["CATKIT_ACCESS_LOG"] = "0"  # the access log would grow the disk, not the memory
-    try:
-        url = lifecycle.start(home, None, args.time_scale)
-        backend_pid = int((lifecycle.read_state(home) or {})["pid"])
-        print(f"backend {url} (home {home}, time scale {args.time_scale:g}); deploying ...", flush=True)
-        models = setup(url, args.models, args.target_value)
+    env = {"CATKIT_MME_MEMORY_BUDGET_MB": str(args.mme_budget_mb),
+           "CATKIT_ACCESS_LOG": "0"}  # the access log would grow the disk, not the memory
+    with LocalBackend(time_scale=args.time_scale, env=env) as backend:
+        url = backend.start()
+        print(f"backend {url} (home {backend.home}, time scale {args.time_scale:g}); deploying ...", flush=True)
+        models = setup(backend, args.models, args.target_value)
         watcher = CountWatcher(url)
         # Warm-up: load every model once and settle, then take the start memory snapshot.
         rt = client(url, "sagemaker-runtime")
@@ -300,7 +261,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                    TargetModel=m)
         for _ in range(50):
             rt.invoke_endpoint(EndpointName=AS, Body=b"warm", ContentType="application/octet-stream")
-        mem_start = memory_snapshot(home, backend_pid)
+        mem_start = memory_snapshot(backend)
         info = lifecycle.health(url, timeout=5) or {}
         t_start = float(info["now"])
         print(f"driving traffic for {args.seconds:g} s (max {args.max_requests} requests) ...", flush=True)
@@ -310,7 +271,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         elapsed = time.monotonic() - started
         watcher.stop.set()
         watcher.join(5)
-        mem_end = memory_snapshot(home, backend_pid)
+        mem_end = memory_snapshot(backend)
         info = lifecycle.health(url, timeout=5) or {}
         report = {
             "seconds": round(elapsed, 1),
@@ -338,15 +299,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 v = report["endpoints"][ep][k]
                 report["endpoints"][ep][k] = None if v is None or math.isnan(v) else round(v, 2)
         return report
-    finally:
-        with contextlib.suppress(Exception):
-            lifecycle.stop(home, timeout=30)
-        shutil.rmtree(home, ignore_errors=True)
-        for k, v in env_before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def print_report(r: dict[str, Any]) -> None:

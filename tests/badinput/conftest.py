@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "reliability"))  # rel_support (importlib mode)
+from catkit.testing import LocalBackend, deploy_endpoint, echo_archive, upload_model
 
-from rel_support import BackendProc, deploy, model_archive, upload_model
+sys.path.insert(0, str(Path(__file__).parents[1] / "reliability"))  # rel_support (importlib mode)
 
 
 @pytest.fixture(autouse=True)
@@ -20,17 +20,14 @@ def _catkit_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def served() -> Iterator[BackendProc]:
+def served() -> Iterator[LocalBackend]:
     """A backend with endpoint ``single`` (SingleModel) and ``multi`` (MultiModel, prefix
     s3://models/mme/ holding ``a.tar.gz``), both InService."""
-    b = BackendProc(time_scale=600)
-    try:
+    with LocalBackend(time_scale=600) as b:
         b.start()
         url = upload_model(b)
-        upload_model(b, "mme/a.tar.gz", model_archive())
+        upload_model(b, "mme/a.tar.gz", echo_archive())
         sm = b.client("sagemaker")
-        assert deploy(sm, "single", url)["EndpointStatus"] == "InService"
-        assert deploy(sm, "multi", "s3://models/mme/", mode="MultiModel")["EndpointStatus"] == "InService"
+        assert deploy_endpoint(sm, "single", url)["EndpointStatus"] == "InService"
+        assert deploy_endpoint(sm, "multi", "s3://models/mme/", mode="MultiModel")["EndpointStatus"] == "InService"
         yield b
-    finally:
-        b.close()

@@ -19,13 +19,21 @@ from pathlib import Path
 
 import botocore.exceptions
 import pytest
-from rel_support import BackendProc, create_model, deploy, model_archive, upload_model, wait_status
+
+from catkit.testing import (
+    LocalBackend,
+    create_model,
+    deploy_endpoint,
+    echo_archive,
+    upload_model,
+    wait_for_endpoint,
+)
 
 
 def _tar(build: Callable[[tarfile.TarFile], None], mode: str = "w:gz") -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode=mode) as tar, \
-            tarfile.open(fileobj=io.BytesIO(model_archive()), mode="r:gz") as good:
+            tarfile.open(fileobj=io.BytesIO(echo_archive()), mode="r:gz") as good:
         for member in good.getmembers():
             tar.addfile(member, good.extractfile(member))
         build(tar)
@@ -74,11 +82,11 @@ MALICIOUS: list[tuple[str, Callable[[], bytes], str]] = [
 
 @pytest.fixture(scope="module")
 def backend():
-    b = BackendProc(time_scale=600, env={"CATKIT_MME_DISK_BUDGET_MB": "20"})
+    b = LocalBackend(time_scale=600, env={"CATKIT_MME_DISK_BUDGET_MB": "20"})
     try:
         b.start()
         upload_model(b)
-        upload_model(b, "mme/good.tar.gz", model_archive())
+        upload_model(b, "mme/good.tar.gz", echo_archive())
         yield b
     finally:
         b.close()
@@ -89,7 +97,7 @@ def test_malicious_archive_fails_the_endpoint_and_writes_nothing_outside(backend
     name = "bad-" + request.node.callspec.id.replace(" ", "-").replace("_", "-")[:40]
     url = upload_model(backend, f"evil/{name}.tar.gz", build())
     sm = backend.client("sagemaker")
-    d = deploy(sm, name, url)
+    d = deploy_endpoint(sm, name, url)
     assert d["EndpointStatus"] == "Failed"
     assert fragment in d["FailureReason"], d["FailureReason"]
     assert not OUTSIDE.exists()
@@ -104,7 +112,7 @@ def test_malicious_archive_fails_the_endpoint_and_writes_nothing_outside(backend
 
 def test_malicious_archives_on_a_multi_model_endpoint(backend):
     sm, rt = backend.client("sagemaker"), backend.client("sagemaker-runtime")
-    assert deploy(sm, "mme", "s3://models/mme/", mode="MultiModel")["EndpointStatus"] == "InService"
+    assert deploy_endpoint(sm, "mme", "s3://models/mme/", mode="MultiModel")["EndpointStatus"] == "InService"
     bomb = io.BytesIO()
     with tarfile.open(fileobj=bomb, mode="w:gz") as tar:  # 64 MiB of zeros: ~64 KiB compressed
         info = tarfile.TarInfo("zeros.bin")
@@ -153,7 +161,7 @@ def test_concurrent_creates_of_one_name_succeed_exactly_once(backend):
     results = _race(16, lambda i: sm.create_endpoint(EndpointName="racy", EndpointConfigName="racy-c"))
     assert len([r for r in results if r[0] == "ok"]) == 1, results
     assert all(r == ("ValidationException", 400) for r in results if r[0] != "ok"), results
-    assert wait_status(sm, "racy", ("InService",))["ProductionVariants"][0]["CurrentInstanceCount"] == 1
+    assert wait_for_endpoint(sm, "racy", ("InService",))["ProductionVariants"][0]["CurrentInstanceCount"] == 1
     # Concurrent deletes: the endpoint goes away once; no 5xx, no leftover.
     results = _race(16, lambda i: sm.delete_endpoint(EndpointName="racy"))
     assert any(r[0] == "ok" for r in results) and all(r[0] in ("ok", "ValidationException") for r in results)

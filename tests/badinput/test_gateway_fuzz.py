@@ -80,21 +80,10 @@ CW_OPS, CW_MODEL = _json_ops("cloudwatch", CloudWatchService)
 
 
 @st.composite
-def sm_requests(draw: Any) -> tuple[str, dict[str, Any]]:
-    op = draw(st.sampled_from(SM_OPS))
-    return op, draw(shape_strategy(SM_MODEL.operation_model(op).input_shape, blob_as="base64"))
-
-
-@st.composite
-def aas_requests(draw: Any) -> tuple[str, dict[str, Any]]:
-    op = draw(st.sampled_from(AAS_OPS))
-    return op, draw(shape_strategy(AAS_MODEL.operation_model(op).input_shape, blob_as="base64"))
-
-
-@st.composite
-def cw_requests(draw: Any) -> tuple[str, dict[str, Any]]:
-    op = draw(st.sampled_from(CW_OPS))
-    return op, draw(shape_strategy(CW_MODEL.operation_model(op).input_shape, blob_as="bytes"))
+def op_requests(draw: Any, ops: list[str], model: Any, blob_as: str) -> tuple[str, dict[str, Any]]:
+    """(operation, input document) for one of ``ops`` of the botocore service ``model``."""
+    op = draw(st.sampled_from(ops))
+    return op, draw(shape_strategy(model.operation_model(op).input_shape, blob_as=blob_as))
 
 
 def fuzz(n: int) -> settings:
@@ -114,24 +103,26 @@ def test_operations_under_fuzz_are_implemented(served):
     assert len(SM_OPS) >= 15 and len(AAS_OPS) >= 8 and len(CW_OPS) >= 6, (SM_OPS, AAS_OPS, CW_OPS)
 
 
+def _check_json11(served: Any, service: str, target: str, req: tuple[str, dict[str, Any]]) -> None:
+    op, doc = req
+    _check(signed(served.url, service, body=json.dumps(doc).encode(), headers={
+        "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"{target}.{op}"}))
+
+
 @fuzz(500)
-@given(req=sm_requests())
+@given(req=op_requests(SM_OPS, SM_MODEL, "base64"))
 def test_sagemaker_documents(served, req):
-    op, doc = req
-    _check(signed(served.url, "sagemaker", body=json.dumps(doc).encode(), headers={
-        "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"SageMaker.{op}"}))
+    _check_json11(served, "sagemaker", "SageMaker", req)
 
 
 @fuzz(250)
-@given(req=aas_requests())
+@given(req=op_requests(AAS_OPS, AAS_MODEL, "base64"))
 def test_autoscaling_documents(served, req):
-    op, doc = req
-    _check(signed(served.url, "application-autoscaling", body=json.dumps(doc).encode(), headers={
-        "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"AnyScaleFrontendService.{op}"}))
+    _check_json11(served, "application-autoscaling", "AnyScaleFrontendService", req)
 
 
 @fuzz(250)
-@given(req=cw_requests())
+@given(req=op_requests(CW_OPS, CW_MODEL, "bytes"))
 def test_cloudwatch_cbor_documents(served, req):
     op, doc = req
     _check(signed(served.url, "cloudwatch", path=CBOR_PATH + op, body=cbor2.dumps(doc), headers={

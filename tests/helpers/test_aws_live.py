@@ -46,15 +46,10 @@ def test_pricing_api_price_for_m5_xlarge(aws_session):
 
 @pytest.mark.skipif(os.environ.get("CATKIT_AWS_DEPLOY") != "1", reason="set CATKIT_AWS_DEPLOY=1 to deploy (costs money)")
 def test_deploy_scale_delete(aws_session, tmp_path):
-    import io
-    import tarfile
+    from catkit.testing import echo_archive
 
     archive = tmp_path / "model.tar.gz"
-    code = b"def model_fn(d):\n    return None\n\ndef transform_fn(m, b, ct, acc):\n    return b, ct\n"
-    with tarfile.open(archive, "w:gz") as tar:
-        info = tarfile.TarInfo("code/inference.py")
-        info.size = len(code)
-        tar.addfile(info, io.BytesIO(code))
+    archive.write_bytes(echo_archive())
     ep = deploy.deploy(aws_session, str(archive), instance_type="ml.m5.large", tags={"catkit:purpose": "live-test"})
     try:
         scaling.configure_target_tracking(aws_session, ep.endpoint_name)

@@ -8,13 +8,10 @@ backend serves application-autoscaling).
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
-import tarfile
 import tempfile
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from catkit.local import lifecycle
 from catkit.notebook import plots
 from catkit.notebook.widgets import ScalingPanel
 from catkit.session import Session
+from catkit.testing import model_archive, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -46,11 +44,7 @@ def transform_fn(model, body, content_type, accept):
 
 
 def _archive(path: Path, version: str) -> str:
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in (("code/inference.py", INFERENCE), ("version.txt", version.encode())):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    path.write_bytes(model_archive(INFERENCE, {"version.txt": version}))
     return str(path)
 
 
@@ -146,12 +140,32 @@ def test_multi_model_prefix_management(local):
     assert d.delete_endpoint(session, "helpers-mme")[0] == "endpoint:helpers-mme"
 
 
-def test_autoscaling_under_load_shows_in_activities_cost_and_plot(local):
+def _deploy_for_scaling(local, name: str) -> Session:
+    """Deploy the echo model as ``name`` (skips where the backend has no application-autoscaling)."""
     session, home = local
     if "application-autoscaling" not in _served(session):
         pytest.skip("this build of the local backend does not serve application-autoscaling yet")
-    d.deploy(session, _archive(home / "s.tar.gz", "s"), name="helpers-scale", image_uri="local/echo:1",
+    d.deploy(session, _archive(home / f"{name}.tar.gz", name), name=name, image_uri="local/echo:1",
              poll=0.2, progress=False)
+    return session
+
+
+def _load_until(session: Session, name: str, pick, **batch) -> object:
+    """Send batches of 20 requests until ``pick(activities)`` has rows (60 s at most); those rows."""
+    found = []
+
+    def picked() -> bool:
+        inv.invoke_batch(session, name, [[1]] * 20, progress=False, **batch)
+        found[:] = [pick(scaling.scaling_activities(session, name))]
+        return len(found[0]) > 0
+
+    wait_until(picked, 60, 0, what=f"a scaling activity of {name} under load")
+    return found[0]
+
+
+def test_autoscaling_under_load_shows_in_activities_cost_and_plot(local):
+    session = _deploy_for_scaling(local, "helpers-scale")
+    home = local[1]
     # target 1 invocation/instance/minute: at time scale 1000 a few requests per real second exceed it.
     # No scale-in, so the assertions below cannot race the (fast, emulated) 15-minute AlarmLow.
     policy = scaling.configure_target_tracking(session, "helpers-scale", min_capacity=2, max_capacity=3,
@@ -161,15 +175,10 @@ def test_autoscaling_under_load_shows_in_activities_cost_and_plot(local):
     panel = ScalingPanel(session, "helpers-scale")
     assert panel.settings()["target_value"] == 1.0 and panel.settings()["max_capacity"] == 3
 
-    deadline = time.monotonic() + 60
-    scaled = None
-    while time.monotonic() < deadline:
-        inv.invoke_batch(session, "helpers-scale", [[1]] * 20, max_workers=4, progress=False)
-        acts = scaling.scaling_activities(session, "helpers-scale")
-        scaled = acts[(acts["status"] == "Successful") & (acts["desired_capacity"] == 3)]
-        if len(scaled):
-            break
-    assert scaled is not None and len(scaled) == 1, "no scale-out to 3 within 60 s of load"
+    scaled = _load_until(session, "helpers-scale",
+                         lambda acts: acts[(acts["status"] == "Successful") & (acts["desired_capacity"] == 3)],
+                         max_workers=4)
+    assert len(scaled) == 1, scaled
     d.wait_for_endpoint(session, "helpers-scale", poll=0.2, progress=False)
     assert panel.refresh()["current"] == 3
 
@@ -184,22 +193,11 @@ def test_autoscaling_under_load_shows_in_activities_cost_and_plot(local):
 
 
 def test_step_scaling_alarm_drives_scale_out(local):
-    session, home = local
-    if "application-autoscaling" not in _served(session):
-        pytest.skip("this build of the local backend does not serve application-autoscaling yet")
-    d.deploy(session, _archive(home / "st.tar.gz", "st"), name="helpers-step", image_uri="local/echo:1",
-             poll=0.2, progress=False)
+    session = _deploy_for_scaling(local, "helpers-step")
     policy = scaling.configure_step_scaling(session, "helpers-step", threshold=1, steps=[(0, None, 1)],
                                             max_capacity=3, cooldown=60)
-    deadline = time.monotonic() + 60
-    done = None
-    while time.monotonic() < deadline:
-        inv.invoke_batch(session, "helpers-step", [[1]] * 20, progress=False)
-        acts = scaling.scaling_activities(session, "helpers-step")
-        done = acts[acts["status"] == "Successful"]
-        if len(done):
-            break
-    assert done is not None and len(done) >= 1, "the step alarm never triggered a scale-out within 60 s"
+    done = _load_until(session, "helpers-step", lambda acts: acts[acts["status"] == "Successful"])
+    assert len(done) >= 1, "the step alarm never triggered a scale-out within 60 s"
     assert done["desired_capacity"].iloc[0] == 3 and policy.alarms[0] in done["cause"].iloc[0]
     assert scaling.remove_scaling(session, "helpers-step")["policies"] == 1
     alarms = session.cloudwatch.describe_alarms(AlarmNamePrefix="catkit-step-helpers-step")["MetricAlarms"]

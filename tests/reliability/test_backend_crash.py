@@ -14,39 +14,31 @@ import threading
 from pathlib import Path
 
 import botocore.exceptions
-import psutil
 import pytest
-from rel_support import (
-    BackendProc,
-    create_model,
-    deploy,
-    instance_pids,
-    upload_model,
-    wait_status,
-    wait_until,
-)
 
 from catkit.local import lifecycle
+from catkit.testing import (
+    LocalBackend,
+    create_model,
+    deploy_endpoint,
+    process_exited,
+    upload_model,
+    wait_for_endpoint,
+    wait_until,
+)
 
 PV = {"VariantName": "AllTraffic", "InstanceType": "ml.m5.large"}
 
 
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
 def test_kill9_mid_deploy_and_update_then_restart_finishes_the_work(tmp_path):
     # time scale 60 with a 120 s emulated provisioning delay: 2 real seconds per new instance.
-    b = BackendProc(tmp_path / "home", time_scale=60, env={"CATKIT_PROVISIONING_SECONDS": "120"})
+    b = LocalBackend(tmp_path / "home", time_scale=60, env={"CATKIT_PROVISIONING_SECONDS": "120"})
     try:
         b.start()
         url = upload_model(b)
         sm = b.client("sagemaker")
-        assert deploy(sm, "steady", url)["EndpointStatus"] == "InService"
-        old_pids = instance_pids(b.home, "steady")
+        assert deploy_endpoint(sm, "steady", url)["EndpointStatus"] == "InService"
+        old_pids = b.instance_pids("steady")
         create_model(sm, "fresh-m", url)
         sm.create_endpoint_config(EndpointConfigName="fresh-c", ProductionVariants=[
             {**PV, "ModelName": "fresh-m", "InitialInstanceCount": 1}])
@@ -57,18 +49,18 @@ def test_kill9_mid_deploy_and_update_then_restart_finishes_the_work(tmp_path):
         assert sm.describe_endpoint(EndpointName="steady")["EndpointStatus"] == "Updating"
         b.kill()
         # Instances never outlive their backend.
-        wait_until(lambda: all(_gone(p) for p in old_pids), 15, "instances of the killed backend to exit")
+        wait_until(lambda: all(process_exited(p) for p in old_pids), 15, what="instances of the killed backend to exit")
 
         b.start()
         sm, rt = b.client("sagemaker"), b.client("sagemaker-runtime")
         assert {m["ModelName"] for m in sm.list_models()["Models"]} == {"steady-m", "fresh-m"}
         assert {c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]} == {
             "steady-c", "fresh-c"}
-        fresh = wait_status(sm, "fresh", ("InService", "Failed"), timeout=120)
+        fresh = wait_for_endpoint(sm, "fresh", ("InService", "Failed"), timeout=120)
         assert fresh["EndpointStatus"] == "InService", fresh.get("FailureReason")
-        steady = wait_status(sm, "steady", ("InService",), timeout=120)
+        steady = wait_for_endpoint(sm, "steady", ("InService",), timeout=120)
         wait_until(lambda: sm.describe_endpoint(EndpointName="steady")["ProductionVariants"][0][
-            "CurrentInstanceCount"] == 2, 120, "the acknowledged scale-out to complete")
+            "CurrentInstanceCount"] == 2, 120, what="the acknowledged scale-out to complete")
         assert steady["ProductionVariants"][0]["DesiredInstanceCount"] == 2
         for name in ("fresh", "steady"):
             r = rt.invoke_endpoint(EndpointName=name, Body=b"back", ContentType="text/plain")
@@ -79,7 +71,7 @@ def test_kill9_mid_deploy_and_update_then_restart_finishes_the_work(tmp_path):
 
 
 def test_kill9_mid_upload_loses_no_acknowledged_object(tmp_path):
-    b = BackendProc(tmp_path / "home", time_scale=600, env={"CATKIT_LOCAL_COMPONENTS": ""})
+    b = LocalBackend(tmp_path / "home", time_scale=600, env={"CATKIT_LOCAL_COMPONENTS": ""})
     try:
         b.start()
         s3 = b.client("s3")
@@ -103,7 +95,7 @@ def test_kill9_mid_upload_loses_no_acknowledged_object(tmp_path):
 
         t = threading.Thread(target=uploader)
         t.start()
-        wait_until(lambda: len(acked) >= 20, 60, "some acknowledged uploads")
+        wait_until(lambda: len(acked) >= 20, 60, what="some acknowledged uploads")
         b.kill()
         stop.set()
         t.join(30)
@@ -145,8 +137,8 @@ def test_full_disk_gives_a_clear_error_and_corrupts_nothing(tmp_path):
     proc = _fsize_limited_backend(home, 2 * 1024 * 1024, tmp_path / "backend.out")
     try:
         url = wait_until(lambda: (doc := lifecycle.read_state(home)) and lifecycle.health(doc["url"]) and doc["url"],
-                         60, "the size-limited backend")
-        probe = BackendProc(home)
+                         60, what="the size-limited backend")
+        probe = LocalBackend(home, time_scale=600)
         probe.url = url
         s3, sm = probe.client("s3"), probe.client("sagemaker")
         s3.create_bucket(Bucket="data")
@@ -191,7 +183,7 @@ def test_full_disk_gives_a_clear_error_and_corrupts_nothing(tmp_path):
             proc.kill()
             proc.wait()
     # "Disk space freed": a normal restart finds exactly the acknowledged state.
-    b = BackendProc(home, time_scale=600, env={"CATKIT_LOCAL_COMPONENTS": "catkit.local.fleet.endpoints"})
+    b = LocalBackend(home, time_scale=600, env={"CATKIT_LOCAL_COMPONENTS": "catkit.local.fleet.endpoints"})
     try:
         b.start()
         s3 = b.client("s3")

@@ -18,7 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import botocore.exceptions
 import pytest
-from rel_support import BackendProc, create_model, deploy, upload_model, wait_status, wait_until
+
+from catkit.testing import (
+    LocalBackend,
+    create_model,
+    deploy_endpoint,
+    upload_model,
+    wait_for_endpoint,
+    wait_until,
+)
 
 CLIENTS = 50
 DEPLOYERS = 6  # clients that also create/scale/delete endpoints of their own (real processes)
@@ -79,12 +87,12 @@ def _client_loop(clients: tuple, i: int, deadline: float, ledger: Ledger) -> Non
                 sm.create_endpoint(EndpointName=ep, EndpointConfigName=config)
                 with ledger.lock:
                     ledger.endpoints.add(ep)
-                wait_status(sm, ep, ("InService",), timeout=120)
+                wait_for_endpoint(sm, ep, ("InService",), timeout=120)
                 assert rt.invoke_endpoint(EndpointName=ep, Body=body, ContentType="text/plain")[
                     "Body"].read() == body
                 sm.update_endpoint_weights_and_capacities(EndpointName=ep, DesiredWeightsAndCapacities=[
                     {"VariantName": "AllTraffic", "DesiredInstanceCount": 2}])
-                wait_status(sm, ep, ("InService",), timeout=120)
+                wait_for_endpoint(sm, ep, ("InService",), timeout=120)
                 sm.delete_endpoint(EndpointName=ep)
                 with ledger.lock:
                     ledger.endpoints.discard(ep)
@@ -119,13 +127,13 @@ def _all(pages) -> list[dict]:
 
 @pytest.mark.slow
 def test_fifty_clients_create_invoke_update_delete(tmp_path):
-    b = BackendProc(tmp_path / "home", time_scale=600)
+    b = LocalBackend(tmp_path / "home", time_scale=600)
     try:
         b.start()
         upload_model(b)
         sm = b.client("sagemaker")
         for name in SHARED:
-            assert deploy(sm, name, URL, count=2)["EndpointStatus"] == "InService"
+            assert deploy_endpoint(sm, name, URL, count=2)["EndpointStatus"] == "InService"
         ledger = Ledger()
         # botocore clients are thread-safe; 10 pairs shared round-robin keep client construction
         # (~0.1 s of CPU each) out of the measured window. Each thread is still its own HTTP stream.
@@ -154,11 +162,11 @@ def test_fifty_clients_create_invoke_update_delete(tmp_path):
                 p["Endpoints"] for p in sm.get_paginator("list_endpoints").paginate())}
 
         wait_until(lambda: endpoints() == ledger.endpoints | set(SHARED), 120,
-                   "deleted endpoints to be gone and acknowledged ones to remain")
+                   what="deleted endpoints to be gone and acknowledged ones to remain")
         for ep in ledger.deleted_endpoints:
             assert not (b.home / "instances" / ep).exists(), ep
         for name in SHARED:
-            d = wait_status(sm, name, ("InService",))
+            d = wait_for_endpoint(sm, name, ("InService",))
             pv = d["ProductionVariants"][0]
             assert pv["CurrentInstanceCount"] == pv["DesiredInstanceCount"] == 2
         assert b.healthy()

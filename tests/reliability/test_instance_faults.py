@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import botocore.exceptions
 import psutil
 import pytest
-from rel_support import BackendProc, deploy, instance_pids, upload_model, wait_until
+
+from catkit.testing import LocalBackend, deploy_endpoint, process_exited, upload_model, wait_until
 
 INVOCATION_TIMEOUT_S = 3
 MEMORY_MB = 400
@@ -23,7 +24,7 @@ MEMORY_MB = 400
 
 @pytest.fixture(scope="module")
 def backend():
-    b = BackendProc(time_scale=600, env={
+    b = LocalBackend(time_scale=600, env={
         "CATKIT_INVOCATION_TIMEOUT_SECONDS": str(INVOCATION_TIMEOUT_S),
         "CATKIT_INSTANCE_MEMORY_MB": str(MEMORY_MB),
     })
@@ -45,8 +46,8 @@ def _echo(rt, name: str, body: bytes = b"ping") -> bytes:
 
 def test_kill9_instance_under_load_is_replaced_and_only_its_in_flight_requests_fail(backend):
     sm, rt = backend.client("sagemaker"), backend.client("sagemaker-runtime")
-    assert deploy(sm, "k9", "s3://models/echo/model.tar.gz", count=2)["EndpointStatus"] == "InService"
-    before = instance_pids(backend.home, "k9")
+    assert deploy_endpoint(sm, "k9", "s3://models/echo/model.tar.gz", count=2)["EndpointStatus"] == "InService"
+    before = backend.instance_pids("k9")
     assert len(before) == 2
     stop = threading.Event()
     lock = threading.Lock()
@@ -72,26 +73,26 @@ def test_kill9_instance_under_load_is_replaced_and_only_its_in_flight_requests_f
 
     with ThreadPoolExecutor(workers + 1) as pool:
         futures = [pool.submit(client) for _ in range(workers)] + [pool.submit(watch)]
-        wait_until(lambda: len(ok) > 20, 30, "traffic to flow")
+        wait_until(lambda: len(ok) > 20, 30, what="traffic to flow")
         victim = before[0]
         killed_at = time.monotonic()
         os.kill(victim, signal.SIGKILL)
         # A replacement comes up (a new pid) while the survivor keeps serving.
-        wait_until(lambda: len(set(instance_pids(backend.home, "k9")) - set(before)) == 1, 60,
-                   "a replacement instance")
+        wait_until(lambda: len(set(backend.instance_pids("k9")) - set(before)) == 1, 60,
+                   what="a replacement instance")
         wait_until(
             lambda: sm.describe_endpoint(EndpointName="k9")["ProductionVariants"][0]["CurrentInstanceCount"] == 2,
-            60, "CurrentInstanceCount back to 2",
+            60, what="CurrentInstanceCount back to 2",
         )
         replaced_at = time.monotonic()
         n_ok = len(ok)
-        wait_until(lambda: len(ok) > n_ok + 20, 30, "traffic after the replacement")
+        wait_until(lambda: len(ok) > n_ok + 20, 30, what="traffic after the replacement")
         stop.set()
         for f in futures:
             f.result()
 
     assert statuses == {"InService"}, f"endpoint left InService: {statuses}"
-    assert not psutil.pid_exists(victim) or psutil.Process(victim).status() == psutil.STATUS_ZOMBIE
+    assert process_exited(victim)
     # At most the requests in flight on the killed instance fail (each client has one in flight),
     # all with AWS's ModelError 424, and only around the kill.
     assert len(failures) <= workers, failures
@@ -103,8 +104,8 @@ def test_kill9_instance_under_load_is_replaced_and_only_its_in_flight_requests_f
 
 def test_hanging_handler_gives_model_error_after_timeout_and_the_instance_recovers(backend):
     sm, rt = backend.client("sagemaker"), backend.client("sagemaker-runtime")
-    assert deploy(sm, "hang", "s3://models/echo/model.tar.gz", count=1)["EndpointStatus"] == "InService"
-    pid = instance_pids(backend.home, "hang")[0]
+    assert deploy_endpoint(sm, "hang", "s3://models/echo/model.tar.gz", count=1)["EndpointStatus"] == "InService"
+    pid = backend.instance_pids("hang")[0]
 
     def hang(_: int) -> tuple[str, int, float]:
         t0 = time.monotonic()
@@ -121,15 +122,15 @@ def test_hanging_handler_gives_model_error_after_timeout_and_the_instance_recove
     # ... and then the same instance answers normal requests again, promptly.
     for _ in range(5):
         assert _echo(rt, "hang") == b"ping"
-    assert instance_pids(backend.home, "hang") == [pid]
+    assert backend.instance_pids("hang") == [pid]
     assert sm.describe_endpoint(EndpointName="hang")["EndpointStatus"] == "InService"
     sm.delete_endpoint(EndpointName="hang")
 
 
 def test_handler_leaking_past_the_memory_budget_gets_its_instance_recycled(backend):
     sm, rt = backend.client("sagemaker"), backend.client("sagemaker-runtime")
-    assert deploy(sm, "leak", "s3://models/echo/model.tar.gz", count=1)["EndpointStatus"] == "InService"
-    [pid] = instance_pids(backend.home, "leak")
+    assert deploy_endpoint(sm, "leak", "s3://models/echo/model.tar.gz", count=1)["EndpointStatus"] == "InService"
+    [pid] = backend.instance_pids("leak")
     errors = []
     for _ in range(4):  # 4 x 120 MiB held by the handler: over the 400 MiB budget
         try:
@@ -137,20 +138,20 @@ def test_handler_leaking_past_the_memory_budget_gets_its_instance_recycled(backe
         except botocore.exceptions.ClientError as e:  # recycled while this request was in flight
             errors.append(_code(e))
     assert set(errors) <= {("ModelError", 424)}, errors
-    wait_until(lambda: (p := instance_pids(backend.home, "leak")) and pid not in p, 60,
-               "the leaking instance to be recycled")
-    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
-               30, "the leaking process to be gone")
+    wait_until(lambda: (p := backend.instance_pids("leak")) and pid not in p, 60,
+               what="the leaking instance to be recycled")
+    wait_until(lambda: process_exited(pid),
+               30, what="the leaking process to be gone")
     d = wait_until(
         lambda: (d := sm.describe_endpoint(EndpointName="leak"))["ProductionVariants"][0][
             "CurrentInstanceCount"] == 1 and d,
-        60, "a fresh instance in service",
+        60, what="a fresh instance in service",
     )
     assert d["EndpointStatus"] == "InService"
     assert _echo(rt, "leak") == b"ping"
     # The new process starts from scratch (a leak request that arrived after the recycle may have
     # landed on it, so up to 120 MiB of hoard): it is back under the budget and keeps serving.
-    [fresh] = instance_pids(backend.home, "leak")
+    [fresh] = backend.instance_pids("leak")
     assert fresh != pid and psutil.Process(fresh).memory_info().rss < MEMORY_MB * 2**20
     assert _echo(rt, "leak") == b"ping"
     sm.delete_endpoint(EndpointName="leak")

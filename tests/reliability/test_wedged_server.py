@@ -11,9 +11,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from rel_support import INFERENCE, wait_until
-
 from catkit.serving.workers import WorkerPool
+from catkit.testing import ECHO_INFERENCE, wait_until, write_model_dir
 
 
 def _status(url: str, data: bytes | None = None, ctype: str = "text/plain") -> int:
@@ -26,9 +25,7 @@ def _status(url: str, data: bytes | None = None, ctype: str = "text/plain") -> i
 
 
 def test_hanging_handler_wedges_then_fails_ping(tmp_path):
-    model = tmp_path / "model"
-    (model / "code").mkdir(parents=True)
-    (model / "code" / "inference.py").write_text(INFERENCE)
+    model = write_model_dir(tmp_path / "model", ECHO_INFERENCE)
     ready = tmp_path / "ready.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "catkit.serving.server", str(model), "--port", "0", "--ready-file", str(ready),
@@ -37,9 +34,9 @@ def test_hanging_handler_wedges_then_fails_ping(tmp_path):
         env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )
     try:
-        wait_until(ready.exists, 30, "the model server")
+        wait_until(ready.exists, 30, what="the model server")
         base = f"http://127.0.0.1:{json.loads(ready.read_text())['port']}"
-        wait_until(lambda: _status(base + "/ping") == 200, 30, "the model to load")
+        wait_until(lambda: _status(base + "/ping") == 200, 30, what="the model to load")
         stuck_allowed = WorkerPool(1).max_stuck
         for n in range(1, stuck_allowed + 2):
             assert _status(base + "/invocations", b"", "application/x-hang") == 504

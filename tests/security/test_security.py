@@ -18,22 +18,20 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "reliability"))  # rel_support (importlib mode)
 
-from rel_support import (
-    BackendProc,
-    create_model,
-    deploy,
-    files_outside,
-    instance_pids,
-    signed,
-    tar_gz,
-    upload_model,
-    wait_status,
-)
+from rel_support import files_outside, signed
 
 from catkit.local import lifecycle
 from catkit.local.backend import Backend
 from catkit.local.gateway import NonLoopbackHostError
 from catkit.serving.server import NonLoopbackHost, ServerConfig
+from catkit.testing import (
+    LocalBackend,
+    create_model,
+    deploy_endpoint,
+    tar_gz,
+    upload_model,
+    wait_for_endpoint,
+)
 
 MARKER = f"catkit-sec-{uuid.uuid4().hex}"
 
@@ -41,13 +39,13 @@ MARKER = f"catkit-sec-{uuid.uuid4().hex}"
 @pytest.fixture(scope="module")
 def started(tmp_path_factory):
     root = tmp_path_factory.mktemp("sec")
-    b = BackendProc(root / "home", time_scale=600)
+    b = LocalBackend(root / "home", time_scale=600)
     try:
         b.start()
         b.root = root
         b.t0 = time.time()
         url = upload_model(b)
-        assert deploy(b.client("sagemaker"), "sec", url)["EndpointStatus"] == "InService"
+        assert deploy_endpoint(b.client("sagemaker"), "sec", url)["EndpointStatus"] == "InService"
         yield b
     finally:
         b.close()
@@ -65,7 +63,7 @@ def test_non_loopback_binds_are_refused_everywhere(tmp_path, host):
 
 
 def test_every_listening_socket_is_loopback(started):
-    pids = [started.pid, *instance_pids(started.home, "sec")]
+    pids = [started.pid, *started.instance_pids("sec")]
     listening = []
     for pid in pids:
         for conn in psutil.Process(pid).net_connections(kind="inet"):
@@ -131,7 +129,7 @@ def test_model_code_only_runs_from_the_uploaded_archive(started, tmp_path):
         "VariantName": "AllTraffic", "ModelName": "envy-m", "InitialInstanceCount": 1,
         "InstanceType": "ml.m5.large"}])
     sm.create_endpoint(EndpointName="envy", EndpointConfigName="envy-c")
-    assert wait_status(sm, "envy", ("InService", "Failed"))["EndpointStatus"] == "InService"
+    assert wait_for_endpoint(sm, "envy", ("InService", "Failed"))["EndpointStatus"] == "InService"
     body = rt.invoke_endpoint(EndpointName="envy", Body=b"mine", ContentType="text/plain")["Body"].read()
     assert body == b"mine"  # the archive's echo handler, not the evil one
     assert not (tmp_path / MARKER).exists()
@@ -147,7 +145,7 @@ def test_model_code_only_runs_from_the_uploaded_archive(started, tmp_path):
         info.linkname = str(evil / "inference.py")
         out.addfile(info)
     url = upload_model(started, "evil/link.tar.gz", buf.getvalue())
-    d = deploy(sm, "linky", url)
+    d = deploy_endpoint(sm, "linky", url)
     assert d["EndpointStatus"] == "Failed" and "code/inference.py" in d["FailureReason"]
     assert not (tmp_path / MARKER).exists()
     assert os.listdir(evil)  # untouched

@@ -1,5 +1,9 @@
 """Fixtures for the model-server tests: tmp model dirs with small handler scripts, an in-process
-aiohttp test client, and a subprocess server on a free loopback port (always cleaned up)."""
+aiohttp test client, and a subprocess server on a free loopback port (always cleaned up).
+
+The echo handler is :data:`catkit.testing.ECHO_HANDLER` and model directories are written by
+:func:`catkit.testing.write_model_dir`; the other handlers here exist for these tests only.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -20,22 +23,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from catkit.serving.server import ModelServer, ServerConfig
+from catkit.testing import ECHO_HANDLER as ECHO
+from catkit.testing import wait_until_async, write_model_dir
 
 ROOT = Path(__file__).resolve().parents[2]
-
-ECHO = """
-def model_fn(model_dir):
-    return "echo-model"
-
-def input_fn(body, content_type):
-    return body
-
-def predict_fn(data, model):
-    return data
-
-def output_fn(prediction, accept):
-    return prediction, "application/octet-stream"
-"""
 
 # Echo through the default JSON/CSV/NPY codecs: the model is the identity.
 IDENTITY = """
@@ -43,18 +34,29 @@ def model_fn(model_dir):
     return lambda data: data
 """
 
-# Sleeps for the number of seconds in the JSON body, then echoes it.
+# Sleeps for the number of seconds in the JSON body, then echoes it. Each call first appends a
+# line to ``started`` in the model directory, so a test can wait until its calls are in the handler.
 SLOW = """
-import json, time
+import json, os, time
 
 def model_fn(model_dir):
-    return None
+    return model_dir
 
-def transform_fn(model, body, content_type, accept):
+def transform_fn(model_dir, body, content_type, accept):
     seconds = float(json.loads(body))
+    with open(os.path.join(model_dir, "started"), "a") as f:
+        f.write("call\\n")
     time.sleep(seconds)
     return json.dumps({"slept": seconds}), "application/json"
 """
+
+
+def started_calls(model_dir: Path) -> int:
+    """How many calls the ``SLOW`` handler of ``model_dir`` has begun."""
+    try:
+        return len((model_dir / "started").read_text().splitlines())
+    except FileNotFoundError:
+        return 0
 
 FAILING = """
 def model_fn(model_dir):
@@ -101,19 +103,13 @@ def make_model(tmp_path: Path) -> ModelFactory:
     def make(name: str, handler: str | None = None, files: dict[str, str] | None = None) -> Path:
         model_dir = tmp_path / "models" / name
         model_dir.mkdir(parents=True)
-        if handler is not None:
-            (model_dir / "code").mkdir()
-            (model_dir / "code" / "inference.py").write_text(textwrap.dedent(handler))
-        for rel, text in (files or {}).items():
-            path = model_dir / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(textwrap.dedent(text))
-        return model_dir
+        return write_model_dir(model_dir, handler, files)
 
     return make
 
 
 async def wait_ping(client: TestClient, timeout: float = 20.0) -> None:
+    """Until the in-process server's /ping answers 200."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         resp = await client.get("/ping")
@@ -121,6 +117,16 @@ async def wait_ping(client: TestClient, timeout: float = 20.0) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("/ping never returned 200")
+
+
+async def wait_http_ping(url: str, timeout: float = 20.0) -> None:
+    """Until the server process at ``url`` answers 200 on /ping."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (await http("GET", url + "/ping"))[0] == 200:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{url}/ping never returned 200")
 
 
 def run_in_process(config: ServerConfig, scenario: Callable[[TestClient, ModelServer], Awaitable[Any]],
@@ -210,5 +216,6 @@ def sv() -> Any:
 
     return SimpleNamespace(
         ECHO=ECHO, IDENTITY=IDENTITY, SLOW=SLOW, FAILING=FAILING, HUNGRY=HUNGRY,
-        run_in_process=run_in_process, wait_ping=wait_ping, http=http, ROOT=ROOT,
+        run_in_process=run_in_process, wait_ping=wait_ping, wait_http_ping=wait_http_ping, http=http,
+        started_calls=started_calls, wait_until=wait_until_async, ROOT=ROOT,
     )

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import re
 import subprocess
 import sys
-import tarfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +13,7 @@ import aiohttp
 import pytest
 
 from catkit.serving import server as server_module
+from catkit.testing import model_archive, wait_until
 
 
 def test_ready_file_ping_and_invocations(make_model: Any, spawn_server: Any, sv: Any) -> None:
@@ -23,12 +21,7 @@ def test_ready_file_ping_and_invocations(make_model: Any, spawn_server: Any, sv:
     url = proc.wait_ready()
 
     async def check() -> None:
-        for _ in range(500):
-            status, _, _ = await sv.http("GET", url + "/ping")
-            if status == 200:
-                break
-            await asyncio.sleep(0.02)
-        assert status == 200
+        await sv.wait_http_ping(url)
         status, headers, body = await sv.http("POST", url + "/invocations", data=b'{"x": 1}',
                                               headers={"Content-Type": "application/json"})
         assert (status, body) == (200, b'{"x": 1}')
@@ -40,22 +33,36 @@ def test_ready_file_ping_and_invocations(make_model: Any, spawn_server: Any, sv:
     assert "listening on http://127.0.0.1:" in log
 
 
-def test_sigterm_drains_in_flight_requests_then_exits_0(make_model: Any, spawn_server: Any, sv: Any) -> None:
-    proc = spawn_server(str(make_model("slow", sv.SLOW)))
+async def _terminate_during_a_call(sv: Any, proc: Any, model: Path, seconds: str) -> asyncio.Future[Any]:
+    """Start a SLOW call of ``seconds``, SIGTERM the server once the handler runs it; the call's future."""
     url = proc.wait_ready()
+    await sv.wait_http_ping(url)
+    call = asyncio.ensure_future(sv.http("POST", url + "/invocations", data=seconds.encode(),
+                                         headers={"Content-Type": "application/json"}))
+    await sv.wait_until(lambda: sv.started_calls(model) == 1, 30, what="the call to reach the handler")
+    proc.terminate()
+    return call
+
+
+async def _refuses_connections(sv: Any, url: str) -> bool:
+    try:
+        await sv.http("GET", url + "/ping")
+    except aiohttp.ClientConnectionError:
+        return True
+    return False
+
+
+def test_sigterm_drains_in_flight_requests_then_exits_0(make_model: Any, spawn_server: Any, sv: Any) -> None:
+    model = make_model("slow", sv.SLOW)
+    proc = spawn_server(str(model))
 
     async def check() -> None:
-        for _ in range(500):
-            if (await sv.http("GET", url + "/ping"))[0] == 200:
-                break
+        slow = await _terminate_during_a_call(sv, proc, model, "1.5")
+        deadline = asyncio.get_running_loop().time() + 30
+        while not await _refuses_connections(sv, proc.url):  # no longer accepting connections ...
+            assert asyncio.get_running_loop().time() < deadline, "still accepting connections after SIGTERM"
             await asyncio.sleep(0.02)
-        slow = asyncio.ensure_future(sv.http("POST", url + "/invocations", data=b"1.5",
-                                             headers={"Content-Type": "application/json"}))
-        await asyncio.sleep(0.4)
-        proc.terminate()
-        await asyncio.sleep(0.3)
-        with pytest.raises(aiohttp.ClientConnectionError):  # no longer accepting connections
-            await sv.http("GET", url + "/ping")
+        assert not slow.done()  # ... while the call is still running
         status, _, body = await slow
         assert (status, body) == (200, b'{"slept": 1.5}')
 
@@ -84,10 +91,7 @@ def test_serves_a_model_tarball(make_model: Any, spawn_server: Any, tmp_path: Pa
     url = proc.wait_ready()
 
     async def check() -> None:
-        for _ in range(500):
-            if (await sv.http("GET", url + "/ping"))[0] == 200:
-                break
-            await asyncio.sleep(0.02)
+        await sv.wait_http_ping(url)
         status, _, body = await sv.http("POST", url + "/invocations", data=b"from-tarball")
         assert (status, body) == (200, b"from-tarball")
 
@@ -96,23 +100,21 @@ def test_serves_a_model_tarball(make_model: Any, spawn_server: Any, tmp_path: Pa
 
 def test_unsafe_tarball_is_refused_and_ping_says_why(spawn_server: Any, tmp_path: Path, sv: Any) -> None:
     archive = tmp_path / "evil.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        data = b"def model_fn(d):\n    return 1\n"
-        info = tarfile.TarInfo("../escaped.py")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+    archive.write_bytes(model_archive(None, {"../escaped.py": "def model_fn(d):\n    return 1\n"}))
     proc = spawn_server(str(archive))
     url = proc.wait_ready()
 
+    async def failure() -> str | None:
+        status, _, body = await sv.http("GET", url + "/ping")
+        assert status == 503
+        return body.decode() if b"failed to load" in body else None
+
     async def check() -> str:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            status, _, body = await sv.http("GET", url + "/ping")
-            assert status == 503
-            if b"failed to load" in body:
-                return body.decode()
+        deadline = asyncio.get_running_loop().time() + 20
+        while (message := await failure()) is None:
+            assert asyncio.get_running_loop().time() < deadline, "no load failure reported"
             await asyncio.sleep(0.05)
-        raise AssertionError("no load failure reported")
+        return message
 
     message = asyncio.run(check())
     assert "../escaped.py" in message
@@ -121,16 +123,7 @@ def test_unsafe_tarball_is_refused_and_ping_says_why(spawn_server: Any, tmp_path
 
 def test_catkit_serve_cli_runs_the_server(make_model: Any, spawn_server: Any, sv: Any) -> None:
     proc = spawn_server("serve", str(make_model("echo", sv.ECHO)), module="catkit.cli")
-    url = proc.wait_ready()
-
-    async def check() -> None:
-        for _ in range(500):
-            if (await sv.http("GET", url + "/ping"))[0] == 200:
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError("catkit serve never became healthy")
-
-    asyncio.run(check())
+    asyncio.run(sv.wait_http_ping(proc.wait_ready()))
     proc.terminate()
     assert proc.proc.wait(timeout=20) == 0
 
@@ -154,27 +147,26 @@ def test_ready_file_is_written_atomically(tmp_path: Path) -> None:
 
 
 def test_sigterm_during_a_hung_model_load_still_exits_0(make_model: Any, spawn_server: Any) -> None:
-    hung = make_model("hung", "import time\n\ndef model_fn(d):\n    time.sleep(120)\n")
+    hung = make_model("hung", """
+    import pathlib, time
+
+    def model_fn(d):
+        pathlib.Path(d, "loading").touch()
+        time.sleep(120)
+    """)
     proc = spawn_server(str(hung))
     proc.wait_ready()
-    time.sleep(0.3)
+    wait_until((hung / "loading").exists, 30, what="model_fn to start (and hang)")
     proc.terminate()
     assert proc.proc.wait(timeout=20) == 0
 
 
 def test_drain_is_bounded_when_a_request_never_finishes(make_model: Any, spawn_server: Any, sv: Any) -> None:
-    proc = spawn_server(str(make_model("slow", sv.SLOW)), "--drain-seconds", "0.5")
-    url = proc.wait_ready()
+    model = make_model("slow", sv.SLOW)
+    proc = spawn_server(str(model), "--drain-seconds", "0.5")
 
     async def check() -> None:
-        for _ in range(500):
-            if (await sv.http("GET", url + "/ping"))[0] == 200:
-                break
-            await asyncio.sleep(0.02)
-        stuck = asyncio.ensure_future(sv.http("POST", url + "/invocations", data=b"120",
-                                              headers={"Content-Type": "application/json"}))
-        await asyncio.sleep(0.3)
-        proc.terminate()
+        stuck = await _terminate_during_a_call(sv, proc, model, "120")
         with pytest.raises(aiohttp.ClientError):
             await stuck  # the connection is closed once the drain window ends
 

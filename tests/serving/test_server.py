@@ -56,10 +56,7 @@ def test_ping_is_503_until_the_model_is_loaded(make_model: Any, tmp_path: Path, 
 
 def test_failed_load_keeps_ping_503_with_the_reason(make_model: Any, sv: Any) -> None:
     async def scenario(client: Any, server: Any) -> None:
-        for _ in range(500):
-            if server.load_error:
-                break
-            await asyncio.sleep(0.01)
+        await sv.wait_until(lambda: server.load_error, 30, what="the load to fail")
         resp = await client.get("/ping")
         assert resp.status == 503
         assert "weights.bin is missing" in await resp.text()
@@ -166,18 +163,20 @@ def test_model_timeout_is_504_and_server_stays_usable(make_model: Any, sv: Any) 
 
 
 def test_ping_answers_while_every_worker_runs_a_slow_prediction(make_model: Any, sv: Any) -> None:
+    model = make_model("slow", sv.SLOW)
+
     async def scenario(client: Any, _server: Any) -> None:
         slow = [asyncio.ensure_future(client.post("/invocations", data=b"1.5",
                                                   headers={"Content-Type": "application/json"}))
                 for _ in range(2)]
-        await asyncio.sleep(0.3)
+        await sv.wait_until(lambda: sv.started_calls(model) == 2, 30, what="both workers busy")
         assert not any(task.done() for task in slow)
         pings = [await client.get("/ping") for _ in range(5)]
         assert [p.status for p in pings] == [200] * 5
         assert not all(task.done() for task in slow)  # pings came back while predictions ran
         assert [r.status for r in await asyncio.gather(*slow)] == [200, 200]
 
-    sv.run_in_process(config(make_model("slow", sv.SLOW), workers=2), scenario)
+    sv.run_in_process(config(model, workers=2), scenario)
 
 
 def test_custom_attributes_pass_through_both_ways(make_model: Any, sv: Any) -> None:

@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from catkit.serving.workers import CallTimeout, WorkerPool
+from catkit.testing import wait_until_async
 
 
 def test_results_and_exceptions_are_delivered() -> None:
@@ -39,11 +40,7 @@ def test_timed_out_call_is_replaced_so_capacity_stays() -> None:
         # the only original worker is stuck; a replacement serves the next call
         assert await pool.run(lambda: "served", timeout=5) == "served"
         release.set()
-        for _ in range(200):
-            if pool.stuck == 0:
-                break
-            await asyncio.sleep(0.01)
-        assert pool.stuck == 0
+        await wait_until_async(lambda: pool.stuck == 0, 30, what="the stuck worker to finish")
 
     try:
         asyncio.run(main())

@@ -6,62 +6,20 @@ GetMetricStatistics / GetMetricData / ListMetrics on ``AWS/SageMaker`` with real
 
 from __future__ import annotations
 
-import io
-import tarfile
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-INFERENCE = b"""
-def model_fn(model_dir):
-    return None
+from catkit.testing import deploy_endpoint, upload_model
 
-
-def transform_fn(model, body, content_type, accept):
-    return body, accept or "application/octet-stream"
-"""
 DIMS = [{"Name": "EndpointName", "Value": "cw-echo"}, {"Name": "VariantName", "Value": "AllTraffic"}]
-
-
-def _archive() -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        info = tarfile.TarInfo("code/inference.py")
-        info.size = len(INFERENCE)
-        tar.addfile(info, io.BytesIO(INFERENCE))
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
 def backend(module_backend_factory):
     b = module_backend_factory(time_scale=1000)
-    s3 = b.client("s3")
-    s3.create_bucket(Bucket="models")
-    s3.put_object(Bucket="models", Key="echo/model.tar.gz", Body=_archive())
-    sm = b.client("sagemaker")
-    sm.create_model(
-        ModelName="cw-echo-m",
-        ExecutionRoleArn="arn:aws:iam::123456789012:role/SageMakerExecutionRole",
-        PrimaryContainer={
-            "Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sklearn:1.2-1",
-            "ModelDataUrl": "s3://models/echo/model.tar.gz",
-        },
-    )
-    sm.create_endpoint_config(
-        EndpointConfigName="cw-echo-c",
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": "cw-echo-m",
-                "InitialInstanceCount": 1,
-                "InstanceType": "ml.m5.xlarge",
-            }
-        ],
-    )
-    sm.create_endpoint(EndpointName="cw-echo", EndpointConfigName="cw-echo-c")
-    sm.get_waiter("endpoint_in_service").wait(
-        EndpointName="cw-echo", WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
-    )
+    d = deploy_endpoint(b.client("sagemaker"), "cw-echo", upload_model(b), instance_type="ml.m5.xlarge")
+    assert d["EndpointStatus"] == "InService", d.get("FailureReason")
     return b
 
 

@@ -31,6 +31,11 @@ def expr(qid: str, expression: str, **extra):
     return {"Id": qid, "Expression": expression, **extra}
 
 
+def with_inputs(*queries):
+    """``m1`` (Errors) and ``m2`` (Requests) as hidden inputs (ReturnData False), then ``queries``."""
+    return [stat("m1", "Errors", ReturnData=False), stat("m2", "Requests", ReturnData=False), *queries]
+
+
 @pytest.fixture
 def filled(cw, ctx):
     """Errors: 1, 2, 3 per minute; Requests: 10 per minute, for three minutes."""
@@ -66,16 +71,7 @@ def test_scan_by_ascending(filled, ctx) -> None:
 
 
 def test_error_rate_expression_and_return_data_false(filled, ctx) -> None:
-    out = gmd(
-        filled,
-        ctx,
-        [
-            stat("m1", "Errors", ReturnData=False),
-            stat("m2", "Requests", ReturnData=False),
-            expr("e1", "m1/m2*100", Label="Error rate"),
-        ],
-        ScanBy="TimestampAscending",
-    )
+    out = gmd(filled, ctx, with_inputs(expr("e1", "m1/m2*100", Label="Error rate")), ScanBy="TimestampAscending")
     [res] = out["MetricDataResults"]
     assert (res["Id"], res["Label"]) == ("e1", "Error rate")
     assert res["Values"] == pytest.approx([10.0, 20.0, 30.0])
@@ -100,16 +96,7 @@ def test_error_rate_expression_and_return_data_false(filled, ctx) -> None:
     ],
 )
 def test_metric_math(filled, ctx, expression, values) -> None:
-    out = gmd(
-        filled,
-        ctx,
-        [
-            stat("m1", "Errors", ReturnData=False),
-            stat("m2", "Requests", ReturnData=False),
-            expr("e1", expression),
-        ],
-        ScanBy="TimestampAscending",
-    )
+    out = gmd(filled, ctx, with_inputs(expr("e1", expression)), ScanBy="TimestampAscending")
     assert out["MetricDataResults"][0]["Values"] == pytest.approx(values)
 
 
@@ -151,15 +138,7 @@ def test_fill_with_a_value_and_repeat(cw, ctx) -> None:
 
 
 def test_metrics_array_returns_one_result_per_series(filled, ctx) -> None:
-    out = gmd(
-        filled,
-        ctx,
-        [
-            stat("m1", "Errors", ReturnData=False),
-            stat("m2", "Requests", ReturnData=False),
-            expr("all", "METRICS()"),
-        ],
-    )
+    out = gmd(filled, ctx, with_inputs(expr("all", "METRICS()")))
     assert [(r["Id"], r["Label"]) for r in out["MetricDataResults"]] == [
         ("all", "Errors"),
         ("all", "Requests"),

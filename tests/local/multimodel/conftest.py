@@ -27,8 +27,4 @@ def mme(module_backend_factory: Any) -> Iterator[Mme]:
         "CATKIT_MME_LOAD_WAIT_SECONDS": str(LOAD_WAIT_SECONDS),
         "SAGEMAKER_MODEL_SERVER_WORKERS": "8",
     }
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in env.items():
-            mp.setenv(k, v)
-        backend = module_backend_factory(time_scale=TIME_SCALE)
-    yield Mme(backend)
+    yield Mme(module_backend_factory(time_scale=TIME_SCALE, env=env))

@@ -8,11 +8,12 @@ call to a model cold and the second warm in the metrics, LRU eviction once the m
 from __future__ import annotations
 
 import concurrent.futures
-import time
 
 import pytest
 from botocore.exceptions import ClientError
-from mme_helpers import Mme, mid, model_archive
+from mme_helpers import Mme, mid
+
+from catkit.testing import multi_model_archive, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +23,7 @@ def test_cold_then_warm_and_lru_eviction_over_21_variants(mme: Mme) -> None:
     names = [f"cathat-v{k:02d}.tar.gz" for k in range(21)]
     mme.deploy(ep)
     for k, name in enumerate(names):
-        mme.put(ep, name, model_archive(f"cathat-{k}"))
+        mme.put(ep, name, multi_model_archive(f"cathat-{k}"))
 
     assert mme.invoke(ep, names[0]) == {"model": "cathat-0", "version": 1}
     cold = mme.stats(ep, "ModelCacheHit")
@@ -56,15 +57,16 @@ def test_cold_then_warm_and_lru_eviction_over_21_variants(mme: Mme) -> None:
     assert mme.loaded(ep) == [{mid(n) for n in names[-3:]}]
     hits = mme.stats(ep, "ModelCacheHit")
     assert (hits["SampleCount"], hits["Sum"]) == (2 + 4 + 1 + 21, 1 + 1 + 2)
-    time.sleep(0.3)  # > one emulated minute at time scale 600: LoadedModelCount sampled
-    count = mme.stats(ep, "LoadedModelCount", "/aws/sagemaker/Endpoints")
+    # LoadedModelCount is sampled once per emulated minute (0.1 s real at time scale 600).
+    count = wait_until(lambda: (c := mme.stats(ep, "LoadedModelCount", "/aws/sagemaker/Endpoints"))["SampleCount"]
+                       and c, 30, what="a LoadedModelCount sample")
     assert count["SampleCount"] >= 1 and 1 <= count["Maximum"] <= 3
 
 
 def test_concurrent_first_requests_load_once(mme: Mme) -> None:
     ep = "mme-single-flight"
     mme.deploy(ep)
-    mme.put(ep, "slow.tar.gz", model_archive("slow", mb=1, load_sleep=1.0))
+    mme.put(ep, "slow.tar.gz", multi_model_archive("slow", mb=1, load_sleep=1.0))
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: mme.invoke(ep, "slow.tar.gz"), range(8)))
     assert results == [{"model": "slow", "version": 1}] * 8
@@ -78,13 +80,13 @@ def test_concurrent_first_requests_load_once(mme: Mme) -> None:
 def test_model_added_later_and_overwritten_archive(mme: Mme) -> None:
     ep = "mme-updates"
     mme.deploy(ep)
-    mme.put(ep, "late/added.tar.gz", model_archive("added", mb=1))
+    mme.put(ep, "late/added.tar.gz", multi_model_archive("added", mb=1))
     assert mme.invoke(ep, "late/added.tar.gz") == {"model": "added", "version": 1}
     # Overwriting in S3 does not reach an instance that holds the model (AWS: "the old version of
     # the model might still be loaded"); a fresh name does.
-    mme.put(ep, "late/added.tar.gz", model_archive("added", mb=1, version=2))
+    mme.put(ep, "late/added.tar.gz", multi_model_archive("added", mb=1, version=2))
     assert mme.invoke(ep, "late/added.tar.gz") == {"model": "added", "version": 1}
-    mme.put(ep, "late/added-v2.tar.gz", model_archive("added", mb=1, version=2))
+    mme.put(ep, "late/added-v2.tar.gz", multi_model_archive("added", mb=1, version=2))
     assert mme.invoke(ep, "late/added-v2.tar.gz") == {"model": "added", "version": 2}
     # Warm requests never go to S3: a model deleted from the prefix keeps serving where it is
     # loaded (as on AWS, until evicted); a new load of it would fail.
@@ -101,8 +103,8 @@ def _error(call) -> ClientError:
 def test_errors_like_aws_and_the_endpoint_keeps_serving(mme: Mme) -> None:
     ep = "mme-errors"
     mme.deploy(ep)
-    mme.put(ep, "good.tar.gz", model_archive("good", mb=1))
-    mme.put(ep, "broken.tar.gz", model_archive("broken", mb=1, fail=True))
+    mme.put(ep, "good.tar.gz", multi_model_archive("good", mb=1))
+    mme.put(ep, "broken.tar.gz", multi_model_archive("broken", mb=1, fail=True))
     mme.put(ep, "garbage.tar.gz", b"this is not a tar archive")
     assert mme.invoke(ep, "good.tar.gz")["model"] == "good"
 
@@ -125,7 +127,7 @@ def test_errors_like_aws_and_the_endpoint_keeps_serving(mme: Mme) -> None:
     assert mme.stats(ep, "Invocation4XXErrors")["Sum"] == 0
 
     # A fixed archive under the same name is picked up: failed models are not kept.
-    mme.put(ep, "broken.tar.gz", model_archive("broken", mb=1))
+    mme.put(ep, "broken.tar.gz", multi_model_archive("broken", mb=1))
     assert mme.invoke(ep, "broken.tar.gz")["model"] == "broken"
     assert mme.invoke(ep, "good.tar.gz")["model"] == "good"
     assert mme.stats(ep, "ModelCacheHit")["Sum"] >= 1
@@ -134,7 +136,7 @@ def test_errors_like_aws_and_the_endpoint_keeps_serving(mme: Mme) -> None:
 def test_unsafe_archive_is_refused_naming_the_member(mme: Mme) -> None:
     ep = "mme-unsafe"
     mme.deploy(ep)
-    evil = model_archive("evil", mb=1, extra={"../../outside.txt": b"pwned"})
+    evil = multi_model_archive("evil", mb=1, extra={"../../outside.txt": b"pwned"})
     mme.put(ep, "evil.tar.gz", evil)
     e = _error(lambda: mme.invoke(ep, "evil.tar.gz"))
     assert e.response["Error"]["Code"] == "ModelError"
@@ -144,7 +146,7 @@ def test_unsafe_archive_is_refused_naming_the_member(mme: Mme) -> None:
 
 def test_target_model_on_a_single_model_endpoint(mme: Mme) -> None:
     ep = "mme-single"
-    mme.s3.put_object(Bucket="mme-tests", Key="single/model.tar.gz", Body=model_archive("one", mb=1))
+    mme.s3.put_object(Bucket="mme-tests", Key="single/model.tar.gz", Body=multi_model_archive("one", mb=1))
     mme.deploy(ep, multi_model=False, model_data="s3://mme-tests/single/model.tar.gz")
     assert mme.invoke(ep, None)["model"] == "one"
     e = _error(lambda: mme.invoke(ep, "model.tar.gz"))
@@ -157,18 +159,19 @@ def test_target_model_on_a_single_model_endpoint(mme: Mme) -> None:
 def test_slow_load_answers_model_not_ready_then_serves(mme: Mme) -> None:
     ep = "mme-not-ready"
     mme.deploy(ep)
-    mme.put(ep, "huge.tar.gz", model_archive("huge", mb=1, load_sleep=4.5))
+    mme.put(ep, "huge.tar.gz", multi_model_archive("huge", mb=1, load_sleep=4.5))
     e = _error(lambda: mme.invoke(ep, "huge.tar.gz"))  # waits CATKIT_MME_LOAD_WAIT_SECONDS=3
     assert e.response["Error"]["Code"] == "ModelNotReadyException"
     assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 429
-    deadline = time.monotonic() + 20
-    while True:  # the load went on; a retry is served
+
+    def served() -> bool:  # the load went on; a retry is served
         try:
-            assert mme.invoke(ep, "huge.tar.gz")["model"] == "huge"
-            break
+            return mme.invoke(ep, "huge.tar.gz")["model"] == "huge"
         except ClientError as exc:
             assert exc.response["Error"]["Code"] == "ModelNotReadyException"
-            assert time.monotonic() < deadline
+            return False
+
+    wait_until(served, 20, what="the slow model to be served")
     assert mme.stats(ep, "ModelLoadingTime")["SampleCount"] == 1
 
 
@@ -176,7 +179,7 @@ def test_disk_budget_deletes_least_recently_used_models(mme: Mme) -> None:
     ep = "mme-disk"
     mme.deploy(ep)
     for k in range(3):  # 700 KiB each on disk, 2 MiB volume budget
-        mme.put(ep, f"d{k}.tar.gz", model_archive(f"d{k}", mb=0, blob_kb=700))
+        mme.put(ep, f"d{k}.tar.gz", multi_model_archive(f"d{k}", mb=0, blob_kb=700))
     for k in range(3):
         assert mme.invoke(ep, f"d{k}.tar.gz")["model"] == f"d{k}"
     models_dir = next(mme.backend.home.glob(f"instances/{ep}/i-*/models"))
@@ -185,20 +188,19 @@ def test_disk_budget_deletes_least_recently_used_models(mme: Mme) -> None:
     assert mme.loaded(ep) == [{mid("d1.tar.gz"), mid("d2.tar.gz")}]
     assert mme.invoke(ep, "d0.tar.gz")["model"] == "d0"  # downloaded again
     assert mme.stats(ep, "ModelDownloadingTime")["SampleCount"] == 4
-    time.sleep(0.3)  # > one emulated minute: DiskUtilization sampled
-    disk = mme.stats(ep, "DiskUtilization", "/aws/sagemaker/Endpoints")
+    # DiskUtilization is sampled once per emulated minute: the first sample taken with two models
+    # on the volume is at least half full; the maximum never goes past 100 %.
+    disk = wait_until(lambda: (d := mme.stats(ep, "DiskUtilization", "/aws/sagemaker/Endpoints"))["Maximum"] >= 50
+                      and d, 30, what="a DiskUtilization sample of the filled volume")
     assert 50 <= disk["Maximum"] <= 100
 
 
 def test_cache_disabled_unloads_after_each_invocation(mme: Mme) -> None:
     ep = "mme-nocache"
     mme.deploy(ep, cache="Disabled")
-    mme.put(ep, "once.tar.gz", model_archive("once", mb=1))
+    mme.put(ep, "once.tar.gz", multi_model_archive("once", mb=1))
     assert mme.invoke(ep, "once.tar.gz")["model"] == "once"
-    deadline = time.monotonic() + 10
-    while mme.loaded(ep) != [set()]:
-        assert time.monotonic() < deadline, mme.loaded(ep)
-        time.sleep(0.05)
+    wait_until(lambda: mme.loaded(ep) == [set()], 10, what="the model to be unloaded")
     assert mme.invoke(ep, "once.tar.gz")["model"] == "once"
     assert mme.stats(ep, "ModelCacheHit")["Sum"] == 0
     assert mme.stats(ep, "ModelDownloadingTime")["SampleCount"] == 2
@@ -207,7 +209,7 @@ def test_cache_disabled_unloads_after_each_invocation(mme: Mme) -> None:
 def test_hot_model_spreads_to_a_second_instance(mme: Mme) -> None:
     ep = "mme-spread"
     mme.deploy(ep, instances=2)
-    mme.put(ep, "hot.tar.gz", model_archive("hot", mb=1))
+    mme.put(ep, "hot.tar.gz", multi_model_archive("hot", mb=1))
     mme.invoke(ep, "hot.tar.gz")
     assert sorted(len(s) for s in mme.loaded(ep)) == [0, 1]  # one holder while traffic is light
     with concurrent.futures.ThreadPoolExecutor(12) as pool:
@@ -224,7 +226,7 @@ def test_catkit_helpers_workflow(mme: Mme, tmp_path) -> None:
     session = Session(backend="local", home=str(mme.backend.home))
     ep = helpers.deploy_multi_model(session, name="mme-helpers", image_uri="local/mme:1", poll=0.1, progress=False)
     assert ep.status == "InService"
-    (tmp_path / "cat-a.tar.gz").write_bytes(model_archive("cat-a", mb=1))
+    (tmp_path / "cat-a.tar.gz").write_bytes(multi_model_archive("cat-a", mb=1))
     assert helpers.add_model(session, "mme-helpers", str(tmp_path / "cat-a.tar.gz")) == "cat-a.tar.gz"
     assert helpers.add_model(session, "mme-helpers", f"{ep.model_data}cat-a.tar.gz", name="v2/cat-b.tar.gz")
     assert helpers.list_models(session, "mme-helpers") == ["cat-a.tar.gz", "v2/cat-b.tar.gz"]

@@ -14,7 +14,8 @@ import sys
 import textwrap
 
 import pytest
-from mme_helpers import model_archive
+
+from catkit.testing import multi_model_archive
 
 pytestmark = pytest.mark.slow
 
@@ -63,8 +64,8 @@ SCRIPT = textwrap.dedent(
 
 def test_multidatamodel_deploy_add_list_predict(module_backend_factory, tmp_path) -> None:
     backend = module_backend_factory(time_scale=600)
-    (tmp_path / "a.tar.gz").write_bytes(model_archive("cat-a", mb=1))
-    (tmp_path / "c.tar.gz").write_bytes(model_archive("cat-c", mb=1))
+    (tmp_path / "a.tar.gz").write_bytes(multi_model_archive("cat-a", mb=1))
+    (tmp_path / "c.tar.gz").write_bytes(multi_model_archive("cat-c", mb=1))
     env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
     env["CATKIT_HOME"] = str(backend.home)
     proc = subprocess.run(

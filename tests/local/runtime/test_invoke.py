@@ -9,6 +9,7 @@ import collections
 import pytest
 
 from catkit.local.errors import AwsError
+from catkit.testing import wait_until_async
 
 DIMS = {"EndpointName": "ep", "VariantName": "AllTraffic"}
 
@@ -115,7 +116,9 @@ def test_concurrency_and_utilization_sampling(h):
     async def body(h):
         await h.deploy("ep", count=1)
         slow = [asyncio.create_task(h.invoke("ep", b"0.6", ContentType="application/x-slow")) for _ in range(3)]
-        await asyncio.sleep(0.3)
+        # Sample as soon as all three are in flight (nothing awaits in between).
+        await wait_until_async(lambda: sum(i.outstanding for i in h.manager.variant_instances("ep", "AllTraffic")) == 3,
+                               30, what="three requests in flight")
         now = h.backend.clock.now()
         h.manager.sample_concurrency(now)
         await asyncio.gather(*slow)

@@ -2,16 +2,15 @@
 
 ``fake_backend`` is a minimal stand-in for ``catkit.local.backend.Backend`` (real StateStore in a
 temp CATKIT_HOME, an in-memory async S3, a recording metric sink, a fast clock) so the endpoint
-manager runs real ``catkit.serving.server`` processes without the gateway. ``echo_archive`` builds
-a tiny model.tar.gz with ``code/inference.py`` whose behaviour is chosen by the request's
-Content-Type (echo, slow, fail, pid, env, unsupported).
+manager runs real ``catkit.serving.server`` processes without the gateway. Its S3 holds the echo
+model (:func:`catkit.testing.echo_archive`: behaviour chosen by the request's Content-Type - echo,
+slow, fail, pid, env, unsupported) at ``s3://models/echo/model.tar.gz``; ``archive_bytes`` is that
+builder, for variants (``archive_bytes({"hang": b"1"})``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -19,45 +18,7 @@ import pytest
 
 from catkit.local.clock import Clock
 from catkit.local.storage.state import StateStore
-
-INFERENCE = '''
-import os
-import time
-
-
-def model_fn(model_dir):
-    if os.path.exists(os.path.join(model_dir, "hang")):
-        time.sleep(3600)
-    return {"dir": model_dir}
-
-
-def transform_fn(model, body, content_type, accept):
-    if content_type == "application/x-slow":
-        time.sleep(float(body))
-        return body, "text/plain"
-    if content_type == "application/x-fail":
-        raise RuntimeError("boom: " + body.decode())
-    if content_type == "application/x-unsupported":
-        raise ValueError("Unsupported content type application/x-unsupported")
-    if content_type == "application/x-pid":
-        return str(os.getpid()).encode(), "text/plain"
-    if content_type == "application/x-env":
-        return os.environ.get(body.decode(), "").encode(), "text/plain"
-    return body, accept or content_type or "application/octet-stream"
-'''
-
-
-def make_archive(extra_files: dict[str, bytes] | None = None) -> bytes:
-    files = {"code/inference.py": INFERENCE.encode(), "weights.txt": b"echo"}
-    files.update(extra_files or {})
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+from catkit.testing import echo_archive
 
 
 class FakeS3:
@@ -122,7 +83,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def fake_backend(home: Path) -> FakeBackend:
     b = FakeBackend(home)
-    b.s3.put("models", "echo/model.tar.gz", make_archive())
+    b.s3.put("models", "echo/model.tar.gz", echo_archive())
     yield b
     b.state.close()
 
@@ -187,9 +148,12 @@ class Harness:
                         "InstanceType": "ml.m5.large", "InitialVariantWeight": weight})
         await self.sm("CreateEndpointConfig", EndpointConfigName=name, ProductionVariants=pvs)
 
-    async def deploy(self, name: str, count: int = 1, variants: list[tuple] | None = None) -> dict:
+    async def deploy(self, name: str, count: int = 1, variants: list[tuple] | None = None,
+                     url: str = "s3://models/echo/model.tar.gz") -> dict:
+        """Model ``<name>-model`` (of ``url``) unless ``variants`` name models, config ``<name>-config``,
+        endpoint ``name``; returns DescribeEndpoint once InService or Failed."""
         if variants is None:
-            await self.model(f"{name}-model")
+            await self.model(f"{name}-model", url=url)
             variants = [("AllTraffic", f"{name}-model", count)]
         await self.config(f"{name}-config", variants)
         await self.sm("CreateEndpoint", EndpointName=name, EndpointConfigName=f"{name}-config")
@@ -227,4 +191,4 @@ def h(fake_backend: FakeBackend) -> Harness:
 
 @pytest.fixture
 def archive_bytes():
-    return make_archive
+    return echo_archive

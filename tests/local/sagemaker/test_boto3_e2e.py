@@ -3,65 +3,25 @@ waiters, paginators, InvokeEndpoint over the wire, restart and backend crash."""
 
 from __future__ import annotations
 
-import io
-import json
-import os
-import tarfile
-import time
-from pathlib import Path
-
 import botocore.exceptions
-import psutil
 import pytest
+
+from catkit.testing import deploy_endpoint, process_exited, upload_model, wait_until
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012"
 FAST = {"Delay": 0.2, "MaxAttempts": 300}
-
-INFERENCE = b'''
-def model_fn(model_dir):
-    return None
-
-
-def transform_fn(model, body, content_type, accept):
-    if content_type == "application/x-fail":
-        raise RuntimeError("no hats allowed")
-    return body, accept or "application/octet-stream"
-'''
-
-
-def _archive() -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        info = tarfile.TarInfo("code/inference.py")
-        info.size = len(INFERENCE)
-        tar.addfile(info, io.BytesIO(INFERENCE))
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
 def backend(module_backend_factory):
     b = module_backend_factory(time_scale=1000)
-    s3 = b.client("s3")
-    s3.create_bucket(Bucket="models")
-    s3.put_object(Bucket="models", Key="echo/model.tar.gz", Body=_archive())
+    upload_model(b)
     return b
 
 
 def _deploy(sm, name: str, count: int = 1, url: str = "s3://models/echo/model.tar.gz") -> None:
-    sm.create_model(ModelName=f"{name}-m", ExecutionRoleArn="arn:aws:iam::123456789012:role/SageMakerExecutionRole",
-                    PrimaryContainer={"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sklearn:1.2-1",
-                                      "ModelDataUrl": url})
-    sm.create_endpoint_config(EndpointConfigName=f"{name}-c", ProductionVariants=[{
-        "VariantName": "AllTraffic", "ModelName": f"{name}-m", "InitialInstanceCount": count,
-        "InstanceType": "ml.m5.xlarge"}])
-    sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-c", Tags=[{"Key": "k", "Value": "v"}])
-
-
-def _instance_pids(home: Path, name: str) -> list[int]:
-    pids = []
-    for ready in (home / "instances" / name).glob("*/ready.json"):
-        pids.append(json.loads(ready.read_text())["pid"])
-    return pids
+    """Create the endpoint (tagged k=v) without waiting: the tests use boto3's waiters."""
+    deploy_endpoint(sm, name, url, count=count, instance_type="ml.m5.xlarge", tags={"k": "v"}, wait=False)
 
 
 def test_deploy_invoke_and_errors_over_the_wire(backend):
@@ -78,7 +38,7 @@ def test_deploy_invoke_and_errors_over_the_wire(backend):
     assert r["Body"].read() == b'{"cat": 1}'
     assert r["ContentType"] == "application/json" and r["InvokedProductionVariant"] == "AllTraffic"
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        rt.invoke_endpoint(EndpointName="wire", Body=b"x", ContentType="application/x-fail")
+        rt.invoke_endpoint(EndpointName="wire", Body=b"no hats allowed", ContentType="application/x-fail")
     err = e.value.response
     assert err["Error"]["Code"] == "ModelError" and err["ResponseMetadata"]["HTTPStatusCode"] == 424
     assert err["OriginalStatusCode"] == 500 and "no hats allowed" in err["OriginalMessage"]
@@ -112,10 +72,10 @@ def test_scaling_paginators_and_delete_waiter(backend):
     assert sm.describe_endpoint(EndpointName="scale")["ProductionVariants"][0]["CurrentInstanceCount"] == 2
     names = [e["EndpointName"] for e in sm.list_endpoints(SortBy="Name", SortOrder="Ascending")["Endpoints"]]
     assert names == sorted(names) and "scale" in names
-    pids = _instance_pids(backend.home, "scale")
+    pids = backend.instance_pids("scale")
     sm.delete_endpoint(EndpointName="scale")
     sm.get_waiter("endpoint_deleted").wait(EndpointName="scale", WaiterConfig=FAST)
-    assert all(not psutil.pid_exists(p) or psutil.Process(p).status() == psutil.STATUS_ZOMBIE for p in pids)
+    assert all(process_exited(p) for p in pids)
 
 
 def test_failed_endpoint_makes_the_in_service_waiter_fail(backend):
@@ -136,20 +96,10 @@ def test_endpoints_survive_restart_and_instances_die_with_a_killed_backend(backe
     sm, rt = backend.client("sagemaker"), backend.client("sagemaker-runtime")
     assert sm.describe_endpoint(EndpointName="durable")["EndpointStatus"] == "InService"
     assert rt.invoke_endpoint(EndpointName="durable", Body=b"back", ContentType="text/plain")["Body"].read() == b"back"
-    pids = _instance_pids(backend.home, "durable")
+    pids = backend.instance_pids("durable")
     assert pids
     backend.kill()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(psutil.pid_exists(p) for p in pids):
-        for p in pids:
-            try:
-                if psutil.Process(p).status() == psutil.STATUS_ZOMBIE:
-                    os.waitpid(p, os.WNOHANG)
-            except (psutil.Error, ChildProcessError, OSError):
-                pass
-        time.sleep(0.05)
-    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-    assert alive == []
+    wait_until(lambda: all(process_exited(p) for p in pids), 30, what="the instances of the killed backend to exit")
     backend.start()
     sm, rt = backend.client("sagemaker"), backend.client("sagemaker-runtime")
     assert rt.invoke_endpoint(EndpointName="durable", Body=b"again", ContentType="text/plain")["Body"].read() == b"again"

@@ -7,11 +7,11 @@ import asyncio
 import os
 import signal
 
-import psutil
 import pytest
 
 from catkit.local.errors import AwsError
 from catkit.local.fleet.instances import InstanceState
+from catkit.testing import process_exited, wait_until_async
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012"
 
@@ -20,12 +20,8 @@ def _pids(h, name, variant="AllTraffic"):
     return sorted(i.pid for i in h.manager.variant_instances(name, variant) if i.state is InstanceState.IN_SERVICE)
 
 
-def _dead(pid: int) -> bool:
-    try:
-        p = psutil.Process(pid)
-        return p.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+def _in_flight(h, name, variant="AllTraffic"):
+    return sum(i.outstanding for i in h.manager.variant_instances(name, variant))
 
 
 def test_create_goes_creating_then_inservice_and_serves(h):
@@ -69,15 +65,12 @@ def test_create_goes_creating_then_inservice_and_serves(h):
 
 def test_missing_model_archive_fails_and_only_delete_is_allowed(h):
     async def body(h):
-        await h.model("m", url="s3://models/nothing/here.tar.gz")
-        await h.config("c", [("AllTraffic", "m", 1)])
-        await h.sm("CreateEndpoint", EndpointName="broken", EndpointConfigName="c")
-        d = await h.wait("broken", ("InService", "Failed"))
+        d = await h.deploy("broken", url="s3://models/nothing/here.tar.gz")
         assert d["EndpointStatus"] == "Failed"
         assert "Failed to download model data" in d["FailureReason"]
         assert "s3://models/nothing/here.tar.gz" in d["FailureReason"]
         with pytest.raises(AwsError, match="Cannot update failed endpoint"):
-            await h.sm("UpdateEndpoint", EndpointName="broken", EndpointConfigName="c")
+            await h.sm("UpdateEndpoint", EndpointName="broken", EndpointConfigName="broken-config")
         with pytest.raises(AwsError, match="Cannot update failed endpoint"):
             await h.sm("UpdateEndpointWeightsAndCapacities", EndpointName="broken",
                        DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": 2}])
@@ -95,10 +88,7 @@ def test_ping_never_healthy_fails_the_endpoint(h, fake_backend, archive_bytes):
     fake_backend.instance_options = {"startup_health_real_floor": 2.0, "startup_health_seconds": 1.0}
 
     async def body(h):
-        await h.model("m", url="s3://models/hang/model.tar.gz")
-        await h.config("c", [("AllTraffic", "m", 1)])
-        await h.sm("CreateEndpoint", EndpointName="hangs", EndpointConfigName="c")
-        d = await h.wait("hangs", ("InService", "Failed"))
+        d = await h.deploy("hangs", url="s3://models/hang/model.tar.gz")
         assert d["EndpointStatus"] == "Failed"
         assert "did not pass the ping health check" in d["FailureReason"]
         assert h.manager.variant_instances("hangs", "AllTraffic") == []
@@ -126,7 +116,7 @@ def test_scale_out_and_in_drains_in_flight_requests(h):
         assert (view.desired_instance_count, view.current_instance_count, view.status) == (3, 3, "InService")
         # three slow requests in flight (one per instance), then scale in to 1: all complete
         slow = [asyncio.create_task(h.invoke("scaler", b"1.0", ContentType="application/x-slow")) for _ in range(3)]
-        await asyncio.sleep(0.3)
+        await wait_until_async(lambda: _in_flight(h, "scaler") == 3, 30, what="three requests in flight")
         before = _pids(h, "scaler")
         h.manager.set_desired_instance_count("scaler", "AllTraffic", 1)
         results = await asyncio.gather(*slow)
@@ -135,8 +125,8 @@ def test_scale_out_and_in_drains_in_flight_requests(h):
         assert d["ProductionVariants"][0]["CurrentInstanceCount"] == 1
         after = _pids(h, "scaler")
         assert len(after) == 1 and after[0] in before
-        await asyncio.sleep(0.2)
-        assert all(_dead(p) for p in before if p not in after)
+        await wait_until_async(lambda: all(process_exited(p) for p in before if p not in after), 30,
+                               what="the scaled-in instances to exit")
         with pytest.raises(AwsError, match="at least 1"):
             h.manager.set_desired_instance_count("scaler", "AllTraffic", 0)
         with pytest.raises(AwsError, match="not present"):
@@ -150,17 +140,14 @@ def test_killed_instance_is_replaced_while_endpoint_stays_inservice(h):
         await h.deploy("crashy", count=2)
         victim, survivor = _pids(h, "crashy")
         os.kill(victim, signal.SIGKILL)
-        await asyncio.sleep(0.2)
+        await wait_until_async(lambda: victim not in _pids(h, "crashy"), 30, what="the manager to notice the kill")
         d = await h.sm("DescribeEndpoint", EndpointName="crashy")
         assert d["EndpointStatus"] == "InService"
         for _ in range(10):  # traffic keeps flowing on the survivor
             assert (await h.invoke("crashy", b"ok"))["Body"] == b"ok"
-        for _ in range(200):
-            pids = _pids(h, "crashy")
-            if len(pids) == 2:
-                break
-            await asyncio.sleep(0.05)
-        assert len(pids) == 2 and victim not in pids and survivor in pids
+        pids = await wait_until_async(lambda: len(p := _pids(h, "crashy")) == 2 and p, 30,
+                                      what="a replacement instance")
+        assert victim not in pids and survivor in pids
         assert (await h.sm("DescribeEndpoint", EndpointName="crashy"))["EndpointStatus"] == "InService"
 
     h.run(body)
@@ -175,15 +162,11 @@ def test_unresponsive_instance_fails_health_checks_and_is_replaced(h):
         try:
             for _ in range(h.manager.settings.unhealthy_after):
                 await h.manager.check_health()
-            for _ in range(200):
-                pids = _pids(h, "frozen")
-                if pids and pid not in pids:
-                    break
-                await asyncio.sleep(0.05)
-            assert pids and pid not in pids
+            await wait_until_async(lambda: (p := _pids(h, "frozen")) and pid not in p, 30,
+                                   what="the frozen instance to be replaced")
             assert (await h.invoke("frozen", b"back"))["Body"] == b"back"
         finally:
-            if not _dead(pid):
+            if not process_exited(pid):
                 os.kill(pid, signal.SIGKILL)
 
     h.run(body)
@@ -211,14 +194,15 @@ def test_update_endpoint_blue_green_without_dropped_requests(h):
                     errors.append(e)
 
         workers = [asyncio.create_task(traffic()) for _ in range(4)]
-        await asyncio.sleep(0.2)
+        await wait_until_async(lambda: len(seen) >= 8, 30, what="blue traffic to flow")
         await h.sm("UpdateEndpoint", EndpointName="bg", EndpointConfigName="green-config",
                    RetainAllVariantProperties=True)
         d = await h.sm("DescribeEndpoint", EndpointName="bg")
         assert d["EndpointStatus"] == "Updating"
         assert d["PendingDeploymentSummary"]["EndpointConfigName"] == "green-config"
         d = await h.wait("bg", ("InService", "Failed"))
-        await asyncio.sleep(0.2)
+        answered = len(seen)
+        await wait_until_async(lambda: len(seen) >= answered + 20, 30, what="traffic after the switch")
         stop.set()
         await asyncio.gather(*workers)
         assert errors == []
@@ -231,7 +215,7 @@ def test_update_endpoint_blue_green_without_dropped_requests(h):
         switch = seen.index(b"green")
         assert b"blue" not in seen[switch + 8:]  # after the switch only in-flight blue answers remain
         assert not set(old) & set(_pids(h, "bg"))
-        assert all(_dead(p) for p in old)
+        assert all(process_exited(p) for p in old)
 
     h.run(body)
 
@@ -261,7 +245,7 @@ def test_delete_stops_processes_removes_files_and_notifies(h):
         assert (await h.sm("DescribeEndpoint", EndpointName="gone"))["EndpointStatus"] == "Deleting"
         await h.wait_gone("gone")
         assert deleted == ["gone"]
-        assert all(_dead(p) for p in pids)
+        assert all(process_exited(p) for p in pids)
         assert not (h.backend.home / "instances" / "gone").exists()
         assert h.manager.get_variant("gone", "AllTraffic") is None
         # the name can be reused
@@ -279,18 +263,14 @@ def test_restart_brings_inservice_endpoints_back(h):
         pids.extend(_pids(h, "durable"))
 
     h.run(first)
-    assert all(_dead(p) for p in pids)  # shutdown never leaves processes behind
+    assert all(process_exited(p) for p in pids)  # shutdown never leaves processes behind
 
     async def second(h):
         d = await h.sm("DescribeEndpoint", EndpointName="durable")
         assert d["EndpointStatus"] == "InService"
         # the first request waits for a relaunched instance instead of failing
         assert (await h.invoke("durable", b"again"))["Body"] == b"again"
-        for _ in range(200):
-            if len(_pids(h, "durable")) == 2:
-                break
-            await asyncio.sleep(0.05)
-        assert len(_pids(h, "durable")) == 2
+        await wait_until_async(lambda: len(_pids(h, "durable")) == 2, 30, what="both instances relaunched")
 
     h.run(second, background=True)
 
@@ -301,12 +281,16 @@ def test_delete_while_creating_cancels_the_launch(h, fake_backend):
     async def body(h):
         await h.model("m")
         await h.config("c", [("AllTraffic", "m", 2)])
+        created = h.backend.clock.now()
         await h.sm("CreateEndpoint", EndpointName="early", EndpointConfigName="c")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the launch is under way (provisioning) when the delete arrives
         await h.sm("DeleteEndpoint", EndpointName="early")
         await h.wait_gone("early")
-        await asyncio.sleep(0.5)
-        assert not (h.backend.home / "instances" / "early").exists()
+        # Once the cancelled launch would have finished provisioning, no files are left (or appear).
+        await wait_until_async(lambda: h.backend.clock.now() > created + 900, 30,
+                               what="the provisioning delay to pass on the emulated clock")
+        await wait_until_async(lambda: not (h.backend.home / "instances" / "early").exists(), 30,
+                               what="the instance files to be removed")
 
     h.run(body)
 
@@ -361,9 +345,10 @@ def test_update_interrupted_by_restart_resumes(h, fake_backend):
         await h.config("c2", [("AllTraffic", "v2", 1)])
         await h.sm("CreateEndpoint", EndpointName="resume", EndpointConfigName="c1")
         await h.wait("resume", ("InService",))
-        h.manager.settings.provisioning_seconds = 2000.0  # ~1 s real: the backend stops mid-update
+        # Provisioning the new fleet takes ~10 real minutes for this manager only: the backend
+        # stops mid-update however slow the machine is; the next manager provisions at the default.
+        h.manager.settings.provisioning_seconds = 1_200_000.0
         await h.sm("UpdateEndpoint", EndpointName="resume", EndpointConfigName="c2")
-        await asyncio.sleep(0.1)
         assert (await h.sm("DescribeEndpoint", EndpointName="resume"))["EndpointStatus"] == "Updating"
 
     h.run(first)
