@@ -82,7 +82,8 @@ class EndpointManager:
     * lifecycle - ``run()`` (background: resume the persisted endpoints, then the health loop and
       the 10-second metrics loop), ``shutdown()``;
     * settings - ``settings`` (:class:`InstanceSettings`), ``invocation_timeout``,
-      ``capacity_wait_real``, ``max_instances``; parts - ``multimodel``, ``http``.
+      ``capacity_wait_real``, ``max_instances``; parts - ``pool`` (:class:`InstancePool`), ``data``
+      (:class:`DataPlane`), ``multimodel``, ``http``.
     """
 
     def __init__(

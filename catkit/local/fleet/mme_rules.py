@@ -24,18 +24,22 @@ MODEL_MEMORY_FRACTION = 0.9  # of the instance's memory, by default, for loaded 
 
 
 # ---------------------------------------------------------------------------------------- budgets
+def _positive(var: str, raw: str, kind: str, too_small: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{var} must be {kind}, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{var} must be {too_small}, got {raw!r}")
+    return value
+
+
 def _env_mb(var: str, environment: Mapping[str, str] | None = None) -> int | None:
     """MiB from the container's ``Environment`` (CreateModel) first, else the backend's environment."""
     raw = (environment or {}).get(var) or os.environ.get(var)
     if not raw:
         return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{var} must be a number of MiB, got {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"{var} must be > 0 MiB, got {raw!r}")
-    return int(value * 2**20)
+    return int(_positive(var, raw, "a number of MiB", "> 0 MiB") * 2**20)
 
 
 def env_number(var: str, default: float) -> float:
@@ -43,13 +47,7 @@ def env_number(var: str, default: float) -> float:
     raw = os.environ.get(var)
     if not raw:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{var} must be a positive number, got {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"{var} must be a positive number, got {raw!r}")
-    return value
+    return _positive(var, raw, "a positive number", "a positive number")
 
 
 def memory_budget_bytes(instance_type: str, environment: Mapping[str, str] | None = None) -> int:
