@@ -38,7 +38,7 @@ log = logging.getLogger("catkit.local.backend")
 COMPONENTS: tuple[str, ...] = (
     "catkit.autoscaling.metrics_store",
     "catkit.local.services.cloudwatch",
-    "catkit.local.fleet.endpoints",
+    "catkit.local.services.sagemaker",
     "catkit.local.fleet.scaling_port",
 )
 

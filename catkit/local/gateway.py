@@ -33,7 +33,9 @@ import sqlite3
 import time
 import traceback
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 from xml.sax.saxutils import escape
 
 import aiohttp
@@ -44,7 +46,7 @@ from catkit.local.errors import AwsError
 from catkit.local.services.base import RequestContext
 
 if TYPE_CHECKING:
-    from catkit.local.backend import Backend
+    from catkit.local.storage.s3 import LocalS3
 
 log = logging.getLogger("catkit.local.gateway")
 access_log = logging.getLogger("catkit.local.access")
@@ -357,10 +359,28 @@ async def _loopback_guard(request: web.Request, handler: Any) -> web.StreamRespo
     return _generic_error(request, err, request_id)
 
 
-class Gateway:
-    """The aiohttp application and server of one backend."""
+class GatewayHost(Protocol):
+    """What the gateway uses of the backend that owns it (:class:`catkit.local.backend.Backend`
+    is one): the registered services, where requests run, the S3 store to make durable, and
+    ``info()`` for ``/_catkit/info``."""
 
-    def __init__(self, backend: Backend, host: str = "127.0.0.1", port: int = 0) -> None:
+    @property
+    def services(self) -> Mapping[str, Any]: ...
+    @property
+    def region(self) -> str: ...
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def home(self) -> Path: ...
+    @property
+    def s3(self) -> LocalS3: ...
+    def info(self) -> dict[str, Any]: ...
+
+
+class Gateway:
+    """The aiohttp application and server of one backend (handed in as a :class:`GatewayHost`)."""
+
+    def __init__(self, backend: GatewayHost, host: str = "127.0.0.1", port: int = 0) -> None:
         self.backend = backend
         self.host = check_loopback(host)
         self.port = port

@@ -123,7 +123,7 @@ def _fsize_limited_backend(home: Path, limit: int, log: Path) -> subprocess.Pope
         "os.execv(sys.executable, [sys.executable, '-m', 'catkit.local.lifecycle', 'run', '--home', "
         f"{str(home)!r}, '--time-scale', '600'])\n"
     )
-    env = dict(os.environ, CATKIT_HOME=str(home), CATKIT_LOCAL_COMPONENTS="catkit.local.fleet.endpoints",
+    env = dict(os.environ, CATKIT_HOME=str(home), CATKIT_LOCAL_COMPONENTS="catkit.local.services.sagemaker",
                PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-c", launcher], stdout=out, stderr=subprocess.STDOUT,
@@ -183,7 +183,7 @@ def test_full_disk_gives_a_clear_error_and_corrupts_nothing(tmp_path):
             proc.kill()
             proc.wait()
     # "Disk space freed": a normal restart finds exactly the acknowledged state.
-    b = LocalBackend(home, time_scale=600, env={"CATKIT_LOCAL_COMPONENTS": "catkit.local.fleet.endpoints"})
+    b = LocalBackend(home, time_scale=600, env={"CATKIT_LOCAL_COMPONENTS": "catkit.local.services.sagemaker"})
     try:
         b.start()
         s3 = b.client("s3")

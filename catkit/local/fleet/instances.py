@@ -10,6 +10,9 @@ sampling with psutil.
 Processes never outlive the backend: each starts in its own session (so a terminal's Ctrl-C does not
 hit it directly), asks the kernel to SIGKILL it when the backend dies (Linux ``PR_SET_PDEATHSIG``),
 and an ``atexit`` hook kills whatever is still registered.
+
+Requests reach a running instance through :mod:`catkit.local.fleet.forward` (the keep-alive
+HTTP client).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ import psutil
 
 from catkit.instance_types import get_instance_type
 from catkit.local.clock import Clock
+from catkit.local.fleet.forward import ForwardProtocolError, KeepAlivePool  # noqa: F401 - moved there
+from catkit.local.fleet.mme_rules import server_arguments, server_environment
 
 log = logging.getLogger("catkit.local.fleet.instances")
 
@@ -307,9 +312,7 @@ class Instance:
             cmd.append(model_arg)
         cmd += ["--port", "0", "--host", "127.0.0.1", "--ready-file", str(ready)]
         if self.spec.mode == "MultiModel":
-            from catkit.local.fleet.multimodel import server_arguments  # budgets + --models-root
-
-            try:
+            try:  # budgets + --models-root
                 cmd += ["--multi-model", *server_arguments(self.spec.instance_type, self.dir, self.spec.environment)]
             except ValueError as e:  # a bad CATKIT_MME_*_BUDGET_MB
                 raise InstanceLaunchError(str(e)) from None
@@ -327,8 +330,6 @@ class Instance:
         env["SAGEMAKER_ENDPOINT_NAME"] = self.spec.endpoint
         env["SAGEMAKER_VARIANT_NAME"] = self.spec.variant
         if self.spec.mode == "MultiModel":
-            from catkit.local.fleet.multimodel import server_environment
-
             env.update(server_environment())
         logf = open(self.log_path, "ab", buffering=0)  # noqa: SIM115 - handed to the child
         try:
@@ -531,241 +532,3 @@ def tail_lines(path: Path, n: int) -> str:
     except OSError:
         return ""
     return " | ".join(lines[-n:])
-
-
-# --- the InvokeEndpoint forwarder: lean keep-alive HTTP/1.1 connections to instance processes ---
-#
-# aiohttp's ClientSession costs ~200-300 us of CPU per request on this path; this protocol-level
-# client does the same job (one request at a time per pooled keep-alive connection, Content-Length
-# or chunked responses) in ~80-120 us, which is most of the gateway's added latency budget
-# (benchmarks/gateway.py). It only ever talks to catkit's own model servers on 127.0.0.1.
-
-
-class ForwardProtocolError(ConnectionError):
-    """The instance sent something that is not a valid HTTP/1.1 response."""
-
-
-_MAX_HEAD = 64 * 1024
-
-
-class _Conn(asyncio.Protocol):
-    """One keep-alive connection to an instance; one outstanding request at a time."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
-        self.waiter: asyncio.Future[tuple[int, dict[str, str], bytes]] | None = None
-        self.closed = False
-        self.last_used = 0.0
-        self._reset()
-
-    def _reset(self) -> None:
-        self.status = 0
-        self.headers: dict[str, str] | None = None
-        self.need = -1  # body bytes expected; -1 = until EOF
-        self.chunked = False
-        self.close_after = False
-        self.chunk_state = "size"
-        self.chunk_left = 0
-        self.chunks: list[bytes] = []
-
-    # asyncio.Protocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        if self.waiter is None:  # nothing was asked: a broken peer
-            self._abort(ForwardProtocolError("unsolicited data from the instance"))
-            return
-        try:
-            self._parse()
-        except (ValueError, IndexError) as e:
-            self._abort(ForwardProtocolError(f"malformed HTTP response from the instance: {e}"))
-
-    def eof_received(self) -> bool:
-        self._eof()
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self._eof(exc)
-
-    # parsing
-    def _parse(self) -> None:
-        if self.headers is None:
-            end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self.buf) > _MAX_HEAD:
-                    raise ValueError("response head larger than 64 KiB")
-                return
-            lines = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
-            version, code = lines[0].split(" ", 2)[:2]
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                key, sep, value = line.partition(":")
-                if sep:
-                    headers[key.strip().lower()] = value.strip()
-            del self.buf[: end + 4]
-            self.status = int(code)
-            self.headers = headers
-            self.chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-            if not self.chunked:
-                length = headers.get("content-length")
-                self.need = int(length) if length is not None else -1
-                if self.status in (204, 304) or self.status < 200:
-                    self.need = 0
-            self.close_after = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
-        if self.chunked:
-            body = self._parse_chunked()
-            if body is not None:
-                self._finish(body)
-        elif self.need >= 0 and len(self.buf) >= self.need:
-            body = bytes(self.buf[: self.need])
-            del self.buf[: self.need]
-            self._finish(body)
-
-    def _parse_chunked(self) -> bytes | None:
-        while True:
-            if self.chunk_state == "size":
-                i = self.buf.find(b"\r\n")
-                if i < 0:
-                    return None
-                size = int(bytes(self.buf[:i]).split(b";", 1)[0].strip(), 16)
-                del self.buf[: i + 2]
-                if size == 0:
-                    self.chunk_state = "trailer"
-                else:
-                    self.chunk_state, self.chunk_left = "data", size
-            elif self.chunk_state == "data":
-                if len(self.buf) < self.chunk_left + 2:
-                    return None
-                self.chunks.append(bytes(self.buf[: self.chunk_left]))
-                del self.buf[: self.chunk_left + 2]
-                self.chunk_state = "size"
-            else:  # trailer section: lines until an empty one
-                i = self.buf.find(b"\r\n")
-                if i < 0:
-                    return None
-                line = bytes(self.buf[:i])
-                del self.buf[: i + 2]
-                if not line:
-                    return b"".join(self.chunks)
-
-    def _finish(self, body: bytes) -> None:
-        waiter, status, headers = self.waiter, self.status, self.headers or {}
-        self.waiter = None
-        close = self.close_after
-        self._reset()
-        self.close_after = close
-        if waiter is not None and not waiter.done():
-            waiter.set_result((status, headers, body))
-
-    def _eof(self, exc: Exception | None = None) -> None:
-        waiter = self.waiter
-        if waiter is None or waiter.done():
-            return
-        if self.headers is not None and not self.chunked and self.need < 0:
-            self.close_after = True
-            self._finish(bytes(self.buf))  # body delimited by the end of the connection
-            return
-        self.waiter = None
-        waiter.set_exception(
-            ConnectionResetError(f"the instance closed the connection{f' ({exc})' if exc else ''}")
-        )
-
-    def _abort(self, err: Exception) -> None:
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(err)
-        if self.transport is not None:
-            self.transport.abort()
-
-
-def _expire(fut: asyncio.Future[Any]) -> None:
-    if not fut.done():
-        fut.set_exception(TimeoutError())
-
-
-class KeepAlivePool:
-    """Pooled keep-alive HTTP/1.1 POSTs to instance processes (loopback only)."""
-
-    #: Idle connections older than this are closed rather than reused (the model server's own
-    #: keep-alive timeout is longer, so a reused connection is not closed under our feet).
-    idle_seconds = 15.0
-
-    def __init__(self) -> None:
-        self._idle: dict[tuple[str, int], list[_Conn]] = {}
-
-    async def post(self, host: str, port: int, path: str, headers: Mapping[str, str], body: bytes,
-                   timeout: float) -> tuple[int, dict[str, str], bytes]:
-        """POST ``body``; returns (status, headers with lower-case names, body). Raises TimeoutError
-        after ``timeout`` real seconds, ConnectionError if the instance drops the connection, and
-        ValueError for header values that cannot be sent (CR/LF/NUL or non-Latin-1)."""
-        parts = [f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n"]
-        for k, v in headers.items():
-            if "\r" in v or "\n" in v or "\x00" in v:
-                raise ValueError(f"header {k} contains a line break or NUL")
-            parts.append(f"{k}: {v}\r\n")
-        parts.append("\r\n")
-        head = "".join(parts).encode("latin-1")
-        key = (host, port)
-        loop = asyncio.get_running_loop()
-        conn = self._take(key, loop.time())
-        reused = conn is not None
-        while True:
-            if conn is None:
-                _, conn = await loop.create_connection(_Conn, host, port)
-            fut: asyncio.Future[tuple[int, dict[str, str], bytes]] = loop.create_future()
-            conn.waiter = fut
-            assert conn.transport is not None
-            if len(body) < 65536:
-                conn.transport.write(head + body)
-            else:
-                conn.transport.writelines((head, body))
-            timer = loop.call_later(timeout, _expire, fut)
-            try:
-                result = await fut
-            except ConnectionResetError:
-                conn.waiter = None
-                if conn.transport is not None:
-                    conn.transport.abort()
-                if reused and conn.headers is None:  # a stale keep-alive connection: retry once afresh
-                    conn, reused = None, False
-                    continue
-                raise
-            except BaseException:  # timeout, cancellation, protocol error: the connection is unusable
-                conn.waiter = None
-                if conn.transport is not None:
-                    conn.transport.abort()
-                raise
-            finally:
-                timer.cancel()
-            if conn.close_after or conn.closed or conn.buf or conn.transport.is_closing():
-                conn.transport.close()
-            else:
-                conn.last_used = loop.time()
-                self._idle.setdefault(key, []).append(conn)
-            return result
-
-    def _take(self, key: tuple[str, int], now: float) -> _Conn | None:
-        idle = self._idle.get(key)
-        while idle:
-            conn = idle.pop()
-            if conn.closed or conn.transport is None or conn.transport.is_closing():
-                continue
-            if now - conn.last_used > self.idle_seconds:
-                conn.transport.close()
-                continue
-            return conn
-        return None
-
-    def forget(self, host: str, port: int) -> None:
-        """Close the idle connections to one instance (it is being stopped)."""
-        for conn in self._idle.pop((host, port), []):
-            if conn.transport is not None:
-                conn.transport.close()
-
-    def close(self) -> None:
-        for key in list(self._idle):
-            self.forget(*key)

@@ -61,150 +61,40 @@ import shutil
 import time
 import uuid
 import weakref
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import aiohttp
 
-from catkit.instance_types import get_instance_type
 from catkit.local.errors import AwsError
-from catkit.local.fleet.instances import InstanceState
+from catkit.local.fleet.instances import Instance, InstanceState
+from catkit.local.fleet.mme_rules import (
+    ENV_DISK_BUDGET,
+    ENV_MEMORY_BUDGET,
+    MODE,
+    MODEL_MEMORY_FRACTION,
+    check_target_model,
+    disk_budget_bytes,
+    env_number,
+    memory_budget_bytes,
+    models_root,
+    server_arguments,
+    server_environment,
+    split_prefix,
+)
 from catkit.local.fleet.model_cache import CachedModel, InstanceModels, ModelState
-
-if TYPE_CHECKING:
-    from catkit.local.fleet.endpoints import Endpoint, EndpointManager, Variant
-    from catkit.local.fleet.instances import Instance
+from catkit.local.fleet.state import Endpoint, Variant
+from catkit.names import ENDPOINT_INSTANCE_METRICS, SAGEMAKER_METRICS
 
 log = logging.getLogger("catkit.local.fleet.multimodel")
 
-NS_INVOCATIONS = "AWS/SageMaker"
-NS_INSTANCE = "/aws/sagemaker/Endpoints"
-MODE = "MultiModel"
-ENV_MEMORY_BUDGET = "CATKIT_MME_MEMORY_BUDGET_MB"
-ENV_DISK_BUDGET = "CATKIT_MME_DISK_BUDGET_MB"
 ENV_LOAD_WAIT = "CATKIT_MME_LOAD_WAIT_SECONDS"
 ENV_SPREAD_AT = "CATKIT_MME_SPREAD_AT"
-MODEL_MEMORY_FRACTION = 0.9  # of the instance's memory, by default, for loaded models
 MODEL_NOT_READY = (
     "Either a serverless endpoint variant's resources are still being provisioned, or a multi-model "
     "endpoint is still downloading or loading the target model. Wait and try your request again."
 )
-
-
-# ---------------------------------------------------------------------------------------- budgets
-def _env_mb(var: str, environment: Mapping[str, str] | None = None) -> int | None:
-    """MiB from the container's ``Environment`` (CreateModel) first, else the backend's environment."""
-    raw = (environment or {}).get(var) or os.environ.get(var)
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{var} must be a number of MiB, got {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"{var} must be > 0 MiB, got {raw!r}")
-    return int(value * 2**20)
-
-
-def _env_number(var: str, default: float) -> float:
-    raw = os.environ.get(var)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{var} must be a positive number, got {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"{var} must be a positive number, got {raw!r}")
-    return value
-
-
-def memory_budget_bytes(instance_type: str, environment: Mapping[str, str] | None = None) -> int:
-    """Memory a multi-model instance may fill with models: ``CATKIT_MME_MEMORY_BUDGET_MB`` when
-    set (in the model's container ``Environment`` or the backend's), else 90% of the instance's memory (the instance type's, capped by
-    ``CATKIT_INSTANCE_MEMORY_MB``) - the rest is the server's own footprint, so a full model cache
-    does not push the process over the instance's memory (where it would be recycled like an
-    OOM-killed container)."""
-    explicit = _env_mb(ENV_MEMORY_BUDGET, environment)
-    if explicit:
-        return explicit
-    memory = get_instance_type(instance_type).memory_bytes
-    cap = _env_mb("CATKIT_INSTANCE_MEMORY_MB")
-    if cap:
-        memory = min(memory, cap)
-    return int(memory * MODEL_MEMORY_FRACTION)
-
-
-def disk_budget_bytes(instance_type: str, environment: Mapping[str, str] | None = None) -> int:
-    """Volume space for downloaded models: the instance type's ``disk_gib``, or
-    ``CATKIT_MME_DISK_BUDGET_MB`` when set (container ``Environment`` first, then the backend's).
-
-    The container-environment form lets a notebook emulate a small instance without restarting
-    the backend; AWS ignores the variable (the container just sees one more env var)."""
-    return _env_mb(ENV_DISK_BUDGET, environment) or get_instance_type(instance_type).disk_gib * 1024**3
-
-
-def models_root(instance_dir: Path) -> Path:
-    """Where an instance keeps its unpacked models (the server's ``--models-root``)."""
-    return Path(instance_dir) / "models"
-
-
-def server_arguments(
-    instance_type: str, instance_dir: Path, environment: Mapping[str, str] | None = None
-) -> list[str]:
-    """Extra model-server arguments for a multi-model instance (creates the models root)."""
-    root = models_root(instance_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    budget_mb = memory_budget_bytes(instance_type, environment) / 2**20
-    return ["--models-root", str(root), "--memory-budget-mb", f"{budget_mb:.6f}"]
-
-
-def server_environment() -> dict[str, str]:
-    """Extra environment for a multi-model server process.
-
-    ``MALLOC_MMAP_THRESHOLD_``: glibc otherwise raises its mmap threshold after a large block is
-    freed, so the next model's arrays land in reused heap pages and the server's per-model memory
-    measurement (RSS growth across a load) reads ~0 after the first unload. A fixed 128 KiB
-    threshold keeps large allocations in their own mappings: measured sizes stay right and an
-    unloaded model's memory goes back to the OS, as it does in a real container.
-    """
-    return {"MALLOC_MMAP_THRESHOLD_": "131072"}
-
-
-# ---------------------------------------------------------------------------------------- checks
-def check_target_model(target: str) -> str:
-    """``target`` if it is a relative path under the prefix; ValidationError otherwise."""
-    parts = target.replace("\\", "/").split("/")
-    problem = None
-    if target.startswith("/") or target.startswith("\\"):
-        problem = "it is an absolute path"
-    elif ".." in parts or "." in parts:
-        problem = "it contains a '.' or '..' path segment"
-    elif "\\" in target:
-        problem = "it contains a backslash"
-    elif any(ord(c) < 32 or ord(c) == 127 for c in target):
-        problem = "it contains control characters"
-    if problem:
-        raise AwsError(
-            "ValidationError",
-            f"TargetModel {target!r} is not valid: {problem}. Pass the model's path relative to the "
-            "endpoint's ModelDataUrl prefix, e.g. 'cat-v1.tar.gz' or 'group/cat-v1.tar.gz'.",
-        )
-    return target
-
-
-def split_prefix(url: str) -> tuple[str, str]:
-    """``s3://bucket/prefix/`` -> (bucket, "prefix/"); a prefix without a trailing '/' gets one."""
-    if not url or not url.startswith("s3://"):
-        raise ValueError(f"ModelDataUrl must be an S3 prefix like s3://bucket/models/, got {url!r}")
-    bucket, _, key = url[5:].partition("/")
-    if not bucket:
-        raise ValueError(f"ModelDataUrl must be an S3 prefix like s3://bucket/models/, got {url!r}")
-    if key and not key.endswith("/"):
-        key += "/"
-    return bucket, key
 
 
 def _unpack(data: bytes, dest: Path, max_bytes: int) -> int:
@@ -221,6 +111,23 @@ def _unpack(data: bytes, dest: Path, max_bytes: int) -> int:
         with contextlib.suppress(FileNotFoundError):
             archive.unlink()
     return dir_size_bytes(dest)
+
+
+class Fleet(Protocol):
+    """What the multi-model router uses of the endpoint fleet: the public API of
+    :class:`catkit.local.fleet.endpoints.EndpointManager`."""
+
+    backend: Any  # ``s3`` for downloads, ``metrics`` (or None)
+    clock: Any
+
+    async def wait_for_capacity(self, ep: Endpoint, variant: Variant, pinned: bool) -> tuple[Variant, Instance]: ...
+
+    def record_invocation(self, variant: Variant, status: int, error: str | None = None,
+                          model_us: float = 0.0, overhead_us: float = 0.0) -> None: ...
+
+    def model_error(self, ep: Endpoint, status: int, payload: bytes, error: str | None = None) -> AwsError: ...
+
+    def variant_of(self, inst: Instance) -> Variant | None: ...
 
 
 # ---------------------------------------------------------------------------------------- leases
@@ -257,11 +164,11 @@ class LoadRecord:
 
 
 class MultiModelManager:
-    """MME behaviour for every multi-model variant of one :class:`EndpointManager`."""
+    """MME behaviour for every multi-model variant of one fleet (see :class:`Fleet`)."""
 
     def __init__(
         self,
-        endpoints: EndpointManager,
+        endpoints: Fleet,
         *,
         load_wait_seconds: float | None = None,
         load_timeout_seconds: float = 360.0,
@@ -270,9 +177,9 @@ class MultiModelManager:
         self.endpoints = endpoints
         self.backend = endpoints.backend
         self.clock = endpoints.clock
-        self.load_wait_seconds = float(load_wait_seconds or _env_number(ENV_LOAD_WAIT, 60.0))
+        self.load_wait_seconds = float(load_wait_seconds or env_number(ENV_LOAD_WAIT, 60.0))
         self.load_timeout_seconds = float(load_timeout_seconds)
-        self.spread_at = int(spread_at or _env_number(ENV_SPREAD_AT, 4))
+        self.spread_at = int(spread_at or env_number(ENV_SPREAD_AT, 4))
         self.loads: collections.deque[LoadRecord] = collections.deque(maxlen=10_000)
         self._tables: weakref.WeakKeyDictionary[Instance, InstanceModels] = weakref.WeakKeyDictionary()
         self._download_slots: weakref.WeakKeyDictionary[Instance, asyncio.Semaphore] = weakref.WeakKeyDictionary()
@@ -350,7 +257,7 @@ class MultiModelManager:
         target = check_target_model(target_model)
         inst = self.place(variant, target)
         if inst is None:
-            await self.endpoints._wait_for_capacity(ep, variant, True)
+            await self.endpoints.wait_for_capacity(ep, variant, True)
             inst = self.place(variant, target)
             if inst is None:
                 raise AwsError("ServiceUnavailable", "The service is unavailable. Try your call again.", 503)
@@ -552,7 +459,7 @@ class MultiModelManager:
         finally:
             e.state = ModelState.ON_DISK
         elapsed = time.perf_counter() - t0
-        self._metric(variant or _variant_of(self.endpoints, inst), "ModelUnloadingTime", elapsed * 1e6,
+        self._metric(variant or self.endpoints.variant_of(inst), "ModelUnloadingTime", elapsed * 1e6,
                      "Microseconds")
         log.info("%s/%s: unloaded %s in %.3f s", inst.spec.endpoint, inst.id, e.target, elapsed)
 
@@ -594,15 +501,14 @@ class MultiModelManager:
         metrics = getattr(self.backend, "metrics", None)
         if metrics is None or variant is None:
             return
-        metrics.record(NS_INVOCATIONS, name, variant.dims, value, self.clock.now(), unit=unit)
+        metrics.record(SAGEMAKER_METRICS, name, variant.dims, value, self.clock.now(), unit=unit)
 
     def _record_model_failure(self, variant: Variant, exc: AwsError) -> None:
         """A model that failed to download/unpack/load counts as an invocation with a model error
         (Invocations, Invocation4XX/5XXErrors, InvocationModelErrors), like a failing handler."""
         status = int(exc.fields.get("OriginalStatusCode") or 500)
         with contextlib.suppress(Exception):
-            n = variant.current_count or 1
-            self.endpoints._record(variant, status if status >= 400 else 500, None, 0.0, 0.0, n)
+            self.endpoints.record_invocation(variant, status if status >= 400 else 500)
 
     def sample_minute(self, timestamp: float) -> None:
         """LoadedModelCount and DiskUtilization per in-service multi-model instance."""
@@ -613,13 +519,13 @@ class MultiModelManager:
             if inst.state is not InstanceState.IN_SERVICE:
                 continue
             dims = {"EndpointName": inst.spec.endpoint, "VariantName": inst.spec.variant}
-            metrics.record(NS_INSTANCE, "LoadedModelCount", dims, float(t.loaded_count), timestamp)
+            metrics.record(ENDPOINT_INSTANCE_METRICS, "LoadedModelCount", dims, float(t.loaded_count), timestamp)
             disk = 100.0 * t.disk_used / t.disk_budget if t.disk_budget else 0.0
-            metrics.record(NS_INSTANCE, "DiskUtilization", dims, min(100.0, disk), timestamp, unit="Percent")
+            metrics.record(ENDPOINT_INSTANCE_METRICS, "DiskUtilization", dims, min(100.0, disk), timestamp, unit="Percent")
 
     # ------------------------------------------------------------------ plumbing
     def _model_error(self, ep: Endpoint, status: int, message: str) -> AwsError:
-        return self.endpoints._model_error(ep, status, message.encode("utf-8"), None)
+        return self.endpoints.model_error(ep, status, message.encode("utf-8"))
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -657,16 +563,6 @@ def _cache_disabled(variant: Variant) -> bool:
     return str(config.get("ModelCacheSetting", "Enabled")).lower() == "disabled"
 
 
-def _variant_of(endpoints: EndpointManager, inst: Instance) -> Variant | None:
-    ep = endpoints._endpoints.get(inst.spec.endpoint.lower())
-    if ep is None:
-        return None
-    for v in [*ep.variants, *(ep.pending or [])]:
-        if inst in v.instances:
-            return v
-    return None
-
-
 def _json(text: str) -> dict[str, Any]:
     try:
         doc = json.loads(text)
@@ -676,6 +572,11 @@ def _json(text: str) -> dict[str, Any]:
 
 
 __all__ = [
+    "ENV_DISK_BUDGET",
+    "ENV_MEMORY_BUDGET",
+    "MODE",
+    "MODEL_MEMORY_FRACTION",
+    "Fleet",
     "LoadRecord",
     "ModelLease",
     "MultiModelManager",

@@ -5,6 +5,10 @@ operations delegate to :class:`catkit.local.fleet.endpoints.EndpointManager`, wh
 state machine and the instances. Parameters arrive validated against botocore's model by the codec;
 the checks here are the ones AWS makes beyond the model (existence, uniqueness, instance types
 this backend can emulate), with AWS's codes and messages.
+
+:func:`install` is the backend component: it creates the fleet (``backend.endpoints``) and
+registers this service and the ``sagemaker-runtime`` one
+(:class:`catkit.local.services.runtime.RuntimeService`).
 """
 
 from __future__ import annotations
@@ -15,9 +19,14 @@ import botocore.session
 
 from catkit.instance_types import INSTANCE_TYPES
 from catkit.local.errors import AwsError
-from catkit.local.fleet.endpoints import KIND_CONFIG, KIND_ENDPOINT, KIND_MODEL, EndpointManager, _state_docs
+from catkit.local.fleet.endpoints import EndpointManager
+from catkit.local.fleet.state import KIND_CONFIG, KIND_ENDPOINT, KIND_MODEL, state_docs
 from catkit.local.services.base import BaseService, RequestContext
+<<<<<<< HEAD
 from catkit.local.services.pagination import offset_page
+=======
+from catkit.local.services.runtime import RuntimeService
+>>>>>>> wt-fleet
 from catkit.local.validation import arn, check_name, list_page, not_found, parse_arn
 
 _MAX_TAGS = 50
@@ -115,7 +124,7 @@ class SageMakerService(BaseService):
 
     def list_models(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         page, token = list_page(
-            _state_docs(self.state, KIND_MODEL), params, name_key="ModelName",
+            state_docs(self.state, KIND_MODEL), params, name_key="ModelName",
             sort_keys={"Name": lambda d: d["ModelName"].lower(), "CreationTime": lambda d: d["CreationTime"]},
         )
         out: dict[str, Any] = {"Models": [_summary(d, ("ModelName", "ModelArn", "CreationTime")) for d in page]}
@@ -197,7 +206,7 @@ class SageMakerService(BaseService):
 
     def list_endpoint_configs(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         page, token = list_page(
-            _state_docs(self.state, KIND_CONFIG), params, name_key="EndpointConfigName",
+            state_docs(self.state, KIND_CONFIG), params, name_key="EndpointConfigName",
             sort_keys={"Name": lambda d: d["EndpointConfigName"].lower(), "CreationTime": lambda d: d["CreationTime"]},
         )
         keys = ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
@@ -295,3 +304,15 @@ class SageMakerService(BaseService):
         doc["Tags"] = [t for t in doc.get("Tags") or [] if t["Key"] not in drop]
         save(doc)
         return {}
+
+
+def install(backend: Any) -> None:
+    """Backend component: create ``backend.endpoints`` (the fleet), register the ``sagemaker`` and
+    ``sagemaker-runtime`` services, and the fleet's background task and shutdown hooks."""
+    manager = EndpointManager(backend)
+    backend.endpoints = manager
+    backend.add_service("sagemaker", SageMakerService(manager))
+    backend.add_service("sagemaker-runtime", RuntimeService(manager))
+    backend.add_background(manager.run)
+    backend.add_shutdown(manager.shutdown)
+    backend.add_shutdown(manager.multimodel.shutdown)

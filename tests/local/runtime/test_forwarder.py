@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from catkit.local.fleet.instances import ForwardProtocolError, KeepAlivePool
+from catkit.local.fleet.forward import ForwardProtocolError, KeepAlivePool
 
 
 async def _serve(responses: list[bytes], seen: list[bytes], *, close_after: set[int] = frozenset()):

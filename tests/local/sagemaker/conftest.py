@@ -104,10 +104,10 @@ class Harness:
 
     def run(self, body, *, background: bool = False, **manager_kwargs) -> None:
         """Install the endpoint component, optionally start its background loops, run ``body``."""
-        from catkit.local.fleet import endpoints
+        from catkit.local.services import sagemaker
 
         async def main() -> None:
-            endpoints.install(self.backend)
+            sagemaker.install(self.backend)
             self.manager = self.backend.endpoints
             for k, v in manager_kwargs.items():
                 setattr(self.manager, k, v)

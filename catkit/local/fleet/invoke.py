@@ -1,0 +1,237 @@
+"""The fleet's data plane: route an InvokeEndpoint request, forward it, record its metrics.
+
+:class:`DataPlane` serves InvokeEndpoint for the endpoints of one fleet: it picks the variant
+(weights, or TargetVariant) and the instance (least outstanding requests, :mod:`.router`) - or
+hands multi-model requests to the multi-model router, which places and loads the TargetModel -
+forwards the body over a keep-alive connection (:mod:`.forward`), and records the invocation
+metrics (``AWS/SageMaker``: Invocations, InvocationsPerInstance, ModelLatency, OverheadLatency,
+Invocation4XX/5XXErrors, InvocationModelErrors). A container that fails, times out or answers
+4xx/5xx becomes AWS's ``ModelError`` (424, with OriginalStatusCode, OriginalMessage and
+LogStreamArn). With no serving instance the request waits briefly for one that is starting, then
+gets 503 ``ServiceUnavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from catkit.local.errors import AwsError
+from catkit.local.fleet import router
+from catkit.local.fleet.forward import KeepAlivePool, split_url
+from catkit.local.fleet.instances import Instance, InstanceState
+from catkit.local.fleet.state import Endpoint, Variant
+from catkit.local.validation import runtime_endpoint_not_found
+from catkit.names import ENDPOINT_INSTANCE_METRICS, SAGEMAKER_METRICS
+
+MAX_BODY = 6 * 1024 * 1024  # InvokeEndpoint Body max in the botocore model (6291456)
+#: CloudWatch Logs group prefix of endpoint logs (the same name as the per-instance metric namespace).
+LOG_GROUP_PREFIX = ENDPOINT_INSTANCE_METRICS
+
+
+class ModelRouter(Protocol):
+    """What the data plane needs from the multi-model router
+    (:class:`catkit.local.fleet.multimodel.MultiModelManager`)."""
+
+    async def acquire(self, ep: Endpoint, variant: Variant, target_model: str | None) -> Any:
+        """A lease with ``instance``, ``url`` and ``release()``; the request is begun on the instance."""
+        ...
+
+
+class DataPlane:
+    """InvokeEndpoint for the endpoints in ``endpoints`` (the fleet's live mapping, by lower-case
+    name). ``metrics()`` returns the metric store (or None); ``resumed()`` says whether the
+    persisted endpoints' instances have been relaunched (until then a request waits for capacity).
+    ``multimodel`` is set by the fleet once its multi-model router exists."""
+
+    def __init__(
+        self,
+        endpoints: Mapping[str, Endpoint],
+        clock: Any,
+        region: str,
+        account_id: str,
+        *,
+        metrics: Callable[[], Any],
+        resumed: Callable[[], bool],
+        timeout: float = 60.0,
+    ) -> None:
+        self.endpoints = endpoints
+        self.clock = clock
+        self.region = region
+        self.account_id = account_id
+        self.metrics = metrics
+        self.resumed = resumed
+        self.timeout = float(timeout)  # real seconds an instance has to answer /invocations
+        self.capacity_wait_real = 20.0  # real seconds a request waits for a starting instance
+        self.multimodel: ModelRouter | None = None
+        self.http = KeepAlivePool()  # the forwarder (hot path)
+
+    async def invoke(
+        self,
+        endpoint_name: str,
+        body: bytes,
+        *,
+        content_type: str | None = None,
+        accept: str | None = None,
+        custom_attributes: str | None = None,
+        target_variant: str | None = None,
+        inference_id: str | None = None,
+        target_model: str | None = None,
+    ) -> dict[str, Any]:
+        """Route one InvokeEndpoint request; returns the botocore-shaped InvokeEndpoint output."""
+        t0 = time.perf_counter()
+        ep = self.endpoints.get(endpoint_name.lower())
+        if ep is None or ep.status in ("Creating", "Failed", "Deleting"):
+            # An endpoint that never served (or is going away) answers like an unknown one. AWS's
+            # exact answer for Creating/Failed is unconfirmed in shared/aws-facts.md; easy to change.
+            raise runtime_endpoint_not_found(endpoint_name, self.account_id)
+        if len(body) > MAX_BODY:
+            raise AwsError(
+                "ValidationError",
+                f"1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have "
+                f"length less than or equal to {MAX_BODY}",
+                413,
+            )
+        if target_variant:
+            variant = router.find_variant(ep.variants, target_variant)
+            if variant is None:
+                raise AwsError(
+                    "ValidationError",
+                    f"The variant {target_variant} was not found for endpoint {ep.name} of account "
+                    f"{self.account_id}. Check the variant names with DescribeEndpoint.",
+                )
+        else:
+            variant = router.choose_variant(ep.variants)
+        assert variant is not None
+        lease = None
+        if target_model is not None or variant.props.get("Mode") == "MultiModel":
+            # Multi-model: catkit.local.fleet.multimodel routes by model, loads it, begins the request.
+            assert self.multimodel is not None, "the fleet sets its multi-model router"
+            lease = await self.multimodel.acquire(ep, variant, target_model)
+            inst, url = lease.instance, lease.url
+        else:
+            inst = router.least_outstanding(variant.instances)
+            if inst is None:
+                variant, inst = await self.wait_for_capacity(ep, variant, bool(target_variant))
+            inst.begin_request()
+            url = inst.invocations_url
+        variant.invocations_window += 1
+        headers = {}
+        if content_type:
+            headers["Content-Type"] = content_type
+        if accept:
+            headers["Accept"] = accept
+        if custom_attributes:
+            headers["X-Amzn-SageMaker-Custom-Attributes"] = custom_attributes
+        if inference_id:
+            headers["X-Amzn-SageMaker-Inference-Id"] = inference_id
+        if target_model:
+            headers["X-Amzn-SageMaker-Target-Model"] = target_model
+        status = 0
+        payload = b""
+        resp_headers: Mapping[str, str] = {}
+        error: str | None = None
+        host, port, path = split_url(url)
+        t1 = time.perf_counter()
+        try:
+            status, resp_headers, payload = await self.http.post(host, port, path, headers, body, self.timeout)
+        except TimeoutError:
+            error = "timeout"
+        except OSError as e:  # ConnectionError / ForwardProtocolError: the instance failed us
+            error = f"{type(e).__name__}: {e}"
+        except ValueError as e:  # a header value HTTP cannot carry (CR/LF/NUL, non-Latin-1)
+            raise AwsError("ValidationError", f"Invalid request header: {e}.") from None
+        finally:
+            t2 = time.perf_counter()
+            inst.end_request()
+            if lease is not None:
+                lease.release()
+        model_us = (t2 - t1) * 1e6
+        n_active = variant.current_count or 1
+        self.record(variant, status, error, model_us, (time.perf_counter() - t0) * 1e6 - model_us, n_active)
+        if error is None and status < 400:
+            out: dict[str, Any] = {"Body": payload, "InvokedProductionVariant": variant.name}
+            ct = resp_headers.get("content-type")
+            if ct:
+                out["ContentType"] = ct
+            ca = resp_headers.get("x-amzn-sagemaker-custom-attributes")
+            if ca:
+                out["CustomAttributes"] = ca
+            return out
+        raise self.model_error(ep, status, payload, error)
+
+    def record(self, v: Variant, status: int, error: str | None, model_us: float, overhead_us: float,
+               n_active: int) -> None:
+        """Record one invocation of ``v``: answered with ``status`` (or failed with ``error``),
+        ``model_us``/``overhead_us`` microseconds, ``n_active`` in-service instances."""
+        metrics = self.metrics()
+        if metrics is None:
+            return
+        now = self.clock.now()
+        d = v.dims
+        rec = metrics.record
+        rec(SAGEMAKER_METRICS, "Invocations", d, 1.0, now)
+        rec(SAGEMAKER_METRICS, "InvocationsPerInstance", d, 1.0 / n_active, now)
+        rec(SAGEMAKER_METRICS, "ModelLatency", d, model_us, now, unit="Microseconds")
+        rec(SAGEMAKER_METRICS, "OverheadLatency", d, max(0.0, overhead_us), now, unit="Microseconds")
+        e4 = 1.0 if error is None and 400 <= status < 500 else 0.0
+        e5 = 1.0 if error is None and status >= 500 else 0.0
+        me = 1.0 if (error is not None or status >= 400) else 0.0
+        rec(SAGEMAKER_METRICS, "Invocation4XXErrors", d, e4, now)
+        rec(SAGEMAKER_METRICS, "Invocation5XXErrors", d, e5, now)
+        rec(SAGEMAKER_METRICS, "InvocationModelErrors", d, me, now)
+
+    async def wait_for_capacity(self, ep: Endpoint, variant: Variant, pinned: bool) -> tuple[Variant, Instance]:
+        """No serving instance in the chosen variant: use another variant that has one (unless the
+        caller pinned TargetVariant), else wait briefly for one that is starting (restart,
+        replacement), else 503 ServiceUnavailable like AWS."""
+        deadline = time.monotonic() + self.capacity_wait_real
+        while True:
+            candidates = [variant] if pinned else [variant, *[v for v in ep.variants if v is not variant]]
+            for v in candidates:
+                inst = router.least_outstanding(v.instances)
+                if inst is not None:
+                    return v, inst
+            # Capacity is on its way while instances start, or a replacement is pending.
+            starting = not self.resumed() or any(
+                i.state in (InstanceState.STARTING, InstanceState.PROVISIONING) for v in candidates for i in v.instances
+            ) or (ep.status in ("InService", "Updating") and any(len(v.active()) < v.desired_count for v in candidates))
+            if not starting or time.monotonic() > deadline or ep.status in ("Deleting", "Failed"):
+                raise AwsError("ServiceUnavailable", "The service is unavailable. Try your call again.", 503)
+            await asyncio.sleep(0.05)
+
+    def model_error(self, ep: Endpoint, status: int, payload: bytes, error: str | None = None) -> AwsError:
+        """AWS's ModelError (424) for a container that answered ``status`` with ``payload``, or
+        failed with ``error`` ("timeout" or the connection error)."""
+        r, a = self.region, self.account_id
+        group = f"{LOG_GROUP_PREFIX}/{ep.name}"
+        see = (
+            f"See https://{r}.console.aws.amazon.com/cloudwatch/home?region={r}#logEventViewer:group="
+            f"{group} in account {a} for more information."
+        )
+        log_arn = f"arn:aws:logs:{r}:{a}:log-group:{group}"
+        if error == "timeout":
+            original = (
+                "Your invocation timed out while waiting for a response from container primary. Review the "
+                "latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again."
+            )
+            msg = f'Received server error (0) from primary with message "{original}". {see}'
+            code = 0
+        elif error is not None:
+            original = f"The connection to container primary failed: {error}"
+            msg = f'Received server error (0) from primary with message "{original}". {see}'
+            code = 0
+        else:
+            original = payload.decode("utf-8", errors="replace")
+            kind = "client" if status < 500 else "server"
+            msg = f'Received {kind} error ({status}) from primary with message "{original}". {see}'
+            code = status
+        return AwsError(
+            "ModelError", msg, 424,
+            fields={"OriginalStatusCode": code, "OriginalMessage": original, "LogStreamArn": log_arn},
+        )
+
+
+__all__ = ["LOG_GROUP_PREFIX", "MAX_BODY", "DataPlane", "ModelRouter"]
