@@ -22,11 +22,8 @@ from catkit.local.errors import AwsError
 from catkit.local.fleet.endpoints import EndpointManager
 from catkit.local.fleet.state import KIND_CONFIG, KIND_ENDPOINT, KIND_MODEL, state_docs
 from catkit.local.services.base import BaseService, RequestContext
-<<<<<<< HEAD
 from catkit.local.services.pagination import offset_page
-=======
 from catkit.local.services.runtime import RuntimeService
->>>>>>> wt-fleet
 from catkit.local.validation import arn, check_name, list_page, not_found, parse_arn
 
 _MAX_TAGS = 50
