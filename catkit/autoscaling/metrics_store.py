@@ -42,7 +42,6 @@ __all__ = [
     "DEFAULT_RETENTION",
     "MemoryMetrics",
     "MetricStore",
-    "install",
     "is_extended_statistic",
     "is_percentile_statistic",
     "parse_extended_statistic",
@@ -665,11 +664,6 @@ def _buckets_in_range(
                 found.append((k, b))
         return found
     return [(k, b) for k, b in buckets.items() if start <= k < end]
-
-
-def install(backend: Any) -> None:
-    """Backend component: ``backend.metrics`` = a MetricStore aged by the backend's clock."""
-    backend.metrics = MetricStore(now=backend.clock.now)
 
 
 #: Deprecated name of the in-memory store the engine tests used (``catkit.autoscaling.memory_metrics``);

@@ -1,11 +1,15 @@
-"""Assembly of the local backend: clock, state, S3, embedded moto, gateway and components.
+"""Assembly of the local backend: its core, its components, the gateway, start and stop.
 
-``Backend`` owns the pieces every component shares (``home``, ``clock``, ``state``, ``s3``,
-``region``, ``account_id``, ``url``) and the component registry: each module in
-:data:`COMPONENTS` has ``install(backend)`` and is imported in order at :meth:`Backend.start`;
-a component whose module does not exist yet is skipped with a log line. Components register
-services (``add_service``), background coroutines (``add_background``, started once the
-gateway listens, cancelled on stop) and shutdown hooks (``add_shutdown``, awaited in reverse).
+``Backend`` owns the core every part shares - ``home``, ``clock``, ``state``, ``s3``, ``region``,
+``account_id``, the one metric store (``metrics``), the one alarm book (``alarms``, saved by
+``alarm_store``), the one scheduler (``scheduler``) and the one scaling driver (``driver``) - and
+installs the components of :mod:`catkit.local.components` (``cloudwatch``, ``sagemaker``,
+``application-autoscaling``), which set the typed attributes ``cloudwatch``, ``endpoints`` and
+``autoscaling``. Components register services (``add_service``), one-shot background coroutines
+(``add_background``, started once the gateway listens, cancelled on stop), shutdown hooks
+(``add_shutdown``, awaited in reverse) and periodic jobs on ``scheduler``; the scheduler is the
+only periodic task. Every 10 emulated seconds it runs the driver's step: concurrency samples and
+idle zeros, alarm evaluation, scaling decisions, apply, settle.
 
 The emulated clock continues monotonically across restarts: a high-water mark of emulated time is
 persisted in the state store while running (ahead of ``now`` by a margin, so even a kill -9 cannot
@@ -23,24 +27,30 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import catkit
+from catkit.autoscaling.driver import TICK_S, ScalingDriver
+from catkit.autoscaling.engine import Engine
+from catkit.autoscaling.metrics_store import MetricStore
+from catkit.local import components as builtin
 from catkit.local.clock import Clock
 from catkit.local.gateway import Gateway, check_loopback
 from catkit.local.paths import catkit_home, ensure_private_dir
+from catkit.local.scheduler import Scheduler
+from catkit.local.services.cloudwatch_store import AlarmPersistence, load_alarm_book
 from catkit.local.storage.s3 import LocalS3
 from catkit.local.storage.state import StateStore
 
+if TYPE_CHECKING:
+    from catkit.local.components import AutoscalingController
+    from catkit.local.fleet.endpoints import EndpointManager
+    from catkit.local.services.cloudwatch import CloudWatchService
+
 log = logging.getLogger("catkit.local.backend")
 
-#: Component modules, each with ``install(backend) -> None``, installed in this order.
-COMPONENTS: tuple[str, ...] = (
-    "catkit.autoscaling.metrics_store",
-    "catkit.local.services.cloudwatch",
-    "catkit.local.services.sagemaker",
-    "catkit.local.fleet.scaling_port",
-)
+#: The components a backend is built of, in install order (see :mod:`catkit.local.components`).
+COMPONENTS: tuple[str, ...] = builtin.DEFAULT_COMPONENTS
 
 _CLOCK_KIND = "backend"
 _CLOCK_KEY = "clock"
@@ -78,11 +88,16 @@ class Backend:
         self.time_scale = self.clock.time_scale
         self.s3 = LocalS3(self.home / "s3", account_id=account_id)
         self.services: dict[str, Any] = {}
-        # Set by components (None while the component is absent from this build):
-        self.metrics: Any = None  # catkit.autoscaling.metrics_store
-        self.alarms: Any = None  # catkit.local.services.cloudwatch (AlarmBook)
-        self.endpoints: Any = None  # catkit.local.fleet.endpoints (EndpointManager)
-        self.autoscaling: Any = None  # catkit.local.fleet.scaling_port
+        # The core: one metric store, one alarm book, one scheduler, one scaling driver.
+        self.scheduler = Scheduler(self.clock)
+        self.metrics = MetricStore(now=self.clock.now)
+        self.alarms = load_alarm_book(self.state, region, account_id)
+        self.alarm_store = AlarmPersistence(self.alarms, self.state)
+        self.driver = ScalingDriver(Engine(self.alarms, region, account_id), self.metrics)
+        # Set by components (None while the component is not installed):
+        self.cloudwatch: CloudWatchService | None = None
+        self.endpoints: EndpointManager | None = None
+        self.autoscaling: AutoscalingController | None = None
         self.components: tuple[str, ...] = COMPONENTS if components is None else tuple(components)
         self.installed_components: list[str] = []
         self.url: str | None = None
@@ -140,7 +155,9 @@ class Backend:
         self.port = self._gateway.port
         self.started_at = time.time()
         self._running = True
-        self._spawn(self._persist_clock_loop)
+        margin = self.clock.emulated_seconds(3 * _CLOCK_PERSIST_EVERY_S)
+        self._save_clock(self.clock.now() + margin)  # then every real second, from the scheduler
+        self._spawn(self.scheduler.run)
         for factory in list(self._backgrounds):
             self._spawn(factory)
         log.info(
@@ -202,19 +219,36 @@ class Backend:
         self._tasks.append(task)
 
     def _install_components(self) -> None:
+        """The core's periodic jobs, then each component (built-in names, their old module names,
+        or an extension module with ``install(backend)``)."""
+        self.scheduler.every("scaling-step", TICK_S, self.driver.step, order=builtin.ORDER_STEP)
+        self.scheduler.every("alarms-save", TICK_S, lambda now: self.alarm_store.persist(),
+                             order=builtin.ORDER_SAVE_ALARMS)
+        self.scheduler.every("clock-save", self.clock.emulated_seconds(_CLOCK_PERSIST_EVERY_S), self._persist_clock,
+                             order=builtin.ORDER_SAVE_ALARMS + 1)
+        self.add_shutdown(self._save_alarms)
         for name in self.components:
-            try:
-                module = importlib.import_module(name)
-            except ModuleNotFoundError as exc:
-                if exc.name == name:
-                    log.info("component %s is not available in this build; skipped", name)
-                    continue
-                raise
-            install = getattr(module, "install", None)
+            key = builtin.ALIASES.get(name, name)
+            if key is None:
+                continue  # a part of the core now
+            install = builtin.INSTALLERS.get(key)
             if install is None:
-                raise RuntimeError(f"component module {name} has no install(backend) function")
+                try:
+                    module = importlib.import_module(name)
+                except ModuleNotFoundError as exc:
+                    if exc.name == name:
+                        log.info("component %s is not available in this build; skipped", name)
+                        continue
+                    raise
+                install = getattr(module, "install", None)
+                if install is None:
+                    raise RuntimeError(f"component module {name} has no install(backend) function")
             install(self)
-            self.installed_components.append(name)
+            self.installed_components.append(key)
+
+    async def _save_alarms(self) -> None:
+        with contextlib.suppress(Exception):
+            self.alarm_store.persist(force=True)
 
     def _start_moto(self) -> str:
         """moto's werkzeug app on a free loopback port in a thread (like ThreadedMotoServer, but
@@ -259,13 +293,9 @@ class Backend:
         with contextlib.suppress(Exception):
             self.state.put(_CLOCK_KIND, _CLOCK_KEY, {"emulated": emulated, "time_scale": self.time_scale})
 
-    async def _persist_clock_loop(self) -> None:
+    async def _persist_clock(self, now: float) -> None:
         margin = self.clock.emulated_seconds(3 * _CLOCK_PERSIST_EVERY_S)
-        while True:
-            await asyncio.get_running_loop().run_in_executor(
-                None, self._save_clock, self.clock.now() + margin
-            )
-            await asyncio.sleep(_CLOCK_PERSIST_EVERY_S)
+        await asyncio.get_running_loop().run_in_executor(None, self._save_clock, self.clock.now() + margin)
 
 
 def _log_task_failure(task: asyncio.Task[Any]) -> None:

@@ -22,14 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import shutil
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from catkit.instance_types import INSTANCE_TYPES
+from catkit.local.clock import Clock
 from catkit.local.errors import AwsError
 from catkit.local.fleet import router, sampling
 from catkit.local.fleet.instances import Instance, InstanceLaunchError, InstanceSettings, InstanceState
@@ -60,6 +60,18 @@ log = logging.getLogger("catkit.local.fleet.endpoints")
 NS_INVOCATIONS = SAGEMAKER_METRICS  # deprecated alias: use catkit.names.SAGEMAKER_METRICS
 NS_INSTANCE = ENDPOINT_INSTANCE_METRICS  # deprecated alias: use catkit.names.ENDPOINT_INSTANCE_METRICS
 
+class FleetHost(Protocol):
+    """What the fleet takes from the backend that hosts it."""
+
+    home: Any
+    clock: Clock
+    state: Any  # catkit.local.storage.state.StateStore
+    s3: Any  # async head_object / get_object (catkit.local.storage.s3.LocalS3)
+    metrics: Any  # catkit.autoscaling.metrics_store.MetricStore (record on the hot path)
+    region: str
+    account_id: str
+
+
 UpdateGuard = Callable[[str, list[dict[str, Any]], list[dict[str, Any]]], None]
 
 
@@ -73,14 +85,14 @@ class EndpointManager:
       ``get_config``, ``endpoint_names``, ``endpoint_doc``;
     * autoscaling - ``get_variant`` (a :class:`VariantView` or None),
       ``set_desired_instance_count``, ``on_endpoint_deleted(callback)``, ``add_update_guard(guard)``,
-      ``variant_instances``; ``emit_idle_zeros`` (zero Invocations per idle minute, True until a
-      scaling component takes that over);
+      ``variant_instances``;
     * data plane - ``invoke`` (InvokeEndpoint), and for the multi-model router:
       ``wait_for_capacity``, ``record_invocation``, ``model_error``, ``variant_of``;
     * health and metrics - ``check_health`` (one /ping round), ``take_concurrency_samples``,
       ``sample_concurrency(timestamp)``, ``sample_minute(timestamp)``;
-    * lifecycle - ``run()`` (background: resume the persisted endpoints, then the health loop and
-      the 10-second metrics loop), ``shutdown()``;
+    * lifecycle - ``resume()`` (relaunch the persisted endpoints' instances once, at start),
+      ``shutdown()``; the backend's scheduler calls ``check_health`` and ``sample_minute``
+      periodically and the scaling driver takes the concurrency samples;
     * settings - ``settings`` (:class:`InstanceSettings`), ``invocation_timeout``,
       ``capacity_wait_real``, ``max_instances``; parts - ``pool`` (:class:`InstancePool`), ``data``
       (:class:`DataPlane`), ``multimodel``, ``http``.
@@ -88,21 +100,21 @@ class EndpointManager:
 
     def __init__(
         self,
-        backend: Any,
+        backend: FleetHost,
         settings: InstanceSettings | None = None,
         *,
         invocation_timeout: float | None = None,
         max_instances: int | None = None,
+        instance_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.backend = backend
         self.clock = backend.clock
         self.state = backend.state
-        self.region: str = getattr(backend, "region", "us-east-1")
-        self.account_id: str = getattr(backend, "account_id", "123456789012")
+        self.region: str = backend.region
+        self.account_id: str = backend.account_id
         self.home = Path(backend.home)
-        self.settings = settings or InstanceSettings.from_env(**dict(getattr(backend, "instance_options", {}) or {}))
+        self.settings = settings or InstanceSettings.from_env(**dict(instance_options or {}))
         self.max_instances = int(max_instances or os.environ.get("CATKIT_MAX_INSTANCES") or 32)
-        self.emit_idle_zeros = True
         self._endpoints: dict[str, Endpoint] = load_endpoints(self.state)
         self._deleted_listeners: list[Callable[[str], Any]] = []
         self._update_guards: list[UpdateGuard] = []
@@ -112,7 +124,7 @@ class EndpointManager:
         self.pool = InstancePool(self.home, self.clock, self.settings, lambda: self.backend.s3, self._on_instance_exit)
         self.data = DataPlane(
             self._endpoints, self.clock, self.region, self.account_id,
-            metrics=lambda: getattr(self.backend, "metrics", None), resumed=lambda: self._resumed,
+            metrics=lambda: self.backend.metrics, resumed=lambda: self._resumed,
         )
         self.http = self.data.http  # the InvokeEndpoint forwarder (hot path)
         env_timeout = os.environ.get("CATKIT_INVOCATION_TIMEOUT_SECONDS")
@@ -501,21 +513,19 @@ class EndpointManager:
         sampling.record_concurrency(self._metrics(), self.take_concurrency_samples(), timestamp)
 
     def sample_minute(self, timestamp: float) -> None:
-        """Per emulated minute: CPUUtilization / MemoryUtilization per instance, zeros for
-        Invocations/InvocationsPerInstance of InService variants that had no traffic (while
-        ``emit_idle_zeros``; see aws-facts §1.5), and the multi-model per-instance metrics."""
-        sampling.sample_minute(self._metrics(), self._endpoints.values(), timestamp,
-                               emit_idle_zeros=self.emit_idle_zeros)
+        """Per emulated minute: CPUUtilization / MemoryUtilization per instance and the multi-model
+        per-instance metrics."""
+        sampling.sample_minute(self._metrics(), self._endpoints.values(), timestamp)
         self.multimodel.sample_minute(timestamp)
 
     def _metrics(self) -> Any:
-        return getattr(self.backend, "metrics", None)
+        return self.backend.metrics
 
-    # ------------------------------------------------------------------ background
-    async def run(self) -> None:
-        """Background task: resume persisted endpoints, then health checks and metric sampling."""
+    # ------------------------------------------------------------------ start-up
+    async def resume(self) -> None:
+        """Once at start: finish what the previous run left (deletions, creations) and relaunch the
+        instances of serving endpoints (without the provisioning delay)."""
         self._resume()
-        await asyncio.gather(self._health_loop(), self._metrics_loop())
 
     def _resume(self) -> None:
         for ep in list(self._endpoints.values()):
@@ -548,30 +558,6 @@ class EndpointManager:
                 v.current_weight = float(v.props["DesiredWeight"])
                 v.status_entry = None
             self._set_status(ep, "InService")
-
-    async def _health_loop(self) -> None:
-        while True:
-            real = min(max(self.clock.real_seconds(self.settings.health_interval_seconds), 0.5), 10.0)
-            await asyncio.sleep(real)
-            try:
-                await self.check_health()
-            except Exception:
-                log.exception("health check round failed")
-
-    async def _metrics_loop(self) -> None:
-        step = 10.0
-        nxt = math.floor(self.clock.now() / step) * step + step
-        while True:
-            await self.clock.sleep_until(nxt)
-            try:
-                self.sample_concurrency(nxt)
-                if nxt % 60 == 0:
-                    self.sample_minute(nxt)
-            except Exception:
-                log.exception("metric sampling failed")
-            nxt += step
-            if self.clock.now() > nxt + 10 * step:  # fell far behind (suspended laptop): skip ahead
-                nxt = math.floor(self.clock.now() / step) * step + step
 
     async def shutdown(self) -> None:
         """Stop every instance (short drain) - endpoint documents keep their status for the next start."""

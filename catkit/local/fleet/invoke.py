@@ -117,7 +117,6 @@ class DataPlane:
                 variant, inst = await self.wait_for_capacity(ep, variant, bool(target_variant))
             inst.begin_request()
             url = inst.invocations_url
-        variant.invocations_window += 1
         headers = {}
         if content_type:
             headers["Content-Type"] = content_type

@@ -6,10 +6,10 @@ on a schedule lives here:
 * ``ConcurrentRequestsPerModel`` (1-second resolution, every 10 emulated seconds): the peak
   in-flight count of each in-service instance since the previous sample (queued requests
   included), after which the instance's window restarts at its current in-flight count;
-* per emulated minute: ``CPUUtilization`` and ``MemoryUtilization`` of each in-service instance,
-  and - unless switched off - zero ``Invocations`` / ``InvocationsPerInstance`` for serving
-  variants that had no traffic in the minute (AWS emits zeros for auto-scaled variants so target
-  tracking can scale in; see aws-facts §1.5).
+* per emulated minute: ``CPUUtilization`` and ``MemoryUtilization`` of each in-service instance.
+
+The scaling driver (:mod:`catkit.autoscaling.driver`) takes the concurrency samples on its step
+and owns the idle zeros (zero Invocations of auto-scaled variants in minutes without traffic).
 
 Functions take the endpoints and a metric store (anything with ``record``); they never sleep.
 """
@@ -54,11 +54,8 @@ def record_concurrency(metrics: Any, samples: Iterable[ConcurrencySample], times
                            unit="Count", storage_resolution=1)
 
 
-def sample_minute(metrics: Any, endpoints: Iterable[Endpoint], timestamp: float, *,
-                  emit_idle_zeros: bool = True) -> None:
-    """One emulated minute's CPU/memory datapoints per in-service instance and, with
-    ``emit_idle_zeros``, zero Invocations/InvocationsPerInstance for serving variants without
-    traffic since the previous call. Restarts every variant's invocation count."""
+def sample_minute(metrics: Any, endpoints: Iterable[Endpoint], timestamp: float) -> None:
+    """One emulated minute's CPU/memory datapoints per in-service instance."""
     for ep in list(endpoints):
         for v in ep.variants:
             for inst in v.instances:
@@ -72,11 +69,6 @@ def sample_minute(metrics: Any, endpoints: Iterable[Endpoint], timestamp: float,
                     metrics.record(ENDPOINT_INSTANCE_METRICS, "CPUUtilization", v.dims, cpu, timestamp, unit="Percent")
                     metrics.record(ENDPOINT_INSTANCE_METRICS, "MemoryUtilization", v.dims, mem, timestamp,
                                    unit="Percent")
-            idle = v.invocations_window == 0 and ep.status in ("InService", "Updating")
-            if emit_idle_zeros and idle and metrics is not None:
-                metrics.record(SAGEMAKER_METRICS, "Invocations", v.dims, 0.0, timestamp)
-                metrics.record(SAGEMAKER_METRICS, "InvocationsPerInstance", v.dims, 0.0, timestamp)
-            v.invocations_window = 0
 
 
 __all__ = ["ConcurrencySample", "record_concurrency", "sample_minute", "take_concurrency_samples"]

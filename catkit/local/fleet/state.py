@@ -49,7 +49,7 @@ class VariantView:
 class Variant:
     """A live production variant: its persisted properties and its instance pool."""
 
-    __slots__ = ("current_weight", "dims", "instances", "invocations_window", "name", "props", "status_entry")
+    __slots__ = ("current_weight", "dims", "instances", "name", "props", "status_entry")
 
     def __init__(self, endpoint_name: str, props: dict[str, Any]) -> None:
         self.props = props
@@ -58,7 +58,6 @@ class Variant:
         self.instances: list[Instance] = []
         self.dims = {"EndpointName": endpoint_name, "VariantName": self.name}
         self.status_entry: dict[str, Any] | None = None
-        self.invocations_window = 0
 
     @property
     def desired_count(self) -> int:

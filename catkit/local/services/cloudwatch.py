@@ -1,7 +1,8 @@
 """The local backend's CloudWatch API: metric data over MetricStore, alarms over AlarmBook.
 
-Owns the CloudWatch wire operations (botocore-shaped params in, botocore-shaped results out) and
-the alarm evaluation loop. Request checks and AWS's error texts are in
+Owns the CloudWatch wire operations (botocore-shaped params in, botocore-shaped results out).
+Alarms are evaluated by the backend's scaling step (:class:`catkit.autoscaling.driver.ScalingDriver`),
+the only evaluator; undeliverable actions are recorded by :meth:`record_undeliverable_actions`. Request checks and AWS's error texts are in
 :mod:`catkit.local.services.cloudwatch_input`, the metric-math language and SEARCH in
 :mod:`catkit.local.services.cloudwatch_math`, alarm persistence in
 :mod:`catkit.local.services.cloudwatch_store`. It holds no metric data itself
@@ -21,7 +22,6 @@ history item says so. Timestamps are the backend's emulated clock.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -97,7 +97,6 @@ __all__ = [  # the names this module has always offered, wherever they live now
     "VALUE_LIMIT",
     "CloudWatchService",
     "MetricId",
-    "install",
     "load_alarm_book",
     "parse_search",
     "round_start",
@@ -128,23 +127,25 @@ class CloudWatchService(BaseService):
         alarms: AlarmBook,
         now: Callable[[], float],
         state: Any = None,
+        *,
+        store: AlarmPersistence | None = None,
     ) -> None:
         self.metrics = metrics
         self.alarms = alarms
         self.now = now
         self.state = state
-        self._store = AlarmPersistence(alarms, state)
+        self._store = store if store is not None else AlarmPersistence(alarms, state)
         self._extras = self._store.extras  # alarm name -> {"Tags": {...}, "EvaluateLow...": ...}
 
-    # ------------------------------------------------------------------ persistence & evaluation
+    # ------------------------------------------------------------------ persistence & actions
     def persist(self, force: bool = False) -> None:
         """Save alarm definitions, state, history and tags if anything changed (or ``force``)."""
         self._store.persist(force)
 
-    def tick(self, now: float | None = None) -> list[Any]:
-        """Evaluate due alarms once, record undeliverable actions, persist changes."""
+    def record_undeliverable_actions(self, now: float | None = None) -> None:
+        """Record the alarm actions the backend cannot deliver (SNS, EC2, ...) as failed in the
+        alarm's history. Alarms are evaluated by the backend's scaling step, before this runs."""
         now = self.now() if now is None else now
-        transitions = self.alarms.evaluate(now, self.metrics)
         for inv in self.alarms.pop_actions(lambda arn: not is_autoscaling_action(arn)):
             self.alarms.record_action(
                 inv.alarm_name,
@@ -157,20 +158,15 @@ class CloudWatchService(BaseService):
                 },
                 now,
             )
+
+    def tick(self, now: float | None = None) -> list[Any]:
+        """Evaluate due alarms once, record undeliverable actions, persist changes (for tests and
+        tools; the backend's scaling step evaluates the alarms)."""
+        now = self.now() if now is None else now
+        transitions = self.alarms.evaluate(now, self.metrics)
+        self.record_undeliverable_actions(now)
         self.persist()
         return transitions
-
-    async def run(self, clock: Any) -> None:
-        """Background loop: evaluate alarms every 10 emulated seconds, on 10-second boundaries."""
-        while True:
-            now = clock.now()
-            await clock.sleep_until((math.floor(now / EVALUATION_INTERVAL_S) + 1) * EVALUATION_INTERVAL_S)
-            try:
-                self.tick(clock.now())
-            except Exception:
-                log.exception(
-                    "alarm evaluation failed; will retry in %s emulated seconds", EVALUATION_INTERVAL_S
-                )
 
     # ------------------------------------------------------------------ metric data
     def put_metric_data(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
@@ -501,22 +497,3 @@ class CloudWatchService(BaseService):
         alarm = self._alarm_for_arn(params["ResourceARN"])
         tags = self._extras.get(alarm.name, {}).get("Tags", {})
         return {"Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}
-
-
-# ------------------------------------------------------------------------------------------ component
-def install(backend: Any) -> None:
-    """Backend component: ``backend.alarms``, the ``cloudwatch`` service and the evaluation loop."""
-    if getattr(backend, "metrics", None) is None:
-        backend.metrics = MetricStore(now=backend.clock.now)
-    if getattr(backend, "alarms", None) is None:
-        backend.alarms = load_alarm_book(backend.state, backend.region, backend.account_id)
-    service = CloudWatchService(backend.metrics, backend.alarms, backend.clock.now, backend.state)
-    backend.cloudwatch = service
-    backend.add_service("cloudwatch", service)
-    backend.add_background(lambda: service.run(backend.clock))
-
-    async def _save() -> None:
-        with contextlib.suppress(Exception):
-            service.persist(force=True)
-
-    backend.add_shutdown(_save)

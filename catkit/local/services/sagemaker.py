@@ -23,7 +23,6 @@ from catkit.local.fleet.endpoints import EndpointManager
 from catkit.local.fleet.state import KIND_CONFIG, KIND_ENDPOINT, KIND_MODEL, state_docs
 from catkit.local.services.base import BaseService, RequestContext
 from catkit.local.services.pagination import offset_page
-from catkit.local.services.runtime import RuntimeService
 from catkit.local.validation import arn, check_name, list_page, not_found, parse_arn
 
 _MAX_TAGS = 50
@@ -301,15 +300,3 @@ class SageMakerService(BaseService):
         doc["Tags"] = [t for t in doc.get("Tags") or [] if t["Key"] not in drop]
         save(doc)
         return {}
-
-
-def install(backend: Any) -> None:
-    """Backend component: create ``backend.endpoints`` (the fleet), register the ``sagemaker`` and
-    ``sagemaker-runtime`` services, and the fleet's background task and shutdown hooks."""
-    manager = EndpointManager(backend)
-    backend.endpoints = manager
-    backend.add_service("sagemaker", SageMakerService(manager))
-    backend.add_service("sagemaker-runtime", RuntimeService(manager))
-    backend.add_background(manager.run)
-    backend.add_shutdown(manager.shutdown)
-    backend.add_shutdown(manager.multimodel.shutdown)

@@ -1,6 +1,7 @@
-"""A fake backend for controller tests: FakeClock, real StateStore/MetricStore/AlarmBook, and a
-fake endpoint manager with UpdateEndpointWeightsAndCapacities semantics (Updating for the
-provisioning delay, then InService) - no processes, no HTTP."""
+"""A fake backend for the application-autoscaling component: FakeClock, the real core parts
+(StateStore, MetricStore, AlarmBook, ScalingDriver, Scheduler) and a fake endpoint manager with
+UpdateEndpointWeightsAndCapacities semantics (Updating for the provisioning delay, then
+InService) behind the real EndpointFleet port - no processes, no HTTP."""
 
 from __future__ import annotations
 
@@ -12,10 +13,16 @@ from typing import Any
 import pytest
 
 from catkit.autoscaling.alarms import AlarmBook
+from catkit.autoscaling.driver import ScalingDriver
+from catkit.autoscaling.engine import Engine
 from catkit.autoscaling.metrics_store import MetricStore
+from catkit.local import components
 from catkit.local.clock import FakeClock
 from catkit.local.errors import AwsError
+from catkit.local.fleet.scaling_port import EndpointFleet
+from catkit.local.scheduler import Scheduler
 from catkit.local.services.base import RequestContext
+from catkit.local.services.cloudwatch_store import AlarmPersistence
 from catkit.local.storage.state import StateStore
 
 T0 = 1_700_000_000.0 - (1_700_000_000.0 % 3600)
@@ -42,7 +49,6 @@ class FakeEndpoints:
         self.provisioning_s = provisioning_s
         self.views: dict[tuple[str, str], View] = {}
         self.ready_at: dict[tuple[str, str], float] = {}
-        self.emit_idle_zeros = True
         self.deleted: list = []
         self.guards: list = []
         self.calls: list[tuple[float, str, str, int]] = []
@@ -71,6 +77,9 @@ class FakeEndpoints:
     def describe_endpoint(self, name: str) -> dict[str, Any]:
         return {}
 
+    def take_concurrency_samples(self) -> list:
+        return []
+
     def on_endpoint_deleted(self, cb) -> None:
         self.deleted.append(cb)
 
@@ -94,6 +103,10 @@ class FakeBackend:
         self.alarms = AlarmBook(self.region, self.account_id)
         self.endpoints = FakeEndpoints(self.clock, provisioning_s)
         self.endpoints.add("ep")
+        self.alarm_store = AlarmPersistence(self.alarms, self.state)
+        self.driver = ScalingDriver(Engine(self.alarms), self.metrics, EndpointFleet(self.endpoints))
+        self.scheduler = Scheduler(self.clock)
+        self.autoscaling: Any = None
         self.services: dict[str, Any] = {}
         self.backgrounds: list = []
         self.shutdowns: list = []
@@ -129,6 +142,11 @@ class FakeBackend:
             self.clock.advance(10)
             self.autoscaling.tick(self.clock.now())
 
+    def install(self) -> None:
+        """(Re)install the application-autoscaling component, as a backend (re)start does."""
+        self.scheduler = Scheduler(self.clock)
+        components.install_autoscaling(self)
+
     def close(self) -> None:
         self.state.close()
 
@@ -136,10 +154,8 @@ class FakeBackend:
 @pytest.fixture
 def fake_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("CATKIT_HOME", str(tmp_path))
-    from catkit.local.fleet import scaling_port as autoscaling_controller
-
     b = FakeBackend(tmp_path)
-    autoscaling_controller.install(b)
+    b.install()
     try:
         yield b
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from catkit.local.errors import AwsError
-from catkit.local.fleet import scaling_port as autoscaling_controller
 
 from .conftest import DIM, DIMS, RID, T0, FakeBackend
 
@@ -29,11 +28,11 @@ def seed(b: FakeBackend) -> dict:
     )
 
 
-def test_install_wires_service_loop_and_endpoint_hooks(fake_backend):
+def test_install_wires_service_engine_saving_and_endpoint_hooks(fake_backend):
     b = fake_backend
     assert b.autoscaling.service is b.services["application-autoscaling"]
-    assert b.backgrounds and b.shutdowns
-    assert b.endpoints.emit_idle_zeros is False
+    assert b.autoscaling.engine is b.driver.engine  # the scheduler's scaling step drives it
+    assert [j.name for j in b.scheduler.jobs] == ["autoscaling-save"] and b.shutdowns
     assert b.endpoints.deleted and b.endpoints.guards
 
 
@@ -268,7 +267,7 @@ def test_state_survives_a_new_controller(fake_backend, tmp_path):
     before = b.call("DescribeScalingActivities", ServiceNamespace="sagemaker")
     b.autoscaling.persist(force=True)
     b.services.clear()
-    autoscaling_controller.install(b)
+    b.install()
     assert b.call("DescribeScalingActivities", ServiceNamespace="sagemaker") == before
     [sa] = b.call("DescribeScheduledActions", ServiceNamespace="sagemaker")["ScheduledActions"]
     assert sa["Timezone"] == "Europe/Berlin" and sa["ScalableTargetAction"] == {
@@ -284,5 +283,5 @@ def test_missing_alarms_are_recreated_on_start(fake_backend):
     b.autoscaling.persist(force=True)
     b.alarms.delete_alarms([a["AlarmName"] for a in out["Alarms"]], b.clock.now())
     b.services.clear()
-    autoscaling_controller.install(b)
+    b.install()
     assert [b.alarms.get(a["AlarmName"]) is not None for a in out["Alarms"]] == [True, True]

@@ -16,7 +16,11 @@ from typing import Any
 
 import pytest
 
+from catkit.autoscaling.driver import ScalingDriver
+from catkit.autoscaling.engine import Engine
+from catkit.autoscaling.metrics_store import MetricStore
 from catkit.local.clock import Clock
+from catkit.local.scheduler import Scheduler
 from catkit.local.storage.state import StateStore
 from catkit.testing import echo_archive
 
@@ -61,6 +65,10 @@ class FakeBackend:
         self.backgrounds: list = []
         self.shutdowns: list = []
         self.instance_options = {"startup_health_real_floor": 30.0, "drain_timeout_real": 30.0}
+        # The core parts the sagemaker component plugs into (no alarms, no engine targets here).
+        self.scheduler = Scheduler(self.clock)
+        self.driver = ScalingDriver(Engine(), MetricStore())
+        self.endpoints = None
 
     def add_service(self, name: str, service: Any) -> None:
         self.services[name] = service
@@ -103,15 +111,20 @@ class Harness:
         self.manager = None
 
     def run(self, body, *, background: bool = False, **manager_kwargs) -> None:
-        """Install the endpoint component, optionally start its background loops, run ``body``."""
-        from catkit.local.services import sagemaker
+        """Install the sagemaker component; with ``background`` also resume the persisted endpoints and
+        run the backend's scheduler (health checks, per-minute sampling); then run ``body``."""
+        from catkit.local import components
 
         async def main() -> None:
-            sagemaker.install(self.backend)
+            self.backend.scheduler = Scheduler(self.backend.clock)  # a fresh backend process each run
+            components.install_sagemaker(self.backend, instance_options=self.backend.instance_options)
             self.manager = self.backend.endpoints
             for k, v in manager_kwargs.items():
                 setattr(self.manager, k, v)
-            tasks = [asyncio.ensure_future(f()) for f in self.backend.backgrounds] if background else []
+            tasks = []
+            if background:
+                tasks = [asyncio.ensure_future(f()) for f in self.backend.backgrounds]
+                tasks.append(asyncio.ensure_future(self.backend.scheduler.run()))
             self.backend.backgrounds.clear()
             try:
                 await body(self)
