@@ -142,7 +142,7 @@ launch_s = (desc["LastModifiedTime"] - desc["CreationTime"]).total_seconds()
 # Let the calibration traffic leave the alarms' evaluation window (5 emulated minutes) first,
 # or the new policy would react to it.
 time.sleep(5 * 60 / (time_scale if backend == "local" else 1))
-check_config.apply(session, endpoint_name)
+catkit.scaling.apply_config(session, endpoint_name, check_config)
 live = load.run_load(session, endpoint_name, check_shape, duration_s=check_duration_s, payload=payload,
                      content_type="image/png", progress=False)
 acts = session.autoscaling.describe_scaling_activities(

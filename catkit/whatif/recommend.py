@@ -219,8 +219,11 @@ class Recommendation:
         return self._need_best().put_scheduled_action_args(endpoint, variant)
 
     def apply(self, session: Any, endpoint: str, variant: str = DEFAULT_VARIANT) -> dict[str, Any]:
-        """Register the target, put the policy and the scheduled actions of the winner."""
-        return self._need_best().apply(session, endpoint, variant)
+        """Register the target, put the policy and the scheduled actions of the winner
+        (:func:`catkit.scaling.apply_config`)."""
+        from catkit.scaling import apply_config  # the AWS helpers (boto3) only when applying
+
+        return apply_config(session, endpoint, self._need_best(), variant)
 
     def top(self, n: int = 10) -> Any:
         return self.table.head(n)
