@@ -48,7 +48,11 @@ _EXPORTS: dict[str, str] = {
     "NumpySerializer": "catkit.invoke",
     "CSVSerializer": "catkit.invoke",
     "ImageSerializer": "catkit.invoke",
-    # scaling
+    # scaling (the policy vocabulary, and sending it)
+    "ScalingConfig": "catkit.autoscaling.config",
+    "NightSchedule": "catkit.autoscaling.config",
+    "apply_config": "catkit.scaling",
+    "configure_scaling": "catkit.scaling",
     "configure_target_tracking": "catkit.scaling",
     "configure_high_resolution_scaling": "catkit.scaling",
     "configure_step_scaling": "catkit.scaling",

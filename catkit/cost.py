@@ -19,6 +19,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from catkit import instance_types
+from catkit.names import SAGEMAKER_METRICS, variant_dimensions
 from catkit.session import Session
 
 HOURS_PER_MONTH = 730.0
@@ -316,9 +317,9 @@ def _sum_metric(
     session: Session, metric: str, endpoint: str, variant: str, start: datetime, end: datetime, period: int
 ) -> float:
     response = session.cloudwatch.get_metric_statistics(
-        Namespace="AWS/SageMaker",
+        Namespace=SAGEMAKER_METRICS,
         MetricName=metric,
-        Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}],
+        Dimensions=[{"Name": k, "Value": v} for k, v in variant_dimensions(endpoint, variant).items()],
         StartTime=start,
         EndTime=end,
         Period=period,

@@ -19,11 +19,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from catkit.names import DEFAULT_VARIANT
 from catkit.session import Session
 
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
 DEFAULT_INSTANCE_COUNT = 2
-DEFAULT_VARIANT = "AllTraffic"
 DEFAULT_TAGS: dict[str, str] = {"catkit:created-by": "catkit", "catkit:purpose": "dev"}
 SKLEARN_FRAMEWORK_VERSION = "1.2-1"
 

@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from catkit.deploy import DEFAULT_VARIANT
+from catkit._periodic import PeriodicThread
+from catkit.names import DEFAULT_VARIANT, ENDPOINT_INSTANCE_METRICS, SAGEMAKER_METRICS, variant_dimensions
 from catkit.session import Session
 
-SAGEMAKER_NS = "AWS/SageMaker"
-INSTANCE_NS = "/aws/sagemaker/Endpoints"
+SAGEMAKER_NS = SAGEMAKER_METRICS
+INSTANCE_NS = ENDPOINT_INSTANCE_METRICS
 CUSTOM_NS = "catkit/Custom"
 MAX_QUERIES_PER_CALL = 500
 MAX_DATUMS_PER_PUT = 1000
@@ -169,7 +170,7 @@ def endpoint_metrics(
     frame = metric_frame(
         session,
         _expand(metrics),
-        {"EndpointName": endpoint, "VariantName": variant},
+        variant_dimensions(endpoint, variant),
         start=start,
         end=end,
         period=period,
@@ -253,8 +254,7 @@ class MetricPublisher:
         self.sent = 0
         self._buffer: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: PeriodicThread | None = None
         self.last_error: BaseException | None = None
 
     def put(self, value: float, timestamp: datetime | None = None) -> MetricPublisher:
@@ -284,26 +284,22 @@ class MetricPublisher:
         """Publish ``sample()`` every ``interval`` seconds on a background thread."""
         if self._thread is not None:
             raise RuntimeError("publisher already started; call stop() first")
-        self._stop.clear()
 
-        def loop() -> None:
-            while not self._stop.is_set():
-                try:
-                    self.put(sample())
-                    self.flush()
-                except Exception as exc:  # keep sampling; surface the error on stop()
-                    self.last_error = exc
-                self._stop.wait(interval)
+        def publish() -> None:
+            try:
+                self.put(sample())
+                self.flush()
+            except Exception as exc:  # keep sampling; surface the error on stop()
+                self.last_error = exc
 
-        self._thread = threading.Thread(target=loop, name=f"catkit-metric-{self.name}", daemon=True)
+        self._thread = PeriodicThread(publish, interval, name=f"catkit-metric-{self.name}", immediately=True)
         self._thread.start()
         return self
 
     def stop(self) -> int:
         """Stop the background thread, flush, and return the total number of datapoints sent."""
         if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
+            self._thread.stop()
             self._thread = None
         self.flush()
         return self.sent

@@ -1,33 +1,47 @@
-"""Auto scaling helpers for endpoint variants (Application Auto Scaling).
+"""Auto scaling helpers for endpoint variants: the I/O side of Application Auto Scaling.
 
 Register the variant as a scalable target, attach target-tracking policies (invocations per
-instance, or the high-resolution concurrent-requests metric) or a step policy with its alarm, schedule night/weekend capacity,
-read scaling activities as a pandas DataFrame, and remove it all again. Seed defaults: min 2,
-max 10, 1000 invocations/instance/minute, scale-out cooldown 60 s, scale-in cooldown 300 s.
+instance, or the high-resolution concurrent-requests metric) or a step policy with its alarm,
+schedule night/weekend capacity, read scaling activities as a pandas DataFrame, and remove it all
+again. Seed defaults: min 2, max 10, 1000 invocations/instance/minute, scale-out cooldown 60 s,
+scale-in cooldown 300 s.
+
+What the requests say comes from the policy vocabulary in :mod:`catkit.autoscaling.config`
+(:class:`~catkit.autoscaling.config.ScalingConfig`, :class:`~catkit.autoscaling.config.NightSchedule`);
+this module sends them: :func:`apply_config` configures a variant from a ``ScalingConfig``, and the
+keyword helpers (:func:`configure_target_tracking`, :func:`schedule_night_scaling`, ...) build one
+and send it, adding catkit's checks and high-availability warnings.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from catkit.deploy import DEFAULT_VARIANT, warn_if_not_highly_available
+from catkit import names
+from catkit.autoscaling.config import (
+    DEFAULT_MAX,
+    DEFAULT_MIN,
+    DEFAULT_SCALE_IN_COOLDOWN,
+    DEFAULT_SCALE_OUT_COOLDOWN,
+    DEFAULT_TARGET,
+    HIGH_RES_METRIC,
+    INVOCATIONS_METRIC,
+    NightSchedule,
+    ScalingConfig,
+    put_scheduled_action_args,
+    register_scalable_target_args,
+)
+from catkit.deploy import warn_if_not_highly_available
+from catkit.names import DEFAULT_VARIANT
 from catkit.session import Session
 
-NAMESPACE = "sagemaker"
-DIMENSION = "sagemaker:variant:DesiredInstanceCount"
-INVOCATIONS_METRIC = "SageMakerVariantInvocationsPerInstance"
-HIGH_RES_METRIC = "SageMakerVariantConcurrentRequestsPerModelHighResolution"
+NAMESPACE = names.AAS_SAGEMAKER
+DIMENSION = names.VARIANT_INSTANCE_COUNT
 STEP_ALARM_PREFIX = "catkit-step-"
-
-DEFAULT_MIN = 2
-DEFAULT_MAX = 10
-DEFAULT_TARGET = 1000.0
-DEFAULT_SCALE_OUT_COOLDOWN = 60
-DEFAULT_SCALE_IN_COOLDOWN = 300
 
 ACTIVITY_COLUMNS = [
     "start_time",
@@ -46,20 +60,19 @@ _DESIRED = re.compile(r"desired (?:instance )?count to (\d+)", re.IGNORECASE)
 
 def resource_id(endpoint: str, variant: str = DEFAULT_VARIANT) -> str:
     """``endpoint/<endpoint>/variant/<variant>`` — the Application Auto Scaling ResourceId."""
-    return f"endpoint/{endpoint}/variant/{variant}"
+    return names.variant_resource_id(endpoint, variant)
 
 
 def _target_kwargs(endpoint: str, variant: str) -> dict[str, str]:
-    return {
-        "ServiceNamespace": NAMESPACE,
-        "ResourceId": resource_id(endpoint, variant),
-        "ScalableDimension": DIMENSION,
-    }
+    return names.scalable_target_key(endpoint, variant)
 
 
 @dataclass
 class ScalingPolicy:
-    """A policy attached to a variant: name, ARN and the CloudWatch alarms AAS created for it."""
+    """A policy attached to a variant: name, ARN and the CloudWatch alarms AAS created for it.
+
+    ``response`` is the PutScalingPolicy response it came from.
+    """
 
     policy_name: str
     policy_arn: str
@@ -67,6 +80,67 @@ class ScalingPolicy:
     endpoint: str
     variant: str
     configuration: dict[str, Any]
+    response: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def _check_capacity(
+    min_capacity: int, max_capacity: int, labels: tuple[str, str] = ("min_capacity", "max_capacity")
+) -> None:
+    lo, hi = labels
+    if min_capacity < 1:
+        raise ValueError(
+            f"{lo} must be >= 1 for instance-based variants (got {min_capacity}); "
+            "scale-to-zero needs inference components."
+        )
+    if max_capacity < min_capacity:
+        raise ValueError(f"{hi} ({max_capacity}) must be >= {lo} ({min_capacity})")
+
+
+def apply_config(
+    session: Session, endpoint: str, config: ScalingConfig, variant: str = DEFAULT_VARIANT
+) -> dict[str, Any]:
+    """Configure a variant with ``config``: RegisterScalableTarget, PutScalingPolicy (target
+    tracking) and, with a night schedule, its two PutScheduledAction calls.
+
+    Returns the PutScalingPolicy response (PolicyARN, Alarms). No high-availability warnings (the
+    keyword helpers below add them).
+    """
+    return _put_config(session, endpoint, variant, config).response
+
+
+def configure_scaling(
+    session: Session,
+    endpoint: str,
+    config: ScalingConfig,
+    variant: str = DEFAULT_VARIANT,
+    *,
+    policy_name: str | None = None,
+) -> ScalingPolicy:
+    """Like :func:`apply_config`, with catkit's warnings: :class:`~catkit.deploy.HighAvailabilityWarning`
+    when ``config`` lets the variant (or its night schedule) run on fewer than two instances.
+    Returns the :class:`ScalingPolicy`."""
+    warn_if_not_highly_available(config.min_capacity, "min_capacity")
+    if config.night is not None:
+        warn_if_not_highly_available(config.night.night_min, "night_min")
+    return _put_config(session, endpoint, variant, config, policy_name)
+
+
+def _put_config(
+    session: Session, endpoint: str, variant: str, config: ScalingConfig, policy_name: str | None = None
+) -> ScalingPolicy:
+    aas = session.autoscaling
+    calls = config.requests(endpoint, variant, policy_name)
+    responses = [getattr(aas, op)(**kwargs) for op, kwargs in calls]
+    args, response = calls[1][1], responses[1]  # PutScalingPolicy
+    return ScalingPolicy(
+        policy_name=args["PolicyName"],
+        policy_arn=response["PolicyARN"],
+        alarms=[a["AlarmName"] for a in response.get("Alarms", [])],
+        endpoint=endpoint,
+        variant=variant,
+        configuration=args["TargetTrackingScalingPolicyConfiguration"],
+        response=response,
+    )
 
 
 def register_scalable_target(
@@ -78,16 +152,10 @@ def register_scalable_target(
     max_capacity: int = DEFAULT_MAX,
 ) -> str:
     """RegisterScalableTarget (also updates min/max of an existing one); returns its ARN (or "")."""
-    if min_capacity < 1:
-        raise ValueError(
-            f"min_capacity must be >= 1 for instance-based variants (got {min_capacity}); "
-            "scale-to-zero needs inference components."
-        )
-    if max_capacity < min_capacity:
-        raise ValueError(f"max_capacity ({max_capacity}) must be >= min_capacity ({min_capacity})")
+    _check_capacity(min_capacity, max_capacity)
     warn_if_not_highly_available(min_capacity, "min_capacity")
     response = session.autoscaling.register_scalable_target(
-        **_target_kwargs(endpoint, variant), MinCapacity=min_capacity, MaxCapacity=max_capacity
+        **register_scalable_target_args(endpoint, variant, min_capacity, max_capacity)
     )
     return response.get("ScalableTargetARN", "")
 
@@ -109,37 +177,26 @@ def configure_target_tracking(
     """Register the variant and attach a target-tracking policy on a predefined metric.
 
     ``target_value`` for the default metric is invocations per instance per minute (AWS's rule of
-    thumb: ``max_rps_per_instance * 0.5 * 60``). Re-running updates the policy in place.
+    thumb: ``max_rps_per_instance * 0.5 * 60``). ``metric``: the predefined metric's name or an
+    alias of :data:`~catkit.autoscaling.config.METRIC_ALIASES` (``"invocations"``,
+    ``"high_resolution"``). Re-running updates the policy in place. The values form a
+    :class:`~catkit.autoscaling.config.ScalingConfig` sent by :func:`configure_scaling`.
     """
     if target_value <= 0:
         raise ValueError(f"target_value must be > 0, got {target_value}")
     if scale_out_cooldown < 0 or scale_in_cooldown < 0:
         raise ValueError("cooldowns are seconds >= 0")
-    register_scalable_target(
-        session, endpoint, variant, min_capacity=min_capacity, max_capacity=max_capacity
+    _check_capacity(min_capacity, max_capacity)
+    config = ScalingConfig(
+        min_capacity=min_capacity,
+        max_capacity=max_capacity,
+        target_value=target_value,
+        metric=metric,
+        scale_out_cooldown=scale_out_cooldown,
+        scale_in_cooldown=scale_in_cooldown,
+        disable_scale_in=disable_scale_in,
     )
-    name = policy_name or f"catkit-{metric}"
-    config: dict[str, Any] = {
-        "TargetValue": float(target_value),
-        "PredefinedMetricSpecification": {"PredefinedMetricType": metric},
-        "ScaleOutCooldown": int(scale_out_cooldown),
-        "ScaleInCooldown": int(scale_in_cooldown),
-        "DisableScaleIn": bool(disable_scale_in),
-    }
-    response = session.autoscaling.put_scaling_policy(
-        PolicyName=name,
-        PolicyType="TargetTrackingScaling",
-        TargetTrackingScalingPolicyConfiguration=config,
-        **_target_kwargs(endpoint, variant),
-    )
-    return ScalingPolicy(
-        policy_name=name,
-        policy_arn=response["PolicyARN"],
-        alarms=[a["AlarmName"] for a in response.get("Alarms", [])],
-        endpoint=endpoint,
-        variant=variant,
-        configuration=config,
-    )
+    return configure_scaling(session, endpoint, config, variant, policy_name=policy_name)
 
 
 def configure_high_resolution_scaling(
@@ -181,7 +238,7 @@ def configure_step_scaling(
     threshold: float,
     steps: Sequence[tuple[float | None, float | None, int]],
     metric_name: str = "InvocationsPerInstance",
-    namespace: str = "AWS/SageMaker",
+    namespace: str = names.SAGEMAKER_METRICS,
     statistic: str = "Sum",
     comparison: str = "GreaterThanOrEqualToThreshold",
     period: int = 60,
@@ -232,7 +289,7 @@ def configure_step_scaling(
         AlarmDescription=f"catkit step scaling for {resource_id(endpoint, variant)} (policy {name})",
         Namespace=namespace,
         MetricName=metric_name,
-        Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}],
+        Dimensions=[{"Name": k, "Value": v} for k, v in names.variant_dimensions(endpoint, variant).items()],
         Statistic=statistic,
         Period=int(period),
         EvaluationPeriods=int(evaluation_periods),
@@ -269,23 +326,19 @@ def put_scheduled_action(
         raise ValueError("give min_capacity and/or max_capacity for the scheduled action")
     if not re.match(r"^(cron|rate|at)\(.+\)$", schedule):
         raise ValueError(f"schedule must look like cron(...), rate(...) or at(...), got {schedule!r}")
-    action: dict[str, int] = {}
-    if min_capacity is not None:
-        action["MinCapacity"] = int(min_capacity)
-    if max_capacity is not None:
-        action["MaxCapacity"] = int(max_capacity)
-    kwargs: dict[str, Any] = {
-        "ScheduledActionName": name,
-        "Schedule": schedule,
-        "Timezone": timezone,
-        "ScalableTargetAction": action,
-        **_target_kwargs(endpoint, variant),
-    }
-    if start_time is not None:
-        kwargs["StartTime"] = start_time
-    if end_time is not None:
-        kwargs["EndTime"] = end_time
-    session.autoscaling.put_scheduled_action(**kwargs)
+    session.autoscaling.put_scheduled_action(
+        **put_scheduled_action_args(
+            endpoint,
+            variant,
+            name,
+            schedule,
+            min_capacity=min_capacity,
+            max_capacity=max_capacity,
+            timezone=timezone,
+            start_time=start_time,
+            end_time=end_time,
+        )
+    )
 
 
 def schedule_night_scaling(
@@ -304,36 +357,29 @@ def schedule_night_scaling(
 ) -> list[str]:
     """Shrink capacity every night and over weekends, restore it on weekday mornings.
 
-    Two scheduled actions: ``catkit-night`` every day at ``night_starts_hour`` sets
-    ``night_min..night_max``; ``catkit-day`` on ``weekdays`` at ``day_starts_hour`` sets
-    ``day_min..day_max`` — so Friday night's setting holds until Monday morning. Returns the names.
-    Warns when ``night_min`` < 2 (no high availability at night).
+    Two scheduled actions (the :class:`~catkit.autoscaling.config.NightSchedule`): ``catkit-night``
+    every day at ``night_starts_hour`` sets ``night_min..night_max``; ``catkit-day`` on
+    ``weekdays`` at ``day_starts_hour`` sets ``day_min..day_max`` — so Friday night's setting holds
+    until Monday morning. Returns the names. Warns when ``night_min`` < 2 (no high availability at
+    night).
     """
     for hour in (night_starts_hour, day_starts_hour):
         if not 0 <= hour <= 23:
             raise ValueError(f"hours are 0..23, got {hour}")
+    _check_capacity(night_min, night_max, ("night_min", "night_max"))
     warn_if_not_highly_available(night_min, "night_min")
-    put_scheduled_action(
-        session,
-        endpoint,
-        "catkit-night",
-        f"cron(0 {night_starts_hour} * * ? *)",
-        variant=variant,
-        min_capacity=night_min,
-        max_capacity=night_max,
+    night = NightSchedule(
+        night_min=night_min,
+        night_max=night_max,
+        night_starts_hour=night_starts_hour,
+        day_starts_hour=day_starts_hour,
+        weekdays=weekdays,
         timezone=timezone,
     )
-    put_scheduled_action(
-        session,
-        endpoint,
-        "catkit-day",
-        f"cron(0 {day_starts_hour} ? * {weekdays} *)",
-        variant=variant,
-        min_capacity=day_min,
-        max_capacity=day_max,
-        timezone=timezone,
-    )
-    return ["catkit-night", "catkit-day"]
+    actions = night.put_scheduled_action_args(endpoint, variant, day_min, day_max)
+    for args in actions:
+        session.autoscaling.put_scheduled_action(**args)
+    return [args["ScheduledActionName"] for args in actions]
 
 
 def describe_target(session: Session, endpoint: str, variant: str = DEFAULT_VARIANT) -> dict[str, Any] | None:

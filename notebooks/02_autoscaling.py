@@ -71,7 +71,7 @@ import catkit
 from catkit import scaling
 from catkit.deploy import delete_endpoint, deploy
 from catkit.examples.cathat import build_cathat_archive, make_image
-from catkit.whatif import load, simulate
+from catkit.whatif import load, shapes, simulate
 
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)
@@ -89,9 +89,10 @@ print(endpoint_name, "InService with", instance_count, "instances")
 # %% [markdown]
 # ## The scaling panel
 #
-# In JupyterLab the sliders set min/max instances, the target and both cooldowns; **Apply** calls
-# `catkit.scaling.configure_target_tracking` (RegisterScalableTarget + PutScalingPolicy). Headless
-# (papermill) we set the same widgets from code and press Apply programmatically.
+# In JupyterLab the sliders set min/max instances, the target and both cooldowns (`panel.config`, a
+# `catkit.ScalingConfig`); **Apply** sends it with `catkit.scaling.configure_scaling`
+# (RegisterScalableTarget + PutScalingPolicy). Headless (papermill) we set the same widgets from
+# code and press Apply programmatically.
 
 # %%
 panel = catkit.ScalingPanel(session, endpoint_name)
@@ -117,7 +118,8 @@ results["alarms"] = len(policy.alarms)
 # %%
 buf = io.BytesIO()
 make_image(seed=11, hat=True).save(buf, format="PNG")
-shape = load.Constant(base_rps) + load.Spike(at_s=step_at_s, duration_s=step_length_s, extra_rps=peak_rps - base_rps)
+shape = shapes.Constant(base_rps) + shapes.Spike(at_s=step_at_s, duration_s=step_length_s,
+                                                extra_rps=peak_rps - base_rps)
 run = load.run_load(session, endpoint_name, shape, duration_s=duration_s, payload=buf.getvalue(),
                     content_type="image/png", progress=False)
 summary = run.summary()
@@ -162,11 +164,11 @@ fig.savefig(out / "instances_vs_load.png", dpi=100, bbox_inches="tight")
 
 # %%
 service = simulate.ServiceModel(max_rps=2.0, workers=1, source="illustrative: one worker, 0.5 s per request")
-one_minute = simulate.simulate(shape, simulate.ScalingConfig(min_capacity=min_capacity, max_capacity=max_capacity,
-                                                             target_value=target_value), service,
+one_minute = simulate.simulate(shape, catkit.ScalingConfig(min_capacity=min_capacity, max_capacity=max_capacity,
+                                                           target_value=target_value), service,
                                duration_s=duration_s, initial_capacity=instance_count)
-high_res = simulate.simulate(shape, simulate.ScalingConfig(min_capacity=min_capacity, max_capacity=max_capacity,
-                                                           target_value=high_res_target, metric="high_resolution"),
+high_res = simulate.simulate(shape, catkit.ScalingConfig(min_capacity=min_capacity, max_capacity=max_capacity,
+                                                         target_value=high_res_target, metric="high_resolution"),
                              service, duration_s=duration_s, initial_capacity=instance_count)
 
 

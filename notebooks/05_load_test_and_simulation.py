@@ -63,7 +63,7 @@ import pandas as pd
 import catkit
 from catkit.deploy import HighAvailabilityWarning, delete_endpoint, deploy
 from catkit.examples.cathat import build_cathat_archive, make_image
-from catkit.whatif import calibrate, load, recommend, simulate
+from catkit.whatif import calibrate, load, recommend, shapes, simulate
 
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)
@@ -111,9 +111,9 @@ fig.savefig(out / "capacity_curve.png", dpi=100, bbox_inches="tight")
 
 # %%
 peak_rps = peak_load_factor * service.max_rps
-day = load.Diurnal(low_rps=peak_rps / 8, high_rps=peak_rps, peak_hour=15) + load.Spike(
+day = shapes.Diurnal(low_rps=peak_rps / 8, high_rps=peak_rps, peak_hour=15) + shapes.Spike(
     at_s=12 * 3600, duration_s=20 * 60, extra_rps=peak_rps, rise_s=60)
-seed_like = simulate.ScalingConfig(min_capacity=2, max_capacity=10, target_value=service.max_rps * 0.5 * 60)
+seed_like = catkit.ScalingConfig(min_capacity=2, max_capacity=10, target_value=service.max_rps * 0.5 * 60)
 sim_day = simulate.simulate(day, seed_like, service, duration_s=86400, instance_type=instance_type)
 day_summary = sim_day.summary(slo_p99_ms=slo_p99_ms)
 print({k: day_summary[k] for k in list(day_summary)[:12]})
@@ -131,18 +131,18 @@ fig.savefig(out / "simulated_day.png", dpi=100, bbox_inches="tight")
 # one metric period (60 s).
 
 # %%
-check_shape = load.Replay.from_rates([0.2] + [1.45] * 9 + [0.1] * 21, step_s=60)
+check_shape = shapes.Replay.from_rates([0.2] + [1.45] * 9 + [0.1] * 21, step_s=60)
 # A scale-out cooldown longer than an instance launch (provisioning + model-server start): with a
 # shorter one, the minute in which new instances are still starting reads high again and adds a
 # borderline extra instance - a real AWS pitfall, but one that makes two runs differ by chance.
-check_config = simulate.ScalingConfig(min_capacity=1, max_capacity=4, target_value=30.0,
-                                      scale_out_cooldown=900, scale_in_cooldown=120)
+check_config = catkit.ScalingConfig(min_capacity=1, max_capacity=4, target_value=30.0,
+                                    scale_out_cooldown=900, scale_in_cooldown=120)
 desc = session.sagemaker.describe_endpoint(EndpointName=endpoint_name)
 launch_s = (desc["LastModifiedTime"] - desc["CreationTime"]).total_seconds()
 # Let the calibration traffic leave the alarms' evaluation window (5 emulated minutes) first,
 # or the new policy would react to it.
 time.sleep(5 * 60 / (time_scale if backend == "local" else 1))
-check_config.apply(session, endpoint_name)
+catkit.scaling.apply_config(session, endpoint_name, check_config)
 live = load.run_load(session, endpoint_name, check_shape, duration_s=check_duration_s, payload=payload,
                      content_type="image/png", progress=False)
 acts = session.autoscaling.describe_scaling_activities(
@@ -192,7 +192,7 @@ fig.savefig(out / "simulated_vs_emulated.png", dpi=100, bbox_inches="tight")
 # under the SLO. (Headless runs keep the grid small; widen it freely, it is all offline.)
 
 # %%
-week = load.Diurnal(low_rps=peak_rps / 8, high_rps=peak_rps, peak_hour=15, weekend_factor=0.4) + load.Spike(
+week = shapes.Diurnal(low_rps=peak_rps / 8, high_rps=peak_rps, peak_hour=15, weekend_factor=0.4) + shapes.Spike(
     at_s=12 * 3600, duration_s=20 * 60, extra_rps=peak_rps, rise_s=60, every_s=86400)
 rec = recommend.recommend_scaling(week, service, slo_p99_ms, duration_s=recommend_days * 86400, baseline=seed_like,
                                   min_capacities=recommend_min_capacities, scale_out_cooldowns=(60,),

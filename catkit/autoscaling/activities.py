@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from catkit.names import INFERENCE_COMPONENT_COPY_COUNT, VARIANT_INSTANCE_COUNT
+
 PENDING = "Pending"
 IN_PROGRESS = "InProgress"
 SUCCESSFUL = "Successful"
@@ -28,9 +30,9 @@ RETENTION_S = 6 * 7 * 24 * 3600  # DescribeScalingActivities keeps six weeks.
 
 
 def capacity_word(namespace: str, dimension: str) -> str:
-    if dimension == "sagemaker:variant:DesiredInstanceCount":
+    if dimension == VARIANT_INSTANCE_COUNT:
         return "desired instance count"
-    if dimension == "sagemaker:inference-component:DesiredCopyCount":
+    if dimension == INFERENCE_COMPONENT_COPY_COUNT:
         return "desired copy count"
     return "desired count"
 

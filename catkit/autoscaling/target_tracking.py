@@ -29,6 +29,12 @@ from typing import Any
 
 from catkit.autoscaling.alarms import AlarmSpec
 from catkit.autoscaling.errors import validation
+from catkit.names import (
+    INFERENCE_COMPONENT_COPY_COUNT,
+    SAGEMAKER_METRICS,
+    VARIANT_INSTANCE_COUNT,
+    VARIANT_PROVISIONED_CONCURRENCY,
+)
 
 TARGET_VALUE_MIN = 8.515920e-109
 TARGET_VALUE_MAX = 1.174271e108
@@ -60,44 +66,44 @@ class PredefinedMetric:
 
 PREDEFINED: dict[str, PredefinedMetric] = {
     "SageMakerVariantInvocationsPerInstance": PredefinedMetric(
-        "AWS/SageMaker",
+        SAGEMAKER_METRICS,
         "InvocationsPerInstance",
         "Sum",
         "variant",
         "standard",
-        "sagemaker:variant:DesiredInstanceCount",
+        VARIANT_INSTANCE_COUNT,
     ),
     "SageMakerVariantConcurrentRequestsPerModelHighResolution": PredefinedMetric(
-        "AWS/SageMaker",
+        SAGEMAKER_METRICS,
         "ConcurrentRequestsPerModel",
         "Average",
         "variant",
         "high_resolution",
-        "sagemaker:variant:DesiredInstanceCount",
+        VARIANT_INSTANCE_COUNT,
     ),
     "SageMakerVariantProvisionedConcurrencyUtilization": PredefinedMetric(
-        "AWS/SageMaker",
+        SAGEMAKER_METRICS,
         "ServerlessProvisionedConcurrencyUtilization",
         "Average",
         "variant",
         "standard",
-        "sagemaker:variant:DesiredProvisionedConcurrency",
+        VARIANT_PROVISIONED_CONCURRENCY,
     ),
     "SageMakerInferenceComponentInvocationsPerCopy": PredefinedMetric(
-        "AWS/SageMaker",
+        SAGEMAKER_METRICS,
         "InvocationsPerCopy",
         "Sum",
         "inference-component",
         "standard",
-        "sagemaker:inference-component:DesiredCopyCount",
+        INFERENCE_COMPONENT_COPY_COUNT,
     ),
     "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution": PredefinedMetric(
-        "AWS/SageMaker",
+        SAGEMAKER_METRICS,
         "ConcurrentRequestsPerCopy",
         "Average",
         "inference-component",
         "high_resolution",
-        "sagemaker:inference-component:DesiredCopyCount",
+        INFERENCE_COMPONENT_COPY_COUNT,
     ),
 }
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from catkit.names import DEFAULT_VARIANT
+
 LATENCY_STATS = ("p50", "p90", "p99")
 
 
@@ -191,7 +193,7 @@ def plot_schedule_savings(savings: Any, *, title: str | None = None, ax: Any = N
 def plot_scaling_history(
     session: Any,
     endpoint: str,
-    variant: str = "AllTraffic",
+    variant: str = DEFAULT_VARIANT,
     *,
     minutes: float = 60,
     period: int = 60,

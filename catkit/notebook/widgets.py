@@ -1,17 +1,21 @@
 """ipywidgets panels for notebooks: the scaling panel (min/max, target, cooldowns, Apply, live count).
 
-:class:`ScalingPanel` drives :func:`catkit.scaling.configure_target_tracking`; ``apply()`` and
-``refresh()`` are plain methods, so tests and headless papermill runs use the panel without a
-frontend. Nothing here loops or waits: rendering is a single ``display()``.
+:class:`ScalingPanel` shows a :class:`~catkit.autoscaling.config.ScalingConfig` (``panel.config``)
+and applies it with :func:`catkit.scaling.configure_scaling`; ``apply()`` and ``refresh()`` are
+plain methods, so tests and headless papermill runs use the panel without a frontend. Nothing here
+loops or waits: rendering is a single ``display()``; the optional live refresh runs on a daemon
+thread only when asked.
 """
 
 from __future__ import annotations
 
-import threading
+import dataclasses
 from typing import Any
 
 from catkit import scaling
-from catkit.deploy import DEFAULT_VARIANT
+from catkit._periodic import PeriodicThread
+from catkit.autoscaling.config import INVOCATIONS_METRIC, ScalingConfig
+from catkit.names import DEFAULT_VARIANT
 from catkit.session import Session
 
 
@@ -24,7 +28,8 @@ class ScalingPanel:
     ``instances`` (live count label) and ``status`` (last result or error).
 
     ``load=True`` starts from the variant's current scalable target and target-tracking policy
-    when there is one (else the seed defaults: 2..10, 1000/min, 60 s out, 300 s in).
+    when there is one (else the seed defaults of :class:`~catkit.autoscaling.config.ScalingConfig`:
+    2..10, 1000/min, 60 s out, 300 s in). ``metric``: a predefined metric name or alias.
     """
 
     def __init__(
@@ -33,39 +38,32 @@ class ScalingPanel:
         endpoint: str,
         variant: str = DEFAULT_VARIANT,
         *,
-        metric: str = scaling.INVOCATIONS_METRIC,
+        metric: str = INVOCATIONS_METRIC,
         max_slider: int = 20,
         load: bool = True,
     ) -> None:
         import ipywidgets as w
 
+        start = ScalingConfig(metric=metric)
         self.session = session
         self.endpoint = endpoint
         self.variant = variant
-        self.metric = metric
+        self.metric = start.metric
         self.last_policy: scaling.ScalingPolicy | None = None
-        self._auto_stop = threading.Event()
-        self._auto_thread: threading.Thread | None = None
-        values = {
-            "min": scaling.DEFAULT_MIN,
-            "max": scaling.DEFAULT_MAX,
-            "target": scaling.DEFAULT_TARGET,
-            "out": scaling.DEFAULT_SCALE_OUT_COOLDOWN,
-            "in": scaling.DEFAULT_SCALE_IN_COOLDOWN,
-        }
+        self._auto_thread: PeriodicThread | None = None
         if load:
-            values.update(self._current_settings())
-        top = max(max_slider, int(values["max"]))
-        self.min_instances = w.IntSlider(value=int(values["min"]), min=1, max=top, description="min instances")
-        self.max_instances = w.IntSlider(value=int(values["max"]), min=1, max=top, description="max instances")
+            start = dataclasses.replace(start, **self._current_settings())
+        top = max(max_slider, start.max_capacity)
+        self.min_instances = w.IntSlider(value=start.min_capacity, min=1, max=top, description="min instances")
+        self.max_instances = w.IntSlider(value=start.max_capacity, min=1, max=top, description="max instances")
         self.target_value = w.BoundedFloatText(
-            value=float(values["target"]), min=0.001, max=1e9, description="target value"
+            value=float(start.target_value), min=0.001, max=1e9, description="target value"
         )
         self.scale_out_cooldown = w.IntSlider(
-            value=int(values["out"]), min=0, max=3600, step=10, description="scale-out s"
+            value=start.scale_out_cooldown, min=0, max=3600, step=10, description="scale-out s"
         )
         self.scale_in_cooldown = w.IntSlider(
-            value=int(values["in"]), min=0, max=3600, step=10, description="scale-in s"
+            value=start.scale_in_cooldown, min=0, max=3600, step=10, description="scale-in s"
         )
         self.apply_button = w.Button(description="Apply", button_style="primary", icon="check")
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
@@ -75,7 +73,7 @@ class ScalingPanel:
         self.refresh_button.on_click(lambda _b: self._safe(self.refresh))
         self.widget = w.VBox(
             [
-                w.HTML(value=f"<b>Auto scaling</b> {endpoint} / {variant} ({metric})"),
+                w.HTML(value=f"<b>Auto scaling</b> {endpoint} / {variant} ({self.metric})"),
                 self.min_instances,
                 self.max_instances,
                 self.target_value,
@@ -88,10 +86,12 @@ class ScalingPanel:
 
     # -- state -------------------------------------------------------------------------------
     def _current_settings(self) -> dict[str, Any]:
+        """ScalingConfig fields of the variant's scalable target and target-tracking policy on
+        this panel's metric (none when not registered)."""
         found: dict[str, Any] = {}
         target = scaling.describe_target(self.session, self.endpoint, self.variant)
         if target is not None:
-            found["min"], found["max"] = target["MinCapacity"], target["MaxCapacity"]
+            found["min_capacity"], found["max_capacity"] = target["MinCapacity"], target["MaxCapacity"]
         for policy in scaling.describe_policies(self.session, self.endpoint, self.variant):
             config = policy.get("TargetTrackingScalingPolicyConfiguration")
             if not config:
@@ -99,9 +99,10 @@ class ScalingPanel:
             predefined = config.get("PredefinedMetricSpecification", {}).get("PredefinedMetricType")
             if predefined not in (None, self.metric):
                 continue
-            found["target"] = config["TargetValue"]
-            found["out"] = config.get("ScaleOutCooldown", scaling.DEFAULT_SCALE_OUT_COOLDOWN)
-            found["in"] = config.get("ScaleInCooldown", scaling.DEFAULT_SCALE_IN_COOLDOWN)
+            found["target_value"] = config["TargetValue"]
+            for key, name in (("ScaleOutCooldown", "scale_out_cooldown"), ("ScaleInCooldown", "scale_in_cooldown")):
+                if key in config:
+                    found[name] = config[key]
             break
         return found
 
@@ -115,22 +116,27 @@ class ScalingPanel:
             "scale_in_cooldown": int(self.scale_in_cooldown.value),
         }
 
-    # -- actions -----------------------------------------------------------------------------
-    def apply(self) -> scaling.ScalingPolicy:
-        """Register/update the scalable target and the target-tracking policy from the controls."""
+    @property
+    def config(self) -> ScalingConfig:
+        """The controls as a :class:`~catkit.autoscaling.config.ScalingConfig` (ValueError when
+        min is above max)."""
         values = self.settings()
         if values["min_capacity"] > values["max_capacity"]:
             raise ValueError(
                 f"min instances ({values['min_capacity']}) is above max instances ({values['max_capacity']}); "
                 "raise max or lower min"
             )
-        policy = scaling.configure_target_tracking(
-            self.session, self.endpoint, self.variant, metric=self.metric, **values
-        )
+        return ScalingConfig(metric=self.metric, **values)
+
+    # -- actions -----------------------------------------------------------------------------
+    def apply(self) -> scaling.ScalingPolicy:
+        """Register/update the scalable target and the target-tracking policy from the controls."""
+        config = self.config
+        policy = scaling.configure_scaling(self.session, self.endpoint, config, self.variant)
         self.last_policy = policy
         self.status.value = (
-            f"applied: {values['min_capacity']}..{values['max_capacity']} instances, target "
-            f"{values['target_value']:g}, cooldowns {values['scale_out_cooldown']}/{values['scale_in_cooldown']} s"
+            f"applied: {config.min_capacity}..{config.max_capacity} instances, target "
+            f"{config.target_value:g}, cooldowns {config.scale_out_cooldown}/{config.scale_in_cooldown} s"
         )
         return policy
 
@@ -160,21 +166,16 @@ class ScalingPanel:
             raise ValueError(f"interval must be > 0 seconds, got {interval}")
         if self._auto_thread is not None:
             return self
-        self._auto_stop.clear()
-
-        def loop() -> None:
-            while not self._auto_stop.wait(interval):
-                self._safe(self.refresh)
-
-        self._auto_thread = threading.Thread(target=loop, name=f"catkit-panel-{self.endpoint}", daemon=True)
+        self._auto_thread = PeriodicThread(
+            lambda: self._safe(self.refresh), interval, name=f"catkit-panel-{self.endpoint}"
+        )
         self._auto_thread.start()
         return self
 
     def stop_auto_refresh(self) -> None:
         """Stop the background refresh started by :meth:`start_auto_refresh` (no-op otherwise)."""
         if self._auto_thread is not None:
-            self._auto_stop.set()
-            self._auto_thread.join()
+            self._auto_thread.stop()
             self._auto_thread = None
 
     def _safe(self, action: Any) -> None:

@@ -333,16 +333,11 @@ def calibrate(
     less than ``stop_when_flat`` (5 %) while p50 latency rises (saturated). The measured points
     are kept in ``model.points``.
     """
-    from catkit.whatif.load import Target, target_for
+    from catkit.whatif.load import Target, as_target
 
-    if isinstance(session_or_target, Target):
-        target = session_or_target
-    else:
-        if not endpoint_name:
-            raise ValueError("endpoint_name is required when a Session is given")
-        target = target_for(session_or_target, endpoint_name)
-        if instance_type is None:
-            instance_type = _instance_type(session_or_target, endpoint_name)
+    target = as_target(session_or_target, endpoint_name)
+    if instance_type is None and not isinstance(session_or_target, Target):
+        instance_type = _instance_type(session_or_target, target.endpoint_name)
     body = payload.encode() if isinstance(payload, str) else bytes(payload)
     if not levels or any(int(c) < 1 for c in levels):
         raise ValueError("levels must be concurrencies >= 1")

@@ -20,7 +20,7 @@ import json
 import sys
 from typing import Any
 
-from catkit.whatif import load
+from catkit.whatif import load, shapes
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -45,9 +45,9 @@ def _number(v: str) -> Any:
     return int(f) if f.is_integer() and "." not in v else f
 
 
-def parse_shape(spec: str) -> load.Shape:
+def parse_shape(spec: str) -> shapes.Shape:
     """A traffic shape from ``name:key=value,...+name:...`` (see the module docstring)."""
-    parts: list[load.Shape] = []
+    parts: list[shapes.Shape] = []
     for piece in spec.split("+"):
         piece = piece.strip()
         if not piece:
@@ -66,16 +66,16 @@ def parse_shape(spec: str) -> load.Shape:
                 raise ValueError("csv shape needs path=FILE")
             extra = {k: (v.lower() == "true" if k == "loop" else v if k.endswith("column") else float(v))
                      for k, v in kwargs.items()}
-            parts.append(load.Replay.from_csv(path, **extra))
+            parts.append(shapes.Replay.from_csv(path, **extra))
             continue
-        factory = load.SHAPES.get(name)
+        factory = shapes.SHAPES.get(name)
         if factory is None:
-            raise ValueError(f"unknown shape {name!r}; use one of {', '.join([*load.SHAPES, 'csv'])}")
+            raise ValueError(f"unknown shape {name!r}; use one of {', '.join([*shapes.SHAPES, 'csv'])}")
         try:
             parts.append(factory(**{k: _number(v) for k, v in kwargs.items()}))
         except TypeError as e:
             raise ValueError(f"bad arguments for shape {name!r}: {e}") from None
-    return parts[0] if len(parts) == 1 else load.Sum(tuple(parts))
+    return parts[0] if len(parts) == 1 else shapes.Sum(tuple(parts))
 
 
 def _session(args: argparse.Namespace) -> Any:
@@ -151,7 +151,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from catkit.whatif.simulate import NightSchedule, ScalingConfig
+    from catkit.autoscaling.config import NightSchedule, ScalingConfig
 
     night = NightSchedule(night_min=args.night_min) if args.night_min else None
     return ScalingConfig(
@@ -173,8 +173,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
+    from catkit.autoscaling.config import SEED_CONFIG
     from catkit.whatif.recommend import recommend_scaling
-    from catkit.whatif.simulate import SEED_CONFIG
 
     rec = recommend_scaling(parse_shape(args.shape), _service(args), args.slo_ms, duration_s=args.duration,
                             max_capacity=args.max, baseline=SEED_CONFIG, provisioning_s=args.provisioning_s,

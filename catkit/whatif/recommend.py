@@ -2,7 +2,7 @@
 
 :func:`recommend_scaling` answers "which target value, cooldowns, minimum capacity, metric and
 night schedule serve my traffic within a p99 latency SLO for the least money?". It builds a grid
-of :class:`~catkit.whatif.simulate.ScalingConfig` candidates, simulates each on the same traffic (in
+of :class:`~catkit.autoscaling.config.ScalingConfig` candidates (the :class:`SearchSpace`), simulates each on the same traffic (in
 parallel processes for big grids), and returns a :class:`Recommendation`: a table ranked by cost
 among the settings that meet the SLO (at most ``max_slow_fraction`` of requests slower than
 ``slo_p99_ms``, overload counted as slow), a plot, and the winner as ready-to-send
@@ -25,14 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from catkit.autoscaling.config import INVOCATIONS_METRIC, METRIC_ALIASES, NightSchedule, ScalingConfig
+from catkit.names import DEFAULT_VARIANT
 from catkit.whatif.calibrate import ServiceModel
-from catkit.whatif.load import Shape
+from catkit.whatif.shapes import Shape
 from catkit.whatif.simulate import (
     DEFAULT_PROVISIONING_S,
     DEFAULT_START,
     DEFAULT_TERMINATION_S,
-    NightSchedule,
-    ScalingConfig,
     SimulationResult,
     simulate,
     traffic_array,
@@ -64,56 +64,72 @@ COLUMNS = [
 ]
 
 
+@dataclass(frozen=True)
+class SearchSpace:
+    """The scaling settings :func:`recommend_scaling` sweeps (keywords of both
+    :func:`recommend_scaling` and :func:`candidate_configs`).
+
+    Target utilisations ``target_fractions`` x ``metrics`` ("invocations" = 1-minute,
+    "high_resolution" = 10-second) x ``min_capacities`` x cooldowns x (no schedule, a night
+    schedule that drops MinCapacity from ``night_hours[0]`` to ``night_hours[1]`` on weekdays and
+    all weekend, when ``night``). ``require_ha`` keeps at least two instances at all times.
+    """
+
+    target_fractions: Sequence[float] = DEFAULT_FRACTIONS
+    metrics: Sequence[str] = ("invocations", "high_resolution")
+    min_capacities: Sequence[int] = (1, 2, 3)
+    max_capacity: int = 10
+    scale_out_cooldowns: Sequence[int] = (60, 300)
+    scale_in_cooldowns: Sequence[int] = (300, 900)
+    night: bool = True
+    night_hours: tuple[int, int] = (20, 7)
+    require_ha: bool = True
+
+    def configs(self, service: ServiceModel, concurrency_statistic: str = "mean") -> list[tuple[ScalingConfig, float]]:
+        """The grid: ``(config, target utilisation)`` pairs, target values from ``service``."""
+        lowest = HA_MIN if self.require_ha else 1
+        mins = sorted({m for m in self.min_capacities if lowest <= m <= self.max_capacity})
+        if not mins:
+            raise ValueError(
+                f"no minimum capacity left to try: min_capacities={list(self.min_capacities)}, "
+                f"require_ha={self.require_ha} (needs >= {HA_MIN}), max_capacity={self.max_capacity}"
+            )
+        out: list[tuple[ScalingConfig, float]] = []
+        for metric in self.metrics:
+            for frac in self.target_fractions:
+                if not 0 < frac < 1:
+                    raise ValueError(f"target fractions are utilisations in (0, 1), got {frac}")
+                if METRIC_ALIASES.get(metric) == INVOCATIONS_METRIC:
+                    tv = service.invocations_target(frac)
+                else:
+                    tv = service.concurrency_target(frac, concurrency_statistic)
+                for lo in mins:
+                    nights: list[NightSchedule | None] = [None]
+                    if self.night and lo > lowest:
+                        start, end = self.night_hours
+                        nights.append(NightSchedule(night_min=lowest, night_starts_hour=start, day_starts_hour=end))
+                    for out_cd in self.scale_out_cooldowns:
+                        for in_cd in self.scale_in_cooldowns:
+                            for ns in nights:
+                                cfg = ScalingConfig(
+                                    min_capacity=lo,
+                                    max_capacity=self.max_capacity,
+                                    target_value=round(float(tv), 3),
+                                    metric=metric,
+                                    scale_out_cooldown=int(out_cd),
+                                    scale_in_cooldown=int(in_cd),
+                                    night=ns,
+                                )
+                                out.append((cfg, float(frac)))
+        return out
+
+
 def candidate_configs(
-    service: ServiceModel,
-    *,
-    target_fractions: Sequence[float] = DEFAULT_FRACTIONS,
-    metrics: Sequence[str] = ("invocations", "high_resolution"),
-    min_capacities: Sequence[int] = (1, 2, 3),
-    max_capacity: int = 10,
-    scale_out_cooldowns: Sequence[int] = (60, 300),
-    scale_in_cooldowns: Sequence[int] = (300, 900),
-    night: bool = True,
-    night_hours: tuple[int, int] = (20, 7),
-    require_ha: bool = True,
-    concurrency_statistic: str = "mean",
+    service: ServiceModel, *, concurrency_statistic: str = "mean", **space: Any
 ) -> list[tuple[ScalingConfig, float]]:
-    """The grid: ``(config, target utilisation)`` pairs; see :func:`recommend_scaling`."""
-    lowest = HA_MIN if require_ha else 1
-    mins = sorted({m for m in min_capacities if lowest <= m <= max_capacity})
-    if not mins:
-        raise ValueError(
-            f"no minimum capacity left to try: min_capacities={list(min_capacities)}, "
-            f"require_ha={require_ha} (needs >= {HA_MIN}), max_capacity={max_capacity}"
-        )
-    out: list[tuple[ScalingConfig, float]] = []
-    for metric in metrics:
-        for frac in target_fractions:
-            if not 0 < frac < 1:
-                raise ValueError(f"target fractions are utilisations in (0, 1), got {frac}")
-            tv = service.invocations_target(frac) if metric in ("invocations", "standard", "1-minute") or (
-                metric.startswith("SageMakerVariantInvocations")
-            ) else service.concurrency_target(frac, concurrency_statistic)
-            for lo in mins:
-                nights: list[NightSchedule | None] = [None]
-                if night and lo > lowest:
-                    nights.append(
-                        NightSchedule(night_min=lowest, night_starts_hour=night_hours[0], day_starts_hour=night_hours[1])
-                    )
-                for out_cd in scale_out_cooldowns:
-                    for in_cd in scale_in_cooldowns:
-                        for ns in nights:
-                            cfg = ScalingConfig(
-                                min_capacity=lo,
-                                max_capacity=max_capacity,
-                                target_value=round(float(tv), 3),
-                                metric=metric,
-                                scale_out_cooldown=int(out_cd),
-                                scale_in_cooldown=int(in_cd),
-                                night=ns,
-                            )
-                            out.append((cfg, float(frac)))
-    return out
+    """The grid: ``(config, target utilisation)`` pairs for the :class:`SearchSpace` given by
+    ``space`` keywords; see :func:`recommend_scaling`."""
+    return SearchSpace(**space).configs(service, concurrency_statistic)
 
 
 @dataclass
@@ -192,19 +208,22 @@ class Recommendation:
             )
         return self.best
 
-    def put_scaling_policy_args(self, endpoint: str, variant: str = "AllTraffic") -> dict[str, Any]:
+    def put_scaling_policy_args(self, endpoint: str, variant: str = DEFAULT_VARIANT) -> dict[str, Any]:
         """``application-autoscaling`` ``put_scaling_policy(**args)`` for the winner."""
         return self._need_best().put_scaling_policy_args(endpoint, variant)
 
-    def register_scalable_target_args(self, endpoint: str, variant: str = "AllTraffic") -> dict[str, Any]:
+    def register_scalable_target_args(self, endpoint: str, variant: str = DEFAULT_VARIANT) -> dict[str, Any]:
         return self._need_best().register_scalable_target_args(endpoint, variant)
 
-    def put_scheduled_action_args(self, endpoint: str, variant: str = "AllTraffic") -> list[dict[str, Any]]:
+    def put_scheduled_action_args(self, endpoint: str, variant: str = DEFAULT_VARIANT) -> list[dict[str, Any]]:
         return self._need_best().put_scheduled_action_args(endpoint, variant)
 
-    def apply(self, session: Any, endpoint: str, variant: str = "AllTraffic") -> dict[str, Any]:
-        """Register the target, put the policy and the scheduled actions of the winner."""
-        return self._need_best().apply(session, endpoint, variant)
+    def apply(self, session: Any, endpoint: str, variant: str = DEFAULT_VARIANT) -> dict[str, Any]:
+        """Register the target, put the policy and the scheduled actions of the winner
+        (:func:`catkit.scaling.apply_config`)."""
+        from catkit.scaling import apply_config  # the AWS helpers (boto3) only when applying
+
+        return apply_config(session, endpoint, self._need_best(), variant)
 
     def top(self, n: int = 10) -> Any:
         return self.table.head(n)
@@ -259,15 +278,6 @@ def recommend_scaling(
     slo_p99_ms: float,
     *,
     duration_s: float | None = None,
-    target_fractions: Sequence[float] = DEFAULT_FRACTIONS,
-    metrics: Sequence[str] = ("invocations", "high_resolution"),
-    min_capacities: Sequence[int] = (1, 2, 3),
-    max_capacity: int = 10,
-    scale_out_cooldowns: Sequence[int] = (60, 300),
-    scale_in_cooldowns: Sequence[int] = (300, 900),
-    night: bool = True,
-    night_hours: tuple[int, int] = (20, 7),
-    require_ha: bool = True,
     max_slow_fraction: float = 0.01,
     baseline: ScalingConfig | None = None,
     start: float = DEFAULT_START,
@@ -276,6 +286,7 @@ def recommend_scaling(
     processes: int | None = None,
     progress: bool = True,
     concurrency_statistic: str = "mean",
+    **space: Any,
 ) -> Recommendation:
     """Sweep scaling settings on ``traffic`` and rank them by cost among those meeting the SLO.
 
@@ -283,11 +294,13 @@ def recommend_scaling(
     weekends for night schedules) or per-second rates. ``service_model``: one instance's
     :class:`ServiceModel` (from :func:`catkit.whatif.calibrate.calibrate`). The SLO holds when at most
     ``max_slow_fraction`` (1 %) of requests are slower than ``slo_p99_ms``, overload counted as
-    slow. The grid: target utilisations ``target_fractions`` x ``metrics`` ("invocations" =
-    1-minute, "high_resolution" = 10-second) x ``min_capacities`` x cooldowns x (no schedule, a
-    night schedule that drops MinCapacity from ``night_hours[0]`` to ``night_hours[1]`` on
-    weekdays and all weekend). ``require_ha`` keeps at least two instances at all times (AWS's
-    availability guidance). ``baseline`` (e.g. :data:`catkit.whatif.simulate.SEED_CONFIG`) is simulated
+    slow. The grid (``space`` keywords, the fields of :class:`SearchSpace`): target utilisations
+    ``target_fractions`` x ``metrics`` ("invocations" = 1-minute, "high_resolution" = 10-second)
+    x ``min_capacities`` (up to ``max_capacity``) x ``scale_out_cooldowns`` x
+    ``scale_in_cooldowns`` x (no schedule, a night schedule that drops MinCapacity from
+    ``night_hours[0]`` to ``night_hours[1]`` on weekdays and all weekend, when ``night``).
+    ``require_ha`` keeps at least two instances at all times (AWS's availability guidance).
+    ``baseline`` (e.g. :data:`catkit.autoscaling.config.SEED_CONFIG`) is simulated
     too and reported in ``.baseline``. ``processes``: parallel worker processes (default: up to 4
     for grids of 16+ settings). ``concurrency_statistic`` ("mean" or "peak", see
     :func:`catkit.whatif.simulate.simulate`) sets how ConcurrentRequestsPerModel reads and so the
@@ -301,19 +314,7 @@ def recommend_scaling(
         raise ValueError("duration_s is required when traffic is a shape (e.g. 7 * 86400 for a week)")
     n = duration_s if duration_s is not None else len(np.asarray(traffic))
     rate = traffic_array(traffic, n)
-    grid = candidate_configs(
-        service_model,
-        target_fractions=target_fractions,
-        metrics=metrics,
-        min_capacities=min_capacities,
-        max_capacity=max_capacity,
-        scale_out_cooldowns=scale_out_cooldowns,
-        scale_in_cooldowns=scale_in_cooldowns,
-        night=night,
-        night_hours=night_hours,
-        require_ha=require_ha,
-        concurrency_statistic=concurrency_statistic,
-    )
+    grid = SearchSpace(**space).configs(service_model, concurrency_statistic)
     job = _Job(rate, service_model, start, provisioning_s, termination_s, float(slo_p99_ms), concurrency_statistic)
     items = [(k, cfg, frac) for k, (cfg, frac) in enumerate(grid)]
     if processes is None:

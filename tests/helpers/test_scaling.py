@@ -182,3 +182,55 @@ def test_remove_scaling_deletes_catkit_step_alarms(session, stubs):
     aas.add_response("describe_scalable_targets", {"ScalableTargets": []})
     assert scaling.remove_scaling(session, "ep1") == {"policies": 1, "scheduled_actions": 0, "targets": 0}
     stubs.verify()
+
+
+def test_apply_config_sends_the_configs_requests(session, stubs):
+    from catkit.autoscaling.config import NightSchedule, ScalingConfig
+
+    config = ScalingConfig(min_capacity=3, max_capacity=6, target_value=4.0, metric="high_resolution",
+                           night=NightSchedule(night_min=2, night_starts_hour=21))
+    aas = stubs["application-autoscaling"]
+    night, day = config.put_scheduled_action_args("ep1")
+    for _ in range(2):  # apply_config, then the deprecated ScalingConfig.apply: the same requests
+        aas.add_response("register_scalable_target", {}, config.register_scalable_target_args("ep1"))
+        aas.add_response("put_scaling_policy", {"PolicyARN": POLICY_ARN}, config.put_scaling_policy_args("ep1"))
+        aas.add_response("put_scheduled_action", {}, night)
+        aas.add_response("put_scheduled_action", {}, day)
+    assert scaling.apply_config(session, "ep1", config) == {"PolicyARN": POLICY_ARN}
+    with pytest.warns(DeprecationWarning, match="apply_config"):
+        assert config.apply(session, "ep1") == {"PolicyARN": POLICY_ARN}
+    stubs.verify()
+    assert night["ScalableTargetAction"] == {"MinCapacity": 2, "MaxCapacity": 6}
+    assert day["Schedule"] == "cron(0 7 ? * MON-FRI *)"
+
+
+def test_keyword_helpers_and_config_make_the_same_requests():
+    from catkit.autoscaling.config import NightSchedule, ScalingConfig
+
+    config = ScalingConfig()
+    assert config.put_scaling_policy_args("ep1")["PolicyName"] == "catkit-SageMakerVariantInvocationsPerInstance"
+    assert config.register_scalable_target_args("ep1") == {**TARGET, "MinCapacity": 2, "MaxCapacity": 10}
+    actions = NightSchedule(night_min=2, night_max=2, timezone="Europe/Berlin").put_scheduled_action_args(
+        "ep1", "AllTraffic", 2, 10)
+    assert [a["ScheduledActionName"] for a in actions] == ["catkit-night", "catkit-day"]
+
+
+def test_configure_scaling_warns_for_a_single_instance_night(session, stubs):
+    from catkit.autoscaling.config import NightSchedule, ScalingConfig
+
+    aas = stubs["application-autoscaling"]
+    aas.add_response("register_scalable_target", {})
+    aas.add_response("put_scaling_policy", {"PolicyARN": POLICY_ARN})
+    aas.add_response("put_scheduled_action", {})
+    aas.add_response("put_scheduled_action", {})
+    with pytest.warns(HighAvailabilityWarning, match="night_min=1"):
+        policy = scaling.configure_scaling(session, "ep1", ScalingConfig(night=NightSchedule(night_min=1)))
+    assert policy.policy_arn == POLICY_ARN and policy.response["PolicyARN"] == POLICY_ARN
+    stubs.verify()
+
+
+def test_night_schedule_bounds_rejected_before_any_call(session):
+    with pytest.raises(ValueError, match="night_max"):
+        scaling.schedule_night_scaling(session, "ep1", night_min=3, night_max=2)
+    with pytest.raises(ValueError, match="night_min"):
+        scaling.schedule_night_scaling(session, "ep1", night_min=0)

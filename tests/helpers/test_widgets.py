@@ -97,3 +97,15 @@ def test_auto_refresh_updates_label_in_background(session, monkeypatch):
     assert panel._auto_thread is None and "<b>7</b>" in panel.instances.value
     with pytest.raises(ValueError, match="interval"):
         panel.start_auto_refresh(0)
+
+
+def test_panel_config_is_a_scaling_config(session):
+    from catkit.autoscaling.config import HIGH_RES_METRIC, ScalingConfig
+
+    panel = ScalingPanel(session, "ep1", metric="high_resolution", load=False)
+    assert panel.metric == HIGH_RES_METRIC
+    panel.target_value.value = 5.0
+    assert panel.config == ScalingConfig(metric=HIGH_RES_METRIC, target_value=5.0)
+    panel.min_instances.value = 11
+    with pytest.raises(ValueError, match="above max"):
+        panel.config  # noqa: B018

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from catkit.whatif import load
+from catkit.whatif import shapes
 
 H = 3600.0
 SAT = 5 * 86400.0  # day 5 of a run starting on a Monday
@@ -16,34 +16,34 @@ SAT = 5 * 86400.0  # day 5 of a run starting on a Monday
 @pytest.mark.parametrize(
     "shape,t,expected",
     [
-        (load.Constant(5), 0, 5),
-        (load.Constant(5), 1e6, 5),
-        (load.Ramp(0, 10, ramp_s=10, start_s=5), 0, 0),
-        (load.Ramp(0, 10, ramp_s=10, start_s=5), 10, 5),
-        (load.Ramp(0, 10, ramp_s=10, start_s=5), 99, 10),
-        (load.Ramp(8, 2, ramp_s=6), 3, 5),
-        (load.Step(1, 4, at_s=10), 9.99, 1),
-        (load.Step(1, 4, at_s=10), 10, 4),
-        (load.Spike(at_s=10, duration_s=5, extra_rps=7), 9.9, 0),
-        (load.Spike(at_s=10, duration_s=5, extra_rps=7), 12, 7),
-        (load.Spike(at_s=10, duration_s=5, extra_rps=7), 15, 0),
-        (load.Spike(at_s=10, duration_s=5, extra_rps=7, every_s=20), 32, 7),
-        (load.Spike(at_s=10, duration_s=5, extra_rps=7, every_s=20), 36, 0),
-        (load.Spike(at_s=0, duration_s=10, extra_rps=8, rise_s=4), 2, 4),
-        (load.Spike(at_s=0, duration_s=10, extra_rps=8, rise_s=4), 5, 8),
-        (load.Spike(at_s=0, duration_s=10, extra_rps=8, rise_s=4), 9, 2),
-        (load.Diurnal(2, 10, peak_hour=14), 14 * H, 10),
-        (load.Diurnal(2, 10, peak_hour=14), 2 * H, 2),
-        (load.Diurnal(2, 10, peak_hour=14), 8 * H, 6),
-        (load.Diurnal(2, 10, peak_hour=14), 24 * H + 14 * H, 10),
-        (load.Diurnal(2, 10, peak_hour=14, weekend_factor=0.5), SAT + 14 * H, 5),
-        (load.Diurnal(2, 10, peak_hour=14, weekend_factor=0.5), 4 * 86400 + 14 * H, 10),
-        (load.Diurnal(2, 10, peak_hour=14, weekend_factor=0.5, first_weekday=5), 14 * H, 5),
-        (load.Constant(3) + load.Spike(at_s=0, duration_s=1, extra_rps=2), 0.5, 5),
-        (2 * load.Constant(3), 7, 6),
-        (load.Constant(3) * 2 + 1, 7, 7),
-        ((load.Constant(10) + load.Step(0, 10, at_s=5)).clip(max_rate=15), 6, 15),
-        (load.Constant(1).clip(min_rate=4), 0, 4),
+        (shapes.Constant(5), 0, 5),
+        (shapes.Constant(5), 1e6, 5),
+        (shapes.Ramp(0, 10, ramp_s=10, start_s=5), 0, 0),
+        (shapes.Ramp(0, 10, ramp_s=10, start_s=5), 10, 5),
+        (shapes.Ramp(0, 10, ramp_s=10, start_s=5), 99, 10),
+        (shapes.Ramp(8, 2, ramp_s=6), 3, 5),
+        (shapes.Step(1, 4, at_s=10), 9.99, 1),
+        (shapes.Step(1, 4, at_s=10), 10, 4),
+        (shapes.Spike(at_s=10, duration_s=5, extra_rps=7), 9.9, 0),
+        (shapes.Spike(at_s=10, duration_s=5, extra_rps=7), 12, 7),
+        (shapes.Spike(at_s=10, duration_s=5, extra_rps=7), 15, 0),
+        (shapes.Spike(at_s=10, duration_s=5, extra_rps=7, every_s=20), 32, 7),
+        (shapes.Spike(at_s=10, duration_s=5, extra_rps=7, every_s=20), 36, 0),
+        (shapes.Spike(at_s=0, duration_s=10, extra_rps=8, rise_s=4), 2, 4),
+        (shapes.Spike(at_s=0, duration_s=10, extra_rps=8, rise_s=4), 5, 8),
+        (shapes.Spike(at_s=0, duration_s=10, extra_rps=8, rise_s=4), 9, 2),
+        (shapes.Diurnal(2, 10, peak_hour=14), 14 * H, 10),
+        (shapes.Diurnal(2, 10, peak_hour=14), 2 * H, 2),
+        (shapes.Diurnal(2, 10, peak_hour=14), 8 * H, 6),
+        (shapes.Diurnal(2, 10, peak_hour=14), 24 * H + 14 * H, 10),
+        (shapes.Diurnal(2, 10, peak_hour=14, weekend_factor=0.5), SAT + 14 * H, 5),
+        (shapes.Diurnal(2, 10, peak_hour=14, weekend_factor=0.5), 4 * 86400 + 14 * H, 10),
+        (shapes.Diurnal(2, 10, peak_hour=14, weekend_factor=0.5, first_weekday=5), 14 * H, 5),
+        (shapes.Constant(3) + shapes.Spike(at_s=0, duration_s=1, extra_rps=2), 0.5, 5),
+        (2 * shapes.Constant(3), 7, 6),
+        (shapes.Constant(3) * 2 + 1, 7, 7),
+        ((shapes.Constant(10) + shapes.Step(0, 10, at_s=5)).clip(max_rate=15), 6, 15),
+        (shapes.Constant(1).clip(min_rate=4), 0, 4),
     ],
 )
 def test_rate_at(shape, t, expected):
@@ -51,7 +51,7 @@ def test_rate_at(shape, t, expected):
 
 
 def test_rates_are_vectorised_and_never_negative():
-    shape = load.Diurnal(0, 4) + load.Spike(at_s=100, duration_s=50, extra_rps=3)
+    shape = shapes.Diurnal(0, 4) + shapes.Spike(at_s=100, duration_s=50, extra_rps=3)
     t = np.arange(0, 86400, 7.0)
     r = shape.rate(t)
     assert r.shape == t.shape and (r >= 0).all()
@@ -61,15 +61,15 @@ def test_rates_are_vectorised_and_never_negative():
 @pytest.mark.parametrize(
     "factory",
     [
-        lambda: load.Constant(-1),
-        lambda: load.Constant(math.nan),
-        lambda: load.Ramp(0, 1, ramp_s=0),
-        lambda: load.Spike(at_s=0, duration_s=0, extra_rps=1),
-        lambda: load.Spike(at_s=0, duration_s=4, extra_rps=1, rise_s=3),
-        lambda: load.Spike(at_s=0, duration_s=4, extra_rps=1, every_s=2),
-        lambda: load.Diurnal(5, 1),
-        lambda: load.Replay((0.0, 0.0), (1.0, 1.0), 5.0),
-        lambda: load.Constant(1) + "x",
+        lambda: shapes.Constant(-1),
+        lambda: shapes.Constant(math.nan),
+        lambda: shapes.Ramp(0, 1, ramp_s=0),
+        lambda: shapes.Spike(at_s=0, duration_s=0, extra_rps=1),
+        lambda: shapes.Spike(at_s=0, duration_s=4, extra_rps=1, rise_s=3),
+        lambda: shapes.Spike(at_s=0, duration_s=4, extra_rps=1, every_s=2),
+        lambda: shapes.Diurnal(5, 1),
+        lambda: shapes.Replay((0.0, 0.0), (1.0, 1.0), 5.0),
+        lambda: shapes.Constant(1) + "x",
     ],
 )
 def test_invalid_shapes_are_rejected(factory):
@@ -78,15 +78,15 @@ def test_invalid_shapes_are_rejected(factory):
 
 
 def test_per_second_and_expected_requests():
-    assert load.Constant(2).expected_requests(60) == pytest.approx(120)
-    steps = load.Step(1, 3, at_s=10).per_second(20)
+    assert shapes.Constant(2).expected_requests(60) == pytest.approx(120)
+    steps = shapes.Step(1, 3, at_s=10).per_second(20)
     assert steps.tolist() == [1.0] * 10 + [3.0] * 10
-    assert load.Ramp(0, 10, ramp_s=10).expected_requests(10) == pytest.approx(50)
+    assert shapes.Ramp(0, 10, ramp_s=10).expected_requests(10) == pytest.approx(50)
 
 
 @pytest.mark.parametrize("duration,rate", [(10.0, 5.0), (60.0, 0.5), (3.0, 100.0)])
 def test_arrival_times_follow_the_rate(duration, rate):
-    times = load.arrival_times(load.Constant(rate), duration)
+    times = shapes.arrival_times(shapes.Constant(rate), duration)
     assert len(times) == round(duration * rate)
     assert (np.diff(times) > 0).all() and times[0] >= 0 and times[-1] < duration
     # evenly spaced: gaps are 1/rate
@@ -94,20 +94,28 @@ def test_arrival_times_follow_the_rate(duration, rate):
 
 
 def test_arrival_times_skip_zero_rate_and_respect_max_requests():
-    shape = load.Step(0, 10, at_s=5)
-    times = load.arrival_times(shape, 10)
+    shape = shapes.Step(0, 10, at_s=5)
+    times = shapes.arrival_times(shape, 10)
     assert len(times) == 50 and times.min() >= 5 - 1e-9
-    assert len(load.arrival_times(shape, 10, max_requests=7)) == 7
-    poisson = load.arrival_times(load.Constant(50), 100, poisson=True, seed=3)
+    assert len(shapes.arrival_times(shape, 10, max_requests=7)) == 7
+    poisson = shapes.arrival_times(shapes.Constant(50), 100, poisson=True, seed=3)
     assert abs(len(poisson) - 5000) < 5 * math.sqrt(5000)
     assert (np.diff(poisson) >= 0).all()
-    again = load.arrival_times(load.Constant(50), 100, poisson=True, seed=3)
+    again = shapes.arrival_times(shapes.Constant(50), 100, poisson=True, seed=3)
     assert np.array_equal(poisson, again)
 
 
 def test_example_workday_traffic():
-    shape = load.example_workday_traffic(peak_rps=100)
+    shape = shapes.example_workday_traffic(peak_rps=100)
     assert shape.rate(14 * H) == pytest.approx(100)
     assert shape.rate(2 * H) == pytest.approx(5)
-    assert shape.rate(9 * H + 600) == pytest.approx(float(load.Diurnal(5, 100).rate(9 * H + 600)) + 60)
+    assert shape.rate(9 * H + 600) == pytest.approx(float(shapes.Diurnal(5, 100).rate(9 * H + 600)) + 60)
     assert shape.rate(SAT + 14 * H) == pytest.approx(40)
+
+
+def test_load_module_still_exports_the_shapes():
+    from catkit.whatif import load
+
+    for name in ("Shape", "Constant", "Ramp", "Step", "Spike", "Diurnal", "Replay", "Sum", "Scaled", "Clipped",
+                 "as_shape", "arrival_times", "example_workday_traffic", "SHAPES"):
+        assert getattr(load, name) is getattr(shapes, name), name

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from catkit.whatif import load
+from catkit.autoscaling.config import SEED_CONFIG, ScalingConfig
+from catkit.whatif import shapes
 from catkit.whatif.calibrate import ServiceModel
 from catkit.whatif.recommend import candidate_configs, recommend_scaling
-from catkit.whatif.simulate import SEED_CONFIG, ScalingConfig
 
 SVC = ServiceModel(max_rps=40, workers=4, base_p50_ms=20, base_p99_ms=50)
-TRAFFIC = load.Diurnal(2, 90, peak_hour=12) + load.Spike(at_s=9 * 3600, duration_s=900, extra_rps=60, rise_s=120)
+TRAFFIC = shapes.Diurnal(2, 90, peak_hour=12) + shapes.Spike(at_s=9 * 3600, duration_s=900, extra_rps=60, rise_s=120)
 DAY = 86400
 
 
@@ -79,7 +79,7 @@ def test_winner_is_the_cheapest_passing_setting_and_emits_arguments(rec):
 
 
 def test_an_impossible_slo_has_no_winner_and_says_what_to_do():
-    r = recommend_scaling(load.Constant(300), SVC, 60, duration_s=3600, target_fractions=(0.5,),
+    r = recommend_scaling(shapes.Constant(300), SVC, 60, duration_s=3600, target_fractions=(0.5,),
                           metrics=("invocations",), min_capacities=(2,), scale_out_cooldowns=(60,),
                           scale_in_cooldowns=(300,), night=False, max_capacity=3, progress=False)
     assert r.best is None and not r.table["meets_slo"].any()

@@ -10,7 +10,7 @@ import pytest
 from botocore.validate import ParamValidator
 
 from catkit.instance_types import get_instance_type
-from catkit.whatif import load
+from catkit.whatif import shapes
 from catkit.whatif.calibrate import ServiceModel
 from catkit.whatif.simulate import (
     DEFAULT_START,
@@ -34,7 +34,7 @@ def scale_changes(res):
 
 
 def test_quiet_traffic_stays_at_min_and_cost_is_per_second():
-    res = simulate(load.Constant(1), ScalingConfig(min_capacity=2), SVC, duration_s=HOUR)
+    res = simulate(shapes.Constant(1), ScalingConfig(min_capacity=2), SVC, duration_s=HOUR)
     assert (res.serving == 2).all() and (res.billed == 2).all()
     assert res.cost_usd == pytest.approx(2 * PRICE)
     assert res.summary()["instance_hours"] == pytest.approx(2.0)
@@ -43,7 +43,7 @@ def test_quiet_traffic_stays_at_min_and_cost_is_per_second():
 
 def test_step_scales_out_after_three_minutes_with_provisioning_delay():
     # 50 req/s = 3000/min; seed target 1000 per instance per minute on 2 instances -> 1500 each.
-    res = simulate(load.Step(5, 50, at_s=600), ScalingConfig(), SVC, duration_s=2 * HOUR, provisioning_s=240)
+    res = simulate(shapes.Step(5, 50, at_s=600), ScalingConfig(), SVC, duration_s=2 * HOUR, provisioning_s=240)
     changes = scale_changes(res)
     t, cap, end = changes[0]
     # AlarmHigh: 3 one-minute datapoints above target -> acts at the evaluation after minute 3.
@@ -58,8 +58,8 @@ def test_step_scales_out_after_three_minutes_with_provisioning_delay():
 
 
 def test_provisioning_delay_changes_only_when_capacity_arrives():
-    fast = simulate(load.Step(5, 50, at_s=600), ScalingConfig(), SVC, duration_s=HOUR, provisioning_s=60)
-    slow = simulate(load.Step(5, 50, at_s=600), ScalingConfig(), SVC, duration_s=HOUR, provisioning_s=600)
+    fast = simulate(shapes.Step(5, 50, at_s=600), ScalingConfig(), SVC, duration_s=HOUR, provisioning_s=60)
+    slow = simulate(shapes.Step(5, 50, at_s=600), ScalingConfig(), SVC, duration_s=HOUR, provisioning_s=600)
     first_fast = np.argmax(fast.serving > 2)
     first_slow = np.argmax(slow.serving > 2)
     assert first_slow - first_fast == 540
@@ -69,10 +69,10 @@ def test_provisioning_delay_changes_only_when_capacity_arrives():
 @pytest.mark.parametrize(
     "shape",
     [
-        load.Step(1, 1000, at_s=300),  # far beyond max capacity
-        load.Spike(at_s=600, duration_s=900, extra_rps=300) + 2,
-        load.Diurnal(0, 200, peak_hour=1),
-        load.Replay.from_rates([0, 400, 0, 400, 0, 400] * 4, step_s=300),
+        shapes.Step(1, 1000, at_s=300),  # far beyond max capacity
+        shapes.Spike(at_s=600, duration_s=900, extra_rps=300) + 2,
+        shapes.Diurnal(0, 200, peak_hour=1),
+        shapes.Replay.from_rates([0, 400, 0, 400, 0, 400] * 4, step_s=300),
     ],
 )
 def test_capacity_never_leaves_min_max(shape):
@@ -86,7 +86,7 @@ def test_capacity_never_leaves_min_max(shape):
 
 
 def test_scale_in_needs_fifteen_low_minutes_and_goes_down_gradually():
-    shape = load.Replay.from_rates([60] * 30 + [2] * 60, step_s=60)  # high 30 min, then low
+    shape = shapes.Replay.from_rates([60] * 30 + [2] * 60, step_s=60)  # high 30 min, then low
     res = simulate(shape, ScalingConfig(min_capacity=2, max_capacity=10), SVC, duration_s=90 * 60,
                    provisioning_s=60, termination_s=60)
     changes = scale_changes(res)
@@ -101,7 +101,7 @@ def test_scale_in_needs_fifteen_low_minutes_and_goes_down_gradually():
 
 
 def test_high_resolution_metric_scales_out_sooner():
-    step = load.Step(5, 60, at_s=600)
+    step = shapes.Step(5, 60, at_s=600)
     std = simulate(step, ScalingConfig(target_value=1000), SVC, duration_s=HOUR)
     hi = simulate(step, ScalingConfig(metric="high_resolution", target_value=SVC.concurrency_target(0.5)), SVC,
                   duration_s=HOUR)
@@ -112,7 +112,7 @@ def test_high_resolution_metric_scales_out_sooner():
 
 
 def test_skipping_idle_ticks_gives_the_same_run_as_ticking_every_ten_seconds():
-    shape = load.Diurnal(2, 120, peak_hour=12) + load.Spike(at_s=9 * HOUR, duration_s=1200, extra_rps=80)
+    shape = shapes.Diurnal(2, 120, peak_hour=12) + shapes.Spike(at_s=9 * HOUR, duration_s=1200, extra_rps=80)
     cfg = ScalingConfig(min_capacity=2, max_capacity=8, scale_in_cooldown=120,
                         night=NightSchedule(night_min=1, night_starts_hour=18, day_starts_hour=6))
     a = simulate(shape, cfg, SVC, duration_s=86400, provisioning_s=95, termination_s=25)
@@ -125,31 +125,31 @@ def test_skipping_idle_ticks_gives_the_same_run_as_ticking_every_ten_seconds():
 
 def test_night_schedule_drops_min_at_night_and_restores_it_in_the_morning():
     cfg = ScalingConfig(min_capacity=3, max_capacity=6, night=NightSchedule(night_min=1))
-    res = simulate(load.Constant(0.5), cfg, SVC, duration_s=2 * 86400, start=DEFAULT_START)  # Monday 00:00
+    res = simulate(shapes.Constant(0.5), cfg, SVC, duration_s=2 * 86400, start=DEFAULT_START)  # Monday 00:00
     # Monday 00:00 is night (Sunday 20:00's action was the last to run): starts at 1.
     assert res.serving[0] == 1
     assert res.serving[7 * HOUR + 600] == 3  # 07:00 day action raised the minimum
     assert res.serving[int(20.5 * HOUR)] < 3  # idle evening: scaled in to the night minimum
     acts = res.activities
     assert (acts["cause"].str.contains("scheduled action name catkit-day")).any()
-    night_cost = simulate(load.Constant(0.5), ScalingConfig(min_capacity=3, max_capacity=6), SVC,
+    night_cost = simulate(shapes.Constant(0.5), ScalingConfig(min_capacity=3, max_capacity=6), SVC,
                           duration_s=2 * 86400).cost_usd
     assert res.cost_usd < night_cost
 
 
 def test_overload_and_latency_estimates():
     one = ScalingConfig(min_capacity=1, max_capacity=1)
-    res = simulate(load.Constant(50), one, SVC, duration_s=600)  # 50 req/s on a 40 req/s instance
+    res = simulate(shapes.Constant(50), one, SVC, duration_s=600)  # 50 req/s on a 40 req/s instance
     assert res.overload.sum() == pytest.approx(10 * 600)
     assert res.summary()["overload_fraction"] == pytest.approx(0.2)
     assert res.slo_violation(500) == 1.0
-    light = simulate(load.Constant(4), one, SVC, duration_s=600)
+    light = simulate(shapes.Constant(4), one, SVC, duration_s=600)
     assert light.p99_ms() < 500 and light.slo_violation(500) < 0.01
     assert light.latency_ms(0.99)[0] == pytest.approx(float(SVC.latency_ms(4, 0.99)))
 
 
 def test_metrics_reader_matches_what_sagemaker_records():
-    res = simulate(load.Constant(30), ScalingConfig(min_capacity=3, max_capacity=3), SVC, duration_s=600)
+    res = simulate(shapes.Constant(30), ScalingConfig(min_capacity=3, max_capacity=3), SVC, duration_s=600)
     assert (res.serving == 3).all()
     f = res.frame(60)
     assert f["per_instance_rps"].iloc[2] == pytest.approx(10)
@@ -193,10 +193,10 @@ def test_simulated_fleet_records_what_sagemaker_records():
 def test_traffic_arrays_and_validation():
     arr = np.r_[np.zeros(600), np.full(600, 50.0)]
     a = simulate(arr, ScalingConfig(), SVC, duration_s=1200)
-    b = simulate(load.Step(0, 50, at_s=600), ScalingConfig(), SVC, duration_s=1200)
+    b = simulate(shapes.Step(0, 50, at_s=600), ScalingConfig(), SVC, duration_s=1200)
     assert np.array_equal(a.serving, b.serving)
     with pytest.raises(ValueError, match="at least 60"):
-        traffic_array(load.Constant(1), 10)
+        traffic_array(shapes.Constant(1), 10)
     with pytest.raises(ValueError, match="one rate per second"):
         traffic_array(np.ones(100), 200)
     with pytest.raises(ValueError, match=">= 0"):
@@ -239,7 +239,7 @@ def test_compare_timelines_pairs_events():
 def test_summary_and_plot():
     # Midnight to 06:00 of a 2 -> 60 req/s day peaking at 14:00: at most ~17 req/s, i.e. under 9 per
     # instance on the 2 minimum instances of 40 req/s each, so the fleet never scales or overloads.
-    res = simulate(load.Diurnal(2, 60), ScalingConfig(), SVC, duration_s=6 * HOUR)
+    res = simulate(shapes.Diurnal(2, 60), ScalingConfig(), SVC, duration_s=6 * HOUR)
     s = res.summary(slo_p99_ms=200)
     assert (s["instances_min"], s["instances_max"], s["overload_requests"]) == (2, 2, 0.0)
     # A 200-ms SLO leaves 150 ms of queueing slack over the 50-ms base p99; at under a quarter of
@@ -266,7 +266,7 @@ def test_zero_traffic_reads_zeros_so_the_variant_scales_in_to_min():
 
 
 def test_peak_concurrency_statistic_scales_out_at_least_as_much():
-    step = load.Step(2, 30, at_s=600)
+    step = shapes.Step(2, 30, at_s=600)
     cfg = ScalingConfig(metric="high_resolution", target_value=4.0)
     mean = simulate(step, cfg, SVC, duration_s=HOUR)
     peak = simulate(step, cfg, SVC, duration_s=HOUR, concurrency_statistic="peak")

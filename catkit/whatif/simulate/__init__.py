@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from catkit.autoscaling.driver import TICK_S
 from catkit.whatif.calibrate import ServiceModel  # the old module offered it; notebooks use it
-from catkit.whatif.load import Shape
+from catkit.whatif.shapes import Shape
 from catkit.whatif.simulate.compare import (
     Comparison,
     agreement,

@@ -18,7 +18,7 @@ import numpy as np
 from catkit.names import scalable_target_key
 from catkit.timeconv import to_epoch, to_epoch_or_none
 from catkit.whatif.calibrate import ServiceModel
-from catkit.whatif.load import Shape
+from catkit.whatif.shapes import Shape
 from catkit.whatif.simulate.result import SimulationResult
 from catkit.whatif.simulate.run import DEFAULT_PROVISIONING_S, DEFAULT_TERMINATION_S, simulate
 from catkit.whatif.simulate.settings import ScalingConfig
@@ -171,6 +171,7 @@ def compare_with_endpoint(
     default a large instance that never saturates. ``concurrency_statistic`` defaults to "peak", the
     way the local backend samples ConcurrentRequestsPerModel. Extra keywords go to ``run_load``.
     """
+    from catkit.scaling import apply_config
     from catkit.whatif import load as load_mod
 
     desc = session.sagemaker.describe_endpoint(EndpointName=endpoint)
@@ -179,7 +180,7 @@ def compare_with_endpoint(
         raise ValueError(f"endpoint {endpoint} has no variant {variant!r}; it has {sorted(variants)}")
     initial = int(variants[variant].get("CurrentInstanceCount") or 1)
     if apply:
-        config.apply(session, endpoint, variant)
+        apply_config(session, endpoint, config, variant)
     load_kwargs.setdefault("progress", False)
     res = load_mod.run_load(session, endpoint, traffic, duration_s=duration_s, **load_kwargs)
     emulated = [e for e in emulated_capacity_events(session, endpoint, variant) if e[0] >= res.start_timestamp - 1]

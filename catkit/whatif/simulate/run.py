@@ -33,7 +33,7 @@ from catkit.autoscaling.schedule import Schedule
 from catkit.instance_types import get_instance_type
 from catkit.names import variant_dimensions, variant_resource_id
 from catkit.whatif.calibrate import ServiceModel
-from catkit.whatif.load import Shape, as_shape
+from catkit.whatif.shapes import Shape, as_shape
 from catkit.whatif.simulate.fleet import SimulatedFleet
 from catkit.whatif.simulate.result import SimulationResult
 from catkit.whatif.simulate.settings import DIMENSION, HIGH_RES_METRIC, NAMESPACE, SEED_CONFIG, ScalingConfig
@@ -97,7 +97,7 @@ def simulate(
 ) -> SimulationResult:
     """Simulate ``duration_s`` seconds of ``traffic`` on a variant scaled by ``config``.
 
-    ``traffic``: a :class:`catkit.whatif.load.Shape` (``t = 0`` at ``start``), a constant rate or an
+    ``traffic``: a :class:`catkit.whatif.shapes.Shape` (``t = 0`` at ``start``), a constant rate or an
     array of per-second rates. ``service``: the instance's :class:`ServiceModel` (default: 40
     req/s, 4 workers - replace with a calibration). ``initial_capacity``: instances at ``start``
     (default: MinCapacity in force then). ``concurrency_statistic``: what ConcurrentRequestsPerModel
