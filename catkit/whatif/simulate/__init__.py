@@ -4,7 +4,7 @@
 under this traffic with these scaling settings?" in seconds: the engine the local backend runs,
 stepped by the same :class:`~catkit.autoscaling.driver.ScalingDriver`, over a simulated fleet.
 
-Modules: ``settings`` (:class:`ScalingConfig`, :class:`NightSchedule`), ``fleet`` (the simulated
+The settings are :class:`catkit.autoscaling.config.ScalingConfig` (re-exported here). Modules: ``fleet`` (the simulated
 fleet port and the metrics it emits), ``run`` (:func:`simulate`), ``result``
 (:class:`SimulationResult`: latency, cost, frames, plots), ``compare`` (against a real or local
 endpoint).
@@ -12,7 +12,17 @@ endpoint).
 
 from __future__ import annotations
 
+from catkit.autoscaling.config import (  # the policy vocabulary, offered here as before
+    HIGH_RES_METRIC,
+    INVOCATIONS_METRIC,
+    METRIC_ALIASES,
+    SEED_CONFIG,
+    NightSchedule,
+    ScalingConfig,
+)
 from catkit.autoscaling.driver import TICK_S
+from catkit.names import AAS_SAGEMAKER as NAMESPACE
+from catkit.names import VARIANT_INSTANCE_COUNT as DIMENSION
 from catkit.whatif.calibrate import ServiceModel  # the old module offered it; notebooks use it
 from catkit.whatif.shapes import Shape
 from catkit.whatif.simulate.compare import (
@@ -24,7 +34,7 @@ from catkit.whatif.simulate.compare import (
     plot_side_by_side,
     simulated_capacity_events,
 )
-from catkit.whatif.simulate.fleet import FleetMetrics, SimulatedFleet
+from catkit.whatif.simulate.fleet import SimulatedFleet
 from catkit.whatif.simulate.result import SimulationResult
 from catkit.whatif.simulate.run import (
     DEFAULT_PROVISIONING_S,
@@ -32,16 +42,6 @@ from catkit.whatif.simulate.run import (
     DEFAULT_TERMINATION_S,
     simulate,
     traffic_array,
-)
-from catkit.whatif.simulate.settings import (
-    DIMENSION,
-    HIGH_RES_METRIC,
-    INVOCATIONS_METRIC,
-    METRIC_ALIASES,
-    NAMESPACE,
-    SEED_CONFIG,
-    NightSchedule,
-    ScalingConfig,
 )
 
 __all__ = [
@@ -56,7 +56,6 @@ __all__ = [
     "SEED_CONFIG",
     "TICK_S",
     "Comparison",
-    "FleetMetrics",
     "NightSchedule",
     "ScalingConfig",
     "ServiceModel",

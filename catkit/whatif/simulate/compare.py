@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from catkit.autoscaling.config import ScalingConfig
 from catkit.names import scalable_target_key
 from catkit.timeconv import to_epoch, to_epoch_or_none
 from catkit.whatif.calibrate import ServiceModel
 from catkit.whatif.shapes import Shape
 from catkit.whatif.simulate.result import SimulationResult
 from catkit.whatif.simulate.run import DEFAULT_PROVISIONING_S, DEFAULT_TERMINATION_S, simulate
-from catkit.whatif.simulate.settings import ScalingConfig
 
 
 def compare_timelines(

@@ -26,9 +26,8 @@ later, when the variant is InService again.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -215,23 +214,3 @@ class SimulatedFleet:
                 record(SAGEMAKER_METRICS, "InvocationsPerInstance", self.dims, total, per, lo, hi, stamp)
             i = j
         self._recorded = idx
-
-
-class FleetMetrics:
-    """Deprecated: the simulator's metrics are in its :class:`MetricStore` now (``fleet.metrics``).
-    Kept so code that read them through this MetricReader keeps working."""
-
-    def __init__(self, fleet: SimulatedFleet) -> None:
-        self.fleet = fleet
-
-    def statistics(
-        self,
-        namespace: str,
-        name: str,
-        dimensions: Mapping[str, str],
-        start: float,
-        end: float,
-        period: int,
-        statistics: Sequence[str],
-    ) -> list[dict[str, Any]]:
-        return self.fleet.metrics.statistics(namespace, name, dimensions, start, end, period, statistics)

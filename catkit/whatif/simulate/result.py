@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from catkit.autoscaling.config import ScalingConfig
 from catkit.whatif.calibrate import ServiceModel
-from catkit.whatif.simulate.settings import ScalingConfig
 
 
 @dataclass

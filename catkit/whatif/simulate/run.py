@@ -27,16 +27,18 @@ from typing import Any
 import numpy as np
 
 from catkit.autoscaling import AlarmBook, Engine
+from catkit.autoscaling.config import HIGH_RES_METRIC, SEED_CONFIG, ScalingConfig
 from catkit.autoscaling.driver import TICK_S, ScalingDriver
 from catkit.autoscaling.metrics_store import MetricStore
 from catkit.autoscaling.schedule import Schedule
 from catkit.instance_types import get_instance_type
+from catkit.names import AAS_SAGEMAKER as NAMESPACE
+from catkit.names import VARIANT_INSTANCE_COUNT as DIMENSION
 from catkit.names import variant_dimensions, variant_resource_id
 from catkit.whatif.calibrate import ServiceModel
 from catkit.whatif.shapes import Shape, as_shape
 from catkit.whatif.simulate.fleet import SimulatedFleet
 from catkit.whatif.simulate.result import SimulationResult
-from catkit.whatif.simulate.settings import DIMENSION, HIGH_RES_METRIC, NAMESPACE, SEED_CONFIG, ScalingConfig
 
 DEFAULT_START = 1_704_067_200.0  # Monday 2024-01-01 00:00:00 UTC
 DEFAULT_PROVISIONING_S = 240.0  # the local backend's default (catkit.local.fleet.instances)
