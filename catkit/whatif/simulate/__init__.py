@@ -31,6 +31,7 @@ from catkit.whatif.simulate.compare import (
     compare_timelines,
     compare_with_endpoint,
     emulated_capacity_events,
+    observed_traffic,
     plot_side_by_side,
     simulated_capacity_events,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "compare_timelines",
     "compare_with_endpoint",
     "emulated_capacity_events",
+    "observed_traffic",
     "plot_side_by_side",
     "simulate",
     "simulated_capacity_events",

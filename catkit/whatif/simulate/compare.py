@@ -147,6 +147,19 @@ class Comparison:
         return plot_side_by_side(self.simulated, self.emulated, self.initial_capacity, ax=ax)
 
 
+def observed_traffic(result: Any, duration_s: float) -> np.ndarray:
+    """Requests per second of a load run (:class:`catkit.whatif.load.LoadResult`) as the endpoint
+    recorded them: each request at its planned time plus how late it was sent plus its latency
+    (both real milliseconds, times the run's time scale), counted per emulated second."""
+    f = result.frame
+    n = math.ceil(duration_s)
+    if len(f) == 0:
+        return np.zeros(n)
+    late_s = (f["sent_delay_ms"].to_numpy(float) + np.nan_to_num(f["latency_ms"].to_numpy(float))) / 1000.0
+    seconds = np.floor(f["time"].to_numpy(float) + late_s * result.time_scale).astype(np.int64)
+    return np.bincount(np.clip(seconds, 0, n - 1), minlength=n)[:n].astype(float)
+
+
 def compare_with_endpoint(
     session: Any,
     endpoint: str,
@@ -160,6 +173,7 @@ def compare_with_endpoint(
     variant: str = "AllTraffic",
     apply: bool = True,
     concurrency_statistic: str = "peak",
+    simulate_traffic: str = "observed",
     **load_kwargs: Any,
 ) -> Comparison:
     """Apply ``config`` to ``endpoint`` (unless ``apply=False``), drive it with ``traffic`` through
@@ -169,8 +183,13 @@ def compare_with_endpoint(
     ``provisioning_s``: how long an instance launch takes there (emulated seconds locally; measure
     it, e.g. an endpoint's CreationTime -> InService). ``service`` matters for latency only; by
     default a large instance that never saturates. ``concurrency_statistic`` defaults to "peak", the
-    way the local backend samples ConcurrentRequestsPerModel. Extra keywords go to ``run_load``.
+    way the local backend samples ConcurrentRequestsPerModel. ``simulate_traffic``: "observed"
+    (default) simulates the requests as the endpoint received them - the plan moved by how late each
+    left the load generator and how long it took - so a busy client machine does not show up as a
+    simulator error; "planned" simulates ``traffic`` itself. Extra keywords go to ``run_load``.
     """
+    if simulate_traffic not in ("observed", "planned"):
+        raise ValueError(f"simulate_traffic is 'observed' or 'planned', got {simulate_traffic!r}")
     from catkit.scaling import apply_config
     from catkit.whatif import load as load_mod
 
@@ -185,7 +204,7 @@ def compare_with_endpoint(
     res = load_mod.run_load(session, endpoint, traffic, duration_s=duration_s, **load_kwargs)
     emulated = [e for e in emulated_capacity_events(session, endpoint, variant) if e[0] >= res.start_timestamp - 1]
     sim = simulate(
-        traffic,
+        observed_traffic(res, duration_s) if simulate_traffic == "observed" else traffic,
         config,
         service or ServiceModel(max_rps=1e6, workers=1024, source="never saturates (comparison default)"),
         duration_s=duration_s,

@@ -196,6 +196,32 @@ def _ts(value) -> float:
     return value.timestamp() if isinstance(value, datetime) else float(value)
 
 
+def _datapoints(cw, name: str, metric: str, stat: str, period: int, start: float, end: float) -> dict[float, float]:
+    """What the backend recorded: period start (emulated epoch s) -> statistic."""
+    rows = cw.get_metric_statistics(
+        Namespace="AWS/SageMaker", MetricName=metric, Statistics=[stat], Period=period,
+        Dimensions=[{"Name": "EndpointName", "Value": name}, {"Name": "VariantName", "Value": "AllTraffic"}],
+        StartTime=datetime.fromtimestamp(start, UTC), EndTime=datetime.fromtimestamp(end, UTC),
+    )["Datapoints"]
+    return {_ts(r["Timestamp"]): r[stat] for r in rows}
+
+
+def _went_to_alarm(cw, alarm: str) -> float:
+    """When the alarm first went to ALARM (emulated epoch s)."""
+    items = cw.describe_alarm_history(AlarmName=alarm, HistoryItemType="StateUpdate")["AlarmHistoryItems"]
+    return min(_ts(h["Timestamp"]) for h in items if "to ALARM" in h["HistorySummary"])
+
+
+def _assert_fired_at_first_chance(points: dict[float, float], fired: float, period: int, n: int, breaches) -> None:
+    """M-of-N with M = N = n: the n periods before ``fired`` breach, and at the evaluation one period
+    earlier they did not all breach yet - the alarm fired at its first chance, whatever the timing
+    of the load that produced the metrics (robust to a loaded machine)."""
+    window = [fired - (k + 1) * period for k in range(n)]
+    assert all(t in points and breaches(points[t]) for t in window), (fired, points)
+    before = [t - period for t in window]
+    assert not all(t in points and breaches(points[t]) for t in before), (fired, points)
+
+
 def test_seed_code_runs_unchanged_and_its_alarms_show_in_cloudwatch(backend):
     aas, cw = backend.client("application-autoscaling"), backend.client("cloudwatch")
     aas.register_scalable_target(**_target("seed"), MinCapacity=2, MaxCapacity=10)
@@ -299,10 +325,19 @@ def test_step_load_scales_out_then_back_in_following_aws_rules(backend):
     assert last_in["Description"] == "Setting desired instance count to 2."
     assert all(a["StatusCode"] == "Successful" for a in acts), acts
     assert all(a["StatusMessage"].startswith("Successfully set desired instance count to") for a in acts)
-    # AlarmHigh needs three complete one-minute datapoints above target.
-    reaction = _ts(first_out["StartTime"]) - load_start
-    assert 120 <= reaction <= 420, reaction
+    # AlarmHigh needs three complete one-minute datapoints above target; the scale-out is decided in
+    # the same step. Checked on the datapoints the backend recorded, not on the load's wall clock.
+    fired = _went_to_alarm(cw, high)
+    assert _ts(first_out["StartTime"]) == fired
+    points = _datapoints(cw, name, "InvocationsPerInstance", "Sum", 60, load_start - 600, fired)
+    _assert_fired_at_first_chance(points, fired, 60, 3, lambda v: v > 10.0)
+    reaction = fired - load_start
+    assert reaction >= 120, reaction  # three complete minutes of load cannot come sooner
     # Scale-in needs fifteen one-minute datapoints below 90 % of the target after the load stops.
+    low_fired = _went_to_alarm(cw, low)
+    low_points = _datapoints(cw, name, "InvocationsPerInstance", "Sum", 60, low_fired - 1200, low_fired)
+    assert all(low_points.get(low_fired - (k + 1) * 60, 99.0) < 9.0 for k in range(15)), (low_fired, low_points)
+    assert _ts(last_in["StartTime"]) >= low_fired
     assert _ts(last_in["StartTime"]) - load_stop >= 14 * 60
     # The activity lasts as long as SageMaker takes to provision (InProgress -> Successful).
     assert _ts(first_out["EndTime"]) - _ts(first_out["StartTime"]) >= 200
@@ -347,11 +382,10 @@ def test_high_resolution_metric_answers_the_same_step_sooner(backend):
             },
         },
     )
-    time.sleep(1.0)  # a few quiet 10-second datapoints first
     start = _emulated_now(backend)
     load = Load(backend, name, rate=40, body=b"0.15", content_type="application/x-slow", threads=8)
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         acts = []
         while time.monotonic() < deadline and not acts:
             acts = aas.describe_scaling_activities(ServiceNamespace="sagemaker")["ScalingActivities"]
@@ -360,11 +394,23 @@ def test_high_resolution_metric_answers_the_same_step_sooner(backend):
     finally:
         load.stop()
     assert acts, "no scale-out on the high-resolution metric"
-    reaction = _ts(acts[-1]["StartTime"]) - start
-    # Three 10-second datapoints instead of three one-minute ones: well under the 180 s floor of
-    # the standard metric (measured in the previous test as >= 120 s and by the engine as 180 s).
-    print(f"\nhigh-resolution reaction: {reaction:.0f} emulated s after the step")
-    assert reaction < 120, reaction
+    cw = backend.client("cloudwatch")
+    [high] = [a["AlarmName"] for a in cw.describe_alarms(AlarmNamePrefix=f"TargetTracking-endpoint/{name}/")[
+        "MetricAlarms"] if "AlarmHigh" in a["AlarmName"]]
+    fired = _went_to_alarm(cw, high)
+    assert _ts(acts[-1]["StartTime"]) == fired
+    # Three 10-second datapoints of ConcurrentRequestsPerModel above 1.0, each the in-flight peak of
+    # its own 10-second window: the alarm fired at its first chance ...
+    points = _datapoints(cw, name, "ConcurrentRequestsPerModel", "Average", 10, start - 60, fired)
+    _assert_fired_at_first_chance(points, fired, 10, 3, lambda v: v > 1.0)
+    # ... so a step is answered 30 s after it began to show, where the one-minute metric needs three
+    # complete minutes (>= 180 s, previous test).
+    run_start = fired - 10
+    while points.get(run_start - 10, 0.0) > 1.0:
+        run_start -= 10
+    reaction = fired - run_start
+    print(f"\nhigh-resolution reaction: {reaction:.0f} emulated s after the busy 10-s windows began")
+    assert reaction == 30, (reaction, points)
 
 
 def test_scheduled_night_action_lowers_min_and_max(backend):
