@@ -12,8 +12,6 @@ against AWS's rules (aws-facts §1.2-§1.8).
 
 from __future__ import annotations
 
-import io
-import tarfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,6 +19,8 @@ from datetime import UTC, datetime
 
 import botocore.exceptions
 import pytest
+
+from catkit.testing import echo_archive
 
 pytestmark = pytest.mark.slow
 
@@ -34,28 +34,6 @@ SEED_POLICY = {
     "ScaleOutCooldown": 60,
     "ScaleInCooldown": 300,
 }
-INFERENCE = b"""
-import time
-
-
-def model_fn(model_dir):
-    return None
-
-
-def transform_fn(model, body, content_type, accept):
-    if content_type == "application/x-slow":
-        time.sleep(float(body))
-    return body, "text/plain"
-"""
-
-
-def _archive() -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        info = tarfile.TarInfo("code/inference.py")
-        info.size = len(INFERENCE)
-        tar.addfile(info, io.BytesIO(INFERENCE))
-    return buf.getvalue()
 
 
 ENDPOINTS = {"seed": 2, "step": 2, "hires": 2, "night": 3}  # name -> initial instance count
@@ -67,7 +45,7 @@ def backend(module_backend_factory):
     b = module_backend_factory(time_scale=SCALE)
     s3 = b.client("s3")
     s3.create_bucket(Bucket="models")
-    s3.put_object(Bucket="models", Key="echo/model.tar.gz", Body=_archive())
+    s3.put_object(Bucket="models", Key="echo/model.tar.gz", Body=echo_archive())
     sm = b.client("sagemaker")
     for name, count in ENDPOINTS.items():
         sm.create_model(
