@@ -366,8 +366,13 @@ class Engine(DecisionRules):
                 raise validation(f"ScalableTargetAction.{label} must be at least {lowest}; got {v}.")
         if min_capacity is not None and max_capacity is not None:
             check_bounds(min_capacity, max_capacity)
-        given = {"timezone": timezone, "start_time": start_time, "end_time": end_time}
-        given.update(min_capacity=min_capacity, max_capacity=max_capacity)
+        given = {
+            "timezone": timezone,
+            "start_time": start_time,
+            "end_time": end_time,
+            "min_capacity": min_capacity,
+            "max_capacity": max_capacity,
+        }
         if existing is not None:
             action = existing.updated(schedule=schedule or None, **given)
         else:
