@@ -7,17 +7,18 @@ drive it, so both scale the same way.
 
 Modules (one idea each):
 
-* ``alarms`` - :class:`AlarmSpec`, :class:`AlarmBook` (put_alarm, delete_alarms, get, list,
-  set_state, evaluate, history, pop_actions, to_dict/from_dict): M-of-N evaluation with
-  TreatMissingData, evaluation range, Auto Scaling action repeats.
+* ``alarm_rules`` - :class:`AlarmSpec` and its validation, the pure M-of-N decision with
+  TreatMissingData, evaluation range and cadence.
+* ``alarms`` - :class:`AlarmBook` (put_alarm, delete_alarms, get, list, set_state, evaluate,
+  history, pop_actions, to_dict/from_dict): state, history, Auto Scaling action repeats.
 * ``targets`` / ``policies`` / ``activities`` - the stored resources and activity texts/codes.
 * ``target_tracking`` - metric resolution, the AlarmHigh/AlarmLow shapes, the capacity formula.
 * ``step_scaling`` - step selection, percent rounding, MinAdjustmentMagnitude, validation.
 * ``schedule`` - at()/rate()/cron() with IANA time zones and Start/EndTime.
 * ``engine`` - :class:`Engine`: the resources (targets, policies, scheduled actions, activities,
-  cooldowns) and their persistence; ``decisions`` - the decision rules (a mixin of Engine).
+  cooldowns); ``decisions`` - the decision rules and ``engine_state`` - persistence (mixins of Engine).
 * ``metrics_store`` - :class:`MetricStore`, the one CloudWatch-like metric store (backend,
-  simulator and tests).
+  simulator and tests); ``metric_statistics`` - its value distribution and extended statistics.
 * ``driver`` - :class:`ScalingDriver`, the one ordered step (idle zeros -> metrics -> alarms ->
   decision -> apply -> settle) over a :class:`FleetPort`.
 

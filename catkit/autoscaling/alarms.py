@@ -1,34 +1,21 @@
-"""CloudWatch metric alarms, evaluated the way CloudWatch does it: pure, on a caller-supplied clock.
+"""The alarm book: CloudWatch metric alarms of one account/region, evaluated on a caller's clock.
 
-This module owns alarm definitions (:class:`AlarmSpec`, PutMetricAlarm in snake_case), alarm state
-and history (:class:`Alarm`, :class:`AlarmHistoryItem`) and the evaluation rules
-(:class:`AlarmBook`). It reads metrics only through the :class:`MetricReader` port (same signature
-as ``catkit.autoscaling.metrics_store.MetricStore.statistics``) and never looks at a wall clock: every
-call takes ``now`` (epoch seconds).
+This module owns alarm state and history (:class:`Alarm`, :class:`AlarmHistoryItem`), evaluation
+scheduling, the action outbox and persistence (:class:`AlarmBook`). What an alarm is and which state
+its datapoints call for are the pure rules of :mod:`catkit.autoscaling.alarm_rules` (:class:`AlarmSpec`,
+:func:`~catkit.autoscaling.alarm_rules.decide`), re-exported here. It reads metrics only through the
+:class:`MetricReader` port (``MetricStore.statistics``) and never looks at a wall clock: every call
+takes ``now`` (epoch seconds).
 
-Rules implemented (AWS CloudWatch user guide, "Evaluating an alarm" and "Configuring how
-CloudWatch alarms treat missing data"):
+How the book evaluates (AWS CloudWatch user guide, "Evaluating an alarm"):
 
-* M out of N: the alarm goes to ALARM when at least ``datapoints_to_alarm`` (M) of the last
-  ``evaluation_periods`` (N) datapoints breach, else OK.
-* Evaluation range: CloudWatch retrieves more datapoints than N. ASSUMPTION (AWS does not publish
-  the number; its documentation table uses 5 datapoints for N=3): ``N + max(2, N // 3)`` periods,
-  see :func:`evaluation_range`.
-* If at least N real datapoints exist in the range, the most recent N real ones are evaluated and
-  TreatMissingData is not used. If fewer, missing datapoints are filled per TreatMissingData
-  (``breaching``/``notBreaching``) as few times as possible; with ``missing``/``ignore`` only real
-  datapoints count, plus the "avoid premature transition" rule: the alarm goes to ALARM when the
-  oldest breaching datapoint among the last N is at least M periods old and every more recent real
-  datapoint breaches (``ignore`` keeps the current state in that case instead).
-* No real datapoint in the range: ``missing`` -> INSUFFICIENT_DATA, ``breaching`` -> ALARM,
-  ``notBreaching`` -> OK, ``ignore`` -> keep the current state.
 * Latest datapoint: ASSUMPTION - only *complete* periods are evaluated (a period ``[t, t+P)`` is
   evaluated once ``now >= t + P``); the running period is never looked at, so a partially filled
   Sum cannot read as "low". Change :data:`EVALUATE_PARTIAL_PERIOD` to evaluate it.
 * Evaluation cadence: alarms with a period of 60 s or more are evaluated once a minute, alarms
   with a high-resolution period (10 or 30 s) every 10 s, on boundaries of that interval.
-  ``evaluate`` is idempotent for a given ``now``: alarms not yet due are skipped, so two callers
-  (the CloudWatch API loop and the autoscaling engine) can share one book.
+  ``evaluate`` is idempotent for a given ``now``: alarms not yet due are skipped, so callers that
+  share one book cannot evaluate an alarm twice.
 * Actions fire on state changes. For Application/EC2 Auto Scaling actions (ARNs
   ``arn:<partition>:autoscaling:...``) the alarm keeps invoking the action once a minute (every
   period for high-resolution alarms) while it stays in the state, as AWS documents. Invocations are
@@ -39,45 +26,64 @@ CloudWatch alarms treat missing data"):
   ASSUMPTION: datapoints that arrive more than a period late (back-dated PutMetricData) are not
   seen by an alarm that already read that period; CloudWatch re-reads the whole range. This keeps
   long simulations cheap.
-* Statistics: SampleCount, Average, Sum, Minimum, Maximum, or an extended statistic (``p99``,
-  ``p99.9``, ``tm90`` ...) which is passed through to the reader. ``unit`` is stored and shown but
-  not used to filter (ASSUMPTION: the local metric store keeps one unit per metric).
+* Statistics: a standard or an extended statistic (``p99``, ``tm90`` ...) is passed through to the
+  reader. ``unit`` is stored and shown but not used to filter (ASSUMPTION: the local metric store
+  keeps one unit per metric).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from catkit.autoscaling.alarm_rules import (
+    ALARM,
+    COMPARISONS,
+    INSUFFICIENT_DATA,
+    OK,
+    STATES,
+    STATISTICS,
+    TREAT_MISSING,
+    AlarmSpec,
+    AlarmSpecError,
+    Outcome,
+    action_repeat_interval,
+    decide,
+    decide_state,
+    evaluation_interval,
+    evaluation_range,
+    is_autoscaling_action,
+)
 from catkit.timeconv import from_epoch
 
-OK = "OK"
-ALARM = "ALARM"
-INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
-STATES = (OK, ALARM, INSUFFICIENT_DATA)
-
-TREAT_MISSING = ("missing", "notBreaching", "breaching", "ignore")
-STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
-COMPARISONS: dict[str, Callable[[float, float], bool]] = {
-    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
-    "GreaterThanThreshold": lambda v, t: v > t,
-    "LessThanThreshold": lambda v, t: v < t,
-    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
-}
-# Words CloudWatch uses in state reasons ("were greater than the threshold").
-_COMPARISON_WORDS = {
-    "GreaterThanOrEqualToThreshold": "greater than or equal to",
-    "GreaterThanThreshold": "greater than",
-    "LessThanThreshold": "less than",
-    "LessThanOrEqualToThreshold": "less than or equal to",
-}
-_EXTENDED_STAT = re.compile(r"^((p|tm|wm|tc|ts)\d{1,2}(\.\d+)?|p100|(p|tm|wm|tc|ts|pr)\(.+\))$", re.I)
-_AUTOSCALING_ARN = re.compile(r"^arn:[^:]+:autoscaling:")
+__all__ = [
+    "ALARM",
+    "COMPARISONS",
+    "EVALUATE_PARTIAL_PERIOD",
+    "INSUFFICIENT_DATA",
+    "OK",
+    "REREAD_PERIODS",
+    "STATES",
+    "STATISTICS",
+    "TREAT_MISSING",
+    "ActionInvocation",
+    "Alarm",
+    "AlarmBook",
+    "AlarmHistoryItem",
+    "AlarmSpec",
+    "AlarmSpecError",
+    "AlarmTransition",
+    "MetricReader",
+    "action_repeat_interval",
+    "decide_state",
+    "evaluation_interval",
+    "evaluation_range",
+    "is_autoscaling_action",
+]
 
 EVALUATE_PARTIAL_PERIOD = False
 # How many already-read periods (the newest) are read again at each evaluation.
@@ -87,121 +93,12 @@ INITIAL_REASON = "Unchecked: Initial alarm creation"
 
 
 class MetricReader(Protocol):
-    """Port to a metric store (``MetricStore.statistics`` signature)."""
+    """Port to a metric store: ``statistics`` is called like
+    :meth:`catkit.autoscaling.metrics_store.MetricStore.statistics` ``(namespace, name, dimensions,
+    start, end, period, statistics)`` and returns its rows (``Timestamp`` plus one key per statistic).
+    """
 
-    def statistics(
-        self,
-        namespace: str,
-        name: str,
-        dimensions: Mapping[str, str],
-        start: float,
-        end: float,
-        period: int,
-        statistics: Sequence[str],
-    ) -> list[dict]: ...
-
-
-class AlarmSpecError(ValueError):
-    """An alarm definition CloudWatch would reject; the message says what to change."""
-
-
-@dataclass
-class AlarmSpec:
-    """PutMetricAlarm parameters in snake_case."""
-
-    alarm_name: str
-    namespace: str
-    metric_name: str
-    dimensions: dict[str, str] = field(default_factory=dict)
-    statistic: str | None = None
-    extended_statistic: str | None = None
-    period: int = 60
-    evaluation_periods: int = 1
-    datapoints_to_alarm: int | None = None
-    threshold: float = 0.0
-    comparison_operator: str = "GreaterThanThreshold"
-    treat_missing_data: str = "missing"
-    alarm_actions: list[str] = field(default_factory=list)
-    ok_actions: list[str] = field(default_factory=list)
-    insufficient_data_actions: list[str] = field(default_factory=list)
-    actions_enabled: bool = True
-    alarm_description: str | None = None
-    unit: str | None = None
-
-    def __post_init__(self) -> None:
-        self.dimensions = dict(self.dimensions or {})
-        self.alarm_actions = list(self.alarm_actions or [])
-        self.ok_actions = list(self.ok_actions or [])
-        self.insufficient_data_actions = list(self.insufficient_data_actions or [])
-        if self.treat_missing_data is None:
-            self.treat_missing_data = "missing"
-        self.validate()
-
-    @property
-    def m(self) -> int:
-        """Datapoints to alarm (defaults to evaluation periods)."""
-        return self.datapoints_to_alarm or self.evaluation_periods
-
-    @property
-    def stat_name(self) -> str:
-        return self.statistic or self.extended_statistic or ""
-
-    def validate(self) -> None:
-        """Raise :class:`AlarmSpecError` naming the offending field, as PutMetricAlarm does."""
-        if not self.alarm_name:
-            raise AlarmSpecError("AlarmName must not be empty.")
-        if (self.statistic is None) == (self.extended_statistic is None):
-            raise AlarmSpecError(
-                "Exactly one of Statistic or ExtendedStatistic must be specified "
-                f"(got Statistic={self.statistic!r}, ExtendedStatistic={self.extended_statistic!r})."
-            )
-        if self.statistic is not None and self.statistic not in STATISTICS:
-            raise AlarmSpecError(f"Statistic must be one of {', '.join(STATISTICS)}; got {self.statistic!r}.")
-        if self.extended_statistic is not None and not _EXTENDED_STAT.match(self.extended_statistic):
-            raise AlarmSpecError(
-                f"ExtendedStatistic {self.extended_statistic!r} is not a valid percentile or trimmed "
-                "statistic (examples: p99, p99.9, tm90)."
-            )
-        if self.period not in (10, 20, 30) and (self.period < 60 or self.period % 60):
-            raise AlarmSpecError(f"Period must be 10, 20, 30 or a multiple of 60 seconds; got {self.period}.")
-        if self.evaluation_periods < 1:
-            raise AlarmSpecError(f"EvaluationPeriods must be at least 1; got {self.evaluation_periods}.")
-        if self.period * self.evaluation_periods > 7 * 24 * 3600:
-            raise AlarmSpecError("Period * EvaluationPeriods must not exceed one week (604800 seconds).")
-        if (
-            self.datapoints_to_alarm is not None
-            and not 1 <= self.datapoints_to_alarm <= self.evaluation_periods
-        ):
-            raise AlarmSpecError(
-                f"DatapointsToAlarm must be between 1 and EvaluationPeriods ({self.evaluation_periods}); "
-                f"got {self.datapoints_to_alarm}."
-            )
-        if self.comparison_operator not in COMPARISONS:
-            raise AlarmSpecError(
-                f"ComparisonOperator {self.comparison_operator!r} is not supported for static-threshold "
-                f"alarms; use one of {', '.join(COMPARISONS)}."
-            )
-        if self.treat_missing_data not in TREAT_MISSING:
-            raise AlarmSpecError(
-                f"TreatMissingData must be one of {', '.join(TREAT_MISSING)}; got {self.treat_missing_data!r}."
-            )
-        if not math.isfinite(float(self.threshold)):
-            raise AlarmSpecError(f"Threshold must be a finite number; got {self.threshold!r}.")
-
-    def breaches(self, value: float) -> bool:
-        return COMPARISONS[self.comparison_operator](value, float(self.threshold))
-
-    def actions_for(self, state: str) -> list[str]:
-        if not self.actions_enabled:
-            return []
-        return {ALARM: self.alarm_actions, OK: self.ok_actions}.get(state, self.insufficient_data_actions)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> AlarmSpec:
-        return cls(**dict(d))
+    statistics: Callable[..., list[dict[str, Any]]]
 
 
 @dataclass
@@ -271,137 +168,8 @@ class Alarm:
         return self.spec.alarm_name
 
 
-def evaluation_range(evaluation_periods: int) -> int:
-    """How many periods CloudWatch looks back (ASSUMPTION, see module docstring)."""
-    return evaluation_periods + max(2, evaluation_periods // 3)
-
-
-def evaluation_interval(period: int) -> int:
-    """How often an alarm is evaluated: each minute, or every 10 s for high-resolution periods."""
-    return 60 if period >= 60 else 10
-
-
-def action_repeat_interval(period: int) -> int:
-    """Auto Scaling actions repeat once a minute, every period for high-resolution alarms."""
-    return min(60, period)
-
-
-def is_autoscaling_action(arn: str) -> bool:
-    return bool(_AUTOSCALING_ARN.match(arn))
-
-
-def _fmt_time(ts: float) -> str:
-    return from_epoch(ts).strftime("%d/%m/%y %H:%M:%S")
-
-
 def _iso(ts: float) -> str:
     return from_epoch(ts).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-
-
-def _num(v: float) -> str:
-    return repr(float(v))
-
-
-@dataclass
-class _Outcome:
-    state: str | None  # None = keep the current state
-    reason: Callable[[], str]  # rendered only when the state changes (cheap evaluations)
-
-
-def decide_state(spec: AlarmSpec, values: Sequence[float | None], current: str) -> tuple[str | None, str]:
-    """Pure M-of-N decision over one evaluation range (oldest first, ``None`` = missing).
-
-    Returns ``(new_state or None to keep the current state, reason)``. Exposed for table tests.
-    """
-    o = _decide(spec, values, current, [0.0] * len(values))
-    return o.state, o.reason()
-
-
-def _keep() -> str:
-    return ""
-
-
-def _decide(
-    spec: AlarmSpec, values: Sequence[float | None], current: str, stamps: Sequence[float]
-) -> _Outcome:
-    n, m = spec.evaluation_periods, spec.m
-    tmd = spec.treat_missing_data
-    real = [(i, v) for i, v in enumerate(values) if v is not None]
-    word = _COMPARISON_WORDS[spec.comparison_operator]
-
-    def listed(points: Sequence[tuple[int, float]]) -> str:
-        return ", ".join(f"{_num(v)} ({_fmt_time(stamps[i])})" for i, v in reversed(points))
-
-    if not real:
-        plural = "s" if n > 1 else ""
-        detail = (
-            f"no datapoints were received for {n} period{plural} and {n} missing datapoint{plural} "
-            f"{'were' if n > 1 else 'was'} treated as"
-        )
-        if tmd == "missing":
-            return _Outcome(INSUFFICIENT_DATA, lambda: f"Insufficient Data: {detail} [Missing].")
-        if tmd == "breaching":
-            return _Outcome(ALARM, lambda: f"Threshold Crossed: {detail} [Breaching].")
-        if tmd == "notBreaching":
-            return _Outcome(OK, lambda: f"Threshold Crossed: {detail} [NonBreaching].")
-        return _Outcome(None, _keep)
-
-    if len(real) >= n:
-        window = real[-n:]
-        fills = 0
-    elif tmd in ("breaching", "notBreaching"):
-        window = real
-        fills = n - len(real)
-    else:
-        window = real
-        fills = 0
-        # Avoid premature transition: the oldest breaching datapoint among the last N periods is at
-        # least M periods old and every more recent real datapoint breaches -> ALARM.
-        last_n = values[-n:]
-        breach_pos = [k for k, v in enumerate(last_n) if v is not None and spec.breaches(v)]
-        if breach_pos and len(last_n) - breach_pos[0] >= m:
-            later = [v for v in last_n[breach_pos[0] :] if v is not None]
-            if all(spec.breaches(v) for v in later):
-                if tmd == "ignore":
-                    return _Outcome(None, _keep)
-                k = len(later)
-                return _Outcome(
-                    ALARM,
-                    lambda: (
-                        f"Threshold Crossed: {k} datapoint{'s' if k > 1 else ''} [{listed(real[-n:])}] "
-                        f"{'were' if k > 1 else 'was'} {word} the threshold ({_num(spec.threshold)}) and the "
-                        f"remaining datapoints were missing (minimum {m} datapoint{'s' if m > 1 else ''} for "
-                        f"{current} -> ALARM transition)."
-                    ),
-                )
-
-    breaching = sum(1 for _, v in window if spec.breaches(v))
-    if tmd == "breaching":
-        breaching += fills
-    if (
-        tmd in ("missing", "ignore")
-        and len(window) < n
-        and m > breaching
-        and breaching + n - len(window) >= m
-    ):
-        # Too few real datapoints to decide either way (the missing ones could still make M):
-        # ASSUMPTION - keep the current state until more data arrives.
-        return _Outcome(None, _keep)
-    total = len(window) + fills
-    if breaching >= m:
-        new, count, verb = ALARM, breaching, word
-    else:
-        new, count, verb = OK, total - breaching, f"not {word}"
-    need = m if new == ALARM else total - m + 1
-
-    def reason() -> str:
-        return (
-            f"Threshold Crossed: {count} out of the last {total} datapoints [{listed(window)}] "
-            f"{'was' if count == 1 else 'were'} {verb} the threshold ({_num(spec.threshold)}) "
-            f"(minimum {need} datapoint{'s' if need != 1 else ''} for {current} -> {new} transition)."
-        )
-
-    return _Outcome(new, reason)
 
 
 class AlarmBook:
@@ -629,7 +397,7 @@ class AlarmBook:
     # ------------------------------------------------------------------ internals
     def _evaluate_one(
         self, alarm: Alarm, now: float, metrics: MetricReader
-    ) -> tuple[_Outcome, Callable[[], dict[str, Any]]]:
+    ) -> tuple[Outcome, Callable[[], dict[str, Any]]]:
         spec = alarm.spec
         p = spec.period
         r = evaluation_range(spec.evaluation_periods)
@@ -659,7 +427,7 @@ class AlarmBook:
                 cache[math.floor(ts / p) * p] = float(v)
         stamps = [first_start + i * p for i in range(r)]
         values: list[float | None] = [cache.get(t) for t in stamps]
-        outcome = _decide(spec, values, alarm.state_value, stamps)
+        outcome = decide(spec, values, alarm.state_value, stamps)
         recent = [(stamps[i], v) for i, v in enumerate(values) if v is not None][-spec.evaluation_periods :]
         alarm.recent_datapoints = [v for _, v in recent]
         alarm.last_evaluated = now

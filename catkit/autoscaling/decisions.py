@@ -34,12 +34,11 @@ from typing import TYPE_CHECKING, Any
 from catkit.autoscaling import activities as act
 from catkit.autoscaling import step_scaling, target_tracking
 from catkit.autoscaling.alarms import ALARM, ActionInvocation
+from catkit.autoscaling.engine_state import EngineState
 from catkit.autoscaling.policies import TARGET_TRACKING, Cooldowns, ScalingPolicy
 from catkit.autoscaling.targets import ScalableTarget, TargetKey
 
 if TYPE_CHECKING:
-    from catkit.autoscaling.alarms import AlarmBook
-    from catkit.autoscaling.policies import ScheduledAction
     from catkit.autoscaling.schedule import Schedule
 
 # Not-scaled reasons are recorded at most once per this interval for the same cause and code.
@@ -70,20 +69,11 @@ class _Proposal:
 
 
 
-class DecisionRules:
-    """The decision half of :class:`~catkit.autoscaling.Engine` (see the module docstring)."""
+class DecisionRules(EngineState):
+    """The decision half of :class:`~catkit.autoscaling.Engine` (see the module docstring), over
+    the state :class:`~catkit.autoscaling.engine_state.EngineState` holds."""
 
     # Provided by the Engine:
-    alarms: AlarmBook
-    targets: dict[TargetKey, ScalableTarget]
-    policies: dict[tuple[TargetKey, str], ScalingPolicy]
-    scheduled: dict[tuple[TargetKey, str], ScheduledAction]
-    cooldowns: dict[TargetKey, Cooldowns]
-    pending: dict[TargetKey, str]
-    _cooldown_before: dict[str, dict[str, Any]]
-    _last_not_scaled: dict[TargetKey, tuple[str, str, float]]
-    _policy_by_arn: dict[str, tuple[TargetKey, str]]
-
     def policy_by_arn(self, arn: str) -> ScalingPolicy | None:
         raise NotImplementedError
 

@@ -6,20 +6,22 @@ with the new DesiredInstanceCount), then reports the outcome with :meth:`Engine.
 a target has an activity in progress the engine starts no other one for it (AAS waits for the
 target service; SageMaker blocks scaling while an endpoint is Updating).
 
-The decision rules live in :mod:`catkit.autoscaling.decisions` (a mixin of this class).
+This module owns the AAS API over the engine's resources (register/describe/delete targets,
+policies, scheduled actions; activities; the tick). What the engine holds, its constructor and its
+persistence (``to_dict``/``from_dict``) are :mod:`catkit.autoscaling.engine_state`; the decision
+rules are :mod:`catkit.autoscaling.decisions`. Layers: ``EngineState`` <- ``DecisionRules`` <- ``Engine``.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from catkit.autoscaling import activities as act
 from catkit.autoscaling import step_scaling, target_tracking
-from catkit.autoscaling.alarms import AlarmBook, AlarmSpec, MetricReader
+from catkit.autoscaling.alarms import AlarmSpec, MetricReader
 from catkit.autoscaling.decisions import Decision, DecisionRules
 from catkit.autoscaling.errors import ScalingError, not_found, validation
 from catkit.autoscaling.policies import (
@@ -30,11 +32,16 @@ from catkit.autoscaling.policies import (
     ScheduledAction,
 )
 from catkit.autoscaling.schedule import Schedule
+from catkit.autoscaling.step_scaling import MAX_STEP_ADJUSTMENTS as MAX_STEP_ADJUSTMENTS
 from catkit.autoscaling.targets import SUSPENDED_FLAGS, ScalableTarget, TargetKey, check_bounds, describe_key
+from catkit.names import VARIANT_INSTANCE_COUNT
 
 MAX_POLICIES_PER_TARGET = 50
 MAX_SCHEDULED_ACTIONS_PER_TARGET = 200
-MAX_STEP_ADJUSTMENTS = 20
+
+_Resource = TypeVar("_Resource", ScalableTarget, ScalingPolicy, ScheduledAction, act.Activity)
+
+
 @dataclass
 class PolicyResult:
     """PutScalingPolicy outcome: the ARN, the created alarms (name + ARN) and their specs."""
@@ -46,37 +53,29 @@ class PolicyResult:
 
 def _min_allowed(dimension: str) -> int:
     # Instance-based SageMaker variants never go below one instance (aws-facts §1.5, §8).
-    return 1 if dimension == "sagemaker:variant:DesiredInstanceCount" else 0
+    return 1 if dimension == VARIANT_INSTANCE_COUNT else 0
+
+
+def _scoped(
+    items: Iterable[_Resource], service_namespace: str, resource_id: str | None, scalable_dimension: str | None
+) -> list[_Resource]:
+    """The items of ``service_namespace``, narrowed to a resource id and a scalable dimension when
+    given: the filters every Describe* call shares."""
+    return [
+        x
+        for x in items
+        if x.service_namespace == service_namespace
+        and (resource_id is None or x.resource_id == resource_id)
+        and (scalable_dimension is None or x.scalable_dimension == scalable_dimension)
+    ]
 
 
 class Engine(DecisionRules):
-    """Application Auto Scaling for one account/region, on caller-supplied time and metrics."""
+    """Application Auto Scaling for one account/region, on caller-supplied time and metrics.
 
-    def __init__(
-        self,
-        alarms: AlarmBook | None = None,
-        region: str = "us-east-1",
-        account_id: str = "123456789012",
-        id_factory: Callable[[], str] | None = None,
-        is_high_resolution: Callable[[str, str, Mapping[str, str]], bool] | None = None,
-    ) -> None:
-        self.alarms = alarms if alarms is not None else AlarmBook(region, account_id)
-        self.region = region
-        self.account_id = account_id
-        self._id_factory = id_factory
-        self.is_high_resolution = is_high_resolution
-        self._counter = 0
-        self.targets: dict[TargetKey, ScalableTarget] = {}
-        self.policies: dict[tuple[TargetKey, str], ScalingPolicy] = {}
-        self.scheduled: dict[tuple[TargetKey, str], ScheduledAction] = {}
-        self.cooldowns: dict[TargetKey, Cooldowns] = {}
-        self.pending: dict[TargetKey, str] = {}
-        self._activities: deque[act.Activity] = deque()
-        self._activity_by_id: dict[str, act.Activity] = {}
-        self._cooldown_before: dict[str, dict[str, Any]] = {}
-        self._last_not_scaled: dict[TargetKey, tuple[str, str, float]] = {}
-        self._policy_by_arn: dict[str, tuple[TargetKey, str]] = {}
-        self._schedules: dict[tuple[TargetKey, str], Schedule] = {}
+    ``Engine(alarms=None, region=, account_id=, id_factory=None, is_high_resolution=None)``: the
+    constructor and the fields are :class:`~catkit.autoscaling.engine_state.EngineState`'s.
+    """
 
     # ================================================================== ids
     def new_id(self) -> str:
@@ -185,12 +184,11 @@ class Engine(DecisionRules):
         scalable_dimension: str | None = None,
     ) -> list[ScalableTarget]:
         wanted = set(resource_ids) if resource_ids else None
+        targets = sorted(self.targets.values(), key=lambda t: t.creation_time)
         return [
             t
-            for t in sorted(self.targets.values(), key=lambda t: t.creation_time)
-            if t.service_namespace == service_namespace
-            and (wanted is None or t.resource_id in wanted)
-            and (scalable_dimension is None or t.scalable_dimension == scalable_dimension)
+            for t in _scoped(targets, service_namespace, None, scalable_dimension)
+            if wanted is None or t.resource_id in wanted
         ]
 
     def _target(self, key: TargetKey) -> ScalableTarget:
@@ -237,10 +235,7 @@ class Engine(DecisionRules):
                     "StepScalingPolicyConfiguration is not allowed for a TargetTrackingScaling policy."
                 )
             config = dict(target_tracking_config)
-            target_value = target_tracking.check_target_value(config.get("TargetValue"))
-            for c in ("ScaleOutCooldown", "ScaleInCooldown"):
-                if config.get(c) is not None and int(config[c]) < 0:
-                    raise validation(f"{c} must be a non-negative number of seconds.")
+            target_value = target_tracking.check_config(config)
             metric = target_tracking.tracked_metric(
                 config, resource_id, scalable_dimension, self.is_high_resolution
             )
@@ -253,11 +248,6 @@ class Engine(DecisionRules):
                 )
             config = dict(step_scaling_config)
             step_scaling.validate_config(config)
-            if len(config["StepAdjustments"]) > MAX_STEP_ADJUSTMENTS:
-                raise ScalingError(
-                    "LimitExceededException",
-                    f"A step scaling policy can have at most {MAX_STEP_ADJUSTMENTS} steps.",
-                )
 
         arn = existing.policy_arn if existing else self._arn("scalingPolicy", key, "policyName", policy_name)
         policy = ScalingPolicy(
@@ -325,11 +315,8 @@ class Engine(DecisionRules):
         wanted = set(policy_names) if policy_names else None
         out = [
             p
-            for p in self.policies.values()
-            if p.service_namespace == service_namespace
-            and (wanted is None or p.policy_name in wanted)
-            and (resource_id is None or p.resource_id == resource_id)
-            and (scalable_dimension is None or p.scalable_dimension == scalable_dimension)
+            for p in _scoped(self.policies.values(), service_namespace, resource_id, scalable_dimension)
+            if wanted is None or p.policy_name in wanted
         ]
         for p in out:
             if p.policy_type == STEP_SCALING:
@@ -379,33 +366,21 @@ class Engine(DecisionRules):
                 raise validation(f"ScalableTargetAction.{label} must be at least {lowest}; got {v}.")
         if min_capacity is not None and max_capacity is not None:
             check_bounds(min_capacity, max_capacity)
-        action = ScheduledAction(
-            name=name,
-            arn=existing.arn if existing else self._arn("scheduledAction", key, "scheduledActionName", name),
-            service_namespace=service_namespace,
-            resource_id=resource_id,
-            scalable_dimension=scalable_dimension,
-            schedule=schedule or (existing.schedule if existing else ""),
-            timezone=timezone if timezone is not None else (existing.timezone if existing else None),
-            start_time=start_time if start_time is not None else (existing.start_time if existing else None),
-            end_time=end_time if end_time is not None else (existing.end_time if existing else None),
-            min_capacity=min_capacity
-            if min_capacity is not None
-            else (existing.min_capacity if existing else None),
-            max_capacity=max_capacity
-            if max_capacity is not None
-            else (existing.max_capacity if existing else None),
-            creation_time=existing.creation_time if existing else now,
-        )
+        given = {
+            "timezone": timezone,
+            "start_time": start_time,
+            "end_time": end_time,
+            "min_capacity": min_capacity,
+            "max_capacity": max_capacity,
+        }
+        if existing is not None:
+            action = existing.updated(schedule=schedule or None, **given)
+        else:
+            arn = self._arn("scheduledAction", key, "scheduledActionName", name)
+            action = ScheduledAction(name, arn, *key, schedule or "", **given, creation_time=now)
         if action.min_capacity is None and action.max_capacity is None:
             raise validation("ScalableTargetAction must set MinCapacity, MaxCapacity or both.")
-        parsed = Schedule(
-            action.schedule,
-            action.timezone or "UTC",
-            action.start_time,
-            action.end_time,
-            created=action.creation_time,
-        )
+        parsed = action.parse()
         action.next_run = parsed.next_after(now)
         self.scheduled[skey] = action
         self._schedules[skey] = parsed
@@ -431,26 +406,13 @@ class Engine(DecisionRules):
         scalable_dimension: str | None = None,
     ) -> list[ScheduledAction]:
         wanted = set(names) if names else None
-        return sorted(
-            (
-                a
-                for a in self.scheduled.values()
-                if a.service_namespace == service_namespace
-                and (wanted is None or a.name in wanted)
-                and (resource_id is None or a.resource_id == resource_id)
-                and (scalable_dimension is None or a.scalable_dimension == scalable_dimension)
-            ),
-            key=lambda a: a.creation_time,
-        )
+        actions = _scoped(self.scheduled.values(), service_namespace, resource_id, scalable_dimension)
+        return sorted((a for a in actions if wanted is None or a.name in wanted), key=lambda a: a.creation_time)
 
     def _schedule(self, skey: tuple[TargetKey, str]) -> Schedule:
         parsed = self._schedules.get(skey)
         if parsed is None:
-            a = self.scheduled[skey]
-            parsed = Schedule(
-                a.schedule, a.timezone or "UTC", a.start_time, a.end_time, created=a.creation_time
-            )
-            self._schedules[skey] = parsed
+            parsed = self._schedules[skey] = self.scheduled[skey].parse()
         return parsed
 
     # ================================================================== activities
@@ -462,13 +424,11 @@ class Engine(DecisionRules):
         include_not_scaled: bool = False,
     ) -> list[act.Activity]:
         """Activities newest first (DescribeScalingActivities)."""
+        newest_first = reversed(self._activities)
         return [
             a
-            for a in reversed(self._activities)
-            if a.service_namespace == service_namespace
-            and (resource_id is None or a.resource_id == resource_id)
-            and (scalable_dimension is None or a.scalable_dimension == scalable_dimension)
-            and (include_not_scaled or not a.is_not_scaled)
+            for a in _scoped(newest_first, service_namespace, resource_id, scalable_dimension)
+            if include_not_scaled or not a.is_not_scaled
         ]
 
     def activity(self, activity_id: str) -> act.Activity | None:
@@ -530,7 +490,6 @@ class Engine(DecisionRules):
             del self.pending[key]
 
     # ================================================================== driving
-    # ================================================================== driving
     def tick(
         self,
         now: float,
@@ -541,60 +500,3 @@ class Engine(DecisionRules):
         :class:`catkit.autoscaling.driver.ScalingDriver`, which owns the whole step.)"""
         self.alarms.evaluate(now, metrics)
         return self.decide(now, current_capacity)
-
-    # ================================================================== persistence
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible state (the alarm book is persisted by its owner, see ``AlarmBook.to_dict``)."""
-        return {
-            "version": 1,
-            "region": self.region,
-            "account_id": self.account_id,
-            "counter": self._counter,
-            "targets": [t.to_dict() for t in self.targets.values()],
-            "policies": [p.to_dict() for p in self.policies.values()],
-            "scheduled": [a.to_dict() for a in self.scheduled.values()],
-            "cooldowns": [[list(k), c.to_dict()] for k, c in self.cooldowns.items()],
-            "pending": [[list(k), v] for k, v in self.pending.items()],
-            "activities": [a.to_dict() for a in self._activities],
-            "cooldown_before": self._cooldown_before,
-            "last_not_scaled": [[list(k), list(v)] for k, v in self._last_not_scaled.items()],
-        }
-
-    @classmethod
-    def from_dict(
-        cls,
-        d: Mapping[str, Any],
-        alarms: AlarmBook | None = None,
-        id_factory: Callable[[], str] | None = None,
-        is_high_resolution: Callable[[str, str, Mapping[str, str]], bool] | None = None,
-    ) -> Engine:
-        eng = cls(
-            alarms,
-            d.get("region", "us-east-1"),
-            d.get("account_id", "123456789012"),
-            id_factory,
-            is_high_resolution,
-        )
-        eng._counter = int(d.get("counter", 0))
-        for t in d.get("targets", []):
-            target = ScalableTarget.from_dict(t)
-            eng.targets[target.key] = target
-        for p in d.get("policies", []):
-            policy = ScalingPolicy.from_dict(p)
-            eng.policies[(policy.key, policy.policy_name)] = policy
-            eng._policy_by_arn[policy.policy_arn] = (policy.key, policy.policy_name)
-        for a in d.get("scheduled", []):
-            action = ScheduledAction.from_dict(a)
-            eng.scheduled[(action.key, action.name)] = action
-        for k, c in d.get("cooldowns", []):
-            eng.cooldowns[tuple(k)] = Cooldowns.from_dict(c)
-        for k, v in d.get("pending", []):
-            eng.pending[tuple(k)] = v
-        for a in d.get("activities", []):
-            activity = act.Activity.from_dict(a)
-            eng._activities.append(activity)
-            eng._activity_by_id[activity.activity_id] = activity
-        eng._cooldown_before = dict(d.get("cooldown_before", {}))
-        for k, v in d.get("last_not_scaled", []):
-            eng._last_not_scaled[tuple(k)] = (v[0], v[1], float(v[2]))
-        return eng

@@ -1,13 +1,17 @@
 """Stored resources of the engine besides targets: scaling policies, scheduled actions, cooldowns.
 
 Plain data with ``to_dict``/``from_dict`` (JSON-compatible) and ``to_api`` (botocore-shaped
-DescribeScalingPolicies / DescribeScheduledActions items, times as epoch floats).
+DescribeScalingPolicies / DescribeScheduledActions items, times as epoch floats). A scheduled
+action also knows how an update changes it (:meth:`ScheduledAction.updated`) and its parsed
+schedule (:meth:`ScheduledAction.parse`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+
+from catkit.autoscaling.schedule import Schedule
 
 TARGET_TRACKING = "TargetTrackingScaling"
 STEP_SCALING = "StepScaling"
@@ -119,6 +123,17 @@ class ScheduledAction:
             action["MaxCapacity"] = self.max_capacity
         out["ScalableTargetAction"] = action
         return out
+
+    def updated(self, **given: Any) -> ScheduledAction:
+        """A copy with the fields that are given (not None) replaced, as PutScheduledAction updates
+        an existing action."""
+        return replace(self, **{k: v for k, v in given.items() if v is not None})
+
+    def parse(self) -> Schedule:
+        """The parsed schedule expression, in the action's time zone and Start/EndTime window."""
+        return Schedule(
+            self.schedule, self.timezone or "UTC", self.start_time, self.end_time, created=self.creation_time
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,10 +15,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from catkit.autoscaling.errors import validation
+from catkit.autoscaling.errors import ScalingError, validation
 
 ADJUSTMENT_TYPES = ("ChangeInCapacity", "PercentChangeInCapacity", "ExactCapacity")
 AGGREGATIONS = ("Average", "Minimum", "Maximum")
+MAX_STEP_ADJUSTMENTS = 20
 
 
 def _bounds(step: Mapping[str, Any]) -> tuple[float, float]:
@@ -28,7 +29,8 @@ def _bounds(step: Mapping[str, Any]) -> tuple[float, float]:
 
 
 def validate_config(config: Mapping[str, Any]) -> None:
-    """Raise ValidationException for a StepScalingPolicyConfiguration AWS would reject."""
+    """Raise ValidationException for a StepScalingPolicyConfiguration AWS would reject
+    (LimitExceededException past :data:`MAX_STEP_ADJUSTMENTS` steps)."""
     adj_type = config.get("AdjustmentType")
     if adj_type not in ADJUSTMENT_TYPES:
         raise validation(f"AdjustmentType must be one of {', '.join(ADJUSTMENT_TYPES)}; got {adj_type!r}.")
@@ -63,6 +65,10 @@ def validate_config(config: Mapping[str, Any]) -> None:
             raise validation("Step adjustments must not overlap.")
         if hi1 < lo2:
             raise validation(f"Step adjustments must not have gaps: nothing covers ({hi1}, {lo2}).")
+    if len(steps) > MAX_STEP_ADJUSTMENTS:
+        raise ScalingError(
+            "LimitExceededException", f"A step scaling policy can have at most {MAX_STEP_ADJUSTMENTS} steps."
+        )
 
 
 def find_step(steps: Sequence[Mapping[str, Any]], difference: float) -> Mapping[str, Any] | None:

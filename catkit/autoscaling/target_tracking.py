@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from catkit.autoscaling.alarms import AlarmSpec
+from catkit.autoscaling.alarm_rules import AlarmSpec
 from catkit.autoscaling.errors import validation
 from catkit.names import (
     INFERENCE_COMPONENT_COPY_COUNT,
@@ -187,6 +187,16 @@ def check_target_value(value: Any) -> float:
             f"TargetValue {value} is out of range; it must be between {TARGET_VALUE_MIN} and {TARGET_VALUE_MAX}."
         )
     return v
+
+
+def check_config(config: Mapping[str, Any]) -> float:
+    """Raise ValidationException for a TargetTrackingScalingPolicyConfiguration AWS would reject
+    (TargetValue out of range, a negative cooldown); returns the target value."""
+    target_value = check_target_value(config.get("TargetValue"))
+    for c in ("ScaleOutCooldown", "ScaleInCooldown"):
+        if config.get(c) is not None and int(config[c]) < 0:
+            raise validation(f"{c} must be a non-negative number of seconds.")
+    return target_value
 
 
 def alarm_specs(

@@ -8,23 +8,23 @@ Each request is routed by service (SigV4 credential scope, then X-Amz-Target, th
   ``service.dispatch(operation, params, ctx)``, encoded back; an ``AwsError`` becomes the
   protocol's error, anything else an ``InternalFailure`` 500 carrying the request id (the
   traceback goes to the log, never to the client);
-- ``s3``, ``sts``, ``iam``: forwarded verbatim (method, path, query, headers, body) to the embedded
-  moto server; mutating S3 requests are made durable (``catkit.local.storage.s3``) before the client gets
-  the answer; STS GetCallerIdentity is answered as the SageMaker execution role
-  (``catkit.local.identity``);
+- ``s3``, ``sts``, ``iam``: handed to :class:`catkit.local.moto_proxy.MotoProxy`, which forwards
+  them verbatim to the embedded moto server, makes mutating S3 requests durable before the client
+  gets the answer and answers STS GetCallerIdentity as the SageMaker execution role;
 - anything else: a clean ``UnknownServiceException`` naming what is emulated.
 
 Request bodies are capped (control plane 10 MB, runtime 6 MB, S3 1 GiB) with AWS-shaped errors.
 ``/_catkit/health`` and ``/_catkit/info`` are catkit's own JSON endpoints for lifecycle checks.
 Every request is written to the ``catkit.local.access`` log. Requests a browser sends on a user's
-behalf (a cross-site ``Origin``, a non-local ``Host`` as in DNS rebinding) get 403: see
-:func:`foreign_request`.
+behalf (a cross-site ``Origin``, a non-local ``Host`` as in DNS rebinding) get 403, and the server
+binds loopback only: the rules are :mod:`catkit.local.request_guard`. This module owns the aiohttp
+application, routing, body limits, dispatch to the services and their error shapes. It never
+imports the backend: the backend is handed in as a :class:`GatewayHost`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import os
@@ -35,18 +35,37 @@ import traceback
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-from xml.sax.saxutils import escape
+from typing import Any, Protocol
 
-import aiohttp
 from aiohttp import web
 
-from catkit.local import identity
 from catkit.local.errors import AwsError
+from catkit.local.moto_proxy import (
+    MOTO_SERVICES,
+    MotoHost,
+    MotoProxy,
+    s3_precheck,
+    s3_xml_body,
+    valid_bucket_name,
+    xml_error,
+)
+from catkit.local.request_guard import NonLoopbackHostError, check_loopback, foreign_request
 from catkit.local.services.base import RequestContext
 
-if TYPE_CHECKING:
-    from catkit.local.storage.s3 import LocalS3
+__all__ = [
+    "CONTROL_PLANE_MAX_BODY",
+    "MOTO_SERVICES",
+    "RUNTIME_MAX_BODY",
+    "S3_MAX_BODY",
+    "Gateway",
+    "GatewayHost",
+    "NonLoopbackHostError",
+    "check_loopback",
+    "foreign_request",
+    "s3_precheck",
+    "s3_xml_body",
+    "valid_bucket_name",
+]
 
 log = logging.getLogger("catkit.local.gateway")
 access_log = logging.getLogger("catkit.local.access")
@@ -55,128 +74,12 @@ MB = 1024 * 1024
 CONTROL_PLANE_MAX_BODY = 10 * MB
 RUNTIME_MAX_BODY = 6 * MB
 S3_MAX_BODY = 1024 * MB
-MOTO_SERVICES = frozenset({"s3", "sts", "iam"})
 SHUTDOWN_GRACE_S = 10.0  # in-flight requests get this long to finish on stop
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-        "expect",
-        "date",
-        "server",
-        "x-moto-account-id",  # the account is the backend's, not the caller's choice
-    }
-)
 _REGION_RE = re.compile(r"Credential=[^/,\s]*/\d{8}/([^/,\s]+)/")
 _PRESIGNED_REGION_RE = re.compile(r"^[^/]*/\d{8}/([^/]+)/")
 _SECRET_QUERY_RE = re.compile(
     r"(X-Amz-Signature|X-Amz-Security-Token|X-Amz-Credential|Signature)=[^&]*", re.I
 )
-
-
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
-_IPV4_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
-# S3 sub-resources whose PUT/POST body is an XML document.
-_S3_XML_SUBRESOURCES = frozenset(
-    {
-        "tagging", "lifecycle", "cors", "versioning", "acl", "notification", "website", "logging",
-        "encryption", "replication", "ownershipControls", "publicAccessBlock", "object-lock",
-        "accelerate", "requestPayment", "intelligent-tiering", "analytics", "inventory", "metrics",
-        "retention", "legal-hold", "delete", "uploadId", "restore",
-    }
-)
-# ... of which these must have one (an empty body is MalformedXML on S3).
-_S3_XML_REQUIRED = frozenset(
-    {
-        "tagging", "lifecycle", "cors", "versioning", "notification", "website", "logging", "encryption",
-        "replication", "ownershipControls", "publicAccessBlock", "accelerate", "requestPayment", "delete",
-    }
-)
-_MALFORMED_XML = (
-    "The XML you provided was not well-formed or did not validate against our published schema"
-)
-
-
-def valid_bucket_name(name: str) -> bool:
-    """S3's rules for new general purpose buckets (3-63 of a-z 0-9 . -, letter/digit at both ends,
-    no '..', not an IPv4 address, no reserved prefix/suffix)."""
-    return bool(
-        _BUCKET_RE.match(name)
-        and ".." not in name
-        and not _IPV4_RE.match(name)
-        and not name.startswith(("xn--", "sthree-"))
-        and not name.endswith(("-s3alias", "--ol-s3"))
-    )
-
-
-def s3_xml_body(method: str, host: str, raw_path: str, query: dict[str, Any], body: bytes) -> bool:
-    """True if this S3 request carries an XML document (configuration, Delete, CompleteMultipartUpload)."""
-    from catkit.local.storage.s3 import split_s3_target
-
-    if not body.strip() or method not in ("PUT", "POST"):
-        return False
-    bucket, key = split_s3_target(host, raw_path)
-    return bool(
-        (method == "PUT" and bucket and key is None and not query)  # CreateBucketConfiguration
-        or (any(q in query for q in _S3_XML_SUBRESOURCES) and not (method == "PUT" and "partNumber" in query))
-    )
-
-
-def s3_precheck(method: str, host: str, raw_path: str, query: dict[str, Any], body: bytes) -> AwsError | None:
-    """What S3 refuses before looking at anything else, and moto does not: invalid names in
-    CreateBucket (InvalidBucketName) and XML bodies that do not parse (MalformedXML)."""
-    from catkit.local.storage.s3 import split_s3_target
-
-    bucket, key = split_s3_target(host, raw_path)
-    if method == "PUT" and bucket and key is None and not query and not valid_bucket_name(bucket):
-        return AwsError("InvalidBucketName", "The specified bucket is not valid.", 400)
-    if method in ("PUT", "POST") and bucket and not body.strip() and (
-        ((key is None or "tagging" in query) and any(q in query for q in _S3_XML_REQUIRED))
-        or (method == "POST" and key is not None and "uploadId" in query)  # CompleteMultipartUpload
-    ):
-        return AwsError("MalformedXML", _MALFORMED_XML, 400)
-    if s3_xml_body(method, host, raw_path, query, body):
-        import xml.etree.ElementTree as ET
-
-        head = body[:4096].lower()
-        if b"<!doctype" in head or b"<!entity" in head:
-            return AwsError("MalformedXML", _MALFORMED_XML, 400)
-        try:
-            ET.fromstring(body)
-        except (ET.ParseError, ValueError):
-            return AwsError("MalformedXML", _MALFORMED_XML, 400)
-    return None
-
-
-class NonLoopbackHostError(ValueError):
-    """Raised when asked to bind anything but a loopback address."""
-
-
-def check_loopback(host: str) -> str:
-    """Return ``host`` if it is a loopback address (127.0.0.0/8, ::1, localhost), else raise."""
-    candidate = host.strip("[]")
-    if candidate == "localhost":
-        return "127.0.0.1"
-    try:
-        address = ipaddress.ip_address(candidate)
-    except ValueError:
-        raise NonLoopbackHostError(
-            f"Refusing to bind the catkit local backend to {host!r}: not an IP address. "
-            "It only listens on loopback (127.0.0.1, another 127.x.y.z, or ::1)."
-        ) from None
-    if not address.is_loopback:
-        raise NonLoopbackHostError(
-            f"Refusing to bind the catkit local backend to {host!r}: it is not a loopback address. "
-            "The backend accepts any credentials, so it only listens on 127.0.0.0/8 or ::1."
-        )
-    return candidate
 
 
 def _protocols() -> Any:
@@ -259,36 +162,11 @@ def _limit_for(service: str | None) -> int:
     return CONTROL_PLANE_MAX_BODY
 
 
-def _xml_error(code: str, message: str, status: int, request_id: str, *, query_style: bool) -> web.Response:
-    if query_style:  # STS/IAM: ErrorResponse envelope
-        kind = "Sender" if status < 500 else "Receiver"
-        body = (
-            "<ErrorResponse><Error>"
-            f"<Type>{kind}</Type><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
-            f"</Error><RequestId>{escape(request_id)}</RequestId></ErrorResponse>"
-        )
-    else:  # S3
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n<Error>'
-            f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
-            f"<RequestId>{escape(request_id)}</RequestId></Error>"
-        )
-    return web.Response(
-        status=status,
-        body=body.encode(),
-        headers={
-            "Content-Type": "application/xml",
-            "x-amz-request-id": request_id,
-            "x-amzn-RequestId": request_id,
-        },
-    )
-
-
 def _generic_error(request: web.Request, err: AwsError, request_id: str) -> web.Response:
     """An error for a request whose protocol we don't know: guess it from the request's shape."""
     ctype = request.headers.get("Content-Type", "")
     if "x-www-form-urlencoded" in ctype or "Action" in request.query:
-        return _xml_error(err.code, err.message, err.status, request_id, query_style=True)
+        return xml_error(err.code, err.message, err.status, request_id, query_style=True)
     if "X-Amz-Target" in request.headers or "json" in ctype or "cbor" in ctype:
         body = json.dumps({"__type": err.code, "message": err.message}).encode()
         return web.Response(
@@ -300,46 +178,7 @@ def _generic_error(request: web.Request, err: AwsError, request_id: str) -> web.
                 "x-amzn-RequestId": request_id,
             },
         )
-    return _xml_error(err.code, err.message, err.status, request_id, query_style=False)
-
-
-def _is_local_name(host: str) -> bool:
-    """A Host/Origin host name that only ever means this machine (or AWS's own S3 names, which no
-    attacker can point at 127.0.0.1): loopback IPs, ``localhost`` and ``*.localhost``."""
-    name = host.strip().lower().rstrip(".")
-    if name.startswith("["):
-        name = name[1 : name.find("]")] if "]" in name else name[1:]
-    elif name.count(":") == 1:
-        name = name.rsplit(":", 1)[0]
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def foreign_request(headers: Any) -> str | None:
-    """Why a request must be refused as coming from a web page rather than an SDK, or None.
-
-    The backend runs model code for whoever reaches it, so besides binding loopback only it
-    refuses what browsers send on a user's behalf: a cross-site ``Origin`` (a page posting to
-    127.0.0.1) and a ``Host`` that is not a local name (DNS rebinding). AWS SDKs send neither; a
-    virtual-hosted S3 name under amazonaws.com is fine (nobody else controls that DNS).
-    """
-    origin = headers.get("Origin")
-    if origin and origin != "null":
-        netloc = origin.split("://", 1)[-1].split("/", 1)[0]
-        if not _is_local_name(netloc):
-            return f"Origin {origin!r} is not this machine"
-    elif origin == "null":
-        return "a sandboxed or file:// page (Origin: null)"
-    host = headers.get("Host")
-    if host and not _is_local_name(host):
-        name = host.rsplit(":", 1)[0].lower().rstrip(".")
-        if not (name.endswith(".amazonaws.com") or name.endswith(".amazonaws.com.cn")):
-            return f"Host {host!r} is not a loopback name"
-    return None
+    return xml_error(err.code, err.message, err.status, request_id, query_style=False)
 
 
 @web.middleware
@@ -359,21 +198,17 @@ async def _loopback_guard(request: web.Request, handler: Any) -> web.StreamRespo
     return _generic_error(request, err, request_id)
 
 
-class GatewayHost(Protocol):
+class GatewayHost(MotoHost, Protocol):
     """What the gateway uses of the backend that owns it (:class:`catkit.local.backend.Backend`
-    is one): the registered services, where requests run, the S3 store to make durable, and
-    ``info()`` for ``/_catkit/info``."""
+    is one): the registered services, where requests run, ``info()`` for ``/_catkit/info``, and
+    what the moto proxy needs (the account, the S3 store to make durable)."""
 
     @property
     def services(self) -> Mapping[str, Any]: ...
     @property
     def region(self) -> str: ...
     @property
-    def account_id(self) -> str: ...
-    @property
     def home(self) -> Path: ...
-    @property
-    def s3(self) -> LocalS3: ...
     def info(self) -> dict[str, Any]: ...
 
 
@@ -386,23 +221,20 @@ class Gateway:
         self.port = port
         self.moto_url: str | None = None
         self._runner: web.AppRunner | None = None
-        self._client: aiohttp.ClientSession | None = None
+        self._moto: MotoProxy | None = None
         self._protocols: Any = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, moto_url: str) -> str:
         """Listen; returns the base URL (``http://127.0.0.1:PORT``)."""
-        self.moto_url = moto_url.rstrip("/")
+        self._moto = MotoProxy(self.backend, moto_url)
+        self.moto_url = self._moto.moto_url
         try:
             self._protocols = _protocols()
         except ImportError as exc:
             log.warning("protocol codecs unavailable (%s); only s3/sts/iam will be served", exc)
             self._protocols = None
-        self._client = aiohttp.ClientSession(
-            auto_decompress=False,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-            connector=aiohttp.TCPConnector(limit=64, force_close=False),
-        )
+        self._moto.open()
         app = web.Application(client_max_size=S3_MAX_BODY + MB, middlewares=[_loopback_guard])
         app.router.add_route("*", "/_catkit/health", self._health)
         app.router.add_route("*", "/_catkit/info", self._info)
@@ -427,9 +259,9 @@ class Gateway:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        if self._moto is not None:
+            await self._moto.close()
+            self._moto = None
 
     # -- catkit namespace --------------------------------------------------------------------
     async def _health(self, request: web.Request) -> web.Response:
@@ -493,11 +325,8 @@ class Gateway:
             return self._too_large(request, service, exc, request_id), service, None
 
         if service in MOTO_SERVICES:
-            return (
-                await self._forward_to_moto(request, service, raw_path, query, body, request_id),
-                service,
-                None,
-            )
+            assert self._moto is not None, "Gateway.start() was not called"
+            return await self._moto.forward(request, service, raw_path, query, body, request_id), service, None
 
         svc = self.backend.services.get(service) if service else None
         if svc is None or self._protocols is None:
@@ -533,7 +362,7 @@ class Gateway:
         size = f"{exc.size} bytes" if exc.size is not None else "more than the limit"
         limit_mb = exc.limit / MB
         if service == "s3":
-            return _xml_error(
+            return xml_error(
                 "EntityTooLarge",
                 f"Your proposed upload ({size}) exceeds the maximum allowed size of {limit_mb:.0f} MB per "
                 "request in the catkit local backend. Use a multipart upload for large objects.",
@@ -553,7 +382,7 @@ class Gateway:
         self, request: web.Request, service: str | None, operation: str | None, err: AwsError, request_id: str
     ) -> web.Response:
         if service in MOTO_SERVICES:
-            return _xml_error(err.code, err.message, err.status, request_id, query_style=service != "s3")
+            return xml_error(err.code, err.message, err.status, request_id, query_style=service != "s3")
         if self._protocols is not None and service in self.backend.services:
             try:
                 raw = self._protocols.RawRequest(
@@ -622,89 +451,3 @@ class Gateway:
             )
             raw_response = codec.serialize_error(operation, err, request_id=request_id)
         return self._to_web(raw_response, request_id), service, operation
-
-    # -- moto --------------------------------------------------------------------------------
-    async def _forward_to_moto(
-        self,
-        request: web.Request,
-        service: str,
-        raw_path: str,
-        query: dict[str, Any],
-        body: bytes,
-        request_id: str,
-    ) -> web.Response:
-        if raw_path.startswith("/moto-api"):
-            return _xml_error(
-                "AccessDenied",
-                "moto's management API (/moto-api...) is not exposed by the catkit gateway; "
-                "path-style bucket names starting with 'moto-api' are therefore not supported locally.",
-                403,
-                request_id,
-                query_style=service != "s3",
-            )
-        if service == "sts":
-            answer = identity.answer_get_caller_identity(
-                request.method, request.headers, query, body, self.backend.account_id, request_id
-            )
-            if answer is not None:
-                status, headers, payload = answer
-                return web.Response(status=status, headers=headers, body=payload)
-        if service == "s3":
-            refusal = s3_precheck(request.method, request.headers.get("Host", ""), raw_path, query, body)
-            if refusal is not None:
-                return _xml_error(refusal.code, refusal.message, refusal.status, request_id, query_style=False)
-        assert self._client is not None and self.moto_url is not None
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
-        url = self.moto_url + request.raw_path
-        async with self._client.request(
-            request.method,
-            aiohttp.client.URL(url, encoded=True),
-            headers=headers,
-            data=body if body or request.method in ("PUT", "POST") else None,
-            allow_redirects=False,
-            skip_auto_headers=("Content-Type", "Accept-Encoding", "User-Agent", "Accept"),
-        ) as upstream:
-            payload = await upstream.read()
-            out_headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP]
-            status = upstream.status
-            upstream_length = upstream.headers.get("Content-Length")
-        if (
-            service == "s3"
-            and (status >= 500 or (status >= 400 and b"<Error" not in payload))
-            and s3_xml_body(request.method, request.headers.get("Host", ""), raw_path, query, body)
-        ):  # well-formed XML that moto cannot read (it crashes or answers bare 404s): S3's schema refuses it
-            log.info("moto answered %s %s with %s; reporting MalformedXML", request.method, raw_path, status)
-            return _xml_error("MalformedXML", _MALFORMED_XML, 400, request_id, query_style=False)
-        if status >= 500:  # moto itself failed: answer like AWS, keep the details in the log
-            log.error("moto answered %s %s with %s: %s", request.method, raw_path, status, payload[:2000])
-            return _xml_error(
-                "InternalError" if service == "s3" else "InternalFailure",
-                "We encountered an internal error. Please try again. (catkit: the embedded "
-                f"{service.upper()} emulator failed on this request; see logs/backend.log, request id {request_id}.)",
-                500,
-                request_id,
-                query_style=service != "s3",
-            )
-        if service == "s3":
-            try:
-                await self.backend.s3.persist_after(
-                    request.method, request.headers.get("Host", ""), raw_path, query, status
-                )
-            except OSError as exc:  # disk full, CATKIT_HOME unwritable: undo, never acknowledge
-                log.error("could not persist S3 %s %s: %s", request.method, raw_path, exc)
-                await self.backend.s3.revert_after(request.headers.get("Host", ""), raw_path)
-                return _xml_error(
-                    "InternalError",
-                    f"We encountered an internal error. Please try again. (catkit: the local backend could not "
-                    f"write S3 data under {self.backend.s3.disk.root}: {exc.strerror or exc}. The request was not "
-                    "applied; free disk space or fix the directory's permissions, then retry.)",
-                    500,
-                    request_id,
-                    query_style=False,
-                )
-        response = web.Response(status=status, body=payload if request.method != "HEAD" else None)
-        for key, value in out_headers:
-            response.headers.add(key, value)
-        if request.method == "HEAD" and upstream_length is not None:
-            response.headers["Content-Length"] = upstream_length
-        return response

@@ -6,7 +6,7 @@ the only evaluator; undeliverable actions are recorded by :meth:`record_undelive
 :mod:`catkit.local.services.cloudwatch_input`, the metric-math language and SEARCH in
 :mod:`catkit.local.services.cloudwatch_math`, alarm persistence in
 :mod:`catkit.local.services.cloudwatch_store`. It holds no metric data itself
-(``catkit.autoscaling.metrics_store``) and no alarm rules (``catkit.autoscaling.alarms``).
+(``catkit.autoscaling.metrics_store``) and no alarm rules (``catkit.autoscaling.alarms`` and ``alarm_rules``).
 
 Operations: PutMetricData, GetMetricData (MetricStat, metric math and SEARCH expressions; Metrics
 Insights queries are not supported), GetMetricStatistics, ListMetrics, PutMetricAlarm,

@@ -1,0 +1,317 @@
+"""Alarm rules: what an alarm is (:class:`AlarmSpec`, validated like PutMetricAlarm) and the pure
+M-out-of-N decision over one evaluation range (:func:`decide`, :func:`decide_state`).
+
+No storage, no clock, no metric reading: :class:`catkit.autoscaling.alarms.AlarmBook` reads the
+datapoints and keeps state, history and actions; this module only says which state the datapoints
+call for, and why (CloudWatch's state-reason wording). Rules (AWS CloudWatch user guide,
+"Evaluating an alarm" and "Configuring how CloudWatch alarms treat missing data"):
+
+* M out of N: the alarm goes to ALARM when at least ``datapoints_to_alarm`` (M) of the last
+  ``evaluation_periods`` (N) datapoints breach, else OK.
+* Evaluation range: CloudWatch retrieves more datapoints than N. ASSUMPTION (AWS does not publish
+  the number; its documentation table uses 5 datapoints for N=3): ``N + max(2, N // 3)`` periods,
+  see :func:`evaluation_range`.
+* If at least N real datapoints exist in the range, the most recent N real ones are evaluated and
+  TreatMissingData is not used. If fewer, missing datapoints are filled per TreatMissingData
+  (``breaching``/``notBreaching``) as few times as possible; with ``missing``/``ignore`` only real
+  datapoints count, plus the "avoid premature transition" rule: the alarm goes to ALARM when the
+  oldest breaching datapoint among the last N is at least M periods old and every more recent real
+  datapoint breaches (``ignore`` keeps the current state in that case instead).
+* No real datapoint in the range: ``missing`` -> INSUFFICIENT_DATA, ``breaching`` -> ALARM,
+  ``notBreaching`` -> OK, ``ignore`` -> keep the current state.
+* Evaluation cadence (:func:`evaluation_interval`): once a minute for periods of 60 s or more,
+  every 10 s for high-resolution periods. Auto Scaling actions (:func:`is_autoscaling_action`)
+  repeat while the alarm stays in its state (:func:`action_repeat_interval`).
+* Statistics: SampleCount, Average, Sum, Minimum, Maximum, or an extended statistic (``p99``,
+  ``p99.9``, ``tm90`` ...).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from catkit.timeconv import from_epoch
+
+__all__ = [
+    "ALARM",
+    "COMPARISONS",
+    "INSUFFICIENT_DATA",
+    "OK",
+    "STATES",
+    "STATISTICS",
+    "TREAT_MISSING",
+    "AlarmSpec",
+    "AlarmSpecError",
+    "Outcome",
+    "action_repeat_interval",
+    "decide",
+    "decide_state",
+    "evaluation_interval",
+    "evaluation_range",
+    "is_autoscaling_action",
+]
+
+OK = "OK"
+ALARM = "ALARM"
+INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
+STATES = (OK, ALARM, INSUFFICIENT_DATA)
+
+TREAT_MISSING = ("missing", "notBreaching", "breaching", "ignore")
+STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
+COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
+    "GreaterThanThreshold": lambda v, t: v > t,
+    "LessThanThreshold": lambda v, t: v < t,
+    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
+}
+# Words CloudWatch uses in state reasons ("were greater than the threshold").
+_COMPARISON_WORDS = {
+    "GreaterThanOrEqualToThreshold": "greater than or equal to",
+    "GreaterThanThreshold": "greater than",
+    "LessThanThreshold": "less than",
+    "LessThanOrEqualToThreshold": "less than or equal to",
+}
+_EXTENDED_STAT = re.compile(r"^((p|tm|wm|tc|ts)\d{1,2}(\.\d+)?|p100|(p|tm|wm|tc|ts|pr)\(.+\))$", re.I)
+_AUTOSCALING_ARN = re.compile(r"^arn:[^:]+:autoscaling:")
+
+
+class AlarmSpecError(ValueError):
+    """An alarm definition CloudWatch would reject; the message says what to change."""
+
+
+@dataclass
+class AlarmSpec:
+    """PutMetricAlarm parameters in snake_case."""
+
+    alarm_name: str
+    namespace: str
+    metric_name: str
+    dimensions: dict[str, str] = field(default_factory=dict)
+    statistic: str | None = None
+    extended_statistic: str | None = None
+    period: int = 60
+    evaluation_periods: int = 1
+    datapoints_to_alarm: int | None = None
+    threshold: float = 0.0
+    comparison_operator: str = "GreaterThanThreshold"
+    treat_missing_data: str = "missing"
+    alarm_actions: list[str] = field(default_factory=list)
+    ok_actions: list[str] = field(default_factory=list)
+    insufficient_data_actions: list[str] = field(default_factory=list)
+    actions_enabled: bool = True
+    alarm_description: str | None = None
+    unit: str | None = None
+
+    def __post_init__(self) -> None:
+        self.dimensions = dict(self.dimensions or {})
+        self.alarm_actions = list(self.alarm_actions or [])
+        self.ok_actions = list(self.ok_actions or [])
+        self.insufficient_data_actions = list(self.insufficient_data_actions or [])
+        if self.treat_missing_data is None:
+            self.treat_missing_data = "missing"
+        self.validate()
+
+    @property
+    def m(self) -> int:
+        """Datapoints to alarm (defaults to evaluation periods)."""
+        return self.datapoints_to_alarm or self.evaluation_periods
+
+    @property
+    def stat_name(self) -> str:
+        return self.statistic or self.extended_statistic or ""
+
+    def validate(self) -> None:
+        """Raise :class:`AlarmSpecError` naming the offending field, as PutMetricAlarm does."""
+        if not self.alarm_name:
+            raise AlarmSpecError("AlarmName must not be empty.")
+        if (self.statistic is None) == (self.extended_statistic is None):
+            raise AlarmSpecError(
+                "Exactly one of Statistic or ExtendedStatistic must be specified "
+                f"(got Statistic={self.statistic!r}, ExtendedStatistic={self.extended_statistic!r})."
+            )
+        if self.statistic is not None and self.statistic not in STATISTICS:
+            raise AlarmSpecError(f"Statistic must be one of {', '.join(STATISTICS)}; got {self.statistic!r}.")
+        if self.extended_statistic is not None and not _EXTENDED_STAT.match(self.extended_statistic):
+            raise AlarmSpecError(
+                f"ExtendedStatistic {self.extended_statistic!r} is not a valid percentile or trimmed "
+                "statistic (examples: p99, p99.9, tm90)."
+            )
+        if self.period not in (10, 20, 30) and (self.period < 60 or self.period % 60):
+            raise AlarmSpecError(f"Period must be 10, 20, 30 or a multiple of 60 seconds; got {self.period}.")
+        if self.evaluation_periods < 1:
+            raise AlarmSpecError(f"EvaluationPeriods must be at least 1; got {self.evaluation_periods}.")
+        if self.period * self.evaluation_periods > 7 * 24 * 3600:
+            raise AlarmSpecError("Period * EvaluationPeriods must not exceed one week (604800 seconds).")
+        if (
+            self.datapoints_to_alarm is not None
+            and not 1 <= self.datapoints_to_alarm <= self.evaluation_periods
+        ):
+            raise AlarmSpecError(
+                f"DatapointsToAlarm must be between 1 and EvaluationPeriods ({self.evaluation_periods}); "
+                f"got {self.datapoints_to_alarm}."
+            )
+        if self.comparison_operator not in COMPARISONS:
+            raise AlarmSpecError(
+                f"ComparisonOperator {self.comparison_operator!r} is not supported for static-threshold "
+                f"alarms; use one of {', '.join(COMPARISONS)}."
+            )
+        if self.treat_missing_data not in TREAT_MISSING:
+            raise AlarmSpecError(
+                f"TreatMissingData must be one of {', '.join(TREAT_MISSING)}; got {self.treat_missing_data!r}."
+            )
+        if not math.isfinite(float(self.threshold)):
+            raise AlarmSpecError(f"Threshold must be a finite number; got {self.threshold!r}.")
+
+    def breaches(self, value: float) -> bool:
+        return COMPARISONS[self.comparison_operator](value, float(self.threshold))
+
+    def actions_for(self, state: str) -> list[str]:
+        if not self.actions_enabled:
+            return []
+        return {ALARM: self.alarm_actions, OK: self.ok_actions}.get(state, self.insufficient_data_actions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AlarmSpec:
+        return cls(**dict(d))
+
+
+
+def evaluation_range(evaluation_periods: int) -> int:
+    """How many periods CloudWatch looks back (ASSUMPTION, see module docstring)."""
+    return evaluation_periods + max(2, evaluation_periods // 3)
+
+
+def evaluation_interval(period: int) -> int:
+    """How often an alarm is evaluated: each minute, or every 10 s for high-resolution periods."""
+    return 60 if period >= 60 else 10
+
+
+def action_repeat_interval(period: int) -> int:
+    """Auto Scaling actions repeat once a minute, every period for high-resolution alarms."""
+    return min(60, period)
+
+
+def is_autoscaling_action(arn: str) -> bool:
+    """True for Application/EC2 Auto Scaling policy ARNs (``arn:<partition>:autoscaling:...``)."""
+    return bool(_AUTOSCALING_ARN.match(arn))
+
+
+def _fmt_time(ts: float) -> str:
+    return from_epoch(ts).strftime("%d/%m/%y %H:%M:%S")
+
+
+def _num(v: float) -> str:
+    return repr(float(v))
+
+
+@dataclass
+class Outcome:
+    """What an evaluation calls for: a state (None keeps the current one) and a lazy reason."""
+
+    state: str | None  # None = keep the current state
+    reason: Callable[[], str]  # rendered only when the state changes (cheap evaluations)
+
+
+def decide_state(spec: AlarmSpec, values: Sequence[float | None], current: str) -> tuple[str | None, str]:
+    """Pure M-of-N decision over one evaluation range (oldest first, ``None`` = missing).
+
+    Returns ``(new_state or None to keep the current state, reason)``. Exposed for table tests.
+    """
+    o = decide(spec, values, current, [0.0] * len(values))
+    return o.state, o.reason()
+
+
+def _keep() -> str:
+    return ""
+
+
+def decide(
+    spec: AlarmSpec, values: Sequence[float | None], current: str, stamps: Sequence[float]
+) -> Outcome:
+    """The M-of-N decision over one evaluation range: ``values`` oldest first (None = missing),
+    ``stamps`` their period starts (epoch seconds, for the reason text), ``current`` the state now."""
+    n, m = spec.evaluation_periods, spec.m
+    tmd = spec.treat_missing_data
+    real = [(i, v) for i, v in enumerate(values) if v is not None]
+    word = _COMPARISON_WORDS[spec.comparison_operator]
+
+    def listed(points: Sequence[tuple[int, float]]) -> str:
+        return ", ".join(f"{_num(v)} ({_fmt_time(stamps[i])})" for i, v in reversed(points))
+
+    if not real:
+        plural = "s" if n > 1 else ""
+        detail = (
+            f"no datapoints were received for {n} period{plural} and {n} missing datapoint{plural} "
+            f"{'were' if n > 1 else 'was'} treated as"
+        )
+        if tmd == "missing":
+            return Outcome(INSUFFICIENT_DATA, lambda: f"Insufficient Data: {detail} [Missing].")
+        if tmd == "breaching":
+            return Outcome(ALARM, lambda: f"Threshold Crossed: {detail} [Breaching].")
+        if tmd == "notBreaching":
+            return Outcome(OK, lambda: f"Threshold Crossed: {detail} [NonBreaching].")
+        return Outcome(None, _keep)
+
+    if len(real) >= n:
+        window = real[-n:]
+        fills = 0
+    elif tmd in ("breaching", "notBreaching"):
+        window = real
+        fills = n - len(real)
+    else:
+        window = real
+        fills = 0
+        # Avoid premature transition: the oldest breaching datapoint among the last N periods is at
+        # least M periods old and every more recent real datapoint breaches -> ALARM.
+        last_n = values[-n:]
+        breach_pos = [k for k, v in enumerate(last_n) if v is not None and spec.breaches(v)]
+        if breach_pos and len(last_n) - breach_pos[0] >= m:
+            later = [v for v in last_n[breach_pos[0] :] if v is not None]
+            if all(spec.breaches(v) for v in later):
+                if tmd == "ignore":
+                    return Outcome(None, _keep)
+                k = len(later)
+                return Outcome(
+                    ALARM,
+                    lambda: (
+                        f"Threshold Crossed: {k} datapoint{'s' if k > 1 else ''} [{listed(real[-n:])}] "
+                        f"{'were' if k > 1 else 'was'} {word} the threshold ({_num(spec.threshold)}) and the "
+                        f"remaining datapoints were missing (minimum {m} datapoint{'s' if m > 1 else ''} for "
+                        f"{current} -> ALARM transition)."
+                    ),
+                )
+
+    breaching = sum(1 for _, v in window if spec.breaches(v))
+    if tmd == "breaching":
+        breaching += fills
+    if (
+        tmd in ("missing", "ignore")
+        and len(window) < n
+        and m > breaching
+        and breaching + n - len(window) >= m
+    ):
+        # Too few real datapoints to decide either way (the missing ones could still make M):
+        # ASSUMPTION - keep the current state until more data arrives.
+        return Outcome(None, _keep)
+    total = len(window) + fills
+    if breaching >= m:
+        new, count, verb = ALARM, breaching, word
+    else:
+        new, count, verb = OK, total - breaching, f"not {word}"
+    need = m if new == ALARM else total - m + 1
+
+    def reason() -> str:
+        return (
+            f"Threshold Crossed: {count} out of the last {total} datapoints [{listed(window)}] "
+            f"{'was' if count == 1 else 'were'} {verb} the threshold ({_num(spec.threshold)}) "
+            f"(minimum {need} datapoint{'s' if need != 1 else ''} for {current} -> {new} transition)."
+        )
+
+    return Outcome(new, reason)
