@@ -6,8 +6,10 @@ DescribeScalingPolicies / DescribeScheduledActions items, times as epoch floats)
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
+
+from catkit.autoscaling.records import Record, TargetRecord
 
 TARGET_TRACKING = "TargetTrackingScaling"
 STEP_SCALING = "StepScaling"
@@ -15,7 +17,7 @@ DEFAULT_COOLDOWN_S = 300  # SageMaker variants (and most namespaces): 300 s, aws
 
 
 @dataclass
-class ScalingPolicy:
+class ScalingPolicy(TargetRecord):
     """A PutScalingPolicy resource. ``config`` is the Target tracking / Step configuration as given."""
 
     policy_name: str
@@ -29,10 +31,6 @@ class ScalingPolicy:
     # Target tracking: {"high": alarm name, "low": alarm name (absent with DisableScaleIn)}.
     alarm_roles: dict[str, str] = field(default_factory=dict)
     alarms: list[dict[str, str]] = field(default_factory=list)  # [{"AlarmName", "AlarmARN"}]
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.service_namespace, self.resource_id, self.scalable_dimension)
 
     @property
     def scale_in_enabled(self) -> bool:
@@ -51,9 +49,7 @@ class ScalingPolicy:
         out: dict[str, Any] = {
             "PolicyARN": self.policy_arn,
             "PolicyName": self.policy_name,
-            "ServiceNamespace": self.service_namespace,
-            "ResourceId": self.resource_id,
-            "ScalableDimension": self.scalable_dimension,
+            **self.target_api(),
             "PolicyType": self.policy_type,
             "Alarms": [dict(a) for a in self.alarms],
             "CreationTime": self.creation_time,
@@ -66,16 +62,9 @@ class ScalingPolicy:
         out[conf_key] = self.config
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ScalingPolicy:
-        return cls(**d)
-
 
 @dataclass
-class ScheduledAction:
+class ScheduledAction(TargetRecord):
     """A PutScheduledAction resource plus its next run time (None = will not run again)."""
 
     name: str
@@ -92,18 +81,12 @@ class ScheduledAction:
     creation_time: float
     next_run: float | None = None
 
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.service_namespace, self.resource_id, self.scalable_dimension)
-
     def to_api(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "ScheduledActionName": self.name,
             "ScheduledActionARN": self.arn,
-            "ServiceNamespace": self.service_namespace,
+            **self.target_api(),
             "Schedule": self.schedule,
-            "ResourceId": self.resource_id,
-            "ScalableDimension": self.scalable_dimension,
             "CreationTime": self.creation_time,
         }
         if self.timezone:
@@ -120,16 +103,9 @@ class ScheduledAction:
         out["ScalableTargetAction"] = action
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ScheduledAction:
-        return cls(**d)
-
 
 @dataclass
-class Cooldowns:
+class Cooldowns(Record):
     """Cooldown state of one scalable target (aws-facts §1.3, §1.9).
 
     ``out_base`` is the capacity before the scale-out that started the running scale-out cooldown:
@@ -146,10 +122,3 @@ class Cooldowns:
 
     def in_in_cooldown(self, now: float) -> bool:
         return self.in_until is not None and now < self.in_until
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Cooldowns:
-        return cls(**d)
