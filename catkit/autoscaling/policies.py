@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from catkit.autoscaling.records import Record, TargetRecord
+from catkit.autoscaling.records import Record, TargetRecord, present
 
 TARGET_TRACKING = "TargetTrackingScaling"
 STEP_SCALING = "StepScaling"
@@ -82,26 +82,17 @@ class ScheduledAction(TargetRecord):
     next_run: float | None = None
 
     def to_api(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+        bounds = {"MinCapacity": self.min_capacity, "MaxCapacity": self.max_capacity}
+        times = {"StartTime": self.start_time, "EndTime": self.end_time}
+        return {
             "ScheduledActionName": self.name,
             "ScheduledActionARN": self.arn,
             **self.target_api(),
             "Schedule": self.schedule,
+            **present({"Timezone": self.timezone or None, **times}),
+            "ScalableTargetAction": present(bounds),
             "CreationTime": self.creation_time,
         }
-        if self.timezone:
-            out["Timezone"] = self.timezone
-        if self.start_time is not None:
-            out["StartTime"] = self.start_time
-        if self.end_time is not None:
-            out["EndTime"] = self.end_time
-        action = {}
-        if self.min_capacity is not None:
-            action["MinCapacity"] = self.min_capacity
-        if self.max_capacity is not None:
-            action["MaxCapacity"] = self.max_capacity
-        out["ScalableTargetAction"] = action
-        return out
 
 
 @dataclass

@@ -7,8 +7,14 @@ JSON-compatible dicts (``to_dict`` / ``from_dict``); the first four belong to on
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any, Self
+
+
+def present(members: Mapping[str, Any]) -> dict[str, Any]:
+    """The optional members of an API item that are set (None: left out)."""
+    return {key: value for key, value in members.items() if value is not None}
 
 
 class Record:
