@@ -16,6 +16,7 @@ from importlib import import_module
 from typing import Any
 
 from catkit import _moved
+from catkit._lazy import lazy_exports
 
 __version__ = "0.1.0"
 _moved.install()  # old module paths (catkit.simulate, catkit.local.endpoints, ...) keep working
@@ -106,15 +107,15 @@ _MOVED_SUBMODULES = {
 }
 
 
+_export = lazy_exports(__name__, _EXPORTS)
+
+
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
         return import_module(f"catkit.{name}")
     if name in _MOVED_SUBMODULES:
         return import_module(_MOVED_SUBMODULES[name])
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'catkit' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
+    value = _export(name)
     globals()[name] = value
     return value
 

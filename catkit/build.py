@@ -472,21 +472,22 @@ def _extract_member(
         _copy_hardlink(member, link_source, target, state)
 
 
+# Tar member kinds in the order tarfile's predicates are asked (the first that holds names it).
+_MEMBER_KINDS = (
+    ("isreg", "file"),
+    ("isdir", "dir"),
+    ("issym", "symlink"),
+    ("islnk", "hardlink"),
+    ("ischr", "character device"),
+    ("isblk", "block device"),
+    ("isfifo", "FIFO"),
+)
+
+
 def _member_kind(member: tarfile.TarInfo) -> str:
-    if member.isreg():
-        return "file"
-    if member.isdir():
-        return "dir"
-    if member.issym():
-        return "symlink"
-    if member.islnk():
-        return "hardlink"
-    if member.ischr():
-        return "character device"
-    if member.isblk():
-        return "block device"
-    if member.isfifo():
-        return "FIFO"
+    for predicate, kind in _MEMBER_KINDS:
+        if getattr(member, predicate)():
+            return kind
     return f"special (type {member.type!r})"
 
 

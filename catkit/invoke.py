@@ -208,20 +208,19 @@ def invoke(
             f"payload is {len(body)} bytes; real-time endpoints accept at most {MAX_PAYLOAD_BYTES} "
             "(6 MB). Resize/compress the input or use asynchronous inference."
         )
+    optional = {
+        "TargetModel": target_model,
+        "TargetVariant": target_variant,
+        "CustomAttributes": custom_attributes,
+        "InferenceId": inference_id,
+    }
     kwargs: dict[str, Any] = {
         "EndpointName": endpoint,
         "Body": body,
         "ContentType": content_type,
         "Accept": accept,
+        **{key: value for key, value in optional.items() if value},
     }
-    if target_model:
-        kwargs["TargetModel"] = target_model
-    if target_variant:
-        kwargs["TargetVariant"] = target_variant
-    if custom_attributes:
-        kwargs["CustomAttributes"] = custom_attributes
-    if inference_id:
-        kwargs["InferenceId"] = inference_id
     start = time.perf_counter()
     response = session.runtime.invoke_endpoint(**kwargs)
     raw = response["Body"].read()

@@ -188,12 +188,8 @@ def configure_target_tracking(
         raise ValueError("cooldowns are seconds >= 0")
     _check_capacity(min_capacity, max_capacity)
     config = ScalingConfig(
-        min_capacity=min_capacity,
-        max_capacity=max_capacity,
-        target_value=target_value,
-        metric=metric,
-        scale_out_cooldown=scale_out_cooldown,
-        scale_in_cooldown=scale_in_cooldown,
+        min_capacity=min_capacity, max_capacity=max_capacity, target_value=target_value, metric=metric,
+        scale_out_cooldown=scale_out_cooldown, scale_in_cooldown=scale_in_cooldown,
         disable_scale_in=disable_scale_in,
     )
     return configure_scaling(session, endpoint, config, variant, policy_name=policy_name)
@@ -217,15 +213,8 @@ def configure_high_resolution_scaling(
     uses 5). Scale-in stays as slow as with 1-minute metrics.
     """
     return configure_target_tracking(
-        session,
-        endpoint,
-        variant,
-        min_capacity=min_capacity,
-        max_capacity=max_capacity,
-        target_value=target_value,
-        scale_out_cooldown=scale_out_cooldown,
-        scale_in_cooldown=scale_in_cooldown,
-        metric=HIGH_RES_METRIC,
+        session, endpoint, variant, min_capacity=min_capacity, max_capacity=max_capacity, target_value=target_value,
+        scale_out_cooldown=scale_out_cooldown, scale_in_cooldown=scale_in_cooldown, metric=HIGH_RES_METRIC,
         policy_name=policy_name,
     )
 
@@ -328,15 +317,8 @@ def put_scheduled_action(
         raise ValueError(f"schedule must look like cron(...), rate(...) or at(...), got {schedule!r}")
     session.autoscaling.put_scheduled_action(
         **put_scheduled_action_args(
-            endpoint,
-            variant,
-            name,
-            schedule,
-            min_capacity=min_capacity,
-            max_capacity=max_capacity,
-            timezone=timezone,
-            start_time=start_time,
-            end_time=end_time,
+            endpoint, variant, name, schedule, min_capacity=min_capacity, max_capacity=max_capacity,
+            timezone=timezone, start_time=start_time, end_time=end_time,
         )
     )
 
@@ -369,12 +351,8 @@ def schedule_night_scaling(
     _check_capacity(night_min, night_max, ("night_min", "night_max"))
     warn_if_not_highly_available(night_min, "night_min")
     night = NightSchedule(
-        night_min=night_min,
-        night_max=night_max,
-        night_starts_hour=night_starts_hour,
-        day_starts_hour=day_starts_hour,
-        weekdays=weekdays,
-        timezone=timezone,
+        night_min=night_min, night_max=night_max, night_starts_hour=night_starts_hour,
+        day_starts_hour=day_starts_hour, weekdays=weekdays, timezone=timezone,
     )
     actions = night.put_scheduled_action_args(endpoint, variant, day_min, day_max)
     for args in actions:

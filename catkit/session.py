@@ -43,6 +43,23 @@ _ASSUMED_ROLE = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+
 _ROLE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
 
 
+class _ServiceClient:
+    """A read-only ``Session`` attribute: the session's cached boto3 client of one service."""
+
+    def __init__(self, service: str, doc: str) -> None:
+        self.service = service
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, session: Session | None, owner: type | None = None) -> Any:
+        return self if session is None else session.client(self.service)
+
+    def __set__(self, session: Session, value: Any) -> None:
+        raise AttributeError(f"Session.{self.name} is read-only (the {self.service} client)")
+
+
 class SessionError(RuntimeError):
     """The session could not resolve something it needs (region, role, bucket, backend)."""
 
@@ -141,30 +158,11 @@ class Session:
             kwargs["config"] = Config(retries={"max_attempts": 3, "mode": "standard"})
         return self._boto.client(name, **kwargs)
 
-    @property
-    def sagemaker(self) -> Any:
-        """SageMaker control plane client (models, endpoint configs, endpoints)."""
-        return self.client("sagemaker")
-
-    @property
-    def runtime(self) -> Any:
-        """SageMaker runtime client (InvokeEndpoint)."""
-        return self.client("sagemaker-runtime")
-
-    @property
-    def s3(self) -> Any:
-        """S3 client."""
-        return self.client("s3")
-
-    @property
-    def autoscaling(self) -> Any:
-        """Application Auto Scaling client."""
-        return self.client("application-autoscaling")
-
-    @property
-    def cloudwatch(self) -> Any:
-        """CloudWatch client (metrics, alarms)."""
-        return self.client("cloudwatch")
+    sagemaker = _ServiceClient("sagemaker", "SageMaker control plane client (models, endpoint configs, endpoints).")
+    runtime = _ServiceClient("sagemaker-runtime", "SageMaker runtime client (InvokeEndpoint).")
+    s3 = _ServiceClient("s3", "S3 client.")
+    autoscaling = _ServiceClient("application-autoscaling", "Application Auto Scaling client.")
+    cloudwatch = _ServiceClient("cloudwatch", "CloudWatch client (metrics, alarms).")
 
     @property
     def pricing(self) -> Any | None:

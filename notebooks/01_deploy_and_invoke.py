@@ -51,12 +51,9 @@ import catkit
 from catkit.deploy import delete_endpoint, deploy
 from catkit.examples.cathat import build_cathat_archive, make_image
 from catkit.invoke import invoke, invoke_batch, predictions_frame
+from catkit.notebook.context import run_name, start_notebook
 
-out = Path(out_dir)
-out.mkdir(parents=True, exist_ok=True)
-results: dict = {}
-
-session = catkit.Session(backend=backend, region=region, time_scale=time_scale)
+session, out, results = start_notebook(out_dir, backend=backend, region=region, time_scale=time_scale)
 session
 
 # %% [markdown]
@@ -90,7 +87,7 @@ results["train_accuracy"] = metadata["accuracy"]
 
 # %%
 model_data = catkit.build.upload_model(archive, session.s3, session.bucket, f"catkit/{run_id}/cathat/model.tar.gz")
-endpoint_name = f"cat-hat-{run_id}"[:63].rstrip("-")
+endpoint_name = run_name("cat-hat", run_id)
 
 
 def _cleanup() -> None:
@@ -199,4 +196,4 @@ results["ha_warning"] = bool(caught)
 deleted = delete_endpoint(session, endpoint_name, wait=True, poll=0.5)
 print("deleted:", ", ".join(deleted))
 results["deleted"] = deleted
-(out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+results.save()

@@ -60,30 +60,21 @@ run_id = "manual"
 model_cache = "out/model-cache"
 
 # %%
-import atexit
 import io
-import json
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 
 import catkit
 from catkit import scaling
-from catkit.deploy import delete_endpoint, deploy
-from catkit.examples.cathat import build_cathat_archive, make_image
+from catkit.deploy import delete_endpoint
+from catkit.examples.cathat import make_image
+from catkit.notebook.context import deploy_cathat, start_notebook
 from catkit.whatif import load, shapes, simulate
 
-out = Path(out_dir)
-out.mkdir(parents=True, exist_ok=True)
-results: dict = {}
-session = catkit.Session(backend=backend, region=region, time_scale=time_scale)
+session, out, results = start_notebook(out_dir, backend=backend, region=region, time_scale=time_scale)
 
-archive = build_cathat_archive(Path(model_cache))
-model_data = catkit.build.upload_model(archive, session.s3, session.bucket, f"catkit/{run_id}/cathat/model.tar.gz")
-endpoint_name = f"cat-hat-scaling-{run_id}"[:63].rstrip("-")
-atexit.register(lambda: delete_endpoint(session, endpoint_name))
-deploy(session, model_data, name=endpoint_name, instance_type=instance_type, instance_count=instance_count,
-       tags={"catkit:run-id": run_id}, poll=0.5, progress=False)
+endpoint_name = deploy_cathat(session, model_cache, run_id, "cat-hat-scaling",
+                              instance_type=instance_type, instance_count=instance_count)
 print(endpoint_name, "InService with", instance_count, "instances")
 
 # %% [markdown]
@@ -216,4 +207,4 @@ results["deleted"] = deleted
 out_ = results.get("scale_out_after_step_s")
 results["headline"] = (f"scaled {instance_count} -> {results['max_instances']} -> {results['final_instances']}; "
                        f"first scale-out {out_:.0f} s after the step" if out_ is not None else "no scale-out")
-(out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+results.save()

@@ -44,7 +44,6 @@ model_cache = "out/model-cache"
 # %%
 import atexit
 import io
-import json
 import warnings
 from pathlib import Path
 
@@ -55,11 +54,9 @@ import catkit
 from catkit import mme
 from catkit.deploy import HighAvailabilityWarning, delete_endpoint
 from catkit.examples.cathat import build_cathat_archives, make_image
+from catkit.notebook.context import run_name, start_notebook
 
-out = Path(out_dir)
-out.mkdir(parents=True, exist_ok=True)
-results: dict = {}
-session = catkit.Session(backend=backend, region=region, time_scale=time_scale)
+session, out, results = start_notebook(out_dir, backend=backend, region=region, time_scale=time_scale)
 archives = build_cathat_archives(Path(model_cache), range(n_variants))
 print(f"{len(archives)} archives, {sum(a.stat().st_size for a in archives) / 1024:.0f} KiB in total")
 
@@ -73,7 +70,7 @@ print(f"{len(archives)} archives, {sum(a.stat().st_size for a in archives) / 102
 # with real-sized models).
 
 # %%
-endpoint_name = f"cat-hat-mme-{run_id}"[:63].rstrip("-")
+endpoint_name = run_name("cat-hat-mme", run_id)
 prefix = f"s3://{session.bucket}/catkit/{run_id}/mme/"
 atexit.register(lambda: delete_endpoint(session, endpoint_name))
 with warnings.catch_warnings():
@@ -187,4 +184,4 @@ results["deleted"] = delete_endpoint(session, endpoint_name, wait=True, poll=0.5
 for target in [*targets, "cat-new.tar.gz"]:
     mme.remove_model(session, prefix, target)
 session.s3.delete_object(Bucket=src_bucket, Key=src_key)
-(out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+results.save()

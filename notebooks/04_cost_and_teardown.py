@@ -42,23 +42,19 @@ model_cache = "out/model-cache"  # trained cat-hat archive, shared by the notebo
 # %%
 import atexit
 import io
-import json
 import time
-from pathlib import Path
 
 import pandas as pd
 
 import catkit
 from catkit import cost
 from catkit.deploy import delete_tagged_endpoints, deploy, list_endpoints
-from catkit.examples.cathat import build_cathat_archive, make_image
+from catkit.examples.cathat import make_image
 from catkit.instance_types import INSTANCE_TYPES, PRICE_DATE, PRICE_SOURCE
 from catkit.invoke import invoke
+from catkit.notebook.context import start_notebook, upload_cathat
 
-out = Path(out_dir)
-out.mkdir(parents=True, exist_ok=True)
-results: dict = {}
-session = catkit.Session(backend=backend, region=region, time_scale=time_scale)
+session, out, results = start_notebook(out_dir, backend=backend, region=region, time_scale=time_scale)
 TAG = "catkit:run-id"
 atexit.register(lambda: delete_tagged_endpoints(session, TAG, run_id))
 
@@ -89,8 +85,7 @@ prices
 # ## 2 · A busy endpoint and a forgotten one
 
 # %%
-archive = build_cathat_archive(Path(model_cache))
-model_data = catkit.build.upload_model(archive, session.s3, session.bucket, f"catkit/{run_id}/cathat/model.tar.gz")
+model_data = upload_cathat(session, model_cache, run_id)
 prod = deploy(session, model_data, name=f"cat-hat-prod-{run_id}"[:63], instance_type=instance_type,
               instance_count=instance_count, tags={TAG: run_id, "catkit:purpose": "prod"}, poll=0.5, progress=False)
 dev = deploy(session, model_data, name=f"cat-hat-dev-{run_id}"[:63], instance_type=instance_type,
@@ -172,4 +167,4 @@ results["deleted"] = deleted
 results["left_after_teardown"] = [e["EndpointName"] for e in left]
 results["headline"] = (f"idle: {', '.join(results['idle_endpoints']) or 'none'}; night schedule saves "
                        f"{savings.fraction_saved:.0%}; {len(deleted)} endpoints deleted")
-(out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+results.save()

@@ -50,33 +50,25 @@ run_id = "manual"
 model_cache = "out/model-cache"
 
 # %%
-import atexit
 import io
 import json
 import time
 import warnings
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
 import catkit
-from catkit.deploy import HighAvailabilityWarning, delete_endpoint, deploy
-from catkit.examples.cathat import build_cathat_archive, make_image
+from catkit.deploy import HighAvailabilityWarning, delete_endpoint
+from catkit.examples.cathat import make_image
+from catkit.notebook.context import deploy_cathat, start_notebook
 from catkit.whatif import calibrate, load, recommend, shapes, simulate
 
-out = Path(out_dir)
-out.mkdir(parents=True, exist_ok=True)
-results: dict = {}
-session = catkit.Session(backend=backend, region=region, time_scale=time_scale)
-archive = build_cathat_archive(Path(model_cache))
-model_data = catkit.build.upload_model(archive, session.s3, session.bucket, f"catkit/{run_id}/cathat/model.tar.gz")
-endpoint_name = f"cat-hat-loadtest-{run_id}"[:63].rstrip("-")
-atexit.register(lambda: delete_endpoint(session, endpoint_name))
+session, out, results = start_notebook(out_dir, backend=backend, region=region, time_scale=time_scale)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", HighAvailabilityWarning)  # one instance on purpose: we measure ONE
-    deploy(session, model_data, name=endpoint_name, instance_type=instance_type, instance_count=instance_count,
-           tags={"catkit:run-id": run_id}, poll=0.5, progress=False)
+    endpoint_name = deploy_cathat(session, model_cache, run_id, "cat-hat-loadtest",
+                                  instance_type=instance_type, instance_count=instance_count)
 buf = io.BytesIO()
 make_image(seed=5, hat=True).save(buf, format="PNG")
 payload = buf.getvalue()
@@ -216,4 +208,4 @@ results["headline"] = (f"calibrated {service.max_rps:.0f} req/s/instance; simula
 # %%
 catkit.scaling.remove_scaling(session, endpoint_name)
 results["deleted"] = delete_endpoint(session, endpoint_name, wait=True, poll=0.5)
-(out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+results.save()

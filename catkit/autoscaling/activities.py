@@ -8,9 +8,10 @@ with the same cause and reason as the target's previous one is recorded at most 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
+from catkit.autoscaling.records import TargetRecord, present
 from catkit.names import INFERENCE_COMPONENT_COPY_COUNT, VARIANT_INSTANCE_COUNT
 
 PENDING = "Pending"
@@ -55,7 +56,7 @@ def bounds_text(min_capacity: int | None, max_capacity: int | None) -> str:
 
 
 @dataclass
-class Activity:
+class Activity(TargetRecord):
     """One DescribeScalingActivities item."""
 
     activity_id: str
@@ -79,29 +80,17 @@ class Activity:
 
     def to_api(self) -> dict[str, Any]:
         """The botocore-shaped ScalingActivity (times as epoch floats)."""
-        out: dict[str, Any] = {
+        return {
             "ActivityId": self.activity_id,
-            "ServiceNamespace": self.service_namespace,
-            "ResourceId": self.resource_id,
-            "ScalableDimension": self.scalable_dimension,
+            **self.target_api(),
             "Description": self.description,
             "Cause": self.cause,
             "StartTime": self.start_time,
             "StatusCode": self.status_code,
+            **present({
+                "EndTime": self.end_time,
+                "StatusMessage": self.status_message or None,
+                "Details": self.details or None,
+                "NotScaledReasons": [dict(r) for r in self.not_scaled_reasons] or None,
+            }),
         }
-        if self.end_time is not None:
-            out["EndTime"] = self.end_time
-        if self.status_message:
-            out["StatusMessage"] = self.status_message
-        if self.details:
-            out["Details"] = self.details
-        if self.not_scaled_reasons:
-            out["NotScaledReasons"] = [dict(r) for r in self.not_scaled_reasons]
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Activity:
-        return cls(**d)

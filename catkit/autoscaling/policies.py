@@ -8,9 +8,10 @@ schedule (:meth:`ScheduledAction.parse`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from catkit.autoscaling.records import Record, TargetRecord, present
 from catkit.autoscaling.schedule import Schedule
 
 TARGET_TRACKING = "TargetTrackingScaling"
@@ -19,7 +20,7 @@ DEFAULT_COOLDOWN_S = 300  # SageMaker variants (and most namespaces): 300 s, aws
 
 
 @dataclass
-class ScalingPolicy:
+class ScalingPolicy(TargetRecord):
     """A PutScalingPolicy resource. ``config`` is the Target tracking / Step configuration as given."""
 
     policy_name: str
@@ -33,10 +34,6 @@ class ScalingPolicy:
     # Target tracking: {"high": alarm name, "low": alarm name (absent with DisableScaleIn)}.
     alarm_roles: dict[str, str] = field(default_factory=dict)
     alarms: list[dict[str, str]] = field(default_factory=list)  # [{"AlarmName", "AlarmARN"}]
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.service_namespace, self.resource_id, self.scalable_dimension)
 
     @property
     def scale_in_enabled(self) -> bool:
@@ -55,9 +52,7 @@ class ScalingPolicy:
         out: dict[str, Any] = {
             "PolicyARN": self.policy_arn,
             "PolicyName": self.policy_name,
-            "ServiceNamespace": self.service_namespace,
-            "ResourceId": self.resource_id,
-            "ScalableDimension": self.scalable_dimension,
+            **self.target_api(),
             "PolicyType": self.policy_type,
             "Alarms": [dict(a) for a in self.alarms],
             "CreationTime": self.creation_time,
@@ -70,16 +65,9 @@ class ScalingPolicy:
         out[conf_key] = self.config
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ScalingPolicy:
-        return cls(**d)
-
 
 @dataclass
-class ScheduledAction:
+class ScheduledAction(TargetRecord):
     """A PutScheduledAction resource plus its next run time (None = will not run again)."""
 
     name: str
@@ -96,33 +84,18 @@ class ScheduledAction:
     creation_time: float
     next_run: float | None = None
 
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.service_namespace, self.resource_id, self.scalable_dimension)
-
     def to_api(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+        bounds = {"MinCapacity": self.min_capacity, "MaxCapacity": self.max_capacity}
+        times = {"StartTime": self.start_time, "EndTime": self.end_time}
+        return {
             "ScheduledActionName": self.name,
             "ScheduledActionARN": self.arn,
-            "ServiceNamespace": self.service_namespace,
+            **self.target_api(),
             "Schedule": self.schedule,
-            "ResourceId": self.resource_id,
-            "ScalableDimension": self.scalable_dimension,
+            **present({"Timezone": self.timezone or None, **times}),
+            "ScalableTargetAction": present(bounds),
             "CreationTime": self.creation_time,
         }
-        if self.timezone:
-            out["Timezone"] = self.timezone
-        if self.start_time is not None:
-            out["StartTime"] = self.start_time
-        if self.end_time is not None:
-            out["EndTime"] = self.end_time
-        action = {}
-        if self.min_capacity is not None:
-            action["MinCapacity"] = self.min_capacity
-        if self.max_capacity is not None:
-            action["MaxCapacity"] = self.max_capacity
-        out["ScalableTargetAction"] = action
-        return out
 
     def updated(self, **given: Any) -> ScheduledAction:
         """A copy with the fields that are given (not None) replaced, as PutScheduledAction updates
@@ -135,16 +108,9 @@ class ScheduledAction:
             self.schedule, self.timezone or "UTC", self.start_time, self.end_time, created=self.creation_time
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ScheduledAction:
-        return cls(**d)
-
 
 @dataclass
-class Cooldowns:
+class Cooldowns(Record):
     """Cooldown state of one scalable target (aws-facts §1.3, §1.9).
 
     ``out_base`` is the capacity before the scale-out that started the running scale-out cooldown:
@@ -161,10 +127,3 @@ class Cooldowns:
 
     def in_in_cooldown(self, now: float) -> bool:
         return self.in_until is not None and now < self.in_until
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Cooldowns:
-        return cls(**d)

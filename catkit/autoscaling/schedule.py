@@ -139,6 +139,34 @@ def _nearest_weekday(year: int, month: int, day: int, last: bool = False) -> dat
     return d
 
 
+def _add_day_of_month(c: _Cron, item: str) -> None:
+    """One comma-separated Day-of-month item: ``L``, ``LW``, ``<n>W`` or a set (``1-15/2``)."""
+    u = item.upper()
+    if u == "L":
+        c.dom_last = True
+    elif u == "LW":
+        c.dom_last_weekday = True
+    elif u.endswith("W"):
+        c.dom_nearest_weekday.add(_value(u[:-1], None, 1, 31, "Day-of-month"))
+    else:
+        c.dom |= _parse_set(item, 1, 31, "Day-of-month")
+
+
+def _add_day_of_week(c: _Cron, item: str) -> None:
+    """One comma-separated Day-of-week item: ``L``, ``<day>L``, ``<day>#<n>`` or a set (``MON-FRI``)."""
+    u = item.upper()
+    if u == "L":
+        c.dow.add(7)
+    elif u.endswith("L"):
+        c.dow_last.add(_value(u[:-1], _DAYS, 1, 7, "Day-of-week"))
+    elif "#" in u:
+        a, b = u.split("#", 1)
+        k = _value(b, None, 1, 5, "Day-of-week occurrence")
+        c.dow_nth.add((_value(a, _DAYS, 1, 7, "Day-of-week"), k))
+    else:
+        c.dow |= _parse_set(item, 1, 7, "Day-of-week", _DAYS)
+
+
 def _parse_cron(body: str) -> _Cron:
     fields = body.split()
     if len(fields) == 7:
@@ -156,34 +184,11 @@ def _parse_cron(body: str) -> _Cron:
         months=_parse_set(mon, 1, 12, "Month", _MONTHS),
         years=_parse_set(yr, 1970, 2199, "Year"),
     )
-    if dom == "?":
-        c.dom_any = True
-    else:
-        for item in dom.split(","):
-            u = item.upper()
-            if u == "L":
-                c.dom_last = True
-            elif u == "LW":
-                c.dom_last_weekday = True
-            elif u.endswith("W"):
-                c.dom_nearest_weekday.add(_value(u[:-1], None, 1, 31, "Day-of-month"))
-            else:
-                c.dom |= _parse_set(item, 1, 31, "Day-of-month")
-    if dow == "?":
-        c.dow_any = True
-    else:
-        for item in dow.split(","):
-            u = item.upper()
-            if u == "L":
-                c.dow.add(7)
-            elif u.endswith("L"):
-                c.dow_last.add(_value(u[:-1], _DAYS, 1, 7, "Day-of-week"))
-            elif "#" in u:
-                a, b = u.split("#", 1)
-                k = _value(b, None, 1, 5, "Day-of-week occurrence")
-                c.dow_nth.add((_value(a, _DAYS, 1, 7, "Day-of-week"), k))
-            else:
-                c.dow |= _parse_set(item, 1, 7, "Day-of-week", _DAYS)
+    c.dom_any, c.dow_any = dom == "?", dow == "?"
+    for item in [] if c.dom_any else dom.split(","):
+        _add_day_of_month(c, item)
+    for item in [] if c.dow_any else dow.split(","):
+        _add_day_of_week(c, item)
     return c
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from catkit.autoscaling.errors import validation
+from catkit.autoscaling.records import TargetRecord
 
 TargetKey = tuple[str, str, str]  # (service namespace, resource id, scalable dimension)
 
@@ -19,7 +20,7 @@ def describe_key(key: TargetKey) -> str:
 
 
 @dataclass
-class ScalableTarget:
+class ScalableTarget(TargetRecord):
     """A registered scalable target (DescribeScalableTargets item)."""
 
     service_namespace: str
@@ -34,9 +35,13 @@ class ScalableTarget:
     # Set when MinCapacity/MaxCapacity were (re)set: the engine then moves capacity inside them.
     bounds_changed: bool = False
 
-    @property
-    def key(self) -> TargetKey:
-        return (self.service_namespace, self.resource_id, self.scalable_dimension)
+    def to_api(self) -> dict[str, Any]:
+        """The botocore-shaped DescribeScalableTargets item (times as epoch floats)."""
+        bounds = {"MinCapacity": self.min_capacity, "MaxCapacity": self.max_capacity}
+        return {
+            **self.target_api(), **bounds, "RoleARN": self.role_arn, "CreationTime": self.creation_time,
+            "SuspendedState": dict(self.suspended), "ScalableTargetARN": self.arn,
+        }
 
     def is_suspended(self, flag: str) -> bool:
         return bool(self.suspended.get(flag, False))
@@ -48,13 +53,6 @@ class ScalableTarget:
         check_bounds(new_min, new_max)
         self.min_capacity, self.max_capacity = new_min, new_max
         self.bounds_changed = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ScalableTarget:
-        return cls(**d)
 
 
 def check_bounds(min_capacity: int, max_capacity: int) -> None:

@@ -7,23 +7,13 @@ Names are imported lazily so ``python -m catkit.serving.server`` does not import
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from catkit._lazy import by_module, lazy_exports
 
-_EXPORTS = {
-    "InvocationContext": "catkit.serving.handler",
-    "InvocationResult": "catkit.serving.handler",
-    "ModelHandler": "catkit.serving.handler",
-    "ModelServer": "catkit.serving.server",
-    "ServerConfig": "catkit.serving.server",
-    "check_loopback": "catkit.serving.server",
-    "serve": "catkit.serving.server",
-}
+_EXPORTS = by_module(
+    {
+        "catkit.serving.handler": ("InvocationContext", "InvocationResult", "ModelHandler"),
+        "catkit.serving.server": ("ModelServer", "ServerConfig", "check_loopback", "serve"),
+    }
+)
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'catkit.serving' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -107,14 +107,20 @@ DECODERS: dict[str, Callable[[bytes | str], Any]] = {JSON: _decode_json, CSV: _d
 ENCODERS: dict[str, Callable[[Any], bytes]] = {JSON: _encode_json, CSV: _encode_csv, NPY: _encode_npy}
 
 
+def _unsupported(what: str, default_fn: str, verb: str, table: Mapping[str, Any]) -> str:
+    """The 415 message: what was asked for, what the default ``input_fn``/``output_fn`` handles."""
+    return (
+        f"{what}. The default {default_fn} {verb} {', '.join(table)}; define {default_fn} in "
+        "code/inference.py for other types."
+    )
+
+
 def decode(body: bytes | str, content_type: str) -> Any:
     """Decode a request body by media type; :class:`UnsupportedContentType` if there is no decoder."""
     decoder = DECODERS.get(media_type(content_type))
     if decoder is None:
-        raise UnsupportedContentType(
-            f"Unsupported content type: {content_type or '(none)'}. The default input_fn accepts "
-            f"{', '.join(DECODERS)}; define input_fn in code/inference.py for other types."
-        )
+        what = f"Unsupported content type: {content_type or '(none)'}"
+        raise UnsupportedContentType(_unsupported(what, "input_fn", "accepts", DECODERS))
     return decoder(body)
 
 
@@ -122,10 +128,8 @@ def encode(value: Any, accept: str) -> bytes:
     """Encode a prediction for ``accept``; :class:`UnsupportedAccept` if there is no encoder."""
     encoder = ENCODERS.get(media_type(accept))
     if encoder is None:
-        raise UnsupportedAccept(
-            f"Unsupported content type for Accept: {accept}. The default output_fn produces "
-            f"{', '.join(ENCODERS)}; define output_fn in code/inference.py for other types."
-        )
+        what = f"Unsupported content type for Accept: {accept}"
+        raise UnsupportedAccept(_unsupported(what, "output_fn", "produces", ENCODERS))
     return encoder(value)
 
 

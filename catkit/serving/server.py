@@ -435,19 +435,22 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, model_required: boo
                         help="on SIGTERM, how long to wait for in-flight requests (default 30)")
 
 
+#: The ServerConfig fields :func:`add_server_arguments` defines an option for (same names).
+_OPTION_FIELDS = (
+    "model", "multi_model", "host", "port", "ready_file", "memory_budget_mb", "model_timeout", "workers",
+    "drain_seconds", "models_root",
+)
+
+
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    return ServerConfig(
-        model=args.model,
-        multi_model=args.multi_model,
-        host=args.host,
-        port=args.port,
-        ready_file=args.ready_file,
-        memory_budget_mb=args.memory_budget_mb,
-        model_timeout=args.model_timeout if args.model_timeout is not None else default_model_timeout(),
-        workers=args.workers if args.workers is not None else default_workers(),
-        drain_seconds=args.drain_seconds,
-        models_root=args.models_root,
-    )
+    """The :class:`ServerConfig` of parsed options; an unset timeout or worker count gets its default
+    (:func:`default_model_timeout`, :func:`default_workers`)."""
+    values = {name: getattr(args, name) for name in _OPTION_FIELDS}
+    if values["model_timeout"] is None:
+        values["model_timeout"] = default_model_timeout()
+    if values["workers"] is None:
+        values["workers"] = default_workers()
+    return ServerConfig(**values)
 
 
 def configure_logging() -> None:

@@ -7,6 +7,8 @@ Public, for catkit's own test suites and benchmarks and for users' test suites a
 - :mod:`catkit.testing.backend` - :class:`LocalBackend`, a real ``catkit local`` backend process in
   a temporary ``CATKIT_HOME`` with boto3 clients aimed at it;
 - :mod:`catkit.testing.endpoints` - upload a model and deploy it with plain boto3 calls;
+- :mod:`catkit.testing.fake_backend` - :class:`FakeBackendBase`, the base of in-process stand-ins
+  for the backend that component tests install one component into;
 - :mod:`catkit.testing.wait` - :func:`wait_until` / :func:`wait_until_async`: poll a condition with
   a deadline instead of sleeping a fixed time and then asserting.
 """
@@ -25,6 +27,7 @@ from catkit.testing.archives import (
 )
 from catkit.testing.backend import BackendFactory, LocalBackend, process_exited, start_local_backend
 from catkit.testing.endpoints import create_model, deploy_endpoint, upload_model, wait_for_endpoint
+from catkit.testing.fake_backend import FakeBackendBase
 from catkit.testing.wait import wait_until, wait_until_async
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "ECHO_INFERENCE",
     "MULTI_MODEL_INFERENCE",
     "BackendFactory",
+    "FakeBackendBase",
     "LocalBackend",
     "create_model",
     "deploy_endpoint",

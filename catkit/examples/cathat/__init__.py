@@ -8,25 +8,14 @@ Public entry points (imported lazily, so ``import catkit.examples.cathat`` stays
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from catkit._lazy import by_module, lazy_exports
 
-_EXPORTS = {
-    "make_image": "data",
-    "make_dataset": "data",
-    "CLASSES": "data",
-    "train": "train",
-    "TrainResult": "train",
-    "build_cathat_archive": "package",
-    "build_cathat_archives": "package",
-    "archive_name": "package",
-}
-
+_EXPORTS = by_module(
+    {
+        f"{__name__}.data": ("make_image", "make_dataset", "CLASSES"),
+        f"{__name__}.train": ("train", "TrainResult"),
+        f"{__name__}.package": ("build_cathat_archive", "build_cathat_archives", "archive_name"),
+    }
+)
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -117,17 +117,14 @@ class DataPlane:
                 variant, inst = await self.wait_for_capacity(ep, variant, bool(target_variant))
             inst.begin_request()
             url = inst.invocations_url
-        headers = {}
-        if content_type:
-            headers["Content-Type"] = content_type
-        if accept:
-            headers["Accept"] = accept
-        if custom_attributes:
-            headers["X-Amzn-SageMaker-Custom-Attributes"] = custom_attributes
-        if inference_id:
-            headers["X-Amzn-SageMaker-Inference-Id"] = inference_id
-        if target_model:
-            headers["X-Amzn-SageMaker-Target-Model"] = target_model
+        given = {
+            "Content-Type": content_type,
+            "Accept": accept,
+            "X-Amzn-SageMaker-Custom-Attributes": custom_attributes,
+            "X-Amzn-SageMaker-Inference-Id": inference_id,
+            "X-Amzn-SageMaker-Target-Model": target_model,
+        }
+        headers = {name: value for name, value in given.items() if value}
         status = 0
         payload = b""
         resp_headers: Mapping[str, str] = {}

@@ -19,7 +19,7 @@ from catkit.autoscaling.engine import Engine
 from catkit.autoscaling.errors import ScalingError
 from catkit.local.errors import AwsError
 from catkit.local.services.base import BaseService, RequestContext
-from catkit.local.services.pagination import decode_token, encode_token, offset_page
+from catkit.local.services.pagination import decode_token, encode_token, offset_page, with_next_token
 from catkit.names import AAS_SAGEMAKER, VARIANT_INSTANCE_COUNT
 from catkit.timeconv import to_epoch_or_none
 
@@ -34,6 +34,13 @@ _MAX_RESULTS = {
     "DescribeScalingActivities": 50,
 }
 _MAX_TAGS = 50
+# Describe* by names: operation -> (engine method, names parameter, response list, token fingerprint kind)
+_NAMED_LISTINGS = {
+    "DescribeScalingPolicies": ("describe_scaling_policies", "PolicyNames", "ScalingPolicies", "policies"),
+    "DescribeScheduledActions": (
+        "describe_scheduled_actions", "ScheduledActionNames", "ScheduledActions", "scheduled"
+    ),
+}
 
 
 def _aws(err: ScalingError) -> AwsError:
@@ -136,19 +143,28 @@ class ApplicationAutoScalingService(BaseService):
         size = cls._page_size(operation, params)
         return offset_page(items, params.get("NextToken"), size, fingerprint, _invalid_token)
 
-    @staticmethod
-    def _listing(key: str, items: list[Any], token: str | None) -> dict[str, Any]:
-        """A Describe* response: the page under ``key``, plus NextToken when there is more."""
-        out: dict[str, Any] = {key: items}
-        if token:
-            out["NextToken"] = token
-        return out
-
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except ScalingError as e:
             raise _aws(e) from None
+
+    def _change(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A successful mutation: the engine call (errors mapped), then ``on_change()``."""
+        result = self._call(fn, *args, **kwargs)
+        self.on_change()
+        return result
+
+    def _describe_named(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """DescribeScalingPolicies / DescribeScheduledActions: filter by names, resource and
+        dimension, then one page of ``to_api()`` documents."""
+        method, names_key, list_key, kind = _NAMED_LISTINGS[operation]
+        ns = self._namespace(params)
+        rid, dim = self._filters(params)
+        items = getattr(self.engine, method)(ns, params.get(names_key), rid, dim)
+        fingerprint = f"{kind}:{sorted(params.get(names_key) or [])}:{rid}:{dim}"
+        page, token = self._page(operation, items, params, fingerprint)
+        return with_next_token({list_key: [item.to_api() for item in page]}, token)
 
     # ------------------------------------------------------------------ scalable targets
     def register_scalable_target(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
@@ -197,42 +213,19 @@ class ApplicationAutoScalingService(BaseService):
         )
         fp = f"targets:{sorted(params.get('ResourceIds') or [])}:{params.get('ScalableDimension')}"
         page, token = self._page("DescribeScalableTargets", targets, params, fp)
-        return self._listing(
-            "ScalableTargets",
-            [
-                {
-                    "ServiceNamespace": t.service_namespace,
-                    "ResourceId": t.resource_id,
-                    "ScalableDimension": t.scalable_dimension,
-                    "MinCapacity": t.min_capacity,
-                    "MaxCapacity": t.max_capacity,
-                    "RoleARN": t.role_arn,
-                    "CreationTime": t.creation_time,
-                    "SuspendedState": dict(t.suspended),
-                    "ScalableTargetARN": t.arn,
-                }
-                for t in page
-            ],
-            token,
-        )
+        return with_next_token({"ScalableTargets": [t.to_api() for t in page]}, token)
 
     # ------------------------------------------------------------------ scaling policies
     def put_scaling_policy(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         ns, rid, dim = self._target_params(params)
         if params.get("PredictiveScalingPolicyConfiguration"):
             raise _validation("PredictiveScaling policies are not supported for SageMaker endpoint variants.")
-        result = self._call(
-            self.engine.put_scaling_policy,
-            params["PolicyName"],
-            ns,
-            rid,
-            dim,
-            self.now(),
+        result = self._change(
+            self.engine.put_scaling_policy, params["PolicyName"], ns, rid, dim, self.now(),
             policy_type=params.get("PolicyType"),
             target_tracking_config=params.get("TargetTrackingScalingPolicyConfiguration"),
             step_scaling_config=params.get("StepScalingPolicyConfiguration"),
         )
-        self.on_change()
         out: dict[str, Any] = {"PolicyARN": result.policy_arn}
         if result.alarms:
             out["Alarms"] = result.alarms
@@ -240,29 +233,18 @@ class ApplicationAutoScalingService(BaseService):
 
     def delete_scaling_policy(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         ns, rid, dim = self._target_params(params)
-        self._call(self.engine.delete_scaling_policy, params["PolicyName"], ns, rid, dim, self.now())
-        self.on_change()
+        self._change(self.engine.delete_scaling_policy, params["PolicyName"], ns, rid, dim, self.now())
         return {}
 
     def describe_scaling_policies(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-        ns = self._namespace(params)
-        rid, dim = self._filters(params)
-        policies = self.engine.describe_scaling_policies(ns, params.get("PolicyNames"), rid, dim)
-        fp = f"policies:{sorted(params.get('PolicyNames') or [])}:{rid}:{dim}"
-        page, token = self._page("DescribeScalingPolicies", policies, params, fp)
-        return self._listing("ScalingPolicies", [p.to_api() for p in page], token)
+        return self._describe_named("DescribeScalingPolicies", params)
 
     # ------------------------------------------------------------------ scheduled actions
     def put_scheduled_action(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         ns, rid, dim = self._target_params(params)
         action = params.get("ScalableTargetAction") or {}
-        self._call(
-            self.engine.put_scheduled_action,
-            params["ScheduledActionName"],
-            ns,
-            rid,
-            dim,
-            self.now(),
+        self._change(
+            self.engine.put_scheduled_action, params["ScheduledActionName"], ns, rid, dim, self.now(),
             schedule=params.get("Schedule"),
             timezone=params.get("Timezone"),
             start_time=to_epoch_or_none(params.get("StartTime")),
@@ -270,22 +252,15 @@ class ApplicationAutoScalingService(BaseService):
             min_capacity=action.get("MinCapacity"),
             max_capacity=action.get("MaxCapacity"),
         )
-        self.on_change()
         return {}
 
     def delete_scheduled_action(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         ns, rid, dim = self._target_params(params)
-        self._call(self.engine.delete_scheduled_action, params["ScheduledActionName"], ns, rid, dim)
-        self.on_change()
+        self._change(self.engine.delete_scheduled_action, params["ScheduledActionName"], ns, rid, dim)
         return {}
 
     def describe_scheduled_actions(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-        ns = self._namespace(params)
-        rid, dim = self._filters(params)
-        actions = self.engine.describe_scheduled_actions(ns, params.get("ScheduledActionNames"), rid, dim)
-        fp = f"scheduled:{sorted(params.get('ScheduledActionNames') or [])}:{rid}:{dim}"
-        page, token = self._page("DescribeScheduledActions", actions, params, fp)
-        return self._listing("ScheduledActions", [a.to_api() for a in page], token)
+        return self._describe_named("DescribeScheduledActions", params)
 
     # ------------------------------------------------------------------ activities
     def describe_scaling_activities(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
@@ -307,7 +282,7 @@ class ApplicationAutoScalingService(BaseService):
                 ) from None
         page = activities[start : start + size]
         token = encode_token(activities[start + size].activity_id) if start + size < len(activities) else None
-        return self._listing("ScalingActivities", [a.to_api() for a in page], token)
+        return with_next_token({"ScalingActivities": [a.to_api() for a in page]}, token)
 
     # ------------------------------------------------------------------ tags
     def _target_by_arn(self, arn: str) -> Any:

@@ -74,7 +74,7 @@ from catkit.local.services.cloudwatch_store import (
     AlarmPersistence,
     load_alarm_book,
 )
-from catkit.local.services.pagination import offset_page, request_fingerprint
+from catkit.local.services.pagination import offset_page, request_fingerprint, with_next_token
 from catkit.timeconv import from_epoch, to_epoch_or_none
 
 __all__ = [  # the names this module has always offered, wherever they live now
@@ -275,9 +275,7 @@ class CloudWatchService(BaseService):
                 for ns, name, dims in page
             ]
         }
-        if token:
-            out["NextToken"] = token
-        return out
+        return with_next_token(out, token)
 
     # ------------------------------------------------------------------ alarms
     def put_metric_alarm(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
@@ -363,9 +361,7 @@ class CloudWatchService(BaseService):
         )
         page, token = offset_page(alarms, params.get("NextToken"), max_records, fingerprint, _invalid_token)
         out: dict[str, Any] = {"MetricAlarms": [self._alarm_out(a) for a in page], "CompositeAlarms": []}
-        if token:
-            out["NextToken"] = token
-        return out
+        return with_next_token(out, token)
 
     def describe_alarms_for_metric(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         dims = dims_in(params.get("Dimensions"), "Dimensions")
@@ -418,9 +414,7 @@ class CloudWatchService(BaseService):
                 for h in page
             ]
         }
-        if token:
-            out["NextToken"] = token
-        return out
+        return with_next_token(out, token)
 
     def delete_alarms(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         names = list(params.get("AlarmNames") or [])

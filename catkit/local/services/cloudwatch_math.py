@@ -72,19 +72,19 @@ class _Parser:
         self.i += 1
         return tok
 
-    def expr(self) -> Any:
-        node = self.term()
-        while self.peek() in ("+", "-"):
+    def binary(self, operators: tuple[str, ...], operand: Callable[[], Any]) -> Any:
+        """``operand (op operand)*`` for ``op`` in ``operators``, left-associative."""
+        node = operand()
+        while self.peek() in operators:
             op = self.take()[1]
-            node = ("bin", op, node, self.term())
+            node = ("bin", op, node, operand())
         return node
 
+    def expr(self) -> Any:
+        return self.binary(("+", "-"), self.term)
+
     def term(self) -> Any:
-        node = self.unary()
-        while self.peek() in ("*", "/"):
-            op = self.take()[1]
-            node = ("bin", op, node, self.unary())
-        return node
+        return self.binary(("*", "/"), self.unary)
 
     def unary(self) -> Any:
         if self.peek() == "-":
@@ -231,22 +231,20 @@ def parse_search(text: str) -> tuple[tuple[str, frozenset[str]] | None, Callable
 
     def parse_or() -> Callable[[MetricId], bool]:
         nonlocal i
-        left = parse_and()
+        alternatives = [parse_and()]
         while peek() == ("op", "OR"):
             i += 1
-            right, prev = parse_and(), left
-            left = lambda m, a=prev, b=right: a(m) or b(m)  # noqa: E731
-        return left
+            alternatives.append(parse_and())
+        return alternatives[0] if len(alternatives) == 1 else lambda m: any(p(m) for p in alternatives)
 
     def parse_and() -> Callable[[MetricId], bool]:
         nonlocal i
-        left = parse_not()
+        terms = [parse_not()]
         while (tok := peek()) is not None and tok not in (("op", "OR"), ("paren", ")")):
-            if tok == ("op", "AND"):
+            if tok == ("op", "AND"):  # AND may be left out: adjacent terms must all match
                 i += 1
-            right, prev = parse_not(), left
-            left = lambda m, a=prev, b=right: a(m) and b(m)  # noqa: E731
-        return left
+            terms.append(parse_not())
+        return terms[0] if len(terms) == 1 else lambda m: all(p(m) for p in terms)
 
     def parse_not() -> Callable[[MetricId], bool]:
         nonlocal i

@@ -23,6 +23,13 @@ def request_fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def with_next_token(response: dict[str, Any], token: str | None) -> dict[str, Any]:
+    """A List*/Describe* ``response`` with ``NextToken`` added when there is a next page."""
+    if token:
+        response["NextToken"] = token
+    return response
+
+
 def encode_token(position: Any, fingerprint: str = "") -> str:
     """The NextToken for ``position`` (a JSON value) in the listing identified by ``fingerprint``."""
     raw = json.dumps({"o": position, "f": fingerprint}, separators=(",", ":")).encode()

@@ -13,6 +13,8 @@ registers this service and the ``sagemaker-runtime`` one
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import botocore.session
@@ -22,7 +24,7 @@ from catkit.local.errors import AwsError
 from catkit.local.fleet.endpoints import EndpointManager
 from catkit.local.fleet.state import KIND_CONFIG, KIND_ENDPOINT, KIND_MODEL, state_docs
 from catkit.local.services.base import BaseService, RequestContext
-from catkit.local.services.pagination import offset_page
+from catkit.local.services.pagination import offset_page, with_next_token
 from catkit.local.validation import arn, check_name, list_page, not_found, parse_arn
 
 _MAX_TAGS = 50
@@ -45,6 +47,46 @@ def _summary(doc: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: doc[k] for k in keys if doc.get(k) is not None}
 
 
+@dataclass(frozen=True)
+class _Stored:
+    """A resource this service keeps as a state document: models and endpoint configurations."""
+
+    kind: str  # state kind
+    arn_kind: str  # resource type in its ARN
+    label: str  # wording in messages
+    name_key: str
+    arn_key: str
+    name_field: str  # the member name AWS's name validation reports
+    list_key: str
+    optional: tuple[str, ...]  # request members stored when given
+
+    def name_sort(self) -> dict[str, Callable[[Any], Any]]:
+        """List* SortBy keys."""
+        return {"Name": lambda d: d[self.name_key].lower(), "CreationTime": lambda d: d["CreationTime"]}
+
+
+_MODEL = _Stored(
+    KIND_MODEL, "model", "model", "ModelName", "ModelArn", "modelName", "Models",
+    ("PrimaryContainer", "Containers", "ExecutionRoleArn", "VpcConfig", "InferenceExecutionConfig"),
+)
+_CONFIG = _Stored(
+    KIND_CONFIG, "endpoint-config", "endpoint configuration", "EndpointConfigName", "EndpointConfigArn",
+    "endpointConfigName", "EndpointConfigs",
+    ("DataCaptureConfig", "KmsKeyId", "AsyncInferenceConfig", "ExplainerConfig", "ShadowProductionVariants",
+     "ExecutionRoleArn", "VpcConfig", "EnableNetworkIsolation"),
+)
+
+
+def _stored_operation(action: str, res: _Stored) -> Callable[..., dict[str, Any]]:
+    """Describe*, Delete* or List* of a stored resource (``SageMakerService._<action>``)."""
+
+    def operation(self: SageMakerService, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        return getattr(self, f"_{action}")(res, params)
+
+    operation.__doc__ = f"{action.capitalize()} {res.label} documents (request ``params``)."
+    return operation
+
+
 class SageMakerService(BaseService):
     """SageMaker operations for models, endpoint configs, endpoints and tags."""
 
@@ -63,8 +105,49 @@ class SageMakerService(BaseService):
     def _arn(self, kind: str, name: str) -> str:
         return arn(kind, name, *self._where)
 
-    def _exists_error(self, kind: str, label: str, name: str) -> AwsError:
-        return AwsError("ValidationException", f'Cannot create already existing {label} "{self._arn(kind, name)}".')
+    def _new_name(self, res: _Stored, params: dict[str, Any]) -> str:
+        """The name of a resource to create: valid, and not taken."""
+        name = params[res.name_key]
+        check_name(name, res.name_field)
+        if self.state.get(res.kind, name.lower()) is not None:
+            raise AwsError(
+                "ValidationException",
+                f'Cannot create already existing {res.label} "{self._arn(res.arn_kind, name)}".',
+            )
+        return name
+
+    def _create(self, res: _Stored, name: str, params: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+        """Store a new resource document: name, ARN, ``fields``, creation time, tags and the
+        optional members given; returns the Create* response (the ARN)."""
+        doc: dict[str, Any] = {
+            res.name_key: name,
+            res.arn_key: self._arn(res.arn_kind, name),
+            **fields,
+            "CreationTime": self.clock.now(),
+            "Tags": self._check_tags(params.get("Tags")),
+        }
+        doc.update({key: params[key] for key in res.optional if params.get(key) is not None})
+        self.state.put(res.kind, name.lower(), doc)
+        return {res.arn_key: doc[res.arn_key]}
+
+    def _get(self, res: _Stored, name: str) -> dict[str, Any]:
+        return self.manager.get_model(name) if res is _MODEL else self.manager.get_config(name)
+
+    def _describe(self, res: _Stored, params: dict[str, Any]) -> dict[str, Any]:
+        doc = self._get(res, params[res.name_key])
+        return {k: v for k, v in doc.items() if k != "Tags"}
+
+    def _delete(self, res: _Stored, params: dict[str, Any]) -> dict[str, Any]:
+        name = params[res.name_key]
+        self._get(res, name)
+        self.state.delete(res.kind, name.lower())
+        return {}
+
+    def _list(self, res: _Stored, params: dict[str, Any]) -> dict[str, Any]:
+        docs = state_docs(self.state, res.kind)
+        page, token = list_page(docs, params, name_key=res.name_key, sort_keys=res.name_sort())
+        keys = (res.name_key, res.arn_key, "CreationTime")
+        return with_next_token({res.list_key: [_summary(d, keys) for d in page]}, token)
 
     @staticmethod
     def _check_tags(tags: list[dict[str, str]] | None) -> list[dict[str, str]]:
@@ -78,10 +161,7 @@ class SageMakerService(BaseService):
 
     # ------------------------------------------------------------------ models
     def create_model(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-        name = params["ModelName"]
-        check_name(name, "modelName")
-        if self.state.get(KIND_MODEL, name.lower()) is not None:
-            raise self._exists_error("model", "model", name)
+        name = self._new_name(_MODEL, params)
         primary, containers = params.get("PrimaryContainer"), params.get("Containers")
         if primary and containers:
             raise AwsError("ValidationException", "Specify either PrimaryContainer or Containers, not both.")
@@ -95,45 +175,17 @@ class SageMakerService(BaseService):
                     f"ModelDataUrl {url!r} is not supported by the local backend; upload the model.tar.gz to the "
                     "backend's S3 and pass s3://bucket/key.",
                 )
-        doc: dict[str, Any] = {
-            "ModelName": name,
-            "ModelArn": self._arn("model", name),
-            "CreationTime": self.clock.now(),
-            "Tags": self._check_tags(params.get("Tags")),
-            "EnableNetworkIsolation": bool(params.get("EnableNetworkIsolation", False)),  # AWS always returns it
-        }
-        for key in ("PrimaryContainer", "Containers", "ExecutionRoleArn", "VpcConfig", "InferenceExecutionConfig"):
-            if params.get(key) is not None:
-                doc[key] = params[key]
-        self.state.put(KIND_MODEL, name.lower(), doc)
-        return {"ModelArn": doc["ModelArn"]}
+        # AWS always returns EnableNetworkIsolation
+        isolation = {"EnableNetworkIsolation": bool(params.get("EnableNetworkIsolation", False))}
+        return self._create(_MODEL, name, params, isolation)
 
-    def describe_model(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-        doc = self.manager.get_model(params["ModelName"])
-        return {k: v for k, v in doc.items() if k != "Tags"}
-
-    def delete_model(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-        name = params["ModelName"]
-        self.manager.get_model(name)
-        self.state.delete(KIND_MODEL, name.lower())
-        return {}
-
-    def list_models(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-        page, token = list_page(
-            state_docs(self.state, KIND_MODEL), params, name_key="ModelName",
-            sort_keys={"Name": lambda d: d["ModelName"].lower(), "CreationTime": lambda d: d["CreationTime"]},
-        )
-        out: dict[str, Any] = {"Models": [_summary(d, ("ModelName", "ModelArn", "CreationTime")) for d in page]}
-        if token:
-            out["NextToken"] = token
-        return out
+    describe_model = _stored_operation("describe", _MODEL)
+    delete_model = _stored_operation("delete", _MODEL)
+    list_models = _stored_operation("list", _MODEL)
 
     # ------------------------------------------------------------------ endpoint configs
     def create_endpoint_config(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-        name = params["EndpointConfigName"]
-        check_name(name, "endpointConfigName")
-        if self.state.get(KIND_CONFIG, name.lower()) is not None:
-            raise self._exists_error("endpoint-config", "endpoint configuration", name)
+        name = self._new_name(_CONFIG, params)
         variants = [dict(v) for v in params["ProductionVariants"]]
         if not variants:
             raise AwsError("ValidationException", "ProductionVariants must contain at least one variant.")
@@ -176,40 +228,11 @@ class SageMakerService(BaseService):
                 raise AwsError("ValidationException", f'Variant "{vn}": ModelName is required.')
             self.manager.get_model(pv["ModelName"])
             pv.setdefault("InitialVariantWeight", 1.0)
-        doc: dict[str, Any] = {
-            "EndpointConfigName": name,
-            "EndpointConfigArn": self._arn("endpoint-config", name),
-            "ProductionVariants": variants,
-            "CreationTime": self.clock.now(),
-            "Tags": self._check_tags(params.get("Tags")),
-        }
-        for key in ("DataCaptureConfig", "KmsKeyId", "AsyncInferenceConfig", "ExplainerConfig",
-                    "ShadowProductionVariants", "ExecutionRoleArn", "VpcConfig", "EnableNetworkIsolation"):
-            if params.get(key) is not None:
-                doc[key] = params[key]
-        self.state.put(KIND_CONFIG, name.lower(), doc)
-        return {"EndpointConfigArn": doc["EndpointConfigArn"]}
+        return self._create(_CONFIG, name, params, {"ProductionVariants": variants})
 
-    def describe_endpoint_config(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-        doc = self.manager.get_config(params["EndpointConfigName"])
-        return {k: v for k, v in doc.items() if k != "Tags"}
-
-    def delete_endpoint_config(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-        name = params["EndpointConfigName"]
-        self.manager.get_config(name)
-        self.state.delete(KIND_CONFIG, name.lower())
-        return {}
-
-    def list_endpoint_configs(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-        page, token = list_page(
-            state_docs(self.state, KIND_CONFIG), params, name_key="EndpointConfigName",
-            sort_keys={"Name": lambda d: d["EndpointConfigName"].lower(), "CreationTime": lambda d: d["CreationTime"]},
-        )
-        keys = ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
-        out: dict[str, Any] = {"EndpointConfigs": [_summary(d, keys) for d in page]}
-        if token:
-            out["NextToken"] = token
-        return out
+    describe_endpoint_config = _stored_operation("describe", _CONFIG)
+    delete_endpoint_config = _stored_operation("delete", _CONFIG)
+    list_endpoint_configs = _stored_operation("list", _CONFIG)
 
     # ------------------------------------------------------------------ endpoints
     def create_endpoint(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
@@ -249,10 +272,7 @@ class SageMakerService(BaseService):
             },
         )
         keys = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
-        out: dict[str, Any] = {"Endpoints": [_summary(d, keys) for d in page]}
-        if token:
-            out["NextToken"] = token
-        return out
+        return with_next_token({"Endpoints": [_summary(d, keys) for d in page]}, token)
 
     # ------------------------------------------------------------------ tags
     def _tagged(self, resource_arn: str) -> tuple[dict[str, Any], Any]:
@@ -289,10 +309,7 @@ class SageMakerService(BaseService):
         tags = list(doc.get("Tags") or [])
         size = int(params.get("MaxResults") or 50)
         page, token = offset_page(tags, params.get("NextToken"), size, params["ResourceArn"], _invalid_tags_token)
-        out: dict[str, Any] = {"Tags": page}
-        if token:
-            out["NextToken"] = token
-        return out
+        return with_next_token({"Tags": page}, token)
 
     def delete_tags(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         doc, save = self._tagged(params["ResourceArn"])

@@ -194,6 +194,20 @@ def _parse_iso(value: str | None) -> dt.datetime | None:
     return parsed.replace(tzinfo=None) if parsed.tzinfo is not None else parsed
 
 
+def _restore_object(backend: Any, bucket: str, key: str, header: Mapping[str, Any], body: bytes) -> Any:
+    """Put a persisted object (its disk ``header`` and ``body``) back into moto as it was
+    acknowledged: storage class, metadata, ETag and last-modified time. Returns moto's key."""
+    obj = backend.put_object(bucket, key, body, storage=header.get("storage_class"), disable_notification=True)
+    obj.set_metadata(dict(header.get("metadata") or {}), replace=True)
+    etag = (header.get("etag") or "").strip('"')
+    if etag:
+        obj._etag = etag
+    modified = _parse_iso(header.get("last_modified"))
+    if modified is not None:
+        obj.last_modified = modified
+    return obj
+
+
 class LocalS3:
     """moto-backed S3 with write-through persistence; ``backend.s3``."""
 
@@ -333,16 +347,7 @@ class LocalS3:
             path = self.disk.object_path(bucket, key)
             if path.is_file():
                 header, body = self.disk.read_object(path)
-                obj = backend.put_object(
-                    bucket, key, body, storage=header.get("storage_class"), disable_notification=True
-                )
-                obj.set_metadata(dict(header.get("metadata") or {}), replace=True)
-                etag = (header.get("etag") or "").strip('"')
-                if etag:
-                    obj._etag = etag
-                modified = _parse_iso(header.get("last_modified"))
-                if modified is not None:
-                    obj.last_modified = modified
+                _restore_object(backend, bucket, key, header, body)
             else:
                 with contextlib.suppress(Exception):
                     backend.delete_object(bucket, key)
@@ -385,18 +390,9 @@ class LocalS3:
                     log.error("cannot read persisted S3 object %s: %s", path, exc)
                     continue
                 key = header["key"]
-                obj = backend.put_object(
-                    name, key, body, storage=header.get("storage_class"), disable_notification=True
-                )
-                obj.set_metadata(dict(header.get("metadata") or {}), replace=True)
-                etag = (header.get("etag") or "").strip('"')
-                if etag:
-                    obj._etag = etag
+                obj = _restore_object(backend, name, key, header, body)
                 if header.get("tags"):
                     backend.put_object_tagging(obj, dict(header["tags"]))
-                modified = _parse_iso(header.get("last_modified"))
-                if modified is not None:
-                    obj.last_modified = modified
                 self._index[name][key] = obj.etag
                 n_objects += 1
         return n_buckets, n_objects

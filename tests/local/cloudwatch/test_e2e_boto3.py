@@ -223,14 +223,8 @@ def test_alarm_is_evaluated_on_the_emulated_clock(backend) -> None:
         ],
     )
     cw.put_metric_alarm(
-        AlarmName="eval",
-        Namespace="Custom/Eval",
-        MetricName="Load",
-        Statistic="Maximum",
-        Period=60,
-        EvaluationPeriods=2,
-        Threshold=100.0,
-        ComparisonOperator="GreaterThanThreshold",
+        AlarmName="eval", Namespace="Custom/Eval", MetricName="Load", Statistic="Maximum", Period=60,
+        EvaluationPeriods=2, Threshold=100.0, ComparisonOperator="GreaterThanThreshold",
     )
     deadline = time.monotonic() + 15
     state = None
@@ -249,14 +243,8 @@ def test_alarms_survive_restart(local_backend_factory) -> None:
     backend = local_backend_factory(components=CW_ONLY)
     cw = backend.client("cloudwatch")
     cw.put_metric_alarm(
-        AlarmName="durable",
-        Namespace="Custom/D",
-        MetricName="m",
-        Statistic="Sum",
-        Period=300,
-        EvaluationPeriods=1,
-        Threshold=1.0,
-        ComparisonOperator="GreaterThanThreshold",
+        AlarmName="durable", Namespace="Custom/D", MetricName="m", Statistic="Sum", Period=300,
+        EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold",
         Tags=[{"Key": "k", "Value": "v"}],
     )
     cw.set_alarm_state(AlarmName="durable", StateValue="ALARM", StateReason="before restart")

@@ -54,49 +54,19 @@ def latency(cw, ctx, value: float, at: float) -> None:
 
 
 def test_put_and_describe_alarm_shape(cw, ctx) -> None:
-    cw.put_metric_alarm(
-        alarm_params(Unit="Milliseconds", DatapointsToAlarm=1, EvaluateLowSampleCountPercentile="ignore"), ctx
-    )
+    given = alarm_params(Unit="Milliseconds", DatapointsToAlarm=1, EvaluateLowSampleCountPercentile="ignore")
+    cw.put_metric_alarm(given, ctx)
     [alarm] = cw.describe_alarms({}, ctx)["MetricAlarms"]
     assert alarm["AlarmArn"] == "arn:aws:cloudwatch:us-east-1:123456789012:alarm:high-latency"
     assert alarm["StateValue"] == "INSUFFICIENT_DATA"
     assert alarm["StateReason"] == "Unchecked: Initial alarm creation"
     assert alarm["StateUpdatedTimestamp"] == dt(T0)
     assert alarm["AlarmConfigurationUpdatedTimestamp"] == dt(T0)
-    assert {
-        k: alarm[k]
-        for k in (
-            "MetricName",
-            "Namespace",
-            "Dimensions",
-            "Statistic",
-            "Period",
-            "EvaluationPeriods",
-            "Threshold",
-            "ComparisonOperator",
-            "Unit",
-            "DatapointsToAlarm",
-            "TreatMissingData",
-            "ActionsEnabled",
-            "EvaluateLowSampleCountPercentile",
-            "AlarmDescription",
-        )
-    } == {
-        "MetricName": "Latency",
-        "Namespace": "Custom/App",
-        "Dimensions": DIMS,
-        "Statistic": "Average",
-        "Period": 60,
-        "EvaluationPeriods": 2,
-        "Threshold": 100.0,
-        "ComparisonOperator": "GreaterThanThreshold",
-        "Unit": "Milliseconds",
-        "DatapointsToAlarm": 1,
-        "TreatMissingData": "missing",
-        "ActionsEnabled": True,
-        "EvaluateLowSampleCountPercentile": "ignore",
-        "AlarmDescription": "latency too high",
-    }
+    # Every member given comes back as given, plus the defaults of the two left out.
+    expected = {k: v for k, v in given.items() if k != "AlarmName"}
+    expected.update(TreatMissingData="missing", ActionsEnabled=True)
+    assert len(expected) == 14
+    assert {k: alarm[k] for k in expected} == expected
     assert cw.describe_alarms({}, ctx)["CompositeAlarms"] == []
 
 

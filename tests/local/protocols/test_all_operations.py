@@ -6,6 +6,7 @@ serializer into botocore's parser, and comes back unchanged. This checks the sha
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -79,6 +80,22 @@ def example(shape: Any, name: str = "", depth: int = 0, *, located_ok: bool = Tr
     raise AssertionError(kind)
 
 
+@dataclass
+class Wire:
+    """One served service in one protocol: its codec and botocore model."""
+
+    service: str
+    protocol: str
+    codec: Any
+    model: Any
+
+
+@pytest.fixture(params=SERVICES, ids=[f"{s}-{p}" for s, p in SERVICES])
+def wire(request: pytest.FixtureRequest) -> Wire:
+    service, protocol = request.param
+    return Wire(service, protocol, get_codec(service, protocol), service_model(service))
+
+
 def _has_event_stream(op: Any) -> bool:
     return op.has_event_stream_input or op.has_event_stream_output
 
@@ -113,32 +130,26 @@ def _normalise(value: Any) -> Any:
     return value
 
 
-@pytest.mark.parametrize(("service", "protocol"), SERVICES, ids=[f"{s}-{p}" for s, p in SERVICES])
-def test_every_input_decodes_to_what_botocore_serialized(service, protocol):
-    codec = get_codec(service, protocol)
-    serializer = create_serializer(protocol, include_validation=False)
-    model = service_model(service)
+def test_every_input_decodes_to_what_botocore_serialized(wire: Wire):
+    serializer = create_serializer(wire.protocol, include_validation=False)
     failures = []
-    for name in operations(service):
-        op = model.operation_model(name)
+    for name in operations(wire.service):
+        op = wire.model.operation_model(name)
         params = example(op.input_shape) if op.input_shape is not None else {}
         request = serializer.serialize_to_request(params, op)
-        got_name, got = codec.decode_request(raw_from_serialized(request, protocol))
+        got_name, got = wire.codec.decode_request(raw_from_serialized(request, wire.protocol))
         if (got_name, got) != (name, params):
             failures.append((name, params, got))
     assert not failures, failures[:2]
 
 
-@pytest.mark.parametrize(("service", "protocol"), SERVICES, ids=[f"{s}-{p}" for s, p in SERVICES])
-def test_every_output_parses_back_in_botocore(service, protocol):
-    codec = get_codec(service, protocol)
-    parser = create_parser(protocol)
-    model = service_model(service)
+def test_every_output_parses_back_in_botocore(wire: Wire):
+    parser = create_parser(wire.protocol)
     failures = []
-    for name in operations(service):
-        op = model.operation_model(name)
+    for name in operations(wire.service):
+        op = wire.model.operation_model(name)
         result = example(op.output_shape) if op.output_shape is not None else {}
-        response = codec.serialize_response(name, result, request_id="req-1")
+        response = wire.codec.serialize_response(name, result, request_id="req-1")
         body: Any = response.body
         if op.has_streaming_output:
             body = StreamingBody(_Reader(body), len(body))
@@ -152,7 +163,7 @@ def test_every_output_parses_back_in_botocore(service, protocol):
             op.output_shape,
         )
         # botocore's RPC v2 parser reads no metadata when an operation has no output shape.
-        has_metadata = op.output_shape is not None or protocol != "smithy-rpc-v2-cbor"
+        has_metadata = op.output_shape is not None or wire.protocol != "smithy-rpc-v2-cbor"
         if has_metadata and parsed.get("ResponseMetadata", {}).get("RequestId") != "req-1":
             failures.append((name, "request id", parsed.get("ResponseMetadata")))
         if _normalise(parsed) != result:
@@ -160,19 +171,16 @@ def test_every_output_parses_back_in_botocore(service, protocol):
     assert not failures, failures[:2]
 
 
-@pytest.mark.parametrize(("service", "protocol"), SERVICES, ids=[f"{s}-{p}" for s, p in SERVICES])
-def test_every_modeled_error_keeps_code_message_and_fields(service, protocol):
+def test_every_modeled_error_keeps_code_message_and_fields(wire: Wire):
     from catkit.local.errors import AwsError
 
-    codec = get_codec(service, protocol)
-    parser = create_parser(protocol)
-    model = service_model(service)
+    parser = create_parser(wire.protocol)
     failures = []
-    for shape in model.error_shapes:
+    for shape in wire.model.error_shapes:
         fields = {k: v for k, v in (example(shape) or {}).items() if k.lower() != "message"}
         status = shape.metadata.get("error", {}).get("httpStatusCode", 400)
         err = AwsError(shape.error_code, "it went wrong <&>", status, fields=fields)
-        response = codec.serialize_error(None, err, request_id="req-2")
+        response = wire.codec.serialize_error(None, err, request_id="req-2")
         response_dict = {
             "status_code": response.status,
             "body": response.body,
@@ -183,7 +191,7 @@ def test_every_modeled_error_keeps_code_message_and_fields(service, protocol):
         if parsed["Error"].get("Code") != shape.error_code or parsed["Error"].get("Message") != err.message:
             failures.append((shape.name, parsed["Error"]))
             continue
-        modeled = parser.parse(response_dict, model.shape_for_error_code(parsed["Error"]["Code"]))
+        modeled = parser.parse(response_dict, wire.model.shape_for_error_code(parsed["Error"]["Code"]))
         for key, value in fields.items():
             if modeled.get(key) != value:
                 failures.append((shape.name, key, value, modeled.get(key)))

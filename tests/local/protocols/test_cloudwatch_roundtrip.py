@@ -15,16 +15,14 @@ from .conftest import strip_metadata
 UTC = dt.UTC
 PROTOCOLS = ["smithy-rpc-v2-cbor", "json", "query"]
 T0 = dt.datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
+VARIANT_DIMS = [{"Name": "EndpointName", "Value": "cathat"}, {"Name": "VariantName", "Value": "AllTraffic"}]
 
 METRIC_DATA = {
     "Namespace": "Catkit/Load",
     "MetricData": [
         {
             "MetricName": "Latency",
-            "Dimensions": [
-                {"Name": "EndpointName", "Value": "cathat"},
-                {"Name": "VariantName", "Value": "AllTraffic"},
-            ],
+            "Dimensions": VARIANT_DIMS,
             "Timestamp": T0 + dt.timedelta(seconds=1, milliseconds=250),
             "Values": [12.5, 14.0, 100.25],
             "Counts": [3.0, 1.0, 2.0],
@@ -140,10 +138,7 @@ def test_describe_alarms(make_client, protocol):
         "MetricName": "InvocationsPerInstance",
         "Namespace": "AWS/SageMaker",
         "Statistic": "Sum",
-        "Dimensions": [
-            {"Name": "EndpointName", "Value": "cathat"},
-            {"Name": "VariantName", "Value": "AllTraffic"},
-        ],
+        "Dimensions": VARIANT_DIMS,
         "Period": 60,
         "EvaluationPeriods": 3,
         "DatapointsToAlarm": 3,

@@ -38,70 +38,70 @@ async def _serve(responses: list[bytes], seen: list[bytes], *, close_after: set[
     return server, server.sockets[0].getsockname()[1], counter
 
 
-def test_keep_alive_reuse_content_length_and_chunked():
+def scripted(responses: list[bytes], calls, *, close_after: set[int] = frozenset()):
+    """Run ``await calls(pool, port)`` with a fresh KeepAlivePool against a :func:`_serve` server,
+    closing both after; returns (what ``calls`` returned, the server's counter, the requests seen)."""
+
     async def main():
         seen: list[bytes] = []
-        responses = [
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Amzn-SageMaker-Custom-Attributes: a=1\r\n\r\n"
-            b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: x\r\n\r\n",
-            b"HTTP/1.1 415 Unsupported Media Type\r\nContent-Length: 4\r\n\r\nnope",
-        ]
-        server, port, counter = await _serve(responses, seen)
+        server, port, counter = await _serve(responses, seen, close_after=close_after)
         pool = KeepAlivePool()
         try:
-            r1 = await pool.post("127.0.0.1", port, "/invocations", {"Content-Type": "application/json"}, b"{}", 5)
-            r2 = await pool.post("127.0.0.1", port, "/invocations", {}, b"x" * 100_000, 5)
-            r3 = await pool.post("127.0.0.1", port, "/invocations", {}, b"", 5)
+            result = await calls(pool, port)
         finally:
             pool.close()
             server.close()
-        assert r1 == (200, {"content-type": "application/json", "content-length": "2"}, b"{}")
-        assert r2[0] == 200 and r2[2] == b"abcde"
-        assert r2[1]["x-amzn-sagemaker-custom-attributes"] == "a=1"
-        assert (r3[0], r3[2]) == (415, b"nope")
-        assert counter["conns"] == 1  # one keep-alive connection for all three
-        assert seen[0].startswith(b"POST /invocations HTTP/1.1\r\n") and b"Content-Type: application/json" in seen[0]
-        assert seen[1].endswith(b"x" * 100_000)
+        return result, counter, seen
 
-    asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_keep_alive_reuse_content_length_and_chunked():
+    responses = [
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Amzn-SageMaker-Custom-Attributes: a=1\r\n\r\n"
+        b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: x\r\n\r\n",
+        b"HTTP/1.1 415 Unsupported Media Type\r\nContent-Length: 4\r\n\r\nnope",
+    ]
+
+    async def calls(pool, port):
+        r1 = await pool.post("127.0.0.1", port, "/invocations", {"Content-Type": "application/json"}, b"{}", 5)
+        r2 = await pool.post("127.0.0.1", port, "/invocations", {}, b"x" * 100_000, 5)
+        r3 = await pool.post("127.0.0.1", port, "/invocations", {}, b"", 5)
+        return r1, r2, r3
+
+    (r1, r2, r3), counter, seen = scripted(responses, calls)
+    assert r1 == (200, {"content-type": "application/json", "content-length": "2"}, b"{}")
+    assert r2[0] == 200 and r2[2] == b"abcde"
+    assert r2[1]["x-amzn-sagemaker-custom-attributes"] == "a=1"
+    assert (r3[0], r3[2]) == (415, b"nope")
+    assert counter["conns"] == 1  # one keep-alive connection for all three
+    assert seen[0].startswith(b"POST /invocations HTTP/1.1\r\n") and b"Content-Type: application/json" in seen[0]
+    assert seen[1].endswith(b"x" * 100_000)
 
 
 def test_connection_close_and_body_until_eof():
-    async def main():
-        seen: list[bytes] = []
-        responses = [b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-eof", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz"]
-        server, port, counter = await _serve(responses, seen, close_after={0})
-        pool = KeepAlivePool()
-        try:
-            r1 = await pool.post("127.0.0.1", port, "/x", {}, b"", 5)
-            r2 = await pool.post("127.0.0.1", port, "/x", {}, b"", 5)
-        finally:
-            pool.close()
-            server.close()
-        assert r1[2] == b"until-eof" and r2[2] == b"z"
-        assert counter["conns"] == 2
+    responses = [b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-eof", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz"]
 
-    asyncio.run(main())
+    async def calls(pool, port):
+        return [await pool.post("127.0.0.1", port, "/x", {}, b"", 5) for _ in range(2)]
+
+    (r1, r2), counter, _ = scripted(responses, calls, close_after={0})
+    assert r1[2] == b"until-eof" and r2[2] == b"z"
+    assert counter["conns"] == 2
 
 
 def test_connection_closed_by_the_instance_is_not_reused():
-    async def main():
-        seen: list[bytes] = []
-        responses = [b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"]
-        # The server closes after the first answer without saying so (a keep-alive timeout).
-        server, port, counter = await _serve(responses, seen, close_after={0})
-        pool = KeepAlivePool()
-        try:
-            assert (await pool.post("127.0.0.1", port, "/x", {}, b"", 5))[2] == b"a"
-            await asyncio.sleep(0.05)
-            assert (await pool.post("127.0.0.1", port, "/x", {}, b"", 5))[2] == b"b"
-        finally:
-            pool.close()
-            server.close()
-        assert counter["conns"] == 2
+    responses = [b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"]
 
-    asyncio.run(main())
+    async def calls(pool, port):
+        assert (await pool.post("127.0.0.1", port, "/x", {}, b"", 5))[2] == b"a"
+        await asyncio.sleep(0.05)
+        assert (await pool.post("127.0.0.1", port, "/x", {}, b"", 5))[2] == b"b"
+
+    # The server closes after the first answer without saying so (a keep-alive timeout).
+    _, counter, _ = scripted(responses, calls, close_after={0})
+    assert counter["conns"] == 2
 
 
 def test_timeout_and_bad_responses_and_header_injection():

@@ -1,10 +1,11 @@
 """Fixtures for SageMaker control-plane / endpoint-manager tests.
 
-``fake_backend`` is a minimal stand-in for ``catkit.local.backend.Backend`` (real StateStore in a
-temp CATKIT_HOME, an in-memory async S3, a recording metric sink, a fast clock) so the endpoint
-manager runs real ``catkit.serving.server`` processes without the gateway. Its S3 holds the echo
-model (:func:`catkit.testing.echo_archive`: behaviour chosen by the request's Content-Type - echo,
-slow, fail, pid, env, unsupported) at ``s3://models/echo/model.tar.gz``; ``archive_bytes`` is that
+``fake_backend`` is a minimal stand-in for ``catkit.local.backend.Backend`` on
+:class:`catkit.testing.fake_backend.FakeBackendBase` (real StateStore in a temp CATKIT_HOME), with
+an in-memory async S3, a recording metric sink and a fast clock, so the endpoint manager runs real
+``catkit.serving.server`` processes without the gateway. Its S3 holds the echo model
+(:func:`catkit.testing.echo_archive`: behaviour chosen by the request's Content-Type - echo, slow,
+fail, pid, env, unsupported) at ``s3://models/echo/model.tar.gz``; ``archive_bytes`` is that
 builder, for variants (``archive_bytes({"hang": b"1"})``).
 """
 
@@ -21,8 +22,8 @@ from catkit.autoscaling.engine import Engine
 from catkit.autoscaling.metrics_store import MetricStore
 from catkit.local.clock import Clock
 from catkit.local.scheduler import Scheduler
-from catkit.local.storage.state import StateStore
 from catkit.testing import echo_archive
+from catkit.testing.fake_backend import FakeBackendBase
 
 
 class FakeS3:
@@ -52,32 +53,17 @@ class RecordingMetrics:
         return [r[3] for r in self.records if r[1] == name and all(r[2].get(k) == v for k, v in dims.items())]
 
 
-class FakeBackend:
+class FakeBackend(FakeBackendBase):
     def __init__(self, home: Path, time_scale: float = 2000.0) -> None:
-        self.home = home
+        super().__init__(home)
         self.clock = Clock(time_scale)
-        self.state = StateStore(home / "state.sqlite")
         self.s3 = FakeS3()
         self.metrics = RecordingMetrics()
-        self.region = "us-east-1"
-        self.account_id = "123456789012"
-        self.services: dict[str, Any] = {}
-        self.backgrounds: list = []
-        self.shutdowns: list = []
         self.instance_options = {"startup_health_real_floor": 30.0, "drain_timeout_real": 30.0}
         # The core parts the sagemaker component plugs into (no alarms, no engine targets here).
         self.scheduler = Scheduler(self.clock)
         self.driver = ScalingDriver(Engine(), MetricStore())
         self.endpoints = None
-
-    def add_service(self, name: str, service: Any) -> None:
-        self.services[name] = service
-
-    def add_background(self, factory) -> None:
-        self.backgrounds.append(factory)
-
-    def add_shutdown(self, fn) -> None:
-        self.shutdowns.append(fn)
 
 
 @pytest.fixture
@@ -160,6 +146,15 @@ class Harness:
             pvs.append({"VariantName": vname, "ModelName": model, "InitialInstanceCount": count,
                         "InstanceType": "ml.m5.large", "InitialVariantWeight": weight})
         await self.sm("CreateEndpointConfig", EndpointConfigName=name, ProductionVariants=pvs)
+
+    async def versions(self, endpoint: str, versions: tuple[str, ...]) -> None:
+        """A model per version (``MODEL_VERSION`` set to it in its environment) with config
+        ``<version>-config``; ``endpoint`` InService on the first version's config."""
+        for version in versions:
+            await self.model(version, env={"MODEL_VERSION": version})
+            await self.config(f"{version}-config", [("AllTraffic", version, 1)])
+        await self.sm("CreateEndpoint", EndpointName=endpoint, EndpointConfigName=f"{versions[0]}-config")
+        await self.wait(endpoint, ("InService",))
 
     async def deploy(self, name: str, count: int = 1, variants: list[tuple] | None = None,
                      url: str = "s3://models/echo/model.tar.gz") -> dict:

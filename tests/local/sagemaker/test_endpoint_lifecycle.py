@@ -174,12 +174,7 @@ def test_unresponsive_instance_fails_health_checks_and_is_replaced(h):
 
 def test_update_endpoint_blue_green_without_dropped_requests(h):
     async def body(h):
-        await h.model("blue", env={"MODEL_VERSION": "blue"})
-        await h.model("green", env={"MODEL_VERSION": "green"})
-        await h.config("blue-config", [("AllTraffic", "blue", 1)])
-        await h.config("green-config", [("AllTraffic", "green", 1)])
-        await h.sm("CreateEndpoint", EndpointName="bg", EndpointConfigName="blue-config")
-        await h.wait("bg", ("InService",))
+        await h.versions("bg", ("blue", "green"))
         h.manager.set_desired_instance_count("bg", "AllTraffic", 2)
         await h.wait("bg", ("InService",))
         old = _pids(h, "bg")
@@ -339,23 +334,18 @@ def test_instance_limit_is_resource_limit_exceeded(h):
 
 def test_update_interrupted_by_restart_resumes(h, fake_backend):
     async def first(h):
-        await h.model("v1", env={"MODEL_VERSION": "v1"})
-        await h.model("v2", env={"MODEL_VERSION": "v2"})
-        await h.config("c1", [("AllTraffic", "v1", 1)])
-        await h.config("c2", [("AllTraffic", "v2", 1)])
-        await h.sm("CreateEndpoint", EndpointName="resume", EndpointConfigName="c1")
-        await h.wait("resume", ("InService",))
+        await h.versions("resume", ("v1", "v2"))
         # Provisioning the new fleet takes ~10 real minutes for this manager only: the backend
         # stops mid-update however slow the machine is; the next manager provisions at the default.
         h.manager.settings.provisioning_seconds = 1_200_000.0
-        await h.sm("UpdateEndpoint", EndpointName="resume", EndpointConfigName="c2")
+        await h.sm("UpdateEndpoint", EndpointName="resume", EndpointConfigName="v2-config")
         assert (await h.sm("DescribeEndpoint", EndpointName="resume"))["EndpointStatus"] == "Updating"
 
     h.run(first)
 
     async def second(h):
         d = await h.wait("resume", ("InService", "Failed"))
-        assert d["EndpointConfigName"] == "c2"
+        assert d["EndpointConfigName"] == "v2-config"
         r = await h.invoke("resume", b"MODEL_VERSION", ContentType="application/x-env")
         assert r["Body"] == b"v2"
 
