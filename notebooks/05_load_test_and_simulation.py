@@ -134,45 +134,15 @@ launch_s = (desc["LastModifiedTime"] - desc["CreationTime"]).total_seconds()
 # Let the calibration traffic leave the alarms' evaluation window (5 emulated minutes) first,
 # or the new policy would react to it.
 time.sleep(5 * 60 / (time_scale if backend == "local" else 1))
-catkit.scaling.apply_config(session, endpoint_name, check_config)
-live = load.run_load(session, endpoint_name, check_shape, duration_s=check_duration_s, payload=payload,
-                     content_type="image/png", progress=False)
-acts = session.autoscaling.describe_scaling_activities(
-    ServiceNamespace="sagemaker", ResourceId=f"endpoint/{endpoint_name}/variant/AllTraffic")["ScalingActivities"]
-emulated = [(a["StartTime"].timestamp(), int(a["Description"].rstrip(".").split()[-1]))
-            for a in sorted(acts, key=lambda a: a["StartTime"])
-            if a["StatusCode"] == "Successful" and a["Description"].rstrip(".").split()[-1].isdigit()]
-sim_check = simulate.simulate(check_shape, check_config, simulate.ServiceModel(max_rps=50.0, workers=8),
-                              duration_s=check_duration_s, start=live.start_timestamp, provisioning_s=launch_s)
-sim_acts = sim_check.activities[sim_check.activities["desired_capacity"].notna()]
-simulated = [(float(t), int(c)) for t, c in zip(sim_acts["start_time"], sim_acts["desired_capacity"], strict=True)]
-table = simulate.compare_timelines(simulated, emulated)
-print(table.to_string())
-results["agreement"] = table.to_dict(orient="list")
-results["agreement_max_diff_s"] = float(table["diff_s"].max()) if len(table) else None
-
-
-def steps(events, t0, initial, end):
-    xs, ys = [0.0], [initial]
-    for t, c in events:
-        xs.append((t - t0) / 60)
-        ys.append(c)
-    xs.append(end / 60)
-    ys.append(ys[-1])
-    return xs, ys
-
-
-fig, ax = plt.subplots(figsize=(8, 3.5))
-for events, label, style in ((emulated, "local backend (emulated)", dict(lw=5, alpha=0.35)),
-                             (simulated, "simulated", dict(lw=1.5, ls="--", color="black"))):
-    xs, ys = steps(events, live.start_timestamp, 1, check_duration_s)
-    ax.step(xs, ys, where="post", label=label, **style)
-ax.plot([i for i in range(check_duration_s // 60)], [check_shape.rate(i * 60.0 + 30) * 60 / 30 for i in range(check_duration_s // 60)],
-        color="0.7", ls=":", label="load / target (instances needed)")
-ax.set_xlabel("emulated minutes")
-ax.set_ylabel("instances")
-ax.legend(fontsize=8)
-ax.set_title("same traffic, same policy: simulator vs local backend")
+# compare_with_endpoint applies the policy, drives the endpoint with the shape, then simulates the
+# requests as the endpoint received them, from the same start, and pairs the scaling events.
+check = simulate.compare_with_endpoint(session, endpoint_name, check_shape, check_config,
+                                       duration_s=check_duration_s, provisioning_s=launch_s,
+                                       payload=payload, content_type="image/png")
+print(check.table.to_string())
+results["agreement"] = check.table.to_dict(orient="list")
+results["agreement_max_diff_s"] = None if check.table.empty else float(check.max_diff_s)
+fig = check.plot()
 fig.savefig(out / "simulated_vs_emulated.png", dpi=100, bbox_inches="tight")
 
 # %% [markdown]

@@ -71,8 +71,10 @@ def test_02_autoscaling(notebook_env: Path) -> None:
     # least 15 minutes after the fleet grew (before, every instance was far above the target) ...
     step_length_s = 10 * 60
     assert r["scale_in_after_step_s"] + step_length_s - r["scale_out_after_step_s"] >= 15 * 60
-    # ... and, with 5 instances still above the threshold during the step, after the step ended
-    assert r["scale_in_after_step_s"] >= 15 * 60
+    # ... and, with 5 instances still above the threshold during the step, only once 15 complete
+    # minutes after the step are below it: at least 14 minutes after the step's end (the minute in
+    # which the step ends may already read below the threshold when the step ends early in it)
+    assert r["scale_in_after_step_s"] >= 14 * 60
     sim = r["sim_first_extra_instance_s"]
     assert sim["high-resolution"] < sim["1-minute"], sim
     assert r["custom_metric_datapoints"] == 5
