@@ -301,7 +301,8 @@ def test_step_load_scales_out_then_back_in_following_aws_rules(backend):
     assert first_out["Cause"] == f"monitor alarm {high} in state ALARM triggered policy step-policy"
     assert last_in["Cause"] == f"monitor alarm {low} in state ALARM triggered policy step-policy"
     assert last_in["Description"] == "Setting desired instance count to 2."
-    assert all(a["StatusCode"] == "Successful" for a in acts), acts
+    assert all(a["StatusCode"] == "Successful" for a in acts), [
+        (a["StatusCode"], a["Description"], a.get("StatusMessage")) for a in acts]
     assert all(a["StatusMessage"].startswith("Successfully set desired instance count to") for a in acts)
     # AlarmHigh needs three complete one-minute datapoints above target; the scale-out is decided in
     # the same step. Checked on the datapoints the backend recorded, not on the load's wall clock.
