@@ -130,6 +130,17 @@ def user_program(kind: ContainerKind, env: Mapping[str, str], multi_model: bool 
     return program or "inference.py"
 
 
+def script_environment(image: str | None) -> dict[str, str]:
+    """The environment a single-model framework container needs to run the archive's
+    ``code/inference.py`` - what the SageMaker SDK sets for ``entry_point`` when it repacks the script
+    into the archive (``Model._script_mode_env_vars``). Empty for images that find it without help
+    (custom, TensorFlow Serving). scikit-learn and XGBoost fail (or run the built-in algorithm)
+    without it."""
+    if container_for_image(image).name in ("sklearn", "xgboost", "pytorch", "huggingface"):
+        return {PROGRAM_ENV: "inference.py", SUBMIT_DIR_ENV: MODEL_CODE_DIR}
+    return {}
+
+
 def module_file(program: str) -> str:
     """``inference`` or ``inference.py`` -> ``inference.py`` (the toolkits strip ``.py`` to get a
     module name; catkit imports the file)."""
@@ -146,5 +157,6 @@ __all__ = [
     "missing_framework",
     "module_file",
     "repository",
+    "script_environment",
     "user_program",
 ]

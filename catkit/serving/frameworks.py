@@ -13,7 +13,9 @@ Accept, and which HTTP status each failure gets. Each rule cites the AWS file it
   scikit-learn (``serving.py``) and XGBoost (``serving.py``) single-model serving with a user
   script. An unsupported request type is a 415, an unsupported Accept a 406, both with the JSON
   error body of ``Transformer._error_response``; other failures are 500s.
-- The XGBoost built-in algorithm (no ``SAGEMAKER_PROGRAM``) is :mod:`catkit.serving.xgboost_algorithm`.
+- The XGBoost built-in algorithm (no ``SAGEMAKER_PROGRAM``) is :mod:`catkit.serving.xgboost_algorithm`,
+  TensorFlow Serving and Hugging Face are :mod:`catkit.serving.hub_profiles`; :mod:`catkit.serving.profiles`
+  picks the profile of a container kind.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from catkit.serving import toolkit_codecs as tc
-from catkit.serving.containers import KINDS, ContainerKind, user_program
+from catkit.serving.containers import ContainerKind, user_program
 from catkit.serving.errors import ServingError
 
 DEFAULT_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
@@ -172,24 +174,6 @@ class ContainersProfile(Profile):
         return ServingError(f"{type(exc).__name__}: {exc}", status=500)
 
 
-def profile_for(kind: str | ContainerKind, env: Mapping[str, str] | None = None, *,
-                multi_model: bool = False) -> Profile:
-    """The :class:`Profile` of a container kind (name or :class:`ContainerKind`)."""
-    k = KINDS[kind] if isinstance(kind, str) else kind
-    environ = dict(env if env is not None else os.environ)
-    if k.name in ("sklearn", "xgboost") and not multi_model:
-        if k.name == "xgboost" and not user_program(k, environ):
-            from catkit.serving.xgboost_algorithm import XGBoostAlgorithmProfile
-
-            return XGBoostAlgorithmProfile(k, environ)
-        return ContainersProfile(k, environ)
-    if k.name in ("tensorflow", "huggingface"):
-        from catkit.serving.hub_profiles import profile_class
-
-        return profile_class(k.name)(k, environ, multi_model=multi_model)
-    return ToolkitProfile(k, environ, multi_model=multi_model)
-
-
 # ------------------------------------------------------------------ shared defaults
 def _model_predict(data: Any, model: Any) -> Any:
     return model.predict(data)
@@ -228,7 +212,7 @@ def _sklearn_toolkit_input_fn(input_data: Any, content_type: str) -> Any:
 
 
 # ------------------------------------------------------------------ XGBoost framework mode
-def _csv_to_dmatrix(text: str | bytes, dtype: Any = None) -> Any:
+def csv_to_dmatrix(text: str | bytes, dtype: Any = None) -> Any:
     # sagemaker_xgboost_container/encoder.py csv_to_dmatrix
     import csv
 
@@ -271,7 +255,7 @@ def xgb_decode(input_data: Any, content_type: str) -> Any:
     ignored) to a DMatrix. RecordIO-protobuf is not emulated locally."""
     media = (content_type or "").split(";", 1)[0].strip()
     if media == tc.CSV:
-        return _csv_to_dmatrix(input_data)
+        return csv_to_dmatrix(input_data)
     if media in ("text/libsvm", "text/x-libsvm"):
         return _libsvm_to_dmatrix(input_data)
     error = tc.UnsupportedFormatError(media)
@@ -345,8 +329,8 @@ __all__ = [
     "ContainersProfile",
     "Profile",
     "ToolkitProfile",
+    "csv_to_dmatrix",
     "no_model_fn",
     "no_predict_fn",
-    "profile_for",
     "xgb_decode",
 ]

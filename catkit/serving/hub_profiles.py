@@ -205,10 +205,5 @@ class HuggingFaceProfile(Profile):
         return ServingError(str(exc), status=400)  # PredictionException(str(e), 400)
 
 
-def profile_class(name: str) -> type[Profile]:
-    """The profile class of ``tensorflow`` or ``huggingface``."""
-    return TensorFlowServingProfile if name == "tensorflow" else HuggingFaceProfile
-
-
-__all__ = ["HuggingFaceProfile", "TensorFlowServingProfile", "hf_decode", "profile_class", "saved_model_dir",
+__all__ = ["HuggingFaceProfile", "TensorFlowServingProfile", "hf_decode", "saved_model_dir",
            "tfs_request"]

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from catkit.serving.errors import ServingError
-from catkit.serving.frameworks import profile_for
 from catkit.serving.handler import InvocationResult, ModelHandler
+from catkit.serving.profiles import profile_for
 
 SERIAL = "Serial"
 DIRECT = "Direct"

@@ -233,7 +233,7 @@ class ModelServer:
         """A function making the profile of ``--container`` (fresh per model), or None."""
         if self.config.container is None:
             return None
-        from catkit.serving.frameworks import profile_for
+        from catkit.serving.profiles import profile_for
 
         kind, multi = self.config.container, self.config.multi_model
         return lambda: profile_for(kind, os.environ, multi_model=multi)

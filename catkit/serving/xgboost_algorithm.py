@@ -29,7 +29,7 @@ import numpy as np
 
 from catkit.serving import toolkit_codecs as tc
 from catkit.serving.errors import ServingError
-from catkit.serving.frameworks import DEFAULT_ACCEPT_ENV, Profile, _csv_to_dmatrix
+from catkit.serving.frameworks import DEFAULT_ACCEPT_ENV, Profile, csv_to_dmatrix
 
 SUPPORTED_ACCEPTS = ["application/json", "application/jsonlines", "application/x-recordio-protobuf", "text/csv"]
 _VALID_CONTENT_TYPES = ("csv, libsvm, parquet, recordio-protobuf, text/csv, text/libsvm, text/x-libsvm, "
@@ -141,7 +141,7 @@ class XGBoostAlgorithmProfile(Profile):
         try:
             kind = content_kind(content_type)
             if kind == "csv":
-                dtest = _csv_to_dmatrix(body.strip().decode("utf-8"), dtype=float)
+                dtest = csv_to_dmatrix(body.strip().decode("utf-8"), dtype=float)
             elif kind == "libsvm":
                 import xgboost as xgb
 
