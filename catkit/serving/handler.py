@@ -331,12 +331,7 @@ class ModelHandler:
             accept, content_type, custom_output=self._output is not None or self._transform is not None,
             default=self._default_accept,
         )
-        data_in: bytes | str = body
-        if content_type in UTF8_TYPES:
-            try:
-                data_in = body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise BadRequest(f"The {content_type} request body is not valid UTF-8: {exc}") from exc
+        data_in = _as_text(body, content_type, UTF8_TYPES)
         ctx = InvocationContext(content_type, accept, custom_attributes, target_model, model_name,
                                 inference_id=inference_id)
         flags = self._context
@@ -380,12 +375,7 @@ class ModelHandler:
         ct = profile.content_type(content_type)
         acc = profile.accept(accept)
         ctx.content_type, ctx.accept = ct or "", acc
-        data_in: bytes | str = body
-        if ct in _TOOLKIT_UTF8:
-            try:
-                data_in = body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise BadRequest(f"The {ct} request body is not valid UTF-8: {exc}") from exc
+        data_in = _as_text(body, ct, _TOOLKIT_UTF8)
         user = self._user
         try:
             if "transform_fn" in user:
@@ -404,6 +394,16 @@ class ModelHandler:
             result, response_type = result
         return InvocationResult(_as_bytes(result, str(response_type)), str(response_type),
                                 ctx.response_custom_attributes)
+
+
+def _as_text(body: bytes, content_type: str | None, utf8_types: tuple[str, ...]) -> bytes | str:
+    """The body as the toolkits hand it to input_fn: ``str`` for the UTF-8 types, else bytes."""
+    if content_type not in utf8_types:
+        return body
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"The {content_type} request body is not valid UTF-8: {exc}") from exc
 
 
 def _as_bytes(value: Any, content_type: str) -> bytes:

@@ -93,11 +93,16 @@ def toolkit_encode(value: Any, content_type: str) -> bytes | str:
         stream = io.StringIO()
         np.savetxt(stream, value, delimiter=",", fmt="%s")
         return stream.getvalue()
-    if content_type == NPY:
-        buffer = io.BytesIO()
-        np.save(buffer, value)
-        return buffer.getvalue()
-    raise UnsupportedFormatError(content_type)
+    return _npy_out(value, content_type)
+
+
+def _npy_out(value: Any, content_type: str) -> bytes:
+    """NPY out (``np.save``, both toolkits), or UnsupportedFormatError for any other type."""
+    if content_type != NPY:
+        raise UnsupportedFormatError(content_type)
+    buffer = io.BytesIO()
+    np.save(buffer, value)
+    return buffer.getvalue()
 
 
 TOOLKIT_ENCODINGS = (NPY, CSV, JSON)  # encoder.SUPPORTED_CONTENT_TYPES
@@ -163,11 +168,7 @@ def containers_encode(value: Any, content_type: str) -> bytes | str:
         writer = csv.writer(stream, lineterminator="\n", delimiter=",", quotechar='"', doublequote=True, strict=True)
         writer.writerows(array)
         return stream.getvalue()
-    if content_type == NPY:
-        buffer = io.BytesIO()
-        np.save(buffer, value)
-        return buffer.getvalue()
-    raise UnsupportedFormatError(content_type)
+    return _npy_out(value, content_type)
 
 
 __all__ = [
