@@ -20,6 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from catkit.names import DEFAULT_VARIANT
+from catkit.serving.containers import script_environment
 from catkit.session import Session
 
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
@@ -181,13 +182,17 @@ def deploy(
     name = name or unique_name("catkit")
     model_url = _resolve_model_data(session, model_data, name, multi_model)
     all_tags = {**DEFAULT_TAGS, **(tags or {})}
+    image = image_uri or default_image_uri(session.region)
     container: dict[str, Any] = {
-        "Image": image_uri or default_image_uri(session.region),
+        "Image": image,
         "ModelDataUrl": model_url,
         "Mode": "MultiModel" if multi_model else "SingleModel",
     }
-    if environment:
-        container["Environment"] = dict(environment)
+    # Framework containers import the archive's code/inference.py only when told to, as the SDK does.
+    env = {} if multi_model else script_environment(image)
+    env.update(environment or {})
+    if env:
+        container["Environment"] = env
     sm = session.sagemaker
     created: list[tuple[Callable[..., Any], dict[str, str]]] = []
     try:

@@ -1,14 +1,19 @@
-"""``catkit local start|stop|status``: the local backend's command line.
+"""``catkit local start|stop|status|logs``: the local backend's command line.
 
 ``start`` daemonizes by default (logs in ``CATKIT_HOME/logs/backend.log``) and prints the URL;
 ``--foreground`` runs it in this terminal until Ctrl-C. ``--host`` accepts loopback only.
+``logs ENDPOINT`` prints the tail of each instance's model-server log
+(``CATKIT_HOME/logs/instances/<endpoint>/<instance-id>.log``, what AWS sends to the CloudWatch
+stream ``<variant>/<instance-id>``); ``--follow`` keeps printing what they add.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
+from pathlib import Path
 
 from catkit.local import lifecycle
 from catkit.local.gateway import NonLoopbackHostError, check_loopback
@@ -42,7 +47,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status.add_argument("--home", default=None)
     status.set_defaults(func=_status)
 
+    logs = sub.add_parser("logs", help="print the tail of an endpoint's instance logs (model servers)")
+    logs.add_argument("endpoint", help="endpoint name")
+    logs.add_argument("--home", default=None)
+    logs.add_argument("-n", "--lines", type=int, default=40, help="lines per instance (default 40)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until Ctrl-C")
+    logs.set_defaults(func=_logs)
+
     local.set_defaults(func=lambda args: (local.print_help(), 2)[1])
+
+
+_ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+
+def _logs(args: argparse.Namespace) -> int:
+    if not _ENDPOINT_NAME.match(args.endpoint):
+        print(f"error: {args.endpoint!r} is not an endpoint name", file=sys.stderr)
+        return 2
+    root = catkit_home(args.home) / "logs" / "instances" / args.endpoint
+    files = sorted(root.glob("*.log"), key=lambda p: p.stat().st_mtime)
+    if not files:
+        print(f"no instance logs for endpoint {args.endpoint} under {root}", file=sys.stderr)
+        return 1
+    offsets: dict[Path, int] = {}
+    for path in files:
+        data = path.read_bytes()
+        print(f"==> {path.stem} ({path}) <==")
+        lines = data.decode(errors="replace").splitlines()
+        print("\n".join(lines[-max(0, args.lines):]))
+        offsets[path] = len(data)
+    if not args.follow:
+        return 0
+    try:
+        while True:
+            time.sleep(0.5)
+            for path in sorted(root.glob("*.log")):
+                start = offsets.get(path, 0)
+                if path.stat().st_size > start:
+                    with open(path, "rb") as fh:
+                        fh.seek(start)
+                        chunk = fh.read()
+                    offsets[path] = start + len(chunk)
+                    for line in chunk.decode(errors="replace").splitlines():
+                        print(f"{path.stem}: {line}", flush=True)
+    except KeyboardInterrupt:
+        return 0
 
 
 def _start(args: argparse.Namespace) -> int:

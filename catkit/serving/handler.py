@@ -15,6 +15,12 @@ custom attributes and set the response's.
 Code is only ever imported from ``<model dir>/code/inference.py`` (by file path, never by module
 search), with ``code/`` on ``sys.path`` while it imports so sibling modules resolve. Symlinks that
 leave the model directory are refused.
+
+With a :class:`catkit.serving.frameworks.Profile` (an emulated AWS container, chosen from the
+image URI), the script is the one the container imports (``SAGEMAKER_PROGRAM`` in ``code/`` or in
+the code directory the fleet unpacked from ``SAGEMAKER_SUBMIT_DIRECTORY``), the defaults are that
+container's, and Content-Type, Accept and errors follow its toolkit (:mod:`.frameworks`). Without a
+profile (``catkit serve``) the catkit defaults above apply.
 """
 
 from __future__ import annotations
@@ -34,7 +40,9 @@ from types import ModuleType
 from typing import Any
 
 from catkit.serving import codecs
-from catkit.serving.errors import BadRequest, HandlerError, ModelLoadError
+from catkit.serving.containers import module_file
+from catkit.serving.errors import BadRequest, HandlerError, ModelLoadError, ServingError
+from catkit.serving.toolkit_codecs import UTF8_TYPES as _TOOLKIT_UTF8
 
 log = logging.getLogger("catkit.serving.handler")
 
@@ -203,9 +211,10 @@ def _handler_functions(module: ModuleType | None, script: Path) -> dict[str, Cal
     return functions
 
 
-def _load_model(root: Path, functions: dict[str, Callable[..., Any] | None], model_name: str | None) -> Any:
-    """pre_model_fn, model_fn (or the model.joblib default), model_warmup_fn."""
-    model_fn = functions["model_fn"] or default_model_fn
+def _load_model(root: Path, functions: dict[str, Callable[..., Any] | None], model_name: str | None,
+                default: Callable[..., Any] = default_model_fn) -> Any:
+    """pre_model_fn, model_fn (or the default: model.joblib, or the profile's), model_warmup_fn."""
+    model_fn = functions["model_fn"] or default
     step = "pre_model_fn"
     try:
         pre = functions["pre_model_fn"]
@@ -231,10 +240,19 @@ class ModelHandler:
     """One loaded model plus its handler functions; :meth:`invoke` is thread-safe if the user code is."""
 
     def __init__(self, model_dir: Path, model: Any, functions: dict[str, Callable[..., Any] | None],
-                 module: ModuleType | None) -> None:
+                 module: ModuleType | None, profile: Any = None) -> None:
         self.model_dir = model_dir
         self.model = model
         self.module = module
+        self.profile = profile
+        self._user = {name for name, func in functions.items() if func is not None}
+        if profile is not None:
+            for name, func in profile.defaults().items():
+                if functions.get(name) is None:
+                    functions = {**functions, name: func}
+        self._functions = functions
+        if profile is not None and hasattr(profile, "bind"):
+            profile.bind(module)
         self._transform = functions.get("transform_fn")
         self._input = functions.get("input_fn")
         self._predict = functions.get("predict_fn")
@@ -248,12 +266,17 @@ class ModelHandler:
 
     @classmethod
     def load(cls, model_dir: str | Path, *, keep_code_on_path: bool = True,
-             model_name: str | None = None) -> ModelHandler:
-        """Import ``code/inference.py`` (if any) from ``model_dir`` and run ``model_fn``.
+             model_name: str | None = None, profile: Any = None,
+             code_dir: str | Path | None = None) -> ModelHandler:
+        """Import the handler script (if any) and run ``model_fn``.
 
-        ``keep_code_on_path`` leaves ``code/`` on ``sys.path`` after loading (single-model servers,
-        as in SageMaker); multi-model servers pass False so models don't see each other's modules.
-        Raises :class:`ModelLoadError` naming what is wrong.
+        Without ``profile``: ``code/inference.py`` of ``model_dir`` and catkit's defaults. With a
+        :class:`~catkit.serving.frameworks.Profile`: the script that container imports, from
+        ``code_dir`` (default ``model_dir/code``; the fleet passes the directory it unpacked a
+        ``SAGEMAKER_SUBMIT_DIRECTORY`` sourcedir.tar.gz into), and the container's defaults.
+        ``keep_code_on_path`` leaves the code directory on ``sys.path`` after loading (single-model
+        servers, as in SageMaker); multi-model servers pass False so models don't see each other's
+        modules. Raises :class:`ModelLoadError` naming what is wrong.
         """
         try:
             root = Path(model_dir).resolve(strict=True)
@@ -261,42 +284,54 @@ class ModelHandler:
             raise ModelLoadError(f"Model directory {model_dir} does not exist.") from exc
         if not root.is_dir():
             raise ModelLoadError(f"Model path {model_dir} is not a directory (expected an unpacked model).")
-        code_dir = root / "code"
-        script = code_dir / "inference.py"
+        code = Path(code_dir).resolve() if code_dir is not None else root / "code"
+        fence = code if code_dir is not None else root  # where the code must stay
+        program = "inference.py"
+        if profile is not None:
+            program = profile.program
+            if program is None and profile.family == "containers":
+                raise ModelLoadError(profile.missing_program())
+        script = code / module_file(program) if program else None
         real_code: Path | None = None
         real_script: Path | None = None
-        if script.exists() or script.is_symlink():
-            real_code = code_dir.resolve()
+        if script is not None and (script.exists() or script.is_symlink()):
+            real_code = code.resolve()
             real_script = script.resolve()
-            if not (_inside(real_code, root) and _inside(real_script, root)):
+            if not (_inside(real_code, fence) and _inside(real_script, fence)):
                 raise ModelLoadError(
-                    f"{script} resolves to {real_script}, outside the model directory {root}; "
+                    f"{script} resolves to {real_script}, outside the model directory {fence}; "
                     "handler code must live inside the model archive."
                 )
             if not real_script.is_file():
                 raise ModelLoadError(f"{script} is not a regular file.")
+        elif script is not None and profile is not None:
+            reason = profile.script_missing(program)
+            if reason:
+                raise ModelLoadError(f"{reason} (looked for {script})")
         with _code_on_path(real_code, keep_code_on_path):
             module = _import_inference(real_script) if real_script is not None else None
-            functions = _handler_functions(module, script)
-            model = _load_model(root, functions, model_name)
-        log.info("loaded model from %s (handler: %s)", root, "code/inference.py" if module else "defaults")
-        return cls(root, model, functions, module)
+            functions = _handler_functions(module, script or code / "inference.py")
+            default = profile.defaults()["model_fn"] if profile is not None else default_model_fn
+            model = _load_model(root, functions, model_name, default)
+        where = str(script.relative_to(code.parent)) if module and script else "defaults"
+        log.info("loaded model from %s (handler: %s%s)", root, where,
+                 f", container {profile.kind.name}" if profile is not None else "")
+        return cls(root, model, functions, module, profile)
 
     def invoke(self, body: bytes, content_type: str | None, accept: str | None,
                custom_attributes: str | None = None, *, target_model: str | None = None,
                model_name: str | None = None, inference_id: str | None = None) -> InvocationResult:
         """Run one request through transform_fn or input_fn -> predict_fn -> output_fn."""
+        if self.profile is not None:
+            return self._invoke_profile(body, content_type, accept, InvocationContext(
+                content_type or "", accept or "", custom_attributes, target_model, model_name,
+                inference_id=inference_id))
         content_type = content_type or ""
         accept = codecs.resolve_accept(
             accept, content_type, custom_output=self._output is not None or self._transform is not None,
             default=self._default_accept,
         )
-        data_in: bytes | str = body
-        if content_type in UTF8_TYPES:
-            try:
-                data_in = body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise BadRequest(f"The {content_type} request body is not valid UTF-8: {exc}") from exc
+        data_in = _as_text(body, content_type, UTF8_TYPES)
         ctx = InvocationContext(content_type, accept, custom_attributes, target_model, model_name,
                                 inference_id=inference_id)
         flags = self._context
@@ -323,6 +358,52 @@ class ModelHandler:
         if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], str) and "/" in result[1]:
             result, response_type = result
         return InvocationResult(_as_bytes(result, response_type), response_type, ctx.response_custom_attributes)
+
+
+    def _call(self, name: str, *args: Any, ctx: InvocationContext) -> Any:
+        func = self._functions[name]
+        return func(*args, ctx) if self._context.get(name) else func(*args)
+
+    def _invoke_profile(self, body: bytes, content_type: str | None, accept: str | None,
+                        ctx: InvocationContext) -> InvocationResult:
+        """One request as the profile's container runs it (see :mod:`catkit.serving.frameworks`)."""
+        profile = self.profile
+        transform = getattr(profile, "transform", None)
+        if transform is not None and "transform_fn" not in self._user and "input_fn" not in self._user:
+            result, response_type = transform(self.model, body, content_type, accept)
+            return InvocationResult(_as_bytes(result, response_type), response_type, None)
+        ct = profile.content_type(content_type)
+        acc = profile.accept(accept)
+        ctx.content_type, ctx.accept = ct or "", acc
+        data_in = _as_text(body, ct, _TOOLKIT_UTF8)
+        user = self._user
+        try:
+            if "transform_fn" in user:
+                result = self._call("transform_fn", self.model, data_in, ct, acc, ctx=ctx)
+            else:
+                data = self._call("input_fn", data_in, ct, ctx=ctx)
+                prediction = self._call("predict_fn", data, self.model, ctx=ctx)
+                result = self._call("output_fn", prediction, acc, ctx=ctx)
+        except ServingError:
+            raise
+        except Exception as exc:
+            raise profile.failure(exc, default_input="input_fn" not in user,
+                                  default_output="output_fn" not in user) from exc
+        response_type = acc
+        if isinstance(result, tuple) and len(result) == 2:
+            result, response_type = result
+        return InvocationResult(_as_bytes(result, str(response_type)), str(response_type),
+                                ctx.response_custom_attributes)
+
+
+def _as_text(body: bytes, content_type: str | None, utf8_types: tuple[str, ...]) -> bytes | str:
+    """The body as the toolkits hand it to input_fn: ``str`` for the UTF-8 types, else bytes."""
+    if content_type not in utf8_types:
+        return body
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"The {content_type} request body is not valid UTF-8: {exc}") from exc
 
 
 def _as_bytes(value: Any, content_type: str) -> bytes:

@@ -16,6 +16,7 @@ import gc
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,8 +87,12 @@ def _rss() -> int:
 class ModelRegistry:
     """Named models loaded in this process, with an optional memory budget (bytes)."""
 
-    def __init__(self, memory_budget_bytes: int | None = None, models_root: str | Path | None = None) -> None:
+    def __init__(self, memory_budget_bytes: int | None = None, models_root: str | Path | None = None,
+                 profile: Callable[[], Any] | None = None) -> None:
+        """``profile`` makes the serving profile of each loaded model (an emulated AWS container,
+        :func:`catkit.serving.frameworks.profile_for`); None = catkit's defaults."""
         self.memory_budget_bytes = memory_budget_bytes
+        self.make_profile = profile
         self.models_root = Path(models_root).resolve() if models_root is not None else None
         self._models: dict[str, LoadedModel] = {}
         self._load_lock = asyncio.Lock()
@@ -140,7 +145,8 @@ class ModelRegistry:
             started = time.perf_counter()
             before = _rss()
             handler = await run_in_daemon_thread(
-                lambda: ModelHandler.load(path, keep_code_on_path=False, model_name=name))
+                lambda: ModelHandler.load(path, keep_code_on_path=False, model_name=name,
+                                          profile=self.make_profile() if self.make_profile else None))
             grown = max(0, _rss() - before)
             memory = max(grown, disk)
             try:

@@ -1,7 +1,12 @@
 """The model server: SageMaker's container HTTP contract on aiohttp, one process per instance.
 
 ``python -m catkit.serving.server MODEL --port P [--host 127.0.0.1] [--ready-file F]
-[--multi-model] [--memory-budget-mb N] [--model-timeout S] [--workers N]``
+[--multi-model] [--memory-budget-mb N] [--model-timeout S] [--workers N] [--container KIND]
+[--code-dir DIR] [--pipeline SPEC]``
+
+``--container`` serves the model the way that AWS container does (:mod:`catkit.serving.frameworks`;
+the local backend passes the kind it read from the image URI); ``--pipeline`` loads the containers
+of a multi-container model (:mod:`catkit.serving.pipeline`) instead of MODEL.
 
 Routes: ``GET /ping`` (200 once the model is loaded), ``POST /invocations``, and for multi-model
 servers ``POST /models``, ``GET /models``, ``GET|DELETE /models/{name}``,
@@ -39,6 +44,7 @@ from catkit.serving.errors import (
 )
 from catkit.serving.handler import ModelHandler
 from catkit.serving.multimodel import ModelRegistry
+from catkit.serving.pipeline import ContainerFailed, Pipeline, read_spec
 from catkit.serving.workers import CallTimeout, WorkerPool, run_in_daemon_thread
 
 log = logging.getLogger("catkit.serving.server")
@@ -46,6 +52,8 @@ log = logging.getLogger("catkit.serving.server")
 MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time payload limit (aws-facts §3)
 CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 TARGET_MODEL = "X-Amzn-SageMaker-Target-Model"
+TARGET_CONTAINER = "X-Amzn-SageMaker-Target-Container-Hostname"
+CONTAINER_HEADER = "X-Catkit-Container"  # names the pipeline container that failed
 INFERENCE_ID = "X-Amzn-SageMaker-Inference-Id"
 LATENCY_HEADER = "X-Catkit-Model-Latency-Us"
 DEFAULT_DRAIN_SECONDS = 30.0  # SageMaker sends SIGKILL 30 s after SIGTERM
@@ -111,9 +119,23 @@ class ServerConfig:
     models_root: str | None = None
     max_body_bytes: int = MAX_BODY_BYTES
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    container: str | None = None  # an AWS container kind to emulate (catkit.serving.containers)
+    code_dir: str | None = None
+    pipeline: str | None = None  # a pipeline spec file (catkit.serving.pipeline)
 
     def __post_init__(self) -> None:
         check_loopback(self.host)
+        if self.pipeline is not None:
+            if self.model is not None or self.multi_model:
+                raise ValueError("--pipeline replaces MODEL and --multi-model")
+            if not Path(self.pipeline).is_file():
+                raise ValueError(f"--pipeline {self.pipeline} is not a file")
+            return self._check_numbers()
+        if self.container is not None:
+            from catkit.serving.containers import KINDS
+
+            if self.container not in KINDS:
+                raise ValueError(f"--container must be one of {', '.join(KINDS)}, got {self.container!r}")
         if self.model is None:
             self.multi_model = True
         elif self.multi_model:
@@ -121,6 +143,9 @@ class ServerConfig:
                 "MODEL and --multi-model are exclusive: a multi-model server starts empty and "
                 "loads models with POST /models."
             )
+        self._check_numbers()
+
+    def _check_numbers(self) -> None:
         if self.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {self.workers}")
         if self.model_timeout is not None and self.model_timeout <= 0:
@@ -141,14 +166,19 @@ def _json(data: Any, status: int = 200) -> web.Response:
                         headers={"Content-Type": "application/json"})
 
 
-def _timed_invoke(handler: ModelHandler, body: bytes, content_type: str | None, accept: str | None,
+def _timed_invoke(handler: ModelHandler | Pipeline, body: bytes, content_type: str | None, accept: str | None,
                   custom_attributes: str | None, target_model: str | None,
-                  model_name: str | None, inference_id: str | None) -> tuple[Any, int]:
+                  model_name: str | None, inference_id: str | None,
+                  target_container: str | None = None) -> tuple[Any, int]:
     """Runs on a worker thread: the invocation and its duration in microseconds (error or not)."""
     started = time.perf_counter_ns()
     try:
-        result = handler.invoke(body, content_type, accept, custom_attributes,
-                                target_model=target_model, model_name=model_name, inference_id=inference_id)
+        if isinstance(handler, Pipeline):
+            result = handler.invoke(body, content_type, accept, custom_attributes,
+                                    target_container=target_container, inference_id=inference_id)
+        else:
+            result = handler.invoke(body, content_type, accept, custom_attributes, target_model=target_model,
+                                    model_name=model_name, inference_id=inference_id)
     except BaseException as exc:
         try:
             exc.catkit_latency_us = (time.perf_counter_ns() - started) // 1000  # type: ignore[attr-defined]
@@ -164,7 +194,7 @@ class ModelServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.pool = WorkerPool(config.workers)
-        self.handler: ModelHandler | None = None
+        self.handler: ModelHandler | Pipeline | None = None
         self.load_error: str | None = None
         self.draining = False
         self.registry: ModelRegistry | None = None
@@ -173,7 +203,7 @@ class ModelServer:
         if config.multi_model:
             budget = config.memory_budget_mb
             self.registry = ModelRegistry(int(budget * 2**20) if budget is not None else None,
-                                          config.models_root)
+                                          config.models_root, profile=self._profile_factory())
         self.app = web.Application(client_max_size=config.max_body_bytes)
         self.app.router.add_get("/ping", self.ping)
         self.app.router.add_post("/invocations", self.invocations)
@@ -199,12 +229,27 @@ class ModelServer:
         if self._extract_dir is not None:
             shutil.rmtree(self._extract_dir, ignore_errors=True)
 
+    def _profile_factory(self) -> Any:
+        """A function making the profile of ``--container`` (fresh per model), or None."""
+        if self.config.container is None:
+            return None
+        from catkit.serving.profiles import profile_for
+
+        kind, multi = self.config.container, self.config.multi_model
+        return lambda: profile_for(kind, os.environ, multi_model=multi)
+
+    def _load(self, model_dir: Path) -> ModelHandler | Pipeline:
+        if self.config.pipeline is not None:
+            return Pipeline.load(*read_spec(self.config.pipeline))
+        factory = self._profile_factory()
+        return ModelHandler.load(model_dir, profile=factory() if factory else None, code_dir=self.config.code_dir)
+
     async def _load_single(self) -> None:
         source = Path(self.config.model or "")
         started = time.perf_counter()
         try:
-            model_dir = await run_in_daemon_thread(self._unpack, source)
-            self.handler = await run_in_daemon_thread(ModelHandler.load, model_dir)
+            model_dir = source if self.config.pipeline else await run_in_daemon_thread(self._unpack, source)
+            self.handler = await run_in_daemon_thread(self._load, model_dir)
         except Exception as exc:
             self.load_error = exc.message if isinstance(exc, ServingError) else f"{type(exc).__name__}: {exc}"
             log.error("model failed to load: %s", self.load_error, exc_info=not isinstance(exc, ServingError))
@@ -274,7 +319,8 @@ class ModelServer:
         return (f"Request body is {size}; the real-time payload limit is {self.config.max_body_bytes} "
                 "bytes (6 MB). Send smaller batches or use asynchronous inference.")
 
-    async def _invoke(self, handler: ModelHandler, request: web.Request, model_name: str | None) -> web.Response:
+    async def _invoke(self, handler: ModelHandler | Pipeline, request: web.Request,
+                      model_name: str | None) -> web.Response:
         try:
             body = await self._read_body(request)
         except ServingError as exc:
@@ -286,7 +332,7 @@ class ModelServer:
             result, latency_us = await self.pool.run(
                 _timed_invoke, handler, body, headers.get("Content-Type"), headers.get("Accept"),
                 headers.get(CUSTOM_ATTRIBUTES), headers.get(TARGET_MODEL), model_name,
-                headers.get(INFERENCE_ID), timeout=self.config.model_timeout,
+                headers.get(INFERENCE_ID), headers.get(TARGET_CONTAINER), timeout=self.config.model_timeout,
             )
         except CallTimeout:
             message = (f"Model did not respond within --model-timeout {self.config.model_timeout:g} s; "
@@ -302,6 +348,12 @@ class ModelServer:
 
     def _error_response(self, request: web.Request, exc: Exception) -> web.Response:
         latency = str(getattr(exc, "catkit_latency_us", 0))
+        if isinstance(exc, ServingError) and exc.status == 204:  # XGBoost algorithm: empty request
+            return web.Response(status=204, headers={LATENCY_HEADER: latency})
+        if isinstance(exc, ContainerFailed):
+            if exc.status >= 500:
+                log.error("%s %s: container %s: %s", request.method, request.path, exc.hostname, exc.message)
+            return _text(exc.status, exc.message, **{LATENCY_HEADER: latency, CONTAINER_HEADER: exc.hostname})
         if is_unsupported_content_type(exc):
             message = exc.message if isinstance(exc, ServingError) else str(exc)
             return _text(415, message, **{LATENCY_HEADER: latency})
@@ -433,12 +485,17 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, model_required: boo
     parser.add_argument("--models-root", help="multi-model: only load model urls under this directory")
     parser.add_argument("--drain-seconds", type=float, default=DEFAULT_DRAIN_SECONDS,
                         help="on SIGTERM, how long to wait for in-flight requests (default 30)")
+    parser.add_argument("--container", help="serve as this AWS container does: sklearn, xgboost, pytorch, "
+                                            "tensorflow, huggingface or custom (default: catkit's own defaults)")
+    parser.add_argument("--code-dir", help="with --container: the directory holding the user script "
+                                           "(default MODEL/code)")
+    parser.add_argument("--pipeline", help="a multi-container spec file (JSON) to serve instead of MODEL")
 
 
 #: The ServerConfig fields :func:`add_server_arguments` defines an option for (same names).
 _OPTION_FIELDS = (
     "model", "multi_model", "host", "port", "ready_file", "memory_budget_mb", "model_timeout", "workers",
-    "drain_seconds", "models_root",
+    "drain_seconds", "models_root", "container", "code_dir", "pipeline",
 )
 
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from catkit.serving.containers import script_environment
 from catkit.testing.archives import echo_archive
 from catkit.testing.backend import ACCOUNT_ID, LocalBackend
 
@@ -34,12 +35,16 @@ def upload_model(backend: LocalBackend, key: str = "echo/model.tar.gz", data: by
 
 def create_model(sm: Any, name: str, url: str, *, mode: str | None = None,
                  env: Mapping[str, str] | None = None, image: str = IMAGE) -> None:
-    """CreateModel ``name`` serving ``url`` (``mode="MultiModel"`` for a prefix)."""
+    """CreateModel ``name`` serving ``url`` (``mode="MultiModel"`` for a prefix). A single-model
+    framework image gets the script environment the SageMaker SDK would set
+    (:func:`catkit.serving.containers.script_environment`); ``env`` adds to it."""
     container: dict[str, Any] = {"Image": image, "ModelDataUrl": url}
     if mode:
         container["Mode"] = mode
-    if env:
-        container["Environment"] = dict(env)
+    environment = {} if mode == "MultiModel" else script_environment(image)
+    environment.update(env or {})
+    if environment:
+        container["Environment"] = environment
     sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer=container)
 
 

@@ -114,7 +114,8 @@ def test_no_request_writes_outside_catkit_home(started):
 
 def test_model_code_only_runs_from_the_uploaded_archive(started, tmp_path):
     """Container environment cannot point the server at code elsewhere (PYTHONPATH, PYTHONSTARTUP,
-    LD_PRELOAD, SAGEMAKER_SUBMIT_DIRECTORY/PROGRAM): only code/inference.py of the archive runs."""
+    LD_PRELOAD are dropped; a SAGEMAKER_SUBMIT_DIRECTORY on this machine fails the endpoint): only
+    code from the archive (or an s3:// sourcedir.tar.gz) runs."""
     evil = tmp_path / "evil"
     evil.mkdir()
     payload = f"open({str(tmp_path / MARKER)!r}, 'w').write('ran')\n"
@@ -122,8 +123,15 @@ def test_model_code_only_runs_from_the_uploaded_archive(started, tmp_path):
         (evil / name).write_text(payload + "def transform_fn(*a):\n    return b'evil', 'text/plain'\n")
     sm, rt = started.client("sagemaker"), started.client("sagemaker-runtime")
     env = {"PYTHONPATH": str(evil), "PYTHONSTARTUP": str(evil / "startup.py"), "PYTHONUSERBASE": str(evil),
-           "LD_PRELOAD": str(evil / "evil.so"), "SAGEMAKER_SUBMIT_DIRECTORY": str(evil),
-           "SAGEMAKER_PROGRAM": "evil.py"}
+           "LD_PRELOAD": str(evil / "evil.so")}
+    create_model(sm, "local-m", "s3://models/echo/model.tar.gz",
+                 env={"SAGEMAKER_SUBMIT_DIRECTORY": str(evil), "SAGEMAKER_PROGRAM": "evil.py"})
+    sm.create_endpoint_config(EndpointConfigName="local-c", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "local-m", "InitialInstanceCount": 1,
+        "InstanceType": "ml.m5.large"}])
+    sm.create_endpoint(EndpointName="local", EndpointConfigName="local-c")
+    failed = wait_for_endpoint(sm, "local", ("InService", "Failed"))
+    assert failed["EndpointStatus"] == "Failed" and "SAGEMAKER_SUBMIT_DIRECTORY" in failed["FailureReason"]
     create_model(sm, "envy-m", "s3://models/echo/model.tar.gz", env=env)
     sm.create_endpoint_config(EndpointConfigName="envy-c", ProductionVariants=[{
         "VariantName": "AllTraffic", "ModelName": "envy-m", "InitialInstanceCount": 1,
@@ -151,6 +159,7 @@ def test_model_code_only_runs_from_the_uploaded_archive(started, tmp_path):
     assert os.listdir(evil)  # untouched
     sm.delete_endpoint(EndpointName="envy")
     sm.delete_endpoint(EndpointName="linky")
+    sm.delete_endpoint(EndpointName="local")
 
 
 def test_moto_management_api_is_not_reachable(started):

@@ -41,7 +41,17 @@ import psutil
 from catkit.instance_types import get_instance_type
 from catkit.local.clock import Clock
 from catkit.local.fleet.forward import ForwardProtocolError, KeepAlivePool  # noqa: F401 - moved there
+from catkit.local.fleet.launch_plan import (
+    _write_and_extract,
+    check_frameworks,
+    code_source,
+    tail_lines,
+    where_logs_are,
+    workers_for,
+)
 from catkit.local.fleet.mme_rules import server_arguments, server_environment
+from catkit.serving.containers import container_for_image
+from catkit.serving.pipeline import ContainerSpec, union_environment, write_spec
 
 log = logging.getLogger("catkit.local.fleet.instances")
 
@@ -57,6 +67,10 @@ class InstanceState(enum.StrEnum):
     DRAINING = "Draining"  # no new traffic; in-flight requests finish
     STOPPED = "Stopped"
     FAILED = "Failed"
+
+
+#: How the model server's /ping answers once the model could not load (catkit.serving.server).
+LOAD_FAILED = "Model failed to load:"
 
 
 class InstanceLaunchError(Exception):
@@ -97,22 +111,16 @@ class InstanceSettings:
         ``CATKIT_INSTANCE_MEMORY_MB`` from the environment, then explicit overrides."""
         env = os.environ if environ is None else environ
         s = cls()
-        for var, attr in (
-            ("CATKIT_PROVISIONING_SECONDS", "provisioning_seconds"),
-            ("CATKIT_STARTUP_HEALTH_SECONDS", "startup_health_seconds"),
+        for var, attr, unit in (
+            ("CATKIT_PROVISIONING_SECONDS", "provisioning_seconds", "a number of emulated seconds"),
+            ("CATKIT_STARTUP_HEALTH_SECONDS", "startup_health_seconds", "a number of emulated seconds"),
+            ("CATKIT_INSTANCE_MEMORY_MB", "memory_limit_mb", "a number of MiB"),
         ):
             if env.get(var):
                 try:
                     setattr(s, attr, float(env[var]))
                 except ValueError:
-                    raise ValueError(f"{var} must be a number of emulated seconds, got {env[var]!r}") from None
-        if env.get("CATKIT_INSTANCE_MEMORY_MB"):
-            try:
-                s.memory_limit_mb = float(env["CATKIT_INSTANCE_MEMORY_MB"])
-            except ValueError:
-                raise ValueError(
-                    f"CATKIT_INSTANCE_MEMORY_MB must be a number of MiB, got {env['CATKIT_INSTANCE_MEMORY_MB']!r}"
-                ) from None
+                    raise ValueError(f"{var} must be {unit}, got {env[var]!r}") from None
         for k, v in overrides.items():
             if v is not None:
                 setattr(s, k, v)
@@ -130,6 +138,18 @@ class InstanceSpec:
     environment: dict[str, str] = field(default_factory=dict)
     mode: str = "SingleModel"  # "MultiModel" starts the server with --multi-model (MME seam)
     container_name: str = "primary"
+    image: str | None = None
+    #: Every container of a multi-container model ({ContainerHostname, Image, ModelDataUrl,
+    #: Environment}); empty for a single container (the fields above).
+    containers: list[dict[str, Any]] = field(default_factory=list)
+    execution_mode: str = "Serial"  # InferenceExecutionConfig.Mode of a multi-container model
+
+    def container_list(self) -> list[dict[str, Any]]:
+        """Every container as {ContainerHostname, Image, ModelDataUrl, Environment}."""
+        if self.containers:
+            return [dict(c) for c in self.containers]
+        return [{"ContainerHostname": self.container_name, "Image": self.image,
+                 "ModelDataUrl": self.model_data_url, "Environment": dict(self.environment)}]
 
 
 def split_s3_url(url: str) -> tuple[str, str]:
@@ -239,6 +259,10 @@ class Instance:
         healthy ``/ping``. Raises InstanceLaunchError with an AWS-style reason on failure (the
         process, if any, is stopped first)."""
         try:
+            try:  # before the provisioning delay: a missing framework fails CreateEndpoint at once
+                check_frameworks([c.get("Image") for c in self.spec.container_list()], self.spec.variant)
+            except ValueError as e:
+                raise InstanceLaunchError(str(e)) from None
             if provision and settings.provisioning_seconds > 0:
                 self.state = InstanceState.PROVISIONING
                 await clock.sleep(settings.provisioning_seconds)
@@ -246,7 +270,8 @@ class Instance:
             self.dir.mkdir(parents=True, exist_ok=True)
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             model_arg = await self._fetch_model(s3)
-            await self._spawn(model_arg, settings, on_exit)
+            extra = await self._plan_containers(s3, model_arg)
+            await self._spawn(model_arg, settings, on_exit, extra)
             await self._wait_healthy(clock, settings, session)
             self.state = InstanceState.IN_SERVICE
             self.launched_at = clock.now()
@@ -262,21 +287,55 @@ class Instance:
 
     async def _fetch_model(self, s3: Any) -> str | None:
         spec = self.spec
-        if spec.mode == "MultiModel":
+        if spec.mode == "MultiModel" or spec.containers:
             return None
-        if not spec.model_data_url:
+        return await self._fetch_archive(s3, spec.model_data_url, self.dir / "model", spec.container_name)
+
+    async def _plan_containers(self, s3: Any, model_arg: str | None) -> list[str]:
+        """Server arguments for the container(s): ``--container``/``--code-dir`` for one,
+        ``--pipeline`` for several (their archives and code fetched into the instance dir)."""
+        spec = self.spec
+        if spec.mode == "MultiModel":
+            return ["--container", container_for_image(spec.image).name]
+        specs = []
+        for i, c in enumerate(spec.container_list()):
+            name = c.get("ContainerHostname") or spec.container_name
+            env = dict(c.get("Environment") or {})
+            try:
+                source = code_source(env, name)
+            except ValueError as e:
+                raise InstanceLaunchError(str(e)) from None
+            model_dir = model_arg if not spec.containers else await self._fetch_archive(
+                s3, c.get("ModelDataUrl"), self.dir / f"model-{i}", name)
+            code_dir = None
+            if source.s3_url:
+                code_dir = await self._fetch_archive(s3, source.s3_url, self.dir / f"code-{i}", name,
+                                                     what="SAGEMAKER_SUBMIT_DIRECTORY source code")
+            specs.append(ContainerSpec(name, str(model_dir), container_for_image(c.get("Image")).name,
+                                       code_dir, {k: str(v) for k, v in env.items()}))
+        if not spec.containers:
+            one = specs[0]
+            return ["--container", one.container] + (["--code-dir", one.code_dir] if one.code_dir else [])
+        path = self.dir / "pipeline.json"
+        write_spec(path, spec.execution_mode, specs)
+        return ["--pipeline", str(path)]
+
+    async def _fetch_archive(self, s3: Any, url: str | None, target: Path, container: str,
+                             what: str = "model data") -> str:
+        spec = self.spec
+        if not url:
             raise InstanceLaunchError(
-                f'The container "{spec.container_name}" of model for variant "{spec.variant}" has no '
+                f'The container "{container}" of model for variant "{spec.variant}" has no '
                 "ModelDataUrl; the local backend runs models from an S3 model.tar.gz "
                 "(CreateModel PrimaryContainer.ModelDataUrl)."
             )
         fail = (
-            f'Failed to download model data for container "{spec.container_name}" from URL: '
-            f'"{spec.model_data_url}". Please ensure that there is an object located at the URL and '
+            f'Failed to download {what} for container "{container}" from URL: '
+            f'"{url}". Please ensure that there is an object located at the URL and '
             "that the role passed to CreateModel has permissions to download the object."
         )
         try:
-            bucket, key = split_s3_url(spec.model_data_url)
+            bucket, key = split_s3_url(url)
         except ValueError as e:
             raise InstanceLaunchError(f"{fail} ({e})") from None
         try:
@@ -288,19 +347,18 @@ class Instance:
             raise
         except Exception as e:
             raise InstanceLaunchError(f"{fail} ({type(e).__name__}: {e})") from None
-        archive = self.dir / "model.tar.gz"
-        target = self.dir / "model"
+        archive = target.with_name(target.name + ".tar.gz")
         itype = get_instance_type(spec.instance_type)
         try:
             await asyncio.to_thread(_write_and_extract, data, archive, target, itype.disk_gib * 1024**3)
         except Exception as e:
             raise InstanceLaunchError(
-                f'Failed to extract model data for container "{spec.container_name}" from URL: '
-                f'"{spec.model_data_url}": {e}'
+                f'Failed to extract {what} for container "{container}" from URL: "{url}": {e}'
             ) from None
         return str(target)
 
-    async def _spawn(self, model_arg: str | None, settings: InstanceSettings, on_exit: Any) -> None:
+    async def _spawn(self, model_arg: str | None, settings: InstanceSettings, on_exit: Any,
+                     extra: Sequence[str] = ()) -> None:
         ready = self.dir / "ready.json"
         with contextlib.suppress(FileNotFoundError):
             ready.unlink()
@@ -320,8 +378,15 @@ class Instance:
             cmd += ["--memory-budget-mb", str(budget_mb)]
         if settings.model_timeout_real:
             cmd += ["--model-timeout", repr(float(settings.model_timeout_real))]
+        container_env = union_environment(
+            [ContainerSpec("", "", environment=dict(c.get("Environment") or {})) for c in self.spec.container_list()]
+        )
+        try:
+            cmd += [*extra, "--workers", str(workers_for(self.spec.instance_type, container_env))]
+        except ValueError as e:
+            raise InstanceLaunchError(f"Production variant {self.spec.variant}: {e}") from None
         env = dict(os.environ)
-        for k, v in self.spec.environment.items():
+        for k, v in container_env.items():
             if k.upper().startswith(_FORBIDDEN_ENV_PREFIXES):
                 log.warning("ignoring container environment variable %s (not allowed locally)", k)
                 continue
@@ -387,27 +452,52 @@ class Instance:
         while True:
             if not self.alive:
                 raise InstanceLaunchError(self._exit_reason())
-            if await self.ping(session, settings.ping_timeout_real):
+            status, text = await self._ping_status(session, settings.ping_timeout_real)
+            if status == 200:
                 return
+            if status == 503 and text.startswith(LOAD_FAILED):  # the server knows: fail now
+                raise InstanceLaunchError(self._load_failed_reason(text[len(LOAD_FAILED):].strip()))
             if time.monotonic() > deadline:
                 raise InstanceLaunchError(self._unhealthy_reason())
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
 
+    def where_logs_are(self) -> str:
+        """Where this instance's logs are: AWS's log group and stream, and the local file."""
+        return where_logs_are(self.spec.endpoint, self.spec.variant, self.id, self.log_path)
+
     def _unhealthy_reason(self) -> str:
         return (
             f"The primary container for production variant {self.spec.variant} did not pass the ping "
-            "health check. Please check CloudWatch logs for this endpoint."
-            f" (local log: {self.log_path})"
+            f"health check. Please check CloudWatch logs for this endpoint. {self.where_logs_are()}"
+        )
+
+    def _load_failed_reason(self, cause: str) -> str:
+        cause = " ".join(cause.split())
+        if len(cause) > 600:
+            cause = cause[:597] + "..."
+        return (
+            f"The primary container for production variant {self.spec.variant} did not pass the ping "
+            f"health check: the model failed to load: {cause} {self.where_logs_are()}"
         )
 
     def _exit_reason(self) -> str:
         rc = self._process.returncode if self._process else None
-        tail = tail_lines(self.log_path, 5)
+        tail = tail_lines(self.log_path, 5)[-400:]
         return (
             f"The primary container for production variant {self.spec.variant} exited (code {rc}) before "
-            f"passing the ping health check. Log tail: {tail!r} (local log: {self.log_path})"
+            f"passing the ping health check. Log tail: {tail!r} {self.where_logs_are()}"
         )
+
+    async def _ping_status(self, session: aiohttp.ClientSession, timeout: float) -> tuple[int, str]:
+        """GET /ping: (status, body text); (0, "") when it cannot be reached."""
+        if self.url is None:
+            return 0, ""
+        try:
+            async with session.get(f"{self.url}/ping", timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+                return r.status, (await r.read()).decode("utf-8", errors="replace")
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            return 0, ""
 
     async def ping(self, session: aiohttp.ClientSession, timeout: float = 2.0) -> bool:
         """GET /ping with AWS's 2-second timeout; True on HTTP 200."""
@@ -506,29 +596,3 @@ class Instance:
             return None
         cpu = min(cpu, 100.0 * self.vcpu)
         return cpu, min(100.0, 100.0 * rss / self.memory_bytes)
-
-
-def _write_and_extract(data: bytes, archive: Path, target: Path, max_bytes: int) -> None:
-    from catkit.build import safe_extract  # the archive engineer's checked extractor
-
-    archive.write_bytes(data)
-    if target.exists():
-        shutil.rmtree(target)
-    try:
-        safe_extract(archive, target, max_bytes=max_bytes)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            archive.unlink()
-
-
-def tail_lines(path: Path, n: int) -> str:
-    """Last ``n`` lines of a log file (for failure reasons), '' if unreadable."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 4096))
-            lines = f.read().decode(errors="replace").splitlines()
-    except OSError:
-        return ""
-    return " | ".join(lines[-n:])

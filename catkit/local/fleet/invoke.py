@@ -7,7 +7,9 @@ forwards the body over a keep-alive connection (:mod:`.forward`), and records th
 metrics (``AWS/SageMaker``: Invocations, InvocationsPerInstance, ModelLatency, OverheadLatency,
 Invocation4XX/5XXErrors, InvocationModelErrors). A container that fails, times out or answers
 4xx/5xx becomes AWS's ``ModelError`` (424, with OriginalStatusCode, OriginalMessage and
-LogStreamArn). With no serving instance the request waits briefly for one that is starting, then
+LogStreamArn), naming the container (a pipeline's hostname) and where its log is: AWS's log group
+and stream and the local file. ``TargetContainerHostname`` picks the container of a Direct
+multi-container endpoint. With no serving instance the request waits briefly for one that is starting, then
 gets 503 ``ServiceUnavailable``.
 """
 
@@ -79,6 +81,7 @@ class DataPlane:
         target_variant: str | None = None,
         inference_id: str | None = None,
         target_model: str | None = None,
+        target_container: str | None = None,
     ) -> dict[str, Any]:
         """Route one InvokeEndpoint request; returns the botocore-shaped InvokeEndpoint output."""
         t0 = time.perf_counter()
@@ -105,6 +108,7 @@ class DataPlane:
         else:
             variant = router.choose_variant(ep.variants)
         assert variant is not None
+        check_target_container(ep, variant, target_container, self.account_id)
         lease = None
         if target_model is not None or variant.props.get("Mode") == "MultiModel":
             # Multi-model: catkit.local.fleet.multimodel routes by model, loads it, begins the request.
@@ -123,6 +127,7 @@ class DataPlane:
             "X-Amzn-SageMaker-Custom-Attributes": custom_attributes,
             "X-Amzn-SageMaker-Inference-Id": inference_id,
             "X-Amzn-SageMaker-Target-Model": target_model,
+            "X-Amzn-SageMaker-Target-Container-Hostname": target_container,
         }
         headers = {name: value for name, value in given.items() if value}
         status = 0
@@ -156,7 +161,8 @@ class DataPlane:
             if ca:
                 out["CustomAttributes"] = ca
             return out
-        raise self.model_error(ep, status, payload, error)
+        raise self.model_error(ep, status, payload, error, inst=inst,
+                               container=resp_headers.get("x-catkit-container"))
 
     def record(self, v: Variant, status: int, error: str | None, model_us: float, overhead_us: float,
                n_active: int) -> None:
@@ -198,31 +204,35 @@ class DataPlane:
                 raise AwsError("ServiceUnavailable", "The service is unavailable. Try your call again.", 503)
             await asyncio.sleep(0.05)
 
-    def model_error(self, ep: Endpoint, status: int, payload: bytes, error: str | None = None) -> AwsError:
+    def model_error(self, ep: Endpoint, status: int, payload: bytes, error: str | None = None, *,
+                    inst: Instance | None = None, container: str | None = None) -> AwsError:
         """AWS's ModelError (424) for a container that answered ``status`` with ``payload``, or
-        failed with ``error`` ("timeout" or the connection error)."""
+        failed with ``error`` ("timeout" or the connection error). AWS ends the message with a
+        CloudWatch console link; locally it names the log group and stream and the instance's log
+        file instead (``catkit local logs``)."""
         r, a = self.region, self.account_id
         group = f"{LOG_GROUP_PREFIX}/{ep.name}"
-        see = (
-            f"See https://{r}.console.aws.amazon.com/cloudwatch/home?region={r}#logEventViewer:group="
-            f"{group} in account {a} for more information."
-        )
+        if inst is not None:
+            see = f"See {inst.where_logs_are()}"
+        else:
+            see = f"See CloudWatch log group {group} (locally: catkit local logs {ep.name}) for more information."
         log_arn = f"arn:aws:logs:{r}:{a}:log-group:{group}"
+        name = container or "primary"
         if error == "timeout":
             original = (
-                "Your invocation timed out while waiting for a response from container primary. Review the "
+                f"Your invocation timed out while waiting for a response from container {name}. Review the "
                 "latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again."
             )
-            msg = f'Received server error (0) from primary with message "{original}". {see}'
+            msg = f'Received server error (0) from {name} with message "{original}". {see}'
             code = 0
         elif error is not None:
-            original = f"The connection to container primary failed: {error}"
-            msg = f'Received server error (0) from primary with message "{original}". {see}'
+            original = f"The connection to container {name} failed: {error}"
+            msg = f'Received server error (0) from {name} with message "{original}". {see}'
             code = 0
         else:
             original = payload.decode("utf-8", errors="replace")
             kind = "client" if status < 500 else "server"
-            msg = f'Received {kind} error ({status}) from primary with message "{original}". {see}'
+            msg = f'Received {kind} error ({status}) from {name} with message "{original}". {see}'
             code = status
         return AwsError(
             "ModelError", msg, 424,
@@ -230,4 +240,32 @@ class DataPlane:
         )
 
 
-__all__ = ["LOG_GROUP_PREFIX", "MAX_BODY", "DataPlane", "ModelRouter"]
+def check_target_container(ep: Endpoint, variant: Variant, target: str | None, account_id: str) -> None:
+    """Refuse a TargetContainerHostname the variant cannot honour, and a Direct endpoint's request
+    that names none (ValidationError; ASSUMPTION: AWS's exact wording is not in the stored sources)."""
+    containers = variant.props.get("Containers") or []
+    direct = variant.props.get("ExecutionMode") == "Direct"
+    names = [c["ContainerHostname"] for c in containers]
+    if target is None:
+        if direct:
+            raise AwsError(
+                "ValidationError",
+                f"Endpoint {ep.name} of account {account_id} runs its containers in Direct mode: pass "
+                f"TargetContainerHostname (one of {', '.join(names)}).",
+            )
+        return
+    if not direct:
+        raise AwsError(
+            "ValidationError",
+            f"TargetContainerHostname is only valid for an endpoint whose model runs its containers in Direct "
+            f"mode (InferenceExecutionConfig); endpoint {ep.name} of account {account_id} does not.",
+        )
+    if target not in names:
+        raise AwsError(
+            "ValidationError",
+            f"Container {target} was not found for endpoint {ep.name} of account {account_id}; its containers "
+            f"are {', '.join(names)}.",
+        )
+
+
+__all__ = ["LOG_GROUP_PREFIX", "MAX_BODY", "DataPlane", "ModelRouter", "check_target_container"]

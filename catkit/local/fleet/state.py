@@ -82,6 +82,9 @@ class Variant:
             model_data_url=p.get("ModelDataUrl"),
             environment=dict(p.get("Environment") or {}),
             mode=p.get("Mode") or "SingleModel",
+            image=p.get("Image"),
+            containers=[dict(c) for c in p.get("Containers") or []],
+            execution_mode=p.get("ExecutionMode") or "Serial",
         )
 
     def view(self, endpoint: Endpoint) -> VariantView:
@@ -166,13 +169,8 @@ def variant_props(
     for pv in config["ProductionVariants"]:
         model = get_model(pv["ModelName"])
         containers = model.get("Containers") or ([model["PrimaryContainer"]] if model.get("PrimaryContainer") else [])
-        if len(containers) != 1:
-            raise AwsError(
-                "ValidationException",
-                f"Model \"{model['ModelName']}\" has {len(containers)} containers; the local backend runs "
-                "exactly one container per production variant (serial inference pipelines are not "
-                "supported locally).",
-            )
+        if not containers:
+            raise AwsError("ValidationException", f"Model \"{model['ModelName']}\" has no container.")
         c = containers[0]
         weight = float(pv.get("InitialVariantWeight", 1.0))
         props = {
@@ -189,6 +187,9 @@ def variant_props(
             "MultiModelConfig": dict(c.get("MultiModelConfig") or {}),
             "ResolutionTime": now,
         }
+        if len(containers) > 1:  # an inference pipeline / multi-container endpoint
+            props["Containers"] = pipeline_containers(containers)
+            props["ExecutionMode"] = (model.get("InferenceExecutionConfig") or {}).get("Mode") or "Serial"
         if retain_from is not None:
             old = next((v for v in retain_from.variants if v.name == props["VariantName"]), None)
             if old is not None:
@@ -199,6 +200,20 @@ def variant_props(
                     props["DesiredWeight"] = props["CurrentWeight"] = float(old.props["DesiredWeight"])
         out.append(props)
     return out
+
+
+def pipeline_containers(containers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The container snapshot of a multi-container model. A container without ContainerHostname is
+    named ``container-<n>`` (ASSUMPTION: AWS's generated names are not documented)."""
+    return [
+        {
+            "ContainerHostname": c.get("ContainerHostname") or f"container-{i}",
+            "Image": c.get("Image"),
+            "ModelDataUrl": c.get("ModelDataUrl"),
+            "Environment": dict(c.get("Environment") or {}),
+        }
+        for i, c in enumerate(containers, 1)
+    ]
 
 
 def new_endpoint(name: str, endpoint_arn: str, config_name: str, props: list[dict[str, Any]],
@@ -238,13 +253,12 @@ def variant_summary(v: Variant) -> dict[str, Any]:
         "CurrentInstanceCount": v.current_count,
         "DesiredInstanceCount": v.desired_count,
     }
-    if p.get("Image"):
+    images = [c.get("Image") for c in p.get("Containers") or []] or [p.get("Image")]
+    if any(images):
         s["DeployedImages"] = [
-            {
-                "SpecifiedImage": p["Image"],
-                "ResolvedImage": resolved_image(p["Image"]),
-                "ResolutionTime": p.get("ResolutionTime"),
-            }
+            {"SpecifiedImage": image, "ResolvedImage": resolved_image(image), "ResolutionTime": p.get("ResolutionTime")}
+            for image in images
+            if image
         ]
     if v.status_entry:
         s["VariantStatus"] = [dict(v.status_entry)]
@@ -342,6 +356,7 @@ __all__ = [
     "describe",
     "load_endpoints",
     "new_endpoint",
+    "pipeline_containers",
     "resolved_image",
     "save_endpoint",
     "state_docs",

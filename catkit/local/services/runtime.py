@@ -35,4 +35,5 @@ class RuntimeService(BaseService):
             target_variant=get("TargetVariant"),
             inference_id=get("InferenceId"),
             target_model=get("TargetModel"),
+            target_container=get("TargetContainerHostname"),
         )

@@ -175,9 +175,25 @@ class SageMakerService(BaseService):
                     f"ModelDataUrl {url!r} is not supported by the local backend; upload the model.tar.gz to the "
                     "backend's S3 and pass s3://bucket/key.",
                 )
+        if containers and len(containers) > 1:
+            self._check_pipeline(containers)
         # AWS always returns EnableNetworkIsolation
         isolation = {"EnableNetworkIsolation": bool(params.get("EnableNetworkIsolation", False))}
         return self._create(_MODEL, name, params, isolation)
+
+    @staticmethod
+    def _check_pipeline(containers: list[dict[str, Any]]) -> None:
+        """A multi-container model (Serial pipeline or Direct): unique hostnames; no multi-model
+        container (AWS allows one in a pipeline; the local backend does not emulate that)."""
+        hostnames = [c["ContainerHostname"] for c in containers if c.get("ContainerHostname")]
+        if len(set(hostnames)) != len(hostnames):
+            raise AwsError("ValidationException", f"ContainerHostname values must be unique, got {hostnames}.")
+        if any(c.get("Mode") == "MultiModel" for c in containers):
+            raise AwsError(
+                "ValidationException",
+                "A MultiModel container inside a multi-container model is not emulated by the local backend; "
+                "deploy the multi-model container as a model of its own.",
+            )
 
     describe_model = _stored_operation("describe", _MODEL)
     delete_model = _stored_operation("delete", _MODEL)

@@ -50,17 +50,18 @@ def test_container_errors_become_model_errors_with_metrics(h):
         assert err.fields["LogStreamArn"] == (
             "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/ep")
         assert err.message.startswith('Received server error (500) from primary with message "')
-        assert err.message.endswith(
-            "#logEventViewer:group=/aws/sagemaker/Endpoints/ep in account 123456789012 for more information.")
-        with pytest.raises(AwsError) as e:
+        # Locally the message names AWS's log group and stream and the instance's log file.
+        inst = h.manager.variant_instances("ep", "AllTraffic")[0]
+        assert f"CloudWatch group /aws/sagemaker/Endpoints/ep, stream AllTraffic/{inst.id}" in err.message
+        assert str(inst.log_path) in err.message and "catkit local logs ep" in err.message
+        with pytest.raises(AwsError) as e:  # a user handler's exception is a 500 in AWS's scikit-learn container
             await h.invoke("ep", b"x", ContentType="application/x-unsupported")
-        assert e.value.fields["OriginalStatusCode"] == 415
-        assert e.value.message.startswith("Received client error (415) from primary")
+        assert e.value.fields["OriginalStatusCode"] == 500
         await h.invoke("ep", b"fine")
         m = h.backend.metrics
         assert m.values("Invocations", **DIMS) == [1.0, 1.0, 1.0]
-        assert m.values("Invocation5XXErrors", **DIMS) == [1.0, 0.0, 0.0]
-        assert m.values("Invocation4XXErrors", **DIMS) == [0.0, 1.0, 0.0]
+        assert m.values("Invocation5XXErrors", **DIMS) == [1.0, 1.0, 0.0]
+        assert m.values("Invocation4XXErrors", **DIMS) == [0.0, 0.0, 0.0]  # 4xx: tests/local/sagemaker/test_containers_e2e.py
         assert m.values("InvocationModelErrors", **DIMS) == [1.0, 1.0, 0.0]
         assert all(v > 0 for v in m.values("ModelLatency", **DIMS))
         assert all(v >= 0 for v in m.values("OverheadLatency", **DIMS))
