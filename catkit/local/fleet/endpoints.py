@@ -402,19 +402,23 @@ class EndpointManager:
                     raise
             except Exception:
                 pass
+        # The endpoint stays visible (Deleting) until everything is released - processes, files,
+        # the listeners' resources (scalable targets) - so "gone" means cleaned up.
         try:
             await self.pool.stop_all(ep.all_variants(), drain=True)
         finally:
-            self._endpoints.pop(ep.name.lower(), None)
-            self.state.delete(KIND_ENDPOINT, ep.name.lower())
-            await asyncio.to_thread(shutil.rmtree, self.home / "instances" / ep.name, True)
-            for cb in list(self._deleted_listeners):
-                try:
-                    res = cb(ep.name)
-                    if asyncio.iscoroutine(res):
-                        await res
-                except Exception:
-                    log.exception("on_endpoint_deleted listener failed for %s", ep.name)
+            try:
+                await asyncio.to_thread(shutil.rmtree, self.home / "instances" / ep.name, True)
+                for cb in list(self._deleted_listeners):
+                    try:
+                        res = cb(ep.name)
+                        if asyncio.iscoroutine(res):
+                            await res
+                    except Exception:
+                        log.exception("on_endpoint_deleted listener failed for %s", ep.name)
+            finally:
+                self._endpoints.pop(ep.name.lower(), None)
+                self.state.delete(KIND_ENDPOINT, ep.name.lower())
 
     # ------------------------------------------------------------------ health & replacement
     def _owner(self, inst: Instance) -> tuple[Endpoint, Variant] | None:
