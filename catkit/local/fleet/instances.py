@@ -41,6 +41,7 @@ import psutil
 from catkit.instance_types import get_instance_type
 from catkit.local.clock import Clock
 from catkit.local.fleet.forward import ForwardProtocolError, KeepAlivePool  # noqa: F401 - moved there
+from catkit.local.fleet.hardware import emulated
 from catkit.local.fleet.mme_rules import server_arguments, server_environment
 
 log = logging.getLogger("catkit.local.fleet.instances")
@@ -196,9 +197,9 @@ class Instance:
         self._exit_waiter: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
-        itype = get_instance_type(spec.instance_type)
-        self.vcpu = itype.vcpu
-        self.memory_bytes = itype.memory_bytes
+        hw = emulated(spec.instance_type)  # the type's vCPU and memory, scaled down to this machine
+        self.vcpu = hw.vcpu
+        self.memory_bytes = hw.memory_bytes
 
     # -- routing bookkeeping (hot path: keep these trivial) --
     @property

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from catkit.instance_types import get_instance_type
 from catkit.local.errors import AwsError
+from catkit.local.fleet.hardware import emulated
 
 MODE = "MultiModel"
 ENV_MEMORY_BUDGET = "CATKIT_MME_MEMORY_BUDGET_MB"
@@ -53,13 +54,13 @@ def env_number(var: str, default: float) -> float:
 def memory_budget_bytes(instance_type: str, environment: Mapping[str, str] | None = None) -> int:
     """Memory a multi-model instance may fill with models: ``CATKIT_MME_MEMORY_BUDGET_MB`` when
     set (in the model's container ``Environment`` or the backend's), else 90% of the instance's
-    memory (the instance type's, capped by ``CATKIT_INSTANCE_MEMORY_MB``) - the rest is the server's own footprint, so a full model cache
+    memory (the instance type's scaled down to this machine, capped by ``CATKIT_INSTANCE_MEMORY_MB``) - the rest is the server's own footprint, so a full model cache
     does not push the process over the instance's memory (where it would be recycled like an
     OOM-killed container)."""
     explicit = _env_mb(ENV_MEMORY_BUDGET, environment)
     if explicit:
         return explicit
-    memory = get_instance_type(instance_type).memory_bytes
+    memory = emulated(instance_type).memory_bytes
     cap = _env_mb("CATKIT_INSTANCE_MEMORY_MB")
     if cap:
         memory = min(memory, cap)

@@ -3,8 +3,8 @@
 Models, endpoint configurations and tags live here (persisted in ``backend.state``); endpoint
 operations delegate to :class:`catkit.local.fleet.endpoints.EndpointManager`, which owns the endpoint
 state machine and the instances. Parameters arrive validated against botocore's model by the codec;
-the checks here are the ones AWS makes beyond the model (existence, uniqueness, instance types
-this backend can emulate), with AWS's codes and messages.
+the checks here are the ones AWS makes beyond the model (existence, uniqueness, hosting instance
+types), with AWS's codes and messages.
 
 :func:`install` is the backend component: it creates the fleet (``backend.endpoints``) and
 registers this service and the ``sagemaker-runtime`` one
@@ -17,9 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import botocore.session
-
-from catkit.instance_types import INSTANCE_TYPES
+from catkit.instance_types import hosting_instance_types
 from catkit.local.errors import AwsError
 from catkit.local.fleet.endpoints import EndpointManager
 from catkit.local.fleet.state import KIND_CONFIG, KIND_ENDPOINT, KIND_MODEL, state_docs
@@ -36,10 +34,10 @@ def _invalid_tags_token() -> AwsError:
 
 
 def _aws_instance_types() -> list[str]:
-    """ProductionVariantInstanceType's enum from botocore's SageMaker model (cached)."""
+    """Every hosting instance type AWS accepts (botocore's enum, cached); all are emulated, scaled
+    down to this machine (:mod:`catkit.local.fleet.hardware`)."""
     if "types" not in _ENUM_CACHE:
-        model = botocore.session.get_session().get_service_model("sagemaker")
-        _ENUM_CACHE["types"] = list(model.shape_for("ProductionVariantInstanceType").enum)
+        _ENUM_CACHE["types"] = hosting_instance_types()
     return _ENUM_CACHE["types"]
 
 
@@ -215,12 +213,6 @@ class SageMakerService(BaseService):
                     "ValidationException",
                     f"1 validation error detected: Value '{itype}' at 'productionVariants.{i}.member.instanceType' "
                     f"failed to satisfy constraint: Member must satisfy enum value set: [{allowed}]",
-                )
-            if itype not in INSTANCE_TYPES:
-                raise AwsError(
-                    "ValidationException",
-                    f"Instance type {itype} is valid on AWS but not emulated by the local backend; use one of "
-                    f"{', '.join(sorted(INSTANCE_TYPES))}.",
                 )
             if int(pv["InitialInstanceCount"]) < 1:
                 raise AwsError("ValidationException", f'Variant "{vn}": InitialInstanceCount must be at least 1.')
