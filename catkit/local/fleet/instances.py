@@ -43,6 +43,7 @@ from catkit.local.clock import Clock
 from catkit.local.fleet.forward import ForwardProtocolError, KeepAlivePool  # noqa: F401 - moved there
 from catkit.local.fleet.hardware import emulated
 from catkit.local.fleet.mme_rules import server_arguments, server_environment
+from catkit.s3_urls import parse_s3_url
 
 log = logging.getLogger("catkit.local.fleet.instances")
 
@@ -134,12 +135,14 @@ class InstanceSpec:
 
 
 def split_s3_url(url: str) -> tuple[str, str]:
-    """``s3://bucket/key`` -> (bucket, key); ValueError naming the URL otherwise."""
-    if not url.startswith("s3://") or "/" not in url[5:]:
-        raise ValueError(f"ModelDataUrl must look like s3://bucket/key.tar.gz, got {url!r}")
-    bucket, key = url[5:].split("/", 1)
-    if not bucket or not key:
-        raise ValueError(f"ModelDataUrl must look like s3://bucket/key.tar.gz, got {url!r}")
+    """(bucket, key) of an object URL in any S3 form (``s3://``, path-style or virtual-hosted
+    https, see :mod:`catkit.s3_urls`); ValueError naming the URL otherwise."""
+    try:
+        bucket, key = parse_s3_url(url)
+    except ValueError:
+        bucket = key = ""
+    if not bucket or not key or key.endswith("/"):
+        raise ValueError(f"ModelDataUrl must name an S3 object such as s3://bucket/key.tar.gz, got {url!r}")
     return bucket, key
 
 

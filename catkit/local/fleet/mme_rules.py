@@ -17,6 +17,7 @@ from pathlib import Path
 from catkit.instance_types import get_instance_type
 from catkit.local.errors import AwsError
 from catkit.local.fleet.hardware import emulated
+from catkit.s3_urls import parse_s3_url
 
 MODE = "MultiModel"
 ENV_MEMORY_BUDGET = "CATKIT_MME_MEMORY_BUDGET_MB"
@@ -126,12 +127,12 @@ def check_target_model(target: str) -> str:
 
 
 def split_prefix(url: str) -> tuple[str, str]:
-    """``s3://bucket/prefix/`` -> (bucket, "prefix/"); a prefix without a trailing '/' gets one."""
-    if not url or not url.startswith("s3://"):
-        raise ValueError(f"ModelDataUrl must be an S3 prefix like s3://bucket/models/, got {url!r}")
-    bucket, _, key = url[5:].partition("/")
-    if not bucket:
-        raise ValueError(f"ModelDataUrl must be an S3 prefix like s3://bucket/models/, got {url!r}")
+    """``s3://bucket/prefix/`` (or an https S3 URL, :mod:`catkit.s3_urls`) -> (bucket, "prefix/");
+    a prefix without a trailing '/' gets one."""
+    try:
+        bucket, key = parse_s3_url(url)
+    except ValueError:
+        raise ValueError(f"ModelDataUrl must be an S3 prefix like s3://bucket/models/, got {url!r}") from None
     if key and not key.endswith("/"):
         key += "/"
     return bucket, key

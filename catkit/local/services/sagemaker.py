@@ -24,6 +24,7 @@ from catkit.local.fleet.state import KIND_CONFIG, KIND_ENDPOINT, KIND_MODEL, sta
 from catkit.local.services.base import BaseService, RequestContext
 from catkit.local.services.pagination import offset_page, with_next_token
 from catkit.local.validation import arn, check_name, list_page, not_found, parse_arn
+from catkit.s3_urls import is_s3_url
 
 _MAX_TAGS = 50
 _ENUM_CACHE: dict[str, list[str]] = {}
@@ -167,11 +168,11 @@ class SageMakerService(BaseService):
             raise AwsError("ValidationException", "Either PrimaryContainer or Containers must be specified.")
         for c in [primary] if primary else containers:
             url = c.get("ModelDataUrl")
-            if url is not None and not url.startswith("s3://"):
+            if url is not None and not is_s3_url(url):  # s3://, path-style or virtual-hosted https
                 raise AwsError(
                     "ValidationException",
-                    f"ModelDataUrl {url!r} is not supported by the local backend; upload the model.tar.gz to the "
-                    "backend's S3 and pass s3://bucket/key.",
+                    f"ModelDataUrl {url!r} is not an S3 URL; pass s3://bucket/key or "
+                    "https://bucket.s3.region.amazonaws.com/key (served from the backend's S3).",
                 )
         # AWS always returns EnableNetworkIsolation
         isolation = {"EnableNetworkIsolation": bool(params.get("EnableNetworkIsolation", False))}
