@@ -4,13 +4,15 @@ The local backend's clock is the wall clock at time scale 1 (the default of ``ca
 start``, ``catkit.use_local()``, ``catkit.Session(backend="local")`` and the pytest plugin), so code
 that asks CloudWatch for ``datetime.now() - 60 min`` .. ``datetime.now()`` gets what AWS would give.
 With a time scale above 1 (opted into for demos), or after a scaled run left the clock ahead,
-emulated time runs ahead of the wall clock. Then a time a request gives that is *anchored to the
-wall clock's now* - closer to the wall clock than to the emulated clock, and within an hour of it -
-is read as relative to the emulated now: GetMetricStatistics' and GetMetricData's StartTime/EndTime
+emulated time runs ahead of the wall clock. Once it is at least an hour ahead (at time scale 60,
+after one real minute), a time a request gives that is *anchored to the wall clock's now* - within
+five minutes of it - is read as relative to the emulated now: GetMetricStatistics' and GetMetricData's StartTime/EndTime
 and PutMetricData's Timestamps move by the clock offset, and the datapoint timestamps of such an
 answer move back, so the client's own checks (``start <= t <= end``) hold. "The last hour" is then
 the last emulated hour. Times anchored to the emulated clock (``catkit.Session.now()``, the
-``now`` of ``/_catkit/info``, timestamps the backend returned) are taken as they are.
+``now`` of ``/_catkit/info``, timestamps the backend returned) are taken as they are; with the
+clocks less than an hour apart nothing is moved (a time near both clocks is ambiguous), so a
+wall-clock client of a freshly started scaled backend can miss the last few emulated minutes.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from typing import Any
 
 from catkit.timeconv import to_epoch
 
-ANCHOR_LIMIT_S = 3600.0  # a wall-anchored time lies within this of the wall clock's now
-MIN_OFFSET_S = 1.0  # clocks closer than this are the same clock
+ANCHOR_LIMIT_S = 300.0  # a wall-anchored time lies within this of the wall clock's now
+MIN_OFFSET_S = 3600.0  # clocks closer than this are not told apart
 
 
 def anchor_shift(t: float, emulated_now: float, wall_now: float | None = None) -> float:
@@ -33,7 +35,7 @@ def anchor_shift(t: float, emulated_now: float, wall_now: float | None = None) -
     offset = emulated_now - wall_now
     if abs(offset) < MIN_OFFSET_S:
         return 0.0
-    if abs(t - wall_now) <= ANCHOR_LIMIT_S and abs(t - wall_now) < abs(t - emulated_now):
+    if abs(t - wall_now) <= ANCHOR_LIMIT_S:
         return offset
     return 0.0
 
