@@ -24,8 +24,12 @@ def test_a_users_suite_gets_a_reset_backend_per_test(tmp_path):
         def test_second(catkit_clients):
             assert catkit_clients.s3.list_buckets()["Buckets"] == []
     '''))
+    from importlib.metadata import entry_points
+
+    installed = any(ep.name == "catkit" for ep in entry_points(group="pytest11"))
+    load = [] if installed else ["-p", "catkit.testing.pytest_plugin"]  # a source checkout: load it by name
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "catkit.testing.pytest_plugin", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "-q", *load, "-p", "no:cacheprovider",
          "--catkit-time-scale", "1", str(tmp_path)],
         capture_output=True, text=True, timeout=180, cwd=tmp_path,
     )
