@@ -84,6 +84,8 @@ def parse_price_list(price_list: Iterable[str | Mapping[str, Any]], instance_typ
 
 def _bundled(instance_type: str, region: str, note: str) -> PriceQuote:
     info = instance_types.get_instance_type(instance_type)
+    if not info.has_price:  # a valid type the bundled table has no price for: the cost is unknown (NaN)
+        note = (note + "; " if note else "") + f"no bundled price for {instance_type}: costs are NaN"
     if region != instance_types.PRICE_REGION:
         note = (note + "; " if note else "") + (
             f"bundled prices are for {instance_types.PRICE_REGION}; {region} may differ"

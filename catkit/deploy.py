@@ -20,6 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from catkit.names import DEFAULT_VARIANT
+from catkit.s3_urls import is_s3_url
 from catkit.serving.containers import script_environment
 from catkit.session import Session
 
@@ -133,7 +134,7 @@ def tag_list(tags: Mapping[str, str] | None) -> list[dict[str, str]]:
 
 
 def _resolve_model_data(session: Session, model_data: str, name: str, multi_model: bool) -> str:
-    if model_data.startswith("s3://"):
+    if is_s3_url(model_data):  # s3:// or an https S3 URL (catkit.s3_urls)
         if multi_model and not model_data.endswith("/"):
             raise ValueError(
                 f"multi_model=True needs an S3 prefix ending in '/', got {model_data!r} "

@@ -13,17 +13,13 @@ from typing import Any
 
 from catkit.deploy import DeployedEndpoint, deploy
 from catkit.invoke import Prediction, invoke
+from catkit.s3_urls import is_s3_url, parse_s3_url, to_s3_uri
 from catkit.session import Session
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/key`` -> ``("bucket", "key")``."""
-    if not uri.startswith("s3://"):
-        raise ValueError(f"expected an s3:// URI, got {uri!r}")
-    bucket, _, key = uri[5:].partition("/")
-    if not bucket:
-        raise ValueError(f"no bucket in {uri!r}")
-    return bucket, key
+    """``s3://bucket/key`` (or an https S3 URL, :mod:`catkit.s3_urls`) -> ``("bucket", "key")``."""
+    return parse_s3_url(uri)
 
 
 def _check_name(name: str) -> str:
@@ -36,9 +32,11 @@ def _check_name(name: str) -> str:
 
 
 def model_prefix(session: Session, endpoint_or_prefix: str) -> str:
-    """The endpoint's multi-model S3 prefix (``s3://bucket/path/``); an ``s3://`` prefix is returned as is."""
-    if endpoint_or_prefix.startswith("s3://"):
-        return endpoint_or_prefix if endpoint_or_prefix.endswith("/") else endpoint_or_prefix + "/"
+    """The endpoint's multi-model S3 prefix (``s3://bucket/path/``); an S3 prefix (any form) is
+    returned in its ``s3://`` form."""
+    if is_s3_url(endpoint_or_prefix):
+        uri = to_s3_uri(endpoint_or_prefix)
+        return uri if uri.endswith("/") else uri + "/"
     sm = session.sagemaker
     desc = sm.describe_endpoint(EndpointName=endpoint_or_prefix)
     config = sm.describe_endpoint_config(EndpointConfigName=desc["EndpointConfigName"])
@@ -47,7 +45,7 @@ def model_prefix(session: Session, endpoint_or_prefix: str) -> str:
         containers = [model["PrimaryContainer"]] if model.get("PrimaryContainer") else model.get("Containers", [])
         for container in containers:
             if container.get("Mode") == "MultiModel":
-                url = container["ModelDataUrl"]
+                url = to_s3_uri(container["ModelDataUrl"])  # AWS's examples use https URLs here
                 return url if url.endswith("/") else url + "/"
     raise ValueError(
         f"Endpoint {endpoint_or_prefix} is not a multi-model endpoint (no container in MultiModel mode). "
@@ -79,7 +77,7 @@ def add_model(session: Session, endpoint_or_prefix: str, source: str, name: str 
     bucket, key_prefix = split_s3_uri(prefix)
     target = _check_name(name or source.rstrip("/").rsplit("/", 1)[-1])
     key = key_prefix + target
-    if source.startswith("s3://"):
+    if is_s3_url(source):
         src_bucket, src_key = split_s3_uri(source)
         session.s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": src_bucket, "Key": src_key})
     else:

@@ -119,9 +119,12 @@ class Session:
         self.endpoint_url: str | None = None
 
         if self.backend == "local":
-            from catkit.local import ensure_running  # lazy: the backend is heavy and optional
+            import catkit.local  # lazy: the backend is heavy and optional
+            from catkit.local.lifecycle import attached
 
-            self.endpoint_url = ensure_running(home=home, port=None, time_scale=time_scale)
+            # the catkit backend AWS_ENDPOINT_URL points at (a test suite's), else the home's
+            self.endpoint_url = attached(home, None, time_scale) or catkit.local.ensure_running(
+                home=home, port=None, time_scale=time_scale)
             self.region = region or self._boto.region_name or LOCAL_REGION
             if not _has_credentials(self._boto):
                 self._boto = boto3.Session(region_name=self.region, **DUMMY_CREDENTIALS)

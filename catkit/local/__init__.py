@@ -14,14 +14,15 @@ def ensure_running(
     port: int | None = None,
     time_scale: float | None = None,
 ) -> str:
-    """Return the URL of the backend of ``home``, starting it (detached) if it is not running.
+    """Return the URL of the backend of ``home``, starting it (detached) if it is not running -
+    then saying where on stderr.
 
     Idempotent. Raises ``catkit.local.lifecycle.BackendError`` if the running backend has another
     ``time_scale`` (or ``port``) than requested; the message says how to restart it.
     """
     from catkit.local import lifecycle
 
-    return lifecycle.start(home, port, time_scale)
+    return lifecycle.start_announced(home, port, time_scale)
 
 
 def use_local(

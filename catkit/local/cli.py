@@ -1,7 +1,8 @@
-"""``catkit local start|stop|status|logs``: the local backend's command line.
+"""``catkit local start|stop|status|reset|logs``: the local backend's command line.
 
 ``start`` daemonizes by default (logs in ``CATKIT_HOME/logs/backend.log``) and prints the URL;
 ``--foreground`` runs it in this terminal until Ctrl-C. ``--host`` accepts loopback only.
+``reset`` forgets every resource (running: ``POST /_catkit/reset``; stopped: the state on disk).
 ``logs ENDPOINT`` prints the tail of each instance's model-server log
 (``CATKIT_HOME/logs/instances/<endpoint>/<instance-id>.log``, what AWS sends to the CloudWatch
 stream ``<variant>/<instance-id>``); ``--follow`` keeps printing what they add.
@@ -42,6 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stop.add_argument("--home", default=None)
     stop.add_argument("--timeout", type=float, default=20.0, help="seconds to wait before SIGKILL")
     stop.set_defaults(func=_stop)
+
+    reset = sub.add_parser("reset", help="forget every resource, instance and S3 object (test suites)")
+    reset.add_argument("--home", default=None)
+    reset.set_defaults(func=_reset)
 
     status = sub.add_parser("status", help="show whether the backend runs, its URL and uptime")
     status.add_argument("--home", default=None)
@@ -121,6 +126,21 @@ def _stop(args: argparse.Namespace) -> int:
         print(f"stopped the catkit local backend of {home}")
     else:
         print(f"not running (home {home})")
+    return 0
+
+
+def _reset(args: argparse.Namespace) -> int:
+    home = catkit_home(args.home)
+    try:
+        answer = lifecycle.reset(home)
+    except OSError as exc:
+        print(f"error: could not reset the backend of {home}: {exc}", file=sys.stderr)
+        return 1
+    if answer.get("running"):
+        print(f"reset the running catkit local backend of {home}: dropped {answer.get('endpoints', 0)} endpoint(s) "
+              f"in {answer.get('scopes', 0)} account/region pair(s) in {answer.get('seconds', 0):.3f} s")
+    else:
+        print(f"not running; deleted the state of {home}")
     return 0
 
 

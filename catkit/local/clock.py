@@ -25,6 +25,12 @@ class Clock:
         """Current emulated time, epoch seconds."""
         return self._start_emulated + (time.monotonic() - self._start_real) * self.time_scale
 
+    def rebase(self, start: float) -> None:
+        """Let emulated time continue from ``start`` (epoch seconds) now - a reset of the backend,
+        which has dropped everything that held emulated timestamps."""
+        self._start_emulated = float(start)
+        self._start_real = time.monotonic()
+
     def real_seconds(self, emulated_seconds: float) -> float:
         """How many real seconds an emulated duration lasts."""
         return max(0.0, emulated_seconds) / self.time_scale
@@ -51,6 +57,9 @@ class FakeClock(Clock):
 
     def now(self) -> float:
         return self._now
+
+    def rebase(self, start: float) -> None:
+        self._now = float(start)
 
     def advance(self, seconds: float) -> None:
         self._now += seconds

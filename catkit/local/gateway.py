@@ -1,7 +1,8 @@
 """The local backend's front door: one aiohttp server on loopback for every AWS service.
 
 Each request is routed by service (SigV4 credential scope, then X-Amz-Target, then path, via
-``catkit.local.protocols.detect_service``):
+``catkit.local.protocols.detect_service``) and scoped by account and region (the access key, see
+:func:`catkit.local.identity.account_for`, and the credential scope's region):
 
 - services registered with ``backend.add_service`` (sagemaker, sagemaker-runtime, cloudwatch,
   application-autoscaling): decoded by the service's codec, dispatched to
@@ -14,7 +15,9 @@ Each request is routed by service (SigV4 credential scope, then X-Amz-Target, th
 - anything else: a clean ``UnknownServiceException`` naming what is emulated.
 
 Request bodies are capped (control plane 10 MB, runtime 6 MB, S3 1 GiB) with AWS-shaped errors.
-``/_catkit/health`` and ``/_catkit/info`` are catkit's own JSON endpoints for lifecycle checks.
+``/_catkit/health`` and ``/_catkit/info`` are catkit's own JSON endpoints for lifecycle checks;
+``POST /_catkit/reset`` (also answered at moto's ``POST /moto-api/reset``, so suites written for
+moto's server mode can point here) forgets all state (:meth:`GatewayHost.reset`).
 Every request is written to the ``catkit.local.access`` log. Requests a browser sends on a user's
 behalf (a cross-site ``Origin``, a non-local ``Host`` as in DNS rebinding) get 403, and the server
 binds loopback only: the rules are :mod:`catkit.local.request_guard`. This module owns the aiohttp
@@ -39,6 +42,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from catkit.local import identity
 from catkit.local.errors import AwsError
 from catkit.local.moto_proxy import (
     MOTO_SERVICES,
@@ -210,6 +214,10 @@ class GatewayHost(MotoHost, Protocol):
     @property
     def home(self) -> Path: ...
     def info(self) -> dict[str, Any]: ...
+    def scope_services(self, account_id: str, region: str) -> Mapping[str, Any]:
+        """The services of one (account, region); AwsError if it cannot be served."""
+        ...
+    async def reset(self) -> dict[str, Any]: ...
 
 
 class Gateway:
@@ -238,6 +246,8 @@ class Gateway:
         app = web.Application(client_max_size=S3_MAX_BODY + MB, middlewares=[_loopback_guard])
         app.router.add_route("*", "/_catkit/health", self._health)
         app.router.add_route("*", "/_catkit/info", self._info)
+        app.router.add_route("*", "/_catkit/reset", self._reset)
+        app.router.add_route("*", "/moto-api/reset", self._reset)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(
             app,
@@ -269,6 +279,15 @@ class Gateway:
 
     async def _info(self, request: web.Request) -> web.Response:
         return web.json_response(self.backend.info())
+
+    async def _reset(self, request: web.Request) -> web.Response:
+        """``POST``: forget all state (answers ``{"status": "ok", ...}`` like moto's reset)."""
+        if request.method != "POST":
+            return web.json_response({"Error": "Need to POST to reset"}, status=400)  # moto's answer
+        await request.read()
+        answer = await self.backend.reset()
+        access_log.info('%s "POST %s" reset 200', request.remote, request.path)
+        return web.json_response(answer)
 
     # -- main handler ------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -328,7 +347,15 @@ class Gateway:
             assert self._moto is not None, "Gateway.start() was not called"
             return await self._moto.forward(request, service, raw_path, query, body, request_id), service, None
 
-        svc = self.backend.services.get(service) if service else None
+        if service and service in self.backend.services and self._protocols is not None:
+            region = _region_of(request.headers, query, self.backend.region)
+            account = identity.account_for(request.headers, query, self.backend.account_id)
+            try:
+                svc = self.backend.scope_services(account, region).get(service)
+            except AwsError as err:
+                return self._scope_error(request, service, raw, err, request_id), service, None
+        else:
+            svc = None
         if svc is None or self._protocols is None:
             known = sorted({*self.backend.services, *MOTO_SERVICES})
             what = (
@@ -343,7 +370,15 @@ class Gateway:
             )
             return _generic_error(request, err, request_id), service, None
         raw.body = body
-        return await self._dispatch(request, service, svc, raw, query, body, request_id)
+        return await self._dispatch(request, service, svc, raw, (account, region), body, request_id)
+
+    def _scope_error(self, request: web.Request, service: str, raw: Any, err: AwsError,
+                     request_id: str) -> web.Response:
+        try:
+            codec = self._protocols.codec_for(service, raw)
+            return self._to_web(codec.serialize_error(None, err, request_id=request_id), request_id)
+        except Exception:
+            return _generic_error(request, err, request_id)
 
     def _detect(self, request: web.Request, raw: Any) -> str | None:
         service = None
@@ -410,7 +445,7 @@ class Gateway:
         service: str,
         svc: Any,
         raw: Any,
-        query: dict[str, Any],
+        scope: tuple[str, str],
         body: bytes,
         request_id: str,
     ) -> tuple[web.StreamResponse, str | None, str | None]:
@@ -422,8 +457,8 @@ class Gateway:
         try:
             operation, params = codec.parse_request(raw)
             ctx = RequestContext(
-                region=_region_of(request.headers, query, self.backend.region),
-                account_id=self.backend.account_id,
+                region=scope[1],
+                account_id=scope[0],
                 request_id=request_id,
                 service=service,
                 headers=raw.headers,

@@ -1,4 +1,9 @@
-"""Who the caller is, locally: a SageMaker execution role, as inside a SageMaker notebook.
+"""Who the caller is, locally: an account, and a SageMaker execution role as inside a notebook.
+
+The account of a request (:func:`account_for`) comes from its access key, as in moto: keys that
+moto issued (IAM CreateAccessKey, STS AssumeRole) belong to their account; a 12-digit access key
+*is* the account id (LocalStack's convention, handy for tests of several accounts); any other key
+belongs to the backend's default account (``123456789012`` unless configured, moto's default).
 
 Local credentials are dummies, so STS ``GetCallerIdentity`` is answered here as the assumed role
 ``arn:aws:sts::<account>:assumed-role/SageMakerExecutionRole/catkit`` and IAM role
@@ -11,6 +16,7 @@ then IAM ``GetRole`` for the role's path. Callers using credentials that moto it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -25,6 +31,11 @@ EXECUTION_ROLE_NAME = "SageMakerExecutionRole"
 ROLE_SESSION_NAME = "catkit"
 _STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 _AKID_RE = re.compile(r"Credential=([^/,\s]+)/")
+_SIGV2_AKID_RE = re.compile(r"^AWS ([^:\s]+):")
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+_ROLE_ACCOUNT_RE = re.compile(r"^arn:aws[a-z-]*:(?:sts|iam)::(\d{12}):")
+_accounts_by_key: dict[str, str | None] = {}  # access key -> moto's account for it (None: moto does not know it)
+_roles_made: set[str] = set()  # accounts whose execution role exists in moto
 
 TRUST_POLICY = {
     "Version": "2012-10-17",
@@ -52,6 +63,8 @@ def ensure_execution_role(account_id: str) -> str:
     """Create the execution role in moto's IAM if missing; returns its ARN."""
     from moto.iam.models import iam_backends
 
+    _roles_made.add(account_id)
+
     iam = iam_backends[account_id]["aws"]
     try:
         role = iam.get_role(EXECUTION_ROLE_NAME)
@@ -78,14 +91,62 @@ def _role_id(account_id: str) -> str:
 
 
 def access_key_id(headers: Mapping[str, str], query: Mapping[str, Any]) -> str | None:
-    """The access key id of a SigV4-signed request (header or presigned query)."""
-    match = _AKID_RE.search(headers.get("Authorization", "") or "")
+    """The access key id of a signed request (SigV4 header or presigned query; SigV2 for S3)."""
+    auth = headers.get("Authorization", "") or ""
+    match = _AKID_RE.search(auth) or _SIGV2_AKID_RE.match(auth)
     if match:
         return match.group(1)
-    cred = query.get("X-Amz-Credential")
+    cred = query.get("X-Amz-Credential") or query.get("AWSAccessKeyId")
     if isinstance(cred, list):
         cred = cred[0] if cred else None
     return cred.split("/", 1)[0] if cred else None
+
+
+def _moto_account(access_key: str) -> str | None:
+    """The account moto issued ``access_key`` in (IAM user keys, AssumeRole credentials), or None."""
+    try:
+        from moto.iam.models import iam_backends
+        from moto.sts.models import sts_backends
+    except ImportError:  # pragma: no cover - moto is a dependency
+        return None
+    for account, backends in list(iam_backends.items()):
+        with contextlib.suppress(Exception):
+            if access_key in backends["aws"].access_keys:
+                return str(account)
+    for _account, backends in list(sts_backends.items()):
+        with contextlib.suppress(Exception):
+            role = backends["aws"].get_assumed_role_from_access_key(access_key)
+            if role is not None:
+                match = _ROLE_ACCOUNT_RE.match(getattr(role, "arn", "") or "")
+                if match:
+                    return match.group(1)
+    return None
+
+
+def account_for(headers: Mapping[str, str], query: Mapping[str, Any], default: str) -> str:
+    """The account a request acts in (see the module docstring); ``default`` when the key says nothing."""
+    key = access_key_id(headers, query)
+    if not key:
+        return default
+    if _ACCOUNT_RE.match(key):
+        return key
+    if key not in _accounts_by_key:  # moto's keys are new strings: a key never changes account
+        if len(_accounts_by_key) >= 4096:
+            _accounts_by_key.clear()
+        _accounts_by_key[key] = _moto_account(key)
+    return _accounts_by_key[key] or default
+
+
+def ensure_account(account_id: str) -> None:
+    """Make sure ``account_id`` has the execution role (once per account, again after a reset)."""
+    if account_id not in _roles_made:
+        ensure_execution_role(account_id)
+
+
+def forget_accounts() -> None:
+    """After a reset (moto's IAM/STS emptied): drop what is known about keys and roles."""
+    _accounts_by_key.clear()
+    _roles_made.clear()
 
 
 def _moto_knows(access_key: str | None, account_id: str) -> bool:

@@ -20,12 +20,14 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -384,6 +386,66 @@ async def _serve(
         _remove_state(root, os.getpid())
         await backend.stop()
     return 0
+
+
+def attached(home: str | os.PathLike[str] | None = None, port: int | None = None,
+             time_scale: float | None = None) -> str | None:
+    """The catkit backend ``AWS_ENDPOINT_URL`` already points at (a test suite's, a notebook's),
+    when no ``home`` or ``port`` is asked for and it is ``$CATKIT_HOME``'s (if that is set); else
+    None. :class:`BackendError` if it runs with another ``time_scale`` than asked for."""
+    env_url = (os.environ.get("AWS_ENDPOINT_URL") or "").rstrip("/")
+    if not env_url or home is not None or port is not None or not _is_loopback_url(env_url):
+        return None
+    info = health(env_url, timeout=1.0)
+    wanted_home = os.environ.get("CATKIT_HOME")
+    if info is None or (wanted_home and Path(wanted_home).resolve() != Path(info.get("home", "")).resolve()):
+        return None
+    _check_matches({"url": env_url, "time_scale": info.get("time_scale")}, None, time_scale,
+                   Path(info.get("home", "?")))
+    return env_url
+
+
+def start_announced(home: str | os.PathLike[str] | None = None, port: int | None = None,
+                    time_scale: float | None = None) -> str:
+    """:func:`start`, saying on stderr where when it had to start one (and what
+    ``AWS_ENDPOINT_URL`` pointed at before, if that was something else)."""
+    root = catkit_home(home)
+    was_running = status(root) is not None
+    url = start(home, port, time_scale)
+    if not was_running:
+        env_url = (os.environ.get("AWS_ENDPOINT_URL") or "").rstrip("/")
+        note = f"; AWS_ENDPOINT_URL was {env_url}, which is not a running catkit backend" if (
+            env_url and env_url != url) else ""
+        print(f"catkit: started the local backend at {url} (home {root}){note}", file=sys.stderr, flush=True)
+    return url
+
+
+def _is_loopback_url(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def reset(home: str | os.PathLike[str] | None = None, timeout: float = 30.0) -> dict[str, Any]:
+    """Forget every resource of ``home``'s backend: ``POST /_catkit/reset`` when it runs (instances
+    killed, state dropped, the process keeps its port), else delete its state, S3 objects and
+    instance directories on disk (logs stay)."""
+    root = catkit_home(home)
+    running = status(root)
+    if running is not None:
+        request = urllib.request.Request(str(running["url"]).rstrip("/") + "/_catkit/reset", data=b"",
+                                         method="POST")
+        with _NO_PROXY_OPENER.open(request, timeout=timeout) as resp:
+            return {**json.loads(resp.read()), "running": True}
+    removed = 0
+    for name in ("state.sqlite", "state.sqlite-wal", "state.sqlite-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            (root / name).unlink()
+            removed += 1
+    for name in ("s3", "instances", "scopes"):
+        if (root / name).exists():
+            shutil.rmtree(root / name, ignore_errors=True)
+            removed += 1
+    return {"status": "ok", "running": False, "removed": removed}
 
 
 def _reusable_last_port(root: Path, host: str) -> int:

@@ -5,7 +5,9 @@ Owns what the gateway does for the services moto emulates (:data:`MOTO_SERVICES`
 - checks S3 makes and moto does not (:func:`s3_precheck`: bucket names, malformed XML bodies);
 - STS GetCallerIdentity answered as the SageMaker execution role (``catkit.local.identity``);
 - forwarding (method, path, query, headers, body) to moto, without hop-by-hop headers
-  (:class:`MotoProxy`); moto's own failures become AWS-shaped 500s, the details go to the log;
+  (:class:`MotoProxy`), naming the request's account (``x-moto-account-id``, from its access key:
+  :func:`catkit.local.identity.account_for`); moto's own failures become AWS-shaped 500s, the
+  details go to the log;
 - making mutating S3 requests durable (``catkit.local.storage.s3``) before the client gets the
   answer, undoing them when the disk refuses;
 - the XML error envelopes of S3 and the query protocols (:func:`xml_error`).
@@ -51,7 +53,7 @@ _HOP_BY_HOP = frozenset(
         "expect",
         "date",
         "server",
-        "x-moto-account-id",  # the account is the backend's, not the caller's choice
+        "x-moto-account-id",  # the account comes from the access key, not from this header
     }
 )
 
@@ -199,9 +201,11 @@ class MotoProxy:
                 request_id,
                 query_style=service != "s3",
             )
+        account = identity.account_for(request.headers, query, self.host.account_id)
+        identity.ensure_account(account)
         if service == "sts":
             answer = identity.answer_get_caller_identity(
-                request.method, request.headers, query, body, self.host.account_id, request_id
+                request.method, request.headers, query, body, account, request_id
             )
             if answer is not None:
                 status, headers, payload = answer
@@ -212,6 +216,7 @@ class MotoProxy:
                 return xml_error(refusal.code, refusal.message, refusal.status, request_id, query_style=False)
         assert self._client is not None, "MotoProxy.open() was not called"
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
+        headers.append(("x-moto-account-id", account))
         url = self.moto_url + request.raw_path
         async with self._client.request(
             request.method,

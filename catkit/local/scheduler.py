@@ -67,6 +67,14 @@ class Scheduler:
         self._wake.set()
         return job
 
+    def realign(self) -> None:
+        """Every job next runs at its first period boundary after the clock's ``now`` (after the
+        clock was rebased by a reset)."""
+        now = self.clock.now()
+        for job in self.jobs:
+            job.due = self._next_boundary(now, job.period)
+        self._wake.set()
+
     def next_due(self) -> Job | None:
         return min(self.jobs) if self.jobs else None
 

@@ -151,12 +151,16 @@ def use_local(
 ) -> str:
     """Start (or reuse) the local backend and point boto3 + the SageMaker SDK at it; returns the URL.
 
+    With no ``home``/``port``, a catkit backend that ``AWS_ENDPOINT_URL`` already points at is used
+    (:func:`catkit.local.lifecycle.attached`); starting one prints where.
+
     Environment changes are described in this module's docstring. Existing credentials and
     region are kept; ``AWS_ENDPOINT_URL`` is always set to the gateway.
     """
     from catkit.local import ensure_running
+    from catkit.local.lifecycle import attached
 
-    url = ensure_running(home=home, port=port, time_scale=time_scale)
+    url = attached(home, port, time_scale) or ensure_running(home=home, port=port, time_scale=time_scale)
     set_aws_environment(url)
     patch_sagemaker_sdk(url)
     return url

@@ -145,6 +145,12 @@ class LocalBackend:
         with urllib.request.urlopen(self.url + "/_catkit/info", timeout=5) as resp:
             return json.loads(resp.read())
 
+    def reset(self) -> dict[str, Any]:
+        """``POST /_catkit/reset``: forget every resource, instance and object (keeps the process)."""
+        request = urllib.request.Request(self.url + "/_catkit/reset", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return json.loads(resp.read())
+
     def healthy(self) -> bool:
         return lifecycle.health(self.url, timeout=5) is not None
 

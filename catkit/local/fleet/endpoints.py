@@ -563,15 +563,18 @@ class EndpointManager:
                 v.status_entry = None
             self._set_status(ep, "InService")
 
-    async def shutdown(self) -> None:
-        """Stop every instance (short drain) - endpoint documents keep their status for the next start."""
+    async def shutdown(self, *, kill: bool = False) -> None:
+        """Stop every instance (short drain; ``kill``: SIGKILL at once, for a reset) - endpoint
+        documents keep their status for the next start. A second call does nothing."""
+        if self._closing:
+            return
         self._closing = True
         for t in list(self._tasks):
             t.cancel()
         for t in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await t
-        await self.pool.stop_now(v for ep in self._endpoints.values() for v in ep.all_variants())
+        await self.pool.stop_now((v for ep in self._endpoints.values() for v in ep.all_variants()), kill=kill)
         self.http.close()
         await self.pool.close()
 

@@ -41,6 +41,7 @@ import psutil
 from catkit.instance_types import get_instance_type
 from catkit.local.clock import Clock
 from catkit.local.fleet.forward import ForwardProtocolError, KeepAlivePool  # noqa: F401 - moved there
+from catkit.local.fleet.hardware import emulated
 from catkit.local.fleet.launch_plan import (
     _write_and_extract,
     check_frameworks,
@@ -50,6 +51,7 @@ from catkit.local.fleet.launch_plan import (
     workers_for,
 )
 from catkit.local.fleet.mme_rules import server_arguments, server_environment
+from catkit.s3_urls import split_s3_url
 from catkit.serving.containers import container_for_image
 from catkit.serving.pipeline import ContainerSpec, union_environment, write_spec
 
@@ -152,16 +154,6 @@ class InstanceSpec:
                  "ModelDataUrl": self.model_data_url, "Environment": dict(self.environment)}]
 
 
-def split_s3_url(url: str) -> tuple[str, str]:
-    """``s3://bucket/key`` -> (bucket, key); ValueError naming the URL otherwise."""
-    if not url.startswith("s3://") or "/" not in url[5:]:
-        raise ValueError(f"ModelDataUrl must look like s3://bucket/key.tar.gz, got {url!r}")
-    bucket, key = url[5:].split("/", 1)
-    if not bucket or not key:
-        raise ValueError(f"ModelDataUrl must look like s3://bucket/key.tar.gz, got {url!r}")
-    return bucket, key
-
-
 def _safe_component(name: str) -> str:
     """Endpoint names follow SageMaker's pattern; refuse anything that could escape a directory."""
     if not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
@@ -216,9 +208,9 @@ class Instance:
         self._exit_waiter: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
-        itype = get_instance_type(spec.instance_type)
-        self.vcpu = itype.vcpu
-        self.memory_bytes = itype.memory_bytes
+        hw = emulated(spec.instance_type)  # the type's vCPU and memory, scaled down to this machine
+        self.vcpu = hw.vcpu
+        self.memory_bytes = hw.memory_bytes
 
     # -- routing bookkeeping (hot path: keep these trivial) --
     @property

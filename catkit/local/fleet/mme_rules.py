@@ -16,6 +16,8 @@ from pathlib import Path
 
 from catkit.instance_types import get_instance_type
 from catkit.local.errors import AwsError
+from catkit.local.fleet.hardware import emulated
+from catkit.s3_urls import parse_s3_url
 
 MODE = "MultiModel"
 ENV_MEMORY_BUDGET = "CATKIT_MME_MEMORY_BUDGET_MB"
@@ -53,13 +55,13 @@ def env_number(var: str, default: float) -> float:
 def memory_budget_bytes(instance_type: str, environment: Mapping[str, str] | None = None) -> int:
     """Memory a multi-model instance may fill with models: ``CATKIT_MME_MEMORY_BUDGET_MB`` when
     set (in the model's container ``Environment`` or the backend's), else 90% of the instance's
-    memory (the instance type's, capped by ``CATKIT_INSTANCE_MEMORY_MB``) - the rest is the server's own footprint, so a full model cache
+    memory (the instance type's scaled down to this machine, capped by ``CATKIT_INSTANCE_MEMORY_MB``) - the rest is the server's own footprint, so a full model cache
     does not push the process over the instance's memory (where it would be recycled like an
     OOM-killed container)."""
     explicit = _env_mb(ENV_MEMORY_BUDGET, environment)
     if explicit:
         return explicit
-    memory = get_instance_type(instance_type).memory_bytes
+    memory = emulated(instance_type).memory_bytes
     cap = _env_mb("CATKIT_INSTANCE_MEMORY_MB")
     if cap:
         memory = min(memory, cap)
@@ -125,12 +127,12 @@ def check_target_model(target: str) -> str:
 
 
 def split_prefix(url: str) -> tuple[str, str]:
-    """``s3://bucket/prefix/`` -> (bucket, "prefix/"); a prefix without a trailing '/' gets one."""
-    if not url or not url.startswith("s3://"):
-        raise ValueError(f"ModelDataUrl must be an S3 prefix like s3://bucket/models/, got {url!r}")
-    bucket, _, key = url[5:].partition("/")
-    if not bucket:
-        raise ValueError(f"ModelDataUrl must be an S3 prefix like s3://bucket/models/, got {url!r}")
+    """``s3://bucket/prefix/`` (or an https S3 URL, :mod:`catkit.s3_urls`) -> (bucket, "prefix/");
+    a prefix without a trailing '/' gets one."""
+    try:
+        bucket, key = parse_s3_url(url)
+    except ValueError:
+        raise ValueError(f"ModelDataUrl must be an S3 prefix like s3://bucket/models/, got {url!r}") from None
     if key and not key.endswith("/"):
         key += "/"
     return bucket, key

@@ -126,14 +126,18 @@ class InstancePool:
                 out.append(inst)
         return out
 
-    async def stop_now(self, variants: Iterable[Variant]) -> None:
-        """Shutdown: every instance of ``variants`` gets a 2-second drain, then stops."""
+    async def stop_now(self, variants: Iterable[Variant], *, kill: bool = False) -> None:
+        """Shutdown: every instance of ``variants`` gets a 2-second drain, then stops (``kill``:
+        SIGKILL at once, for a reset)."""
         insts = [(v, i) for v in variants for i in list(v.instances)]
 
         async def stop(v: Variant, i: Instance) -> None:
             with contextlib.suppress(Exception):
-                await i.drain(2.0)
-                await i.stop(self.clock, self.settings, drain=False)
+                if kill:
+                    await i.kill()
+                else:
+                    await i.drain(2.0)
+                    await i.stop(self.clock, self.settings, drain=False)
             with contextlib.suppress(ValueError):
                 v.instances.remove(i)
 

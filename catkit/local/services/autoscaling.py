@@ -4,9 +4,10 @@ A thin layer over the pure engine (:class:`catkit.autoscaling.engine.Engine`): p
 validated against botocore's model by the codec; this module adds the checks AWS makes beyond the
 model (SageMaker resource ids and dimensions, the endpoint and variant must exist, describe
 filters, MaxResults ranges, pagination tokens) and turns engine errors into AWS errors with the
-same code. Only the ``sagemaker`` namespace with ``sagemaker:variant:DesiredInstanceCount`` is
-served (the local backend emulates instance-based endpoint variants); other namespaces get a
-ValidationException that says so.
+same code. SageMaker endpoint variants (``sagemaker:variant:DesiredInstanceCount``) are the
+resources that exist locally; for every other namespace and dimension the API answers as AWS does
+for resources it cannot find: Describe* list nothing, RegisterScalableTarget is refused because the
+resource does not exist, and Put/Delete* name the missing scalable target (ObjectNotFoundException).
 """
 
 from __future__ import annotations
@@ -96,25 +97,18 @@ class ApplicationAutoScalingService(BaseService):
     # ------------------------------------------------------------------ checks
     @staticmethod
     def _namespace(params: Mapping[str, Any]) -> str:
-        ns = params.get("ServiceNamespace")
-        if ns != NAMESPACE:
-            raise _validation(
-                f"ServiceNamespace {ns!r} is not supported by the catkit local backend, which emulates "
-                "SageMaker endpoints; use ServiceNamespace 'sagemaker'."
-            )
-        return ns
+        """The request's ServiceNamespace (botocore's enum is checked by the codec)."""
+        return str(params.get("ServiceNamespace") or "")
 
     def _target_params(self, params: Mapping[str, Any]) -> tuple[str, str, str]:
         ns = self._namespace(params)
         rid = params.get("ResourceId") or ""
         dim = params.get("ScalableDimension") or ""
-        if dim != VARIANT_DIMENSION:
-            raise _validation(
-                f"Unsupported scalable dimension {dim!r} for resource {rid}: the catkit local backend scales "
-                f"SageMaker endpoint variants ({VARIANT_DIMENSION}); serverless provisioned concurrency and "
-                "inference components are not emulated."
-            )
-        parse_variant_resource_id(rid)
+        if not dim.startswith(f"{ns}:"):
+            # AWS's text as moto reproduces it (getmoto/moto#3304); unconfirmed against AWS itself.
+            raise _validation("Unsupported service namespace, resource type or scalable dimension")
+        if dim == VARIANT_DIMENSION:
+            parse_variant_resource_id(rid)
         return ns, rid, dim
 
     @staticmethod
@@ -169,6 +163,13 @@ class ApplicationAutoScalingService(BaseService):
     # ------------------------------------------------------------------ scalable targets
     def register_scalable_target(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         ns, rid, dim = self._target_params(params)
+        if dim != VARIANT_DIMENSION:
+            # ASSUMPTION (wording unconfirmed): AWS checks that the resource exists in its service
+            # before registering; nothing but SageMaker endpoint variants exists locally.
+            raise _validation(
+                f"Unable to register scalable target {rid} ({dim}): the resource does not exist. The catkit "
+                f"local backend emulates SageMaker endpoint variants ({VARIANT_DIMENSION}) only."
+            )
         endpoint, variant = parse_variant_resource_id(rid)
         if not self.variant_exists(endpoint, variant):
             raise _validation(
@@ -218,7 +219,7 @@ class ApplicationAutoScalingService(BaseService):
     # ------------------------------------------------------------------ scaling policies
     def put_scaling_policy(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         ns, rid, dim = self._target_params(params)
-        if params.get("PredictiveScalingPolicyConfiguration"):
+        if params.get("PredictiveScalingPolicyConfiguration") and ns == NAMESPACE:
             raise _validation("PredictiveScaling policies are not supported for SageMaker endpoint variants.")
         result = self._change(
             self.engine.put_scaling_policy, params["PolicyName"], ns, rid, dim, self.now(),

@@ -17,7 +17,8 @@ Local simplifications (said here so they are easy to find): one alarm book per b
 backend's region and account, whatever region a request names); metric-math alarms (``Metrics``),
 anomaly-detection and composite alarms are rejected with a clear ValidationError; alarm actions
 other than Application Auto Scaling policies (SNS, EC2, ...) are not delivered: an ``Action``
-history item says so. Timestamps are the backend's emulated clock.
+history item says so. Timestamps are the backend's emulated clock; request times anchored to the
+wall clock's now are read relative to it (:mod:`catkit.local.services.cloudwatch_clock`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from catkit.autoscaling.alarms import Alarm, AlarmBook, AlarmSpecError, is_autos
 from catkit.autoscaling.metrics_store import MetricStore, is_extended_statistic
 from catkit.local.errors import AwsError
 from catkit.local.services.base import BaseService, RequestContext
+from catkit.local.services.cloudwatch_clock import anchor_metric_data, shift_back, window
 from catkit.local.services.cloudwatch_input import (
     ALARM_STATES,
     DEFAULT_MAX_DATAPOINTS,
@@ -57,7 +59,6 @@ from catkit.local.services.cloudwatch_input import (
     invalid_value,
     round_start,
     standard_units,
-    time_range,
     validation,
 )
 from catkit.local.services.cloudwatch_math import (
@@ -170,6 +171,7 @@ class CloudWatchService(BaseService):
 
     # ------------------------------------------------------------------ metric data
     def put_metric_data(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+        anchor_metric_data(params, self.now)  # Timestamp=datetime.now() on a scaled clock: emulated now
         namespace, records = check_metric_data(params, self.now())
         for kind, name, dims, ts, unit, res, payload in records:
             if kind == "value":
@@ -192,7 +194,7 @@ class CloudWatchService(BaseService):
             if not is_extended_statistic(s):
                 raise invalid_value(f"ExtendedStatistics.member.{i}", s)
         period = check_period(params.get("Period"), "Period", (1, 5, 10, 30))
-        start, end = time_range(params)
+        start, end, shift = window(params, self.now)  # a datetime.now()-anchored window: see cloudwatch_clock
         if start >= end:
             raise AwsError(
                 "InvalidParameterValue", "The parameter StartTime must be less than the parameter EndTime."
@@ -221,7 +223,7 @@ class CloudWatchService(BaseService):
         datapoints = []
         for row in rows:
             point: dict[str, Any] = {
-                "Timestamp": from_epoch(row["Timestamp"]),
+                "Timestamp": from_epoch(shift_back(row["Timestamp"], shift)),
                 "Unit": unit or row.get("Unit", "None"),
             }
             for s in stats:
@@ -235,7 +237,7 @@ class CloudWatchService(BaseService):
     def get_metric_data(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         queries = list(params.get("MetricDataQueries") or [])
         check_query_count(queries)
-        start, end = time_range(params)
+        start, end, shift = window(params, self.now)
         if start >= end:
             raise validation("The parameter EndTime must be greater than StartTime.")
         scan_by = params.get("ScanBy") or "TimestampDescending"
@@ -246,7 +248,10 @@ class CloudWatchService(BaseService):
             raise invalid_value("MaxDatapoints", max_points)
         by_id = check_queries(queries)
         results = query_results(self.metrics, queries, by_id, start, end, self.now(), scan_by)
-        return page_results(results, params, max_points, _invalid_token)
+        answer = page_results(results, params, max_points, _invalid_token)
+        for result in answer.get("MetricDataResults", []) if shift else []:
+            result["Timestamps"] = [shift_back(t, shift) for t in result.get("Timestamps", [])]
+        return answer
 
     def list_metrics(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         dim_filter: dict[str, str | None] = {}

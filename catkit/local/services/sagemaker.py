@@ -3,8 +3,8 @@
 Models, endpoint configurations and tags live here (persisted in ``backend.state``); endpoint
 operations delegate to :class:`catkit.local.fleet.endpoints.EndpointManager`, which owns the endpoint
 state machine and the instances. Parameters arrive validated against botocore's model by the codec;
-the checks here are the ones AWS makes beyond the model (existence, uniqueness, instance types
-this backend can emulate), with AWS's codes and messages.
+the checks here are the ones AWS makes beyond the model (existence, uniqueness, hosting instance
+types), with AWS's codes and messages.
 
 :func:`install` is the backend component: it creates the fleet (``backend.endpoints``) and
 registers this service and the ``sagemaker-runtime`` one
@@ -17,15 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import botocore.session
-
-from catkit.instance_types import INSTANCE_TYPES
+from catkit.instance_types import hosting_instance_types
 from catkit.local.errors import AwsError
 from catkit.local.fleet.endpoints import EndpointManager
 from catkit.local.fleet.state import KIND_CONFIG, KIND_ENDPOINT, KIND_MODEL, state_docs
 from catkit.local.services.base import BaseService, RequestContext
 from catkit.local.services.pagination import offset_page, with_next_token
 from catkit.local.validation import arn, check_name, list_page, not_found, parse_arn
+from catkit.s3_urls import is_s3_url
 
 _MAX_TAGS = 50
 _ENUM_CACHE: dict[str, list[str]] = {}
@@ -36,10 +35,10 @@ def _invalid_tags_token() -> AwsError:
 
 
 def _aws_instance_types() -> list[str]:
-    """ProductionVariantInstanceType's enum from botocore's SageMaker model (cached)."""
+    """Every hosting instance type AWS accepts (botocore's enum, cached); all are emulated, scaled
+    down to this machine (:mod:`catkit.local.fleet.hardware`)."""
     if "types" not in _ENUM_CACHE:
-        model = botocore.session.get_session().get_service_model("sagemaker")
-        _ENUM_CACHE["types"] = list(model.shape_for("ProductionVariantInstanceType").enum)
+        _ENUM_CACHE["types"] = hosting_instance_types()
     return _ENUM_CACHE["types"]
 
 
@@ -169,11 +168,11 @@ class SageMakerService(BaseService):
             raise AwsError("ValidationException", "Either PrimaryContainer or Containers must be specified.")
         for c in [primary] if primary else containers:
             url = c.get("ModelDataUrl")
-            if url is not None and not url.startswith("s3://"):
+            if url is not None and not is_s3_url(url):  # s3://, path-style or virtual-hosted https
                 raise AwsError(
                     "ValidationException",
-                    f"ModelDataUrl {url!r} is not supported by the local backend; upload the model.tar.gz to the "
-                    "backend's S3 and pass s3://bucket/key.",
+                    f"ModelDataUrl {url!r} is not an S3 URL; pass s3://bucket/key or "
+                    "https://bucket.s3.region.amazonaws.com/key (served from the backend's S3).",
                 )
         if containers and len(containers) > 1:
             self._check_pipeline(containers)
@@ -231,12 +230,6 @@ class SageMakerService(BaseService):
                     "ValidationException",
                     f"1 validation error detected: Value '{itype}' at 'productionVariants.{i}.member.instanceType' "
                     f"failed to satisfy constraint: Member must satisfy enum value set: [{allowed}]",
-                )
-            if itype not in INSTANCE_TYPES:
-                raise AwsError(
-                    "ValidationException",
-                    f"Instance type {itype} is valid on AWS but not emulated by the local backend; use one of "
-                    f"{', '.join(sorted(INSTANCE_TYPES))}.",
                 )
             if int(pv["InitialInstanceCount"]) < 1:
                 raise AwsError("ValidationException", f'Variant "{vn}": InitialInstanceCount must be at least 1.')

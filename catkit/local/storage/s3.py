@@ -220,17 +220,25 @@ class LocalS3:
         self._index: dict[str, dict[str, str]] = {}  # bucket -> key -> etag persisted
 
     # -- moto access ---------------------------------------------------------------------------
-    def _moto(self) -> Any:
+    def _moto(self, account_id: str | None = None) -> Any:
         from moto.s3.models import s3_backends
 
-        return s3_backends[self.account_id][self.partition]
+        return s3_backends[account_id or self.account_id][self.partition]
+
+    def _backend_for(self, bucket: str) -> Any:
+        """moto's S3 backend of the account that owns ``bucket`` (bucket names are global, as on
+        AWS; moto records each bucket's account), else the default account's."""
+        from moto.s3.models import s3_backends
+
+        owner = s3_backends.bucket_accounts.get(bucket)
+        return s3_backends[owner[1]][owner[0]] if owner else self._moto()
 
     def _bucket_lock(self, bucket: str) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(bucket, threading.Lock())
 
     def _moto_bucket(self, bucket: str) -> Any | None:
-        return self._moto().buckets.get(bucket)
+        return self._backend_for(bucket).buckets.get(bucket)
 
     @staticmethod
     def _latest_key(mbucket: Any, key: str) -> Any | None:
@@ -260,14 +268,14 @@ class LocalS3:
             "last_modified": _iso(obj.last_modified),
             "metadata": dict(obj.metadata),
             "storage_class": obj.storage_class,
-            "tags": self._tags_of(obj),
+            "tags": self._tags_of(bucket, obj),
         }
         self.disk.write_object(bucket, key, header, body)
         self._index.setdefault(bucket, {})[key] = obj.etag
 
-    def _tags_of(self, obj: Any) -> dict[str, str]:
+    def _tags_of(self, bucket: str, obj: Any) -> dict[str, str]:
         try:
-            tag_list = self._moto().get_object_tagging(obj).get("Tags", [])
+            tag_list = self._backend_for(bucket).get_object_tagging(obj).get("Tags", [])
         except Exception:  # tagging is best-effort metadata; never fail a write over it
             return {}
         return {t["Key"]: t["Value"] for t in tag_list}
@@ -275,7 +283,8 @@ class LocalS3:
     def _write_bucket_doc(self, bucket: str, mbucket: Any) -> None:
         self.disk.write_bucket(
             bucket,
-            {"name": bucket, "region": mbucket.region_name, "created": _iso(mbucket.creation_date)},
+            {"name": bucket, "region": mbucket.region_name, "created": _iso(mbucket.creation_date),
+             "account": getattr(mbucket, "account_id", None) or self.account_id},
         )
         self._index.setdefault(bucket, {})
 
@@ -334,7 +343,7 @@ class LocalS3:
         """After a failed :meth:`persist`: make moto match the disk again for ``bucket``/``key``
         (the last acknowledged version comes back, or the unacknowledged object/bucket goes)."""
         with self._bucket_lock(bucket):
-            backend = self._moto()
+            backend = self._backend_for(bucket)
             mbucket = backend.buckets.get(bucket)
             on_disk = (self.disk.bucket_dir(bucket) / "bucket.json").is_file()
             if key is None:
@@ -366,18 +375,19 @@ class LocalS3:
         """Load every persisted bucket and object into moto; returns (buckets, objects)."""
         from moto.s3.models import s3_backends
 
-        backend = self._moto()
         n_buckets = n_objects = 0
         for doc, bdir in self.disk.buckets():
             name = doc["name"]
             if self.disk.bucket_dir(name) != bdir:
                 log.warning("skipping %s: bucket.json names %r, which hashes elsewhere", bdir, name)
                 continue
+            account = str(doc.get("account") or self.account_id)
+            backend = self._moto(account)
             if name not in backend.buckets:
                 mbucket = backend.create_bucket(name, doc.get("region") or "us-east-1")
             else:
                 mbucket = backend.buckets[name]
-            s3_backends.bucket_accounts[name] = (self.partition, self.account_id)
+            s3_backends.bucket_accounts[name] = (self.partition, account)
             created = _parse_iso(doc.get("created"))
             if created is not None:
                 mbucket.creation_date = created.replace(tzinfo=dt.UTC)
@@ -396,6 +406,19 @@ class LocalS3:
                 self._index[name][key] = obj.etag
                 n_objects += 1
         return n_buckets, n_objects
+
+    def reset(self) -> None:
+        """Forget every bucket: moto's in-memory state (all of moto: S3, IAM, STS) and the disk copy."""
+        from moto.core.base_backend import BackendDict
+        from moto.core.model_instances import reset_model_data
+
+        with self._locks_guard:
+            BackendDict.reset()  # what moto's own POST /moto-api/reset does
+            reset_model_data()
+            self._index.clear()
+            for entry in list(self.disk.root.iterdir()):
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            _fsync_dir(self.disk.root)
 
     # -- reads for other components ------------------------------------------------------------
     def _get(self, bucket: str, key: str) -> Any:

@@ -90,6 +90,14 @@ class StateStore:
             ).fetchall()
         return [(key, json.loads(doc)) for key, doc in rows]
 
+    def clear(self, keep_kinds: tuple[str, ...] = ()) -> int:
+        """Delete every document except those of ``keep_kinds``; returns how many went."""
+        marks = ",".join("?" * len(keep_kinds))
+        where = f"WHERE kind NOT IN ({marks})" if keep_kinds else ""
+        with self._lock:
+            cur = self._conn.execute(f"DELETE FROM resources {where}", keep_kinds)
+        return cur.rowcount
+
     def kinds(self) -> Iterator[str]:
         """The kinds that have at least one document."""
         with self._lock:

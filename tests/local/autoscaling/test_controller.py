@@ -55,7 +55,7 @@ def test_install_wires_service_engine_saving_and_endpoint_hooks(fake_backend):
             "RegisterScalableTarget",
             {**TARGET, "ServiceNamespace": "ecs", "MinCapacity": 1, "MaxCapacity": 2},
             "ValidationException",
-            "ServiceNamespace 'ecs' is not supported",
+            "Unsupported service namespace, resource type or scalable dimension",  # sagemaker dimension, ecs namespace
         ),
         (
             "RegisterScalableTarget",
@@ -66,7 +66,7 @@ def test_install_wires_service_engine_saving_and_endpoint_hooks(fake_backend):
                 "MaxCapacity": 2,
             },
             "ValidationException",
-            "serverless",
+            "the resource does not exist",  # serverless variants are not emulated locally
         ),
         (
             "RegisterScalableTarget",

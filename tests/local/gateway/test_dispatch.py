@@ -124,20 +124,25 @@ def test_catkit_health_and_info(sagemaker_client):
     assert info["version"]
 
 
-def test_moto_management_api_is_not_exposed(sagemaker_client):
+def test_moto_management_api_is_not_exposed_except_its_reset(sagemaker_client):
     _, _, backend = sagemaker_client
     s3 = boto3.client("s3", endpoint_url=backend.url, **CREDS)
     s3.create_bucket(Bucket="keep-me", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    # a request signed for s3 that targets moto's reset endpoint must not reach it
+    # moto's other management routes (state dumps, auth switches...) never reach moto
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    req = AWSRequest(method="POST", url=backend.url + "/moto-api/reset", data=b"")
+    req = AWSRequest(method="GET", url=backend.url + "/moto-api/data.json", data=b"")
     SigV4Auth(Credentials("AKIAIOSFODNN7EXAMPLE", "dummy"), "s3", "eu-west-1").add_auth(req)
-    resp = requests.post(req.url, headers=dict(req.headers), data=b"", timeout=5)
+    resp = requests.get(req.url, headers=dict(req.headers), timeout=5)
     assert resp.status_code == 403
     assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["keep-me"]
+    # ... but POST /moto-api/reset is catkit's reset (as moto's server answers it): all state goes
+    assert requests.get(backend.url + "/moto-api/reset", timeout=5).status_code == 400
+    resp = requests.post(backend.url + "/moto-api/reset", timeout=5)
+    assert resp.status_code == 200 and resp.json()["status"] == "ok"
+    assert s3.list_buckets()["Buckets"] == []
 
 
 def test_stop_lets_in_flight_requests_finish(inproc_backend_factory):

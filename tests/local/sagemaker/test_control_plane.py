@@ -50,9 +50,9 @@ def test_endpoint_config_validation(h):
             await h.sm("CreateEndpointConfig", EndpointConfigName="c2", ProductionVariants=[bad])
         assert e.value.code == "ValidationException"
         assert "Member must satisfy enum value set" in e.value.message
-        not_local = dict(pv, InstanceType="ml.m4.xlarge")  # real AWS type, not in catkit's table
-        with pytest.raises(AwsError, match="not emulated by the local backend"):
-            await h.sm("CreateEndpointConfig", EndpointConfigName="c2", ProductionVariants=[not_local])
+        for i, itype in enumerate(("ml.m4.xlarge", "ml.c4.xlarge", "ml.p5.48xlarge", "ml.inf2.xlarge")):
+            await h.sm("CreateEndpointConfig", EndpointConfigName=f"every-type-{i}",  # every hosting type
+                       ProductionVariants=[dict(pv, InstanceType=itype)])
         with pytest.raises(AwsError) as e:
             await h.sm("CreateEndpointConfig", EndpointConfigName="c2",
                        ProductionVariants=[dict(pv, ModelName="nope")])

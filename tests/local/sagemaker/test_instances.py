@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from catkit.local.fleet.instances import InstanceSettings, split_s3_url, tail_lines
+from catkit.local.fleet.instances import InstanceSettings, tail_lines
+from catkit.s3_urls import split_s3_url
 
 
 def test_settings_from_env_and_overrides():
