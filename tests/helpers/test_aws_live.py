@@ -1,4 +1,4 @@
-"""Live AWS checks of the helpers (marker ``aws``): skipped unless AWS credentials resolve.
+"""Live AWS checks of the helpers (marker ``aws``): only with ``CATKIT_AWS_LIVE=1`` and credentials.
 
 Read-only by default (identity, Pricing API, listings). Set ``CATKIT_AWS_DEPLOY=1`` (and have a
 SageMaker execution role) to also deploy a 2-instance ml.m5.large endpoint, invoke it and delete
@@ -27,6 +27,8 @@ def _credentials() -> bool:
 
 @pytest.fixture(scope="module")
 def aws_session() -> Session:
+    if os.environ.get("CATKIT_AWS_LIVE") != "1":
+        pytest.skip("live AWS checks run only with CATKIT_AWS_LIVE=1 (tests are offline by default)")
     if not _credentials() or os.environ.get("AWS_ENDPOINT_URL"):
         pytest.skip("no AWS credentials (or AWS_ENDPOINT_URL points elsewhere)")
     return Session(backend="aws", region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
