@@ -2,8 +2,10 @@
 
 :class:`LiveMonitor` samples one endpoint variant every ``interval`` seconds on a daemon thread -
 DescribeEndpoint (instances in service and desired), CloudWatch ``InvocationsPerInstance`` and
-DescribeScalingActivities - and redraws a chart (:func:`catkit.notebook.plots.plot_fleet_live`)
-with each scaling activity marked, so a step in load can be watched as the autoscaler answers it.
+DescribeScalingActivities - and redraws a chart with each scaling activity marked, so a step in
+load can be watched as the autoscaler answers it. The live chart is a small SVG
+(:mod:`.live_chart`), cheap enough not to slow a load generator running in the same kernel; the
+final chart is drawn once with matplotlib (:func:`catkit.notebook.plots.plot_fleet_live`).
 Use it around a load run::
 
     with LiveMonitor(session, endpoint, target_value=20) as monitor:
@@ -28,6 +30,7 @@ from catkit import metrics, scaling
 from catkit._periodic import PeriodicThread
 from catkit.names import DEFAULT_VARIANT
 from catkit.notebook._live import PanelDisplay, endpoint_state, message_html, plain_error
+from catkit.notebook.live_chart import fleet_svg
 from catkit.notebook.plots import figure_png, plot_fleet_live
 from catkit.session import Session
 
@@ -74,7 +77,7 @@ class LiveMonitor(PanelDisplay):
         self._handle: Any = None
         self._lock = threading.Lock()
         self.summary = w.HTML(value="not started")
-        self.chart = w.Image(format="png", layout=w.Layout(max_width="900px"))
+        self.chart = w.HTML()
         self.activity_list = w.HTML()
         self.widget = w.VBox(
             [w.HTML(value=f"<b>Live</b> {html.escape(endpoint)} / {html.escape(variant)}"), self.summary,
@@ -127,6 +130,12 @@ class LiveMonitor(PanelDisplay):
         if self.started_at is None:
             return
         self._safe_refresh()
+        try:
+            fig = plot_fleet_live(self.history, self.metrics, self.activities, target_value=self.target_value,
+                                  title=f"{self.endpoint}: instances and invocations per instance")
+            self._png = figure_png(fig, dpi=80)
+        except Exception as exc:  # the live view already shows the data; say why the figure is missing
+            self.error = plain_error(exc)
         if self._handle is not None:
             self._handle.update(self)  # the saved notebook keeps the final chart as an image
 
@@ -191,19 +200,24 @@ class LiveMonitor(PanelDisplay):
         if per is not None:
             parts.append(f"{per:g} invocations / instance in the last period")
         self.summary.value = " · ".join(parts)
-        fig = plot_fleet_live(self.history, self.metrics, self.activities, target_value=self.target_value,
-                              title=f"{self.endpoint}: instances and invocations per instance")
-        self._png = figure_png(fig, dpi=80)
-        self.chart.value = self._png
+        per_instance: list[tuple[Any, float]] = []
+        if self.metrics is not None and not self.metrics.empty:
+            per_instance = list(self.metrics.groupby("timestamp")["value"].sum().items())
+        marks = [] if self.activities is None else [
+            (a.start_time, _int_or_none(a.desired_capacity), str(a.status))
+            for a in self.activities.itertuples()]
+        self.chart.value = fleet_svg(self.samples, per_instance, marks, start=self.started_at, now=now,
+                                     target_value=self.target_value)
         acts = self.activities
         if acts is not None and len(acts):
-            items = "".join(f"<li>{a.start_time:%H:%M:%S} → {_count(a.desired_capacity)} ({html.escape(str(a.status))})</li>"
-                            for a in acts.itertuples())
+            items = "".join(
+                f"<li>{a.start_time:%H:%M:%S} → {_int_or_none(a.desired_capacity) or '?'} ({html.escape(str(a.status))})</li>"
+                for a in acts.itertuples())
             self.activity_list.value = f"<small>scaling activities:<ul>{items}</ul></small>"
 
     def snapshot_html(self) -> str:
         image = (f"<img src='data:image/png;base64,{base64.b64encode(self._png).decode()}'/>"
-                 if self._png else "")
+                 if self._png else self.chart.value)
         return f"<div>{self.summary.value}</div>{image}{self.activity_list.value}"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
@@ -213,8 +227,8 @@ class LiveMonitor(PanelDisplay):
         return data
 
 
-def _count(value: Any) -> str:
-    return "?" if value is None or value != value else str(int(value))  # NaN != NaN
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None or value != value else int(value)  # NaN != NaN
 
 
 __all__ = ["LiveMonitor"]

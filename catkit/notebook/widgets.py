@@ -33,9 +33,9 @@ from catkit.notebook._live import (
 )
 from catkit.session import Session
 
-TARGET_LABELS = {
-    INVOCATIONS_METRIC: "target (invocations / instance / min)",
-    HIGH_RES_METRIC: "target (concurrent requests / model)",
+TARGET_UNITS = {  # shown beside the target box, so the label itself stays short
+    INVOCATIONS_METRIC: "invocations per instance per minute",
+    HIGH_RES_METRIC: "concurrent requests per model (10-second metric)",
 }
 
 
@@ -47,8 +47,8 @@ class ScalingPanel(PanelDisplay):
     """Target-tracking controls for one endpoint variant.
 
     Widgets: ``min_instances``, ``max_instances`` (IntSlider; moving one past the other moves the
-    other along, so min <= max always holds), ``target_value`` (FloatText, invocations per instance
-    per minute for the default metric), ``scale_out_cooldown``, ``scale_in_cooldown`` (IntSlider,
+    other along, so min <= max always holds), ``target_value`` (FloatText; its unit, e.g.
+    invocations per instance per minute, is written beside it in ``target_unit``), ``scale_out_cooldown``, ``scale_in_cooldown`` (IntSlider,
     seconds), ``apply_button``, ``refresh_button``, ``instances`` (live count) and ``status``
     (last result, or why the panel is disabled).
 
@@ -87,9 +87,10 @@ class ScalingPanel(PanelDisplay):
         self.min_instances = w.IntSlider(value=start.min_capacity, min=1, max=top, description="min instances", **row)
         self.max_instances = w.IntSlider(value=start.max_capacity, min=1, max=top, description="max instances", **row)
         self.target_value = w.BoundedFloatText(
-            value=float(start.target_value), min=0.001, max=1e9,
-            description=TARGET_LABELS.get(self.metric, "target value"), **row,
+            value=float(start.target_value), min=0.001, max=1e9, description="target value",
+            style=LABEL_STYLE, layout=w.Layout(width="24em"),
         )
+        self.target_unit = w.HTML(value=f"<small>{html.escape(TARGET_UNITS.get(self.metric, self.metric))}</small>")
         self.scale_out_cooldown = w.IntSlider(
             value=start.scale_out_cooldown, min=0, max=3600, step=10, description="scale-out cooldown (s)", **row
         )
@@ -110,7 +111,11 @@ class ScalingPanel(PanelDisplay):
             [
                 w.HTML(value=f"<b>Auto scaling</b> {html.escape(endpoint)} / {html.escape(variant)} "
                              f"<small>({html.escape(self.metric)})</small>"),
-                *self.controls[:5],
+                self.min_instances,
+                self.max_instances,
+                w.HBox([self.target_value, self.target_unit]),
+                self.scale_out_cooldown,
+                self.scale_in_cooldown,
                 w.HBox([self.apply_button, self.refresh_button, self.instances]),
                 self.status,
             ],
@@ -269,7 +274,7 @@ class ScalingPanel(PanelDisplay):
         s = self.settings()
         rows = [
             ("min .. max instances", f"{s['min_capacity']} .. {s['max_capacity']}"),
-            (self.target_value.description, f"{s['target_value']:g}"),
+            ("target value", f"{s['target_value']:g} {html.escape(TARGET_UNITS.get(self.metric, ''))}"),
             ("cooldowns out / in (s)", f"{s['scale_out_cooldown']} / {s['scale_in_cooldown']}"),
             ("now", self.instances.value),
         ]

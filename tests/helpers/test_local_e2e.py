@@ -224,7 +224,7 @@ def test_deploy_panel_live_monitor_and_scaling_panel_on_the_local_backend(local)
         wait_until(lambda: len(monitor.samples) >= 3, 30, 0.02, what="three monitor samples")
     assert not monitor.running and monitor.final["current"] == 3 and monitor.final["status"] == "InService"
     assert list(monitor.history.columns) == ["timestamp", "status", "current", "desired"]
-    assert bytes(monitor.chart.value).startswith(b"\x89PNG") and "instances <b>3</b>" in monitor.summary.value
+    assert monitor.chart.value.startswith("<svg") and "instances <b>3</b>" in monitor.summary.value
     assert "image/png" in monitor._repr_mimebundle_()  # the saved notebook keeps the final chart
 
     scaling_panel = ScalingPanel(session, "helpers-panel")

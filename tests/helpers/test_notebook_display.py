@@ -57,6 +57,21 @@ def test_plot_fleet_live_draws_counts_metric_and_activities():
     assert plots.figure_png(plots.plot_fleet_live(samples.iloc[:0])).startswith(b"\x89PNG")  # nothing yet
 
 
+def test_fleet_svg_draws_steps_metric_target_and_activities():
+    from catkit.notebook.live_chart import fleet_svg
+
+    samples = [{"timestamp": T + timedelta(minutes=m), "current": c, "desired": d}
+               for m, c, d in ((0, 2, 2), (3, 2, 5), (9, 5, 5))]
+    svg = fleet_svg(samples, [(T, 10.0), (T + timedelta(minutes=1), 48.0)],
+                    [(T + timedelta(minutes=3), 5, "Successful"), (T + timedelta(minutes=8), 2, "Failed")],
+                    start=T, now=T + timedelta(minutes=10), target_value=20)
+    assert svg.startswith("<svg") and svg.endswith("</svg>")
+    assert svg.count("<polyline") == 3 and "→5" in svg and "→2" in svg and "target 20" in svg
+    assert "#2ca02c" in svg and "#d62728" in svg  # green scale-out, red failed
+    empty = fleet_svg([], start=T, now=T)
+    assert "<polyline" not in empty and empty.endswith("</svg>")
+
+
 class FakeClock:
     """A service clock that moves 60 s per reading."""
 

@@ -91,9 +91,10 @@ def test_labels_have_room_and_say_what_the_value_means(session):
     for control in (panel.min_instances, panel.max_instances, panel.target_value,
                     panel.scale_out_cooldown, panel.scale_in_cooldown):
         assert control.style.description_width == "15em", control.description
-    assert panel.target_value.description == "target (invocations / instance / min)"
-    assert ScalingPanel(session, "ep1", metric="high_resolution", load=False).target_value.description.startswith(
-        "target (concurrent")
+    assert panel.target_value.description == "target value"
+    assert "invocations per instance per minute" in panel.target_unit.value
+    assert "concurrent requests per model" in ScalingPanel(session, "ep1", metric="high_resolution",
+                                                           load=False).target_unit.value
 
 
 def test_deleted_endpoint_disables_the_panel_with_a_plain_message(session, stubs):
