@@ -96,10 +96,13 @@ class LiveRefresh:
     """Call ``fn()`` every ``interval`` seconds while ``widget`` is shown in a frontend.
 
     Bounded: the thread ends after ``max_seconds``, when ``fn`` returns False, or on :meth:`stop`.
-    Without a view (a headless papermill run, a closed notebook) ``fn`` is not called at all.
+    Without a view (a headless papermill run, a closed notebook) ``fn`` is not called at all,
+    unless ``only_while_shown=False`` (the live monitor, which records what it sees).
+    ``immediately``: the first call at once rather than after one interval.
     """
 
-    def __init__(self, widget: Any, fn: Callable[[], bool], *, interval: float, max_seconds: float, name: str) -> None:
+    def __init__(self, widget: Any, fn: Callable[[], bool], *, interval: float, max_seconds: float, name: str,
+                 only_while_shown: bool = True, immediately: bool = False) -> None:
         if interval <= 0:
             raise ValueError(f"interval must be > 0 seconds, got {interval}")
         self.widget = widget
@@ -107,6 +110,8 @@ class LiveRefresh:
         self.interval = interval
         self.max_seconds = max_seconds
         self.name = name
+        self.only_while_shown = only_while_shown
+        self.immediately = immediately
         self.calls = 0
         self._thread: PeriodicThread | None = None
         self._lock = threading.Lock()
@@ -132,13 +137,13 @@ class LiveRefresh:
                 if time.monotonic() > deadline:
                     thread.stop()
                     return
-                if not self.visible():
+                if self.only_while_shown and not self.visible():
                     return
                 self.calls += 1
                 if self.fn() is False:
                     thread.stop()
 
-            thread = PeriodicThread(tick, self.interval, name=self.name)
+            thread = PeriodicThread(tick, self.interval, name=self.name, immediately=self.immediately)
             self._thread = thread
             thread.start()
         return self

@@ -22,14 +22,12 @@ from __future__ import annotations
 import base64
 import html
 import threading
-import time
 from datetime import timedelta
 from typing import Any
 
 from catkit import metrics, scaling
-from catkit._periodic import PeriodicThread
 from catkit.names import DEFAULT_VARIANT
-from catkit.notebook._live import PanelDisplay, endpoint_state, message_html, plain_error
+from catkit.notebook._live import LiveRefresh, PanelDisplay, endpoint_state, message_html, plain_error
 from catkit.notebook.live_chart import fleet_svg
 from catkit.notebook.plots import figure_png, plot_fleet_live
 from catkit.session import Session
@@ -58,13 +56,9 @@ class LiveMonitor(PanelDisplay):
     ) -> None:
         import ipywidgets as w
 
-        if interval <= 0:
-            raise ValueError(f"interval must be > 0 seconds, got {interval}")
         self.session = session
         self.endpoint = endpoint
         self.variant = variant
-        self.interval = interval
-        self.max_seconds = max_seconds
         self.target_value = target_value
         self.period = period
         self.samples: list[dict[str, Any]] = []
@@ -73,7 +67,6 @@ class LiveMonitor(PanelDisplay):
         self.started_at: Any = None
         self.error: str | None = None
         self._png: bytes | None = None
-        self._thread: PeriodicThread | None = None
         self._handle: Any = None
         self._lock = threading.Lock()
         self.summary = w.HTML(value="not started")
@@ -85,6 +78,8 @@ class LiveMonitor(PanelDisplay):
             layout=w.Layout(border="1px solid #ccc", padding="6px"),
         )
         self.widget.add_class("catkit-live-monitor")
+        self.live = LiveRefresh(self.widget, self._tick, interval=interval, max_seconds=max_seconds,
+                                name=f"catkit-monitor-{endpoint}", only_while_shown=False, immediately=True)
 
     def __repr__(self) -> str:
         return f"LiveMonitor({self.endpoint}/{self.variant}: {len(self.samples)} samples)"
@@ -92,7 +87,7 @@ class LiveMonitor(PanelDisplay):
     # -- running -----------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self.live.running
 
     def start(self, *, display: bool = True) -> LiveMonitor:
         """Show the monitor and start sampling (no-op when already running)."""
@@ -108,25 +103,16 @@ class LiveMonitor(PanelDisplay):
             else:
                 if get_ipython() is not None:
                     self._handle = show(self, display_id=True)
-        deadline = time.monotonic() + self.max_seconds
-        thread: PeriodicThread
-
-        def tick() -> None:
-            if time.monotonic() > deadline:
-                thread.stop()
-                return
-            self._safe_refresh()
-
-        thread = PeriodicThread(tick, self.interval, name=f"catkit-monitor-{self.endpoint}", immediately=True)
-        self._thread = thread
-        thread.start()
+        self.live.start()
         return self
+
+    def _tick(self) -> bool:
+        self._safe_refresh()
+        return True  # keep sampling until stopped (or max_seconds)
 
     def stop(self) -> None:
         """Stop sampling, take a last sample and leave the final chart in the output."""
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.stop()
+        self.live.stop()
         if self.started_at is None:
             return
         self._safe_refresh()
