@@ -70,7 +70,7 @@ session
 # ```
 
 # %%
-archive = build_cathat_archive(Path(model_cache))  # trains once, then reuses the cached model
+archive = build_cathat_archive(Path(model_cache), progress=True)  # trains once, then reuses the cached model
 metadata = json.loads((Path(model_cache) / "cathat-v0" / "metadata.json").read_text())
 print(f"archive: {archive} ({archive.stat().st_size / 1024:.0f} KiB)")
 print(f"held-out accuracy: {metadata['accuracy']:.1%} on {metadata['n_test']} generated images "

@@ -57,7 +57,7 @@ from catkit.notebook.context import delete_at_exit, endpoint_exists, run_name, s
 from catkit.notebook.plots import new_axes, show_and_save
 
 session, out, results = start_notebook(out_dir, backend=backend, region=region, time_scale=time_scale)
-archives = build_cathat_archives(Path(model_cache), range(n_variants))
+archives = build_cathat_archives(Path(model_cache), range(n_variants), progress=True)
 print(f"{len(archives)} archives, {sum(a.stat().st_size for a in archives) / 1024:.0f} KiB in total")
 
 # %% [markdown]
