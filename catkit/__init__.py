@@ -86,7 +86,13 @@ _EXPORTS: dict[str, str] = {
     "plot_cost": "catkit.notebook.plots",
     "plot_schedule_savings": "catkit.notebook.plots",
     "plot_scaling_history": "catkit.notebook.plots",
+    "plot_images": "catkit.notebook.plots",
+    "show_and_save": "catkit.notebook.plots",
     "ScalingPanel": "catkit.notebook.widgets",
+    "DeployPanel": "catkit.notebook.deploy_panel",
+    "LiveMonitor": "catkit.notebook.monitor",
+    # progress
+    "wait_on_clock": "catkit.progress",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -29,7 +29,7 @@ class PeriodicThread(threading.Thread):
             self.fn()
 
     def stop(self) -> None:
-        """Ask the thread to end and wait until it has."""
+        """Ask the thread to end and wait until it has (from ``fn`` itself: ends after this call)."""
         self._stopped.set()
-        if self.is_alive():
+        if self.is_alive() and threading.current_thread() is not self:
             self.join()

@@ -279,27 +279,28 @@ def wait_for_endpoint(
     progress: bool = True,
     target: str = TERMINAL_OK,
 ) -> dict[str, Any]:
-    """Poll DescribeEndpoint until ``target`` status (default ``InService``) with a tqdm bar.
+    """Poll DescribeEndpoint until ``target`` status (default ``InService``), showing the status on a bar.
 
     Raises :class:`EndpointFailedError` (with FailureReason) on ``Failed``/``OutOfService``,
     :class:`EndpointWaitTimeout` after ``timeout`` seconds (message has the last status).
     ``poll=None`` backs off from 0.5 s to 15 s between polls.
     """
-    from tqdm.auto import tqdm
+    from catkit.progress import StatusBar
 
     start = _monotonic()
     attempt = 0
-    bar = tqdm(total=None, desc=f"{name}", unit="poll", disable=not progress, leave=True)
+    bar = StatusBar(name, enabled=progress)  # shows the endpoint's status, not a count of polls
     try:
         while True:
             desc = describe_endpoint(session, name)
             status = desc["EndpointStatus"]
-            bar.set_postfix_str(status)
-            bar.update(1)
             if status == target:
+                bar.done(status)
                 return desc
             if status in TERMINAL_BAD:
+                bar.fail(status)
                 raise EndpointFailedError(name, status, desc.get("FailureReason"))
+            bar.show(status)
             elapsed = _monotonic() - start
             if elapsed >= timeout:
                 reason = desc.get("FailureReason")
@@ -469,12 +470,13 @@ def delete_endpoint(
     wait: bool = False,
     timeout: float = 900.0,
     poll: float | None = None,
+    progress: bool = True,
 ) -> list[str]:
     """Delete an endpoint, then (by default) its endpoint config and the models it used.
 
     Returns the names deleted, e.g. ``["endpoint:x", "endpoint-config:x", "model:x"]``. Raises
     :class:`EndpointNotFoundError` if the endpoint does not exist. ``wait=True`` polls until
-    DescribeEndpoint no longer finds it.
+    DescribeEndpoint no longer finds it (``progress``: a bar showing the endpoint's status).
     """
     sm = session.sagemaker
     desc = describe_endpoint(session, name)
@@ -494,17 +496,21 @@ def delete_endpoint(
         if _delete_quietly(sm.delete_model, ModelName=model):
             deleted.append(f"model:{model}")
     if wait:
+        from catkit.progress import StatusBar
+
         start = _monotonic()
         attempt = 0
-        while True:
-            try:
-                describe_endpoint(session, name)
-            except EndpointNotFoundError:
-                break
-            if _monotonic() - start > timeout:
-                raise EndpointWaitTimeout(f"Endpoint {name} still exists {timeout:.0f} s after DeleteEndpoint.")
-            _sleep(_next_poll(poll, attempt))
-            attempt += 1
+        with StatusBar(name, enabled=progress) as bar:
+            while True:
+                try:
+                    bar.show(describe_endpoint(session, name)["EndpointStatus"])
+                except EndpointNotFoundError:
+                    bar.done("deleted")
+                    break
+                if _monotonic() - start > timeout:
+                    raise EndpointWaitTimeout(f"Endpoint {name} still exists {timeout:.0f} s after DeleteEndpoint.")
+                _sleep(_next_poll(poll, attempt))
+                attempt += 1
     return deleted
 
 
@@ -537,6 +543,7 @@ def delete_tagged_endpoints(
     wait: bool = False,
     timeout: float = 900.0,
     poll: float | None = None,
+    progress: bool = True,
 ) -> list[str]:
     """Delete every endpoint carrying ``tag_key`` (= ``tag_value`` when given); returns their names.
 

@@ -37,21 +37,22 @@ instance_type = "ml.m5.xlarge"
 instance_count = 2
 time_scale = 120.0  # local only: emulated seconds per real second (provisioning takes minutes on AWS)
 n_images = 24  # how many generated cat pictures to classify
+teardown = True  # delete the endpoint at the end (False: keep it running to explore, then delete it yourself)
 out_dir = "out/01_deploy_and_invoke"
 run_id = "manual"  # tag on everything this notebook creates, used to clean up
 model_cache = "out/model-cache"  # trained cat-hat model + archive, shared by the notebooks
 
 # %%
-import atexit
-import io
 import json
+import warnings
 from pathlib import Path
 
 import catkit
-from catkit.deploy import delete_endpoint, deploy
+from catkit.deploy import delete_endpoint
 from catkit.examples.cathat import build_cathat_archive, make_image
 from catkit.invoke import invoke, invoke_batch, predictions_frame
-from catkit.notebook.context import run_name, start_notebook
+from catkit.notebook.context import delete_at_exit, run_name, start_notebook
+from catkit.notebook.plots import show_and_save
 
 session, out, results = start_notebook(out_dir, backend=backend, region=region, time_scale=time_scale)
 session
@@ -69,84 +70,57 @@ session
 # ```
 
 # %%
-archive = build_cathat_archive(Path(model_cache))  # trains once, then reuses the cached model
+archive = build_cathat_archive(Path(model_cache), progress=True)  # trains once, then reuses the cached model
 metadata = json.loads((Path(model_cache) / "cathat-v0" / "metadata.json").read_text())
 print(f"archive: {archive} ({archive.stat().st_size / 1024:.0f} KiB)")
 print(f"held-out accuracy: {metadata['accuracy']:.1%} on {metadata['n_test']} generated images "
       f"({metadata['model']}, trained on {metadata['n_train']})")
-results["archive_bytes"] = archive.stat().st_size
-results["train_accuracy"] = metadata["accuracy"]
 
 # %% [markdown]
 # ## Upload and deploy
 #
 # `catkit.build.upload_model` puts the archive into the session's default bucket
-# (`sagemaker-{region}-{account}`, created like the SageMaker SDK does). `deploy` then makes the
-# three SageMaker resources — model, endpoint configuration, endpoint — and waits for `InService`
-# with a progress bar. Everything is tagged with this run's id so that clean-up can find it.
+# (`sagemaker-{region}-{account}`, created like the SageMaker SDK does). The **deploy panel** then
+# makes the three SageMaker resources — model, endpoint configuration, endpoint — and waits for
+# `InService`, showing the endpoint's status on a bar. Everything is tagged with this run's id so
+# that clean-up can find it.
+#
+# In JupyterLab, pick another instance type or count and press **Deploy**: the panel shows the
+# on-demand price, and warns when you go below two instances. Running the cell again reuses the
+# endpoint (resized to the chosen count) instead of failing.
 
 # %%
 model_data = catkit.build.upload_model(archive, session.s3, session.bucket, f"catkit/{run_id}/cathat/model.tar.gz")
 endpoint_name = run_name("cat-hat", run_id)
+delete_at_exit(session, endpoint_name)  # even if a later cell fails (the runner sweeps the run tag too)
 
-
-def _cleanup() -> None:
-    """Delete the endpoint even if a later cell fails (the runner sweeps the run tag as well)."""
-    try:
-        delete_endpoint(session, endpoint_name)
-    except Exception:
-        pass
-
-
-atexit.register(_cleanup)
-
-endpoint = deploy(
-    session,
-    model_data,
-    name=endpoint_name,
-    instance_type=instance_type,
-    instance_count=instance_count,
-    tags={"catkit:run-id": run_id, "catkit:notebook": "01_deploy_and_invoke"},
-    poll=0.5,
-)
-desc = session.sagemaker.describe_endpoint(EndpointName=endpoint_name)
-variant = desc["ProductionVariants"][0]
-print(desc["EndpointStatus"], "-", variant["VariantName"], "with", variant["CurrentInstanceCount"], "instances")
-results["endpoint_status"] = desc["EndpointStatus"]
-results["instances"] = variant["CurrentInstanceCount"]
+deployer = catkit.DeployPanel(session, model_data, endpoint_name, instance_type=instance_type,
+                              instance_count=instance_count, poll=0.5,
+                              tags={"catkit:run-id": run_id, "catkit:notebook": "01_deploy_and_invoke"})
+deployer.display()
+endpoint = deployer.deploy()  # what the Deploy button does
+print(f"{endpoint_name}: {endpoint.status} with {endpoint.current} × {deployer.instance_type.value}")
 
 # %% [markdown]
 # ## Ask the endpoint about two cats
 #
 # The handler accepts `image/png` / `image/jpeg` bytes (or JSON with base64 images) and answers
-# `{"label": "hat", "confidence": 0.987}`.
+# `{"label": "hat", "confidence": 0.987}`. `invoke` takes a PIL image as it is.
 
 # %%
-def png_bytes(image) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def headline(value: dict) -> str:
     label = "Hat" if value["label"] == "hat" else "No hat"
     return f"{label}: {value['confidence']:.1%} confidence"
 
 
-hat_cat = make_image(seed=7, hat=True)
-plain_cat = make_image(seed=8, hat=False)
-hat_cat.resize((128, 128)).save(out / "hat_cat.png")
-plain_cat.resize((128, 128)).save(out / "plain_cat.png")
-
-first = invoke(session, endpoint_name, png_bytes(hat_cat))
-second = invoke(session, endpoint_name, png_bytes(plain_cat))
-for name, prediction in (("hat_cat.png", first), ("plain_cat.png", second)):
-    print(f"{name:14s} -> {headline(prediction.value)}   ({prediction.latency_ms:.1f} ms, variant {prediction.variant})")
-results["hat_line"] = headline(first.value)
-results["plain_line"] = headline(second.value)
-results["headline"] = f"{results['hat_line']} (hat cat) | {results['plain_line']} (plain cat)"
-results["hat_prediction"] = first.value
-results["plain_prediction"] = second.value
+hat_cat, plain_cat = make_image(seed=7, hat=True), make_image(seed=8, hat=False)
+first, second = invoke(session, endpoint_name, hat_cat), invoke(session, endpoint_name, plain_cat)
+fig = catkit.plot_images(
+    [hat_cat, plain_cat],
+    [f"{headline(p.value)}\n({p.latency_ms:.0f} ms, {p.variant})" for p in (first, second)],
+    title="What the endpoint says",
+)
+show_and_save(fig, out / "cats.png")
 
 # %% [markdown]
 # ## A batch of cats, and how long each call took
@@ -156,44 +130,59 @@ results["plain_prediction"] = second.value
 
 # %%
 images = [make_image(seed=1000 + i, hat=i % 2 == 0) for i in range(n_images)]
-truth = ["hat" if i % 2 == 0 else "no_hat" for i in range(n_images)]
-batch = invoke_batch(session, endpoint_name, [png_bytes(im) for im in images])
-frame = predictions_frame(batch)
-frame["truth"] = truth
-frame["label"] = [p.value["label"] if p.ok else None for p in batch]
+batch = invoke_batch(session, endpoint_name, images)
+frame = predictions_frame(batch).assign(
+    label=[p.value["label"] if p.ok else None for p in batch],
+    truth=["hat" if i % 2 == 0 else "no_hat" for i in range(n_images)],
+)
 accuracy = float((frame["label"] == frame["truth"]).mean())
 print(f"{accuracy:.0%} of {n_images} generated cats classified correctly")
-print(frame[["label", "truth", "latency_ms", "variant"]].head(8).to_string())
-results["batch_accuracy"] = accuracy
-results["batch_latency_ms_p50"] = float(frame["latency_ms"].median())
+frame[["label", "truth", "latency_ms", "variant"]].head(8)
 
 # %%
-fig = catkit.plot_prediction_latency(batch, title=f"{endpoint_name}: latency per request")
-fig.savefig(out / "latency.png", dpi=100, bbox_inches="tight")
+show_and_save(catkit.plot_prediction_latency(batch, title=f"{endpoint_name}: latency per request"),
+              out / "latency.png")
 
 # %% [markdown]
 # ## The high-availability guardrail
 #
-# Deploying a single instance works, but catkit warns you: a one-instance endpoint has no
-# redundancy. (We only show the warning here; nothing is deployed.)
+# Deploying a single instance works, but catkit warns you (the deploy panel above shows the same
+# warning as soon as its slider goes below 2): a one-instance endpoint has no redundancy. Here we
+# only ask for the warning; nothing is deployed.
 
 # %%
-import warnings
-
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     catkit.deploy.warn_if_not_highly_available(1)
 print(caught[0].message if caught else "no warning")
-results["ha_warning"] = bool(caught)
 
 # %% [markdown]
 # ## Tear down
 #
-# An idle endpoint bills every second it exists. Delete what this notebook created: endpoint,
-# endpoint configuration and model.
+# An idle endpoint bills every second it exists. With `teardown = True` (the default) this deletes
+# what the notebook created: endpoint, endpoint configuration and model. Set it to `False` to keep
+# the endpoint for your own experiments — and delete it yourself when you are done.
 
 # %%
-deleted = delete_endpoint(session, endpoint_name, wait=True, poll=0.5)
-print("deleted:", ", ".join(deleted))
-results["deleted"] = deleted
-results.save()
+if teardown:
+    deleted = delete_endpoint(session, endpoint_name, wait=True, poll=0.5)
+    print("deleted:", ", ".join(deleted))
+else:
+    deleted = []
+    print(f"kept {endpoint_name} running: delete_endpoint(session, endpoint_name) removes it")
+
+# %% [markdown] tags=["run-record"]
+# ---
+# *Run record* — not part of the tutorial: the numbers `make demo` summarises and the notebook
+# tests check, written to `out_dir/results.json`.
+
+# %% tags=["run-record"]
+results.record(
+    archive_bytes=archive.stat().st_size, train_accuracy=metadata["accuracy"],
+    endpoint_status=endpoint.status, instances=endpoint.current,
+    hat_line=headline(first.value), plain_line=headline(second.value),
+    headline=f"{headline(first.value)} (hat cat) | {headline(second.value)} (plain cat)",
+    hat_prediction=first.value, plain_prediction=second.value,
+    batch_accuracy=accuracy, batch_latency_ms_p50=float(frame["latency_ms"].median()),
+    ha_warning=bool(caught), deleted=deleted,
+)

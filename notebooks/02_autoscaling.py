@@ -55,20 +55,21 @@ step_length_s = 10 * 60
 duration_s = 38 * 60  # emulated seconds of load in total (long enough for the 15-min scale-in)
 high_res_target = 0.2  # concurrent requests per instance (~ the same load as target_value) for the comparison
 time_scale = 120.0  # local only: emulated seconds per real second
+teardown = True  # delete the endpoint at the end (False: keep it and play with the panel)
 out_dir = "out/02_autoscaling"
 run_id = "manual"
 model_cache = "out/model-cache"
 
 # %%
-import io
-
-import matplotlib.pyplot as plt
+import pandas as pd
 
 import catkit
 from catkit import scaling
 from catkit.deploy import delete_endpoint
 from catkit.examples.cathat import make_image
+from catkit.invoke import ImageSerializer
 from catkit.notebook.context import deploy_cathat, start_notebook
+from catkit.notebook.plots import new_axes, show_and_save
 from catkit.whatif import load, shapes, simulate
 
 session, out, results = start_notebook(out_dir, backend=backend, region=region, time_scale=time_scale)
@@ -82,8 +83,9 @@ print(endpoint_name, "InService with", instance_count, "instances")
 #
 # In JupyterLab the sliders set min/max instances, the target and both cooldowns (`panel.config`, a
 # `catkit.ScalingConfig`); **Apply** sends it with `catkit.scaling.configure_scaling`
-# (RegisterScalableTarget + PutScalingPolicy). Headless (papermill) we set the same widgets from
-# code and press Apply programmatically.
+# (RegisterScalableTarget + PutScalingPolicy). The panel keeps its instance count live while it is
+# on screen, and disables itself with a plain message when the endpoint is busy or deleted.
+# Run All sets the same widgets from code and applies them, so the notebook also runs headless.
 
 # %%
 panel = catkit.ScalingPanel(session, endpoint_name)
@@ -94,56 +96,53 @@ panel.scale_out_cooldown.value = scale_out_cooldown
 panel.scale_in_cooldown.value = scale_in_cooldown
 panel.display()
 policy = panel.apply()
-print("policy:", policy.policy_name)
-for alarm in session.cloudwatch.describe_alarms(AlarmNames=policy.alarms)["MetricAlarms"]:
-    print(f"  {alarm['AlarmName'][:60]}…  {alarm['ComparisonOperator']} {alarm['Threshold']:g}"
-          f"  {alarm['DatapointsToAlarm']} of {alarm['EvaluationPeriods']} x {alarm['Period']} s  [{alarm['StateValue']}]")
-results["alarms"] = len(policy.alarms)
 
 # %% [markdown]
-# ## A step in traffic
-#
-# `catkit.whatif.load` sends real, SigV4-signed InvokeEndpoint requests at a rate given in emulated time:
-# a base load, a 10-minute step at 5× the base, then back to base.
+# Target tracking created two CloudWatch alarms: **AlarmHigh** (3 of 3 minutes above the target) and
+# **AlarmLow** (15 of 15 minutes below 90 % of it).
 
 # %%
-buf = io.BytesIO()
-make_image(seed=11, hat=True).save(buf, format="PNG")
+alarms = pd.DataFrame(session.cloudwatch.describe_alarms(AlarmNames=policy.alarms)["MetricAlarms"])
+alarms[["AlarmName", "ComparisonOperator", "Threshold", "DatapointsToAlarm", "EvaluationPeriods", "Period",
+        "StateValue"]]
+
+# %% [markdown]
+# ## A step in traffic, watched live
+#
+# `catkit.whatif.load` sends real, SigV4-signed InvokeEndpoint requests at a rate given in emulated time:
+# a base load, a 10-minute step at 5× the base, then back to base. The **live monitor** samples the
+# endpoint while the load runs: invocations per instance per minute (the metric the policy tracks),
+# instances in service and desired, and each scaling activity as a dashed line. Watch the gap between
+# *desired* and *in service*: new instances take minutes to start (cold starts on scale-out).
+
+# %%
+payload, content_type = ImageSerializer()(make_image(seed=11, hat=True))
 shape = shapes.Constant(base_rps) + shapes.Spike(at_s=step_at_s, duration_s=step_length_s,
                                                 extra_rps=peak_rps - base_rps)
-run = load.run_load(session, endpoint_name, shape, duration_s=duration_s, payload=buf.getvalue(),
-                    content_type="image/png", progress=False)
+with catkit.LiveMonitor(session, endpoint_name, target_value=target_value, interval=1.0) as monitor:
+    run = load.run_load(session, endpoint_name, shape, duration_s=duration_s, payload=payload,
+                        content_type=content_type)
 summary = run.summary()
-print({k: summary[k] for k in ("requests", "ok", "errors", "real_seconds", "p50_ms", "p99_ms")})
-results["load"] = {k: summary[k] for k in ("requests", "ok", "real_seconds", "p50_ms", "p99_ms")}
+pd.DataFrame([summary])[["requests", "ok", "errors", "real_seconds", "p50_ms", "p99_ms"]]
 
 # %% [markdown]
 # ## What the autoscaler did
 #
-# Scaling activities (DescribeScalingActivities), and instances vs invocations per instance from
-# CloudWatch, with each activity marked.
+# Scaling activities (DescribeScalingActivities), with the minute of the load run each one started in,
+# and instances vs invocations per instance from CloudWatch, with each activity marked.
 
 # %%
 activities = scaling.scaling_activities(session, endpoint_name)
-print(activities[["start_time", "status", "desired_capacity", "cause"]].to_string(max_colwidth=70))
-t0 = run.start_timestamp
-done = activities[activities["status"] == "Successful"].copy()
-done["t_emulated_s"] = done["start_time"].map(lambda ts: ts.timestamp() - t0)
-outs = done[done["desired_capacity"] > instance_count]
-ins = done[done["desired_capacity"] < done["desired_capacity"].cummax()]
-results["max_instances"] = int(done["desired_capacity"].max()) if len(done) else instance_count
-results["final_instances"] = int(panel.refresh()["desired"])
-results["scale_out_after_step_s"] = float(outs["t_emulated_s"].iloc[0] - step_at_s) if len(outs) else None
-results["scale_in_after_step_s"] = (float(ins["t_emulated_s"].iloc[0] - (step_at_s + step_length_s))
-                                    if len(ins) else None)
-results["capacities"] = [int(c) for c in done["desired_capacity"]]
-print({k: results[k] for k in ("max_instances", "final_instances", "scale_out_after_step_s", "scale_in_after_step_s")})
+load_start = pd.Timestamp(run.start_timestamp, unit="s", tz="UTC")
+activities["minute_of_run"] = (activities["start_time"] - load_start).dt.total_seconds() / 60
+activities[["minute_of_run", "status", "desired_capacity", "cause"]].round(1)
 
 # %%
 metrics = catkit.endpoint_metrics(session, endpoint_name, minutes=duration_s / 60 + 10)
-fig = catkit.plot_instances_vs_load(metrics, activities, initial_instances=instance_count, target_value=target_value,
-                                    title=f"{endpoint_name}: instances vs invocations per instance")
-fig.savefig(out / "instances_vs_load.png", dpi=100, bbox_inches="tight")
+show_and_save(catkit.plot_instances_vs_load(metrics, activities, initial_instances=instance_count,
+                                            target_value=target_value,
+                                            title=f"{endpoint_name}: instances vs invocations per instance"),
+              out / "instances_vs_load.png")
 
 # %% [markdown]
 # ## 1-minute vs high-resolution metric
@@ -151,34 +150,37 @@ fig.savefig(out / "instances_vs_load.png", dpi=100, bbox_inches="tight")
 # `SageMakerVariantConcurrentRequestsPerModelHighResolution` is emitted every **10 seconds**, so
 # its AlarmHigh (3 datapoints) fires after ~30 s instead of ~3 minutes. We replay the same step
 # through `catkit.whatif.simulate`, which drives the *same* scaling engine as the local backend, once per
-# metric, and compare when the first scale-out happens.
+# metric, and compare when the first extra instance serves.
 
 # %%
 service = simulate.ServiceModel(max_rps=2.0, workers=1, source="illustrative: one worker, 0.5 s per request")
-one_minute = simulate.simulate(shape, catkit.ScalingConfig(min_capacity=min_capacity, max_capacity=max_capacity,
-                                                           target_value=target_value), service,
-                               duration_s=duration_s, initial_capacity=instance_count)
-high_res = simulate.simulate(shape, catkit.ScalingConfig(min_capacity=min_capacity, max_capacity=max_capacity,
-                                                         target_value=high_res_target, metric="high_resolution"),
-                             service, duration_s=duration_s, initial_capacity=instance_count)
+policies = {
+    "1-minute InvocationsPerInstance": catkit.ScalingConfig(
+        min_capacity=min_capacity, max_capacity=max_capacity, target_value=target_value),
+    "10-second ConcurrentRequestsPerModel": catkit.ScalingConfig(
+        min_capacity=min_capacity, max_capacity=max_capacity, target_value=high_res_target, metric="high_resolution"),
+}
+sims = {name: simulate.simulate(shape, config, service, duration_s=duration_s, initial_capacity=instance_count)
+        for name, config in policies.items()}
 
 
-def first_scale_out(result) -> float | None:
+def first_extra_instance_s(result) -> float | None:
+    """Seconds after the step until more than the initial instances serve (None: never)."""
     above = (result.serving > instance_count).nonzero()[0]
     return float(above[0] - step_at_s) if len(above) else None
 
 
-results["sim_first_extra_instance_s"] = {"1-minute": first_scale_out(one_minute), "high-resolution": first_scale_out(high_res)}
-print("first extra instance serving, seconds after the step:", results["sim_first_extra_instance_s"])
-fig, ax = plt.subplots(figsize=(9, 3.5))
-minutes = [i / 60 for i in range(len(one_minute.serving))]
-ax.step(minutes, one_minute.serving, where="post", label="1-minute InvocationsPerInstance")
-ax.step(minutes, high_res.serving, where="post", label="10-second ConcurrentRequestsPerModel")
+first_extra = {name: first_extra_instance_s(result) for name, result in sims.items()}
+for name, seconds in first_extra.items():
+    print(f"{name}: first extra instance serves {'never' if seconds is None else f'{seconds:.0f} s after the step'}")
+
+fig, ax = new_axes(figsize=(9, 3.5))
+for name, result in sims.items():
+    ax.step([i / 60 for i in range(len(result.serving))], result.serving, where="post", label=name)
 ax.axvspan(step_at_s / 60, (step_at_s + step_length_s) / 60, color="0.9", label="traffic step")
-ax.set_xlabel("minutes")
-ax.set_ylabel("instances serving")
+ax.set(xlabel="minutes", ylabel="instances serving", title="when the first extra instance serves")
 ax.legend(fontsize=8)
-fig.savefig(out / "one_minute_vs_high_resolution.png", dpi=100, bbox_inches="tight")
+show_and_save(fig, out / "one_minute_vs_high_resolution.png")
 
 # %% [markdown]
 # ## Publishing your own high-resolution metric
@@ -192,19 +194,48 @@ publisher = catkit.MetricPublisher(session, "QueueDepth", namespace="CatHat/App"
 for depth in (3, 5, 8, 13, 21):
     publisher.put(depth)
 sent = publisher.flush()
-results["custom_metric_datapoints"] = sent
 print("published", sent, "one-second datapoints to CatHat/App QueueDepth")
 
 # %% [markdown]
 # ## Tear down
+#
 # Deleting the endpoint also deregisters its scalable target (as on AWS); we remove the policy
-# first so its alarms go too.
+# first so its alarms go too. The scaling panel above then says the endpoint is gone and disables
+# itself. With `teardown = False` the endpoint stays, and the panel with it.
 
 # %%
-scaling.remove_scaling(session, endpoint_name)
-deleted = delete_endpoint(session, endpoint_name, wait=True, poll=0.5)
-results["deleted"] = deleted
-out_ = results.get("scale_out_after_step_s")
-results["headline"] = (f"scaled {instance_count} -> {results['max_instances']} -> {results['final_instances']}; "
-                       f"first scale-out {out_:.0f} s after the step" if out_ is not None else "no scale-out")
-results.save()
+if teardown:
+    scaling.remove_scaling(session, endpoint_name)
+    deleted = delete_endpoint(session, endpoint_name, wait=True, poll=0.5)
+    panel.refresh()
+    print("deleted:", ", ".join(deleted))
+else:
+    deleted = []
+    print(f"kept {endpoint_name} running: set teardown = True and run this cell to delete it")
+
+# %% [markdown] tags=["run-record"]
+# ---
+# *Run record* — not part of the tutorial: the numbers `make demo` summarises and the notebook
+# tests check, written to `out_dir/results.json`.
+
+# %% tags=["run-record"]
+done = activities[activities["status"] == "Successful"]
+after_start_s = (done["start_time"] - load_start).dt.total_seconds()
+outs = after_start_s[done["desired_capacity"] > instance_count]
+ins = after_start_s[done["desired_capacity"] < done["desired_capacity"].cummax()]
+scale_out_s = float(outs.iloc[0] - step_at_s) if len(outs) else None
+results.record(
+    alarms=len(policy.alarms),
+    load={k: summary[k] for k in ("requests", "ok", "real_seconds", "p50_ms", "p99_ms")},
+    max_instances=int(done["desired_capacity"].max()) if len(done) else instance_count,
+    final_instances=int(monitor.final["desired"]),
+    scale_out_after_step_s=scale_out_s,
+    scale_in_after_step_s=float(ins.iloc[0] - step_at_s - step_length_s) if len(ins) else None,
+    capacities=[int(c) for c in done["desired_capacity"]],
+    sim_first_extra_instance_s={"1-minute": first_extra["1-minute InvocationsPerInstance"],
+                                "high-resolution": first_extra["10-second ConcurrentRequestsPerModel"]},
+    custom_metric_datapoints=sent,
+    deleted=deleted,
+    headline=(f"scaled {instance_count} -> {int(done['desired_capacity'].max())} -> {monitor.final['desired']}; "
+              f"first scale-out {scale_out_s:.0f} s after the step" if scale_out_s is not None else "no scale-out"),
+)

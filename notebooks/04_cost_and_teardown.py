@@ -25,7 +25,7 @@
 # 2. computes what each endpoint has cost so far and would cost per month,
 # 3. finds the idle endpoint from its CloudWatch `Invocations`,
 # 4. adds a night/weekend schedule and estimates the savings,
-# 5. deletes everything it created, and checks nothing is left.
+# 5. deletes everything it created (with `teardown = True`, the default), and checks nothing is left.
 
 # %% tags=["parameters"]
 backend = "local"
@@ -35,28 +35,26 @@ instance_count = 2
 time_scale = 120.0  # local only: at 120, one emulated hour lasts 30 real seconds
 idle_hours = 0.1  # idle means no invocations during this many emulated hours
 n_requests = 30  # traffic sent to the prod endpoint
+teardown = True  # section 5 deletes everything this notebook created (False: keep it)
 out_dir = "out/04_cost_and_teardown"
 run_id = "manual"
 model_cache = "out/model-cache"  # trained cat-hat archive, shared by the notebooks
 
 # %%
-import atexit
-import io
-import time
-
 import pandas as pd
 
 import catkit
 from catkit import cost
-from catkit.deploy import delete_tagged_endpoints, deploy, list_endpoints
+from catkit.deploy import delete_tagged_endpoints, list_endpoints
 from catkit.examples.cathat import make_image
 from catkit.instance_types import INSTANCE_TYPES, PRICE_DATE, PRICE_SOURCE
-from catkit.invoke import invoke
-from catkit.notebook.context import start_notebook, upload_cathat
+from catkit.invoke import ImageSerializer
+from catkit.notebook.context import cathat_key, deploy_cathat, start_notebook
+from catkit.notebook.plots import show_and_save
+from catkit.whatif import load
 
 session, out, results = start_notebook(out_dir, backend=backend, region=region, time_scale=time_scale)
 TAG = "catkit:run-id"
-atexit.register(lambda: delete_tagged_endpoints(session, TAG, run_id))
 
 # %% [markdown]
 # ## 1 · Prices
@@ -85,46 +83,36 @@ prices
 # ## 2 · A busy endpoint and a forgotten one
 
 # %%
-model_data = upload_cathat(session, model_cache, run_id)
-prod = deploy(session, model_data, name=f"cat-hat-prod-{run_id}"[:63], instance_type=instance_type,
-              instance_count=instance_count, tags={TAG: run_id, "catkit:purpose": "prod"}, poll=0.5, progress=False)
-dev = deploy(session, model_data, name=f"cat-hat-dev-{run_id}"[:63], instance_type=instance_type,
-             instance_count=instance_count, tags={TAG: run_id, "catkit:purpose": "dev"}, poll=0.5, progress=False)
-print("deployed:", prod.endpoint_name, dev.endpoint_name)
+prod = deploy_cathat(session, model_cache, run_id, "cat-hat-prod", instance_type=instance_type,
+                     instance_count=instance_count, tags={"catkit:purpose": "prod"})
+dev = deploy_cathat(session, model_cache, run_id, "cat-hat-dev", instance_type=instance_type,
+                    instance_count=instance_count, tags={"catkit:purpose": "dev"})
+print("deployed:", prod, dev)
 
 # %% [markdown]
-# Only "prod" gets traffic. We let `idle_hours` of (emulated) time pass while calling it, so that
-# CloudWatch has a full window to judge.
+# Only "prod" gets traffic: `catkit.whatif.load` sends `n_requests` evenly over `idle_hours` of
+# (emulated) time, so that CloudWatch has a full window to judge.
 
 # %%
-buf = io.BytesIO()
-make_image(seed=3, hat=True).save(buf, format="PNG")
-payload = buf.getvalue()
-window_real_s = idle_hours * 3600 / (time_scale if backend == "local" else 1)
-started = time.monotonic()
-sent = 0
-while time.monotonic() - started < window_real_s or sent < n_requests:
-    invoke(session, prod.endpoint_name, payload)
-    sent += 1
-    time.sleep(max(0.0, window_real_s / max(n_requests, 1) - 0.01))
-print(f"sent {sent} requests to {prod.endpoint_name} over {time.monotonic() - started:.0f} s real time")
+payload, content_type = ImageSerializer()(make_image(seed=3, hat=True))
+window_s = idle_hours * 3600
+run = load.run_load(session, prod, n_requests / window_s, duration_s=window_s, payload=payload,
+                    content_type=content_type)
+print(f"sent {run.requests} requests to {prod} ({run.ok} ok) over {run.real_seconds:.0f} s real time")
 
 # %% [markdown]
 # ## 3 · Cost so far, cost per month, and the idle one
 
 # %%
-costs = {e.endpoint_name: cost.endpoint_cost(session, e.endpoint_name) for e in (prod, dev)}
-for name, c in costs.items():
-    print(f"{name}: ${c.usd:.4f} so far, ${c.usd_per_month:.2f}/month at the current size")
-idle = cost.find_idle_endpoints(session, hours=idle_hours)
-print(idle[["endpoint", "instances", "invocations", "usd_per_month"]].to_string() if len(idle) else "no idle endpoints")
-results["idle_endpoints"] = list(idle["endpoint"]) if len(idle) else []
-results["cost_so_far"] = {k: v.usd for k, v in costs.items()}
-results["usd_per_month"] = {k: v.usd_per_month for k, v in costs.items()}
+costs = {name: cost.endpoint_cost(session, name) for name in (prod, dev)}
+pd.DataFrame([{"endpoint": name, "usd_so_far": c.usd, "usd_per_month": c.usd_per_month} for name, c in costs.items()])
 
 # %%
-fig = catkit.plot_cost(costs[prod.endpoint_name], title=f"{prod.endpoint_name}: cost so far")
-fig.savefig(out / "cost.png", dpi=100, bbox_inches="tight")
+idle = cost.find_idle_endpoints(session, hours=idle_hours)
+idle[["endpoint", "instances", "invocations", "usd_per_month"]]
+
+# %%
+show_and_save(catkit.plot_cost(costs[prod], title=f"{prod}: cost so far"), out / "cost.png")
 
 # %% [markdown]
 # ## 4 · Scale down at night and over weekends
@@ -135,36 +123,51 @@ fig.savefig(out / "cost.png", dpi=100, bbox_inches="tight")
 # of failure).
 
 # %%
-catkit.scaling.register_scalable_target(session, prod.endpoint_name, min_capacity=2, max_capacity=10)
-catkit.scaling.schedule_night_scaling(session, prod.endpoint_name, night_min=2, night_max=2, day_min=2, day_max=10,
+catkit.scaling.register_scalable_target(session, prod, min_capacity=2, max_capacity=10)
+catkit.scaling.schedule_night_scaling(session, prod, night_min=2, night_max=2, day_min=2, day_max=10,
                                       timezone="Europe/Berlin")
-actions = catkit.scaling.describe_scheduled_actions(session, prod.endpoint_name)
-print(pd.DataFrame(actions)[["ScheduledActionName", "Schedule", "Timezone"]].to_string())
+pd.DataFrame(catkit.scaling.describe_scheduled_actions(session, prod))[
+    ["ScheduledActionName", "Schedule", "Timezone", "ScalableTargetAction"]]
+
+# %%
 peak, night = 4, 2  # a fleet that runs 4 instances by day, 2 at night
 savings = cost.night_schedule_savings(instance_type, peak, night, session=session)
 print(f"{peak} by day, {night} at night: ${savings.usd_per_month_scheduled:.2f}/month instead of "
       f"${savings.usd_per_month_always_on:.2f} — saves ${savings.usd_saved_per_month:.2f} ({savings.fraction_saved:.0%})")
-results["night_savings_usd_per_month"] = savings.usd_saved_per_month
-results["night_savings_fraction"] = savings.fraction_saved
-fig = catkit.plot_schedule_savings(savings)
-fig.savefig(out / "night_savings.png", dpi=100, bbox_inches="tight")
+show_and_save(catkit.plot_schedule_savings(savings), out / "night_savings.png")
 
 # %% [markdown]
 # ## 5 · Tear everything down
 #
 # `delete_tagged_endpoints` finds every endpoint carrying this run's tag and deletes it with its
 # endpoint config and model (and the scaling registration goes with the endpoint). Then we remove
-# the uploaded archive and check that nothing tagged is left.
+# the uploaded archive and check that nothing tagged is left. (`teardown = False` skips this.)
 
 # %%
-catkit.scaling.remove_scaling(session, prod.endpoint_name)
-deleted = delete_tagged_endpoints(session, TAG, run_id, wait=True, poll=0.5)
-bucket, key = model_data[len("s3://"):].split("/", 1)
-session.s3.delete_object(Bucket=bucket, Key=key)
+if teardown:
+    catkit.scaling.remove_scaling(session, prod)
+    deleted = delete_tagged_endpoints(session, TAG, run_id, wait=True, poll=0.5)
+    session.s3.delete_object(Bucket=session.bucket, Key=cathat_key(run_id))  # the uploaded archive
+else:
+    deleted = []
 left = list_endpoints(session, TAG, run_id)
-print("deleted:", deleted, "| left:", left)
-results["deleted"] = deleted
-results["left_after_teardown"] = [e["EndpointName"] for e in left]
-results["headline"] = (f"idle: {', '.join(results['idle_endpoints']) or 'none'}; night schedule saves "
-                       f"{savings.fraction_saved:.0%}; {len(deleted)} endpoints deleted")
-results.save()
+print("deleted:", deleted, "| left:", [e["EndpointName"] for e in left])
+
+# %% [markdown] tags=["run-record"]
+# ---
+# *Run record* — not part of the tutorial: the numbers `make demo` summarises and the notebook
+# tests check, written to `out_dir/results.json`.
+
+# %% tags=["run-record"]
+idle_names = list(idle["endpoint"]) if len(idle) else []
+results.record(
+    idle_endpoints=idle_names,
+    cost_so_far={k: v.usd for k, v in costs.items()},
+    usd_per_month={k: v.usd_per_month for k, v in costs.items()},
+    night_savings_usd_per_month=savings.usd_saved_per_month,
+    night_savings_fraction=savings.fraction_saved,
+    deleted=deleted,
+    left_after_teardown=[e["EndpointName"] for e in left],
+    headline=(f"idle: {', '.join(idle_names) or 'none'}; night schedule saves "
+              f"{savings.fraction_saved:.0%}; {len(deleted)} endpoints deleted"),
+)

@@ -45,33 +45,31 @@ check_duration_s = 31 * 60  # emulated seconds of the simulator-vs-backend check
 recommend_days = 2  # days of traffic per candidate setting (7 covers weekends)
 recommend_min_capacities = [2, 3]
 recommend_scale_in_cooldowns = [300, 900]
+teardown = True  # delete the endpoint at the end
 out_dir = "out/05_load_test_and_simulation"
 run_id = "manual"
 model_cache = "out/model-cache"
 
 # %%
-import io
 import json
-import time
 import warnings
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 import catkit
 from catkit.deploy import HighAvailabilityWarning, delete_endpoint
 from catkit.examples.cathat import make_image
+from catkit.invoke import ImageSerializer
 from catkit.notebook.context import deploy_cathat, start_notebook
-from catkit.whatif import calibrate, load, recommend, shapes, simulate
+from catkit.notebook.plots import new_axes, show_and_save
+from catkit.whatif import calibrate, recommend, shapes, simulate
 
 session, out, results = start_notebook(out_dir, backend=backend, region=region, time_scale=time_scale)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", HighAvailabilityWarning)  # one instance on purpose: we measure ONE
     endpoint_name = deploy_cathat(session, model_cache, run_id, "cat-hat-loadtest",
                                   instance_type=instance_type, instance_count=instance_count)
-buf = io.BytesIO()
-make_image(seed=5, hat=True).save(buf, format="PNG")
-payload = buf.getvalue()
+payload, content_type = ImageSerializer()(make_image(seed=5, hat=True))
 
 # %% [markdown]
 # ## 1 · Calibrate one instance
@@ -80,20 +78,20 @@ payload = buf.getvalue()
 
 # %%
 service = calibrate.calibrate(session, endpoint_name, levels=levels, seconds_per_level=seconds_per_level,
-                              payload=payload, content_type="image/png", progress=True)
-points = pd.DataFrame(service.points)
+                              payload=payload, content_type=content_type)
 print(f"max throughput ≈ {service.max_rps:.1f} req/s per instance, {service.workers} workers, "
       f"p50 {service.base_p50_ms:.1f} ms")
-results["service_model"] = {"max_rps": service.max_rps, "workers": service.workers, "p50_ms": service.base_p50_ms}
-fig, ax = plt.subplots(figsize=(7, 3.5))
+points = pd.DataFrame(service.points)
+points[["concurrency", "requests", "errors", "throughput_rps", "p50_ms", "p99_ms"]].round(1)
+
+# %%
+fig, ax = new_axes(figsize=(7, 3.5))
 ax.plot(points["concurrency"], points["throughput_rps"], marker="o", label="throughput (req/s)")
 ax2 = ax.twinx()
 ax2.plot(points["concurrency"], points["p99_ms"], marker="s", color="tab:red", label="p99 (ms)")
-ax.set_xlabel("concurrent clients")
-ax.set_ylabel("requests/s")
+ax.set(xlabel="concurrent clients", ylabel="requests/s", title="capacity curve of one instance")
 ax2.set_ylabel("p99 latency (ms)")
-ax.set_title("capacity curve of one instance")
-fig.savefig(out / "capacity_curve.png", dpi=100, bbox_inches="tight")
+show_and_save(fig, out / "capacity_curve.png")
 
 # %% [markdown]
 # ## 2 · Simulate a day: diurnal traffic with a lunchtime spike
@@ -108,12 +106,11 @@ day = shapes.Diurnal(low_rps=peak_rps / 8, high_rps=peak_rps, peak_hour=15) + sh
 seed_like = catkit.ScalingConfig(min_capacity=2, max_capacity=10, target_value=service.max_rps * 0.5 * 60)
 sim_day = simulate.simulate(day, seed_like, service, duration_s=86400, instance_type=instance_type)
 day_summary = sim_day.summary(slo_p99_ms=slo_p99_ms)
-print({k: day_summary[k] for k in list(day_summary)[:12]})
 print(f"simulated 1 day in {sim_day.wall_seconds * 1000:.0f} ms ({sim_day.speed:,.0f} simulated s per wall s)")
-results["sim_day"] = {"cost_usd": day_summary.get("cost_usd"), "speed": sim_day.speed,
-                      "max_instances": int(sim_day.serving.max())}
-fig = sim_day.plot(resolution_s=300, slo_p99_ms=slo_p99_ms)
-fig.savefig(out / "simulated_day.png", dpi=100, bbox_inches="tight")
+pd.Series({k: day_summary[k] for k in list(day_summary)[:12]}, name="simulated day").to_frame()
+
+# %%
+show_and_save(sim_day.plot(resolution_s=300, slo_p99_ms=slo_p99_ms), out / "simulated_day.png")
 
 # %% [markdown]
 # ## 3 · Does the simulator agree with the local backend?
@@ -121,6 +118,10 @@ fig.savefig(out / "simulated_day.png", dpi=100, bbox_inches="tight")
 # The same short shape (low, a 9-minute step, low again) and the same policy on the local endpoint
 # (real processes, real requests) and in the simulator. Each scaling event should line up within
 # one metric period (60 s).
+#
+# First the calibration traffic has to leave the alarms' evaluation window (5 minutes), or the new
+# policy would react to it: `catkit.wait_on_clock` waits 5 minutes *on the service's clock* — real
+# minutes on AWS, seconds on the local backend's faster emulated clock.
 
 # %%
 check_shape = shapes.Replay.from_rates([0.2] + [1.45] * 9 + [0.1] * 21, step_s=60)
@@ -131,19 +132,16 @@ check_config = catkit.ScalingConfig(min_capacity=1, max_capacity=4, target_value
                                     scale_out_cooldown=900, scale_in_cooldown=120)
 desc = session.sagemaker.describe_endpoint(EndpointName=endpoint_name)
 launch_s = (desc["LastModifiedTime"] - desc["CreationTime"]).total_seconds()
-# Let the calibration traffic leave the alarms' evaluation window (5 emulated minutes) first,
-# or the new policy would react to it.
-time.sleep(5 * 60 / (time_scale if backend == "local" else 1))
+catkit.wait_on_clock(session, 5 * 60, desc="calibration traffic leaves the alarm window")
 # compare_with_endpoint applies the policy, drives the endpoint with the shape, then simulates the
 # requests as the endpoint received them, from the same start, and pairs the scaling events.
 check = simulate.compare_with_endpoint(session, endpoint_name, check_shape, check_config,
                                        duration_s=check_duration_s, provisioning_s=launch_s,
-                                       payload=payload, content_type="image/png")
-print(check.table.to_string())
-results["agreement"] = check.table.to_dict(orient="list")
-results["agreement_max_diff_s"] = None if check.table.empty else float(check.max_diff_s)
-fig = check.plot()
-fig.savefig(out / "simulated_vs_emulated.png", dpi=100, bbox_inches="tight")
+                                       payload=payload, content_type=content_type, progress=True)
+check.table
+
+# %%
+show_and_save(check.plot(), out / "simulated_vs_emulated.png")
 
 # %% [markdown]
 # ## 4 · Recommend settings for the day
@@ -158,24 +156,43 @@ week = shapes.Diurnal(low_rps=peak_rps / 8, high_rps=peak_rps, peak_hour=15, wee
     at_s=12 * 3600, duration_s=20 * 60, extra_rps=peak_rps, rise_s=60, every_s=86400)
 rec = recommend.recommend_scaling(week, service, slo_p99_ms, duration_s=recommend_days * 86400, baseline=seed_like,
                                   min_capacities=recommend_min_capacities, scale_out_cooldowns=(60,),
-                                  scale_in_cooldowns=recommend_scale_in_cooldowns, progress=False)
-top = rec.top(8)
-print(rec)
-print(top.to_string(max_colwidth=60))
-fig = rec.plot()
-fig.savefig(out / "recommendation.png", dpi=100, bbox_inches="tight")
-if rec.best is not None:
-    print(json.dumps(rec.put_scaling_policy_args("my-cat-hat-endpoint"), indent=2))
-results["recommendation"] = rec.best.label() if rec.best else None
-results["recommendation_table_rows"] = len(rec.table)
-diff = results["agreement_max_diff_s"]
-results["headline"] = (f"calibrated {service.max_rps:.0f} req/s/instance; simulator vs backend max diff "
-                       f"{'n/a' if diff is None else f'{diff:.0f} s'}; best: {results['recommendation']}")
+                                  scale_in_cooldowns=recommend_scale_in_cooldowns)
+rec
+
+# %%
+show_and_save(rec.plot(), out / "recommendation.png")
+
+# %% [markdown]
+# The winner as `put_scaling_policy` arguments, ready for your own endpoint:
+
+# %%
+print(json.dumps(rec.put_scaling_policy_args("my-cat-hat-endpoint"), indent=2) if rec.best else "no setting meets the SLO")
 
 # %% [markdown]
 # ## Tear down
 
 # %%
-catkit.scaling.remove_scaling(session, endpoint_name)
-results["deleted"] = delete_endpoint(session, endpoint_name, wait=True, poll=0.5)
-results.save()
+if teardown:
+    catkit.scaling.remove_scaling(session, endpoint_name)
+    deleted = delete_endpoint(session, endpoint_name, wait=True, poll=0.5)
+    print("deleted:", ", ".join(deleted))
+else:
+    deleted = []
+    print(f"kept {endpoint_name} running: delete_endpoint(session, endpoint_name) removes it")
+
+# %% [markdown] tags=["run-record"]
+# ---
+# *Run record* — not part of the tutorial: the numbers `make demo` summarises and the notebook
+# tests check, written to `out_dir/results.json`.
+
+# %% tags=["run-record"]
+diff = None if check.table.empty else float(check.max_diff_s)
+best = rec.best.label() if rec.best else None
+results.record(
+    service_model={"max_rps": service.max_rps, "workers": service.workers, "p50_ms": service.base_p50_ms},
+    sim_day={"cost_usd": day_summary.get("cost_usd"), "speed": sim_day.speed, "max_instances": int(sim_day.serving.max())},
+    agreement=check.table.to_dict(orient="list"), agreement_max_diff_s=diff,
+    recommendation=best, recommendation_table_rows=len(rec.table), deleted=deleted,
+    headline=(f"calibrated {service.max_rps:.0f} req/s/instance; simulator vs backend max diff "
+              f"{'n/a' if diff is None else f'{diff:.0f} s'}; best: {best}"),
+)

@@ -1,8 +1,10 @@
 """``make demo``: run every notebook headless against the local backend, print a short summary.
 
-Executed notebooks and their figures (PNG) land in ``out/``; the local backend keeps its state
-in ``$CATKIT_HOME`` (default ``out/catkit-home`` for the demo, so a demo never touches your own
-``~/.catkit``) and is stopped at the end.
+Executed notebooks, their figures (PNG) and an HTML walkthrough of each (``out/<name>.html``,
+figures embedded, widgets in their final state; :mod:`.walkthrough`) land in ``out/``, with
+``out/index.html`` linking them. The local backend keeps its state in ``$CATKIT_HOME`` (default
+``out/catkit-home`` for the demo, so a demo never touches your own ``~/.catkit``) and is stopped
+at the end.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from pathlib import Path
 from catkit.notebook.runner import REPO_ROOT, NotebookRun, notebook_paths, run_notebook
 
 
+def _headline(run: NotebookRun) -> str:
+    return run.results.get("headline") or ((run.error or "").splitlines() or [""])[0][:160]
+
+
 def _summary_line(run: NotebookRun) -> str:
     status = "ok  " if run.ok else "FAIL"
-    headline = run.results.get("headline") or (run.error or "").splitlines()[0][:160]
-    return f"[{status}] {run.name:<32} {run.seconds:6.1f} s  {headline}"
+    return f"[{status}] {run.name:<32} {run.seconds:6.1f} s  {_headline(run)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +56,31 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(figures)} figures:")
     for fig in figures:
         print(f"  {out_root / fig}")
+    index = _walkthroughs(runs, out_root)
+    if index is not None:
+        print(f"\nwalkthroughs (HTML): {index}")
     return 0 if all(r.ok for r in runs) else 1
+
+
+def _walkthroughs(runs: list[NotebookRun], out_root: Path) -> Path | None:
+    """Render each executed notebook to HTML and write ``index.html``; None without nbconvert."""
+    try:
+        from catkit.notebook.walkthrough import render_html, write_index
+    except ImportError as exc:  # nbconvert comes with the dev extra
+        print(f"warning: no HTML walkthroughs ({exc}); install catkit[dev]", file=sys.stderr)
+        return None
+    entries = []
+    for run in runs:
+        page = None
+        if run.output_notebook.exists():
+            try:
+                page = render_html(run.output_notebook)
+            except Exception as exc:  # one page failing must not hide the others
+                print(f"warning: could not render {run.output_notebook.name}: {exc}", file=sys.stderr)
+        entries.append({"name": run.name, "html": page, "ok": run.ok, "seconds": run.seconds,
+                        "headline": _headline(run),
+                        "figures": sorted(run.out_dir.glob("*.png"))})
+    return write_index(out_root, entries)
 
 
 def _stop_backend() -> None:

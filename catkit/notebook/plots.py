@@ -1,13 +1,19 @@
-"""Matplotlib figures for notebooks: instances vs load with scaling activities, latency, cost.
+"""Matplotlib figures for notebooks: instances vs load with scaling activities, latency, cost,
+the live fleet chart of :class:`catkit.notebook.monitor.LiveMonitor`, pictures; and
+:func:`show_and_save`, the one way a notebook shows a figure.
 
 Each ``plot_*`` function takes the DataFrames the other helpers return (tidy metrics from
 :mod:`catkit.metrics`, activities from :func:`catkit.scaling.scaling_activities`, an
-:class:`catkit.cost.EndpointCost`) and returns a ``matplotlib.figure.Figure``; nothing is shown or
-saved unless you do it (``fig.savefig(...)``), so they work headless (Agg) too.
+:class:`catkit.cost.EndpointCost`) and returns a ``matplotlib.figure.Figure`` without showing it,
+so they work headless (Agg) too. ``show_and_save(fig, out / "name.png")`` writes the PNG and
+displays the same image inline (an ``image/png`` output, kept by papermill and the HTML export).
 """
 
 from __future__ import annotations
 
+import io
+import sys
+from pathlib import Path
 from typing import Any
 
 from catkit.names import DEFAULT_VARIANT
@@ -22,6 +28,12 @@ def _figure(ax: Any = None, figsize: tuple[float, float] = (10, 4)) -> tuple[Any
 
     fig = Figure(figsize=figsize, layout="constrained")
     return fig, fig.add_subplot(1, 1, 1)
+
+
+def new_axes(figsize: tuple[float, float] = (9, 3.5)) -> tuple[Any, Any]:
+    """``fig, ax`` for a figure of your own: not managed by pyplot, so only :func:`show_and_save`
+    shows it (no second copy from the inline backend)."""
+    return _figure(None, figsize)
 
 
 def _series(metrics: Any, metric: str, stat: str) -> Any:
@@ -80,33 +92,35 @@ def plot_instances_vs_load(
         right.step(counts.index, counts.to_numpy(), where="post", color="tab:red", label="instances")
         right.set_ylim(0, max(counts.max(), 1) * 1.3)
     right.set_ylabel("instances")
-    previous = initial_instances
-    if activities is not None and not activities.empty:
-        for _, act in activities.sort_values("start_time").iterrows():
-            desired = act["desired_capacity"]
-            if act["status"] != "Successful":
-                color = "tab:red"
-            elif previous is not None and desired is not None and not _isna(desired) and desired < previous:
-                color = "tab:orange"
-            else:
-                color = "tab:green"
-            ax.axvline(act["start_time"], color=color, linestyle="--", linewidth=1, alpha=0.8)
-            if desired is not None and not _isna(desired):
-                ax.annotate(
-                    f"→{int(desired)}",
-                    (act["start_time"], 1.0),
-                    xycoords=("data", "axes fraction"),
-                    fontsize=8,
-                    color=color,
-                    va="bottom",
-                )
-                if act["status"] == "Successful":
-                    previous = int(desired)
+    mark_activities(ax, activities, initial_instances)
     lines = ax.get_legend_handles_labels()
     rlines = right.get_legend_handles_labels()
     ax.legend(lines[0] + rlines[0], lines[1] + rlines[1], loc="upper left", fontsize=8)
     ax.set_title(title or "Instances vs invocations per instance")
     return fig
+
+
+def mark_activities(ax: Any, activities: Any, initial_instances: int | None = None) -> None:
+    """Dashed vertical lines at each scaling activity's start (green scale-out, orange scale-in,
+    red failed), labelled with the new desired count."""
+    if activities is None or activities.empty:
+        return
+    previous = initial_instances
+    for _, act in activities.sort_values("start_time").iterrows():
+        desired = act["desired_capacity"]
+        known = desired is not None and not _isna(desired)
+        if act["status"] != "Successful":
+            color = "tab:red"
+        elif previous is not None and known and desired < previous:
+            color = "tab:orange"
+        else:
+            color = "tab:green"
+        ax.axvline(act["start_time"], color=color, linestyle="--", linewidth=1, alpha=0.8)
+        if known:
+            ax.annotate(f"→{int(desired)}", (act["start_time"], 1.0), xycoords=("data", "axes fraction"),
+                        fontsize=8, color=color, va="bottom")
+            if act["status"] == "Successful":
+                previous = int(desired)
 
 
 def _isna(value: Any) -> bool:
@@ -247,3 +261,88 @@ def plot_scaling_history(
         frame, activities, initial_instances=initial, target_value=target_value,
         title=f"{endpoint} / {variant}: instances vs invocations per instance",
     )
+
+
+def figure_png(fig: Any, *, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes (tight bounding box)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def show_and_save(fig: Any, path: str | Path, *, dpi: int = 100) -> None:
+    """Save ``fig`` as PNG at ``path`` and show the same image inline in Jupyter.
+
+    Returns nothing, so a cell ending with it has no stray result. A figure made with pyplot is
+    closed afterwards, so the inline backend does not draw it a second time.
+    """
+    png = figure_png(fig, dpi=dpi)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png)
+    if "matplotlib.pyplot" in sys.modules:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)  # no-op for a Figure that pyplot does not manage
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(Image(data=png, format="png"))
+
+
+def plot_images(images: Any, titles: Any = None, *, size: float = 2.6, title: str | None = None) -> Any:
+    """Pictures (PIL images or arrays) side by side, each with its title underneath."""
+    from matplotlib.figure import Figure
+
+    images = list(images)
+    titles = list(titles) if titles is not None else [""] * len(images)
+    fig = Figure(figsize=(size * len(images), size + 0.6), layout="constrained")
+    axes = fig.subplots(1, len(images), squeeze=False)[0]
+    for ax, image, caption in zip(axes, images, titles, strict=True):
+        ax.imshow(image)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel(caption, fontsize=10)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_fleet_live(
+    samples: Any,
+    metrics: Any = None,
+    activities: Any = None,
+    *,
+    target_value: float | None = None,
+    title: str | None = None,
+) -> Any:
+    """The live monitor's chart: invocations per instance per period (CloudWatch, left axis) and
+    the instances in service and desired (sampled from DescribeEndpoint, right axis, steps), with
+    each scaling activity marked. ``samples``: DataFrame with ``timestamp``, ``current``, ``desired``."""
+    fig, ax = _figure(figsize=(9, 3.4))
+    if metrics is not None and not metrics.empty:
+        per = _series(metrics, "InvocationsPerInstance", "Sum")
+        ax.plot(per.index, per.to_numpy(), color="tab:blue", marker=".", label="invocations / instance / period")
+    if target_value is not None:
+        ax.axhline(target_value, color="tab:blue", linestyle=":", label=f"target {target_value:g}")
+    ax.set_ylabel("invocations per instance")
+    ax.set_xlabel("time (service clock, UTC)")
+    right = ax.twinx()
+    if samples is not None and len(samples):
+        right.step(samples["timestamp"], samples["current"], where="post", color="tab:red", label="in service")
+        right.step(samples["timestamp"], samples["desired"], where="post", color="tab:red", linestyle="--",
+                   alpha=0.6, label="desired")
+        top = max(int(samples[["current", "desired"]].max().max()), 1)
+        right.set_ylim(0, top * 1.3 + 0.5)
+    right.set_ylabel("instances")
+    first = int(samples["desired"].iloc[0]) if samples is not None and len(samples) else None
+    mark_activities(ax, activities, first)
+    lines, labels = ax.get_legend_handles_labels()
+    rlines, rlabels = right.get_legend_handles_labels()
+    if lines or rlines:
+        ax.legend(lines + rlines, labels + rlabels, loc="upper left", fontsize=8)
+    ax.set_title(title or "live: instances and invocations per instance")
+    return fig

@@ -342,17 +342,18 @@ def calibrate(
     if not levels or any(int(c) < 1 for c in levels):
         raise ValueError("levels must be concurrencies >= 1")
     points: list[dict[str, float]] = []
+    from catkit.progress import step_bar
+
+    bar = step_bar(len(levels), f"calibrate {target.endpoint_name}", unit="level", enabled=progress)
 
     async def run_all() -> None:
         for c in levels:
             p = await _level(target, int(c), seconds_per_level, body, content_type, timeout_s)
             points.append(p)
-            if progress:
-                print(
-                    f"concurrency {int(c):>4}: {p['throughput_rps']:9.1f} req/s  p50 {p['p50_ms']:8.2f} ms  "
-                    f"p99 {p['p99_ms']:8.2f} ms  errors {int(p['errors'])}",
-                    flush=True,
-                )
+            bar.set_postfix_str(
+                f"{int(c)} clients: {p['throughput_rps']:.1f} req/s, p99 {p['p99_ms']:.1f} ms, "
+                f"{int(p['errors'])} errors", refresh=False)
+            bar.update(1)
             if len(points) >= 2:
                 prev, cur = points[-2], points[-1]
                 flat = cur["throughput_rps"] < prev["throughput_rps"] * (1 + stop_when_flat)
@@ -361,7 +362,13 @@ def calibrate(
 
     from catkit.whatif.load import run_coroutine
 
-    run_coroutine(run_all())
+    try:
+        run_coroutine(run_all())
+    finally:
+        if bar.n < bar.total:  # stopped early: saturated before the last level
+            bar.total = bar.n
+            bar.refresh()
+        bar.close()
     where = f"calibrated against {target.endpoint_name} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
     return ServiceModel.from_points(points, instance_type or "ml.m5.xlarge", source=where)
 

@@ -203,3 +203,32 @@ def test_step_scaling_alarm_drives_scale_out(local):
     alarms = session.cloudwatch.describe_alarms(AlarmNamePrefix="catkit-step-helpers-step")["MetricAlarms"]
     assert alarms == []
     d.delete_endpoint(session, "helpers-step")
+
+
+def test_deploy_panel_live_monitor_and_scaling_panel_on_the_local_backend(local):
+    """The notebook panels against the real backend: deploy (then reuse and resize), watch traffic
+    live, and the scaling panel disabling itself once the endpoint is deleted."""
+    from catkit.notebook.deploy_panel import DeployPanel
+    from catkit.notebook.monitor import LiveMonitor
+
+    session, home = local
+    panel = DeployPanel(session, _archive(home / "panel.tar.gz", "p1"), "helpers-panel", poll=0.2,
+                        image_uri="local/echo:1", tags={"catkit:purpose": "helpers-e2e"})
+    assert panel.deploy(progress=False).current == 2
+    panel.instance_count.value = 3
+    state = panel.deploy(progress=False)  # running it again reuses the endpoint and resizes it
+    assert (state.status, state.current) == ("InService", 3) and "InService" in panel.status.value
+
+    with LiveMonitor(session, "helpers-panel", interval=0.05) as monitor:
+        inv.invoke_batch(session, "helpers-panel", [[1]] * 30, progress=False)
+        wait_until(lambda: len(monitor.samples) >= 3, 30, 0.02, what="three monitor samples")
+    assert not monitor.running and monitor.final["current"] == 3 and monitor.final["status"] == "InService"
+    assert list(monitor.history.columns) == ["timestamp", "status", "current", "desired"]
+    assert monitor.chart.value.startswith("<svg") and "instances <b>3</b>" in monitor.summary.value
+    assert "image/png" in monitor._repr_mimebundle_()  # the saved notebook keeps the final chart
+
+    scaling_panel = ScalingPanel(session, "helpers-panel")
+    assert "<b>3</b>" in scaling_panel.instances.value and not scaling_panel.apply_button.disabled
+    d.delete_endpoint(session, "helpers-panel", wait=True, poll=0.2, progress=False)
+    assert scaling_panel.refresh()["status"] is None and scaling_panel.apply_button.disabled
+    assert "no longer exists" in scaling_panel.status.value

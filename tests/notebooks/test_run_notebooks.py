@@ -1,7 +1,11 @@
-"""Run every notebook headless with papermill against a local backend; assert on what each recorded.
+"""Run every notebook headless with papermill against a local backend; assert on what each recorded
+and on what a reader sees in the executed notebook.
 
 One backend (temp CATKIT_HOME) and one model cache serve the whole module, as in ``make demo``.
-Each notebook writes ``results.json`` with the values it computed; the assertions below read those.
+Each notebook's run-record cell writes ``results.json`` with the values it computed; the
+assertions below read those. :func:`_check_outputs` reads the executed notebook itself: every
+figure saved to ``out_dir`` is also an inline image, no cell shows an error or stderr, and no cell
+ends in a bare number or path.
 """
 
 from __future__ import annotations
@@ -10,11 +14,42 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from catkit.notebook.runner import NotebookRun, notebook_paths, run_notebook
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
+
+FIGURES = {
+    "01_deploy_and_invoke": {"cats.png", "latency.png"},
+    "02_autoscaling": {"instances_vs_load.png", "one_minute_vs_high_resolution.png"},
+    "03_multi_model": {"cold_vs_warm.png"},
+    "04_cost_and_teardown": {"cost.png", "night_savings.png"},
+    "05_load_test_and_simulation": {"capacity_curve.png", "simulated_day.png", "simulated_vs_emulated.png",
+                                    "recommendation.png"},
+}
+LIVE_IMAGES = {"02_autoscaling": 1}  # the live monitor leaves its final chart as an image
+BARE = re.compile(r"-?[\d_.,]+(e[+-]?\d+)?|(Posix|Windows)?Path\(.*\)|None|True|False")
+
+
+def _check_outputs(run: NotebookRun) -> None:
+    nb = nbformat.read(run.output_notebook, as_version=4)
+    images, problems = 0, []
+    for n, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            kind, data = out["output_type"], out.get("data", {})
+            images += "image/png" in data
+            if kind == "error":
+                problems.append(f"cell {n}: {out['ename']}: {out['evalue']}")
+            elif kind == "stream" and out["name"] == "stderr":
+                problems.append(f"cell {n}: stderr {out['text'][:200]!r}")
+            elif kind == "execute_result" and BARE.fullmatch(data.get("text/plain", "").strip()):
+                problems.append(f"cell {n}: bare result {data['text/plain']!r}")
+    assert not problems, problems
+    saved = {p.name for p in run.out_dir.glob("*.png")}
+    assert saved == FIGURES[run.name], saved
+    assert images == len(saved) + LIVE_IMAGES.get(run.name, 0), f"{images} inline images for {sorted(saved)}"
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +75,7 @@ def _run(name: str, out_root: Path) -> NotebookRun:
     (path,) = notebook_paths([name])
     run = run_notebook(path, out_root, {"model_cache": str(out_root / "model-cache")})
     assert run.ok, f"{name} failed: {run.error}"
+    _check_outputs(run)
     return run
 
 

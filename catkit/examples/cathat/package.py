@@ -34,21 +34,40 @@ def build_cathat_archive(
     seed: int = 0,
     n_train: int = DEFAULT_N_TRAIN,
     retrain: bool = False,
+    progress: bool = False,
 ) -> Path:
-    """Train variant ``variant`` unless already trained in ``out_dir``, pack it; return the archive."""
+    """Train variant ``variant`` unless already trained in ``out_dir``, pack it; return the archive.
+
+    ``progress``: a bar while it trains (seconds to a minute on 2 cores), none when cached."""
+    from catkit.progress import StatusBar
+
     out = Path(out_dir)
     model_dir = out / f"cathat-v{variant}"
     meta = load_metadata(model_dir)
     fresh = is_trained(model_dir, variant, seed) and meta is not None and meta.get("n_train") == n_train
     if retrain or not fresh:
-        train(model_dir, n_train=n_train, seed=seed, variant=variant)
+        with StatusBar(f"cat-hat v{variant}", enabled=progress) as bar:
+            bar.show(f"training on {n_train} generated images")
+            train(model_dir, n_train=n_train, seed=seed, variant=variant)
+            bar.done("trained")
     else:
         install_code(model_dir)  # ship the current handler code with the existing weights
     return pack_model(model_dir, out / archive_name(variant), requirements=list(REQUIREMENTS))
 
 
 def build_cathat_archives(
-    out_dir: str | os.PathLike[str], variants: Iterable[int], *, seed: int = 0, n_train: int = DEFAULT_N_TRAIN
+    out_dir: str | os.PathLike[str], variants: Iterable[int], *, seed: int = 0, n_train: int = DEFAULT_N_TRAIN,
+    progress: bool = False,
 ) -> list[Path]:
-    """Archives for several variants (for a multi-model endpoint); features are shared in-process."""
-    return [build_cathat_archive(out_dir, v, seed=seed, n_train=n_train) for v in variants]
+    """Archives for several variants (for a multi-model endpoint); features are shared in-process.
+    ``progress``: a bar over the variants."""
+    from catkit.progress import step_bar
+
+    variants = list(variants)
+    archives = []
+    with step_bar(len(variants), "cat-hat variants", unit="model", enabled=progress) as bar:
+        for v in variants:
+            bar.set_postfix_str(f"v{v}")
+            archives.append(build_cathat_archive(out_dir, v, seed=seed, n_train=n_train))
+            bar.update(1)
+    return archives
