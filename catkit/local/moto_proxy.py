@@ -3,7 +3,8 @@
 Owns what the gateway does for the services moto emulates (:data:`MOTO_SERVICES`):
 
 - checks S3 makes and moto does not (:func:`s3_precheck`: bucket names, malformed XML bodies);
-- STS GetCallerIdentity answered as the SageMaker execution role (``catkit.local.identity``);
+- STS GetCallerIdentity answered as the SageMaker execution role, and IAM SimulatePrincipalPolicy
+  for that role (``catkit.local.identity``);
 - forwarding (method, path, query, headers, body) to moto, without hop-by-hop headers
   (:class:`MotoProxy`); moto's own failures become AWS-shaped 500s, the details go to the log;
 - making mutating S3 requests durable (``catkit.local.storage.s3``) before the client gets the
@@ -199,13 +200,18 @@ class MotoProxy:
                 request_id,
                 query_style=service != "s3",
             )
+        answer = None
         if service == "sts":
             answer = identity.answer_get_caller_identity(
                 request.method, request.headers, query, body, self.host.account_id, request_id
             )
-            if answer is not None:
-                status, headers, payload = answer
-                return web.Response(status=status, headers=headers, body=payload)
+        elif service == "iam":  # SDK v3 simulates the role's policy; moto lacks the operation
+            answer = identity.answer_simulate_principal_policy(
+                request.method, query, body, self.host.account_id, request_id
+            )
+        if answer is not None:
+            status, headers, payload = answer
+            return web.Response(status=status, headers=headers, body=payload)
         if service == "s3":
             refusal = s3_precheck(request.method, request.headers.get("Host", ""), raw_path, query, body)
             if refusal is not None:
