@@ -3,6 +3,10 @@
 Sub-commands (see ``catkit load COMMAND --help``):
 
 * ``run ENDPOINT --shape SPEC --duration S`` - drive an endpoint; writes one CSV row per request.
+* ``locust ENDPOINT --shape SPEC --duration S --workers N`` - the same with Locust: a master and N
+  worker processes here (plus ``--external-workers`` started elsewhere with
+  ``locust -f $(catkit load locustfile) --worker --master-host HOST``); the same CSV and summary.
+* ``locustfile`` - print the path of catkit's locustfile (for ``locust -f``).
 * ``calibrate ENDPOINT`` - saturation test against a one-instance endpoint; writes the service model JSON.
 * ``simulate --shape SPEC --duration S`` - offline simulation of a scaling configuration.
 * ``recommend --shape SPEC --duration S --slo-ms MS`` - rank scaling settings by cost under an SLO.
@@ -134,6 +138,44 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.ok == result.requests else 1
 
 
+def _cmd_locust(args: argparse.Namespace) -> int:
+    from catkit.whatif.distributed import run_locust
+
+    payload: Any = args.payload_text.encode() if args.payload_text is not None else b"{}"
+    if args.payload:
+        with open(args.payload, "rb") as f:
+            payload = f.read()
+    scale: Any = "auto" if args.time_scale == "auto" else float(args.time_scale)
+    result = run_locust(
+        _session(args),
+        args.endpoint,
+        parse_shape(args.shape),
+        duration_s=args.duration,
+        workers=args.workers,
+        external_workers=args.external_workers,
+        bind_host=args.bind_host,
+        master_port=args.master_port,
+        time_scale=scale,
+        per_user_rps=args.per_user_rps,
+        payload=payload,
+        content_type=args.content_type,
+        target_models=args.target_model or None,
+        log_dir=args.log_dir,
+    )
+    if args.out:
+        result.frame.to_csv(args.out, index=False)
+    print(json.dumps({**result.summary(), "workers": result.meta["workers"], "logs": result.meta["log_dir"]},
+                     default=str, indent=2))
+    return 0 if result.requests and result.ok == result.requests else 1
+
+
+def _cmd_locustfile(args: argparse.Namespace) -> int:
+    from catkit.whatif.distributed import locustfile_path
+
+    print(locustfile_path())
+    return 0
+
+
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from catkit.whatif.calibrate import calibrate
 
@@ -217,6 +259,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--quiet", action="store_true")
     _add_session_args(run)
     run.set_defaults(func=_cmd_run)
+
+    lo = sub.add_parser("locust", help="drive an endpoint with a traffic shape from Locust master + workers")
+    lo.add_argument("endpoint")
+    lo.add_argument("--shape", required=True, help="traffic spec, e.g. constant:rps=5 (see catkit load --help)")
+    lo.add_argument("--duration", type=parse_duration, required=True, help="in the shape's time (e.g. 10m)")
+    lo.add_argument("--workers", type=int, default=2, help="worker processes to start on this machine")
+    lo.add_argument("--external-workers", type=int, default=0,
+                    help="workers started on other machines that the master waits for")
+    lo.add_argument("--bind-host", default="127.0.0.1",
+                    help="where the master listens for workers (another address only for workers elsewhere)")
+    lo.add_argument("--master-port", type=int, default=None, help="default: a free port")
+    lo.add_argument("--per-user-rps", type=float, default=1.0,
+                    help="requests per second per Locust user (keep below 1 / latency)")
+    lo.add_argument("--time-scale", default="auto", help="'auto' (local backend's) or a number")
+    lo.add_argument("--payload", help="file whose bytes are sent as the body")
+    lo.add_argument("--payload-text", help="body as text (default '{}')")
+    lo.add_argument("--content-type", default="application/json")
+    lo.add_argument("--target-model", action="append", help="multi-model TargetModel (repeat to cycle)")
+    lo.add_argument("--log-dir", help="Locust's logs and the raw rows (default: a temporary directory)")
+    lo.add_argument("--out", help="write the per-request results as CSV")
+    _add_session_args(lo)
+    lo.set_defaults(func=_cmd_locust)
+
+    lf = sub.add_parser("locustfile", help="print the path of catkit's locustfile (for locust -f)")
+    lf.set_defaults(func=_cmd_locustfile)
 
     cal = sub.add_parser("calibrate", help="saturation test against a one-instance endpoint")
     cal.add_argument("endpoint")
