@@ -2,25 +2,47 @@
 #   make demo   - run the notebooks headless against the local backend (results in out/)
 #   make test   - lint + the whole test suite (unit, protocol, notebooks via papermill, notebooks in
 #                 JupyterLab + Chromium: tests/browser; `browser-deps` installs Debian's chromium)
+# Both install from the lock (uv.lock) with uv - on PATH, or installed from PyPI into .tools/uv on
+# first use - and with pip + requirements/constraints*.txt otherwise (CATKIT_INSTALLER=pip forces it).
+#   make test-sdk3 - the SageMaker SDK tests in a second venv where SDK v3 was installed before catkit
+#   make lock      - re-resolve uv.lock and export requirements/*.txt after changing dependencies
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+export PYTHON
 
-.PHONY: demo test lint bench clean browser-deps
+# Extras of each environment (see pyproject.toml). demo: the core install only.
+TEST_EXTRAS := dev sdk2 locust
+SDK3_EXTRAS := dev
+SDK3_VENV   := .venv-sdk3
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+DEMO_STAMP := $(VENV)/.installed-demo
+TEST_STAMP := $(VENV)/.installed-test
+SDK3_STAMP := $(SDK3_VENV)/.installed
 
-demo: $(STAMP)
+.PHONY: demo test test-sdk3 lint bench lock clean browser-deps
+
+$(DEMO_STAMP): pyproject.toml uv.lock
+	tools/venv.sh --inexact $(VENV)
+	touch $@
+
+$(TEST_STAMP): pyproject.toml uv.lock
+	tools/venv.sh $(VENV) $(TEST_EXTRAS)
+	touch $@ $(DEMO_STAMP)
+
+$(SDK3_STAMP): pyproject.toml uv.lock
+	tools/venv.sh --sdk3-preinstalled $(SDK3_VENV) $(SDK3_EXTRAS)
+	touch $@
+
+demo: $(DEMO_STAMP)
 	$(PY) -m catkit.notebook.demo
 
-test: $(STAMP) browser-deps
+test: $(TEST_STAMP) browser-deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+
+test-sdk3: $(SDK3_STAMP)
+	CATKIT_SDK_PREINSTALLED=3 $(SDK3_VENV)/bin/python -m pytest -m sdk -p no:cacheprovider
 
 # Debian's Chromium for tests/browser (Playwright drives /usr/bin/chromium; no browser download).
 # Installed when missing and we may (root with apt-get); otherwise the browser tests are skipped
@@ -31,11 +53,20 @@ browser-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "note: chromium is not installed (apt-get install chromium): tests/browser will be skipped"; fi; }
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
 
-bench: $(STAMP)
+bench: $(DEMO_STAMP)
 	$(PY) -m catkit.cli bench
+
+# Needs uv (e.g. `pip install uv`, or .tools/uv/bin/uv after a first `make`).
+UV_BIN ?= $(shell command -v uv 2>/dev/null || echo .tools/uv/bin/uv)
+lock:
+	$(UV_BIN) lock
+	$(UV_BIN) export --frozen --no-hashes --no-emit-project --extra dev --extra sdk2 --extra locust \
+		-o requirements/constraints.txt
+	$(UV_BIN) export --frozen --no-hashes --no-emit-project --extra dev --extra sdk3 --extra locust \
+		-o requirements/constraints-sdk3.txt
 
 clean:
 	rm -rf out .pytest_cache

@@ -8,6 +8,7 @@ and on the local backend. Fewer than two instances triggers :class:`HighAvailabi
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 import warnings
@@ -103,20 +104,38 @@ def unique_name(prefix: str) -> str:
     return f"{prefix[:40].rstrip('-')}-{stamp}-{uuid.uuid4().hex[:4]}"
 
 
+def _sklearn_image_tables() -> list[Path]:
+    """The scikit-learn image tables to read, best first: the installed SDK's (v2
+    ``sagemaker/image_uri_config``, v3 ``sagemaker/core/image_uri_config``), then catkit's copy."""
+    import importlib.util
+
+    found: list[Path] = []
+    spec = importlib.util.find_spec("sagemaker")
+    for root in (spec.submodule_search_locations or []) if spec is not None else []:
+        for sub in ("image_uri_config", "core/image_uri_config"):
+            table = Path(root) / sub / "sklearn.json"
+            if table.is_file():
+                found.append(table)
+    found.append(Path(__file__).with_name("sklearn_images.json"))
+    return found
+
+
 def default_image_uri(region: str) -> str:
     """The SageMaker scikit-learn inference image URI for ``region``.
 
-    Read from the SageMaker Python SDK's own image table (``image_uri_config/sklearn.json``)
-    without importing the SDK (its import is slow and probes EC2 metadata off AWS).
+    Read from the SageMaker Python SDK's own image table (``image_uri_config/sklearn.json``; v2 or
+    v3) without importing the SDK (its import is slow and probes EC2 metadata off AWS); without an
+    SDK, from catkit's copy of that table (``catkit/sklearn_images.json``).
     """
-    import importlib.util
     import json
 
-    spec = importlib.util.find_spec("sagemaker")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("Pass image_uri=...; the SageMaker Python SDK is not installed to look one up.")
-    table = Path(spec.origin).parent / "image_uri_config" / "sklearn.json"
-    version = json.loads(table.read_text())["inference"]["versions"][SKLEARN_FRAMEWORK_VERSION]
+    version = None
+    for table in _sklearn_image_tables():
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            version = json.loads(table.read_text())["inference"]["versions"][SKLEARN_FRAMEWORK_VERSION]
+            break
+    if version is None:
+        raise RuntimeError("Pass image_uri=...; no scikit-learn image table could be read.")
     account = version["registries"].get(region)
     if account is None:
         raise ValueError(

@@ -157,6 +157,66 @@ with warnings.catch_warnings(record=True) as caught:
 print(caught[0].message if caught else "no warning")
 
 # %% [markdown]
+# ## The same deployment with the SageMaker Python SDK: v2 (the seed's code) beside v3
+#
+# catkit's helpers call boto3 directly, so they work with either SDK generation, or with none.
+# Code written for the SDK runs unchanged as well: install the generation it was written for
+# beside catkit - `pip install "catkit[sdk2]"` for v2's `Model` / `Predictor` (the seed's code), or
+# `"catkit[sdk3]"` for v3 (what SageMaker Studio ships): the `sagemaker.core` resources, which map
+# one-to-one onto the API, and `ModelBuilder`. Against the local backend, `catkit.use_local()` points
+# either generation at it (on AWS it is not needed). Below, the v2 code and its v3 equivalent; the
+# cell runs the one whose SDK is installed, and says so when none is. Note that v2's `deploy()`
+# returns `None` unless `predictor_cls` is set, and waits 30 s before its first status check.
+
+# %%
+from catkit.local.sdk import sdk_generation
+
+
+def deploy_with_sdk_v2(name: str, image_uri: str, body: bytes) -> dict:
+    from sagemaker import get_execution_role
+    from sagemaker.model import Model
+    from sagemaker.predictor import Predictor
+
+    model = Model(model_data=model_data, image_uri=image_uri, role=get_execution_role(), predictor_cls=Predictor)
+    predictor = model.deploy(initial_instance_count=1, instance_type=instance_type, endpoint_name=name, wait=True)
+    answer = predictor.predict(body, initial_args={"ContentType": "image/png"})
+    predictor.delete_endpoint()
+    model.delete_model()
+    return json.loads(answer)
+
+
+def deploy_with_sdk_v3(name: str, image_uri: str, body: bytes) -> dict:
+    from sagemaker.core.helper.session_helper import get_execution_role
+    from sagemaker.core.resources import Endpoint, EndpointConfig, Model
+    from sagemaker.core.shapes import ContainerDefinition, ProductionVariant
+
+    model = Model.create(model_name=name, execution_role_arn=get_execution_role(),
+                         primary_container=ContainerDefinition(image=image_uri, model_data_url=model_data))
+    config = EndpointConfig.create(endpoint_config_name=name, production_variants=[ProductionVariant(
+        variant_name="AllTraffic", model_name=name, initial_instance_count=1, instance_type=instance_type)])
+    endpoint = Endpoint.create(endpoint_name=name, endpoint_config_name=name)
+    endpoint.wait_for_status("InService")
+    answer = endpoint.invoke(body=body, content_type="image/png", accept="application/json")
+    endpoint.delete()
+    config.delete()
+    model.delete()
+    return json.loads(answer.body.read())
+
+
+sdk = sdk_generation()
+results["sdk"] = sdk
+if sdk in (2, 3):
+    if backend == "local":
+        catkit.use_local(time_scale=time_scale)  # the backend this notebook already uses
+    sdk_endpoint = run_name(f"cat-hat-sdk{sdk}", run_id)
+    deploy_with_sdk = deploy_with_sdk_v2 if sdk == 2 else deploy_with_sdk_v3
+    value = deploy_with_sdk(sdk_endpoint, catkit.deploy.default_image_uri(region), png_bytes(hat_cat))
+    print(f"SageMaker Python SDK v{sdk}: {headline(value)} (hat cat), endpoint {sdk_endpoint} deleted")
+    results["sdk_prediction"] = value
+else:
+    print('No SageMaker Python SDK here: pip install "catkit[sdk2]" (v2) or "catkit[sdk3]" (v3) to run this cell.')
+
+# %% [markdown]
 # ## Tear down
 #
 # An idle endpoint bills every second it exists. With `teardown = True` (the default) this deletes

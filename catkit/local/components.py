@@ -8,7 +8,8 @@ behind it, handing each part what it needs (no part reaches into the backend for
 * ``cloudwatch`` - the CloudWatch service over the metric store and alarm book, and a job that
   records alarm actions the backend cannot deliver (SNS, EC2, ...);
 * ``sagemaker`` - the fleet (:class:`~catkit.local.fleet.endpoints.EndpointManager`), the
-  ``sagemaker`` and ``sagemaker-runtime`` services, the fleet as the driver's fleet port, and the
+  ``sagemaker`` and ``sagemaker-runtime`` services, the endpoints' (absent) CloudWatch Logs
+  (``logs``: what SDK v3 asks while deploying), the fleet as the driver's fleet port, and the
   fleet's jobs (per-minute instance metrics, health checks);
 * ``application-autoscaling`` - the engine restored from the state store and driven by the
   driver, its service, its persistence and the endpoint hooks (deregistration on delete, the
@@ -42,6 +43,7 @@ from catkit.local.scheduler import Scheduler
 from catkit.local.services.autoscaling import ApplicationAutoScalingService
 from catkit.local.services.cloudwatch import CloudWatchService
 from catkit.local.services.cloudwatch_store import AlarmPersistence
+from catkit.local.services.logs import LogsService
 from catkit.local.services.runtime import RuntimeService
 from catkit.local.services.sagemaker import SageMakerService
 
@@ -87,12 +89,13 @@ def install_cloudwatch(backend: Backend) -> None:
 
 
 def install_sagemaker(backend: Backend, **manager_options: Any) -> None:
-    """The fleet, the ``sagemaker`` and ``sagemaker-runtime`` services, the fleet's jobs.
+    """The fleet, the ``sagemaker``, ``sagemaker-runtime`` and ``logs`` services, the fleet's jobs.
     ``manager_options`` go to :class:`EndpointManager` (e.g. ``instance_options`` in tests)."""
     manager = EndpointManager(backend, **manager_options)
     backend.endpoints = manager
     backend.add_service("sagemaker", SageMakerService(manager))
     backend.add_service("sagemaker-runtime", RuntimeService(manager))
+    backend.add_service("logs", LogsService())
     backend.driver.fleet = EndpointFleet(manager)
     backend.scheduler.every("fleet-minute", 60.0, manager.sample_minute, order=ORDER_SAMPLE)
     health_real = min(max(backend.clock.real_seconds(manager.settings.health_interval_seconds), 0.5), 10.0)

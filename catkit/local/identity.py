@@ -204,3 +204,66 @@ def answer_get_caller_identity(
         "</GetCallerIdentityResponse>"
     ).encode()
     return 200, {"Content-Type": "text/xml", "x-amzn-RequestId": request_id}, xml
+
+
+_IAM_NS = "https://iam.amazonaws.com/doc/2010-05-08/"
+
+
+def _form(method: str, query: Mapping[str, Any], body: bytes) -> dict[str, list[str]]:
+    form: dict[str, list[str]] = {k: (v if isinstance(v, list) else [v]) for k, v in query.items()}
+    if method == "POST" and body:
+        try:
+            for key, values in parse_qs(body.decode("utf-8"), keep_blank_values=True).items():
+                form.setdefault(key, []).extend(values)
+        except UnicodeDecodeError:
+            pass
+    return form
+
+
+def _members(form: Mapping[str, list[str]], name: str) -> list[str]:
+    """``Name.member.1``, ``Name.member.2``, ... of a query-protocol list, in order."""
+    prefix = f"{name}.member."
+    items = [(int(k[len(prefix):]), v[0]) for k, v in form.items() if k.startswith(prefix) and k[len(prefix):].isdigit()]
+    return [value for _, value in sorted(items)]
+
+
+def answer_simulate_principal_policy(
+    method: str, query: Mapping[str, Any], body: bytes, account_id: str, request_id: str
+) -> tuple[int, dict[str, str], bytes] | None:
+    """IAM ``SimulatePrincipalPolicy`` for the execution role: every action ``allowed``; else None.
+
+    The local backend authorises nothing (any credentials may do anything), so for the execution
+    role every simulated action is allowed. SageMaker Python SDK v3 asks this before it creates a
+    model (``sagemaker.core.helper.iam_role_resolver.resolve_and_validate_role``, called by
+    ``ModelBuilder.build``); moto does not implement the operation. Response shape: botocore's IAM
+    model (``SimulatePolicyResponse``: one ``EvaluationResults`` member per action and resource,
+    ``EvalResourceName`` ``*`` without ``ResourceArns``), as documented for
+    https://docs.aws.amazon.com/IAM/latest/APIReference/API_SimulatePrincipalPolicy.html.
+    Other principals go on to moto unchanged.
+    """
+    if sts_action(method, query, body) != "SimulatePrincipalPolicy":
+        return None
+    form = _form(method, query, body)
+    source = (form.get("PolicySourceArn") or [""])[0]
+    if source not in (execution_role_arn(account_id), caller_arn(account_id)):
+        return None
+    resources = _members(form, "ResourceArns") or ["*"]
+    results = "".join(
+        "<member>"
+        f"<EvalActionName>{escape(action)}</EvalActionName>"
+        f"<EvalResourceName>{escape(resource)}</EvalResourceName>"
+        "<EvalDecision>allowed</EvalDecision>"
+        "<MatchedStatements/><MissingContextValues/>"
+        "</member>"
+        for action in _members(form, "ActionNames")
+        for resource in resources
+    )
+    xml = (
+        f'<SimulatePrincipalPolicyResponse xmlns="{_IAM_NS}">'
+        "<SimulatePrincipalPolicyResult>"
+        f"<IsTruncated>false</IsTruncated><EvaluationResults>{results}</EvaluationResults>"
+        "</SimulatePrincipalPolicyResult>"
+        f"<ResponseMetadata><RequestId>{escape(request_id)}</RequestId></ResponseMetadata>"
+        "</SimulatePrincipalPolicyResponse>"
+    ).encode()
+    return 200, {"Content-Type": "text/xml", "x-amzn-RequestId": request_id}, xml

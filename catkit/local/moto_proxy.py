@@ -3,7 +3,8 @@
 Owns what the gateway does for the services moto emulates (:data:`MOTO_SERVICES`):
 
 - checks S3 makes and moto does not (:func:`s3_precheck`: bucket names, malformed XML bodies);
-- STS GetCallerIdentity answered as the SageMaker execution role (``catkit.local.identity``);
+- STS GetCallerIdentity answered as the SageMaker execution role, and IAM SimulatePrincipalPolicy
+  for that role (``catkit.local.identity``);
 - forwarding (method, path, query, headers, body) to moto, without hop-by-hop headers
   (:class:`MotoProxy`), naming the request's account (``x-moto-account-id``, from its access key:
   :func:`catkit.local.identity.account_for`); moto's own failures become AWS-shaped 500s, the
@@ -203,13 +204,18 @@ class MotoProxy:
             )
         account = identity.account_for(request.headers, query, self.host.account_id)
         identity.ensure_account(account)
+        answer = None
         if service == "sts":
             answer = identity.answer_get_caller_identity(
                 request.method, request.headers, query, body, account, request_id
             )
-            if answer is not None:
-                status, headers, payload = answer
-                return web.Response(status=status, headers=headers, body=payload)
+        elif service == "iam":  # SDK v3 simulates the role's policy; moto lacks the operation
+            answer = identity.answer_simulate_principal_policy(
+                request.method, query, body, account, request_id
+            )
+        if answer is not None:
+            status, headers, payload = answer
+            return web.Response(status=status, headers=headers, body=payload)
         if service == "s3":
             refusal = s3_precheck(request.method, request.headers.get("Host", ""), raw_path, query, body)
             if refusal is not None:

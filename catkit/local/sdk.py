@@ -1,7 +1,9 @@
-"""Pointing boto3 and the SageMaker Python SDK at the local backend: ``use_local``.
+"""Pointing boto3 and the SageMaker Python SDK (v2 or v3) at the local backend: ``use_local``.
 
-``use_local()`` makes unchanged AWS code (boto3 clients, ``sagemaker.Session()``,
-``get_execution_role()``, ``Session().default_bucket()``) talk to the local backend:
+``use_local()`` makes unchanged AWS code (boto3 clients; SDK v2's ``sagemaker.Session()``,
+``get_execution_role()``, ``Session().default_bucket()``; SDK v3's ``sagemaker.core`` resources,
+``sagemaker.core.helper.session_helper.Session`` / ``get_execution_role`` and ``ModelBuilder``)
+talk to the local backend:
 
 - starts the backend if needed (:func:`catkit.local.ensure_running`);
 - sets ``AWS_ENDPOINT_URL`` to the gateway (always; botocore >= 1.31 sends every client there);
@@ -9,13 +11,24 @@
   (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``) only where none are set;
 - sets ``AWS_EC2_METADATA_DISABLED=true`` and ``SAGEMAKER_SUPPRESS_V2_WARNING=1``, and adds
   loopback to ``NO_PROXY``/``no_proxy`` (an ``HTTPS_PROXY`` must not capture gateway calls);
-- patches the SageMaker SDK v2: it builds its STS clients with an explicit
-  ``endpoint_url=sagemaker.utils.sts_regional_endpoint(region)`` (in ``Session.account_id``,
-  ``get_caller_identity_arn``, ``default_bucket``, ``get_execution_role``), which
-  ``AWS_ENDPOINT_URL`` cannot override; ``sts_regional_endpoint`` is replaced in
-  ``sagemaker.utils`` and in every loaded module that imported it by name
-  (``sagemaker.session``), so those clients reach the gateway too. If the SDK is not imported
-  yet, an import hook patches ``sagemaker.utils`` as soon as it loads (no 2 s import here).
+- patches the SageMaker SDK: both generations build their STS clients with an explicit
+  ``endpoint_url=sts_regional_endpoint(region)`` (v2: ``Session.account_id``,
+  ``get_caller_identity_arn``, ``default_bucket``, ``get_execution_role``; v3: the same methods of
+  ``sagemaker.core.helper.session_helper``), which ``AWS_ENDPOINT_URL`` cannot override. Every
+  ``sts_regional_endpoint`` function of the SDK (v2: ``sagemaker.utils``; v3:
+  ``sagemaker.core.common_utils`` and its own copy in ``sagemaker.core.helper.session_helper``)
+  is replaced in its module and in every loaded ``sagemaker.*`` module that imported it by name,
+  so those clients reach the gateway too;
+- keeps the SDK's telemetry (an HTTPS GET to an S3 host of AWS, sent with the dummy account by
+  decorated calls such as v3's ``ModelBuilder.build`` or v2's ``Estimator.fit``) from leaving the machine: its
+  one sender, ``_requests_helper`` (v2 ``sagemaker.telemetry.telemetry_logging``, v3
+  ``sagemaker.core.telemetry.telemetry_logging``), is replaced by a no-op.
+
+If the SDK is not imported yet, an import hook patches those modules as soon as they load (no
+2 s import here). Nothing else of the SDK is changed: the rest of v3 builds plain boto3 clients,
+which follow ``AWS_ENDPOINT_URL``. v3's ``ModelBuilder`` also simulates the execution role's IAM
+policy and streams the endpoint's CloudWatch Logs while deploying; the gateway answers both
+(``catkit.local.identity``, ``catkit.local.services.logs``).
 """
 
 from __future__ import annotations
@@ -30,16 +43,47 @@ from typing import Any
 _DUMMY_ACCESS_KEY = "AKIACATKITLOCAL00000"
 _DUMMY_SECRET_KEY = "catkit-local-dummy-secret-key"
 
-_state: dict[str, Any] = {"url": None, "original": None}
+# Modules of the SDK that define a function catkit replaces, by generation:
+#   sts_regional_endpoint - v2: sagemaker.utils; v3: sagemaker.core.common_utils and its own copy in
+#                           sagemaker.core.helper.session_helper (the STS clients with explicit endpoints)
+#   _requests_helper      - the one network call of SDK telemetry (a GET to an S3 host of AWS):
+#                           v2 sagemaker.telemetry.telemetry_logging, v3 sagemaker.core.telemetry...
+_PATCHED_MODULES = frozenset(
+    {
+        "sagemaker.utils",
+        "sagemaker.core.common_utils",
+        "sagemaker.core.helper.session_helper",
+        "sagemaker.telemetry.telemetry_logging",
+        "sagemaker.core.telemetry.telemetry_logging",
+    }
+)
+
+# url: the gateway; original: one SDK sts_regional_endpoint (the fallback when no URL is set);
+# replaced: (module name, function name) -> the function that module held before patching.
+_state: dict[str, Any] = {"url": None, "original": None, "replaced": {}}
 
 
 def _local_sts_endpoint(region: str | None = None) -> str:
-    """Replacement for ``sagemaker.utils.sts_regional_endpoint``: the local gateway's URL."""
+    """Replacement for the SDK's ``sts_regional_endpoint``: the local gateway's URL."""
     url = _state["url"] or os.environ.get("AWS_ENDPOINT_URL_STS") or os.environ.get("AWS_ENDPOINT_URL")
     if url:
         return url
     original = _state["original"]
     return original(region) if original is not None else f"https://sts.{region}.amazonaws.com"
+
+
+def _no_telemetry(url: str, timeout: Any = None) -> None:
+    """Replacement for the SDK's telemetry ``_requests_helper``: against the local backend the
+    account is a dummy and the request would leave the machine, so nothing is sent (the SDK
+    treats a None response as "not emitted")."""
+    return None
+
+
+#: function name -> its replacement while the local backend is in use.
+_REPLACEMENTS: dict[str, Any] = {
+    "sts_regional_endpoint": _local_sts_endpoint,
+    "_requests_helper": _no_telemetry,
+}
 
 
 def set_aws_environment(url: str, region: str | None = None) -> None:
@@ -59,11 +103,12 @@ def set_aws_environment(url: str, region: str | None = None) -> None:
 
 
 class _PatchOnImport(importlib.abc.MetaPathFinder):
-    """Patches ``sagemaker.utils`` right after it is imported, so ``use_local()`` need not import
-    the SDK (~2 s) and modules importing ``sts_regional_endpoint`` later get the patched one."""
+    """Patches the SDK modules of :data:`_PATCHED_MODULES` right after each is imported, so
+    ``use_local()`` need not import the SDK (~2 s) and modules importing those functions later
+    get the replacements."""
 
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
-        if fullname != "sagemaker.utils":
+        if fullname not in _PATCHED_MODULES:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None:
@@ -90,19 +135,40 @@ class _PatchingLoader(importlib.abc.Loader):
 _hook = _PatchOnImport()
 
 
+def _sdk_modules() -> list[tuple[str, Any]]:
+    return [
+        (name, module)
+        for name, module in list(sys.modules.items())
+        if module is not None and (name == "sagemaker" or name.startswith("sagemaker."))
+    ]
+
+
+def _is_sdk_function(value: Any, name: str) -> bool:
+    """True for the SDK's own ``name`` function (not catkit's replacement, nor a namesake)."""
+    return (
+        callable(value)
+        and value is not _REPLACEMENTS[name]
+        and getattr(value, "__name__", "") == name
+        and str(getattr(value, "__module__", "")).startswith("sagemaker")
+    )
+
+
 def _apply_patch() -> bool:
-    utils = sys.modules.get("sagemaker.utils")
-    if utils is None:
+    """Replace the SDK functions of :data:`_REPLACEMENTS` in every loaded ``sagemaker.*`` module
+    (where they are defined and where they were imported by name); True if any patched module
+    is loaded."""
+    if not any(name in sys.modules for name in _PATCHED_MODULES):
         return False
-    original = getattr(utils, "sts_regional_endpoint", None)
-    if original is not None and original is not _local_sts_endpoint:
-        _state["original"] = original
-    for name, module in list(sys.modules.items()):
-        if module is None or not (name == "sagemaker" or name.startswith("sagemaker.")):
-            continue
-        current = getattr(module, "sts_regional_endpoint", None)
-        if current is not None and current is _state["original"]:
-            module.sts_regional_endpoint = _local_sts_endpoint
+    replaced: dict[tuple[str, str], Any] = _state["replaced"]
+    for module_name, module in _sdk_modules():
+        for name, replacement in _REPLACEMENTS.items():
+            current = getattr(module, name, None)
+            if not _is_sdk_function(current, name):
+                continue
+            if name == "sts_regional_endpoint" and _state["original"] is None:
+                _state["original"] = current
+            replaced[(module_name, name)] = current
+            setattr(module, name, replacement)
     return True
 
 
@@ -119,7 +185,8 @@ def _bypass_proxies_for_loopback() -> None:
 
 
 def patch_sagemaker_sdk(url: str) -> bool:
-    """Route the SageMaker SDK's explicit-endpoint STS clients to ``url``.
+    """Route the SageMaker SDK's (v2 or v3) explicit-endpoint STS clients to ``url`` and keep its
+    telemetry on this machine.
 
     Patches now if the SDK is imported, and in any case on its (later) import. Returns True if
     it patched a loaded SDK.
@@ -135,13 +202,12 @@ def unpatch_sagemaker_sdk() -> None:
     _state["url"] = None
     with contextlib.suppress(ValueError):
         sys.meta_path.remove(_hook)
-    original = _state["original"]
-    if original is None:
-        return
-    for name, module in list(sys.modules.items()):
-        in_sdk = module is not None and (name == "sagemaker" or name.startswith("sagemaker."))
-        if in_sdk and getattr(module, "sts_regional_endpoint", None) is _local_sts_endpoint:
-            module.sts_regional_endpoint = original
+    replaced: dict[tuple[str, str], Any] = _state["replaced"]
+    for (module_name, name), original in list(replaced.items()):
+        module = sys.modules.get(module_name)
+        if module is not None and getattr(module, name, None) is _REPLACEMENTS[name]:
+            setattr(module, name, original)
+    replaced.clear()
 
 
 def use_local(
@@ -164,3 +230,17 @@ def use_local(
     set_aws_environment(url)
     patch_sagemaker_sdk(url)
     return url
+
+
+def sdk_generation() -> int | None:
+    """The installed SageMaker Python SDK's major version (2 or 3), or None when it is absent.
+
+    Read from the package metadata, without importing the SDK (its import takes seconds)."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("sagemaker")
+    except metadata.PackageNotFoundError:
+        return None
+    head = version.split(".", 1)[0]
+    return int(head) if head.isdigit() else None

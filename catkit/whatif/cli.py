@@ -3,6 +3,10 @@
 Sub-commands (see ``catkit load COMMAND --help``):
 
 * ``run ENDPOINT --shape SPEC --duration S`` - drive an endpoint; writes one CSV row per request.
+* ``locust ENDPOINT --shape SPEC --duration S --workers N`` - the same with Locust: a master and N
+  worker processes here (plus ``--external-workers`` started elsewhere with
+  ``locust -f $(catkit load locustfile) --worker --master-host HOST``); the same CSV and summary.
+* ``locustfile`` - print the path of catkit's locustfile (for ``locust -f``).
 * ``calibrate ENDPOINT`` - saturation test against a one-instance endpoint; writes the service model JSON.
 * ``simulate --shape SPEC --duration S`` - offline simulation of a scaling configuration.
 * ``recommend --shape SPEC --duration S --slo-ms MS`` - rank scaling settings by cost under an SLO.
@@ -90,6 +94,26 @@ def _add_session_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--home", default=None, help="local backend state dir (CATKIT_HOME)")
 
 
+def _add_traffic_args(p: argparse.ArgumentParser) -> None:
+    """What ``run`` and ``locust`` share: endpoint, shape, duration, time scale, body, models, --out."""
+    p.add_argument("endpoint")
+    p.add_argument("--shape", required=True, help="traffic spec, e.g. constant:rps=5 (see catkit load --help)")
+    p.add_argument("--duration", type=parse_duration, required=True, help="in the shape's time (e.g. 10m)")
+    p.add_argument("--time-scale", default="auto", help="'auto' (local backend's) or a number")
+    p.add_argument("--payload", help="file whose bytes are sent as the body")
+    p.add_argument("--payload-text", help="body as text (default '{}')")
+    p.add_argument("--content-type", default="application/json")
+    p.add_argument("--target-model", action="append", help="multi-model TargetModel (repeat to cycle)")
+    p.add_argument("--out", help="write the per-request results as CSV")
+
+
+def _payload(args: argparse.Namespace) -> bytes:
+    if args.payload:
+        with open(args.payload, "rb") as f:
+            return f.read()
+    return args.payload_text.encode() if args.payload_text is not None else b"{}"
+
+
 def _add_scaling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--service", help="service model JSON (from `catkit load calibrate`)")
     p.add_argument("--max-rps", type=float, default=40.0, help="per-instance saturation throughput without --service")
@@ -109,10 +133,7 @@ def _service(args: argparse.Namespace) -> Any:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     shape = parse_shape(args.shape)
-    payload: Any = args.payload_text.encode() if args.payload_text is not None else b"{}"
-    if args.payload:
-        with open(args.payload, "rb") as f:
-            payload = f.read()
+    payload = _payload(args)
     scale: Any = "auto" if args.time_scale == "auto" else float(args.time_scale)
     result = load.run_load(
         _session(args),
@@ -134,14 +155,46 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.ok == result.requests else 1
 
 
+def _cmd_locust(args: argparse.Namespace) -> int:
+    from catkit.whatif.distributed import run_locust
+
+    payload = _payload(args)
+    scale: Any = "auto" if args.time_scale == "auto" else float(args.time_scale)
+    result = run_locust(
+        _session(args),
+        args.endpoint,
+        parse_shape(args.shape),
+        duration_s=args.duration,
+        workers=args.workers,
+        external_workers=args.external_workers,
+        bind_host=args.bind_host,
+        master_port=args.master_port,
+        time_scale=scale,
+        per_user_rps=args.per_user_rps,
+        payload=payload,
+        content_type=args.content_type,
+        target_models=args.target_model or None,
+        log_dir=args.log_dir,
+    )
+    if args.out:
+        result.frame.to_csv(args.out, index=False)
+    print(json.dumps({**result.summary(), "workers": result.meta["workers"], "logs": result.meta["log_dir"]},
+                     default=str, indent=2))
+    return 0 if result.requests and result.ok == result.requests else 1
+
+
+def _cmd_locustfile(args: argparse.Namespace) -> int:
+    from catkit.whatif.distributed import locustfile_path
+
+    print(locustfile_path())
+    return 0
+
+
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from catkit.whatif.calibrate import calibrate
 
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
-    payload = args.payload_text.encode() if args.payload_text is not None else b"{}"
-    if args.payload:
-        with open(args.payload, "rb") as f:
-            payload = f.read()
+    payload = _payload(args)
     model = calibrate(_session(args), args.endpoint, levels=levels, seconds_per_level=args.seconds,
                       payload=payload, content_type=args.content_type, progress=not args.quiet)
     if args.out:
@@ -202,21 +255,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="load_command", metavar="COMMAND", required=True)
 
     run = sub.add_parser("run", help="drive an endpoint with a traffic shape")
-    run.add_argument("endpoint")
-    run.add_argument("--shape", required=True, help="traffic spec, e.g. constant:rps=5 (see catkit load --help)")
-    run.add_argument("--duration", type=parse_duration, required=True, help="in the shape's time (e.g. 10m)")
+    _add_traffic_args(run)
     run.add_argument("--max-requests", type=int, default=None)
-    run.add_argument("--time-scale", default="auto", help="'auto' (local backend's) or a number")
-    run.add_argument("--payload", help="file whose bytes are sent as the body")
-    run.add_argument("--payload-text", help="body as text (default '{}')")
-    run.add_argument("--content-type", default="application/json")
-    run.add_argument("--target-model", action="append", help="multi-model TargetModel (repeat to cycle)")
     run.add_argument("--max-in-flight", type=int, default=256)
     run.add_argument("--poisson", action="store_true", help="Poisson arrivals instead of evenly spaced")
-    run.add_argument("--out", help="write the per-request results as CSV")
     run.add_argument("--quiet", action="store_true")
     _add_session_args(run)
     run.set_defaults(func=_cmd_run)
+
+    lo = sub.add_parser("locust", help="drive an endpoint with a traffic shape from Locust master + workers")
+    _add_traffic_args(lo)
+    lo.add_argument("--workers", type=int, default=2, help="worker processes to start on this machine")
+    lo.add_argument("--external-workers", type=int, default=0,
+                    help="workers started on other machines that the master waits for")
+    lo.add_argument("--bind-host", default="127.0.0.1",
+                    help="where the master listens for workers (another address only for workers elsewhere)")
+    lo.add_argument("--master-port", type=int, default=None, help="default: a free port")
+    lo.add_argument("--per-user-rps", type=float, default=1.0,
+                    help="requests per second per Locust user (keep below 1 / latency)")
+    lo.add_argument("--log-dir", help="Locust's logs and the raw rows (default: a temporary directory)")
+    _add_session_args(lo)
+    lo.set_defaults(func=_cmd_locust)
+
+    lf = sub.add_parser("locustfile", help="print the path of catkit's locustfile (for locust -f)")
+    lf.set_defaults(func=_cmd_locustfile)
 
     cal = sub.add_parser("calibrate", help="saturation test against a one-instance endpoint")
     cal.add_argument("endpoint")

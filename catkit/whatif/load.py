@@ -381,14 +381,7 @@ async def arun_load(
             "target_model": [models[i % len(models)] if models else None for i in range(n)],
         }
     )
-    if models:
-        ok = frame["status"] == 200
-        first = ~frame.loc[ok].duplicated("target_model")
-        cold = pd.Series([None] * n, dtype=object)
-        cold.loc[first.index] = first.to_numpy()
-        frame["cold"] = cold
-    else:
-        frame["cold"] = None
+    mark_cold(frame)
     return LoadResult(
         frame=frame,
         endpoint_name=target.endpoint_name,
@@ -399,6 +392,23 @@ async def arun_load(
         planned=n,
         meta={"url": url, "max_in_flight": max_in_flight, "poisson": poisson},
     )
+
+
+def mark_cold(frame: Any) -> None:
+    """Add ``cold`` to a per-request frame: for multi-model requests, True for the first successful
+    request of each ``target_model`` (the one that may have loaded it), False for later ones, None
+    for failed requests; None throughout when no request named a target model."""
+    import pandas as pd
+
+    models = frame["target_model"]
+    if not models.notna().any():
+        frame["cold"] = None
+        return
+    ok = frame["status"] == 200
+    first = ~frame.loc[ok].duplicated("target_model")
+    cold = pd.Series([None] * len(frame), dtype=object, index=frame.index)
+    cold.loc[first.index] = first.to_numpy()
+    frame["cold"] = cold
 
 
 def run_load(
@@ -475,6 +485,7 @@ __all__ = [
     "as_target",
     "backend_info",
     "example_workday_traffic",
+    "mark_cold",
     "run_coroutine",
     "run_load",
     "target_for",

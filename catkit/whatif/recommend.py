@@ -3,7 +3,8 @@
 :func:`recommend_scaling` answers "which target value, cooldowns, minimum capacity, metric and
 night schedule serve my traffic within a p99 latency SLO for the least money?". It builds a grid
 of :class:`~catkit.autoscaling.config.ScalingConfig` candidates (the :class:`SearchSpace`), simulates each on the same traffic (in
-parallel processes for big grids), and returns a :class:`Recommendation`: a table ranked by cost
+parallel for big grids, through joblib: local processes by default, a Dask or Ray cluster inside
+``joblib.parallel_config(backend="dask")`` / ``"ray"``), and returns a :class:`Recommendation`: a table ranked by cost
 among the settings that meet the SLO (at most ``max_slow_fraction`` of requests slower than
 ``slo_p99_ms``, overload counted as slow), a plot, and the winner as ready-to-send
 ``put_scaling_policy`` / ``register_scalable_target`` / ``put_scheduled_action`` arguments.
@@ -19,7 +20,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,6 +169,26 @@ def _row(res: SimulationResult, frac: float, slo: float, max_slow: float) -> dic
     }
 
 
+def _parallelism(processes: int | None, settings: int) -> tuple[int, str]:
+    """``n_jobs`` for the sweep and the name of the joblib backend that will run it.
+
+    ``processes`` given: that. Otherwise the ``n_jobs`` of an active ``joblib.parallel_config``
+    (e.g. ``-1`` = every worker of a Dask cluster), else the single-machine default: up to 4 worker
+    processes for grids of 16+ settings, in-process below that.
+    """
+    from joblib.parallel import get_active_backend
+
+    backend, context_jobs = get_active_backend()
+    if processes is None:
+        if context_jobs is not None:
+            processes = int(context_jobs)
+        else:
+            processes = min(4, os.cpu_count() or 1) if settings >= 16 else 1
+    if processes == 0:
+        raise ValueError("processes must not be 0 (1 = in this process, -1 = all of joblib's workers)")
+    return processes, ("in-process" if processes == 1 else type(backend).__name__)
+
+
 def _run_chunk(job: _Job, items: list[tuple[int, ScalingConfig, float]], max_slow: float) -> list[tuple[int, dict]]:
     out = []
     for k, cfg, frac in items:
@@ -301,8 +321,12 @@ def recommend_scaling(
     ``night_hours[0]`` to ``night_hours[1]`` on weekdays and all weekend, when ``night``).
     ``require_ha`` keeps at least two instances at all times (AWS's availability guidance).
     ``baseline`` (e.g. :data:`catkit.autoscaling.config.SEED_CONFIG`) is simulated
-    too and reported in ``.baseline``. ``processes``: parallel worker processes (default: up to 4
-    for grids of 16+ settings). ``concurrency_statistic`` ("mean" or "peak", see
+    too and reported in ``.baseline``. ``processes``: joblib ``n_jobs`` for the sweep (default: the
+    ``n_jobs`` of an active ``joblib.parallel_config``, else up to 4 local worker processes for grids
+    of 16+ settings and none below); the sweep runs on joblib's active backend, so
+    ``with joblib.parallel_config(backend="dask", n_jobs=-1): recommend_scaling(...)`` spreads it over
+    a Dask cluster (Ray: ``ray.util.joblib.register_ray()`` and ``backend="ray"``);
+    ``.meta["joblib_backend"]`` says which ran it. ``concurrency_statistic`` ("mean" or "peak", see
     :func:`catkit.whatif.simulate.simulate`) sets how ConcurrentRequestsPerModel reads and so the
     high-resolution target values. Returns a :class:`Recommendation`.
     """
@@ -317,8 +341,7 @@ def recommend_scaling(
     grid = SearchSpace(**space).configs(service_model, concurrency_statistic)
     job = _Job(rate, service_model, start, provisioning_s, termination_s, float(slo_p99_ms), concurrency_statistic)
     items = [(k, cfg, frac) for k, (cfg, frac) in enumerate(grid)]
-    if processes is None:
-        processes = min(4, os.cpu_count() or 1) if len(items) >= 16 else 1
+    processes, backend_name = _parallelism(processes, len(items))
     rows: dict[int, dict] = {}
     bar = None
     if progress:
@@ -328,27 +351,28 @@ def recommend_scaling(
             bar = tqdm(total=len(items), desc="simulating settings", unit="run")
         except ImportError:
             bar = None
-    if processes <= 1:
+    if processes == 1:
         for item in items:
             for k, row in _run_chunk(job, [item], max_slow_fraction):
                 rows[k] = row
             if bar is not None:
                 bar.update(1)
     else:
-        import multiprocessing as mp
+        import joblib
 
-        size = max(1, math.ceil(len(items) / (processes * 4)))
+        workers = max(1, joblib.effective_n_jobs(processes))
+        size = max(1, math.ceil(len(items) / (workers * 4)))
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
-        # fork: workers need no re-import and scripts need no __main__ guard (Linux); else spawn.
-        method = "fork" if "fork" in mp.get_all_start_methods() and os.uname().sysname == "Linux" else "spawn"
-        with ProcessPoolExecutor(max_workers=processes, mp_context=mp.get_context(method)) as pool:
-            futures = [pool.submit(_run_chunk, job, chunk, max_slow_fraction) for chunk in chunks]
-            for fut in futures:
-                done = fut.result()
-                for k, row in done:
-                    rows[k] = row
-                if bar is not None:
-                    bar.update(len(done))
+        # Whatever joblib backend is active runs the chunks: loky processes here by default, a Dask
+        # or Ray cluster inside `joblib.parallel_config(backend="dask")` / "ray".
+        results = joblib.Parallel(n_jobs=processes, return_as="generator")(
+            joblib.delayed(_run_chunk)(job, chunk, max_slow_fraction) for chunk in chunks
+        )
+        for done in results:
+            for k, row in done:
+                rows[k] = row
+            if bar is not None:
+                bar.update(len(done))
     if bar is not None:
         bar.close()
 
@@ -394,5 +418,6 @@ def recommend_scaling(
             "simulated_days_each": len(rate) / 86400.0,
             "simulation_cpu_seconds": wall,
             "processes": processes,
+            "joblib_backend": backend_name,
         },
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 from botocore.stub import ANY
@@ -266,6 +267,18 @@ def test_default_image_uri_matches_the_sdk_table():
     assert d.default_image_uri("cn-north-1").endswith(".dkr.ecr.cn-north-1.amazonaws.com.cn/sagemaker-scikit-learn:1.2-1-cpu-py3")
     with pytest.raises(ValueError, match="pass image_uri"):
         d.default_image_uri("xx-nowhere-1")
+
+
+def test_default_image_uri_without_an_sdk_reads_catkits_copy(monkeypatch):
+    """The core install has no SageMaker SDK: catkit's copy of the table answers the same."""
+    with_sdk = d.default_image_uri("eu-west-1")
+    bundled = Path(d.__file__).with_name("sklearn_images.json")
+    monkeypatch.setattr(d, "_sklearn_image_tables", lambda: [bundled])
+    assert d.default_image_uri("eu-west-1") == with_sdk
+    assert d.default_image_uri("us-east-1").startswith("683313688378.dkr.ecr.us-east-1.amazonaws.com/")
+    monkeypatch.setattr(d, "_sklearn_image_tables", lambda: [bundled.with_name("missing.json")])
+    with pytest.raises(RuntimeError, match="image_uri"):
+        d.default_image_uri("us-east-1")
 
 
 def test_failed_deploy_leaves_no_orphans(session, stubs):

@@ -17,6 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from catkit.local.sdk import sdk_generation
 from catkit.notebook.runner import NotebookRun, notebook_paths, run_notebook
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
@@ -92,6 +93,9 @@ def test_01_deploy_and_invoke(notebook_env: Path) -> None:
     assert r["ha_warning"] is True
     assert any(d.startswith("endpoint:") for d in r["deleted"])
     assert (notebook_env / "01_deploy_and_invoke" / "latency.png").stat().st_size > 0
+    assert r["sdk"] == sdk_generation()  # the SDK cell ran the installed generation's code (or said none)
+    if r["sdk"] is not None:
+        assert r["sdk_prediction"]["label"] == "hat"
 
 
 def test_02_autoscaling(notebook_env: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from joblib import parallel_config, register_parallel_backend
+from joblib._parallel_backends import ThreadingBackend
 
 from catkit.autoscaling.config import SEED_CONFIG, ScalingConfig
 from catkit.whatif import shapes
@@ -93,6 +95,34 @@ def test_parallel_and_serial_sweeps_agree():
     serial = recommend_scaling(TRAFFIC, SVC, 250, processes=1, **kw)
     parallel = recommend_scaling(TRAFFIC, SVC, 250, processes=2, **kw)
     assert serial.table.equals(parallel.table)
+    assert serial.meta["joblib_backend"] == "in-process"
+    assert parallel.meta["joblib_backend"] == "LokyBackend"  # local worker processes by default
+
+
+class _CountingBackend(ThreadingBackend):
+    """A stand-in for a cluster's joblib backend (Dask, Ray): records that it ran the sweep."""
+
+    batches = 0
+
+    def submit(self, func, callback=None):
+        type(self).batches += 1
+        return super().submit(func, callback)
+
+
+def test_sweep_runs_on_the_active_joblib_backend():
+    """What a Dask or Ray cluster plugs into: joblib's backend registry and parallel_config."""
+    register_parallel_backend("catkit-test-cluster", _CountingBackend)
+    kw = dict(duration_s=6 * 3600, target_fractions=(0.4, 0.5), metrics=("invocations",), min_capacities=(2, 3),
+              scale_out_cooldowns=(60,), scale_in_cooldowns=(300,), progress=False)
+    serial = recommend_scaling(TRAFFIC, SVC, 250, processes=1, **kw)
+    with parallel_config(backend="catkit-test-cluster", n_jobs=3):
+        clustered = recommend_scaling(TRAFFIC, SVC, 250, **kw)
+    assert clustered.meta["processes"] == 3  # n_jobs from the context
+    assert clustered.meta["joblib_backend"] == "_CountingBackend"
+    assert _CountingBackend.batches >= 1
+    assert serial.table.equals(clustered.table)
+    # Outside a context, small grids stay in-process as before.
+    assert recommend_scaling(TRAFFIC, SVC, 250, **kw).meta["joblib_backend"] == "in-process"
 
 
 def test_bad_arguments():

@@ -1,4 +1,8 @@
-"""STS/IAM identity and the SageMaker Python SDK (v2) against the local backend via use_local()."""
+"""STS/IAM identity and the SageMaker Python SDK (v2) against the local backend via use_local().
+
+The tests that import the SDK are marked ``sdk`` and need v2 (``catkit[sdk2]``, the main CI
+environment); ``tests/sdk`` has the v3 ones.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import pytest
 
 from catkit.local import sdk
 
+needs_sdk_v2 = pytest.mark.skipif(sdk.sdk_generation() != 2, reason="needs SageMaker Python SDK v2 (catkit[sdk2])")
 ENV_KEYS = (
     "AWS_ENDPOINT_URL",
     "AWS_DEFAULT_REGION",
@@ -96,18 +101,23 @@ def test_use_local_sets_dummy_credentials_and_region(clean_env):
     assert boto3.client("sts").get_caller_identity()["Account"] == "123456789012"
 
 
+@pytest.mark.sdk
+@needs_sdk_v2
 def test_sagemaker_sdk_already_imported_is_patched(clean_env, monkeypatch):
     monkeypatch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     import sagemaker  # imported before use_local
     import sagemaker.session
+    import sagemaker.telemetry.telemetry_logging as telemetry
     import sagemaker.utils
 
     url = sdk.use_local()
     assert sagemaker.utils.sts_regional_endpoint("us-east-1") == url
     assert sagemaker.session.sts_regional_endpoint("us-east-1") == url
     assert sagemaker.get_execution_role() == EXECUTION_ROLE
+    assert telemetry._requests_helper("https://example.invalid/telemetry", 1) is None  # sends nothing
     sdk.unpatch_sagemaker_sdk()
     assert sagemaker.session.sts_regional_endpoint("us-east-1") == "https://sts.us-east-1.amazonaws.com"
+    assert telemetry._requests_helper.__module__ == "sagemaker.telemetry.telemetry_logging"
 
 
 SCRIPT = textwrap.dedent(
@@ -132,6 +142,8 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
+@pytest.mark.sdk
+@needs_sdk_v2
 def test_sagemaker_sdk_imported_after_use_local_verbatim(clean_env, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
     proc = subprocess.run(
@@ -160,3 +172,29 @@ def test_use_local_works_behind_a_proxy_setting(clean_env, monkeypatch):
     from catkit.local import lifecycle
 
     assert lifecycle.health(url) is not None
+
+
+def test_simulate_principal_policy_allows_everything_for_the_execution_role(identity_backend):
+    """SDK v3's ModelBuilder simulates the role's policy before CreateModel; locally all is allowed."""
+    iam = identity_backend.client("iam")
+    out = iam.simulate_principal_policy(PolicySourceArn=EXECUTION_ROLE,
+                                        ActionNames=["sagemaker:CreateModel", "s3:GetObject"])
+    assert out["IsTruncated"] is False
+    assert [(r["EvalActionName"], r["EvalResourceName"], r["EvalDecision"]) for r in out["EvaluationResults"]] == [
+        ("sagemaker:CreateModel", "*", "allowed"),
+        ("s3:GetObject", "*", "allowed"),
+    ]
+    pages = iam.get_paginator("simulate_principal_policy").paginate(
+        PolicySourceArn=EXECUTION_ROLE, ActionNames=["s3:GetObject"],
+        ResourceArns=["arn:aws:s3:::a/*", "arn:aws:s3:::b/*"],
+    )
+    results = [r for page in pages for r in page["EvaluationResults"]]
+    assert [r["EvalResourceName"] for r in results] == ["arn:aws:s3:::a/*", "arn:aws:s3:::b/*"]
+
+
+def test_simulate_principal_policy_of_another_principal_is_not_answered_as_allowed(identity_backend):
+    iam = identity_backend.client("iam")
+    with pytest.raises(iam.exceptions.ClientError) as err:
+        iam.simulate_principal_policy(PolicySourceArn="arn:aws:iam::123456789012:role/Other",
+                                      ActionNames=["s3:GetObject"])
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] >= 400

@@ -15,9 +15,14 @@ import textwrap
 
 import pytest
 
+from catkit.local.sdk import sdk_generation
 from catkit.testing import multi_model_archive
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.sdk,
+    pytest.mark.skipif(sdk_generation() != 2, reason="v2's MultiDataModel/Predictor (catkit[sdk2]); v3 has none"),
+]
 
 ENV_KEYS = ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
             "AWS_SESSION_TOKEN", "AWS_PROFILE")
