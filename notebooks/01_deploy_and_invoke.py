@@ -169,6 +169,7 @@ print(caught[0].message if caught else "no warning")
 # returns `None` unless `predictor_cls` is set, and waits 30 s before its first status check.
 
 # %%
+from catkit.invoke import ImageSerializer
 from catkit.local.sdk import sdk_generation
 
 
@@ -203,16 +204,15 @@ def deploy_with_sdk_v3(name: str, image_uri: str, body: bytes) -> dict:
     return json.loads(answer.body.read())
 
 
-sdk = sdk_generation()
-results["sdk"] = sdk
+sdk, sdk_value = sdk_generation(), None
 if sdk in (2, 3):
     if backend == "local":
         catkit.use_local(time_scale=time_scale)  # the backend this notebook already uses
     sdk_endpoint = run_name(f"cat-hat-sdk{sdk}", run_id)
     deploy_with_sdk = deploy_with_sdk_v2 if sdk == 2 else deploy_with_sdk_v3
-    value = deploy_with_sdk(sdk_endpoint, catkit.deploy.default_image_uri(region), png_bytes(hat_cat))
-    print(f"SageMaker Python SDK v{sdk}: {headline(value)} (hat cat), endpoint {sdk_endpoint} deleted")
-    results["sdk_prediction"] = value
+    png, _ = ImageSerializer()(hat_cat)
+    sdk_value = deploy_with_sdk(sdk_endpoint, catkit.deploy.default_image_uri(region), png)
+    print(f"SageMaker Python SDK v{sdk}: {headline(sdk_value)} (hat cat), endpoint {sdk_endpoint} deleted")
 else:
     print('No SageMaker Python SDK here: pip install "catkit[sdk2]" (v2) or "catkit[sdk3]" (v3) to run this cell.')
 
@@ -244,5 +244,5 @@ results.record(
     headline=f"{headline(first.value)} (hat cat) | {headline(second.value)} (plain cat)",
     hat_prediction=first.value, plain_prediction=second.value,
     batch_accuracy=accuracy, batch_latency_ms_p50=float(frame["latency_ms"].median()),
-    ha_warning=bool(caught), deleted=deleted,
+    ha_warning=bool(caught), deleted=deleted, sdk=sdk, sdk_prediction=sdk_value,
 )
