@@ -172,13 +172,18 @@ print(caught[0].message if caught else "no warning")
 from catkit.invoke import ImageSerializer
 from catkit.local.sdk import sdk_generation
 
+# The scikit-learn container runs the archive's code/inference.py only when told so (the SDK sets
+# these for an entry_point; a bare Model needs them spelled out, on AWS as locally).
+SCRIPT_ENV = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}
+
 
 def deploy_with_sdk_v2(name: str, image_uri: str, body: bytes) -> dict:
     from sagemaker import get_execution_role
     from sagemaker.model import Model
     from sagemaker.predictor import Predictor
 
-    model = Model(model_data=model_data, image_uri=image_uri, role=get_execution_role(), predictor_cls=Predictor)
+    model = Model(model_data=model_data, image_uri=image_uri, role=get_execution_role(), env=SCRIPT_ENV,
+                  predictor_cls=Predictor)
     predictor = model.deploy(initial_instance_count=1, instance_type=instance_type, endpoint_name=name, wait=True)
     answer = predictor.predict(body, initial_args={"ContentType": "image/png"})
     predictor.delete_endpoint()
@@ -192,7 +197,8 @@ def deploy_with_sdk_v3(name: str, image_uri: str, body: bytes) -> dict:
     from sagemaker.core.shapes import ContainerDefinition, ProductionVariant
 
     model = Model.create(model_name=name, execution_role_arn=get_execution_role(),
-                         primary_container=ContainerDefinition(image=image_uri, model_data_url=model_data))
+                         primary_container=ContainerDefinition(image=image_uri, model_data_url=model_data,
+                                                               environment=SCRIPT_ENV))
     config = EndpointConfig.create(endpoint_config_name=name, production_variants=[ProductionVariant(
         variant_name="AllTraffic", model_name=name, initial_instance_count=1, instance_type=instance_type)])
     endpoint = Endpoint.create(endpoint_name=name, endpoint_config_name=name)

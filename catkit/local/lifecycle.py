@@ -407,8 +407,9 @@ def attached(home: str | os.PathLike[str] | None = None, port: int | None = None
 
 def start_announced(home: str | os.PathLike[str] | None = None, port: int | None = None,
                     time_scale: float | None = None) -> str:
-    """:func:`start`, saying on stderr where when it had to start one (and what
-    ``AWS_ENDPOINT_URL`` pointed at before, if that was something else)."""
+    """:func:`start`, saying where when it had to start one (and what ``AWS_ENDPOINT_URL`` pointed
+    at before, if that was something else): on stderr, or on stdout in a Jupyter kernel, where a
+    stderr line is drawn like an error."""
     root = catkit_home(home)
     was_running = status(root) is not None
     url = start(home, port, time_scale)
@@ -416,7 +417,9 @@ def start_announced(home: str | os.PathLike[str] | None = None, port: int | None
         env_url = (os.environ.get("AWS_ENDPOINT_URL") or "").rstrip("/")
         note = f"; AWS_ENDPOINT_URL was {env_url}, which is not a running catkit backend" if (
             env_url and env_url != url) else ""
-        print(f"catkit: started the local backend at {url} (home {root}){note}", file=sys.stderr, flush=True)
+        in_kernel = type(sys.stdout).__module__.startswith("ipykernel")
+        print(f"catkit: started the local backend at {url} (home {root}){note}",
+              file=sys.stdout if in_kernel else sys.stderr, flush=True)
     return url
 
 
