@@ -2,7 +2,7 @@
 
 ``python -m catkit.serving.server MODEL --port P [--host 127.0.0.1] [--ready-file F]
 [--multi-model] [--memory-budget-mb N] [--model-timeout S] [--workers N] [--container KIND]
-[--code-dir DIR] [--pipeline SPEC]``
+[--code-dir DIR] [--pipeline SPEC] [--auth-token-file F]``
 
 ``--container`` serves the model the way that AWS container does (:mod:`catkit.serving.frameworks`;
 the local backend passes the kind it read from the image URI); ``--pipeline`` loads the containers
@@ -11,7 +11,9 @@ of a multi-container model (:mod:`catkit.serving.pipeline`) instead of MODEL.
 Routes: ``GET /ping`` (200 once the model is loaded), ``POST /invocations``, and for multi-model
 servers ``POST /models``, ``GET /models``, ``GET|DELETE /models/{name}``,
 ``POST /models/{name}/invoke``. Handler code runs on a :class:`~catkit.serving.workers.WorkerPool`
-so ``/ping`` answers while predictions run. Binds loopback addresses only.
+so ``/ping`` answers while predictions run. Binds loopback addresses only. With
+``--auth-token-file`` every route answers only requests carrying that token
+(:mod:`catkit.serving.auth`: how the local backend keeps instances reachable through its gateway only).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
+from catkit.serving.auth import read_token_file, token_middleware
 from catkit.serving.errors import (
     BadRequest,
     ModelLoadError,
@@ -122,6 +125,7 @@ class ServerConfig:
     container: str | None = None  # an AWS container kind to emulate (catkit.serving.containers)
     code_dir: str | None = None
     pipeline: str | None = None  # a pipeline spec file (catkit.serving.pipeline)
+    auth_token_file: str | None = None  # answer only requests carrying this token (catkit.serving.auth)
 
     def __post_init__(self) -> None:
         check_loopback(self.host)
@@ -146,6 +150,8 @@ class ServerConfig:
         self._check_numbers()
 
     def _check_numbers(self) -> None:
+        if self.auth_token_file is not None:
+            read_token_file(self.auth_token_file)  # ValueError now rather than at startup
         if self.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {self.workers}")
         if self.model_timeout is not None and self.model_timeout <= 0:
@@ -204,7 +210,8 @@ class ModelServer:
             budget = config.memory_budget_mb
             self.registry = ModelRegistry(int(budget * 2**20) if budget is not None else None,
                                           config.models_root, profile=self._profile_factory())
-        self.app = web.Application(client_max_size=config.max_body_bytes)
+        middlewares = [token_middleware(read_token_file(config.auth_token_file))] if config.auth_token_file else []
+        self.app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
         self.app.router.add_get("/ping", self.ping)
         self.app.router.add_post("/invocations", self.invocations)
         self.app.router.add_post("/models", self.load_model)
@@ -490,12 +497,14 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, model_required: boo
     parser.add_argument("--code-dir", help="with --container: the directory holding the user script "
                                            "(default MODEL/code)")
     parser.add_argument("--pipeline", help="a multi-container spec file (JSON) to serve instead of MODEL")
+    parser.add_argument("--auth-token-file", help="answer only requests whose X-Catkit-Instance-Token header "
+                                                  "holds the token in this file (403 otherwise)")
 
 
 #: The ServerConfig fields :func:`add_server_arguments` defines an option for (same names).
 _OPTION_FIELDS = (
     "model", "multi_model", "host", "port", "ready_file", "memory_budget_mb", "model_timeout", "workers",
-    "drain_seconds", "models_root", "container", "code_dir", "pipeline",
+    "drain_seconds", "models_root", "container", "code_dir", "pipeline", "auth_token_file",
 )
 
 

@@ -12,7 +12,9 @@ hit it directly), asks the kernel to SIGKILL it when the backend dies (Linux ``P
 and an ``atexit`` hook kills whatever is still registered.
 
 Requests reach a running instance through :mod:`catkit.local.fleet.forward` (the keep-alive
-HTTP client).
+HTTP client). Each instance has its own random token (``auth-token``, 0600, in its directory; the
+server gets ``--auth-token-file``): every call the backend makes sends it in ``auth_headers`` and the
+server refuses anything else (:mod:`catkit.serving.auth`), so the instance port is no side door.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import psutil
 
 from catkit.instance_types import get_instance_type
 from catkit.local.clock import Clock
+from catkit.local.fleet.container_env import allowed_environment
 from catkit.local.fleet.forward import ForwardProtocolError, KeepAlivePool  # noqa: F401 - moved there
 from catkit.local.fleet.hardware import emulated
 from catkit.local.fleet.launch_plan import (
@@ -52,14 +55,11 @@ from catkit.local.fleet.launch_plan import (
 )
 from catkit.local.fleet.mme_rules import server_arguments, server_environment
 from catkit.s3_urls import split_s3_url
+from catkit.serving.auth import TOKEN_FILE_OPTION, TOKEN_HEADER, new_token, write_token_file
 from catkit.serving.containers import container_for_image
 from catkit.serving.pipeline import ContainerSpec, union_environment, write_spec
 
 log = logging.getLogger("catkit.local.fleet.instances")
-
-# Environment variables a container definition may not set for the model-server process: they
-# would let a model definition load code from outside its archive (PYTHONPATH, LD_PRELOAD, ...).
-_FORBIDDEN_ENV_PREFIXES = ("PYTHON", "LD_", "DYLD_")
 
 
 class InstanceState(enum.StrEnum):
@@ -200,6 +200,8 @@ class Instance:
         self.pid: int | None = None
         self.health_failures = 0
         self.launched_at: float | None = None
+        #: The headers every request to this instance carries (its token; catkit.serving.auth).
+        self.auth_headers: dict[str, str] = {TOKEN_HEADER: new_token()}
         ep = _safe_component(spec.endpoint)
         self.dir = home / "instances" / ep / self.id
         self.log_path = home / "logs" / "instances" / ep / f"{self.id}.log"
@@ -360,7 +362,9 @@ class Instance:
         cmd = list(settings.server_command)
         if model_arg is not None:
             cmd.append(model_arg)
-        cmd += ["--port", "0", "--host", "127.0.0.1", "--ready-file", str(ready)]
+        token_file = self.dir / "auth-token"
+        write_token_file(token_file, self.auth_headers[TOKEN_HEADER])
+        cmd += ["--port", "0", "--host", "127.0.0.1", "--ready-file", str(ready), TOKEN_FILE_OPTION, str(token_file)]
         if self.spec.mode == "MultiModel":
             try:  # budgets + --models-root
                 cmd += ["--multi-model", *server_arguments(self.spec.instance_type, self.dir, self.spec.environment)]
@@ -378,11 +382,7 @@ class Instance:
         except ValueError as e:
             raise InstanceLaunchError(f"Production variant {self.spec.variant}: {e}") from None
         env = dict(os.environ)
-        for k, v in container_env.items():
-            if k.upper().startswith(_FORBIDDEN_ENV_PREFIXES):
-                log.warning("ignoring container environment variable %s (not allowed locally)", k)
-                continue
-            env[k] = str(v)
+        env.update(allowed_environment(container_env))  # CreateModel refused the rest (container_env)
         env["CATKIT_INSTANCE_ID"] = self.id
         env["SAGEMAKER_ENDPOINT_NAME"] = self.spec.endpoint
         env["SAGEMAKER_VARIANT_NAME"] = self.spec.variant
@@ -486,7 +486,8 @@ class Instance:
         if self.url is None:
             return 0, ""
         try:
-            async with session.get(f"{self.url}/ping", timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+            async with session.get(f"{self.url}/ping", headers=self.auth_headers,
+                                   timeout=aiohttp.ClientTimeout(total=timeout)) as r:
                 return r.status, (await r.read()).decode("utf-8", errors="replace")
         except (TimeoutError, aiohttp.ClientError, OSError):
             return 0, ""
@@ -496,7 +497,8 @@ class Instance:
         if self.url is None:
             return False
         try:
-            async with session.get(f"{self.url}/ping", timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+            async with session.get(f"{self.url}/ping", headers=self.auth_headers,
+                                   timeout=aiohttp.ClientTimeout(total=timeout)) as r:
                 await r.read()
                 return r.status == 200
         except (TimeoutError, aiohttp.ClientError, OSError):

@@ -414,7 +414,7 @@ class MultiModelManager:
             await self._unload(inst, victim, variant)
         session = await self._session_get()
         body = {"model_name": e.model_id, "url": str(e.path)}
-        headers = {"X-Amzn-SageMaker-Target-Model": e.target}
+        headers = {"X-Amzn-SageMaker-Target-Model": e.target, **inst.auth_headers}
         while True:
             t0 = time.perf_counter()
             async with session.post(f"{inst.url}/models", json=body, headers=headers) as r:
@@ -423,7 +423,7 @@ class MultiModelManager:
             if status == 200 or status == 409:  # 409: already in the container (table rebuilt)
                 doc = _json(text)
                 if status == 409:
-                    async with session.get(f"{inst.url}/models/{e.model_id}") as r:
+                    async with session.get(f"{inst.url}/models/{e.model_id}", headers=inst.auth_headers) as r:
                         doc = _json(await r.text())
                 # A re-load can measure less than the first load did (freed heap pages get
                 # reused); keep the largest measurement of this model on this instance.
@@ -450,7 +450,7 @@ class MultiModelManager:
         t0 = time.perf_counter()
         try:
             session = await self._session_get()
-            async with session.delete(f"{inst.url}/models/{e.model_id}") as r:
+            async with session.delete(f"{inst.url}/models/{e.model_id}", headers=inst.auth_headers) as r:
                 await r.read()
                 if r.status not in (200, 404):
                     log.warning("unloading %s from %s: HTTP %s", e.target, inst.id, r.status)
