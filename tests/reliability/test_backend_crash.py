@@ -39,6 +39,8 @@ def test_kill9_mid_deploy_and_update_then_restart_finishes_the_work(tmp_path):
         sm = b.client("sagemaker")
         assert deploy_endpoint(sm, "steady", url)["EndpointStatus"] == "InService"
         old_pids = b.instance_pids("steady")
+        old_dirs = set((b.home / "instances" / "steady").iterdir())
+        assert len(old_dirs) == 1
         create_model(sm, "fresh-m", url)
         sm.create_endpoint_config(EndpointConfigName="fresh-c", ProductionVariants=[
             {**PV, "ModelName": "fresh-m", "InitialInstanceCount": 1}])
@@ -66,6 +68,13 @@ def test_kill9_mid_deploy_and_update_then_restart_finishes_the_work(tmp_path):
             r = rt.invoke_endpoint(EndpointName=name, Body=b"back", ContentType="text/plain")
             assert r["Body"].read() == b"back"
         assert b.client("s3").get_object(Bucket="models", Key="echo/model.tar.gz")["ContentLength"] > 0
+        # The killed run's instance directories (unpacked models) were swept at start-up (finding 4).
+        now = set((b.home / "instances" / "steady").iterdir())
+        assert not old_dirs & now and len(now) == 2, (old_dirs, now)
+        out = subprocess.run([sys.executable, "-c", "import sys, catkit.cli; sys.exit(catkit.cli.main())",
+                              "local", "status", "--home", str(b.home)],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and "state " in out.stdout and "instances " in out.stdout, out
     finally:
         b.close()
 

@@ -9,7 +9,9 @@ sampling with psutil.
 
 Processes never outlive the backend: each starts in its own session (so a terminal's Ctrl-C does not
 hit it directly), asks the kernel to SIGKILL it when the backend dies (Linux ``PR_SET_PDEATHSIG``),
-and an ``atexit`` hook kills whatever is still registered.
+and an ``atexit`` hook kills whatever is still registered (:mod:`catkit.local.fleet.housekeeping`,
+which also sweeps what a killed backend left; the pool's health round rotates logs over
+``InstanceSettings.log_cap_mb``).
 
 Requests reach a running instance through :mod:`catkit.local.fleet.forward` (the keep-alive
 HTTP client). Each instance has its own random token (``auth-token``, 0600, in its directory; the
@@ -20,9 +22,7 @@ server refuses anything else (:mod:`catkit.serving.auth`), so the instance port 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
-import ctypes
 import enum
 import json
 import logging
@@ -40,8 +40,9 @@ from typing import Any
 import aiohttp
 import psutil
 
-from catkit.instance_types import get_instance_type
+from catkit.build import ArchiveTooLarge
 from catkit.local.clock import Clock
+from catkit.local.fleet import housekeeping
 from catkit.local.fleet.container_env import allowed_environment
 from catkit.local.fleet.forward import ForwardProtocolError, KeepAlivePool  # noqa: F401 - moved there
 from catkit.local.fleet.hardware import emulated
@@ -50,6 +51,8 @@ from catkit.local.fleet.launch_plan import (
     check_frameworks,
     code_source,
     tail_lines,
+    too_large_hint,
+    unpacked_cap_bytes,
     where_logs_are,
     workers_for,
 )
@@ -106,17 +109,25 @@ class InstanceSettings:
     #: Caps the instance type's memory (MiB) - the budget a process is recycled beyond
     #: (``CATKIT_INSTANCE_MEMORY_MB``); None = the instance type's memory.
     memory_limit_mb: float | None = None
+    #: Most MiB one model archive may unpack to (``CATKIT_MAX_UNPACKED_MB``); None = an eighth of the
+    #: instance type's storage volume (launch_plan.unpacked_cap_bytes).
+    max_unpacked_mb: float | None = None
+    #: An instance log over this many MiB is rotated (one old generation kept) by the health round.
+    log_cap_mb: float = housekeeping.DEFAULT_LOG_CAP_BYTES / 2**20
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> InstanceSettings:
         """Defaults, then ``CATKIT_PROVISIONING_SECONDS`` / ``CATKIT_STARTUP_HEALTH_SECONDS`` /
-        ``CATKIT_INSTANCE_MEMORY_MB`` from the environment, then explicit overrides."""
+        ``CATKIT_INSTANCE_MEMORY_MB`` / ``CATKIT_MAX_UNPACKED_MB`` / ``CATKIT_INSTANCE_LOG_MB`` from the
+        environment, then explicit overrides."""
         env = os.environ if environ is None else environ
         s = cls()
         for var, attr, unit in (
             ("CATKIT_PROVISIONING_SECONDS", "provisioning_seconds", "a number of emulated seconds"),
             ("CATKIT_STARTUP_HEALTH_SECONDS", "startup_health_seconds", "a number of emulated seconds"),
             ("CATKIT_INSTANCE_MEMORY_MB", "memory_limit_mb", "a number of MiB"),
+            ("CATKIT_MAX_UNPACKED_MB", "max_unpacked_mb", "a number of MiB"),
+            ("CATKIT_INSTANCE_LOG_MB", "log_cap_mb", "a number of MiB"),
         ):
             if env.get(var):
                 try:
@@ -161,28 +172,6 @@ def _safe_component(name: str) -> str:
     return name
 
 
-# --- process registry: kill everything still running when the backend's interpreter exits ----
-_LIVE: dict[int, str] = {}
-
-
-def _kill_live() -> None:
-    for pid in list(_LIVE):
-        with contextlib.suppress(OSError):
-            os.killpg(pid, signal.SIGKILL)
-        _LIVE.pop(pid, None)
-
-
-atexit.register(_kill_live)
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
 class Instance:
     """One endpoint instance (a model-server process). ``outstanding`` counts in-flight requests
     routed to it; ``window_max`` is the peak of ``outstanding`` since the last metric sample."""
@@ -210,6 +199,7 @@ class Instance:
         self._exit_waiter: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self.unpack_cap = unpacked_cap_bytes(spec.instance_type)  # launch() applies the settings
         hw = emulated(spec.instance_type)  # the type's vCPU and memory, scaled down to this machine
         self.vcpu = hw.vcpu
         self.memory_bytes = hw.memory_bytes
@@ -261,6 +251,7 @@ class Instance:
                 self.state = InstanceState.PROVISIONING
                 await clock.sleep(settings.provisioning_seconds)
             self.state = InstanceState.STARTING
+            self.unpack_cap = unpacked_cap_bytes(self.spec.instance_type, settings.max_unpacked_mb)
             self.dir.mkdir(parents=True, exist_ok=True)
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             model_arg = await self._fetch_model(s3)
@@ -342,12 +333,12 @@ class Instance:
         except Exception as e:
             raise InstanceLaunchError(f"{fail} ({type(e).__name__}: {e})") from None
         archive = target.with_name(target.name + ".tar.gz")
-        itype = get_instance_type(spec.instance_type)
         try:
-            await asyncio.to_thread(_write_and_extract, data, archive, target, itype.disk_gib * 1024**3)
+            await asyncio.to_thread(_write_and_extract, data, archive, target, self.unpack_cap)
         except Exception as e:
+            hint = f" {too_large_hint(spec.instance_type, self.unpack_cap)}" if isinstance(e, ArchiveTooLarge) else ""
             raise InstanceLaunchError(
-                f'Failed to extract {what} for container "{container}" from URL: "{url}": {e}'
+                f'Failed to extract {what} for container "{container}" from URL: "{url}": {e}.{hint}'
             ) from None
         return str(target)
 
@@ -399,14 +390,14 @@ class Instance:
                 cwd=str(self.dir),
                 env=env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                preexec_fn=housekeeping.die_with_parent if sys.platform.startswith("linux") else None,
             )
         except OSError as e:
             raise InstanceLaunchError(f"Failed to start the model server for variant {self.spec.variant}: {e}") from None
         finally:
             logf.close()
         self.pid = self._process.pid
-        _LIVE[self.pid] = self.id
+        housekeeping.LIVE[self.pid] = self.id
         with contextlib.suppress(psutil.Error):
             self._ps = psutil.Process(self.pid)
             self._ps.cpu_percent(None)
@@ -416,7 +407,7 @@ class Instance:
         proc = self._process
         assert proc is not None
         rc = await proc.wait()
-        _LIVE.pop(proc.pid, None)
+        housekeeping.LIVE.pop(proc.pid, None)
         if self.state is InstanceState.IN_SERVICE and on_exit is not None:
             self.failure_reason = f"model server process exited with code {rc}"
             res = on_exit(self, rc)
@@ -550,7 +541,7 @@ class Instance:
         # Whatever else is left in the process group (helpers the server started).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        _LIVE.pop(proc.pid, None)
+        housekeeping.LIVE.pop(proc.pid, None)
         waiter = self._exit_waiter
         if waiter is not None and not waiter.done() and waiter is not asyncio.current_task():
             self._exit_waiter.cancel()

@@ -14,6 +14,9 @@ Pure decisions for :mod:`catkit.local.fleet.instances`, from a variant's contain
   sagemaker-containers ``_env.ServingEnv`` ``num_cpus()``, MMS/TorchServe ``default_workers_per_model``),
   capped at ``CATKIT_MAX_MODEL_SERVER_WORKERS`` (default 16) so a 96-vCPU type does not start 96
   threads on a laptop;
+- how many bytes one archive may unpack to (:func:`unpacked_cap_bytes`): ``CATKIT_MAX_UNPACKED_MB``
+  (``InstanceSettings.max_unpacked_mb``) when set, else an eighth of the instance type's storage
+  volume (3.75 GiB of the usual 30 GiB), so a decompression bomb cannot fill the disk once per instance;
 - the CloudWatch Logs names AWS would use (:func:`log_names`): group
   ``/aws/sagemaker/Endpoints/<endpoint>``, stream ``<variant>/<instance-id>``.
 
@@ -39,6 +42,9 @@ from catkit.serving.containers import (
 )
 
 DEFAULT_MAX_WORKERS = 16
+MAX_UNPACKED_ENV = "CATKIT_MAX_UNPACKED_MB"
+#: One archive may unpack to at most this fraction (1/N) of the instance type's storage volume.
+STORAGE_FRACTION = 8
 MAX_WORKERS_ENV = "CATKIT_MAX_MODEL_SERVER_WORKERS"
 WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
 
@@ -98,6 +104,20 @@ def workers_for(instance_type: str, env: Mapping[str, str] | None = None,
     return max(1, min(wanted, cap))
 
 
+def unpacked_cap_bytes(instance_type: str, cap_mb: float | None = None) -> int:
+    """Most bytes one model archive may unpack to on an instance of ``instance_type``: ``cap_mb`` MiB
+    when set, else the type's storage volume / :data:`STORAGE_FRACTION`."""
+    if cap_mb:
+        return int(cap_mb * 2**20)
+    return get_instance_type(instance_type).disk_gib * 1024**3 // STORAGE_FRACTION
+
+
+def too_large_hint(instance_type: str, cap_bytes: int) -> str:
+    """The sentence a FailureReason / ModelError adds when an archive unpacks past the cap."""
+    return (f"The local backend unpacks at most {cap_bytes / 2**20:.0f} MiB per archive on {instance_type} "
+            f"(an eighth of its storage volume unless {MAX_UNPACKED_ENV} is set in the backend's environment).")
+
+
 def log_names(endpoint: str, variant: str, instance_id: str) -> tuple[str, str]:
     """(log group, log stream) of an instance, as AWS names them."""
     return f"{ENDPOINT_INSTANCE_METRICS}/{endpoint}", f"{variant}/{instance_id}"
@@ -138,12 +158,15 @@ def tail_lines(path: Path, n: int) -> str:
 
 __all__ = [
     "DEFAULT_MAX_WORKERS",
+    "MAX_UNPACKED_ENV",
     "MAX_WORKERS_ENV",
     "CodeSource",
     "check_frameworks",
     "code_source",
     "log_names",
     "tail_lines",
+    "too_large_hint",
+    "unpacked_cap_bytes",
     "where_logs_are",
     "workers_for",
 ]

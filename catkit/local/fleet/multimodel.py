@@ -67,8 +67,10 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from catkit.build import ArchiveTooLarge
 from catkit.local.errors import AwsError
 from catkit.local.fleet.instances import Instance, InstanceState
+from catkit.local.fleet.launch_plan import too_large_hint, unpacked_cap_bytes
 from catkit.local.fleet.mme_rules import (
     ENV_DISK_BUDGET,
     ENV_MEMORY_BUDGET,
@@ -119,6 +121,7 @@ class Fleet(Protocol):
 
     backend: Any  # ``s3`` for downloads, ``metrics`` (or None)
     clock: Any
+    settings: Any  # InstanceSettings (``max_unpacked_mb``)
 
     async def wait_for_capacity(self, ep: Endpoint, variant: Variant, pinned: bool) -> tuple[Variant, Instance]: ...
 
@@ -376,12 +379,15 @@ class MultiModelManager:
             except AwsError:
                 raise missing from None
             t1 = time.perf_counter()
+            itype = inst.spec.instance_type
+            cap = min(table.disk_budget, unpacked_cap_bytes(itype, self.endpoints.settings.max_unpacked_mb))
             try:
-                size = await asyncio.to_thread(_unpack, data, e.path, table.disk_budget)
+                size = await asyncio.to_thread(_unpack, data, e.path, cap)
             except (ValueError, OSError) as exc:  # ArchiveError/UnsafeArchiveError are ValueErrors
+                hint = f" {too_large_hint(itype, cap)}" if isinstance(exc, ArchiveTooLarge) else ""
                 raise self._model_error(
                     ep, 500, f"Failed to extract model data for TargetModel {e.target} "
-                    f"(s3://{bucket}/{key}): {exc}",
+                    f"(s3://{bucket}/{key}): {exc}.{hint}",
                 ) from None
             t2 = time.perf_counter()
         e.disk_bytes = size

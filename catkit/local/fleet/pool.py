@@ -4,7 +4,7 @@
 (:mod:`catkit.local.fleet.endpoints`) orders: launch ``n`` instances at once (the first failure
 cancels the others), retire one (drain, stop, remove), scale a variant to ``n`` (scale-in drains
 not-yet-serving instances first, then the newest, LIFO), stop everything at shutdown, and run one
-round of ``/ping`` and memory checks. It does not decide what to replace: the state machine does,
+round of ``/ping``, memory and log-size checks. It does not decide what to replace: the state machine does,
 with the instances :meth:`InstancePool.unhealthy` returns.
 """
 
@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from catkit.local.fleet import housekeeping
 from catkit.local.fleet.instances import Instance, InstanceSettings, InstanceState
 from catkit.local.fleet.state import Variant
 
@@ -104,6 +105,8 @@ class InstancePool:
         has, in order. Resets the failure count of the healthy ones."""
         session = await self.session()
         results = await asyncio.gather(*(i.ping(session, self.settings.ping_timeout_real) for i in instances))
+        cap = int(self.settings.log_cap_mb * 2**20)  # the health round also keeps logs under their cap
+        await asyncio.to_thread(lambda: [housekeeping.rotate_log(i.log_path, cap) for i in instances])
         out: list[Instance] = []
         for inst, ok in zip(instances, results, strict=True):
             rss = inst.over_memory() if ok and inst.state is InstanceState.IN_SERVICE else None
