@@ -84,11 +84,12 @@ def check_loopback(host: str) -> str:
 
 
 def default_workers() -> int:
-    """``SAGEMAKER_MODEL_SERVER_WORKERS`` if set, else min(4, max(2, CPUs))."""
+    """``SAGEMAKER_MODEL_SERVER_WORKERS`` if set (at most max(4, CPUs): one thread per request in
+    flight, so 1000 would start 1000 threads), else min(4, max(2, CPUs))."""
     raw = os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS")
     if raw:
         try:
-            return max(1, int(raw))
+            return max(1, min(int(raw), max(4, os.cpu_count() or 1)))
         except ValueError:
             log.warning("ignoring SAGEMAKER_MODEL_SERVER_WORKERS=%r (not an integer)", raw)
     return min(4, max(2, os.cpu_count() or 1))

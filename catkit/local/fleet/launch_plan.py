@@ -12,8 +12,9 @@ Pure decisions for :mod:`catkit.local.fleet.instances`, from a variant's contain
 - how many handler threads the server runs (:func:`workers_for`): ``SAGEMAKER_MODEL_SERVER_WORKERS``
   when set, else the instance type's vCPUs (the toolkits' default is one worker per CPU:
   sagemaker-containers ``_env.ServingEnv`` ``num_cpus()``, MMS/TorchServe ``default_workers_per_model``),
-  capped at ``CATKIT_MAX_MODEL_SERVER_WORKERS`` (default 16) so a 96-vCPU type does not start 96
-  threads on a laptop;
+  never more than the type's vCPUs (``SAGEMAKER_MODEL_SERVER_WORKERS=1000`` would otherwise start
+  1,000 threads on this machine; AWS does not cap it - a local resource limit) and capped at
+  ``CATKIT_MAX_MODEL_SERVER_WORKERS`` (default 16) so a 96-vCPU type does not start 96 threads on a laptop;
 - how many bytes one archive may unpack to (:func:`unpacked_cap_bytes`): ``CATKIT_MAX_UNPACKED_MB``
   (``InstanceSettings.max_unpacked_mb``) when set, else an eighth of the instance type's storage
   volume (3.75 GiB of the usual 30 GiB), so a decompression bomb cannot fill the disk once per instance;
@@ -99,9 +100,8 @@ def workers_for(instance_type: str, env: Mapping[str, str] | None = None,
             raise ValueError(f"{WORKERS_ENV} must be a whole number, got {raw!r}") from None
         if wanted < 1:
             raise ValueError(f"{WORKERS_ENV} must be at least 1, got {raw!r}")
-    else:
-        wanted = get_instance_type(instance_type).vcpu
-    return max(1, min(wanted, cap))
+    vcpu = get_instance_type(instance_type).vcpu
+    return max(1, min(wanted if raw else vcpu, vcpu, cap))
 
 
 def unpacked_cap_bytes(instance_type: str, cap_mb: float | None = None) -> int:
