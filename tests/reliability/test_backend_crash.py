@@ -228,3 +228,29 @@ def test_read_only_catkit_home_is_a_clear_error(tmp_path):
         assert list(home.iterdir()) == []
     finally:
         home.chmod(0o700)
+
+
+def test_kill9_keeps_acknowledged_scalable_targets_and_policies(tmp_path):
+    """RegisterScalableTarget / PutScalingPolicy answered 200 survive kill -9 (found by the chaos run:
+    the engine was saved only when a scaling activity changed)."""
+    b = LocalBackend(tmp_path / "home", time_scale=600)
+    try:
+        b.start()
+        sm, aas = b.client("sagemaker"), b.client("application-autoscaling")
+        assert deploy_endpoint(sm, "scaled", upload_model(b))["EndpointStatus"] == "InService"
+        rid, dim = "endpoint/scaled/variant/AllTraffic", "sagemaker:variant:DesiredInstanceCount"
+        aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=rid, ScalableDimension=dim,
+                                     MinCapacity=1, MaxCapacity=3)
+        aas.put_scaling_policy(
+            PolicyName="tt", ServiceNamespace="sagemaker", ResourceId=rid, ScalableDimension=dim,
+            PolicyType="TargetTrackingScaling", TargetTrackingScalingPolicyConfiguration={
+                "TargetValue": 20.0,
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}})
+        b.kill()
+        b.start()
+        targets = aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+        assert [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in targets] == [(rid, 1, 3)]
+        policies = aas.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+        assert [p["PolicyName"] for p in policies] == ["tt"]
+    finally:
+        b.close()
