@@ -179,6 +179,18 @@ def invoke_loop(run: Run, mme: bool, seed: int) -> None:
                                                              ContentType="text/plain")["Body"].read())
 
 
+def watch_loop(run: Run) -> None:
+    """Record the largest instance count of the auto-scaled variant (scale-out happened)."""
+    sm = run.client("sagemaker")
+    while not run.stop.wait(0.5):
+        try:
+            pv = sm.describe_endpoint(EndpointName=SME)["ProductionVariants"][0]
+        except (bx.ClientError, *UNREACHABLE):
+            continue
+        with run.lock:
+            run.counts["max_sme_instances"] = max(run.counts["max_sme_instances"], pv.get("CurrentInstanceCount") or 0)
+
+
 def write_loop(run: Run, seed: int) -> None:
     s3, sm, rng = run.client("s3"), run.client("sagemaker"), random.Random(seed)
     i = 0
@@ -272,7 +284,8 @@ def run_chaos(seconds: float, backend_kills: int, instance_kills: int, seed: int
         setup(run)
         threads = [threading.Thread(target=invoke_loop, args=(run, False, rng.random()), daemon=True),
                    threading.Thread(target=invoke_loop, args=(run, True, rng.random()), daemon=True),
-                   threading.Thread(target=write_loop, args=(run, rng.random()), daemon=True)]
+                   threading.Thread(target=write_loop, args=(run, rng.random()), daemon=True),
+                   threading.Thread(target=watch_loop, args=(run,), daemon=True)]
         for t in threads:
             t.start()
         chaos_loop(run, seconds, backend_kills, instance_kills, rng)
@@ -292,6 +305,7 @@ def run_chaos(seconds: float, backend_kills: int, instance_kills: int, seed: int
             "requests_sent": c["invoke_sent"] + c["write_sent"], "requests_failed": c["invoke_failed"] + c["write_failed"],
             "invocations": {"sent": c["invoke_sent"], "ok": c["invoke_ok"], "failed": c["invoke_failed"]},
             "writes": {"sent": c["write_sent"], "ok": c["write_ok"], "failed": c["write_failed"]},
+            "max_autoscaled_instances": c["max_sme_instances"],
             "unreachable_while_down": c["unreachable_while_down"], "aws_errors": dict(run.aws_errors),
             "not_aws_shaped": run.not_aws_shaped,
             "acknowledged": {"s3_objects": len(run.objects), **{k: len(v) for k, v in run.acked.items()}},
@@ -308,7 +322,7 @@ def print_report(r: dict[str, Any]) -> None:
     print(f"requests sent {r['requests_sent']}, failed {r['requests_failed']} "
           f"(unreachable while the backend was down {r['unreachable_while_down']}; AWS errors {r['aws_errors']}; "
           f"not AWS-shaped {len(r['not_aws_shaped'])})")
-    print(f"acknowledged: {r['acknowledged']}")
+    print(f"acknowledged: {r['acknowledged']}; the auto-scaled variant reached {r['max_autoscaled_instances']} instances")
     print(f"acknowledged but lost: {len(r['acknowledged_but_lost'])} {r['acknowledged_but_lost'][:10]}")
     print(f"orphans: processes {r['orphan_processes']}, directories {r['orphan_dirs']}")
 
