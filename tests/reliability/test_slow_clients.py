@@ -4,31 +4,18 @@ request heads are dropped, a trickled body is answered RequestTimeout, connectio
 
 from __future__ import annotations
 
-import socket
+import sys
 import time
+from pathlib import Path
 
 from catkit.testing import LocalBackend, process_exited, wait_until
 
+sys.path.insert(0, str(Path(__file__).parent))  # rel_support (importlib mode)
+
+from rel_support import raw_connect, read_until_closed
+
 LIMITS = {"CATKIT_HTTP_HEADER_TIMEOUT_SECONDS": "1", "CATKIT_HTTP_BODY_TIMEOUT_SECONDS": "1",
           "CATKIT_HTTP_MAX_CONNECTIONS": "6", "CATKIT_LOCAL_COMPONENTS": ""}
-
-
-def _connect(port: int) -> socket.socket:
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.settimeout(10)
-    return s
-
-
-def _until_closed(s: socket.socket) -> bytes:
-    out = b""
-    while True:
-        try:
-            chunk = s.recv(65536)
-        except ConnectionResetError:
-            return out
-        if not chunk:
-            return out
-        out += chunk
 
 
 def test_gateway_drops_slow_clients_and_caps_connections(tmp_path):
@@ -36,19 +23,19 @@ def test_gateway_drops_slow_clients_and_caps_connections(tmp_path):
     try:
         b.start()
         port = int(b.url.rsplit(":", 1)[1])
-        idle, trickle = _connect(port), _connect(port)
+        idle, trickle = raw_connect(port), raw_connect(port)
         trickle.sendall(b"GET /_catkit/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
         t0 = time.monotonic()
-        assert _until_closed(idle) == b"" and _until_closed(trickle) == b""
+        assert read_until_closed(idle) == b"" and read_until_closed(trickle) == b""
         assert time.monotonic() - t0 < 9  # the 1 s head timeout, not the 10 s recv timeout
-        body = _connect(port)
+        body = raw_connect(port)
         body.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: SageMaker.ListModels\r\n"
                      b"Content-Type: application/x-amz-json-1.1\r\nContent-Length: 100\r\n\r\n{")
-        answer = _until_closed(body)
+        answer = read_until_closed(body)
         assert b" 408 " in answer.split(b"\r\n", 1)[0] and b"RequestTimeout" in answer, answer
-        held = [_connect(port) for _ in range(6)]
-        extra = _connect(port)
-        answer = _until_closed(extra)
+        held = [raw_connect(port) for _ in range(6)]
+        extra = raw_connect(port)
+        answer = read_until_closed(extra)
         assert answer.startswith(b"HTTP/1.1 503"), answer
         for s in (idle, trickle, body, extra, *held):
             s.close()
@@ -62,7 +49,7 @@ def test_stop_is_prompt_after_a_413(tmp_path):
     try:
         b.start()
         pid = b.info()["pid"]
-        s = _connect(int(b.url.rsplit(":", 1)[1]))
+        s = raw_connect(int(b.url.rsplit(":", 1)[1]))
         s.sendall(b"POST /endpoints/x/invocations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                   b"Authorization: AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/sagemaker/aws4_request, "
                   b"SignedHeaders=host, Signature=00\r\nContent-Length: 7000000\r\n\r\n" + b"x" * 1_000_000)

@@ -6,33 +6,20 @@ whose client keeps the connection open (aiohttp otherwise lingers reading the re
 from __future__ import annotations
 
 import asyncio
-import socket
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from catkit.serving.http_limits import HttpLimits
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "reliability"))  # rel_support (importlib mode)
+
+from rel_support import raw_connect, read_until_closed
+
 from catkit.testing import wait_until
-
-
-def _connect(port: int) -> socket.socket:
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.settimeout(10)
-    return s
-
-
-def _closed_by_server(s: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection (recv blocks at most 10 s)."""
-    out = b""
-    while True:
-        try:
-            chunk = s.recv(65536)
-        except ConnectionResetError:
-            return out
-        if not chunk:
-            return out
-        out += chunk
 
 
 @pytest.fixture
@@ -43,11 +30,11 @@ def server(make_model: Any, spawn_server: Any, sv: Any) -> Any:
 
 
 def test_idle_and_trickled_heads_are_dropped(server: Any) -> None:
-    idle = _connect(server.port)
-    trickle = _connect(server.port)
+    idle = raw_connect(server.port)
+    trickle = raw_connect(server.port)
     trickle.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n")  # ... and never the rest
     t0 = time.monotonic()
-    assert _closed_by_server(idle) == b"" and _closed_by_server(trickle) == b""
+    assert read_until_closed(idle) == b"" and read_until_closed(trickle) == b""
     assert time.monotonic() - t0 < 9  # closed by the server's 1 s head timeout, not our 10 s recv timeout
     idle.close()
     trickle.close()
@@ -56,10 +43,10 @@ def test_idle_and_trickled_heads_are_dropped(server: Any) -> None:
 def test_a_trickled_body_gets_408_and_the_connection_closes(make_model: Any, spawn_server: Any, sv: Any) -> None:
     proc = spawn_server(str(make_model("echo", sv.ECHO)), "--body-timeout", "1")
     proc.wait_ready()
-    s = _connect(proc.port)
+    s = raw_connect(proc.port)
     s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
               b"Content-Length: 100\r\n\r\n" + b"x" * 10)  # 90 bytes never come
-    answer = _closed_by_server(s)
+    answer = read_until_closed(s)
     assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive in time" in answer, answer
     s.close()
     assert HttpLimits.from_env({"CATKIT_HTTP_BODY_TIMEOUT_SECONDS": "2"}).body_timeout == 2.0
@@ -68,10 +55,10 @@ def test_a_trickled_body_gets_408_and_the_connection_closes(make_model: Any, spa
 
 
 def test_connections_beyond_the_cap_get_503(server: Any) -> None:
-    held = [_connect(server.port) for _ in range(4)]
+    held = [raw_connect(server.port) for _ in range(4)]
     try:
-        extra = _connect(server.port)
-        answer = _closed_by_server(extra)
+        extra = raw_connect(server.port)
+        answer = read_until_closed(extra)
         assert answer.startswith(b"HTTP/1.1 503") and b"Too many open connections" in answer
         extra.close()
     finally:
@@ -80,7 +67,7 @@ def test_connections_beyond_the_cap_get_503(server: Any) -> None:
 
 
 def test_sigterm_after_a_413_stops_at_once(server: Any) -> None:
-    s = _connect(server.port)
+    s = raw_connect(server.port)
     s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
               b"Content-Length: 7000000\r\n\r\n" + b"x" * 1_000_000)  # then stops sending, keeps it open
     head = s.recv(65536)
