@@ -42,7 +42,7 @@ def test_idle_and_trickled_heads_are_dropped(server: Any) -> None:
 
 def test_a_trickled_body_gets_408_and_the_connection_closes(make_model: Any, spawn_server: Any, sv: Any) -> None:
     proc = spawn_server(str(make_model("echo", sv.ECHO)), "--body-timeout", "1")
-    proc.wait_ready()
+    asyncio.run(sv.wait_http_ping(proc.wait_ready()))  # model loaded: the answer is about the body
     s = raw_connect(proc.port)
     s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
               b"Content-Length: 100\r\n\r\n" + b"x" * 10)  # 90 bytes never come
