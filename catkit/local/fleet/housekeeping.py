@@ -88,7 +88,7 @@ def sweep_orphans(home: Path, live_endpoints: Iterable[str]) -> dict[str, int]:
                 inst_dir.unlink(missing_ok=True)
             removed["instance_dirs"] += 1
         shutil.rmtree(ep_dir, ignore_errors=True)
-    keep = {name for name in live_endpoints}
+    keep = set(live_endpoints)
     logs = home / "logs" / "instances"
     for ep_logs in sorted(logs.iterdir()) if logs.is_dir() else []:
         if ep_logs.name not in keep:

@@ -42,7 +42,8 @@ class InstancePool:
     async def session(self) -> aiohttp.ClientSession:
         """The HTTP session for ``/ping`` (created on first use)."""
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=75, enable_cleanup_closed=True)
+            # Idle connections are dropped before the model server drops them (its head timeout: 30 s).
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=15, enable_cleanup_closed=True)
             self._session = aiohttp.ClientSession(
                 connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
             )
