@@ -21,11 +21,12 @@ What it does, in its own temporary ``CATKIT_HOME`` (removed at the end), all ran
   acknowledged S3 object (same MD5), model, endpoint config, endpoint, scalable target, scaling
   policy and alarm is there; no model-server process or instance directory is left over; every
   failed request got an AWS-shaped error (an error code, not a bare HTTP status) - except those
-  that could not reach the backend while it was down, counted apart.
+  that could not reach the backend while it was down, counted apart; and the auto-scaled variant
+  never had more instances in service than its MaxCapacity.
 
 Prints the counts (kills survived, requests sent/failed, acknowledged-but-lost: goal 0).
-``--json`` writes the report. Exit status 1 if anything acknowledged was lost, an orphan was left
-or an error was not AWS-shaped.
+``--json`` writes the report. Exit status 1 if anything acknowledged was lost, an orphan was left,
+an error was not AWS-shaped or the variant went past MaxCapacity.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from catkit.testing.endpoints import ROLE
 SME, MME, BUCKET = "chaos-sme", "chaos-mme", "chaos"
 RID = f"endpoint/{SME}/variant/AllTraffic"
 DIM = "sagemaker:variant:DesiredInstanceCount"
+MAX_CAPACITY = 3  # of the auto-scaled variant: never more instances in service than this
 UNREACHABLE = (bx.EndpointConnectionError, bx.ConnectionClosedError, bx.ReadTimeoutError,
                bx.ConnectTimeoutError, ConnectionError)
 
@@ -137,7 +139,7 @@ def setup(run: Run) -> None:
         run.acked["endpoint"].add(name)
     wait_in_service(run, 120)
     aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=RID, ScalableDimension=DIM,
-                                 MinCapacity=1, MaxCapacity=3)
+                                 MinCapacity=1, MaxCapacity=MAX_CAPACITY)
     run.acked["scalable_target"].add(RID)
     policy = aas.put_scaling_policy(
         PolicyName="chaos-tt", ServiceNamespace="sagemaker", ResourceId=RID, ScalableDimension=DIM,
@@ -212,8 +214,9 @@ def chaos_loop(run: Run, seconds: float, backend_kills: int, instance_kills: int
     events = ["backend"] * backend_kills + ["instance"] * instance_kills
     rng.shuffle(events)
     slot = seconds / (len(events) + 1)
-    for event in events:
-        time.sleep(rng.uniform(0.3, 1.0) * slot)  # a random moment in this slot
+    start = time.monotonic()
+    for k, event in enumerate(events):
+        time.sleep(max(0.0, start + (k + rng.uniform(0.2, 1.0)) * slot - time.monotonic()))  # a random moment of slot k
         if event == "instance":
             pids = [p for ep in (SME, MME) for p in run.b.instance_pids(ep) if not process_exited(p)]
             if pids:
@@ -227,7 +230,7 @@ def chaos_loop(run: Run, seconds: float, backend_kills: int, instance_kills: int
             run.b.start()
             run.down_until = time.monotonic() + 1.0  # pooled connections of the dead process fail once
             run.down.clear()
-    time.sleep(slot * 0.5)
+    time.sleep(max(0.0, start + seconds - time.monotonic()))
 
 
 def verify(run: Run) -> dict[str, list[str]]:
@@ -249,7 +252,7 @@ def verify(run: Run) -> dict[str, list[str]]:
         "endpoint": {e["EndpointName"] for e in sm.list_endpoints(MaxResults=100)["Endpoints"]
                      if e["EndpointStatus"] == "InService"},
         "scalable_target": {t["ResourceId"] for t in aas.describe_scalable_targets(ServiceNamespace="sagemaker")[
-            "ScalableTargets"] if (t["MinCapacity"], t["MaxCapacity"]) == (1, 3)},
+            "ScalableTargets"] if (t["MinCapacity"], t["MaxCapacity"]) == (1, MAX_CAPACITY)},
         "scaling_policy": {p["PolicyName"] for p in aas.describe_scaling_policies(ServiceNamespace="sagemaker")[
             "ScalingPolicies"]},
         "alarm": {a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]},
@@ -345,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     bad = report["acknowledged_but_lost"] or report["orphan_processes"] or report["orphan_dirs"] \
-        or report["not_aws_shaped"]
+        or report["not_aws_shaped"] or report["max_autoscaled_instances"] > MAX_CAPACITY
     return 1 if bad else 0
 
 

@@ -37,6 +37,8 @@ def test_chaos_loses_nothing_acknowledged_and_leaves_nothing_behind(tmp_path):
     assert report["acknowledged_but_lost"] == [], report
     assert report["orphan_processes"] == [] and report["orphan_dirs"] == [], report
     assert report["not_aws_shaped"] == [], report
+    assert report["max_autoscaled_instances"] <= 3, report  # never past MaxCapacity (a replacement and a
+    # scaling step, or the relaunch after a restart, used to both launch)
     assert report["invocations"]["ok"] > 0 and report["writes"]["ok"] > 0, report
     assert report["acknowledged"]["s3_objects"] == report["writes"]["ok"] - report["acknowledged"]["model"] + 2
     assert proc.returncode == 0, proc.stdout[-3000:]

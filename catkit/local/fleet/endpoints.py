@@ -549,6 +549,8 @@ class EndpointManager:
     async def _relaunch(self, ep: Endpoint, pending_props: list[dict[str, Any]] | None) -> None:
         async def one(v: Variant) -> None:
             for _ in range(v.desired_count):
+                if len(v.active()) >= v.desired_count:  # a scaling step or replacement got there first
+                    break
                 try:
                     await self.pool.launch(ep.name, v, provision=False)
                 except InstanceLaunchError as e:

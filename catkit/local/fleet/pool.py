@@ -51,8 +51,16 @@ class InstancePool:
 
     async def launch(self, endpoint_name: str, v: Variant, *, provision: bool = True) -> Instance:
         """Start one instance of ``v`` (in its list from the start); raises InstanceLaunchError."""
+        return await self._start(endpoint_name, v, self._add(endpoint_name, v), provision)
+
+    def _add(self, endpoint_name: str, v: Variant) -> Instance:
+        """A new instance of ``v``, in its list at once: whoever counts ``v.active()`` next sees it
+        (a replacement and a scale-out deciding at the same moment cannot both launch)."""
         inst = Instance(v.spec(endpoint_name), self.home)
         v.instances.append(inst)
+        return inst
+
+    async def _start(self, endpoint_name: str, v: Variant, inst: Instance, provision: bool) -> Instance:
         try:
             await inst.launch(
                 self.s3(), self.clock, self.settings, await self.session(),
@@ -69,7 +77,15 @@ class InstancePool:
         """Start ``n`` instances of ``v`` concurrently; the first failure cancels the rest."""
         if n <= 0:
             return []
-        return await run_all([self.launch(endpoint_name, v, provision=provision) for _ in range(n)])
+        insts = [self._add(endpoint_name, v) for _ in range(n)]  # counted before any await
+        try:
+            return await run_all([self._start(endpoint_name, v, i, provision) for i in insts])
+        except BaseException:
+            for inst in insts:  # a start cancelled before it ran never removed its instance
+                if inst.state is not InstanceState.IN_SERVICE:
+                    with contextlib.suppress(ValueError):
+                        v.instances.remove(inst)
+            raise
 
     async def retire(self, v: Variant, inst: Instance, *, drain: bool = True) -> None:
         """Stop ``inst`` (draining first unless told not to) and remove it from ``v``."""
