@@ -218,7 +218,10 @@ def chaos_loop(run: Run, seconds: float, backend_kills: int, instance_kills: int
     for k, event in enumerate(events):
         time.sleep(max(0.0, start + (k + rng.uniform(0.2, 1.0)) * slot - time.monotonic()))  # a random moment of slot k
         if event == "instance":
-            pids = [p for ep in (SME, MME) for p in run.b.instance_pids(ep) if not process_exited(p)]
+            deadline = time.monotonic() + 30  # right after a restart the instances are still starting
+            while (pids := [p for ep in (SME, MME) for p in run.b.instance_pids(ep) if not process_exited(p)]) == [] \
+                    and time.monotonic() < deadline:
+                time.sleep(0.1)
             if pids:
                 os.kill(rng.choice(pids), signal.SIGKILL)
                 run.counts["instance_kills"] += 1
