@@ -253,7 +253,7 @@ def verify(run: Run) -> dict[str, list[str]]:
         "model": {m["ModelName"] for m in models},
         "endpoint_config": {c["EndpointConfigName"] for c in sm.list_endpoint_configs(MaxResults=100)["EndpointConfigs"]},
         "endpoint": {e["EndpointName"] for e in sm.list_endpoints(MaxResults=100)["Endpoints"]
-                     if e["EndpointStatus"] == "InService"},
+                     if e["EndpointStatus"] in ("InService", "Updating")},  # Updating: scaling in after the load
         "scalable_target": {t["ResourceId"] for t in aas.describe_scalable_targets(ServiceNamespace="sagemaker")[
             "ScalableTargets"] if (t["MinCapacity"], t["MaxCapacity"]) == (1, MAX_CAPACITY)},
         "scaling_policy": {p["PolicyName"] for p in aas.describe_scaling_policies(ServiceNamespace="sagemaker")[
@@ -262,6 +262,10 @@ def verify(run: Run) -> dict[str, list[str]]:
     }
     for kind, names in run.acked.items():
         lost += [f"{kind} {n}" for n in sorted(names - found.get(kind, set()))]
+    for name in sorted(run.acked["endpoint"] & found["endpoint"]):  # consistent: still on its own config
+        config = sm.describe_endpoint(EndpointName=name)["EndpointConfigName"]
+        if config != f"{name}-c":
+            lost.append(f"endpoint {name}: on config {config}")
     return {"lost": lost, **orphans(run)}
 
 
