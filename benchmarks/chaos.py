@@ -37,6 +37,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -324,6 +325,7 @@ def run_chaos(seconds: float, backend_kills: int, instance_kills: int, seed: int
         }
     finally:
         b.close()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def print_report(r: dict[str, Any]) -> None:
