@@ -39,12 +39,13 @@ from catkit.testing import LocalBackend, deploy_endpoint, start_local_backend, u
 ENDPOINT = "bench"
 
 
-def deploy(backend: LocalBackend) -> str:
-    """Deploy the echo endpoint (:func:`catkit.testing.echo_archive`); returns the instance's direct URL."""
+def deploy(backend: LocalBackend) -> tuple[str, dict[str, str]]:
+    """Deploy the echo endpoint (:func:`catkit.testing.echo_archive`); returns the instance's direct
+    URL and the headers carrying its token (the instance refuses requests without it)."""
     d = deploy_endpoint(backend.client("sagemaker"), ENDPOINT, upload_model(backend, bucket="bench"), timeout=120)
     assert d is not None and d["EndpointStatus"] == "InService", d
-    (url,) = backend.instance_urls(ENDPOINT)
-    return f"{url}/invocations"
+    ((url, headers),) = backend.instance_clients(ENDPOINT)
+    return f"{url}/invocations", headers
 
 
 def signed_headers(url: str, body: bytes, n: int) -> list[dict[str, str]]:
@@ -116,10 +117,11 @@ def main(argv: list[str] | None = None) -> int:
 
     with start_local_backend(time_scale=1000.0) as backend:
         url = backend.url
-        direct_url = deploy(backend)
+        direct_url, token_headers = deploy(backend)
         body = b"x" * args.payload
         gw_headers = signed_headers(url, body, 2000)
-        direct_headers = [{"Content-Type": "application/octet-stream", "Accept": "application/octet-stream"}]
+        direct_headers = [{"Content-Type": "application/octet-stream", "Accept": "application/octet-stream",
+                           **token_headers}]
         backend_proc = psutil.Process(backend.pid)
         (instance_pid,) = backend.instance_pids(ENDPOINT)
         instance_proc = psutil.Process(instance_pid)

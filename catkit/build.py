@@ -12,9 +12,10 @@ Packing is deterministic: members are sorted, timestamps, owners and modes are f
 header carries no name or time, so the same inputs always give the same bytes (and the same S3 ETag).
 
 :func:`safe_extract` treats an archive as hostile input: it rejects absolute paths, ``..``
-components, links leaving the destination, device files and FIFOs, too many members and archives
-that expand past a byte cap (declared sizes *and* bytes actually decompressed are counted), raising
-:class:`UnsafeArchiveError` naming the offending member. Extraction goes into a temporary directory
+components, links leaving the destination, device files, FIFOs and sparse files, too many members
+and archives that expand past a byte cap (declared sizes *and* bytes actually decompressed are
+counted, while streaming: :class:`ArchiveTooLarge`), raising :class:`UnsafeArchiveError` naming the
+offending member. Extraction goes into a temporary directory
 beside the destination that is renamed into place only when complete.
 """
 
@@ -34,16 +35,8 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-__all__ = [
-    "DEFAULT_MAX_BYTES",
-    "DEFAULT_MAX_MEMBERS",
-    "ArchiveError",
-    "UnsafeArchiveError",
-    "model_data_url",
-    "pack_model",
-    "safe_extract",
-    "upload_model",
-]
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_MEMBERS", "ArchiveError", "ArchiveTooLarge", "UnsafeArchiveError",
+           "model_data_url", "pack_model", "safe_extract", "upload_model"]
 
 DEFAULT_MAX_BYTES = 2 * 1024**3  # 2 GiB of extracted file data
 DEFAULT_MAX_MEMBERS = 10_000
@@ -73,6 +66,10 @@ class UnsafeArchiveError(ArchiveError):
         self.member = member
         self.reason = reason
         super().__init__(f"unsafe archive member {member!r}: {reason}")
+
+
+class ArchiveTooLarge(UnsafeArchiveError):
+    """The archive unpacks to more than ``max_bytes`` (declared, written or decompressed)."""
 
 
 # --------------------------------------------------------------------------------------------- pack
@@ -247,7 +244,7 @@ class _BoundedReader(io.RawIOBase):
         data = self._stream.read(min(len(view), self._limit - self.consumed + 1))
         self.consumed += len(data)
         if self.consumed > self._limit:
-            raise UnsafeArchiveError(
+            raise ArchiveTooLarge(
                 self._state.where(),
                 f"archive expands to more than {self._limit} bytes of tar data "
                 f"(cap {self._state.max_bytes} bytes of files); possible decompression bomb",
@@ -440,8 +437,10 @@ def _extract_member(
     link_source: Path | None = None
     if kind == "file":
         state.declared += member.size
+        if member.issparse():  # a few hundred bytes could claim any size (holes): never needed in a model
+            raise UnsafeArchiveError(name, "sparse files are not allowed in a model archive")
         if state.declared > state.max_bytes:
-            raise UnsafeArchiveError(
+            raise ArchiveTooLarge(
                 name,
                 f"declared size {member.size} brings the archive to {state.declared} bytes, "
                 f"over the {state.max_bytes}-byte cap (max_bytes)",
@@ -522,7 +521,7 @@ def _write_file(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, sta
                 break
             state.written += len(chunk)
             if state.written > state.max_bytes:
-                raise UnsafeArchiveError(
+                raise ArchiveTooLarge(
                     member.name,
                     f"extracted data exceeds the {state.max_bytes}-byte cap (max_bytes) "
                     "although the headers declared less",
@@ -561,7 +560,7 @@ def _copy_hardlink(member: tarfile.TarInfo, source: Path, target: Path, state: _
     state.declared += size
     state.written += size
     if state.written > state.max_bytes:
-        raise UnsafeArchiveError(
+        raise ArchiveTooLarge(
             member.name, f"hardlinked data exceeds the {state.max_bytes}-byte cap (max_bytes)"
         )
     shutil.copyfile(source, target, follow_symlinks=False)

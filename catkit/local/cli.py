@@ -149,6 +149,7 @@ def _status(args: argparse.Namespace) -> int:
     doc = lifecycle.status(home)
     if doc is None:
         print(f"not running (home {home})")
+        print(_usage_line(home))
         return 1
     info = lifecycle.health(doc["url"]) or {}
     print(f"running   pid {doc['pid']}  {doc['url']}")
@@ -159,7 +160,26 @@ def _status(args: argparse.Namespace) -> int:
         print(f"emulated  {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(info['now']))}")
     if not info:
         print("health    NOT ANSWERING (see logs/backend.log)")
+    print(_usage_line(home))
     return 0
+
+
+def _usage_line(home: Path) -> str:
+    """``state     1.2 GiB (instances 1.1 GiB, s3 80.0 MiB, ...)``: disk used under CATKIT_HOME."""
+    from catkit.local.fleet.housekeeping import state_usage
+
+    usage = state_usage(home)
+    total = usage.pop("total")
+    parts = ", ".join(f"{name} {_size(n)}" for name, n in sorted(usage.items(), key=lambda kv: -kv[1]) if n)
+    return f"state     {_size(total)}" + (f" ({parts})" if parts else "")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
 
 
 def _duration(seconds: float) -> str:

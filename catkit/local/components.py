@@ -159,7 +159,11 @@ class AutoscalingController:
         else:
             driver.engine = Engine(alarms, alarms.region, alarms.account_id, **ids)
         self.engine = driver.engine
-        self.service = ApplicationAutoScalingService(self.engine, clock.now, self._variant_exists, self.persist)
+        # Every acknowledged mutation is saved at once: the change signature below follows scaling
+        # activities only, so a RegisterScalableTarget / PutScalingPolicy answered 200 was lost on
+        # kill -9 until the next activity (found by benchmarks/chaos.py).
+        self.service = ApplicationAutoScalingService(self.engine, clock.now, self._variant_exists,
+                                                     lambda: self.persist(force=True))
         self.service.tags = {k: dict(v) for k, v in (doc.get("tags") or {}).items()}
         self._saved: Any = None
         self._reconcile_alarms()

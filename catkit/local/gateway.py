@@ -55,6 +55,7 @@ from catkit.local.moto_proxy import (
 )
 from catkit.local.request_guard import NonLoopbackHostError, check_loopback, foreign_request
 from catkit.local.services.base import RequestContext
+from catkit.serving.http_limits import BodyTimeout, HttpLimits, LimitedSite, Tracker, read_limited
 
 __all__ = [
     "CONTROL_PLANE_MAX_BODY",
@@ -141,23 +142,6 @@ class BodyTooLarge(Exception):
         self.limit = limit
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    length = request.content_length
-    if length is not None and length > limit:
-        raise BodyTooLarge(length, limit)
-    chunks: list[bytes] = []
-    total = 0
-    while True:
-        chunk = await request.content.readany()
-        if not chunk:
-            break
-        total += len(chunk)
-        if total > limit:
-            raise BodyTooLarge(None, limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _limit_for(service: str | None) -> int:
     if service == "s3":
         return S3_MAX_BODY
@@ -229,6 +213,8 @@ class Gateway:
         self.port = port
         self.moto_url: str | None = None
         self._runner: web.AppRunner | None = None
+        self._site: LimitedSite | None = None
+        self._limits = HttpLimits()
         self._moto: MotoProxy | None = None
         self._protocols: Any = None
 
@@ -243,7 +229,8 @@ class Gateway:
             log.warning("protocol codecs unavailable (%s); only s3/sts/iam will be served", exc)
             self._protocols = None
         self._moto.open()
-        app = web.Application(client_max_size=S3_MAX_BODY + MB, middlewares=[_loopback_guard])
+        self._limits, tracker = HttpLimits.from_env(), Tracker()  # slow clients, connection cap
+        app = web.Application(client_max_size=S3_MAX_BODY + MB, middlewares=[tracker.middleware, _loopback_guard])
         app.router.add_route("*", "/_catkit/health", self._health)
         app.router.add_route("*", "/_catkit/info", self._info)
         app.router.add_route("*", "/_catkit/reset", self._reset)
@@ -255,18 +242,20 @@ class Gateway:
             handle_signals=False,
             shutdown_timeout=SHUTDOWN_GRACE_S,
             auto_decompress=False,  # bodies go through byte-for-byte (S3 gzip objects, codecs gunzip)
+            **self._limits.runner_kwargs(),
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
-        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
-        self.port = sockets[0].getsockname()[1]
+        self._site = LimitedSite(self._runner, self.host, self.port, self._limits, tracker, reuse_address=True)
+        await self._site.start()
+        self.port = self._site.bound_port
         shown = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{shown}:{self.port}"
 
     async def stop(self) -> None:
         """Stop accepting, finish in-flight requests briefly, close the port and client."""
         if self._runner is not None:
+            if self._site is not None:
+                self._site.close_idle()  # no waiting for idle keep-alive or lingering (refused-body) connections
             await self._runner.cleanup()
             self._runner = None
         if self._moto is not None:
@@ -339,9 +328,11 @@ class Gateway:
         service = self._detect(request, raw)
         limit = _limit_for(service)
         try:
-            body = await _read_body(request, limit)
+            body = await read_limited(request, self._limits, limit, lambda size: BodyTooLarge(size, limit))
         except BodyTooLarge as exc:
             return self._too_large(request, service, exc, request_id), service, None
+        except BodyTimeout:  # a trickled body (catkit.serving.http_limits): answered, connection closed
+            return self._body_timeout(request, service, request_id), service, None
 
         if service in MOTO_SERVICES:
             assert self._moto is not None, "Gateway.start() was not called"
@@ -412,6 +403,15 @@ class Gateway:
             413,
         )
         return self._error_response(request, service, None, err, request_id)
+
+    def _body_timeout(self, request: web.Request, service: str | None, request_id: str) -> web.Response:
+        # S3's RequestTimeout (400) text; other services: 408 with the same code (ASSUMPTION: AWS's
+        # front ends close such connections; no documented error shape for them).
+        err = AwsError("RequestTimeout", "Your socket connection to the server was not read from or written to "
+                       "within the timeout period. Idle connections will be closed.", 400 if service == "s3" else 408)
+        response = self._error_response(request, service, None, err, request_id)
+        response.force_close()
+        return response
 
     def _error_response(
         self, request: web.Request, service: str | None, operation: str | None, err: AwsError, request_id: str

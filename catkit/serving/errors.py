@@ -38,6 +38,10 @@ class PayloadTooLarge(ServingError, status=413):
     """The request body exceeds the real-time payload limit (HTTP 413)."""
 
 
+class RequestTimeout(ServingError, status=408):
+    """The client did not send its request body in time (catkit.serving.http_limits)."""
+
+
 class BadRequest(ServingError, status=400):
     """Malformed management request (HTTP 400)."""
 

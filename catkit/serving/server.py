@@ -2,7 +2,7 @@
 
 ``python -m catkit.serving.server MODEL --port P [--host 127.0.0.1] [--ready-file F]
 [--multi-model] [--memory-budget-mb N] [--model-timeout S] [--workers N] [--container KIND]
-[--code-dir DIR] [--pipeline SPEC]``
+[--code-dir DIR] [--pipeline SPEC] [--auth-token-file F]``
 
 ``--container`` serves the model the way that AWS container does (:mod:`catkit.serving.frameworks`;
 the local backend passes the kind it read from the image URI); ``--pipeline`` loads the containers
@@ -11,7 +11,9 @@ of a multi-container model (:mod:`catkit.serving.pipeline`) instead of MODEL.
 Routes: ``GET /ping`` (200 once the model is loaded), ``POST /invocations``, and for multi-model
 servers ``POST /models``, ``GET /models``, ``GET|DELETE /models/{name}``,
 ``POST /models/{name}/invoke``. Handler code runs on a :class:`~catkit.serving.workers.WorkerPool`
-so ``/ping`` answers while predictions run. Binds loopback addresses only.
+so ``/ping`` answers while predictions run. Binds loopback addresses only. With
+``--auth-token-file`` every route answers only requests carrying that token
+(:mod:`catkit.serving.auth`: how the local backend keeps instances reachable through its gateway only).
 """
 
 from __future__ import annotations
@@ -33,16 +35,19 @@ from typing import Any
 
 from aiohttp import web
 
+from catkit.serving.auth import read_token_file, token_middleware
 from catkit.serving.errors import (
     BadRequest,
     ModelLoadError,
     ModelNotFound,
     ModelTimeout,
     PayloadTooLarge,
+    RequestTimeout,
     ServingError,
     is_unsupported_content_type,
 )
 from catkit.serving.handler import ModelHandler
+from catkit.serving.http_limits import BodyTimeout, HttpLimits, LimitedSite, Tracker, read_limited
 from catkit.serving.multimodel import ModelRegistry
 from catkit.serving.pipeline import ContainerFailed, Pipeline, read_spec
 from catkit.serving.workers import CallTimeout, WorkerPool, run_in_daemon_thread
@@ -81,11 +86,12 @@ def check_loopback(host: str) -> str:
 
 
 def default_workers() -> int:
-    """``SAGEMAKER_MODEL_SERVER_WORKERS`` if set, else min(4, max(2, CPUs))."""
+    """``SAGEMAKER_MODEL_SERVER_WORKERS`` if set (at most max(4, CPUs): one thread per request in
+    flight, so 1000 would start 1000 threads), else min(4, max(2, CPUs))."""
     raw = os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS")
     if raw:
         try:
-            return max(1, int(raw))
+            return max(1, min(int(raw), max(4, os.cpu_count() or 1)))
         except ValueError:
             log.warning("ignoring SAGEMAKER_MODEL_SERVER_WORKERS=%r (not an integer)", raw)
     return min(4, max(2, os.cpu_count() or 1))
@@ -122,6 +128,10 @@ class ServerConfig:
     container: str | None = None  # an AWS container kind to emulate (catkit.serving.containers)
     code_dir: str | None = None
     pipeline: str | None = None  # a pipeline spec file (catkit.serving.pipeline)
+    auth_token_file: str | None = None  # answer only requests carrying this token (catkit.serving.auth)
+    header_timeout: float = 30.0  # > the gateway's keep-alive pool idle time (15 s; catkit.serving.http_limits)
+    max_connections: int = 256
+    body_timeout: float = 30.0  # plus 1 s per 256 KiB received (catkit.serving.http_limits.read_limited)
 
     def __post_init__(self) -> None:
         check_loopback(self.host)
@@ -146,8 +156,12 @@ class ServerConfig:
         self._check_numbers()
 
     def _check_numbers(self) -> None:
+        if self.auth_token_file is not None:
+            read_token_file(self.auth_token_file)  # ValueError now rather than at startup
         if self.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {self.workers}")
+        if self.header_timeout <= 0 or self.body_timeout <= 0 or self.max_connections < 1:
+            raise ValueError("--header-timeout and --body-timeout must be > 0, --max-connections >= 1")
         if self.model_timeout is not None and self.model_timeout <= 0:
             raise ValueError(f"--model-timeout must be > 0 seconds, got {self.model_timeout}")
         if self.models_root is not None and not Path(self.models_root).is_dir():
@@ -204,7 +218,13 @@ class ModelServer:
             budget = config.memory_budget_mb
             self.registry = ModelRegistry(int(budget * 2**20) if budget is not None else None,
                                           config.models_root, profile=self._profile_factory())
-        self.app = web.Application(client_max_size=config.max_body_bytes)
+        self.limits = HttpLimits(header_timeout=config.header_timeout, body_timeout=config.body_timeout,
+                                 max_connections=config.max_connections)
+        self.tracker = Tracker()
+        middlewares = [self.tracker.middleware]
+        if config.auth_token_file:
+            middlewares.append(token_middleware(read_token_file(config.auth_token_file)))
+        self.app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
         self.app.router.add_get("/ping", self.ping)
         self.app.router.add_post("/invocations", self.invocations)
         self.app.router.add_post("/models", self.load_model)
@@ -305,14 +325,11 @@ class ModelServer:
         return await self._invoke(self.handler, request, None)
 
     async def _read_body(self, request: web.Request) -> bytes:
-        limit = self.config.max_body_bytes
-        length = request.content_length
-        if length is not None and length > limit:
-            raise PayloadTooLarge(self._too_large(length))
         try:
-            return await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise PayloadTooLarge(self._too_large(None)) from None
+            return await read_limited(request, self.limits, self.config.max_body_bytes,
+                                      lambda size: PayloadTooLarge(self._too_large(size)))
+        except BodyTimeout:
+            raise RequestTimeout("The request body did not arrive in time; the connection is closed.") from None
 
     def _too_large(self, length: int | None) -> str:
         size = f"{length} bytes" if length is not None else "more than the limit"
@@ -434,12 +451,13 @@ async def serve(config: ServerConfig, *, stop: asyncio.Event | None = None) -> i
     """Run until SIGTERM/SIGINT (or ``stop`` is set); drain in-flight requests; return 0."""
     server = ModelServer(config)
     runner = web.AppRunner(server.app, access_log=None, handle_signals=False,
-                           shutdown_timeout=config.drain_seconds)
+                           shutdown_timeout=config.drain_seconds, **server.limits.runner_kwargs())
     await runner.setup()
+    site: LimitedSite | None = None
     try:
-        site = web.TCPSite(runner, config.host, config.port)
+        site = LimitedSite(runner, config.host, config.port, server.limits, server.tracker)
         await site.start()
-        port = runner.addresses[0][1]
+        port = site.bound_port
         log.info("listening on http://%s:%d (pid %d, %s, %d workers)", config.host, port, os.getpid(),
                  "multi-model" if config.multi_model else f"model {config.model}", config.workers)
         if config.ready_file:
@@ -456,6 +474,8 @@ async def serve(config: ServerConfig, *, stop: asyncio.Event | None = None) -> i
                  config.drain_seconds)
         server.draining = True
     finally:
+        if site is not None:
+            site.close_idle()  # idle keep-alive or lingering connections: nothing to drain
         await runner.cleanup()
     log.info("stopped")
     return 0
@@ -490,12 +510,21 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, model_required: boo
     parser.add_argument("--code-dir", help="with --container: the directory holding the user script "
                                            "(default MODEL/code)")
     parser.add_argument("--pipeline", help="a multi-container spec file (JSON) to serve instead of MODEL")
+    parser.add_argument("--header-timeout", type=float, default=30.0,
+                        help="seconds a connection has to deliver a request head (default 30)")
+    parser.add_argument("--body-timeout", type=float, default=30.0,
+                        help="seconds a request body may take, plus 1 s per 256 KiB (default 30; then 408)")
+    parser.add_argument("--max-connections", type=int, default=256,
+                        help="open connections beyond this are answered 503 (default 256)")
+    parser.add_argument("--auth-token-file", help="answer only requests whose X-Catkit-Instance-Token header "
+                                                  "holds the token in this file (403 otherwise)")
 
 
 #: The ServerConfig fields :func:`add_server_arguments` defines an option for (same names).
 _OPTION_FIELDS = (
     "model", "multi_model", "host", "port", "ready_file", "memory_budget_mb", "model_timeout", "workers",
-    "drain_seconds", "models_root", "container", "code_dir", "pipeline",
+    "drain_seconds", "models_root", "container", "code_dir", "pipeline", "auth_token_file",
+    "header_timeout", "body_timeout", "max_connections",
 )
 
 

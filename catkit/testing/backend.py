@@ -158,7 +158,10 @@ class LocalBackend:
         docs = []
         for ready in sorted((self.home / "instances" / endpoint).glob("*/ready.json")):
             with contextlib.suppress(OSError, ValueError):
-                docs.append(json.loads(ready.read_text()))
+                doc = json.loads(ready.read_text())
+                with contextlib.suppress(OSError):
+                    doc["token"] = (ready.parent / "auth-token").read_text().strip()
+                docs.append(doc)
         return docs
 
     def instance_pids(self, endpoint: str) -> list[int]:
@@ -168,6 +171,15 @@ class LocalBackend:
     def instance_urls(self, endpoint: str) -> list[str]:
         """``http://127.0.0.1:<port>`` of each of the endpoint's model servers (reached directly)."""
         return [f"http://127.0.0.1:{d['port']}" for d in self._ready_docs(endpoint) if "port" in d]
+
+    def instance_clients(self, endpoint: str) -> list[tuple[str, dict[str, str]]]:
+        """``(url, headers)`` of each of the endpoint's model servers: the headers carry the
+        instance's token (the servers refuse requests without it; catkit.serving.auth), so a
+        test or benchmark can talk to an instance the way the gateway does."""
+        from catkit.serving.auth import TOKEN_HEADER
+
+        return [(f"http://127.0.0.1:{d['port']}", {TOKEN_HEADER: d.get("token", "")})
+                for d in self._ready_docs(endpoint) if "port" in d]
 
     def close(self) -> None:
         """Stop the backend and delete its home if it is a temporary one."""

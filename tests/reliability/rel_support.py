@@ -21,6 +21,7 @@ import contextlib
 import http.client
 import json
 import os
+import socket
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -111,3 +112,24 @@ def files_outside(root: Path, since: float, exclude: Iterable[Path] = ()) -> lis
                 if p.lstat().st_mtime >= since:
                     found.append(p)
     return found
+
+
+def raw_connect(port: int, timeout: float = 10.0) -> socket.socket:
+    """A plain TCP connection to 127.0.0.1:``port`` (for slow-client tests)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.settimeout(timeout)
+    return s
+
+
+def read_until_closed(s: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (each recv waits up to the
+    socket's timeout)."""
+    out = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:
+            return out
+        if not chunk:
+            return out
+        out += chunk

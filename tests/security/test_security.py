@@ -114,8 +114,8 @@ def test_no_request_writes_outside_catkit_home(started):
 
 def test_model_code_only_runs_from_the_uploaded_archive(started, tmp_path):
     """Container environment cannot point the server at code elsewhere (PYTHONPATH, PYTHONSTARTUP,
-    LD_PRELOAD are dropped; a SAGEMAKER_SUBMIT_DIRECTORY on this machine fails the endpoint): only
-    code from the archive (or an s3:// sourcedir.tar.gz) runs."""
+    LD_PRELOAD, OPENSSL_CONF, GCONV_PATH are refused at CreateModel; a SAGEMAKER_SUBMIT_DIRECTORY on
+    this machine fails the endpoint): only code from the archive (or an s3:// sourcedir.tar.gz) runs."""
     evil = tmp_path / "evil"
     evil.mkdir()
     payload = f"open({str(tmp_path / MARKER)!r}, 'w').write('ran')\n"
@@ -132,7 +132,16 @@ def test_model_code_only_runs_from_the_uploaded_archive(started, tmp_path):
     sm.create_endpoint(EndpointName="local", EndpointConfigName="local-c")
     failed = wait_for_endpoint(sm, "local", ("InService", "Failed"))
     assert failed["EndpointStatus"] == "Failed" and "SAGEMAKER_SUBMIT_DIRECTORY" in failed["FailureReason"]
-    create_model(sm, "envy-m", "s3://models/echo/model.tar.gz", env=env)
+    # Loader/runtime hooks are refused at CreateModel (issue 14 finding 6: OPENSSL_CONF made the
+    # model server load a shared library from the host); the model is not stored.
+    for name, value in {**env, "OPENSSL_CONF": str(evil / "openssl.cnf"), "GCONV_PATH": str(evil)}.items():
+        with pytest.raises(botocore.exceptions.ClientError) as err:
+            create_model(sm, "envy-m", "s3://models/echo/model.tar.gz", env={name: value})
+        error = err.value.response["Error"]
+        assert error["Code"] == "ValidationException" and name in error["Message"], error
+    with pytest.raises(botocore.exceptions.ClientError):
+        sm.describe_model(ModelName="envy-m")
+    create_model(sm, "envy-m", "s3://models/echo/model.tar.gz", env={"GREETING": "meow", "PYTHONUNBUFFERED": "1"})
     sm.create_endpoint_config(EndpointConfigName="envy-c", ProductionVariants=[{
         "VariantName": "AllTraffic", "ModelName": "envy-m", "InitialInstanceCount": 1,
         "InstanceType": "ml.m5.large"}])

@@ -71,7 +71,9 @@ def test_workers_per_instance_type():
     assert workers_for("ml.m5.large", {}, {}) == 2
     assert workers_for("ml.m5.24xlarge", {}, {}) == 16  # capped
     assert workers_for("ml.m5.24xlarge", {}, {"CATKIT_MAX_MODEL_SERVER_WORKERS": "32"}) == 32
-    assert workers_for("ml.m5.large", {"SAGEMAKER_MODEL_SERVER_WORKERS": "5"}, {}) == 5
+    assert workers_for("ml.m5.xlarge", {"SAGEMAKER_MODEL_SERVER_WORKERS": "3"}, {}) == 3
+    assert workers_for("ml.m5.large", {"SAGEMAKER_MODEL_SERVER_WORKERS": "5"}, {}) == 2  # the type's vCPUs
+    assert workers_for("ml.m5.large", {"SAGEMAKER_MODEL_SERVER_WORKERS": "1000"}, {}) == 2
     with pytest.raises(ValueError, match="SAGEMAKER_MODEL_SERVER_WORKERS"):
         workers_for("ml.m5.large", {"SAGEMAKER_MODEL_SERVER_WORKERS": "0"}, {})
 

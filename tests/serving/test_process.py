@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import subprocess
 import sys
@@ -132,6 +133,8 @@ def test_environment_defaults_for_workers_and_timeout(monkeypatch: pytest.Monkey
     monkeypatch.setenv("SAGEMAKER_MODEL_SERVER_WORKERS", "3")
     monkeypatch.setenv("SAGEMAKER_MODEL_SERVER_TIMEOUT", "12.5")
     assert server_module.default_workers() == 3
+    monkeypatch.setenv("SAGEMAKER_MODEL_SERVER_WORKERS", "1000")
+    assert server_module.default_workers() == max(4, os.cpu_count() or 1)
     assert server_module.default_model_timeout() == 12.5
     monkeypatch.setenv("SAGEMAKER_MODEL_SERVER_WORKERS", "many")
     monkeypatch.setenv("SAGEMAKER_MODEL_SERVER_TIMEOUT", "0")

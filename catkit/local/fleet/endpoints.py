@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from catkit.instance_types import INSTANCE_TYPES
 from catkit.local.clock import Clock
 from catkit.local.errors import AwsError
-from catkit.local.fleet import router, sampling
+from catkit.local.fleet import housekeeping, router, sampling
 from catkit.local.fleet.instances import Instance, InstanceLaunchError, InstanceSettings, InstanceState
 from catkit.local.fleet.invoke import MAX_BODY, DataPlane
 from catkit.local.fleet.multimodel import MultiModelManager
@@ -116,6 +116,8 @@ class EndpointManager:
         self.settings = settings or InstanceSettings.from_env(**dict(instance_options or {}))
         self.max_instances = int(max_instances or os.environ.get("CATKIT_MAX_INSTANCES") or 32)
         self._endpoints: dict[str, Endpoint] = load_endpoints(self.state)
+        # Before any launch: what a killed previous run left (its instances' dirs, deleted endpoints' logs).
+        housekeeping.sweep_orphans(self.home, [ep.name for ep in self._endpoints.values()])
         self._deleted_listeners: list[Callable[[str], Any]] = []
         self._update_guards: list[UpdateGuard] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -409,6 +411,7 @@ class EndpointManager:
         finally:
             try:
                 await asyncio.to_thread(shutil.rmtree, self.home / "instances" / ep.name, True)
+                await asyncio.to_thread(shutil.rmtree, self.home / "logs" / "instances" / ep.name, True)
                 for cb in list(self._deleted_listeners):
                     try:
                         res = cb(ep.name)
@@ -546,6 +549,8 @@ class EndpointManager:
     async def _relaunch(self, ep: Endpoint, pending_props: list[dict[str, Any]] | None) -> None:
         async def one(v: Variant) -> None:
             for _ in range(v.desired_count):
+                if len(v.active()) >= v.desired_count:  # a scaling step or replacement got there first
+                    break
                 try:
                     await self.pool.launch(ep.name, v, provision=False)
                 except InstanceLaunchError as e:

@@ -9,18 +9,20 @@ sampling with psutil.
 
 Processes never outlive the backend: each starts in its own session (so a terminal's Ctrl-C does not
 hit it directly), asks the kernel to SIGKILL it when the backend dies (Linux ``PR_SET_PDEATHSIG``),
-and an ``atexit`` hook kills whatever is still registered.
+and an ``atexit`` hook kills whatever is still registered (:mod:`catkit.local.fleet.housekeeping`,
+which also sweeps what a killed backend left; the pool's health round rotates logs over
+``InstanceSettings.log_cap_mb``).
 
 Requests reach a running instance through :mod:`catkit.local.fleet.forward` (the keep-alive
-HTTP client).
+HTTP client). Each instance has its own random token (``auth-token``, 0600, in its directory; the
+server gets ``--auth-token-file``): every call the backend makes sends it in ``auth_headers`` and the
+server refuses anything else (:mod:`catkit.serving.auth`), so the instance port is no side door.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
-import ctypes
 import enum
 import json
 import logging
@@ -38,8 +40,10 @@ from typing import Any
 import aiohttp
 import psutil
 
-from catkit.instance_types import get_instance_type
+from catkit.build import ArchiveTooLarge
 from catkit.local.clock import Clock
+from catkit.local.fleet import housekeeping
+from catkit.local.fleet.container_env import allowed_environment
 from catkit.local.fleet.forward import ForwardProtocolError, KeepAlivePool  # noqa: F401 - moved there
 from catkit.local.fleet.hardware import emulated
 from catkit.local.fleet.launch_plan import (
@@ -47,19 +51,18 @@ from catkit.local.fleet.launch_plan import (
     check_frameworks,
     code_source,
     tail_lines,
+    too_large_hint,
+    unpacked_cap_bytes,
     where_logs_are,
     workers_for,
 )
 from catkit.local.fleet.mme_rules import server_arguments, server_environment
 from catkit.s3_urls import split_s3_url
+from catkit.serving.auth import TOKEN_FILE_OPTION, TOKEN_HEADER, new_token, write_token_file
 from catkit.serving.containers import container_for_image
 from catkit.serving.pipeline import ContainerSpec, union_environment, write_spec
 
 log = logging.getLogger("catkit.local.fleet.instances")
-
-# Environment variables a container definition may not set for the model-server process: they
-# would let a model definition load code from outside its archive (PYTHONPATH, LD_PRELOAD, ...).
-_FORBIDDEN_ENV_PREFIXES = ("PYTHON", "LD_", "DYLD_")
 
 
 class InstanceState(enum.StrEnum):
@@ -106,17 +109,25 @@ class InstanceSettings:
     #: Caps the instance type's memory (MiB) - the budget a process is recycled beyond
     #: (``CATKIT_INSTANCE_MEMORY_MB``); None = the instance type's memory.
     memory_limit_mb: float | None = None
+    #: Most MiB one model archive may unpack to (``CATKIT_MAX_UNPACKED_MB``); None = an eighth of the
+    #: instance type's storage volume (launch_plan.unpacked_cap_bytes).
+    max_unpacked_mb: float | None = None
+    #: An instance log over this many MiB is rotated (one old generation kept) by the health round.
+    log_cap_mb: float = housekeeping.DEFAULT_LOG_CAP_BYTES / 2**20
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> InstanceSettings:
         """Defaults, then ``CATKIT_PROVISIONING_SECONDS`` / ``CATKIT_STARTUP_HEALTH_SECONDS`` /
-        ``CATKIT_INSTANCE_MEMORY_MB`` from the environment, then explicit overrides."""
+        ``CATKIT_INSTANCE_MEMORY_MB`` / ``CATKIT_MAX_UNPACKED_MB`` / ``CATKIT_INSTANCE_LOG_MB`` from the
+        environment, then explicit overrides."""
         env = os.environ if environ is None else environ
         s = cls()
         for var, attr, unit in (
             ("CATKIT_PROVISIONING_SECONDS", "provisioning_seconds", "a number of emulated seconds"),
             ("CATKIT_STARTUP_HEALTH_SECONDS", "startup_health_seconds", "a number of emulated seconds"),
             ("CATKIT_INSTANCE_MEMORY_MB", "memory_limit_mb", "a number of MiB"),
+            ("CATKIT_MAX_UNPACKED_MB", "max_unpacked_mb", "a number of MiB"),
+            ("CATKIT_INSTANCE_LOG_MB", "log_cap_mb", "a number of MiB"),
         ):
             if env.get(var):
                 try:
@@ -161,28 +172,6 @@ def _safe_component(name: str) -> str:
     return name
 
 
-# --- process registry: kill everything still running when the backend's interpreter exits ----
-_LIVE: dict[int, str] = {}
-
-
-def _kill_live() -> None:
-    for pid in list(_LIVE):
-        with contextlib.suppress(OSError):
-            os.killpg(pid, signal.SIGKILL)
-        _LIVE.pop(pid, None)
-
-
-atexit.register(_kill_live)
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
 class Instance:
     """One endpoint instance (a model-server process). ``outstanding`` counts in-flight requests
     routed to it; ``window_max`` is the peak of ``outstanding`` since the last metric sample."""
@@ -200,6 +189,8 @@ class Instance:
         self.pid: int | None = None
         self.health_failures = 0
         self.launched_at: float | None = None
+        #: The headers every request to this instance carries (its token; catkit.serving.auth).
+        self.auth_headers: dict[str, str] = {TOKEN_HEADER: new_token()}
         ep = _safe_component(spec.endpoint)
         self.dir = home / "instances" / ep / self.id
         self.log_path = home / "logs" / "instances" / ep / f"{self.id}.log"
@@ -208,6 +199,7 @@ class Instance:
         self._exit_waiter: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self.unpack_cap = unpacked_cap_bytes(spec.instance_type)  # launch() applies the settings
         hw = emulated(spec.instance_type)  # the type's vCPU and memory, scaled down to this machine
         self.vcpu = hw.vcpu
         self.memory_bytes = hw.memory_bytes
@@ -259,6 +251,7 @@ class Instance:
                 self.state = InstanceState.PROVISIONING
                 await clock.sleep(settings.provisioning_seconds)
             self.state = InstanceState.STARTING
+            self.unpack_cap = unpacked_cap_bytes(self.spec.instance_type, settings.max_unpacked_mb)
             self.dir.mkdir(parents=True, exist_ok=True)
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             model_arg = await self._fetch_model(s3)
@@ -340,12 +333,12 @@ class Instance:
         except Exception as e:
             raise InstanceLaunchError(f"{fail} ({type(e).__name__}: {e})") from None
         archive = target.with_name(target.name + ".tar.gz")
-        itype = get_instance_type(spec.instance_type)
         try:
-            await asyncio.to_thread(_write_and_extract, data, archive, target, itype.disk_gib * 1024**3)
+            await asyncio.to_thread(_write_and_extract, data, archive, target, self.unpack_cap)
         except Exception as e:
+            hint = f" {too_large_hint(spec.instance_type, self.unpack_cap)}" if isinstance(e, ArchiveTooLarge) else ""
             raise InstanceLaunchError(
-                f'Failed to extract {what} for container "{container}" from URL: "{url}": {e}'
+                f'Failed to extract {what} for container "{container}" from URL: "{url}": {e}.{hint}'
             ) from None
         return str(target)
 
@@ -360,7 +353,9 @@ class Instance:
         cmd = list(settings.server_command)
         if model_arg is not None:
             cmd.append(model_arg)
-        cmd += ["--port", "0", "--host", "127.0.0.1", "--ready-file", str(ready)]
+        token_file = self.dir / "auth-token"
+        write_token_file(token_file, self.auth_headers[TOKEN_HEADER])
+        cmd += ["--port", "0", "--host", "127.0.0.1", "--ready-file", str(ready), TOKEN_FILE_OPTION, str(token_file)]
         if self.spec.mode == "MultiModel":
             try:  # budgets + --models-root
                 cmd += ["--multi-model", *server_arguments(self.spec.instance_type, self.dir, self.spec.environment)]
@@ -378,11 +373,7 @@ class Instance:
         except ValueError as e:
             raise InstanceLaunchError(f"Production variant {self.spec.variant}: {e}") from None
         env = dict(os.environ)
-        for k, v in container_env.items():
-            if k.upper().startswith(_FORBIDDEN_ENV_PREFIXES):
-                log.warning("ignoring container environment variable %s (not allowed locally)", k)
-                continue
-            env[k] = str(v)
+        env.update(allowed_environment(container_env))  # CreateModel refused the rest (container_env)
         env["CATKIT_INSTANCE_ID"] = self.id
         env["SAGEMAKER_ENDPOINT_NAME"] = self.spec.endpoint
         env["SAGEMAKER_VARIANT_NAME"] = self.spec.variant
@@ -399,14 +390,14 @@ class Instance:
                 cwd=str(self.dir),
                 env=env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                preexec_fn=housekeeping.die_with_parent if sys.platform.startswith("linux") else None,
             )
         except OSError as e:
             raise InstanceLaunchError(f"Failed to start the model server for variant {self.spec.variant}: {e}") from None
         finally:
             logf.close()
         self.pid = self._process.pid
-        _LIVE[self.pid] = self.id
+        housekeeping.LIVE[self.pid] = self.id
         with contextlib.suppress(psutil.Error):
             self._ps = psutil.Process(self.pid)
             self._ps.cpu_percent(None)
@@ -416,7 +407,7 @@ class Instance:
         proc = self._process
         assert proc is not None
         rc = await proc.wait()
-        _LIVE.pop(proc.pid, None)
+        housekeeping.LIVE.pop(proc.pid, None)
         if self.state is InstanceState.IN_SERVICE and on_exit is not None:
             self.failure_reason = f"model server process exited with code {rc}"
             res = on_exit(self, rc)
@@ -486,7 +477,8 @@ class Instance:
         if self.url is None:
             return 0, ""
         try:
-            async with session.get(f"{self.url}/ping", timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+            async with session.get(f"{self.url}/ping", headers=self.auth_headers,
+                                   timeout=aiohttp.ClientTimeout(total=timeout)) as r:
                 return r.status, (await r.read()).decode("utf-8", errors="replace")
         except (TimeoutError, aiohttp.ClientError, OSError):
             return 0, ""
@@ -496,7 +488,8 @@ class Instance:
         if self.url is None:
             return False
         try:
-            async with session.get(f"{self.url}/ping", timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+            async with session.get(f"{self.url}/ping", headers=self.auth_headers,
+                                   timeout=aiohttp.ClientTimeout(total=timeout)) as r:
                 await r.read()
                 return r.status == 200
         except (TimeoutError, aiohttp.ClientError, OSError):
@@ -548,7 +541,7 @@ class Instance:
         # Whatever else is left in the process group (helpers the server started).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        _LIVE.pop(proc.pid, None)
+        housekeeping.LIVE.pop(proc.pid, None)
         waiter = self._exit_waiter
         if waiter is not None and not waiter.done() and waiter is not asyncio.current_task():
             self._exit_waiter.cancel()

@@ -130,6 +130,7 @@ class DataPlane:
             "X-Amzn-SageMaker-Target-Container-Hostname": target_container,
         }
         headers = {name: value for name, value in given.items() if value}
+        headers.update(inst.auth_headers)  # the instance answers only its token (catkit.serving.auth)
         status = 0
         payload = b""
         resp_headers: Mapping[str, str] = {}

@@ -12,8 +12,12 @@ Pure decisions for :mod:`catkit.local.fleet.instances`, from a variant's contain
 - how many handler threads the server runs (:func:`workers_for`): ``SAGEMAKER_MODEL_SERVER_WORKERS``
   when set, else the instance type's vCPUs (the toolkits' default is one worker per CPU:
   sagemaker-containers ``_env.ServingEnv`` ``num_cpus()``, MMS/TorchServe ``default_workers_per_model``),
-  capped at ``CATKIT_MAX_MODEL_SERVER_WORKERS`` (default 16) so a 96-vCPU type does not start 96
-  threads on a laptop;
+  never more than the type's vCPUs (``SAGEMAKER_MODEL_SERVER_WORKERS=1000`` would otherwise start
+  1,000 threads on this machine; AWS does not cap it - a local resource limit) and capped at
+  ``CATKIT_MAX_MODEL_SERVER_WORKERS`` (default 16) so a 96-vCPU type does not start 96 threads on a laptop;
+- how many bytes one archive may unpack to (:func:`unpacked_cap_bytes`): ``CATKIT_MAX_UNPACKED_MB``
+  (``InstanceSettings.max_unpacked_mb``) when set, else an eighth of the instance type's storage
+  volume (3.75 GiB of the usual 30 GiB), so a decompression bomb cannot fill the disk once per instance;
 - the CloudWatch Logs names AWS would use (:func:`log_names`): group
   ``/aws/sagemaker/Endpoints/<endpoint>``, stream ``<variant>/<instance-id>``.
 
@@ -39,6 +43,9 @@ from catkit.serving.containers import (
 )
 
 DEFAULT_MAX_WORKERS = 16
+MAX_UNPACKED_ENV = "CATKIT_MAX_UNPACKED_MB"
+#: One archive may unpack to at most this fraction (1/N) of the instance type's storage volume.
+STORAGE_FRACTION = 8
 MAX_WORKERS_ENV = "CATKIT_MAX_MODEL_SERVER_WORKERS"
 WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
 
@@ -93,9 +100,22 @@ def workers_for(instance_type: str, env: Mapping[str, str] | None = None,
             raise ValueError(f"{WORKERS_ENV} must be a whole number, got {raw!r}") from None
         if wanted < 1:
             raise ValueError(f"{WORKERS_ENV} must be at least 1, got {raw!r}")
-    else:
-        wanted = get_instance_type(instance_type).vcpu
-    return max(1, min(wanted, cap))
+    vcpu = get_instance_type(instance_type).vcpu
+    return max(1, min(wanted if raw else vcpu, vcpu, cap))
+
+
+def unpacked_cap_bytes(instance_type: str, cap_mb: float | None = None) -> int:
+    """Most bytes one model archive may unpack to on an instance of ``instance_type``: ``cap_mb`` MiB
+    when set, else the type's storage volume / :data:`STORAGE_FRACTION`."""
+    if cap_mb:
+        return int(cap_mb * 2**20)
+    return get_instance_type(instance_type).disk_gib * 1024**3 // STORAGE_FRACTION
+
+
+def too_large_hint(instance_type: str, cap_bytes: int) -> str:
+    """The sentence a FailureReason / ModelError adds when an archive unpacks past the cap."""
+    return (f"The local backend unpacks at most {cap_bytes / 2**20:.0f} MiB per archive on {instance_type} "
+            f"(an eighth of its storage volume unless {MAX_UNPACKED_ENV} is set in the backend's environment).")
 
 
 def log_names(endpoint: str, variant: str, instance_id: str) -> tuple[str, str]:
@@ -138,12 +158,15 @@ def tail_lines(path: Path, n: int) -> str:
 
 __all__ = [
     "DEFAULT_MAX_WORKERS",
+    "MAX_UNPACKED_ENV",
     "MAX_WORKERS_ENV",
     "CodeSource",
     "check_frameworks",
     "code_source",
     "log_names",
     "tail_lines",
+    "too_large_hint",
+    "unpacked_cap_bytes",
     "where_logs_are",
     "workers_for",
 ]

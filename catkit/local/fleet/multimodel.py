@@ -67,8 +67,10 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from catkit.build import ArchiveTooLarge
 from catkit.local.errors import AwsError
 from catkit.local.fleet.instances import Instance, InstanceState
+from catkit.local.fleet.launch_plan import too_large_hint, unpacked_cap_bytes
 from catkit.local.fleet.mme_rules import (
     ENV_DISK_BUDGET,
     ENV_MEMORY_BUDGET,
@@ -119,6 +121,7 @@ class Fleet(Protocol):
 
     backend: Any  # ``s3`` for downloads, ``metrics`` (or None)
     clock: Any
+    settings: Any  # InstanceSettings (``max_unpacked_mb``)
 
     async def wait_for_capacity(self, ep: Endpoint, variant: Variant, pinned: bool) -> tuple[Variant, Instance]: ...
 
@@ -376,12 +379,15 @@ class MultiModelManager:
             except AwsError:
                 raise missing from None
             t1 = time.perf_counter()
+            itype = inst.spec.instance_type
+            cap = min(table.disk_budget, unpacked_cap_bytes(itype, self.endpoints.settings.max_unpacked_mb))
             try:
-                size = await asyncio.to_thread(_unpack, data, e.path, table.disk_budget)
+                size = await asyncio.to_thread(_unpack, data, e.path, cap)
             except (ValueError, OSError) as exc:  # ArchiveError/UnsafeArchiveError are ValueErrors
+                hint = f" {too_large_hint(itype, cap)}" if isinstance(exc, ArchiveTooLarge) else ""
                 raise self._model_error(
                     ep, 500, f"Failed to extract model data for TargetModel {e.target} "
-                    f"(s3://{bucket}/{key}): {exc}",
+                    f"(s3://{bucket}/{key}): {exc}.{hint}",
                 ) from None
             t2 = time.perf_counter()
         e.disk_bytes = size
@@ -414,7 +420,7 @@ class MultiModelManager:
             await self._unload(inst, victim, variant)
         session = await self._session_get()
         body = {"model_name": e.model_id, "url": str(e.path)}
-        headers = {"X-Amzn-SageMaker-Target-Model": e.target}
+        headers = {"X-Amzn-SageMaker-Target-Model": e.target, **inst.auth_headers}
         while True:
             t0 = time.perf_counter()
             async with session.post(f"{inst.url}/models", json=body, headers=headers) as r:
@@ -423,7 +429,7 @@ class MultiModelManager:
             if status == 200 or status == 409:  # 409: already in the container (table rebuilt)
                 doc = _json(text)
                 if status == 409:
-                    async with session.get(f"{inst.url}/models/{e.model_id}") as r:
+                    async with session.get(f"{inst.url}/models/{e.model_id}", headers=inst.auth_headers) as r:
                         doc = _json(await r.text())
                 # A re-load can measure less than the first load did (freed heap pages get
                 # reused); keep the largest measurement of this model on this instance.
@@ -450,7 +456,7 @@ class MultiModelManager:
         t0 = time.perf_counter()
         try:
             session = await self._session_get()
-            async with session.delete(f"{inst.url}/models/{e.model_id}") as r:
+            async with session.delete(f"{inst.url}/models/{e.model_id}", headers=inst.auth_headers) as r:
                 await r.read()
                 if r.status not in (200, 404):
                     log.warning("unloading %s from %s: HTTP %s", e.target, inst.id, r.status)

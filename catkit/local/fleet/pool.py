@@ -4,7 +4,7 @@
 (:mod:`catkit.local.fleet.endpoints`) orders: launch ``n`` instances at once (the first failure
 cancels the others), retire one (drain, stop, remove), scale a variant to ``n`` (scale-in drains
 not-yet-serving instances first, then the newest, LIFO), stop everything at shutdown, and run one
-round of ``/ping`` and memory checks. It does not decide what to replace: the state machine does,
+round of ``/ping``, memory and log-size checks. It does not decide what to replace: the state machine does,
 with the instances :meth:`InstancePool.unhealthy` returns.
 """
 
@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from catkit.local.fleet import housekeeping
 from catkit.local.fleet.instances import Instance, InstanceSettings, InstanceState
 from catkit.local.fleet.state import Variant
 
@@ -41,7 +42,8 @@ class InstancePool:
     async def session(self) -> aiohttp.ClientSession:
         """The HTTP session for ``/ping`` (created on first use)."""
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=75, enable_cleanup_closed=True)
+            # Idle connections are dropped before the model server drops them (its head timeout: 30 s).
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=15, enable_cleanup_closed=True)
             self._session = aiohttp.ClientSession(
                 connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
             )
@@ -49,8 +51,16 @@ class InstancePool:
 
     async def launch(self, endpoint_name: str, v: Variant, *, provision: bool = True) -> Instance:
         """Start one instance of ``v`` (in its list from the start); raises InstanceLaunchError."""
+        return await self._start(endpoint_name, v, self._add(endpoint_name, v), provision)
+
+    def _add(self, endpoint_name: str, v: Variant) -> Instance:
+        """A new instance of ``v``, in its list at once: whoever counts ``v.active()`` next sees it
+        (a replacement and a scale-out deciding at the same moment cannot both launch)."""
         inst = Instance(v.spec(endpoint_name), self.home)
         v.instances.append(inst)
+        return inst
+
+    async def _start(self, endpoint_name: str, v: Variant, inst: Instance, provision: bool) -> Instance:
         try:
             await inst.launch(
                 self.s3(), self.clock, self.settings, await self.session(),
@@ -67,7 +77,15 @@ class InstancePool:
         """Start ``n`` instances of ``v`` concurrently; the first failure cancels the rest."""
         if n <= 0:
             return []
-        return await run_all([self.launch(endpoint_name, v, provision=provision) for _ in range(n)])
+        insts = [self._add(endpoint_name, v) for _ in range(n)]  # counted before any await
+        try:
+            return await run_all([self._start(endpoint_name, v, i, provision) for i in insts])
+        except BaseException:
+            for inst in insts:  # a start cancelled before it ran never removed its instance
+                if inst.state is not InstanceState.IN_SERVICE:
+                    with contextlib.suppress(ValueError):
+                        v.instances.remove(inst)
+            raise
 
     async def retire(self, v: Variant, inst: Instance, *, drain: bool = True) -> None:
         """Stop ``inst`` (draining first unless told not to) and remove it from ``v``."""
@@ -104,6 +122,8 @@ class InstancePool:
         has, in order. Resets the failure count of the healthy ones."""
         session = await self.session()
         results = await asyncio.gather(*(i.ping(session, self.settings.ping_timeout_real) for i in instances))
+        cap = int(self.settings.log_cap_mb * 2**20)  # the health round also keeps logs under their cap
+        await asyncio.to_thread(lambda: [housekeeping.rotate_log(i.log_path, cap) for i in instances])
         out: list[Instance] = []
         for inst, ok in zip(instances, results, strict=True):
             rss = inst.over_memory() if ok and inst.state is InstanceState.IN_SERVICE else None

@@ -19,6 +19,7 @@ from typing import Any
 
 from catkit.instance_types import hosting_instance_types
 from catkit.local.errors import AwsError
+from catkit.local.fleet.container_env import check_environment
 from catkit.local.fleet.endpoints import EndpointManager
 from catkit.local.fleet.state import KIND_CONFIG, KIND_ENDPOINT, KIND_MODEL, state_docs
 from catkit.local.services.base import BaseService, RequestContext
@@ -174,6 +175,7 @@ class SageMakerService(BaseService):
                     f"ModelDataUrl {url!r} is not an S3 URL; pass s3://bucket/key or "
                     "https://bucket.s3.region.amazonaws.com/key (served from the backend's S3).",
                 )
+        check_environment([primary] if primary else containers)  # an allowlist (fleet.container_env)
         if containers and len(containers) > 1:
             self._check_pipeline(containers)
         # AWS always returns EnableNetworkIsolation

@@ -76,8 +76,9 @@ class Mme:
     def loaded(self, endpoint: str) -> list[set[str]]:
         """Per instance, the container's loaded model names (opaque ids)."""
         out = []
-        for url in self.backend.instance_urls(endpoint):
-            with urllib.request.urlopen(f"{url}/models?limit=1000", timeout=5) as resp:
+        for url, headers in self.backend.instance_clients(endpoint):
+            request = urllib.request.Request(f"{url}/models?limit=1000", headers=headers)
+            with urllib.request.urlopen(request, timeout=5) as resp:
                 out.append({m["modelName"] for m in json.loads(resp.read())["models"]})
         return out
 

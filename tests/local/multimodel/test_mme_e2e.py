@@ -142,6 +142,16 @@ def test_unsafe_archive_is_refused_naming_the_member(mme: Mme) -> None:
     assert e.response["Error"]["Code"] == "ModelError"
     assert "../../outside.txt" in e.response["Error"]["Message"]
     assert not list(mme.backend.home.glob("instances/**/outside.txt"))
+    # A gzip bomb (16 MiB of zeros in ~16 KiB) stops at the per-archive cap while streaming, and the
+    # ModelError says what the cap is and how to change it (issue 14 finding 5).
+    bomb = multi_model_archive("bomb", mb=1, extra={"zeros.bin": bytes(16 * 2**20)})
+    assert len(bomb) < 64 * 1024
+    mme.put(ep, "bomb.tar.gz", bomb)
+    e = _error(lambda: mme.invoke(ep, "bomb.tar.gz"))
+    message = e.response["Error"]["Message"]
+    assert e.response["Error"]["Code"] == "ModelError" and "zeros.bin" in message, message
+    assert "MiB per archive" in message and "CATKIT_MAX_UNPACKED_MB" in message, message
+    assert not list(mme.backend.home.glob("instances/**/zeros.bin"))
 
 
 def test_target_model_on_a_single_model_endpoint(mme: Mme) -> None:

@@ -1,0 +1,192 @@
+"""Limits on HTTP clients of catkit's aiohttp servers (the local gateway and the model server).
+
+A slow or idle client must not hold a connection for minutes, and many of them must not exhaust
+file descriptors. :class:`HttpLimits` holds the numbers and :class:`LimitedSite` applies them:
+
+- **header timeout**: a connection must deliver a complete request head within ``header_timeout``
+  seconds of connecting (our timer) and of its previous response (aiohttp's ``keepalive_timeout``,
+  which closes a connection whose next request head has not arrived by then), else it is closed;
+- **body timeout**: :func:`read_limited` reads a body in at most ``body_timeout`` seconds plus one
+  second per ``min_body_rate`` bytes received, so a trickled body ends with :class:`BodyTimeout`;
+- **connection cap**: beyond ``max_connections`` open connections a new one is answered
+  ``503 Service Unavailable`` and closed;
+- **stop**: :meth:`LimitedSite.close_idle` closes every connection with no request being handled,
+  so stopping does not wait for aiohttp's lingering read of a refused body (after a 413 it reads
+  the rest of the body for up to ``lingering_time``) or for idle keep-alive connections.
+
+Environment (read by :meth:`HttpLimits.from_env`): ``CATKIT_HTTP_HEADER_TIMEOUT_SECONDS``,
+``CATKIT_HTTP_BODY_TIMEOUT_SECONDS``, ``CATKIT_HTTP_MAX_CONNECTIONS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+_ENV = {
+    "header_timeout": "CATKIT_HTTP_HEADER_TIMEOUT_SECONDS",
+    "body_timeout": "CATKIT_HTTP_BODY_TIMEOUT_SECONDS",
+    "max_connections": "CATKIT_HTTP_MAX_CONNECTIONS",
+}
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+         b"Content-Length: 46\r\n\r\nToo many open connections; retry in a moment.\n")
+
+
+class BodyTimeout(Exception):
+    """The client did not send its request body in time."""
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """Timeouts (seconds) and the connection cap of one server; see the module docstring."""
+
+    header_timeout: float = 20.0
+    body_timeout: float = 30.0
+    min_body_rate: float = 256 * 1024  # bytes/s a body may additionally take time for
+    max_connections: int = 512
+    lingering_time: float = 2.0  # aiohttp reads a refused body's rest this long, so the client sees the answer
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **defaults: Any) -> HttpLimits:
+        """``defaults`` over the class defaults, then the ``CATKIT_HTTP_*`` variables."""
+        env = os.environ if environ is None else environ
+        limits = replace(cls(), **defaults)
+        for attr, var in _ENV.items():
+            raw = env.get(var)
+            if not raw:
+                continue
+            try:
+                value = int(raw) if attr == "max_connections" else float(raw)
+            except ValueError:
+                raise ValueError(f"{var} must be a number, got {raw!r}") from None
+            if value <= 0:
+                raise ValueError(f"{var} must be > 0, got {raw!r}")
+            limits = replace(limits, **{attr: value})
+        return limits
+
+    def runner_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``web.AppRunner`` (passed on to each connection's handler)."""
+        return {"keepalive_timeout": self.header_timeout, "lingering_time": self.lingering_time}
+
+
+class _Busy(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(_BUSY)  # type: ignore[attr-defined]
+        transport.close()
+
+
+class Tracker:
+    """Which connections have a request being handled: add :meth:`middleware` to the application
+    (created before the runner) and hand the tracker to :class:`LimitedSite`."""
+
+    def __init__(self) -> None:
+        self.in_flight: dict[RequestHandler, int] = {}
+        self.started: set[RequestHandler] = set()  # connections that delivered a first request head
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
+        proto = request.protocol
+        self.started.add(proto)
+        self.in_flight[proto] = self.in_flight.get(proto, 0) + 1
+        try:
+            return await handler(request)
+        finally:
+            left = self.in_flight.get(proto, 1) - 1
+            if left > 0:
+                self.in_flight[proto] = left
+            else:
+                self.in_flight.pop(proto, None)
+
+
+class LimitedSite(web.TCPSite):
+    """A ``web.TCPSite`` applying :class:`HttpLimits` (the runner should get ``runner_kwargs()``,
+    the application ``tracker.middleware``)."""
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: HttpLimits, tracker: Tracker,
+                 **kwargs: Any) -> None:
+        super().__init__(runner, host, port, **kwargs)
+        self.limits = limits
+        self.tracker = tracker
+        self.refused = 0
+        self._open: dict[RequestHandler, float] = {}  # connections (loop time accepted), pruned lazily
+
+    def _factory(self) -> asyncio.Protocol:
+        server = self._runner.server
+        assert server is not None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if len(self._open) >= self.limits.max_connections:  # forget the closed ones (transport gone);
+            # one just accepted has no transport for a loop tick yet: counted for a second
+            self._open = {h: t for h, t in self._open.items() if h.transport is not None or now - t < 1.0}
+            if len(self._open) >= self.limits.max_connections:
+                self.refused += 1
+                return _Busy()
+        handler = server()
+        self._open[handler] = now
+        loop.call_later(self.limits.header_timeout, self._head_deadline, handler)
+        return handler
+
+    def _head_deadline(self, handler: RequestHandler) -> None:
+        if handler not in self.tracker.started and handler.transport is not None:
+            handler.force_close()  # no complete request head in time (idle or trickled)
+        self.tracker.started.discard(handler)
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site with the runner
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._factory, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
+            reuse_address=self._reuse_address, reuse_port=self._reuse_port,
+        )
+
+    @property
+    def bound_port(self) -> int:
+        """The port it listens on (after :meth:`start`)."""
+        assert self._server is not None and self._server.sockets
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def close_idle(self) -> int:
+        """Close every connection with no request being handled; returns how many."""
+        server = self._runner.server
+        closed = 0
+        for conn in server.connections if server is not None else []:
+            if conn not in self.tracker.in_flight:
+                conn.force_close()
+                closed += 1
+        return closed
+
+
+async def read_limited(request: web.Request, limits: HttpLimits, max_bytes: int,
+                       too_large: Callable[[int | None], Exception]) -> bytes:
+    """The request body, refused with ``too_large(size or None)`` past ``max_bytes`` and with
+    :class:`BodyTimeout` when it arrives slower than ``limits`` allow."""
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise too_large(length)
+    started = time.monotonic()
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        allowed = limits.body_timeout + total / limits.min_body_rate - (time.monotonic() - started)
+        if allowed <= 0:
+            raise BodyTimeout()
+        try:
+            chunk = await asyncio.wait_for(request.content.readany(), allowed)
+        except TimeoutError:
+            raise BodyTimeout() from None
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > max_bytes:
+            raise too_large(None)
+        chunks.append(chunk)
+
+
+__all__ = ["BodyTimeout", "HttpLimits", "LimitedSite", "Tracker", "read_limited"]
