@@ -109,7 +109,6 @@ class Backend:
         self._shutdowns: list[Callable[[], Awaitable[Any]]] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._gateway: Gateway | None = None
-        self._moto: Any = None
         self._running = False
         self._stopped = False
         self._installed = False
@@ -205,11 +204,11 @@ class Backend:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> str:
-        """Start moto, replay S3, install components, listen; returns the gateway URL."""
+        """Reset moto, replay S3, install components, listen; returns the gateway URL."""
         if self._running:
             raise RuntimeError(f"backend already running at {self.url}")
         loop = asyncio.get_running_loop()
-        moto_url = await loop.run_in_executor(None, self._start_moto)
+        await loop.run_in_executor(None, self._start_moto)
         buckets, objects = await loop.run_in_executor(None, self.s3.replay)
         log.info("restored %d S3 bucket(s), %d object(s) from %s", buckets, objects, self.s3.disk.root)
         from catkit.local.identity import ensure_execution_role
@@ -218,10 +217,9 @@ class Backend:
         self._install_components()
         self._gateway = Gateway(self, self.host, self.port)
         try:
-            self.url = await self._gateway.start(moto_url)
+            self.url = await self._gateway.start()
         except BaseException:
             await self._gateway.stop()
-            await loop.run_in_executor(None, self._stop_moto)
             raise
         self.port = self._gateway.port
         self.started_at = time.time()
@@ -242,9 +240,9 @@ class Backend:
 
     async def stop(self) -> None:
         """Graceful stop, in this order: close the port and let in-flight requests finish (up to
-        10 s), cancel background tasks, await shutdown hooks (reverse), stop moto, save the
-        clock, close the state store."""
-        if self._stopped or (not self._running and self._gateway is None and self._moto is None):
+        10 s), cancel background tasks, await shutdown hooks (reverse), save the clock, close the
+        state store."""
+        if self._stopped or (not self._running and self._gateway is None):
             return
         self._stopped = True
         self._running = False
@@ -262,7 +260,6 @@ class Backend:
                 await fn()
             except Exception:
                 log.exception("shutdown hook %r failed", fn)
-        await asyncio.get_running_loop().run_in_executor(None, self._stop_moto)
         self._save_clock(self.clock.now())
         self.state.close()
         log.info("catkit local backend stopped")
@@ -348,38 +345,13 @@ class Backend:
         for leftover in (self.home / "scopes", self.home / "instances"):
             shutil.rmtree(leftover, ignore_errors=True)
 
-    def _start_moto(self) -> str:
-        """moto's werkzeug app on a free loopback port in a thread (like ThreadedMotoServer, but
-        with a short poll interval so stop() is quick)."""
-        import threading
-
+    def _start_moto(self) -> None:
+        """Start moto from the persisted state only (its state is per process). moto serves
+        in-process behind the gateway (:class:`catkit.local.moto_proxy.MotoProxy`): no port."""
         from moto.core.base_backend import BackendDict
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
 
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        BackendDict.reset()  # moto state is per process; start from the persisted state only
-        # The gateway names each request's account in x-moto-account-id (catkit.local.moto_proxy).
-        app = DomainDispatcherApplication(create_backend_app)
-        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
-        thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="catkit-moto", daemon=True
-        )
-        thread.start()
-        self._moto = (server, thread)
-        host, port = server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def _stop_moto(self) -> None:
-        if self._moto is not None:
-            (server, thread), self._moto = self._moto, None
-            server.shutdown()
-            server.server_close()
-            thread.join(10)
+        BackendDict.reset()
+        shutil.rmtree(self.home / "s3" / ".incoming", ignore_errors=True)  # uploads a crash cut short
 
     def _resume_clock(self, time_scale: float) -> Clock:
         saved = self.state.get(_CLOCK_KIND, _CLOCK_KEY) or {}

@@ -30,7 +30,7 @@ import re
 import shutil
 import struct
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -215,7 +215,7 @@ class LocalS3:
         self.disk = DiskS3(root)
         self.account_id = account_id
         self.partition = partition
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
         self._index: dict[str, dict[str, str]] = {}  # bucket -> key -> etag persisted
 
@@ -233,9 +233,12 @@ class LocalS3:
         owner = s3_backends.bucket_accounts.get(bucket)
         return s3_backends[owner[1]][owner[0]] if owner else self._moto()
 
-    def _bucket_lock(self, bucket: str) -> threading.Lock:
+    def _bucket_lock(self, bucket: str) -> threading.RLock:
         with self._locks_guard:
-            return self._locks.setdefault(bucket, threading.Lock())
+            lock = self._locks.get(bucket)
+            if lock is None:
+                lock = self._locks[bucket] = threading.RLock()
+            return lock
 
     def _moto_bucket(self, bucket: str) -> Any | None:
         return self._backend_for(bucket).buckets.get(bucket)
@@ -321,22 +324,50 @@ class LocalS3:
             else:
                 self._persist_key(bucket, key)
 
+    @staticmethod
+    def target_of(method: str, host: str, raw_path: str, query: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        """(bucket, key) whose persisted state a request may change; (None, None) for reads and
+        for requests that change nothing durable (UploadPart, CreateMultipartUpload, Abort...)."""
+        if method in ("GET", "HEAD", "OPTIONS"):
+            return None, None
+        bucket, key = split_s3_target(host, raw_path)
+        if not bucket:
+            return None, None
+        if key is not None and (
+            (method == "PUT" and "uploadId" in query and "partNumber" in query)  # UploadPart(Copy)
+            or (method == "POST" and "uploads" in query)  # CreateMultipartUpload
+            or (method == "DELETE" and "uploadId" in query)  # AbortMultipartUpload
+        ):
+            return None, None
+        return bucket, key
+
+    def apply(self, method: str, host: str, raw_path: str, query: Mapping[str, Any],
+              call: Callable[[], tuple[int, Any, bytes]]) -> tuple[int, Any, bytes]:
+        """Run ``call()`` (the request, applied to moto; blocking) and, if it succeeded and may have
+        changed S3, make the change durable before returning (one writer per bucket at a time, so
+        the disk holds what moto acknowledged). OSError: moto was brought back to the disk's state."""
+        bucket, key = self.target_of(method, host, raw_path, query)
+        if bucket is None:
+            return call()
+        with self._bucket_lock(bucket):
+            status, headers, payload = call()
+            if status < 300:
+                try:
+                    self.persist(bucket, key)
+                except OSError:
+                    with contextlib.suppress(Exception):
+                        self.revert(bucket, key)
+                    raise
+            return status, headers, payload
+
     async def persist_after(
         self, method: str, host: str, raw_path: str, query: Mapping[str, Any], status: int
     ) -> None:
-        """Called by the gateway after moto answered a request, before the client sees the answer."""
-        if method in ("GET", "HEAD", "OPTIONS") or status >= 300:
+        """Make the effect of a request moto already answered durable (:meth:`apply` does this
+        for the gateway; kept for callers that drive moto themselves)."""
+        bucket, key = self.target_of(method, host, raw_path, query)
+        if bucket is None or status >= 300:
             return
-        bucket, key = split_s3_target(host, raw_path)
-        if not bucket:
-            return
-        if key is not None:
-            if method == "PUT" and "uploadId" in query and "partNumber" in query:
-                return  # UploadPart: parts are not objects until CompleteMultipartUpload
-            if method == "POST" and "uploads" in query:
-                return  # CreateMultipartUpload
-            if method == "DELETE" and "uploadId" in query:
-                return  # AbortMultipartUpload
         await asyncio.get_running_loop().run_in_executor(None, self.persist, bucket, key)
 
     def revert(self, bucket: str, key: str | None) -> None:
