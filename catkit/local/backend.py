@@ -260,6 +260,7 @@ class Backend:
                 await fn()
             except Exception:
                 log.exception("shutdown hook %r failed", fn)
+        await asyncio.get_running_loop().run_in_executor(None, self.s3.close)
         self._save_clock(self.clock.now())
         self.state.close()
         log.info("catkit local backend stopped")

@@ -258,6 +258,8 @@ class MotoProxy:
                     self._pool, self.host.s3.apply, request.method, host_header, raw_path, query, call)
             else:
                 status, out_headers, payload = await loop.run_in_executor(self._pool, call)
+        except AwsError as err:  # what S3 refuses before moto sees it (NoSuchUpload)
+            return xml_error(err.code, err.message, err.status, request_id, query_style=False)
         except OSError as exc:  # disk full, CATKIT_HOME unwritable: moto was reverted, never acknowledge
             log.error("could not persist S3 %s %s: %s", request.method, raw_path, exc)
             return xml_error(
