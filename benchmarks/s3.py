@@ -2,15 +2,18 @@
 
 Run: ``.venv/bin/python benchmarks/s3.py [--seconds 3] [--concurrency 1 4] [--sizes 1024 1048576]``
 
-Starts, in one run, a catkit local backend (its own process, temp ``CATKIT_HOME``, loopback; S3 is
-served in-process behind the gateway and every acknowledged write is fsynced to disk first) and
+Starts, in one run, catkit local backends (their own processes, temp ``CATKIT_HOME``, loopback; S3
+is served in-process behind the gateway and every acknowledged write is on disk first) and
 moto's own server (``python -m moto.server``, its own process, in memory only: nothing is made
 durable). For each object size and concurrency it drives the same requests at both: path-style
 ``PUT /bench/<key>`` and ``GET /bench/<key>`` with SigV4 headers made by botocore's signer (signed
 once before the timed loop, so the load generator's signing cost is not measured), over one pooled
-keep-alive aiohttp session. Prints p50/p99 latency and requests/s of both and the ratios
-(``x`` = catkit requests/s / moto requests/s: above 1 means catkit is faster). Issue 18's goal:
-S3 through the gateway at least as fast as moto's server for 1 KiB and 1 MiB get/put.
+keep-alive aiohttp session. catkit runs once per fsync policy (``CATKIT_S3_SYNC``: ``background``,
+the default, and ``always``; see :mod:`catkit.local.storage.files`). Prints p50/p99 latency,
+requests/s and server CPU time per request of each and the ratios against moto's server (above 1
+means catkit is better). CPU per request does not depend on what else the machine runs; latency
+does. Issue 18's goal: S3 through the gateway at least as fast as moto's server for 1 KiB and
+1 MiB get/put.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import urllib.request
 from pathlib import Path
 
 import aiohttp
+import psutil
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -109,48 +113,69 @@ def _size_name(n: int) -> str:
     return f"{n // (1 << 20)} MiB" if n >= 1 << 20 else f"{n // 1024} KiB" if n >= 1024 else f"{n} B"
 
 
+def _cpu(pid: int) -> float:
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per cell (default 3)")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1024, 1 << 20])
+    ap.add_argument("--sync", nargs="+", default=["background", "always"], choices=["background", "always"],
+                    help="CATKIT_S3_SYNC policies to measure (default both)")
     args = ap.parse_args(argv)
 
     moto, moto_url = start_moto()
+    backends = []
     try:
-        with start_local_backend(components=()) as backend:
-            targets = {"catkit": backend.url, "moto": moto_url}
-            for url in targets.values():
-                req = urllib.request.Request(url + f"/{BUCKET}", method="PUT", headers=signed(url, "PUT", f"/{BUCKET}"))
-                urllib.request.urlopen(req, timeout=10).read()
-            rows = []
-            for size in args.sizes:
-                body = os.urandom(size)
-                for method in ("PUT", "GET"):
-                    for c in args.concurrency:
-                        got = {}
-                        for name, url in targets.items():  # same key for both; PUT first creates it
-                            got[name] = asyncio.run(drive(url, method, f"/{BUCKET}/obj-{size}", body, c,
-                                                          args.seconds))
-                        rows.append((size, method, c, got))
+        targets: dict[str, tuple[str, int]] = {}
+        for mode in args.sync:
+            backend = start_local_backend(components=(), env={"CATKIT_S3_SYNC": mode})
+            backends.append(backend)
+            targets[f"catkit ({mode})"] = (backend.url, backend.pid)
+        targets["moto server"] = (moto_url, moto.pid)
+        for url, _ in targets.values():
+            req = urllib.request.Request(url + f"/{BUCKET}", method="PUT", headers=signed(url, "PUT", f"/{BUCKET}"))
+            urllib.request.urlopen(req, timeout=10).read()
+        rows = []
+        for size in args.sizes:
+            body = os.urandom(size)
+            for method in ("PUT", "GET"):
+                for c in args.concurrency:
+                    got = {}
+                    for name, (url, pid) in targets.items():  # same key for all; PUT first creates it
+                        cpu0 = _cpu(pid)
+                        lat, el, err = asyncio.run(drive(url, method, f"/{BUCKET}/obj-{size}", body, c, args.seconds))
+                        cpu_us = (_cpu(pid) - cpu0) / max(1, len(lat) + 5 * c) * 1e6  # includes the warm-up
+                        got[name] = (lat, el, err, cpu_us)
+                    rows.append((size, method, c, got))
     finally:
+        for backend in backends:
+            backend.close()
         moto.terminate()
         moto.wait(10)
 
-    print(f"\nS3 through the catkit gateway (in-process, fsynced writes) vs moto's own server (in memory), "
-          f"{args.seconds:g} s per cell, {len(os.sched_getaffinity(0))} CPUs")
-    hdr = (f"{'op':>4} {'size':>7} {'conc':>4} | {'catkit p50':>10} {'p99':>8} {'req/s':>7} | {'moto p50':>9} "
-           f"{'p99':>8} {'req/s':>7} | {'req/s x':>7} {'p50 x':>6} | errors")
+    print(f"\nS3 through the catkit gateway (in-process; CATKIT_S3_SYNC policy in brackets) vs moto's own server "
+          f"(in memory, nothing durable); {args.seconds:g} s per cell, {len(os.sched_getaffinity(0))} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    hdr = (f"{'op':>4} {'size':>7} {'conc':>4} {'server':>19} | {'p50':>8} {'p99':>8} {'req/s':>7} {'cpu/req':>9} | "
+           f"{'req/s x':>7} {'p50 x':>6} {'cpu x':>6} | errors")
     print(hdr)
     print("-" * len(hdr))
     for size, method, c, got in rows:
-        (k_lat, k_el, k_err), (m_lat, m_el, m_err) = got["catkit"], got["moto"]
-        k_rps, m_rps = len(k_lat) / k_el, len(m_lat) / m_el
-        k50, m50 = pct(k_lat, 50) * 1e3, pct(m_lat, 50) * 1e3
-        print(f"{method:>4} {_size_name(size):>7} {c:>4} | {k50:>8.2f}ms {pct(k_lat, 99) * 1e3:>6.2f}ms {k_rps:>7.0f} | "
-              f"{m50:>7.2f}ms {pct(m_lat, 99) * 1e3:>6.2f}ms {m_rps:>7.0f} | {k_rps / m_rps:>7.2f} {m50 / k50:>6.2f} | "
-              f"{k_err}/{m_err}")
-    print("x > 1: catkit faster than moto's server (requests/s ratio; p50 x = moto p50 / catkit p50)")
+        m_lat, m_el, _m_err, m_cpu = got["moto server"]
+        m_rps, m50 = len(m_lat) / m_el, pct(m_lat, 50)
+        for name, (lat, el, err, cpu_us) in got.items():
+            rps, p50 = len(lat) / el, pct(lat, 50)
+            ratios = (f"{rps / m_rps:>7.2f} {m50 / p50:>6.2f} {m_cpu / cpu_us:>6.2f}" if name != "moto server"
+                      else f"{'':>7} {'':>6} {'':>6}")
+            print(f"{method:>4} {_size_name(size):>7} {c:>4} {name:>19} | {p50 * 1e3:>6.2f}ms {pct(lat, 99) * 1e3:>6.2f}ms "
+                  f"{rps:>7.0f} {cpu_us:>7.0f}us | {ratios} | {err}")
+    print("x > 1: catkit better than moto's server (req/s ratio; p50 x = moto p50 / catkit p50; cpu x = moto's "
+          "server CPU per request / the catkit backend's). moto's server answers concurrent PUTs of one key with "
+          "500s (its errors column).")
     return 0
 
 

@@ -300,8 +300,8 @@ class LocalS3:
                 return
             if mbucket is None:
                 return
-            path = self.disk.object_path(bucket, key)
-            if path.is_file():
+            path = self.disk.object_file(bucket, key)
+            if path is not None:
                 header, body = self.disk.read_object(path)
                 _restore_object(backend, bucket, key, header, body)
             else:

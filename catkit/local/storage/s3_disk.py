@@ -3,7 +3,7 @@
 Names are hashed, so no bucket, key or upload id can address a path outside the directory::
 
     s3/<sha256(bucket)>/bucket.json                      name, region, created, account, settings
-    s3/<sha256(bucket)>/objects/<sha256(key)>.obj         the latest version of a key
+    s3/<sha256(bucket)>/objects/<sha256(key)>.<gen>.obj   the latest version of a key
     s3/<sha256(bucket)>/versions/<sha256(key)>/<n>.obj    older versions (versioned buckets)
     s3/<sha256(bucket)>/uploads/<sha256(id)>/upload.json  a multipart upload in progress ...
     s3/<sha256(bucket)>/uploads/<sha256(id)>/<n>.part     ... and its parts
@@ -23,6 +23,7 @@ import re
 import shutil
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -54,6 +55,14 @@ def split_s3_target(host: str, raw_path: str) -> tuple[str | None, str | None]:
     return bucket, key
 
 
+def _generation(file_name: str) -> tuple[str, int]:
+    """(key digest, generation) of an object file name: ``<digest>.<generation>.obj``, or the
+    older ``<digest>.obj`` (generation 0)."""
+    stem = file_name[: -len(_OBJ_SUFFIX)]
+    name, _, gen = stem.partition(".")
+    return name, int(gen) if gen.isdigit() else 0
+
+
 def _sweep_tmp(directory: Path) -> None:
     for entry in directory.glob(".*.tmp"):
         entry.unlink(missing_ok=True)  # an interrupted write; never acknowledged
@@ -69,6 +78,9 @@ class DiskS3:
         with contextlib.suppress(OSError):
             self.root.chmod(0o700)
         self.sync = sync if sync is not None else SyncPolicy()
+        self._current: dict[tuple[Path, str], Path] = {}  # (objects dir, key digest) -> latest file
+        self._gen_lock = threading.Lock()
+        self._last_gen = 0
 
     # -- paths ---------------------------------------------------------------------------------
     def bucket_dir(self, bucket: str) -> Path:
@@ -77,9 +89,6 @@ class DiskS3:
         if path.parent != self.root:
             raise ValueError(f"bucket {bucket!r} maps outside {self.root}")
         return path
-
-    def object_path(self, bucket: str, key: str) -> Path:
-        return self.bucket_dir(bucket) / "objects" / (digest(key) + _OBJ_SUFFIX)
 
     def versions_dir(self, bucket: str, key: str) -> Path:
         return self.bucket_dir(bucket) / "versions" / digest(key)
@@ -127,20 +136,56 @@ class DiskS3:
     # -- objects -------------------------------------------------------------------------------
     def write_object(self, bucket: str, key: str, header: dict[str, Any], body: bytes = b"",
                      stream: IO[bytes] | None = None, *, path: Path | None = None) -> None:
-        """Write one object file (``body``, or the rest of ``stream``) at ``path`` (default: the
-        key's latest-version file)."""
+        """Write one object file (``body``, or the rest of ``stream``) at ``path``, or by default
+        as the key's latest version: a new generation file, then the previous one is removed
+        (renaming over a large file makes ext4 write it out first; a crash in between leaves
+        both, and replay keeps the newest)."""
         head = json.dumps(header, sort_keys=True).encode()
-        path = path if path is not None else self.object_path(bucket, key)
-        self._mkdir(path.parent)
-        self.sync.write(path, [_MAGIC, struct.pack(">Q", len(head)), head, body], stream)
+        chunks = [_MAGIC, struct.pack(">Q", len(head)), head, body]
+        if path is not None:
+            self._mkdir(path.parent)
+            self.sync.write(path, chunks, stream)
+            return
+        objdir, name = self.bucket_dir(bucket) / "objects", digest(key)
+        self._mkdir(objdir)
+        with self._gen_lock:
+            self._last_gen = max(time.time_ns(), self._last_gen + 1)
+            fresh = objdir / f"{name}.{self._last_gen:020d}{_OBJ_SUFFIX}"
+        self.sync.write(fresh, chunks, stream)
+        previous = self._current.get((objdir, name)) or objdir / f"{name}{_OBJ_SUFFIX}"
+        self._current[(objdir, name)] = fresh
+        if previous != fresh:
+            previous.unlink(missing_ok=True)
+
+    def object_file(self, bucket: str, key: str) -> Path | None:
+        """The file holding ``key``'s latest version, if any."""
+        objdir, name = self.bucket_dir(bucket) / "objects", digest(key)
+        known = self._current.get((objdir, name))
+        if known is not None and known.exists():
+            return known
+        found = self._generations(objdir, name)
+        return found[-1] if found else None
+
+    @staticmethod
+    def _generations(objdir: Path, name: str) -> list[Path]:
+        """Every file of one key in ``objdir``, oldest first (a directory scan: used when the
+        key's file is not known from a write or from replay)."""
+        if not objdir.is_dir():
+            return []
+        found = [p for p in objdir.glob(f"{name}*{_OBJ_SUFFIX}") if _generation(p.name)[0] == name]
+        return sorted(found, key=lambda p: _generation(p.name)[1])
 
     def delete_object(self, bucket: str, key: str) -> None:
-        path = self.object_path(bucket, key)
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return
-        self.sync.changed(path.parent)
+        objdir, name = self.bucket_dir(bucket) / "objects", digest(key)
+        known = self._current.pop((objdir, name), None)
+        doomed = [known] if known is not None else self._generations(objdir, name)
+        gone = False
+        for path in doomed:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                gone = True
+        if gone:
+            self.sync.changed(objdir)
 
     @staticmethod
     def read_object(path: Path) -> tuple[dict[str, Any], bytes]:
@@ -152,15 +197,28 @@ class DiskS3:
         header = json.loads(data[start : start + hlen])
         return header, data[start + hlen :]
 
-    @staticmethod
-    def objects(bucket_dir: Path) -> Iterator[Path]:
+    def objects(self, bucket_dir: Path) -> Iterator[Path]:
+        """The latest-version file of every key in a bucket (older generations a crash left
+        behind are removed; interrupted writes swept)."""
         objdir = bucket_dir / "objects"
         if not objdir.is_dir():
             return
         _sweep_tmp(objdir)
-        for entry in sorted(objdir.iterdir()):
-            if entry.name.endswith(_OBJ_SUFFIX) and not entry.name.startswith("."):
-                yield entry
+        newest: dict[str, tuple[int, Path]] = {}
+        for entry in objdir.iterdir():
+            if not entry.name.endswith(_OBJ_SUFFIX) or entry.name.startswith("."):
+                continue
+            name, gen = _generation(entry.name)
+            kept = newest.get(name)
+            if kept is None or gen > kept[0]:
+                if kept is not None:
+                    kept[1].unlink(missing_ok=True)
+                newest[name] = (gen, entry)
+            else:
+                entry.unlink(missing_ok=True)
+        for name, (_gen, path) in sorted(newest.items()):
+            self._current[(objdir, name)] = path
+            yield path
 
     # -- versions (versioned buckets) ----------------------------------------------------------
     def write_versions(self, bucket: str, key: str, versions: list[tuple[dict[str, Any], IO[bytes] | bytes]]) -> None:
