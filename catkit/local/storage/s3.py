@@ -61,16 +61,22 @@ def multipart_op(method: str, key: str | None, query: Mapping[str, Any]) -> str 
 
 
 @contextlib.contextmanager
-def _key_bytes(obj: Any) -> Iterator[Any]:
-    """A readable file over a moto key's bytes, under the key's lock (moto keeps them in a spooled
-    temporary file: reading it in chunks never copies a large object whole)."""
+def _key_bytes(obj: Any) -> Iterator[dict[str, Any]]:
+    """A moto key's bytes as ``write_object`` arguments, under the key's lock: a view of them while
+    moto holds them in memory (no copy), else its spooled file, read in chunks (a 5 GiB object is
+    never copied whole)."""
     buffer = getattr(obj, "_value_buffer", None)
     if buffer is None:  # a moto without the spooled buffer: fall back to the public bytes
-        yield io.BytesIO(obj.value)
+        yield {"body": obj.value}
         return
     with obj.lock:
+        inner = getattr(buffer, "_file", None)
+        if isinstance(inner, io.BytesIO):
+            with inner.getbuffer() as view:
+                yield {"body": view}
+            return
         buffer.seek(0)
-        yield buffer
+        yield {"stream": buffer}
 
 def _iso(value: Any) -> str | None:
     if isinstance(value, dt.datetime):
@@ -165,8 +171,8 @@ class LocalS3:
             "storage_class": obj.storage_class,
             "tags": self._tags_of(bucket, obj),
         }
-        with _key_bytes(obj) as stream:  # copied in chunks: a 5 GiB object is never in memory twice
-            self.disk.write_object(bucket, key, header, stream=stream)
+        with _key_bytes(obj) as data:
+            self.disk.write_object(bucket, key, header, **data)
         self._index.setdefault(bucket, {})[key] = obj.etag
 
     def _tags_of(self, bucket: str, obj: Any) -> dict[str, str]:
@@ -234,8 +240,8 @@ class LocalS3:
             upload = mbucket.multiparts.get(upload_id) if mbucket is not None else None
             part = upload.parts.get(int(_first(query.get("partNumber")) or 0)) if upload is not None else None
             if part is not None:
-                with _key_bytes(part) as stream:
-                    self.disk.write_part(bucket, upload_id, part.name, stream)
+                with _key_bytes(part) as data:
+                    self.disk.write_part(bucket, upload_id, part.name, data.get("body", data.get("stream")))
         elif op == "complete":
             self._persist_key(bucket, key)
             self.disk.delete_upload(bucket, upload_id)

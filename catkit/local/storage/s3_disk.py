@@ -134,7 +134,7 @@ class DiskS3:
                 yield self.read_bucket(entry), entry
 
     # -- objects -------------------------------------------------------------------------------
-    def write_object(self, bucket: str, key: str, header: dict[str, Any], body: bytes = b"",
+    def write_object(self, bucket: str, key: str, header: dict[str, Any], body: bytes | memoryview = b"",
                      stream: IO[bytes] | None = None, *, path: Path | None = None) -> None:
         """Write one object file (``body``, or the rest of ``stream``) at ``path``, or by default
         as the key's latest version: a new generation file, then the previous one is removed
@@ -258,12 +258,12 @@ class DiskS3:
         self._mkdir(udir)
         self.sync.write(udir / "upload.json", [json.dumps(doc, sort_keys=True).encode()])
 
-    def write_part(self, bucket: str, upload_id: str, number: int, data: IO[bytes] | bytes) -> None:
+    def write_part(self, bucket: str, upload_id: str, number: int, data: IO[bytes] | bytes | memoryview) -> None:
         udir = self.upload_dir(bucket, upload_id)
         if not (udir / "upload.json").is_file():
             raise FileNotFoundError(f"multipart upload {upload_id} of bucket {bucket} is not on disk")
         path = udir / f"{int(number):05d}{_PART_SUFFIX}"
-        if isinstance(data, bytes):
+        if isinstance(data, bytes | memoryview):
             self.sync.write(path, [data])
         else:
             self.sync.write(path, stream=data)
