@@ -48,6 +48,7 @@ from catkit.local.scopes import (
     persisted_scopes,
     spawn_later,
 )
+from catkit.local.storage.replay import IamJournal
 from catkit.local.storage.s3 import LocalS3
 from catkit.local.storage.state import StateStore
 
@@ -99,6 +100,7 @@ class Backend:
         self.clock: Clock = clock if clock is not None else self._resume_clock(time_scale)
         self.time_scale = self.clock.time_scale
         self.s3 = LocalS3(self.home / "s3", account_id=account_id)
+        self.iam_journal = IamJournal(self.state)  # IAM changes, replayed into moto at start
         # The core: one scheduler; per (account, region) a Scope with its metric store, alarm
         # book, scaling driver, fleet and services (catkit.local.scopes).
         self.scheduler = Scheduler(self.clock)
@@ -214,6 +216,8 @@ class Backend:
         from catkit.local.identity import ensure_execution_role
 
         ensure_execution_role(self.account_id)
+        replayed = await loop.run_in_executor(None, self.iam_journal.replay)
+        log.info("restored %d IAM change(s)", replayed)
         self._install_components()
         self._gateway = Gateway(self, self.host, self.port)
         try:

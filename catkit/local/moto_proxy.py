@@ -27,14 +27,17 @@ import re
 import threading
 import traceback
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from aiohttp import web
 
 from catkit.local import identity
 from catkit.local.errors import AwsError
+from catkit.local.storage.replay import bucket_setting, is_iam_write, saved_request
 from catkit.local.storage.s3 import split_s3_target
 from catkit.local.wsgi_bridge import Body, build_environ, call_wsgi
 
@@ -181,6 +184,7 @@ class MotoProxy:
         self.moto_url = None
         self._apps: dict[str, Any] = {}
         self._pool: ThreadPoolExecutor | None = None
+        self._iam_lock = threading.Lock()
 
     def open(self) -> None:
         """Build moto's applications and the worker threads (call before the first request)."""
@@ -200,6 +204,16 @@ class MotoProxy:
             log.error("moto failed on %s %s [%s]:\n%s", environ.get("REQUEST_METHOD"), environ.get("RAW_URI"),
                       request_id, traceback.format_exc())
             return 500, [], b""
+
+    def _journaled(self, call: Callable[[], tuple[int, Any, bytes]], saved: dict[str, Any], account: str,
+                   region: str) -> tuple[int, Any, bytes]:
+        """An IAM change: applied, then kept for replay before the client is answered."""
+        with self._iam_lock:  # the journal's order is the order moto applied them in
+            status, headers, payload = call()
+            journal = getattr(self.host, "iam_journal", None)
+            if status < 300 and journal is not None:
+                journal.record(saved, account, region)
+        return status, headers, payload
 
     async def forward(
         self,
@@ -254,8 +268,17 @@ class MotoProxy:
         call = functools.partial(self._call, service, environ, request_id)
         try:
             if service == "s3":
+                bucket, key = split_s3_target(host_header, raw_path)
+                saved = None
+                if small is not None and bucket and bucket_setting(request.method, key, query):
+                    saved = saved_request(request.method, f"/{quote(bucket)}", request.query_string,
+                                          request.headers.items(), small)
                 status, out_headers, payload = await loop.run_in_executor(
-                    self._pool, self.host.s3.apply, request.method, host_header, raw_path, query, call)
+                    self._pool, self.host.s3.apply, request.method, host_header, raw_path, query, call, saved)
+            elif service == "iam" and small is not None and is_iam_write(request.method, query, small):
+                saved = saved_request(request.method, raw_path, request.query_string, request.headers.items(), small)
+                status, out_headers, payload = await loop.run_in_executor(
+                    self._pool, self._journaled, call, saved, account, "us-east-1")  # IAM is global
             else:
                 status, out_headers, payload = await loop.run_in_executor(self._pool, call)
         except AwsError as err:  # what S3 refuses before moto sees it (NoSuchUpload)

@@ -29,6 +29,8 @@ from typing import Any
 
 from catkit.local.errors import AwsError
 from catkit.local.storage.files import SyncPolicy, fsync_dir
+from catkit.local.storage.replay import bucket_setting
+from catkit.local.storage.replay import replay as replay_request
 from catkit.local.storage.s3_disk import DiskS3, split_s3_target
 
 __all__ = ["NO_SUCH_UPLOAD", "DiskS3", "LocalS3", "multipart_op", "split_s3_target"]
@@ -117,6 +119,7 @@ class LocalS3:
         self._locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
         self._index: dict[str, dict[str, str]] = {}  # bucket -> key -> etag persisted
+        self._settings: dict[str, dict[str, dict[str, Any]]] = {}  # bucket -> setting -> request
 
     # -- moto access ---------------------------------------------------------------------------
     def _moto(self, account_id: str | None = None) -> Any:
@@ -186,15 +189,28 @@ class LocalS3:
         self.disk.write_bucket(
             bucket,
             {"name": bucket, "region": mbucket.region_name, "created": _iso(mbucket.creation_date),
-             "account": getattr(mbucket, "account_id", None) or self.account_id},
+             "account": getattr(mbucket, "account_id", None) or self.account_id,
+             "settings": [[name, saved] for name, saved in self._settings.get(bucket, {}).items()]},
         )
         self._index.setdefault(bucket, {})
+
+    def _persist_setting(self, bucket: str, name: str, method: str, saved: dict[str, Any] | None) -> None:
+        """Keep the latest PUT of a bucket setting (a DELETE drops it) in ``bucket.json``."""
+        mbucket = self._moto_bucket(bucket)
+        if mbucket is None:
+            return
+        settings = self._settings.setdefault(bucket, {})
+        settings.pop(name, None)
+        if method == "PUT" and saved is not None:
+            settings[name] = saved
+        self._write_bucket_doc(bucket, mbucket)
 
     def _persist_bucket(self, bucket: str) -> None:
         mbucket = self._moto_bucket(bucket)
         if mbucket is None:
             self.disk.delete_bucket(bucket)
             self._index.pop(bucket, None)
+            self._settings.pop(bucket, None)
             return
         if bucket not in self._index:
             self._write_bucket_doc(bucket, mbucket)
@@ -249,11 +265,14 @@ class LocalS3:
             self.disk.delete_upload(bucket, upload_id)
 
     def apply(self, method: str, host: str, raw_path: str, query: Mapping[str, Any],
-              call: Callable[[], tuple[int, Any, bytes]]) -> tuple[int, Any, bytes]:
+              call: Callable[[], tuple[int, Any, bytes]], saved: dict[str, Any] | None = None,
+              ) -> tuple[int, Any, bytes]:
         """Run ``call()`` (the request, applied to moto; blocking) and, if it succeeded and may have
         changed S3, make the change durable before returning (one writer per bucket at a time, so
         the disk holds what moto acknowledged). OSError: moto was brought back to the disk's state.
-        AwsError NoSuchUpload (404, as S3 answers) for an upload id the bucket does not have."""
+        AwsError NoSuchUpload (404, as S3 answers) for an upload id the bucket does not have.
+        ``saved`` is the request as kept for replay (:func:`catkit.local.storage.replay.saved_request`),
+        needed for bucket settings."""
         bucket, key = split_s3_target(host, raw_path)
         op = multipart_op(method, key, query)
         upload_id = _first(query.get("uploadId")) or ""
@@ -268,8 +287,11 @@ class LocalS3:
             if status >= 300:
                 return status, headers, payload
             try:
+                setting = bucket_setting(method, key, query)
                 if op is not None and key is not None:
                     self._persist_upload(op, bucket, key, upload_id, query, payload)
+                elif setting is not None:
+                    self._persist_setting(bucket, setting, method, saved)
                 else:
                     self._persist_bucket(bucket) if key is None else self._persist_key(bucket, key)
             except OSError:
@@ -344,6 +366,13 @@ class LocalS3:
             created = _parse_iso(doc.get("created"))
             if created is not None:
                 mbucket.creation_date = created.replace(tzinfo=dt.UTC)
+            settings = self._settings[name] = {}
+            for setting, saved in doc.get("settings") or []:
+                settings[setting] = saved
+                try:
+                    replay_request("s3", saved, account, mbucket.region_name)
+                except Exception:
+                    log.exception("could not restore setting %s of bucket %s", setting, name)
             self._index[name] = {}
             n_buckets += 1
             for path in self.disk.objects(bdir):
@@ -390,6 +419,7 @@ class LocalS3:
             BackendDict.reset()  # what moto's own POST /moto-api/reset does
             reset_model_data()
             self._index.clear()
+            self._settings.clear()
             for entry in list(self.disk.root.iterdir()):
                 shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
             fsync_dir(self.disk.root)
