@@ -48,6 +48,7 @@ from catkit.local.scopes import (
     persisted_scopes,
     spawn_later,
 )
+from catkit.local.services.cloudwatch_store import METRICS_FILE
 from catkit.local.storage.replay import IamJournal
 from catkit.local.storage.s3 import LocalS3
 from catkit.local.storage.state import StateStore
@@ -347,6 +348,7 @@ class Backend:
         leftover instance directories."""
         self.state.clear(keep_kinds=(_CLOCK_KIND,))
         self.s3.reset()
+        (self.home / METRICS_FILE).unlink(missing_ok=True)  # the home scope's metric data
         for leftover in (self.home / "scopes", self.home / "instances"):
             shutil.rmtree(leftover, ignore_errors=True)
 
