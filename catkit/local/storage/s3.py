@@ -32,6 +32,7 @@ from catkit.local.storage.files import SyncPolicy, fsync_dir
 from catkit.local.storage.replay import bucket_setting
 from catkit.local.storage.replay import replay as replay_request
 from catkit.local.storage.s3_disk import DiskS3, split_s3_target
+from catkit.local.storage.s3_versions import persist_versions, restore_versions, signature
 
 __all__ = ["NO_SUCH_UPLOAD", "DiskS3", "LocalS3", "multipart_op", "split_s3_target"]
 
@@ -160,12 +161,27 @@ class LocalS3:
             return
         if bucket not in self._index:
             self._write_bucket_doc(bucket, mbucket)
+        if mbucket.versioning_status is not None:  # every version, under versions/ (s3_versions)
+            versions = list(mbucket.keys.getlist(key) or [])
+            self.disk.delete_object(bucket, key)
+            if not versions:
+                self.disk.delete_versions(bucket, key)
+                self._index.get(bucket, {}).pop(key, None)
+                return
+            persist_versions(self.disk, bucket, key, versions, lambda v: self._header(bucket, key, v), _key_bytes)
+            self._index.setdefault(bucket, {})[key] = signature(versions)
+            return
         obj = self._latest_key(mbucket, key)
         if obj is None:
             self.disk.delete_object(bucket, key)
             self._index.get(bucket, {}).pop(key, None)
             return
-        header = {
+        with _key_bytes(obj) as data:
+            self.disk.write_object(bucket, key, self._header(bucket, key, obj), **data)
+        self._index.setdefault(bucket, {})[key] = obj.etag
+
+    def _header(self, bucket: str, key: str, obj: Any) -> dict[str, Any]:
+        return {
             "bucket": bucket,
             "key": key,
             "etag": obj.etag,
@@ -174,9 +190,6 @@ class LocalS3:
             "storage_class": obj.storage_class,
             "tags": self._tags_of(bucket, obj),
         }
-        with _key_bytes(obj) as data:
-            self.disk.write_object(bucket, key, header, **data)
-        self._index.setdefault(bucket, {})[key] = obj.etag
 
     def _tags_of(self, bucket: str, obj: Any) -> dict[str, str]:
         try:
@@ -215,9 +228,14 @@ class LocalS3:
         if bucket not in self._index:
             self._write_bucket_doc(bucket, mbucket)
         # Reconcile keys (DeleteObjects, form POST uploads, anything bucket-level that touched keys).
+        versioned = mbucket.versioning_status is not None
         for _attempt in range(5):
             try:
-                live = {name: obj.etag for name, obj in list(mbucket.keys.items()) if hasattr(obj, "value")}
+                if versioned:
+                    live = {name: signature(list(mbucket.keys.getlist(name) or []))
+                            for name in list(dict.keys(mbucket.keys))}
+                else:
+                    live = {name: obj.etag for name, obj in list(mbucket.keys.items()) if hasattr(obj, "value")}
                 break
             except RuntimeError:  # moto mutated the dict while we iterated; try again
                 continue
@@ -226,6 +244,8 @@ class LocalS3:
         known = self._index.setdefault(bucket, {})
         for name in [k for k in known if k not in live]:
             self.disk.delete_object(bucket, name)
+            if versioned:
+                self.disk.delete_versions(bucket, name)
             known.pop(name, None)
         for name, etag in live.items():
             if known.get(name) != etag:
@@ -383,10 +403,21 @@ class LocalS3:
                     continue
                 key = header["key"]
                 obj = _restore_object(backend, name, key, header, body)
+                if mbucket.versioning_status is not None:  # written before versioning was turned on
+                    obj._version_id, obj._is_versioned = "null", False
                 if header.get("tags"):
                     backend.put_object_tagging(obj, dict(header["tags"]))
                 self._index[name][key] = obj.etag
                 n_objects += 1
+            for files in self.disk.versions(bdir):
+                try:
+                    restored = restore_versions(backend, mbucket, files, self.disk.read_object, _restore_object)
+                except (OSError, ValueError) as exc:
+                    log.error("cannot read persisted versions %s: %s", files[0].parent, exc)
+                    continue
+                if restored is not None:
+                    self._index[name][restored[0]] = restored[1]
+                    n_objects += 1
             self._replay_uploads(backend, mbucket, bdir)
         return n_buckets, n_objects
 

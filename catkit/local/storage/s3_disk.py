@@ -221,28 +221,40 @@ class DiskS3:
             yield path
 
     # -- versions (versioned buckets) ----------------------------------------------------------
-    def write_versions(self, bucket: str, key: str, versions: list[tuple[dict[str, Any], IO[bytes] | bytes]]) -> None:
-        """Replace the stored older versions of ``key`` (oldest first)."""
+    def version_files(self, bucket: str, key: str) -> dict[str, tuple[int, Path]]:
+        """The stored versions of ``key``: identity -> (position, file)."""
+        vdir = self.versions_dir(bucket, key)
+        if not vdir.is_dir():
+            return {}
+        _sweep_tmp(vdir)
+        out = {}
+        for path in vdir.iterdir():
+            if path.name.endswith(_OBJ_SUFFIX) and not path.name.startswith("."):
+                seq, _, ident = path.name[: -len(_OBJ_SUFFIX)].partition("-")
+                out[ident] = (int(seq), path)
+        return out
+
+    def write_version(self, bucket: str, key: str, seq: int, ident: str, header: dict[str, Any],
+                      body: bytes | memoryview = b"", stream: IO[bytes] | None = None) -> None:
+        """Store one version of ``key`` at position ``seq`` (``ident``: a hex digest naming it)."""
+        path = self.versions_dir(bucket, key) / f"{seq:09d}-{ident}{_OBJ_SUFFIX}"
+        self.write_object(bucket, key, header, body, stream, path=path)
+
+    def delete_version_file(self, path: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            self.sync.changed(path.parent)
+
+    def delete_versions(self, bucket: str, key: str) -> None:
         vdir = self.versions_dir(bucket, key)
         if vdir.exists():
             grave = vdir.with_name(f".deleted-{vdir.name}-{threading.get_ident()}")
             os.replace(vdir, grave)
-            shutil.rmtree(grave, ignore_errors=True)
             self.sync.changed(vdir.parent)
-        if not versions:
-            return
-        staging = vdir.with_name(f".staging-{vdir.name}-{threading.get_ident()}")
-        staging.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for n, (header, data) in enumerate(versions):
-            if isinstance(data, bytes):
-                self.write_object(bucket, key, header, data, path=staging / f"{n:06d}{_OBJ_SUFFIX}")
-            else:
-                self.write_object(bucket, key, header, stream=data, path=staging / f"{n:06d}{_OBJ_SUFFIX}")
-        os.replace(staging, vdir)
-        self.sync.changed(vdir.parent)
+            shutil.rmtree(grave, ignore_errors=True)
 
-    def versions(self, bucket_dir: Path) -> Iterator[Path]:
-        """Every stored older-version file of a bucket, oldest first per key."""
+    def versions(self, bucket_dir: Path) -> Iterator[list[Path]]:
+        """The stored versions of each key of a bucket, oldest first."""
         root = bucket_dir / "versions"
         if not root.is_dir():
             return
@@ -250,7 +262,10 @@ class DiskS3:
             if entry.name.startswith("."):
                 shutil.rmtree(entry, ignore_errors=True)
                 continue
-            yield from sorted(p for p in entry.iterdir() if p.name.endswith(_OBJ_SUFFIX))
+            _sweep_tmp(entry)
+            files = sorted(p for p in entry.iterdir() if p.name.endswith(_OBJ_SUFFIX) and not p.name.startswith("."))
+            if files:
+                yield files
 
     # -- multipart uploads ---------------------------------------------------------------------
     def write_upload(self, bucket: str, upload_id: str, doc: dict[str, Any]) -> None:

@@ -78,3 +78,49 @@ def test_bucket_settings_and_iam_roles_survive_a_restart(local_backend_factory, 
     assert _iam(iam) == iam_before
     backend.restart()  # and again: replay does not pile up (the execution role exists once)
     assert _iam(backend.client("iam")) == iam_before
+
+
+def _versions(s3):
+    got = s3.list_object_versions(Bucket="versioned")
+    objects = sorted((v["Key"], v["VersionId"], v["ETag"], v["Size"], v["IsLatest"]) for v in got.get("Versions", []))
+    markers = sorted((m["Key"], m["VersionId"], m["IsLatest"]) for m in got.get("DeleteMarkers", []))
+    return objects, markers
+
+
+@pytest.mark.parametrize("how", ["stop_start", "kill_9"])
+def test_object_versions_survive_a_restart(local_backend_factory, how):
+    backend = local_backend_factory(components=())
+    s3 = backend.client("s3")
+    s3.create_bucket(Bucket="versioned")
+    s3.put_object(Bucket="versioned", Key="before", Body=b"null version")  # before versioning: the "null" version
+    s3.put_bucket_versioning(Bucket="versioned", VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket="versioned", Key="before", Body=b"after versioning")
+    ids = [s3.put_object(Bucket="versioned", Key="model.tar.gz", Body=f"v{i}".encode(),
+                         Metadata={"n": str(i)})["VersionId"] for i in range(3)]
+    s3.delete_object(Bucket="versioned", Key="model.tar.gz", VersionId=ids[1])  # one version gone for good
+    s3.put_object(Bucket="versioned", Key="deleted", Body=b"x")
+    s3.delete_object(Bucket="versioned", Key="deleted")  # a delete marker on top
+    s3.put_object(Bucket="versioned", Key="bulk", Body=b"y")
+    s3.delete_objects(Bucket="versioned", Delete={"Objects": [{"Key": "bulk"}]})
+    before = _versions(s3)
+    assert len(before[0]) == 6 and len(before[1]) == 2
+    if how == "kill_9":
+        backend.kill()
+        backend.start()
+    else:
+        backend.restart()
+    s3 = backend.client("s3")
+    assert _versions(s3) == before
+    assert s3.get_bucket_versioning(Bucket="versioned")["Status"] == "Enabled"
+    got = s3.get_object(Bucket="versioned", Key="model.tar.gz", VersionId=ids[0])
+    assert got["Body"].read() == b"v0" and got["Metadata"] == {"n": "0"}
+    assert s3.get_object(Bucket="versioned", Key="model.tar.gz")["Body"].read() == b"v2"
+    assert s3.get_object(Bucket="versioned", Key="before", VersionId="null")["Body"].read() == b"null version"
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket="versioned", Key="deleted")
+    # and writes after the restart keep adding versions
+    s3.put_object(Bucket="versioned", Key="model.tar.gz", Body=b"v3")
+    backend.restart()
+    objects, _ = _versions(backend.client("s3"))
+    assert [o[4] for o in objects if o[0] == "model.tar.gz"].count(True) == 1
+    assert len([o for o in objects if o[0] == "model.tar.gz"]) == 3
