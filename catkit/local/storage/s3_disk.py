@@ -115,14 +115,7 @@ class DiskS3:
         return dict(json.loads((bucket_dir / "bucket.json").read_text()))
 
     def delete_bucket(self, bucket: str) -> None:
-        bdir = self.bucket_dir(bucket)
-        if not bdir.exists():
-            return
-        # Rename first (atomic), then remove: a crash mid-removal leaves only a tombstone dir.
-        grave = self.root / f".deleted-{bdir.name}-{os.getpid()}-{threading.get_ident()}"
-        os.replace(bdir, grave)
-        self.sync.changed(self.root)
-        shutil.rmtree(grave, ignore_errors=True)
+        self._remove_dir(self.bucket_dir(bucket))
 
     def buckets(self) -> Iterator[tuple[dict[str, Any], Path]]:
         for entry in sorted(self.root.iterdir()):
@@ -246,22 +239,32 @@ class DiskS3:
             self.sync.changed(path.parent)
 
     def delete_versions(self, bucket: str, key: str) -> None:
-        vdir = self.versions_dir(bucket, key)
-        if vdir.exists():
-            grave = vdir.with_name(f".deleted-{vdir.name}-{threading.get_ident()}")
-            os.replace(vdir, grave)
-            self.sync.changed(vdir.parent)
-            shutil.rmtree(grave, ignore_errors=True)
+        self._remove_dir(self.versions_dir(bucket, key))
 
-    def versions(self, bucket_dir: Path) -> Iterator[list[Path]]:
-        """The stored versions of each key of a bucket, oldest first."""
-        root = bucket_dir / "versions"
+    def _remove_dir(self, path: Path) -> None:
+        """Rename to a tombstone first (atomic), then remove: a crash mid-removal leaves only the
+        tombstone, which the next scan deletes."""
+        if not path.exists():
+            return
+        grave = path.with_name(f".deleted-{path.name}-{os.getpid()}-{threading.get_ident()}")
+        os.replace(path, grave)
+        self.sync.changed(path.parent)
+        shutil.rmtree(grave, ignore_errors=True)
+
+    @staticmethod
+    def _entries(root: Path) -> Iterator[Path]:
+        """The subdirectories of ``root`` in name order; tombstones and staging leftovers removed."""
         if not root.is_dir():
             return
         for entry in sorted(root.iterdir()):
             if entry.name.startswith("."):
                 shutil.rmtree(entry, ignore_errors=True)
                 continue
+            yield entry
+
+    def versions(self, bucket_dir: Path) -> Iterator[list[Path]]:
+        """The stored versions of each key of a bucket, oldest first."""
+        for entry in self._entries(bucket_dir / "versions"):
             _sweep_tmp(entry)
             files = sorted(p for p in entry.iterdir() if p.name.endswith(_OBJ_SUFFIX) and not p.name.startswith("."))
             if files:
@@ -284,23 +287,11 @@ class DiskS3:
             self.sync.write(path, stream=data)
 
     def delete_upload(self, bucket: str, upload_id: str) -> None:
-        udir = self.upload_dir(bucket, upload_id)
-        if not udir.exists():
-            return
-        grave = udir.with_name(f".deleted-{udir.name}-{threading.get_ident()}")
-        os.replace(udir, grave)
-        self.sync.changed(udir.parent)
-        shutil.rmtree(grave, ignore_errors=True)
+        self._remove_dir(self.upload_dir(bucket, upload_id))
 
     def uploads(self, bucket_dir: Path) -> Iterator[tuple[dict[str, Any], list[tuple[int, Path]]]]:
         """Each multipart upload in progress: its document and its (part number, file) pairs."""
-        root = bucket_dir / "uploads"
-        if not root.is_dir():
-            return
-        for entry in sorted(root.iterdir()):
-            if entry.name.startswith("."):
-                shutil.rmtree(entry, ignore_errors=True)
-                continue
+        for entry in self._entries(bucket_dir / "uploads"):
             meta = entry / "upload.json"
             if not meta.is_file():
                 continue

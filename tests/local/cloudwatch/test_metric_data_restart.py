@@ -34,10 +34,7 @@ def test_metric_data_survives_a_restart(local_backend_factory, how):
     assert len(before) == 5
     if how == "kill_9":  # saved within a few real seconds of the last datapoint
         wait_until(lambda: (backend.home / "metrics.bin").exists(), timeout=30, what="metric data saved")
-        backend.kill()
-        backend.start()
-    else:
-        backend.restart()
+    backend.restart(kill=how == "kill_9")
     cw = backend.client("cloudwatch")
     assert _stats(cw, start, end) == before
     listed = cw.list_metrics(Namespace="Cats")["Metrics"]

@@ -66,11 +66,7 @@ def test_bucket_settings_and_iam_roles_survive_a_restart(local_backend_factory, 
     iam.delete_role(RoleName="short-lived")
     before, iam_before = _settings(s3), _iam(iam)
     assert "short-lived" not in iam_before["roles"] and "SageMakerExecutionRole" in iam_before["roles"]
-    if how == "kill_9":
-        backend.kill()
-        backend.start()
-    else:
-        backend.restart()
+    backend.restart(kill=how == "kill_9")
     s3, iam = backend.client("s3"), backend.client("iam")
     assert _settings(s3) == before
     with pytest.raises(ClientError, match="NoSuchWebsiteConfiguration"):
@@ -104,11 +100,7 @@ def test_object_versions_survive_a_restart(local_backend_factory, how):
     s3.delete_objects(Bucket="versioned", Delete={"Objects": [{"Key": "bulk"}]})
     before = _versions(s3)
     assert len(before[0]) == 6 and len(before[1]) == 2
-    if how == "kill_9":
-        backend.kill()
-        backend.start()
-    else:
-        backend.restart()
+    backend.restart(kill=how == "kill_9")
     s3 = backend.client("s3")
     assert _versions(s3) == before
     assert s3.get_bucket_versioning(Bucket="versioned")["Status"] == "Enabled"

@@ -76,11 +76,7 @@ def test_every_kind_of_s3_write_is_on_disk_before_the_answer(local_backend_facto
     s3.put_object(Bucket="kinds-doomed", Key="x", Body=b"x")
     s3.delete_object(Bucket="kinds-doomed", Key="x")
     s3.delete_bucket(Bucket="kinds-doomed")
-    if how == "kill_9":
-        backend.kill()
-        backend.start()
-    else:
-        backend.restart()
+    backend.restart(kill=how == "kill_9")
     s3 = backend.client("s3")
     assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["kinds"]
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="kinds")["Contents"])

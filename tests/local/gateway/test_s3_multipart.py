@@ -60,11 +60,7 @@ def test_multipart_uploads_resume_after_a_restart(local_backend_factory, how):
     e1 = s3.upload_part(Bucket="mpu-resume", Key="model.tar.gz", UploadId=up, PartNumber=1, Body=p1)["ETag"]
     dropped = s3.create_multipart_upload(Bucket="mpu-resume", Key="dropped")["UploadId"]
     s3.upload_part(Bucket="mpu-resume", Key="dropped", UploadId=dropped, PartNumber=1, Body=b"d")
-    if how == "kill_9":
-        backend.kill()
-        backend.start()
-    else:
-        backend.restart()
+    backend.restart(kill=how == "kill_9")
     s3 = backend.client("s3")
     listed = {u["UploadId"]: u["Key"] for u in s3.list_multipart_uploads(Bucket="mpu-resume").get("Uploads", [])}
     assert listed == {up: "model.tar.gz", dropped: "dropped"}
