@@ -228,7 +228,7 @@ class Scope:
     def add_service(self, name: str, service: Any) -> None:
         """Serve ``service`` for routing key ``name`` in this scope."""
         if name in ("s3", "sts", "iam"):
-            raise ValueError(f"{name!r} is served by the embedded moto server; pick another routing key")
+            raise ValueError(f"{name!r} is served by the embedded moto (in-process); pick another routing key")
         if name in self.services and self.services[name] is not service:
             raise ValueError(f"a service is already registered for {name!r}")
         if not getattr(service, "service_name", ""):
