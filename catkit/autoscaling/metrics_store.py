@@ -26,14 +26,19 @@ Model (mirrors CloudWatch):
 - Percentiles are unavailable for buckets fed by statistic sets (``StatisticValues``) unless the
   set is a single value (SampleCount 1 or Minimum == Maximum), as in CloudWatch.
 
-The store is **not persisted**: metric data is lost when the backend restarts (alarm definitions and
-state are persisted by the CloudWatch service, not here). It is thread-safe (one lock).
+The store does no I/O; :meth:`MetricStore.dumps` / :meth:`MetricStore.loads` turn everything
+recorded into bytes and back (the local backend keeps them across restarts:
+:class:`catkit.local.services.cloudwatch_store.MetricPersistence`). :attr:`MetricStore.changes`
+counts recordings, so a caller can tell whether there is anything new to save. It is thread-safe
+(one lock).
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
+import pickle
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -60,6 +65,22 @@ __all__ = [
 DEFAULT_RETENTION: tuple[tuple[int, int], ...] = ((1, 3 * 3600), (60, 15 * 86400))
 
 _COMPACT_EVERY = 300.0
+_DUMP_FORMAT = "catkit-metrics-1"
+
+
+class _DumpReader(pickle.Unpickler):
+    """Unpickles a :meth:`MetricStore.dumps` and nothing else: only the store's own classes."""
+
+    _ALLOWED = frozenset({
+        ("builtins", "frozenset"), ("builtins", "set"), ("array", "array"), ("array", "_array_reconstructor"),
+        ("catkit.autoscaling.metrics_store", "_Bucket"), ("catkit.autoscaling.metrics_store", "_Series"),
+        ("catkit.autoscaling.metric_statistics", "Distribution"), ("catkit.autoscaling.metric_statistics", "_Bins"),
+    })
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not part of a metric store dump")
+        return super().find_class(module, name)
 
 DimensionKey = frozenset  # frozenset[tuple[str, str]]
 
@@ -161,6 +182,28 @@ class MetricStore:
         self._lock = threading.Lock()
         # (namespace, name, frozenset(dims.items())) -> {unit: _Series}
         self._series: dict[tuple[str, str, frozenset], dict[str, _Series]] = {}
+        self.changes = 0  # recordings and compactions so far (what a saved copy can be compared by)
+
+    # ---------------------------------------------------------------- snapshots
+    def dumps(self) -> bytes:
+        """Everything recorded, as bytes for :meth:`loads` (e.g. to keep metric data across restarts)."""
+        with self._lock:
+            return pickle.dumps((_DUMP_FORMAT, self._retention, self._latest, self._series), protocol=5)
+
+    def loads(self, data: bytes) -> None:
+        """Replace the data with what :meth:`dumps` returned (ValueError if it is not such a dump,
+        or was made with other retention tiers). Only the store's own classes are unpickled."""
+        try:
+            fmt, retention, latest, series = _DumpReader(io.BytesIO(data)).load()
+        except Exception as exc:
+            raise ValueError(f"not a metric store dump: {exc}") from exc
+        if fmt != _DUMP_FORMAT or tuple(retention) != self._retention or not isinstance(series, dict):
+            raise ValueError("the metric store dump has another format or other retention tiers")
+        with self._lock:
+            self._series = series
+            self._latest = max(self._latest, float(latest))
+            self._next_compact = -math.inf
+            self.changes += 1
 
     # ---------------------------------------------------------------- recording
     def record(
@@ -234,6 +277,7 @@ class MetricStore:
         timestamp = float(timestamp)
         key = (namespace, name, frozenset(dimensions.items()))
         with self._lock:
+            self.changes += 1
             if timestamp > self._latest:
                 self._latest = timestamp
                 if timestamp >= self._next_compact:
@@ -276,6 +320,7 @@ class MetricStore:
         if not math.isfinite(now):
             return
         self._next_compact = max(now, self._latest) + _COMPACT_EVERY
+        self.changes += 1
         dead: list[tuple[str, str, frozenset]] = []
         for key, units in self._series.items():
             for unit in [u for u, s in units.items() if self._compact_series(s, now)]:

@@ -48,6 +48,8 @@ from catkit.local.scopes import (
     persisted_scopes,
     spawn_later,
 )
+from catkit.local.services.cloudwatch_store import METRICS_FILE
+from catkit.local.storage.replay import IamJournal
 from catkit.local.storage.s3 import LocalS3
 from catkit.local.storage.state import StateStore
 
@@ -99,6 +101,7 @@ class Backend:
         self.clock: Clock = clock if clock is not None else self._resume_clock(time_scale)
         self.time_scale = self.clock.time_scale
         self.s3 = LocalS3(self.home / "s3", account_id=account_id)
+        self.iam_journal = IamJournal(self.state)  # IAM changes, replayed into moto at start
         # The core: one scheduler; per (account, region) a Scope with its metric store, alarm
         # book, scaling driver, fleet and services (catkit.local.scopes).
         self.scheduler = Scheduler(self.clock)
@@ -109,7 +112,6 @@ class Backend:
         self._shutdowns: list[Callable[[], Awaitable[Any]]] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._gateway: Gateway | None = None
-        self._moto: Any = None
         self._running = False
         self._stopped = False
         self._installed = False
@@ -205,23 +207,24 @@ class Backend:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> str:
-        """Start moto, replay S3, install components, listen; returns the gateway URL."""
+        """Reset moto, replay S3, install components, listen; returns the gateway URL."""
         if self._running:
             raise RuntimeError(f"backend already running at {self.url}")
         loop = asyncio.get_running_loop()
-        moto_url = await loop.run_in_executor(None, self._start_moto)
+        await loop.run_in_executor(None, self._start_moto)
         buckets, objects = await loop.run_in_executor(None, self.s3.replay)
         log.info("restored %d S3 bucket(s), %d object(s) from %s", buckets, objects, self.s3.disk.root)
         from catkit.local.identity import ensure_execution_role
 
         ensure_execution_role(self.account_id)
+        replayed = await loop.run_in_executor(None, self.iam_journal.replay)
+        log.info("restored %d IAM change(s)", replayed)
         self._install_components()
         self._gateway = Gateway(self, self.host, self.port)
         try:
-            self.url = await self._gateway.start(moto_url)
+            self.url = await self._gateway.start()
         except BaseException:
             await self._gateway.stop()
-            await loop.run_in_executor(None, self._stop_moto)
             raise
         self.port = self._gateway.port
         self.started_at = time.time()
@@ -242,9 +245,9 @@ class Backend:
 
     async def stop(self) -> None:
         """Graceful stop, in this order: close the port and let in-flight requests finish (up to
-        10 s), cancel background tasks, await shutdown hooks (reverse), stop moto, save the
-        clock, close the state store."""
-        if self._stopped or (not self._running and self._gateway is None and self._moto is None):
+        10 s), cancel background tasks, await shutdown hooks (reverse), save the clock, close the
+        state store."""
+        if self._stopped or (not self._running and self._gateway is None):
             return
         self._stopped = True
         self._running = False
@@ -262,7 +265,7 @@ class Backend:
                 await fn()
             except Exception:
                 log.exception("shutdown hook %r failed", fn)
-        await asyncio.get_running_loop().run_in_executor(None, self._stop_moto)
+        await asyncio.get_running_loop().run_in_executor(None, self.s3.close)
         self._save_clock(self.clock.now())
         self.state.close()
         log.info("catkit local backend stopped")
@@ -345,41 +348,17 @@ class Backend:
         leftover instance directories."""
         self.state.clear(keep_kinds=(_CLOCK_KIND,))
         self.s3.reset()
+        (self.home / METRICS_FILE).unlink(missing_ok=True)  # the home scope's metric data
         for leftover in (self.home / "scopes", self.home / "instances"):
             shutil.rmtree(leftover, ignore_errors=True)
 
-    def _start_moto(self) -> str:
-        """moto's werkzeug app on a free loopback port in a thread (like ThreadedMotoServer, but
-        with a short poll interval so stop() is quick)."""
-        import threading
-
+    def _start_moto(self) -> None:
+        """Start moto from the persisted state only (its state is per process). moto serves
+        in-process behind the gateway (:class:`catkit.local.moto_proxy.MotoProxy`): no port."""
         from moto.core.base_backend import BackendDict
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
 
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        BackendDict.reset()  # moto state is per process; start from the persisted state only
-        # The gateway names each request's account in x-moto-account-id (catkit.local.moto_proxy).
-        app = DomainDispatcherApplication(create_backend_app)
-        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
-        thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="catkit-moto", daemon=True
-        )
-        thread.start()
-        self._moto = (server, thread)
-        host, port = server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def _stop_moto(self) -> None:
-        if self._moto is not None:
-            (server, thread), self._moto = self._moto, None
-            server.shutdown()
-            server.server_close()
-            thread.join(10)
+        BackendDict.reset()
+        shutil.rmtree(self.home / "s3" / ".incoming", ignore_errors=True)  # uploads a crash cut short
 
     def _resume_clock(self, time_scale: float) -> Clock:
         saved = self.state.get(_CLOCK_KIND, _CLOCK_KEY) or {}

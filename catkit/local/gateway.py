@@ -9,12 +9,14 @@ Each request is routed by service (SigV4 credential scope, then X-Amz-Target, th
   ``service.dispatch(operation, params, ctx)``, encoded back; an ``AwsError`` becomes the
   protocol's error, anything else an ``InternalFailure`` 500 carrying the request id (the
   traceback goes to the log, never to the client);
-- ``s3``, ``sts``, ``iam``: handed to :class:`catkit.local.moto_proxy.MotoProxy`, which forwards
-  them verbatim to the embedded moto server, makes mutating S3 requests durable before the client
-  gets the answer and answers STS GetCallerIdentity as the SageMaker execution role;
+- ``s3``, ``sts``, ``iam``: handed to :class:`catkit.local.moto_proxy.MotoProxy`, which serves
+  them in-process with moto's applications (nothing else listens), makes mutating S3 requests
+  durable before the client gets the answer and answers STS GetCallerIdentity as the SageMaker
+  execution role;
 - anything else: a clean ``UnknownServiceException`` naming what is emulated.
 
-Request bodies are capped (control plane 10 MB, runtime 6 MB, S3 1 GiB) with AWS-shaped errors.
+Request bodies are capped (control plane 10 MB, runtime 6 MB, S3 5 GiB as S3's single PUT; S3
+bodies above 8 MB are spooled to a temporary file under ``s3/.incoming``) with AWS-shaped errors.
 ``/_catkit/health`` and ``/_catkit/info`` are catkit's own JSON endpoints for lifecycle checks;
 ``POST /_catkit/reset`` (also answered at moto's ``POST /moto-api/reset``, so suites written for
 moto's server mode can point here) forgets all state (:meth:`GatewayHost.reset`).
@@ -55,6 +57,7 @@ from catkit.local.moto_proxy import (
 )
 from catkit.local.request_guard import NonLoopbackHostError, check_loopback, foreign_request
 from catkit.local.services.base import RequestContext
+from catkit.local.wsgi_bridge import BodyTooLarge, spool_body
 from catkit.serving.http_limits import BodyTimeout, HttpLimits, LimitedSite, Tracker, read_limited
 
 __all__ = [
@@ -78,7 +81,7 @@ access_log = logging.getLogger("catkit.local.access")
 MB = 1024 * 1024
 CONTROL_PLANE_MAX_BODY = 10 * MB
 RUNTIME_MAX_BODY = 6 * MB
-S3_MAX_BODY = 1024 * MB
+S3_MAX_BODY = 5 * 1024 * MB  # S3's single-PUT limit is 5 GB (bodies above 8 MB are spooled to disk)
 SHUTDOWN_GRACE_S = 10.0  # in-flight requests get this long to finish on stop
 _REGION_RE = re.compile(r"Credential=[^/,\s]*/\d{8}/([^/,\s]+)/")
 _PRESIGNED_REGION_RE = re.compile(r"^[^/]*/\d{8}/([^/]+)/")
@@ -135,11 +138,10 @@ def _is_sigv2_s3(request: web.Request) -> bool:
     return request.headers.get("Authorization", "").startswith("AWS ")
 
 
-class BodyTooLarge(Exception):
-    def __init__(self, size: int | None, limit: int) -> None:
-        super().__init__(size, limit)
-        self.size = size
-        self.limit = limit
+def _is_s3_form_post(request: web.Request) -> bool:
+    """A browser-style S3 upload (boto3's ``generate_presigned_post``): its credential travels in
+    the multipart form, and no other AWS API takes multipart/form-data."""
+    return request.method == "POST" and request.content_type == "multipart/form-data"
 
 
 def _limit_for(service: str | None) -> int:
@@ -219,18 +221,19 @@ class Gateway:
         self._protocols: Any = None
 
     # -- lifecycle ---------------------------------------------------------------------------
-    async def start(self, moto_url: str) -> str:
-        """Listen; returns the base URL (``http://127.0.0.1:PORT``)."""
-        self._moto = MotoProxy(self.backend, moto_url)
-        self.moto_url = self._moto.moto_url
+    async def start(self, moto_url: str | None = None) -> str:
+        """Listen; returns the base URL (``http://127.0.0.1:PORT``). S3/STS/IAM are served
+        in-process (``moto_url`` is ignored: moto no longer listens on a port of its own)."""
+        self._moto = MotoProxy(self.backend)
         try:
             self._protocols = _protocols()
         except ImportError as exc:
             log.warning("protocol codecs unavailable (%s); only s3/sts/iam will be served", exc)
             self._protocols = None
-        self._moto.open()
+        await asyncio.get_running_loop().run_in_executor(None, self._moto.open)
         self._limits, tracker = HttpLimits.from_env(), Tracker()  # slow clients, connection cap
-        app = web.Application(client_max_size=S3_MAX_BODY + MB, middlewares=[tracker.middleware, _loopback_guard])
+        app = web.Application(client_max_size=CONTROL_PLANE_MAX_BODY,
+                              middlewares=[tracker.middleware, _loopback_guard])
         app.router.add_route("*", "/_catkit/health", self._health)
         app.router.add_route("*", "/_catkit/info", self._info)
         app.router.add_route("*", "/_catkit/reset", self._reset)
@@ -328,15 +331,16 @@ class Gateway:
         service = self._detect(request, raw)
         limit = _limit_for(service)
         try:
+            if service in MOTO_SERVICES:  # large S3 uploads are spooled to disk, not held in memory
+                spooled = await spool_body(request, limit, self.backend.home / "s3" / ".incoming", self._limits)
+                assert self._moto is not None, "Gateway.start() was not called"
+                return (await self._moto.forward(request, service, raw_path, query, spooled, request_id),
+                        service, None)
             body = await read_limited(request, self._limits, limit, lambda size: BodyTooLarge(size, limit))
         except BodyTooLarge as exc:
             return self._too_large(request, service, exc, request_id), service, None
         except BodyTimeout:  # a trickled body (catkit.serving.http_limits): answered, connection closed
             return self._body_timeout(request, service, request_id), service, None
-
-        if service in MOTO_SERVICES:
-            assert self._moto is not None, "Gateway.start() was not called"
-            return await self._moto.forward(request, service, raw_path, query, body, request_id), service, None
 
         if service and service in self.backend.services and self._protocols is not None:
             region = _region_of(request.headers, query, self.backend.region)
@@ -378,7 +382,7 @@ class Gateway:
         else:
             match = _SCOPE_SERVICE_RE.search(request.headers.get("Authorization", ""))
             service = match.group(1) if match else None
-        if service is None and _is_sigv2_s3(request):
+        if service is None and (_is_sigv2_s3(request) or _is_s3_form_post(request)):
             service = "s3"
         return service
 

@@ -36,7 +36,12 @@ from catkit.autoscaling.engine import Engine
 from catkit.autoscaling.metrics_store import MetricStore
 from catkit.local.errors import AwsError
 from catkit.local.paths import ensure_private_dir
-from catkit.local.services.cloudwatch_store import AlarmPersistence, load_alarm_book
+from catkit.local.services.cloudwatch_store import (
+    METRICS_SAVE_EVERY_S,
+    AlarmPersistence,
+    MetricPersistence,
+    load_alarm_book,
+)
 
 if TYPE_CHECKING:
     from catkit.local.clock import Clock
@@ -202,6 +207,8 @@ class Scope:
         self.scheduler = ScopeJobs(scheduler, fans, key)
         self._spawn = spawn
         self.metrics = MetricStore(now=clock.now)
+        self.metric_store = MetricPersistence(self.metrics, self.home)
+        self.metric_store.load()
         self.alarms = load_alarm_book(self.state, self.region, self.account_id)
         self.alarm_store = AlarmPersistence(self.alarms, self.state)
         self.driver = ScalingDriver(Engine(self.alarms, self.region, self.account_id), self.metrics)
@@ -221,7 +228,7 @@ class Scope:
     def add_service(self, name: str, service: Any) -> None:
         """Serve ``service`` for routing key ``name`` in this scope."""
         if name in ("s3", "sts", "iam"):
-            raise ValueError(f"{name!r} is served by the embedded moto server; pick another routing key")
+            raise ValueError(f"{name!r} is served by the embedded moto (in-process); pick another routing key")
         if name in self.services and self.services[name] is not service:
             raise ValueError(f"a service is already registered for {name!r}")
         if not getattr(service, "service_name", ""):
@@ -248,6 +255,9 @@ class Scope:
         self.scheduler.every("alarms-save", TICK_S, lambda now: self.alarm_store.persist(),
                              order=ORDER_SAVE_ALARMS)
         self.add_shutdown(self._save_alarms)
+        self.scheduler.every("metrics-save", self.clock.emulated_seconds(METRICS_SAVE_EVERY_S), self._save_metrics,
+                             order=ORDER_SAVE_ALARMS)
+        self.add_shutdown(self._save_metrics_now)
         for name in components:
             key = aliases.get(name, name)
             if key is None:
@@ -266,6 +276,15 @@ class Scope:
                     raise RuntimeError(f"component module {name} has no install(backend) function")
             install(self)
             self.installed_components.append(key)
+
+    async def _save_metrics(self, now: float | None = None) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.metric_store.save)
+        except OSError as exc:  # disk full: keep serving, try again next time
+            log.error("could not save metric data to %s: %s", self.metric_store.path, exc)
+
+    async def _save_metrics_now(self) -> None:
+        await self._save_metrics()
 
     async def _save_alarms(self) -> None:
         with contextlib.suppress(Exception):

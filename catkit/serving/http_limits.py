@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -163,15 +163,10 @@ class LimitedSite(web.TCPSite):
         return closed
 
 
-async def read_limited(request: web.Request, limits: HttpLimits, max_bytes: int,
-                       too_large: Callable[[int | None], Exception]) -> bytes:
-    """The request body, refused with ``too_large(size or None)`` past ``max_bytes`` and with
-    :class:`BodyTimeout` when it arrives slower than ``limits`` allow."""
-    length = request.content_length
-    if length is not None and length > max_bytes:
-        raise too_large(length)
+async def limited_chunks(request: web.Request, limits: HttpLimits) -> AsyncIterator[bytes]:
+    """The request body's chunks as they arrive; :class:`BodyTimeout` when it arrives slower than
+    ``limits`` allow (``body_timeout`` plus one second per ``min_body_rate`` bytes so far)."""
     started = time.monotonic()
-    chunks: list[bytes] = []
     total = 0
     while True:
         allowed = limits.body_timeout + total / limits.min_body_rate - (time.monotonic() - started)
@@ -182,11 +177,26 @@ async def read_limited(request: web.Request, limits: HttpLimits, max_bytes: int,
         except TimeoutError:
             raise BodyTimeout() from None
         if not chunk:
-            return b"".join(chunks)
+            return
+        total += len(chunk)
+        yield chunk
+
+
+async def read_limited(request: web.Request, limits: HttpLimits, max_bytes: int,
+                       too_large: Callable[[int | None], Exception]) -> bytes:
+    """The request body, refused with ``too_large(size or None)`` past ``max_bytes`` and with
+    :class:`BodyTimeout` when it arrives slower than ``limits`` allow."""
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise too_large(length)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in limited_chunks(request, limits):
         total += len(chunk)
         if total > max_bytes:
             raise too_large(None)
         chunks.append(chunk)
+    return b"".join(chunks)
 
 
-__all__ = ["BodyTimeout", "HttpLimits", "LimitedSite", "Tracker", "read_limited"]
+__all__ = ["BodyTimeout", "HttpLimits", "LimitedSite", "Tracker", "limited_chunks", "read_limited"]

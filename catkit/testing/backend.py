@@ -109,8 +109,12 @@ class LocalBackend:
         """SIGTERM, then SIGKILL after 20 s (state on disk survives)."""
         lifecycle.stop(self.home, timeout=20)
 
-    def restart(self) -> str:
-        self.stop()
+    def restart(self, *, kill: bool = False) -> str:
+        """Stop (with ``kill``: SIGKILL, like a crash) and start again on the same home; returns the URL."""
+        if kill:
+            self.kill()
+        else:
+            self.stop()
         return self.start()
 
     def kill(self) -> None:
