@@ -278,31 +278,54 @@ class MetricStore:
         key = (namespace, name, frozenset(dimensions.items()))
         with self._lock:
             self.changes += 1
-            if timestamp > self._latest:
-                self._latest = timestamp
-                if timestamp >= self._next_compact:
-                    self._compact_locked(self._now())
-            units = self._series.get(key)
-            if units is None:
-                units = self._series[key] = {}
-            series = units.get(unit)
-            if series is None:
-                series = units[unit] = _Series(len(self._retention))
-            if timestamp > series.last_timestamp:
-                series.last_timestamp = timestamp
-            tier = 0 if storage_resolution == 1 else self._standard_tier
-            age = self._now() - timestamp
-            while tier < len(self._retention) and age >= self._retention[tier][1]:
-                tier += 1
-            if tier >= len(self._retention):
-                return  # older than retention: CloudWatch would not keep it either
-            width = self._retention[tier][0]
-            start = int(timestamp // width) * width
-            buckets = series.tiers[tier]
-            bucket = buckets.get(start)
-            if bucket is None:
-                bucket = buckets[start] = _Bucket(self._percentiles)
-            add(bucket, *data)
+            self._into_bucket_locked(key, timestamp, unit, storage_resolution, add, *data)
+
+    def record_many(
+        self,
+        namespace: str,
+        dimensions: Mapping[str, str],
+        items: Iterable[tuple[str, float, str]],
+        timestamp: float,
+    ) -> None:
+        """Several ``(name, value, unit)`` datapoints of one namespace, dimensions and time, under one
+        lock (an invocation's seven metrics: the data plane's hot path)."""
+        timestamp = float(timestamp)
+        dims = frozenset(dimensions.items())
+        add = _Bucket.add
+        with self._lock:
+            self.changes += 1
+            for name, value, unit in items:
+                self._into_bucket_locked((namespace, name, dims), timestamp, unit, 60, add, float(value))
+
+    def _into_bucket_locked(
+        self, key: tuple[str, str, frozenset[tuple[str, str]]], timestamp: float, unit: str,
+        storage_resolution: int, add: Callable[..., None], *data: Any,
+    ) -> None:
+        if timestamp > self._latest:
+            self._latest = timestamp
+            if timestamp >= self._next_compact:
+                self._compact_locked(self._now())
+        units = self._series.get(key)
+        if units is None:
+            units = self._series[key] = {}
+        series = units.get(unit)
+        if series is None:
+            series = units[unit] = _Series(len(self._retention))
+        if timestamp > series.last_timestamp:
+            series.last_timestamp = timestamp
+        tier = 0 if storage_resolution == 1 else self._standard_tier
+        age = self._now() - timestamp
+        while tier < len(self._retention) and age >= self._retention[tier][1]:
+            tier += 1
+        if tier >= len(self._retention):
+            return  # older than retention: CloudWatch would not keep it either
+        width = self._retention[tier][0]
+        start = int(timestamp // width) * width
+        buckets = series.tiers[tier]
+        bucket = buckets.get(start)
+        if bucket is None:
+            bucket = buckets[start] = _Bucket(self._percentiles)
+        add(bucket, *data)
 
     def now(self) -> float:
         """The store's "now": its clock, or else the newest timestamp recorded (-inf when empty)."""

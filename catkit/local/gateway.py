@@ -30,6 +30,7 @@ imports the backend: the backend is handed in as a :class:`GatewayHost`.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -44,7 +45,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from catkit.local import identity
+from catkit.local import access_log, identity
 from catkit.local.errors import AwsError
 from catkit.local.moto_proxy import (
     MOTO_SERVICES,
@@ -76,7 +77,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("catkit.local.gateway")
-access_log = logging.getLogger("catkit.local.access")
 
 MB = 1024 * 1024
 CONTROL_PLANE_MAX_BODY = 10 * MB
@@ -88,6 +88,17 @@ _PRESIGNED_REGION_RE = re.compile(r"^[^/]*/\d{8}/([^/]+)/")
 _SECRET_QUERY_RE = re.compile(
     r"(X-Amz-Signature|X-Amz-Security-Token|X-Amz-Credential|Signature)=[^&]*", re.I
 )
+
+
+_REQUEST_ID_PREFIX = uuid.uuid4().hex[:20]
+_request_numbers = itertools.count()
+
+
+def new_request_id() -> str:
+    """A request id shaped like AWS's (a UUID): a random per-process prefix and a counter (uuid4()
+    per request showed up in the gateway's profile)."""
+    h = f"{_REQUEST_ID_PREFIX}{next(_request_numbers) & 0xFFFFFFFFFFFF:012x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _protocols() -> Any:
@@ -176,7 +187,7 @@ async def _loopback_guard(request: web.Request, handler: Any) -> web.StreamRespo
     why = foreign_request(request.headers)
     if why is None:
         return await handler(request)
-    request_id = str(uuid.uuid4())
+    request_id = new_request_id()
     log.warning("refused %s %s: %s", request.method, request.path, why)
     err = AwsError(
         "AccessDeniedException",
@@ -264,6 +275,7 @@ class Gateway:
         if self._moto is not None:
             await self._moto.close()
             self._moto = None
+        access_log.flush()
 
     # -- catkit namespace --------------------------------------------------------------------
     async def _health(self, request: web.Request) -> web.Response:
@@ -278,13 +290,14 @@ class Gateway:
             return web.json_response({"Error": "Need to POST to reset"}, status=400)  # moto's answer
         await request.read()
         answer = await self.backend.reset()
-        access_log.info('%s "POST %s" reset 200', request.remote, request.path)
+        if access_log.enabled():
+            access_log.write(f'{request.remote} "POST {request.path}" reset 200')
         return web.json_response(answer)
 
     # -- main handler ------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         service: str | None = None
         operation: str | None = None
         response: web.StreamResponse
@@ -305,16 +318,13 @@ class Gateway:
                 ),
                 request_id,
             )
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info(
-                '%s "%s %s" %s %s %s %.1fms',
-                request.remote,
-                request.method,
-                _SECRET_QUERY_RE.sub(r"\1=REDACTED", request.raw_path),
-                service or "-",
-                operation or "-",
-                response.status,
-                (time.perf_counter() - started) * 1000,
+        if access_log.enabled():
+            path = request.raw_path
+            if "=" in path:
+                path = _SECRET_QUERY_RE.sub(r"\1=REDACTED", path)
+            access_log.write(
+                f'{request.remote} "{request.method} {path}" {service or "-"} {operation or "-"} '
+                f"{response.status} {(time.perf_counter() - started) * 1000:.1f}ms"
             )
         return response
 

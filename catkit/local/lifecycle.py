@@ -501,13 +501,10 @@ def configure_logging(home: str | os.PathLike[str] | None = None) -> None:
     if os.environ.get("CATKIT_ACCESS_LOG", "1").lower() in ("0", "false", "no", "off"):
         access.setLevel(logging.WARNING)
         return
-    from logging.handlers import RotatingFileHandler
+    from catkit.local import access_log
 
     logs = ensure_private_dir(catkit_home(home) / "logs")
-    handler = RotatingFileHandler(logs / "access.log", maxBytes=20 * 1024 * 1024, backupCount=3)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    access.addHandler(handler)
-    access.setLevel(logging.INFO)
+    access_log.configure(logs / "access.log", max_bytes=20 * 1024 * 1024, backups=3)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ cross-site ``Origin`` or a ``Host`` that is not a local name, as in DNS rebindin
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Any
 
@@ -38,6 +39,7 @@ def check_loopback(host: str) -> str:
     return candidate
 
 
+@functools.lru_cache(maxsize=512)  # pure; called for every request's Host (and Origin)
 def _is_local_name(host: str) -> bool:
     """A Host/Origin host name that only ever means this machine (or AWS's own S3 names, which no
     attacker can point at 127.0.0.1): loopback IPs, ``localhost`` and ``*.localhost``."""

@@ -172,19 +172,18 @@ class DataPlane:
         metrics = self.metrics()
         if metrics is None:
             return
-        now = self.clock.now()
-        d = v.dims
-        rec = metrics.record
-        rec(SAGEMAKER_METRICS, "Invocations", d, 1.0, now)
-        rec(SAGEMAKER_METRICS, "InvocationsPerInstance", d, 1.0 / n_active, now)
-        rec(SAGEMAKER_METRICS, "ModelLatency", d, model_us, now, unit="Microseconds")
-        rec(SAGEMAKER_METRICS, "OverheadLatency", d, max(0.0, overhead_us), now, unit="Microseconds")
         e4 = 1.0 if error is None and 400 <= status < 500 else 0.0
         e5 = 1.0 if error is None and status >= 500 else 0.0
         me = 1.0 if (error is not None or status >= 400) else 0.0
-        rec(SAGEMAKER_METRICS, "Invocation4XXErrors", d, e4, now)
-        rec(SAGEMAKER_METRICS, "Invocation5XXErrors", d, e5, now)
-        rec(SAGEMAKER_METRICS, "InvocationModelErrors", d, me, now)
+        metrics.record_many(SAGEMAKER_METRICS, v.dims, (
+            ("Invocations", 1.0, "None"),
+            ("InvocationsPerInstance", 1.0 / n_active, "None"),
+            ("ModelLatency", model_us, "Microseconds"),
+            ("OverheadLatency", max(0.0, overhead_us), "Microseconds"),
+            ("Invocation4XXErrors", e4, "None"),
+            ("Invocation5XXErrors", e5, "None"),
+            ("InvocationModelErrors", me, "None"),
+        ), self.clock.now())
 
     async def wait_for_capacity(self, ep: Endpoint, variant: Variant, pinned: bool) -> tuple[Variant, Instance]:
         """No serving instance in the chosen variant: use another variant that has one (unless the

@@ -15,6 +15,7 @@ from catkit.cli import main as catkit_main
 from catkit.local import ensure_running, lifecycle
 from catkit.local.backend import Backend
 from catkit.local.gateway import NonLoopbackHostError, check_loopback
+from catkit.testing import wait_until
 
 
 @pytest.fixture
@@ -39,7 +40,8 @@ def test_start_status_stop_via_cli(home, capsys):
     with pytest.raises(urllib.error.HTTPError) as unrouted:
         urllib.request.urlopen(url + "/not-an-aws-api", data=b"{}", timeout=5)
     assert unrouted.value.code == 400
-    assert '"POST /not-an-aws-api" - - 400' in (home / "logs" / "access.log").read_text()
+    access = home / "logs" / "access.log"  # access lines are written at most half a second later
+    wait_until(lambda: '"POST /not-an-aws-api" - - 400' in access.read_text(), timeout=10, what="the access line")
     assert catkit_main(["local", "status", "--home", str(home)]) == 0
     out = capsys.readouterr().out
     assert url in out and str(doc["pid"]) in out and "time scale 30" in out and "uptime" in out

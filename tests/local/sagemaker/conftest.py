@@ -49,6 +49,10 @@ class RecordingMetrics:
     def record(self, namespace, name, dimensions, value, timestamp, unit="None", storage_resolution=60):
         self.records.append((namespace, name, dict(dimensions), value, timestamp, unit, storage_resolution))
 
+    def record_many(self, namespace, dimensions, items, timestamp):
+        for name, value, unit in items:
+            self.record(namespace, name, dimensions, value, timestamp, unit)
+
     def values(self, name: str, **dims: str) -> list[float]:
         return [r[3] for r in self.records if r[1] == name and all(r[2].get(k) == v for k, v in dims.items())]
 
