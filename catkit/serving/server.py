@@ -204,7 +204,8 @@ class ModelServer:
             budget = config.memory_budget_mb
             self.registry = ModelRegistry(int(budget * 2**20) if budget is not None else None,
                                           config.models_root, profile=self._profile_factory())
-        self.app = web.Application(client_max_size=config.max_body_bytes)
+        # +1 and the check in _read_body: aiohttp before 3.14 refuses a body of exactly client_max_size
+        self.app = web.Application(client_max_size=config.max_body_bytes + 1)
         self.app.router.add_get("/ping", self.ping)
         self.app.router.add_post("/invocations", self.invocations)
         self.app.router.add_post("/models", self.load_model)
@@ -310,9 +311,12 @@ class ModelServer:
         if length is not None and length > limit:
             raise PayloadTooLarge(self._too_large(length))
         try:
-            return await request.read()
+            body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise PayloadTooLarge(self._too_large(None)) from None
+        if len(body) > limit:
+            raise PayloadTooLarge(self._too_large(None))
+        return body
 
     def _too_large(self, length: int | None) -> str:
         size = f"{length} bytes" if length is not None else "more than the limit"
