@@ -1,5 +1,5 @@
 """Dependency floors: print a pip constraints file pinning every requirement of pyproject.toml
-(runtime and the dev extra) to the lowest version it allows (``name==X`` for ``name>=X``).
+(runtime and the dev and sdk2 extras) to the lowest version it allows (``name==X`` for ``name>=X``).
 
 ``python .ci/floors.py > constraints.txt``; ``--check`` instead compares the installed versions
 with the floors and exits 1 on a difference. Used by ``.ci/floors``.
@@ -19,7 +19,8 @@ _REQ = re.compile(r"^\s*([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*(.*)$")
 
 def floors() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = list(project.get("dependencies", [])) + list(project.get("optional-dependencies", {}).get("dev", []))
+    extras = project.get("optional-dependencies", {})
+    reqs = list(project.get("dependencies", [])) + list(extras.get("dev", [])) + list(extras.get("sdk2", []))
     out: dict[str, str] = {}
     for req in reqs:
         m = _REQ.match(req.split(";")[0])

@@ -71,7 +71,7 @@ def translate(pattern: str) -> str:
                         out.append(f"[^{body}]" if negated else f"[{body}]")
                     i = match.end()
                     continue
-            if nxt == "z" and not HAS_UNICODE_CATEGORIES:
+            if nxt == "z":  # Java's end of input: \Z in re and regex (regex knows \z only from 2026.2)
                 out.append(r"\Z")
                 i += 2
                 continue

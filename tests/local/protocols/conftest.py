@@ -9,6 +9,7 @@ model whose ``protocols`` list names only that protocol, so the client speaks it
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import botocore
 import botocore.session
 import pytest
 from botocore.awsrequest import AWSResponse
@@ -187,3 +189,26 @@ def make_client(_client_cache, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 
 def strip_metadata(parsed: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in parsed.items() if k != "ResponseMetadata"}
+
+# What the installed botocore actually puts on the wire, where versions differ: before 1.44 its JSON
+# and CBOR serializers drop the fraction of epoch timestamps (``_timestamp_unixtimestamp`` in
+# botocore/serialize.py of 1.42.7 and 1.43.x; 1.44.0 keeps milliseconds). Tests comparing decoded
+# params with what they passed compare with ``as_sent`` of it.
+OLD_EPOCH_SECONDS = tuple(int(p) for p in botocore.__version__.split(".")[:2]) < (1, 44)
+
+
+def _whole_seconds(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.replace(microsecond=0)
+    if isinstance(value, dict):
+        return {k: _whole_seconds(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_seconds(v) for v in value]
+    return value
+
+
+def as_sent(params: Any, protocol: str) -> Any:
+    """``params`` as the installed botocore serializes them in ``protocol``."""
+    if OLD_EPOCH_SECONDS and protocol in ("json", "smithy-rpc-v2-cbor"):
+        return _whole_seconds(params)
+    return params

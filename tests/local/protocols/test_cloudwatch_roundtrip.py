@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from catkit.local.errors import AwsError
 
-from .conftest import strip_metadata
+from .conftest import as_sent, strip_metadata
 
 UTC = dt.UTC
 PROTOCOLS = ["smithy-rpc-v2-cbor", "json", "query"]
@@ -56,7 +56,7 @@ def test_put_metric_data(make_client, protocol):
     assert rec.last.service == "cloudwatch"  # signed as "monitoring"
     assert rec.last.protocol == protocol
     assert rec.last.operation == "PutMetricData"
-    assert rec.last.params == METRIC_DATA
+    assert rec.last.params == as_sent(METRIC_DATA, protocol)
     first = rec.last.params["MetricData"][0]
     assert first["Timestamp"].tzinfo is not None
     assert isinstance(first["StorageResolution"], int)
