@@ -13,6 +13,11 @@ from catkit.autoscaling.errors import ScalingError
 from .conftest import DIM, RID, SEED_POLICY, T0, World
 
 
+def _tracking(config):
+    """A call putting target-tracking policy "p" with ``config`` (for the refusal table)."""
+    return lambda e: e.put_scaling_policy("p", "sagemaker", RID, DIM, T0, target_tracking_config=config)
+
+
 def test_register_update_and_describe_target():
     e = Engine()
     t = e.register_scalable_target("sagemaker", RID, DIM, T0, 2, 10)
@@ -86,34 +91,20 @@ def test_register_update_and_describe_target():
             "TargetValue",
         ),
         (
-            lambda e: e.put_scaling_policy(
-                "p",
-                "sagemaker",
-                RID,
-                DIM,
-                T0,
-                target_tracking_config={
+            _tracking({
                     "TargetValue": 1,
                     "PredefinedMetricSpecification": {
                         "PredefinedMetricType": "ECSServiceAverageCPUUtilization"
                     },
-                },
-            ),
+                }),
             "ValidationException",
             "Unsupported predefined metric type",
         ),
         (
-            lambda e: e.put_scaling_policy(
-                "p",
-                "sagemaker",
-                RID,
-                DIM,
-                T0,
-                target_tracking_config={
+            _tracking({
                     "TargetValue": 1,
                     "CustomizedMetricSpecification": {"Metrics": [{"Id": "m1"}]},
-                },
-            ),
+                }),
             "ValidationException",
             "metric math",
         ),

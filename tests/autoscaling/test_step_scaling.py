@@ -128,19 +128,17 @@ def _user_alarm(w: World, policy_arn: str, threshold: float, op: str = "GreaterT
     )
 
 
+def _step_policy(w, name, config):
+    """A StepScaling policy ``name`` on the world's variant."""
+    return w.engine.put_scaling_policy(name, "sagemaker", RID, DIM, w.now, policy_type="StepScaling",
+                                       step_scaling_config=config)
+
+
 def test_step_policy_driven_by_a_user_alarm_and_cooldown_adds_only_the_difference():
     # Instances take 60 s; the cooldown is 600 s (no new activity starts while one is in progress,
     # as SageMaker rejects capacity updates while the endpoint is Updating).
     w = World(capacity=3, max_capacity=20, provisioning_s=60)
-    r = w.engine.put_scaling_policy(
-        "steps",
-        "sagemaker",
-        RID,
-        DIM,
-        w.now,
-        policy_type="StepScaling",
-        step_scaling_config={"AdjustmentType": "ChangeInCapacity", "StepAdjustments": STEPS, "Cooldown": 600},
-    )
+    r = _step_policy(w, "steps", {"AdjustmentType": "ChangeInCapacity", "StepAdjustments": STEPS, "Cooldown": 600})
     _user_alarm(w, r.policy_arn, 1000)
     assert r.alarms == []  # step policies list the alarms that point at them once they exist
     listed = w.engine.describe_scaling_policies("sagemaker", ["steps"])[0].to_api()["Alarms"]
@@ -156,19 +154,11 @@ def test_step_policy_driven_by_a_user_alarm_and_cooldown_adds_only_the_differenc
 
 def test_step_scale_in_and_percent_with_min_adjustment_magnitude():
     w = World(capacity=10, min_capacity=1)
-    r = w.engine.put_scaling_policy(
-        "in",
-        "sagemaker",
-        RID,
-        DIM,
-        w.now,
-        policy_type="StepScaling",
-        step_scaling_config={
+    r = _step_policy(w, "in", {
             "AdjustmentType": "PercentChangeInCapacity",
             "MinAdjustmentMagnitude": 3,
             "StepAdjustments": [{"MetricIntervalUpperBound": 0, "ScalingAdjustment": -10}],
-        },
-    )
+        })
     _user_alarm(w, r.policy_arn, 100, "LessThanThreshold")
     w.run(70, 10)
     assert w.desired == 7  # -10% of 10 = -1, raised to the minimum magnitude 3
@@ -176,15 +166,7 @@ def test_step_scale_in_and_percent_with_min_adjustment_magnitude():
 
 def test_alarm_at_max_records_not_scaled_reason():
     w = World(capacity=10, max_capacity=10)
-    r = w.engine.put_scaling_policy(
-        "steps",
-        "sagemaker",
-        RID,
-        DIM,
-        w.now,
-        policy_type="StepScaling",
-        step_scaling_config={"AdjustmentType": "ChangeInCapacity", "StepAdjustments": STEPS},
-    )
+    r = _step_policy(w, "steps", {"AdjustmentType": "ChangeInCapacity", "StepAdjustments": STEPS})
     _user_alarm(w, r.policy_arn, 10)
     w.run(5 * 60, 5000)
     reasons = [a.not_scaled_reasons for a in w.activities(True)]
