@@ -82,19 +82,25 @@ class DataPlane:
         inference_id: str | None = None,
         target_model: str | None = None,
         target_container: str | None = None,
+        max_body: int = MAX_BODY,
+        timeout: float | None = None,
+        asynchronous: bool = False,
     ) -> dict[str, Any]:
-        """Route one InvokeEndpoint request; returns the botocore-shaped InvokeEndpoint output."""
+        """Route one InvokeEndpoint request; returns the botocore-shaped InvokeEndpoint output.
+        The asynchronous queue (:mod:`.async_inference`) passes its own limits (``max_body``,
+        ``timeout`` in real seconds) and ``asynchronous`` (no Invocations/InvocationsPerInstance/
+        OverheadLatency datapoints: AWS does not publish them for asynchronous endpoints)."""
         t0 = time.perf_counter()
         ep = self.endpoints.get(endpoint_name.lower())
         if ep is None or ep.status in ("Creating", "Failed", "Deleting"):
             # An endpoint that never served (or is going away) answers like an unknown one. AWS's
             # exact answer for Creating/Failed is unconfirmed in shared/aws-facts.md; easy to change.
             raise runtime_endpoint_not_found(endpoint_name, self.account_id)
-        if len(body) > MAX_BODY:
+        if len(body) > max_body:
             raise AwsError(
                 "ValidationError",
                 f"1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have "
-                f"length less than or equal to {MAX_BODY}",
+                f"length less than or equal to {max_body}",
                 413,
             )
         if target_variant:
@@ -137,7 +143,8 @@ class DataPlane:
         host, port, path = split_url(url)
         t1 = time.perf_counter()
         try:
-            status, resp_headers, payload = await self.http.post(host, port, path, headers, body, self.timeout)
+            status, resp_headers, payload = await self.http.post(
+                host, port, path, headers, body, self.timeout if timeout is None else timeout)
         except TimeoutError:
             error = "timeout"
         except OSError as e:  # ConnectionError / ForwardProtocolError: the instance failed us
@@ -151,7 +158,8 @@ class DataPlane:
                 lease.release()
         model_us = (t2 - t1) * 1e6
         n_active = variant.current_count or 1
-        self.record(variant, status, error, model_us, (time.perf_counter() - t0) * 1e6 - model_us, n_active)
+        self.record(variant, status, error, model_us, (time.perf_counter() - t0) * 1e6 - model_us, n_active,
+                    asynchronous=asynchronous)
         if error is None and status < 400:
             out: dict[str, Any] = {"Body": payload, "InvokedProductionVariant": variant.name}
             ct = resp_headers.get("content-type")
@@ -165,7 +173,7 @@ class DataPlane:
                                container=resp_headers.get("x-catkit-container"))
 
     def record(self, v: Variant, status: int, error: str | None, model_us: float, overhead_us: float,
-               n_active: int) -> None:
+               n_active: int, *, asynchronous: bool = False) -> None:
         """Record one invocation of ``v``: answered with ``status`` (or failed with ``error``),
         ``model_us``/``overhead_us`` microseconds, ``n_active`` in-service instances."""
         metrics = self.metrics()
@@ -174,10 +182,11 @@ class DataPlane:
         now = self.clock.now()
         d = v.dims
         rec = metrics.record
-        rec(SAGEMAKER_METRICS, "Invocations", d, 1.0, now)
-        rec(SAGEMAKER_METRICS, "InvocationsPerInstance", d, 1.0 / n_active, now)
+        if not asynchronous:
+            rec(SAGEMAKER_METRICS, "Invocations", d, 1.0, now)
+            rec(SAGEMAKER_METRICS, "InvocationsPerInstance", d, 1.0 / n_active, now)
+            rec(SAGEMAKER_METRICS, "OverheadLatency", d, max(0.0, overhead_us), now, unit="Microseconds")
         rec(SAGEMAKER_METRICS, "ModelLatency", d, model_us, now, unit="Microseconds")
-        rec(SAGEMAKER_METRICS, "OverheadLatency", d, max(0.0, overhead_us), now, unit="Microseconds")
         e4 = 1.0 if error is None and 400 <= status < 500 else 0.0
         e5 = 1.0 if error is None and status >= 500 else 0.0
         me = 1.0 if (error is not None or status >= 400) else 0.0

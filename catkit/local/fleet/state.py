@@ -216,6 +216,19 @@ def pipeline_containers(containers: list[dict[str, Any]]) -> list[dict[str, Any]
     ]
 
 
+#: Endpoint-level members of an endpoint configuration that the endpoint snapshots (and DescribeEndpoint shows).
+ENDPOINT_SETTINGS = ("AsyncInferenceConfig",)
+
+
+def apply_endpoint_settings(doc: dict[str, Any], config: Mapping[str, Any]) -> None:
+    """Snapshot ``config``'s endpoint-level settings (AsyncInferenceConfig) into endpoint ``doc``."""
+    for key in ENDPOINT_SETTINGS:
+        if config.get(key) is not None:
+            doc[key] = config[key]
+        else:
+            doc.pop(key, None)
+
+
 def new_endpoint(name: str, endpoint_arn: str, config_name: str, props: list[dict[str, Any]],
                  tags: list[dict[str, str]] | None, now: float) -> Endpoint:
     """A new endpoint (``Creating``, its variants launching) with variant documents ``props``."""
@@ -279,6 +292,9 @@ def describe(ep: Endpoint) -> dict[str, Any]:
     }
     if d.get("FailureReason"):
         out["FailureReason"] = d["FailureReason"]
+    for key in ENDPOINT_SETTINGS:
+        if d.get(key) is not None:
+            out[key] = d[key]
     if ep.pending is not None and d.get("PendingConfigName"):
         out["PendingDeploymentSummary"] = {
             "EndpointConfigName": d["PendingConfigName"],
@@ -326,7 +342,8 @@ def check_weights_and_capacities(ep: Endpoint, desired: list[Mapping[str, Any]])
                 f'Specify DesiredWeight and/or DesiredInstanceCount for variant "{vn}".',
             )
         n = item.get("DesiredInstanceCount")
-        if n is not None and int(n) < 1:
+        # Asynchronous endpoints may scale to zero instances (async-inference-autoscale.html).
+        if n is not None and int(n) < (0 if ep.doc.get("AsyncInferenceConfig") else 1):
             raise AwsError(
                 "ValidationException",
                 f"DesiredInstanceCount for variant \"{vn}\" must be at least 1 for instance-based "
@@ -344,6 +361,7 @@ def check_weights_and_capacities(ep: Endpoint, desired: list[Mapping[str, Any]])
 
 __all__ = [
     "BUSY",
+    "ENDPOINT_SETTINGS",
     "KIND_CONFIG",
     "KIND_ENDPOINT",
     "KIND_MODEL",
@@ -351,6 +369,7 @@ __all__ = [
     "Endpoint",
     "Variant",
     "VariantView",
+    "apply_endpoint_settings",
     "check_updatable",
     "check_weights_and_capacities",
     "describe",

@@ -19,6 +19,7 @@ from typing import Any
 
 from catkit.instance_types import hosting_instance_types
 from catkit.local.errors import AwsError
+from catkit.local.fleet.async_inference import check_async_config
 from catkit.local.fleet.endpoints import EndpointManager
 from catkit.local.fleet.state import KIND_CONFIG, KIND_ENDPOINT, KIND_MODEL, state_docs
 from catkit.local.services.base import BaseService, RequestContext
@@ -237,6 +238,8 @@ class SageMakerService(BaseService):
                 raise AwsError("ValidationException", f'Variant "{vn}": ModelName is required.')
             self.manager.get_model(pv["ModelName"])
             pv.setdefault("InitialVariantWeight", 1.0)
+        if params.get("AsyncInferenceConfig") is not None:
+            check_async_config(params["AsyncInferenceConfig"])
         return self._create(_CONFIG, name, params, {"ProductionVariants": variants})
 
     describe_endpoint_config = _stored_operation("describe", _CONFIG)
