@@ -11,7 +11,8 @@ behind it, handing each part what it needs (no part reaches into the backend for
   ``sagemaker`` and ``sagemaker-runtime`` services, the endpoints' (absent) CloudWatch Logs
   (``logs``: what SDK v3 asks while deploying), the fleet as the driver's fleet port, and the
   fleet's jobs (per-minute instance metrics, health checks), and the asynchronous-inference queues
-  (InvokeEndpointAsync, backlog metrics every 10 s);
+  (InvokeEndpointAsync, backlog metrics every 10 s) and the serverless worker pool (cold starts,
+  throttling, idle release every 10 s);
 * ``application-autoscaling`` - the engine restored from the state store and driven by the
   driver, its service, its persistence and the endpoint hooks (deregistration on delete, the
   update guard).
@@ -41,6 +42,7 @@ from catkit.local.errors import AwsError
 from catkit.local.fleet.async_inference import AsyncInference
 from catkit.local.fleet.endpoints import EndpointManager
 from catkit.local.fleet.scaling_port import EndpointFleet
+from catkit.local.fleet.serverless import ServerlessPool
 from catkit.local.scheduler import Scheduler
 from catkit.local.services.autoscaling import ApplicationAutoScalingService
 from catkit.local.services.cloudwatch import CloudWatchService
@@ -99,12 +101,19 @@ def install_sagemaker(backend: Backend, **manager_options: Any) -> None:
     queues = AsyncInference(manager, manager.data.endpoints, lambda: backend.s3, lambda: backend.metrics,
                             backend.clock, backend.region, backend.account_id)
     manager.on_endpoint_deleted(queues.forget)
+    serverless = ServerlessPool(manager.pool, backend.clock, lambda: backend.metrics)
+    manager.data.serverless = serverless
     backend.add_service("sagemaker", SageMakerService(manager))
     backend.add_service("sagemaker-runtime", RuntimeService(manager, queues))
     backend.add_service("logs", LogsService())
     backend.driver.fleet = EndpointFleet(manager)
     backend.scheduler.every("fleet-minute", 60.0, manager.sample_minute, order=ORDER_SAMPLE)
     backend.scheduler.every("async-backlog", TICK_S, queues.sample, order=ORDER_SAMPLE)
+
+    async def _sweep(now: float) -> None:
+        await serverless.sweep(list(manager.data.endpoints.values()), now)
+
+    backend.scheduler.every("serverless-sweep", TICK_S, _sweep, order=ORDER_SAMPLE)
     health_real = min(max(backend.clock.real_seconds(manager.settings.health_interval_seconds), 0.5), 10.0)
     backend.scheduler.every("fleet-health", backend.clock.emulated_seconds(health_real),
                             _ignore_now(manager.check_health), order=ORDER_SAMPLE + 1)
@@ -170,6 +179,7 @@ class AutoscalingController:
         self.engine.allows_zero = self._allows_zero
         self.service = ApplicationAutoScalingService(self.engine, clock.now, self._variant_exists, self.persist)
         self.service.tags = {k: dict(v) for k, v in (doc.get("tags") or {}).items()}
+        self.service.serverless = self._serverless
         self._saved: Any = None
         self._reconcile_alarms()
         endpoints.on_endpoint_deleted(self.on_endpoint_deleted)
@@ -188,6 +198,15 @@ class AutoscalingController:
             return self.endpoints.describe_endpoint(names[0]).get("AsyncInferenceConfig") is not None
         except AwsError:
             return False
+
+    def _serverless(self, endpoint: str, variant: str) -> bool:
+        """Whether the variant is serverless (its provisioned concurrency is what scales)."""
+        try:
+            desc = self.endpoints.describe_endpoint(endpoint)
+        except AwsError:
+            return False
+        pv = next((v for v in desc.get("ProductionVariants") or [] if v.get("VariantName") == variant), {})
+        return "CurrentServerlessConfig" in pv
 
     def tick(self, now: float | None = None) -> list[Any]:
         """One scaling step now (the scheduler does this every 10 s), then save what changed."""

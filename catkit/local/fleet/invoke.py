@@ -29,6 +29,8 @@ from catkit.local.validation import runtime_endpoint_not_found
 from catkit.names import ENDPOINT_INSTANCE_METRICS, SAGEMAKER_METRICS
 
 MAX_BODY = 6 * 1024 * 1024  # InvokeEndpoint Body max in the botocore model (6291456)
+SERVERLESS_MAX_BODY = 4 * 1024 * 1024  # serverless request/response (serverless-endpoints-invoke.html)
+SERVERLESS_TIMEOUT_REAL = 60.0  # serverless /invocations timeout, 1 minute (same page)
 #: CloudWatch Logs group prefix of endpoint logs (the same name as the per-instance metric namespace).
 LOG_GROUP_PREFIX = ENDPOINT_INSTANCE_METRICS
 
@@ -68,6 +70,7 @@ class DataPlane:
         self.timeout = float(timeout)  # real seconds an instance has to answer /invocations
         self.capacity_wait_real = 20.0  # real seconds a request waits for a starting instance
         self.multimodel: ModelRouter | None = None
+        self.serverless: Any = None  # catkit.local.fleet.serverless.ServerlessPool, set by the backend
         self.http = KeepAlivePool()  # the forwarder (hot path)
 
     async def invoke(
@@ -116,7 +119,15 @@ class DataPlane:
         assert variant is not None
         check_target_container(ep, variant, target_container, self.account_id)
         lease = None
-        if target_model is not None or variant.props.get("Mode") == "MultiModel":
+        if variant.props.get("ServerlessConfig") and self.serverless is not None:
+            # Serverless: 4 MB / 60 s limits, a warm or cold-started worker, throttling (.serverless).
+            if len(body) > SERVERLESS_MAX_BODY:
+                raise AwsError("ValidationError", f"Serverless endpoints accept payloads up to {SERVERLESS_MAX_BODY} "
+                               f"bytes (4 MB); this one is {len(body)} bytes.", 413)
+            timeout = min(self.timeout if timeout is None else timeout, SERVERLESS_TIMEOUT_REAL)
+            lease = await self.serverless.acquire(ep, variant)
+            inst, url = lease.instance, lease.url
+        elif target_model is not None or variant.props.get("Mode") == "MultiModel":
             # Multi-model: catkit.local.fleet.multimodel routes by model, loads it, begins the request.
             assert self.multimodel is not None, "the fleet sets its multi-model router"
             lease = await self.multimodel.acquire(ep, variant, target_model)
