@@ -242,6 +242,11 @@ class AsyncInference:
                     await self._fail(ep, req, f"Could not download the input from {req.input_location}: {e.message}",
                                      metric="RequestDownloadFailures")
                     return
+                if not req.headers["content_type"]:
+                    # ASSUMPTION: without ContentType the input object's Content-Type is used (the
+                    # SageMaker SDK's AsyncPredictor sets only the object's, not the request's).
+                    head = await s3.head_object(*parse_s3_url(req.input_location))
+                    req.headers["content_type"] = (head or {}).get("ContentType")
             h = req.headers
             t0 = time.perf_counter()
             try:
