@@ -334,16 +334,8 @@ def configure_scale_to_zero(
         },
         "ScaleInCooldown": int(scale_in_cooldown), "ScaleOutCooldown": int(scale_out_cooldown),
     }
-    tt_name = "catkit-backlog-per-instance"
-    response = session.autoscaling.put_scaling_policy(
-        PolicyName=tt_name, PolicyType="TargetTrackingScaling",
-        TargetTrackingScalingPolicyConfiguration=config, **_target_kwargs(endpoint, variant),
-    )
-    tracking = ScalingPolicy(
-        policy_name=tt_name, policy_arn=response["PolicyARN"],
-        alarms=[a["AlarmName"] for a in response.get("Alarms", [])], endpoint=endpoint, variant=variant,
-        configuration=config,
-    )
+    tracking = _put_tracking(session, "catkit-backlog-per-instance", config, _target_kwargs(endpoint, variant),
+                             endpoint, variant)
     wake = configure_step_scaling(
         session, endpoint, variant, threshold=1.0, steps=[(0, None, 1)], metric_name="HasBacklogWithoutCapacity",
         statistic="Maximum", cooldown=wake_cooldown, dimensions=dims, register=False,
@@ -375,9 +367,14 @@ def configure_provisioned_concurrency_scaling(
         "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantProvisionedConcurrencyUtilization"},
         "ScaleInCooldown": int(scale_in_cooldown), "ScaleOutCooldown": int(scale_out_cooldown),
     }
-    name = "catkit-provisioned-concurrency"
+    return _put_tracking(session, "catkit-provisioned-concurrency", config, kwargs, endpoint, variant)
+
+
+def _put_tracking(session: Session, name: str, config: dict[str, Any], target: dict[str, str], endpoint: str,
+                  variant: str) -> ScalingPolicy:
+    """PutScalingPolicy (target tracking) with ``config`` on ``target``; the :class:`ScalingPolicy`."""
     response = session.autoscaling.put_scaling_policy(
-        PolicyName=name, PolicyType="TargetTrackingScaling", TargetTrackingScalingPolicyConfiguration=config, **kwargs
+        PolicyName=name, PolicyType="TargetTrackingScaling", TargetTrackingScalingPolicyConfiguration=config, **target
     )
     return ScalingPolicy(policy_name=name, policy_arn=response["PolicyARN"],
                          alarms=[a["AlarmName"] for a in response.get("Alarms", [])], endpoint=endpoint,
