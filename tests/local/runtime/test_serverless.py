@@ -136,3 +136,11 @@ def test_provisioned_concurrency_is_warm_and_scalable(backend):
     )
     policies = aas.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=rid)["ScalingPolicies"]
     assert [p["PolicyName"] for p in policies] == ["pc"]
+
+
+def test_serverless_payload_limit_is_4_mb(backend):
+    rt = backend.client("sagemaker-runtime")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        rt.invoke_endpoint(EndpointName="sls", Body=b"x" * (4 * 1024 * 1024 + 1), ContentType="text/plain")
+    assert e.value.response["Error"]["Code"] == "ValidationError"
+    assert "4 MB" in e.value.response["Error"]["Message"]
