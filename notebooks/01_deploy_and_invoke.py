@@ -50,7 +50,7 @@ from pathlib import Path
 import catkit
 from catkit.deploy import delete_endpoint
 from catkit.examples.cathat import build_cathat_archive, make_image
-from catkit.invoke import invoke, invoke_batch, predictions_frame
+from catkit.invoke import invoke, invoke_batch, predictions_frame, serialize
 from catkit.notebook.context import delete_at_exit, run_name, start_notebook
 from catkit.notebook.plots import show_and_save
 
@@ -170,6 +170,7 @@ print(caught[0].message if caught else "no warning")
 
 # %%
 from catkit.local.sdk import sdk_generation
+from catkit.serving.containers import script_environment
 
 
 def deploy_with_sdk_v2(name: str, image_uri: str, body: bytes) -> dict:
@@ -177,7 +178,8 @@ def deploy_with_sdk_v2(name: str, image_uri: str, body: bytes) -> dict:
     from sagemaker.model import Model
     from sagemaker.predictor import Predictor
 
-    model = Model(model_data=model_data, image_uri=image_uri, role=get_execution_role(), predictor_cls=Predictor)
+    model = Model(model_data=model_data, image_uri=image_uri, role=get_execution_role(), predictor_cls=Predictor,
+                  env=script_environment(image_uri))  # the container imports code/inference.py when told to
     predictor = model.deploy(initial_instance_count=1, instance_type=instance_type, endpoint_name=name, wait=True)
     answer = predictor.predict(body, initial_args={"ContentType": "image/png"})
     predictor.delete_endpoint()
@@ -191,7 +193,8 @@ def deploy_with_sdk_v3(name: str, image_uri: str, body: bytes) -> dict:
     from sagemaker.core.shapes import ContainerDefinition, ProductionVariant
 
     model = Model.create(model_name=name, execution_role_arn=get_execution_role(),
-                         primary_container=ContainerDefinition(image=image_uri, model_data_url=model_data))
+                         primary_container=ContainerDefinition(image=image_uri, model_data_url=model_data,
+                                                               environment=script_environment(image_uri)))
     config = EndpointConfig.create(endpoint_config_name=name, production_variants=[ProductionVariant(
         variant_name="AllTraffic", model_name=name, initial_instance_count=1, instance_type=instance_type)])
     endpoint = Endpoint.create(endpoint_name=name, endpoint_config_name=name)
@@ -210,7 +213,7 @@ if sdk in (2, 3):
         catkit.use_local(time_scale=time_scale)  # the backend this notebook already uses
     sdk_endpoint = run_name(f"cat-hat-sdk{sdk}", run_id)
     deploy_with_sdk = deploy_with_sdk_v2 if sdk == 2 else deploy_with_sdk_v3
-    value = deploy_with_sdk(sdk_endpoint, catkit.deploy.default_image_uri(region), png_bytes(hat_cat))
+    value = deploy_with_sdk(sdk_endpoint, catkit.deploy.default_image_uri(region), serialize(hat_cat)[0])
     print(f"SageMaker Python SDK v{sdk}: {headline(value)} (hat cat), endpoint {sdk_endpoint} deleted")
     results["sdk_prediction"] = value
 else:
