@@ -41,8 +41,14 @@ _EXPORTS: dict[str, str] = {
     "EndpointFailedError": "catkit.deploy",
     "EndpointWaitTimeout": "catkit.deploy",
     "EndpointNotFoundError": "catkit.deploy",
+    # endpoint kinds (serverless, asynchronous)
+    "Serverless": "catkit.endpoint_kinds",
+    "AsyncInference": "catkit.endpoint_kinds",
     # invoke
     "invoke_batch": "catkit.invoke",
+    "invoke_async": "catkit.invoke",
+    "wait_for_async_result": "catkit.invoke",
+    "AsyncResult": "catkit.invoke",
     "Prediction": "catkit.invoke",
     "predictions_frame": "catkit.invoke",
     "JSONSerializer": "catkit.invoke",
@@ -62,6 +68,8 @@ _EXPORTS: dict[str, str] = {
     "put_scheduled_action": "catkit.scaling",
     "scaling_activities": "catkit.scaling",
     "remove_scaling": "catkit.scaling",
+    "configure_scale_to_zero": "catkit.scaling",
+    "configure_provisioned_concurrency_scaling": "catkit.scaling",
     # metrics
     "endpoint_metrics": "catkit.metrics",
     "high_resolution_metrics": "catkit.metrics",
@@ -73,6 +81,8 @@ _EXPORTS: dict[str, str] = {
     "endpoint_cost": "catkit.cost",
     "find_idle_endpoints": "catkit.cost",
     "night_schedule_savings": "catkit.cost",
+    "serverless_cost": "catkit.cost",
+    "async_cost": "catkit.cost",
     # multi-model
     "deploy_multi_model": "catkit.mme",
     "add_model": "catkit.mme",
@@ -99,7 +109,7 @@ __all__ = ["__version__", *_EXPORTS]
 
 
 _SUBMODULES = (
-    "session", "deploy", "invoke", "scaling", "metrics", "cost", "mme", "build", "names", "examples",
+    "session", "deploy", "invoke", "endpoint_kinds", "scaling", "metrics", "cost", "mme", "build", "names", "examples",
     "whatif", "notebook",
 )
 #: Modules that moved into a group; ``catkit.simulate`` still reaches ``catkit.whatif.simulate``.

@@ -389,3 +389,65 @@ def night_schedule_savings(
         fraction_saved=saved / always if always else 0.0,
         price=quote,
     )
+
+
+# -- serverless and asynchronous endpoints -----------------------------------------------------
+#: Serverless Inference, on demand, us-east-1 (USD). AWS bills the memory you chose times the
+#: duration of each request (GB-seconds) plus the data processed in and out. UNCONFIRMED in the
+#: stored sources beyond a secondary table ("Serverless inference: $0.0000200 per second per GB
+#: memory"); the data rate is from the SageMaker pricing page as remembered. Verify both at
+#: https://aws.amazon.com/sagemaker/pricing/ (Inference -> Serverless) before relying on them.
+SERVERLESS_USD_PER_GB_SECOND = 0.0000200
+SERVERLESS_USD_PER_GB_PROCESSED = 0.016
+#: Provisioned concurrency is billed per GB-second while provisioned (ASSUMPTION: rate from memory,
+#: unconfirmed; inference on provisioned workers is billed at the on-demand rate above here).
+PROVISIONED_USD_PER_GB_SECOND = 0.0000048
+SERVERLESS_PRICE_SOURCE = "catkit bundled serverless rates (us-east-1, unconfirmed; see catkit.cost)"
+
+
+@dataclass(frozen=True)
+class ServerlessCost:
+    """What a serverless variant costs for a number of requests (USD), and the quantities billed."""
+
+    requests: int
+    gb_seconds: float
+    gb_processed: float
+    compute_usd: float
+    data_usd: float
+    provisioned_usd: float
+    total_usd: float
+    source: str = SERVERLESS_PRICE_SOURCE
+
+
+def serverless_cost(
+    requests: int,
+    mean_duration_s: float,
+    memory_mb: int,
+    *,
+    request_bytes: float = 0.0,
+    response_bytes: float = 0.0,
+    provisioned_concurrency: int = 0,
+    hours: float = 24.0,
+) -> ServerlessCost:
+    """Serverless cost of ``requests`` requests of ``mean_duration_s`` each on ``memory_mb`` of
+    memory: compute (GB-seconds x rate) + data processed (request and response bytes) +
+    ``provisioned_concurrency`` workers kept for ``hours``. Idle time between requests costs
+    nothing (unless provisioned)."""
+    from catkit.endpoint_kinds import check_serverless
+
+    check_serverless(memory_mb, max(1, provisioned_concurrency or 1), provisioned_concurrency or None)
+    gb = memory_mb / 1024.0
+    gb_seconds = requests * max(0.0, mean_duration_s) * gb
+    gb_processed = requests * (request_bytes + response_bytes) / 1024**3
+    compute = gb_seconds * SERVERLESS_USD_PER_GB_SECOND
+    data = gb_processed * SERVERLESS_USD_PER_GB_PROCESSED
+    provisioned = provisioned_concurrency * gb * hours * 3600.0 * PROVISIONED_USD_PER_GB_SECOND
+    return ServerlessCost(requests, gb_seconds, gb_processed, compute, data, provisioned, compute + data + provisioned)
+
+
+def async_cost(
+    instance_type: str, instance_hours: float, *, session: Session | None = None, region: str | None = None
+) -> float:
+    """An asynchronous endpoint is billed as instances: USD for ``instance_hours`` instance-hours
+    (zero while scaled to zero)."""
+    return price_per_hour(session, instance_type, region).usd_per_hour * max(0.0, instance_hours)

@@ -20,6 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from catkit.endpoint_kinds import AsyncInference, Serverless, production_variant
 from catkit.names import DEFAULT_VARIANT
 from catkit.s3_urls import is_s3_url
 from catkit.serving.containers import script_environment
@@ -188,17 +189,22 @@ def deploy(
     timeout: float = 1800.0,
     poll: float | None = None,
     progress: bool = True,
+    serverless: Serverless | None = None,
+    async_inference: AsyncInference | None = None,
 ) -> DeployedEndpoint:
     """Create model, endpoint config and endpoint; optionally wait until ``InService``.
 
     ``model_data``: ``s3://.../model.tar.gz`` (or a local ``.tar.gz`` which is uploaded to the
     session bucket); with ``multi_model=True`` an S3 prefix ending in ``/``. ``tags`` are added to
     :data:`DEFAULT_TAGS` on all three resources (used by :func:`delete_tagged_endpoints`).
-    Warns :class:`HighAvailabilityWarning` for ``instance_count < 2``.
+    Warns :class:`HighAvailabilityWarning` for ``instance_count < 2``. ``serverless``
+    (:class:`catkit.endpoint_kinds.Serverless`) makes a serverless variant (no instances);
+    ``async_inference`` (:class:`catkit.endpoint_kinds.AsyncInference`) an asynchronous endpoint.
     """
     if instance_count < 1:
         raise ValueError(f"instance_count must be >= 1, got {instance_count}")
-    warn_if_not_highly_available(instance_count)
+    if serverless is None and async_inference is None:  # those two are about idling at (near) zero
+        warn_if_not_highly_available(instance_count)
     name = name or unique_name("catkit")
     model_url = _resolve_model_data(session, model_data, name, multi_model)
     all_tags = {**DEFAULT_TAGS, **(tags or {})}
@@ -225,16 +231,9 @@ def deploy(
         created.append((sm.delete_model, {"ModelName": name}))
         sm.create_endpoint_config(
             EndpointConfigName=name,
-            ProductionVariants=[
-                {
-                    "VariantName": variant_name,
-                    "ModelName": name,
-                    "InitialInstanceCount": instance_count,
-                    "InstanceType": instance_type,
-                    "InitialVariantWeight": 1.0,
-                }
-            ],
+            ProductionVariants=[production_variant(variant_name, name, instance_type, instance_count, serverless)],
             Tags=tag_list(all_tags),
+            **({"AsyncInferenceConfig": async_inference.to_config()} if async_inference else {}),
         )
         created.append((sm.delete_endpoint_config, {"EndpointConfigName": name}))
         sm.create_endpoint(EndpointName=name, EndpointConfigName=name, Tags=tag_list(all_tags))

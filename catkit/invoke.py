@@ -3,6 +3,7 @@
 :func:`invoke` serializes the payload (image bytes, JSON, NumPy, CSV, raw), calls the runtime's
 InvokeEndpoint, measures client-side latency and parses the response by its Content-Type into a
 :class:`Prediction`. :func:`invoke_batch` runs many invocations on a thread pool.
+:func:`invoke_async` calls InvokeEndpointAsync and waits for the answer in S3 (an :class:`AsyncResult`).
 """
 
 from __future__ import annotations
@@ -235,6 +236,114 @@ def invoke(
         custom_attributes=response.get("CustomAttributes"),
         target_model=target_model,
     )
+
+
+@dataclass
+class AsyncResult:
+    """One InvokeEndpointAsync request: where its answer goes and, once waited for, the answer.
+
+    ``status`` is ``"InProgress"``, ``"Completed"`` (``value``/``raw`` hold the output object) or
+    ``"Failed"`` (``error`` holds the failure object's text); ``latency_s`` is the client-side
+    time from the call to the object's appearance."""
+
+    inference_id: str
+    output_location: str
+    failure_location: str | None
+    status: str = "InProgress"
+    value: Any = None
+    raw: bytes | None = None
+    content_type: str | None = None
+    error: str | None = None
+    latency_s: float | None = None
+    started: float = field(default_factory=time.perf_counter, repr=False)
+
+
+def invoke_async(
+    session: Session,
+    endpoint: str,
+    data: Any = None,
+    *,
+    input_location: str | None = None,
+    serializer: Any = None,
+    accept: str = "application/json",
+    inference_id: str | None = None,
+    invocation_timeout: int | None = None,
+    wait: bool = True,
+    timeout: float = 3600.0,
+    poll: float = 0.5,
+    progress: bool = True,
+) -> AsyncResult:
+    """InvokeEndpointAsync: upload ``data`` to the session bucket (or use ``input_location``),
+    queue the request, and (``wait``) wait for its output - or failure - object in S3
+    (:func:`wait_for_async_result`). Asynchronous endpoints take payloads up to 1 GB and process
+    up to one hour (``invocation_timeout`` seconds, at most 3600;
+    https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference.html)."""
+    from catkit.endpoint_kinds import ASYNC_MAX_PAYLOAD
+
+    content_type = None
+    if input_location is None:
+        body, content_type = serialize(data, serializer)
+        if len(body) > ASYNC_MAX_PAYLOAD:
+            raise ValueError(f"payload is {len(body)} bytes; asynchronous endpoints accept at most 1 GB")
+        key = f"catkit-async-input/{endpoint}/{time.time_ns()}"
+        session.s3.put_object(Bucket=session.bucket, Key=key, Body=body, ContentType=content_type)
+        input_location = f"s3://{session.bucket}/{key}"
+    kwargs: dict[str, Any] = {"EndpointName": endpoint, "InputLocation": input_location, "Accept": accept}
+    if content_type:
+        kwargs["ContentType"] = content_type
+    if inference_id:
+        kwargs["InferenceId"] = inference_id
+    if invocation_timeout:
+        kwargs["InvocationTimeoutSeconds"] = int(invocation_timeout)
+    response = session.runtime.invoke_endpoint_async(**kwargs)
+    result = AsyncResult(response["InferenceId"], response["OutputLocation"], response.get("FailureLocation"))
+    return wait_for_async_result(session, result, timeout=timeout, poll=poll, progress=progress) if wait else result
+
+
+def _read_s3(session: Session, url: str) -> tuple[bytes, str | None] | None:
+    from botocore.exceptions import ClientError
+
+    from catkit.s3_urls import parse_s3_url
+
+    bucket, key = parse_s3_url(url)
+    try:
+        obj = session.s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise
+    return obj["Body"].read(), obj.get("ContentType")
+
+
+def wait_for_async_result(session: Session, result: AsyncResult, *, timeout: float = 3600.0, poll: float = 0.5,
+                          progress: bool = True) -> AsyncResult:
+    """Poll S3 for ``result``'s output object (or failure object) until one appears or ``timeout``
+    real seconds pass (TimeoutError); a status bar shows the waiting time. Fills ``result``."""
+    from catkit.progress import StatusBar
+
+    deadline = time.monotonic() + timeout
+    with StatusBar(f"async {result.inference_id[:8]}", enabled=progress) as bar:
+        while True:
+            got = _read_s3(session, result.output_location)
+            if got is not None:
+                result.raw, result.content_type = got
+                result.value = deserialize(got[0], got[1])
+                result.status = "Completed"
+                result.latency_s = time.perf_counter() - result.started
+                bar.done(f"Completed in {result.latency_s:.1f} s")
+                return result
+            failed = _read_s3(session, result.failure_location) if result.failure_location else None
+            if failed is not None:
+                result.error = failed[0].decode("utf-8", "replace")
+                result.status = "Failed"
+                result.latency_s = time.perf_counter() - result.started
+                bar.fail(f"Failed: {result.error[:80]}")
+                return result
+            if time.monotonic() > deadline:
+                bar.fail("timed out")
+                raise TimeoutError(f"no output at {result.output_location} after {timeout:.0f} s")
+            bar.show(f"queued/processing, {time.perf_counter() - result.started:.0f} s")
+            time.sleep(poll)
 
 
 def invoke_batch(

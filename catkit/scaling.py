@@ -16,7 +16,7 @@ and send it, adding catkit's checks and high-availability warnings.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -238,19 +238,21 @@ def configure_step_scaling(
     max_capacity: int = DEFAULT_MAX,
     treat_missing_data: str = "missing",
     policy_name: str | None = None,
+    dimensions: Mapping[str, str] | None = None,
+    register: bool = True,
 ) -> ScalingPolicy:
     """Register the variant, put a step-scaling policy and the CloudWatch alarm that triggers it.
 
     ``steps`` are ``(lower, upper, adjustment)`` with bounds relative to ``threshold`` (``None`` =
     unbounded), e.g. ``[(0, 500, 1), (500, None, 2)]``: +1 instance when the metric is 0-500
     above the threshold, +2 beyond. The alarm (named ``catkit-step-<endpoint>-<variant>-<policy>``)
-    watches ``metric_name`` of this endpoint variant; :func:`remove_scaling` deletes it again.
+    watches ``metric_name`` of this endpoint variant (or of ``dimensions``);
+    :func:`remove_scaling` deletes it again. ``register=False`` keeps the scalable target as it is.
     """
     if not steps:
         raise ValueError("steps must contain at least one (lower, upper, adjustment) tuple")
-    register_scalable_target(
-        session, endpoint, variant, min_capacity=min_capacity, max_capacity=max_capacity
-    )
+    if register:
+        register_scalable_target(session, endpoint, variant, min_capacity=min_capacity, max_capacity=max_capacity)
     name = policy_name or f"catkit-step-{metric_name}"
     adjustments = []
     for lower, upper, adjustment in steps:
@@ -278,7 +280,9 @@ def configure_step_scaling(
         AlarmDescription=f"catkit step scaling for {resource_id(endpoint, variant)} (policy {name})",
         Namespace=namespace,
         MetricName=metric_name,
-        Dimensions=[{"Name": k, "Value": v} for k, v in names.variant_dimensions(endpoint, variant).items()],
+        Dimensions=[
+            {"Name": k, "Value": v} for k, v in (dimensions or names.variant_dimensions(endpoint, variant)).items()
+        ],
         Statistic=statistic,
         Period=int(period),
         EvaluationPeriods=int(evaluation_periods),
@@ -295,6 +299,86 @@ def configure_step_scaling(
         variant=variant,
         configuration=config,
     )
+
+
+def configure_scale_to_zero(
+    session: Session,
+    endpoint: str,
+    variant: str = DEFAULT_VARIANT,
+    *,
+    max_capacity: int = 2,
+    backlog_per_instance: float = 5.0,
+    scale_in_cooldown: int = 600,
+    scale_out_cooldown: int = 300,
+    wake_cooldown: int = 60,
+) -> list[ScalingPolicy]:
+    """Scale an ASYNCHRONOUS endpoint to zero instances when idle and back when requests arrive.
+
+    AWS's pattern (https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-autoscale.html):
+    MinCapacity 0; target tracking on ``ApproximateBacklogSizePerInstance`` (``backlog_per_instance``
+    queued requests per instance; takes the variant down to zero when the queue stays empty);
+    and a step policy (+1 instance) on a ``HasBacklogWithoutCapacity`` alarm, because target
+    tracking cannot scale out from zero (no instance, no per-instance metric). Returns both policies.
+    """
+    if max_capacity < 1:
+        raise ValueError(f"max_capacity must be >= 1, got {max_capacity}")
+    if backlog_per_instance <= 0:
+        raise ValueError(f"backlog_per_instance must be > 0, got {backlog_per_instance}")
+    session.autoscaling.register_scalable_target(**register_scalable_target_args(endpoint, variant, 0, max_capacity))
+    dims = {"EndpointName": endpoint}
+    config = {
+        "TargetValue": float(backlog_per_instance),
+        "CustomizedMetricSpecification": {
+            "MetricName": "ApproximateBacklogSizePerInstance", "Namespace": names.SAGEMAKER_METRICS,
+            "Dimensions": [{"Name": "EndpointName", "Value": endpoint}], "Statistic": "Average",
+        },
+        "ScaleInCooldown": int(scale_in_cooldown), "ScaleOutCooldown": int(scale_out_cooldown),
+    }
+    tracking = _put_tracking(session, "catkit-backlog-per-instance", config, _target_kwargs(endpoint, variant),
+                             endpoint, variant)
+    wake = configure_step_scaling(
+        session, endpoint, variant, threshold=1.0, steps=[(0, None, 1)], metric_name="HasBacklogWithoutCapacity",
+        statistic="Maximum", cooldown=wake_cooldown, dimensions=dims, register=False,
+        policy_name="catkit-wake-from-zero",
+    )
+    return [tracking, wake]
+
+
+def configure_provisioned_concurrency_scaling(
+    session: Session,
+    endpoint: str,
+    variant: str = DEFAULT_VARIANT,
+    *,
+    min_capacity: int = 1,
+    max_capacity: int = 10,
+    target_value: float = 0.5,
+    scale_in_cooldown: int = DEFAULT_SCALE_IN_COOLDOWN,
+    scale_out_cooldown: int = DEFAULT_SCALE_OUT_COOLDOWN,
+) -> ScalingPolicy:
+    """Scale a SERVERLESS variant's provisioned concurrency with target tracking on
+    ``SageMakerVariantProvisionedConcurrencyUtilization`` (dimension
+    ``sagemaker:variant:DesiredProvisionedConcurrency``;
+    https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints-autoscale.html)."""
+    kwargs = {"ServiceNamespace": NAMESPACE, "ResourceId": resource_id(endpoint, variant),
+              "ScalableDimension": names.VARIANT_PROVISIONED_CONCURRENCY}
+    session.autoscaling.register_scalable_target(MinCapacity=min_capacity, MaxCapacity=max_capacity, **kwargs)
+    config = {
+        "TargetValue": float(target_value),
+        "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantProvisionedConcurrencyUtilization"},
+        "ScaleInCooldown": int(scale_in_cooldown), "ScaleOutCooldown": int(scale_out_cooldown),
+    }
+    return _put_tracking(session, "catkit-provisioned-concurrency", config, kwargs, endpoint, variant)
+
+
+def _put_tracking(session: Session, name: str, config: dict[str, Any], target: dict[str, str], endpoint: str,
+                  variant: str) -> ScalingPolicy:
+    """PutScalingPolicy (target tracking) with ``config`` on ``target``; the :class:`ScalingPolicy`."""
+    response = session.autoscaling.put_scaling_policy(
+        PolicyName=name, PolicyType="TargetTrackingScaling", TargetTrackingScalingPolicyConfiguration=config, **target
+    )
+    return ScalingPolicy(policy_name=name, policy_arn=response["PolicyARN"],
+                         alarms=[a["AlarmName"] for a in response.get("Alarms", [])], endpoint=endpoint,
+                         variant=variant, configuration=config)
 
 
 def put_scheduled_action(

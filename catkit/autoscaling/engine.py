@@ -77,6 +77,15 @@ class Engine(DecisionRules):
     constructor and the fields are :class:`~catkit.autoscaling.engine_state.EngineState`'s.
     """
 
+    #: Set by the host (not persisted): ``allows_zero(resource_id) -> bool`` for resources whose
+    #: dimension's floor is 1 but which may scale to zero - SageMaker asynchronous endpoints
+    #: (https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-autoscale.html).
+    allows_zero: Callable[[str], bool] | None = None
+
+    def _lowest(self, dimension: str, resource_id: str) -> int:
+        lowest = _min_allowed(dimension)
+        return 0 if lowest and self.allows_zero is not None and self.allows_zero(resource_id) else lowest
+
     # ================================================================== ids
     def new_id(self) -> str:
         """A fresh UUID string: from ``id_factory`` or deterministic (counter-based, persisted)."""
@@ -106,12 +115,12 @@ class Engine(DecisionRules):
     ) -> ScalableTarget:
         """RegisterScalableTarget: create, or update bounds / suspended state of an existing target."""
         key = (service_namespace, resource_id, scalable_dimension)
-        lowest = _min_allowed(scalable_dimension)
+        lowest = self._lowest(scalable_dimension, resource_id)
         for name, v in (("MinCapacity", min_capacity), ("MaxCapacity", max_capacity)):
             if v is not None and v < lowest:
                 raise validation(
                     f"{name} must be at least {lowest} for {scalable_dimension}; got {v}."
-                    + (" Scale to zero needs inference components." if lowest else "")
+                    + (" Scale to zero needs inference components or an asynchronous endpoint." if lowest else "")
                 )
         for flag in suspended_state or {}:
             if flag not in SUSPENDED_FLAGS:
@@ -360,7 +369,7 @@ class Engine(DecisionRules):
                     "LimitExceededException",
                     f"A scalable target can have at most {MAX_SCHEDULED_ACTIONS_PER_TARGET} scheduled actions.",
                 )
-        lowest = _min_allowed(scalable_dimension)
+        lowest = self._lowest(scalable_dimension, resource_id)
         for label, v in (("MinCapacity", min_capacity), ("MaxCapacity", max_capacity)):
             if v is not None and v < lowest:
                 raise validation(f"ScalableTargetAction.{label} must be at least {lowest}; got {v}.")

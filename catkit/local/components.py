@@ -10,7 +10,9 @@ behind it, handing each part what it needs (no part reaches into the backend for
 * ``sagemaker`` - the fleet (:class:`~catkit.local.fleet.endpoints.EndpointManager`), the
   ``sagemaker`` and ``sagemaker-runtime`` services, the endpoints' (absent) CloudWatch Logs
   (``logs``: what SDK v3 asks while deploying), the fleet as the driver's fleet port, and the
-  fleet's jobs (per-minute instance metrics, health checks);
+  fleet's jobs (per-minute instance metrics, health checks), and the asynchronous-inference queues
+  (InvokeEndpointAsync, backlog metrics every 10 s) and the serverless worker pool (cold starts,
+  throttling, idle release every 10 s);
 * ``application-autoscaling`` - the engine restored from the state store and driven by the
   driver, its service, its persistence and the endpoint hooks (deregistration on delete, the
   update guard).
@@ -37,8 +39,10 @@ from catkit.autoscaling.metrics_store import MetricStore
 from catkit.autoscaling.policies import TARGET_TRACKING
 from catkit.local.clock import Clock
 from catkit.local.errors import AwsError
+from catkit.local.fleet.async_inference import AsyncInference
 from catkit.local.fleet.endpoints import EndpointManager
 from catkit.local.fleet.scaling_port import EndpointFleet
+from catkit.local.fleet.serverless import ServerlessPool
 from catkit.local.scheduler import Scheduler
 from catkit.local.services.autoscaling import ApplicationAutoScalingService
 from catkit.local.services.cloudwatch import CloudWatchService
@@ -46,6 +50,7 @@ from catkit.local.services.cloudwatch_store import AlarmPersistence
 from catkit.local.services.logs import LogsService
 from catkit.local.services.runtime import RuntimeService
 from catkit.local.services.sagemaker import SageMakerService
+from catkit.names import parse_variant_resource_id
 
 log = logging.getLogger("catkit.local.autoscaling")
 
@@ -93,16 +98,28 @@ def install_sagemaker(backend: Backend, **manager_options: Any) -> None:
     ``manager_options`` go to :class:`EndpointManager` (e.g. ``instance_options`` in tests)."""
     manager = EndpointManager(backend, **manager_options)
     backend.endpoints = manager
+    queues = AsyncInference(manager, manager.data.endpoints, lambda: backend.s3, lambda: backend.metrics,
+                            backend.clock, backend.region, backend.account_id)
+    manager.on_endpoint_deleted(queues.forget)
+    serverless = ServerlessPool(manager.pool, backend.clock, lambda: backend.metrics)
+    manager.data.serverless = serverless
     backend.add_service("sagemaker", SageMakerService(manager))
-    backend.add_service("sagemaker-runtime", RuntimeService(manager))
+    backend.add_service("sagemaker-runtime", RuntimeService(manager, queues))
     backend.add_service("logs", LogsService())
     backend.driver.fleet = EndpointFleet(manager)
     backend.scheduler.every("fleet-minute", 60.0, manager.sample_minute, order=ORDER_SAMPLE)
+    backend.scheduler.every("async-backlog", TICK_S, queues.sample, order=ORDER_SAMPLE)
+
+    async def _sweep(now: float) -> None:
+        await serverless.sweep(list(manager.data.endpoints.values()), now)
+
+    backend.scheduler.every("serverless-sweep", TICK_S, _sweep, order=ORDER_SAMPLE)
     health_real = min(max(backend.clock.real_seconds(manager.settings.health_interval_seconds), 0.5), 10.0)
     backend.scheduler.every("fleet-health", backend.clock.emulated_seconds(health_real),
                             _ignore_now(manager.check_health), order=ORDER_SAMPLE + 1)
     backend.add_background(manager.resume)
     backend.add_shutdown(manager.shutdown)
+    backend.add_shutdown(queues.shutdown)  # hooks run in reverse: the queues stop first
     backend.add_shutdown(manager.multimodel.shutdown)
 
 
@@ -162,9 +179,11 @@ class AutoscalingController:
         # Every acknowledged mutation is saved at once: the change signature below follows scaling
         # activities only, so a RegisterScalableTarget / PutScalingPolicy answered 200 was lost on
         # kill -9 until the next activity (found by benchmarks/chaos.py).
+        self.engine.allows_zero = self._allows_zero
         self.service = ApplicationAutoScalingService(self.engine, clock.now, self._variant_exists,
                                                      lambda: self.persist(force=True))
         self.service.tags = {k: dict(v) for k, v in (doc.get("tags") or {}).items()}
+        self.service.serverless = self._serverless
         self._saved: Any = None
         self._reconcile_alarms()
         endpoints.on_endpoint_deleted(self.on_endpoint_deleted)
@@ -173,6 +192,25 @@ class AutoscalingController:
     def _variant_exists(self, endpoint: str, variant: str) -> bool:
         view = self.endpoints.get_variant(endpoint, variant)
         return view is not None and view.status != "Deleting"
+
+    def _allows_zero(self, resource_id: str) -> bool:
+        """Asynchronous endpoints' variants may scale to zero instances (async-inference-autoscale.html)."""
+        names = parse_variant_resource_id(resource_id)
+        if names is None:
+            return False
+        try:
+            return self.endpoints.describe_endpoint(names[0]).get("AsyncInferenceConfig") is not None
+        except AwsError:
+            return False
+
+    def _serverless(self, endpoint: str, variant: str) -> bool:
+        """Whether the variant is serverless (its provisioned concurrency is what scales)."""
+        try:
+            desc = self.endpoints.describe_endpoint(endpoint)
+        except AwsError:
+            return False
+        pv = next((v for v in desc.get("ProductionVariants") or [] if v.get("VariantName") == variant), {})
+        return "CurrentServerlessConfig" in pv
 
     def tick(self, now: float | None = None) -> list[Any]:
         """One scaling step now (the scheduler does this every 10 s), then save what changed."""

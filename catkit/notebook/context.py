@@ -108,9 +108,11 @@ def deploy_cathat(
     instance_count: int,
     tags: dict[str, str] | None = None,
     progress: bool = True,
+    **deploy_options: Any,
 ) -> str:
     """Deploy the cat-hat model as endpoint ``run_name(stem, run_id)``, tagged with the run id and
     deleted when the kernel exits; returns the endpoint name once it is InService.
+    ``deploy_options`` go to :func:`catkit.deploy.deploy` (``serverless=``, ``async_inference=``).
 
     An endpoint of that name that already exists (the cell ran before) is reused, not redeployed."""
     name = run_name(stem, run_id)
@@ -118,7 +120,7 @@ def deploy_cathat(
     if not endpoint_exists(session, name, progress=progress):
         model_data = upload_cathat(session, model_cache, run_id)
         deploy(session, model_data, name=name, instance_type=instance_type, instance_count=instance_count,
-               tags={RUN_TAG_KEY: run_id, **(tags or {})}, poll=0.5, progress=progress)
+               tags={RUN_TAG_KEY: run_id, **(tags or {})}, poll=0.5, progress=progress, **deploy_options)
     return name
 
 

@@ -204,6 +204,38 @@ def plot_schedule_savings(savings: Any, *, title: str | None = None, ax: Any = N
     return fig
 
 
+def plot_idle_options(options: Any, rate: Any = None, *, title: str | None = None) -> Any:
+    """Idle cost side by side (:func:`catkit.whatif.simulate.compare_idle_options`): capacity over
+    the day per option (with the traffic, when ``rate`` is given) and the day's cost per option."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    ax, bars_ax = fig.subplots(1, 2, width_ratios=[2.2, 1])
+    colors = ["tab:gray", "tab:blue", "tab:orange", "tab:green"]
+    for opt, color in zip(options, colors, strict=False):
+        cap = np.asarray(opt.capacity, dtype=float)
+        ax.step(np.arange(len(cap)) / 3600.0, cap, where="post", color=color, label=opt.name, lw=1.2)
+    ax.set_xlabel("hour of the day")
+    ax.set_ylabel("instances (serverless: warm workers)")
+    if rate is not None:
+        load_ax = ax.twinx()
+        r = np.asarray(rate, dtype=float)
+        load_ax.fill_between(np.arange(len(r)) / 3600.0, r, color="black", alpha=0.08, step="post")
+        load_ax.set_ylabel("requests / s")
+    ax.legend(loc="upper left", fontsize=8)
+    names = [o.name.replace(", ", ",\n") for o in options]
+    values = [o.cost_usd for o in options]
+    bars = bars_ax.bar(names, values, color=colors[: len(values)])
+    for bar, opt in zip(bars, options, strict=True):
+        bars_ax.annotate(f"${opt.cost_usd:,.2f}\n{opt.cold_starts} cold", (bar.get_x() + bar.get_width() / 2,
+                         opt.cost_usd), ha="center", va="bottom", fontsize=8)
+    bars_ax.set_ylabel("USD for the day")
+    bars_ax.tick_params(axis="x", labelsize=7)
+    fig.suptitle(title or "One day of spiky traffic, four ways to serve it")
+    return fig
+
+
 def plot_scaling_history(
     session: Any,
     endpoint: str,

@@ -29,6 +29,7 @@ FIGURES = {
     "04_cost_and_teardown": {"cost.png", "night_savings.png"},
     "05_load_test_and_simulation": {"capacity_curve.png", "simulated_day.png", "simulated_vs_emulated.png",
                                     "recommendation.png"},
+    "06_idle_cost": {"idle_day.png"},
 }
 LIVE_IMAGES = {"02_autoscaling": 1}  # the live monitor leaves its final chart as an image
 BARE = re.compile(r"-?[\d_.,]+(e[+-]?\d+)?|(Posix|Windows)?Path\(.*\)|None|True|False")
@@ -156,3 +157,18 @@ def test_05_load_test_and_simulation(notebook_env: Path) -> None:
     assert r["recommendation"], "some setting must meet the SLO on this traffic"
     assert r["recommendation_table_rows"] > 0
     assert any(d.startswith("endpoint:") for d in r["deleted"])
+
+
+def test_06_idle_cost(notebook_env: Path) -> None:
+    r = _run("06_idle_cost", notebook_env).results
+    day = r["simulated_day"]
+    costs = [day[k]["cost_usd"] for k in ("real-time 24/7", "real-time, night schedule", "async, scale to zero",
+                                          "serverless")]
+    assert costs == sorted(costs, reverse=True) and costs[-1] > 0, costs  # each answer to idle cost costs less
+    assert day["async, scale to zero"]["p99_ms"] > day["real-time 24/7"]["p99_ms"]  # waiting for an instance
+    assert day["async, scale to zero"]["cold_starts"] >= 4 and day["serverless"]["cold_starts"] >= 4
+    assert set(r["async_labels"]) == {"hat", "no_hat"}
+    assert r["async_woken_status"] == "Completed" and r["async_cold_s"] >= 240  # the provisioning delay at least
+    assert r["serverless_cold_starts"] == 1 and r["serverless_cold_start_s"] >= 5
+    assert r["serverless_first_ms"] > r["serverless_warm_p50_ms"]
+    assert len(r["deleted"]) == 3 and r["left_after_teardown"] == []

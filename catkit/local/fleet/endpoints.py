@@ -44,6 +44,7 @@ from catkit.local.fleet.state import (
     Endpoint,
     Variant,
     VariantView,
+    apply_endpoint_settings,
     check_updatable,
     check_weights_and_capacities,
     describe,
@@ -217,6 +218,7 @@ class EndpointManager:
         props = variant_props(config, self.get_model, self.clock.now())
         self._check_capacity(sum(p["DesiredInstanceCount"] for p in props))
         ep = new_endpoint(name, endpoint_arn, config["EndpointConfigName"], props, tags, self.clock.now())
+        apply_endpoint_settings(ep.doc, config)
         self._save(ep)  # durable first: if the state can't be written, nothing starts
         self._endpoints[name.lower()] = ep
         self._start_op(ep, self._create(ep))
@@ -371,6 +373,8 @@ class EndpointManager:
         ep.variants = new
         ep.pending = None
         ep.doc["EndpointConfigName"] = ep.doc.pop("PendingConfigName", ep.doc["EndpointConfigName"])
+        with contextlib.suppress(AwsError):
+            apply_endpoint_settings(ep.doc, self.get_config(ep.doc["EndpointConfigName"]))
         ep.doc.pop("PendingStartTime", None)
         self._save(ep)
         await self.pool.stop_all(old, drain=True)
@@ -481,10 +485,8 @@ class EndpointManager:
             await inst.kill()
 
     # ------------------------------------------------------------------ data plane
-    async def invoke(self, endpoint_name: str, body: bytes, **options: str | None) -> dict[str, Any]:
-        """InvokeEndpoint: route one request, returns the botocore-shaped output. ``options``:
-        content_type, accept, custom_attributes, target_variant, inference_id, target_model (see
-        :meth:`catkit.local.fleet.invoke.DataPlane.invoke`)."""
+    async def invoke(self, endpoint_name: str, body: bytes, **options: Any) -> dict[str, Any]:
+        """InvokeEndpoint: the botocore-shaped output (options: :meth:`.invoke.DataPlane.invoke`)."""
         return await self.data.invoke(endpoint_name, body, **options)
 
     async def wait_for_capacity(self, ep: Endpoint, variant: Variant, pinned: bool) -> tuple[Variant, Instance]:

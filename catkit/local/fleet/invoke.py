@@ -29,6 +29,8 @@ from catkit.local.validation import runtime_endpoint_not_found
 from catkit.names import ENDPOINT_INSTANCE_METRICS, SAGEMAKER_METRICS
 
 MAX_BODY = 6 * 1024 * 1024  # InvokeEndpoint Body max in the botocore model (6291456)
+SERVERLESS_MAX_BODY = 4 * 1024 * 1024  # serverless request/response (serverless-endpoints-invoke.html)
+SERVERLESS_TIMEOUT_REAL = 60.0  # serverless /invocations timeout, 1 minute (same page)
 #: CloudWatch Logs group prefix of endpoint logs (the same name as the per-instance metric namespace).
 LOG_GROUP_PREFIX = ENDPOINT_INSTANCE_METRICS
 
@@ -68,6 +70,7 @@ class DataPlane:
         self.timeout = float(timeout)  # real seconds an instance has to answer /invocations
         self.capacity_wait_real = 20.0  # real seconds a request waits for a starting instance
         self.multimodel: ModelRouter | None = None
+        self.serverless: Any = None  # catkit.local.fleet.serverless.ServerlessPool, set by the backend
         self.http = KeepAlivePool()  # the forwarder (hot path)
 
     async def invoke(
@@ -82,19 +85,25 @@ class DataPlane:
         inference_id: str | None = None,
         target_model: str | None = None,
         target_container: str | None = None,
+        max_body: int = MAX_BODY,
+        timeout: float | None = None,
+        asynchronous: bool = False,
     ) -> dict[str, Any]:
-        """Route one InvokeEndpoint request; returns the botocore-shaped InvokeEndpoint output."""
+        """Route one InvokeEndpoint request; returns the botocore-shaped InvokeEndpoint output.
+        The asynchronous queue (:mod:`.async_inference`) passes its own limits (``max_body``,
+        ``timeout`` in real seconds) and ``asynchronous`` (no Invocations/InvocationsPerInstance/
+        OverheadLatency datapoints: AWS does not publish them for asynchronous endpoints)."""
         t0 = time.perf_counter()
         ep = self.endpoints.get(endpoint_name.lower())
         if ep is None or ep.status in ("Creating", "Failed", "Deleting"):
             # An endpoint that never served (or is going away) answers like an unknown one. AWS's
             # exact answer for Creating/Failed is unconfirmed in shared/aws-facts.md; easy to change.
             raise runtime_endpoint_not_found(endpoint_name, self.account_id)
-        if len(body) > MAX_BODY:
+        if len(body) > max_body:
             raise AwsError(
                 "ValidationError",
                 f"1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have "
-                f"length less than or equal to {MAX_BODY}",
+                f"length less than or equal to {max_body}",
                 413,
             )
         if target_variant:
@@ -110,7 +119,15 @@ class DataPlane:
         assert variant is not None
         check_target_container(ep, variant, target_container, self.account_id)
         lease = None
-        if target_model is not None or variant.props.get("Mode") == "MultiModel":
+        if variant.props.get("ServerlessConfig") and self.serverless is not None:
+            # Serverless: 4 MB / 60 s limits, a warm or cold-started worker, throttling (.serverless).
+            if len(body) > SERVERLESS_MAX_BODY:
+                raise AwsError("ValidationError", f"Serverless endpoints accept payloads up to {SERVERLESS_MAX_BODY} "
+                               f"bytes (4 MB); this one is {len(body)} bytes.", 413)
+            timeout = min(self.timeout if timeout is None else timeout, SERVERLESS_TIMEOUT_REAL)
+            lease = await self.serverless.acquire(ep, variant)
+            inst, url = lease.instance, lease.url
+        elif target_model is not None or variant.props.get("Mode") == "MultiModel":
             # Multi-model: catkit.local.fleet.multimodel routes by model, loads it, begins the request.
             assert self.multimodel is not None, "the fleet sets its multi-model router"
             lease = await self.multimodel.acquire(ep, variant, target_model)
@@ -138,7 +155,8 @@ class DataPlane:
         host, port, path = split_url(url)
         t1 = time.perf_counter()
         try:
-            status, resp_headers, payload = await self.http.post(host, port, path, headers, body, self.timeout)
+            status, resp_headers, payload = await self.http.post(
+                host, port, path, headers, body, self.timeout if timeout is None else timeout)
         except TimeoutError:
             error = "timeout"
         except OSError as e:  # ConnectionError / ForwardProtocolError: the instance failed us
@@ -152,7 +170,8 @@ class DataPlane:
                 lease.release()
         model_us = (t2 - t1) * 1e6
         n_active = variant.current_count or 1
-        self.record(variant, status, error, model_us, (time.perf_counter() - t0) * 1e6 - model_us, n_active)
+        self.record(variant, status, error, model_us, (time.perf_counter() - t0) * 1e6 - model_us, n_active,
+                    asynchronous=asynchronous)
         if error is None and status < 400:
             out: dict[str, Any] = {"Body": payload, "InvokedProductionVariant": variant.name}
             ct = resp_headers.get("content-type")
@@ -166,7 +185,7 @@ class DataPlane:
                                container=resp_headers.get("x-catkit-container"))
 
     def record(self, v: Variant, status: int, error: str | None, model_us: float, overhead_us: float,
-               n_active: int) -> None:
+               n_active: int, *, asynchronous: bool = False) -> None:
         """Record one invocation of ``v``: answered with ``status`` (or failed with ``error``),
         ``model_us``/``overhead_us`` microseconds, ``n_active`` in-service instances."""
         metrics = self.metrics()
@@ -175,15 +194,19 @@ class DataPlane:
         e4 = 1.0 if error is None and 400 <= status < 500 else 0.0
         e5 = 1.0 if error is None and status >= 500 else 0.0
         me = 1.0 if (error is not None or status >= 400) else 0.0
-        metrics.record_many(SAGEMAKER_METRICS, v.dims, (
-            ("Invocations", 1.0, "None"),
-            ("InvocationsPerInstance", 1.0 / n_active, "None"),
+        items = [
             ("ModelLatency", model_us, "Microseconds"),
-            ("OverheadLatency", max(0.0, overhead_us), "Microseconds"),
             ("Invocation4XXErrors", e4, "None"),
             ("Invocation5XXErrors", e5, "None"),
             ("InvocationModelErrors", me, "None"),
-        ), self.clock.now())
+        ]
+        if not asynchronous:  # AWS publishes these three for real-time endpoints only (async-inference-monitor)
+            items += [
+                ("Invocations", 1.0, "None"),
+                ("InvocationsPerInstance", 1.0 / n_active, "None"),
+                ("OverheadLatency", max(0.0, overhead_us), "Microseconds"),
+            ]
+        metrics.record_many(SAGEMAKER_METRICS, v.dims, items, self.clock.now())
 
     async def wait_for_capacity(self, ep: Endpoint, variant: Variant, pinned: bool) -> tuple[Variant, Instance]:
         """No serving instance in the chosen variant: use another variant that has one (unless the

@@ -26,6 +26,8 @@ KIND_MODEL = "sagemaker.model"
 KIND_CONFIG = "sagemaker.endpoint-config"
 KIND_ENDPOINT = "sagemaker.endpoint"
 
+#: The emulated instance type (vCPU/memory budget on this machine) a serverless worker runs as.
+SERVERLESS_WORKER_TYPE = "ml.m5.large"
 #: Endpoint statuses during which UpdateEndpoint / UpdateEndpointWeightsAndCapacities are refused.
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 #: Endpoint statuses whose instances should be serving (relaunched after a restart).
@@ -173,11 +175,15 @@ def variant_props(
             raise AwsError("ValidationException", f"Model \"{model['ModelName']}\" has no container.")
         c = containers[0]
         weight = float(pv.get("InitialVariantWeight", 1.0))
+        serverless = pv.get("ServerlessConfig")
         props = {
             "VariantName": pv["VariantName"],
             "ModelName": pv["ModelName"],
-            "InstanceType": pv["InstanceType"],
-            "DesiredInstanceCount": int(pv.get("InitialInstanceCount", 1)),
+            # A serverless variant's workers run as SERVERLESS_WORKER_TYPE; its warm (provisioned)
+            # workers are its DesiredInstanceCount (catkit.local.fleet.serverless).
+            "InstanceType": SERVERLESS_WORKER_TYPE if serverless else pv["InstanceType"],
+            "DesiredInstanceCount": (int(serverless.get("ProvisionedConcurrency") or 0) if serverless
+                                     else int(pv.get("InitialInstanceCount", 1))),
             "DesiredWeight": weight,
             "CurrentWeight": weight,
             "Image": c.get("Image"),
@@ -187,6 +193,8 @@ def variant_props(
             "MultiModelConfig": dict(c.get("MultiModelConfig") or {}),
             "ResolutionTime": now,
         }
+        if serverless:
+            props["ServerlessConfig"] = dict(serverless)
         if len(containers) > 1:  # an inference pipeline / multi-container endpoint
             props["Containers"] = pipeline_containers(containers)
             props["ExecutionMode"] = (model.get("InferenceExecutionConfig") or {}).get("Mode") or "Serial"
@@ -214,6 +222,19 @@ def pipeline_containers(containers: list[dict[str, Any]]) -> list[dict[str, Any]
         }
         for i, c in enumerate(containers, 1)
     ]
+
+
+#: Endpoint-level members of an endpoint configuration that the endpoint snapshots (and DescribeEndpoint shows).
+ENDPOINT_SETTINGS = ("AsyncInferenceConfig",)
+
+
+def apply_endpoint_settings(doc: dict[str, Any], config: Mapping[str, Any]) -> None:
+    """Snapshot ``config``'s endpoint-level settings (AsyncInferenceConfig) into endpoint ``doc``."""
+    for key in ENDPOINT_SETTINGS:
+        if config.get(key) is not None:
+            doc[key] = config[key]
+        else:
+            doc.pop(key, None)
 
 
 def new_endpoint(name: str, endpoint_arn: str, config_name: str, props: list[dict[str, Any]],
@@ -253,6 +274,12 @@ def variant_summary(v: Variant) -> dict[str, Any]:
         "CurrentInstanceCount": v.current_count,
         "DesiredInstanceCount": v.desired_count,
     }
+    if p.get("ServerlessConfig"):  # no instances: the serverless config instead
+        del s["CurrentInstanceCount"], s["DesiredInstanceCount"]
+        current = {**p["ServerlessConfig"]}
+        if "ProvisionedConcurrency" in current:
+            current["ProvisionedConcurrency"] = v.desired_count
+        s["CurrentServerlessConfig"] = s["DesiredServerlessConfig"] = current
     images = [c.get("Image") for c in p.get("Containers") or []] or [p.get("Image")]
     if any(images):
         s["DeployedImages"] = [
@@ -279,6 +306,9 @@ def describe(ep: Endpoint) -> dict[str, Any]:
     }
     if d.get("FailureReason"):
         out["FailureReason"] = d["FailureReason"]
+    for key in ENDPOINT_SETTINGS:
+        if d.get(key) is not None:
+            out[key] = d[key]
     if ep.pending is not None and d.get("PendingConfigName"):
         out["PendingDeploymentSummary"] = {
             "EndpointConfigName": d["PendingConfigName"],
@@ -326,7 +356,8 @@ def check_weights_and_capacities(ep: Endpoint, desired: list[Mapping[str, Any]])
                 f'Specify DesiredWeight and/or DesiredInstanceCount for variant "{vn}".',
             )
         n = item.get("DesiredInstanceCount")
-        if n is not None and int(n) < 1:
+        # Asynchronous endpoints may scale to zero instances (async-inference-autoscale.html).
+        if n is not None and int(n) < (0 if ep.doc.get("AsyncInferenceConfig") else 1):
             raise AwsError(
                 "ValidationException",
                 f"DesiredInstanceCount for variant \"{vn}\" must be at least 1 for instance-based "
@@ -344,13 +375,16 @@ def check_weights_and_capacities(ep: Endpoint, desired: list[Mapping[str, Any]])
 
 __all__ = [
     "BUSY",
+    "ENDPOINT_SETTINGS",
     "KIND_CONFIG",
     "KIND_ENDPOINT",
     "KIND_MODEL",
+    "SERVERLESS_WORKER_TYPE",
     "SERVING",
     "Endpoint",
     "Variant",
     "VariantView",
+    "apply_endpoint_settings",
     "check_updatable",
     "check_weights_and_capacities",
     "describe",

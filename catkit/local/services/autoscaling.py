@@ -26,6 +26,7 @@ from catkit.timeconv import to_epoch_or_none
 
 NAMESPACE = AAS_SAGEMAKER
 VARIANT_DIMENSION = VARIANT_INSTANCE_COUNT
+VARIANT_PROVISIONED_CONCURRENCY = "sagemaker:variant:DesiredProvisionedConcurrency"
 _VARIANT_RID = re.compile(r"^endpoint/(?P<endpoint>[^/]+)/variant/(?P<variant>[^/]+)$")
 # MaxResults ranges from the AAS API reference (DescribeScalingPolicies allows at most 10).
 _MAX_RESULTS = {
@@ -93,6 +94,10 @@ class ApplicationAutoScalingService(BaseService):
         self.variant_exists = variant_exists
         self.on_change = on_change or (lambda: None)
         self.tags: dict[str, dict[str, str]] = {}  # scalable target ARN -> tags
+        #: ``serverless(endpoint, variant) -> bool`` (set by the controller): a serverless variant
+        #: scales its provisioned concurrency (sagemaker:variant:DesiredProvisionedConcurrency)
+        #: and has no instance count to scale.
+        self.serverless: Callable[[str, str], bool] = lambda endpoint, variant: False
 
     # ------------------------------------------------------------------ checks
     @staticmethod
@@ -107,7 +112,7 @@ class ApplicationAutoScalingService(BaseService):
         if not dim.startswith(f"{ns}:"):
             # AWS's text as moto reproduces it (getmoto/moto#3304); unconfirmed against AWS itself.
             raise _validation("Unsupported service namespace, resource type or scalable dimension")
-        if dim == VARIANT_DIMENSION:
+        if dim in (VARIANT_DIMENSION, VARIANT_PROVISIONED_CONCURRENCY):
             parse_variant_resource_id(rid)
         return ns, rid, dim
 
@@ -163,7 +168,17 @@ class ApplicationAutoScalingService(BaseService):
     # ------------------------------------------------------------------ scalable targets
     def register_scalable_target(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
         ns, rid, dim = self._target_params(params)
-        if dim != VARIANT_DIMENSION:
+        if dim in (VARIANT_PROVISIONED_CONCURRENCY, VARIANT_DIMENSION):
+            serverless = self.serverless(*parse_variant_resource_id(rid))
+            if serverless != (dim == VARIANT_PROVISIONED_CONCURRENCY):
+                # ASSUMPTION (wording unconfirmed): each kind of variant has its own dimension.
+                raise _validation(
+                    f"Unable to register scalable target {rid} ({dim}): "
+                    + ("a serverless variant scales sagemaker:variant:DesiredProvisionedConcurrency."
+                       if serverless else "only a serverless variant with provisioned concurrency has "
+                       "sagemaker:variant:DesiredProvisionedConcurrency.")
+                )
+        if dim not in (VARIANT_DIMENSION, VARIANT_PROVISIONED_CONCURRENCY):
             # ASSUMPTION (wording unconfirmed): AWS checks that the resource exists in its service
             # before registering; nothing but SageMaker endpoint variants exists locally.
             raise _validation(

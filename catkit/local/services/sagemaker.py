@@ -19,8 +19,10 @@ from typing import Any
 
 from catkit.instance_types import hosting_instance_types
 from catkit.local.errors import AwsError
+from catkit.local.fleet.async_inference import check_async_config
 from catkit.local.fleet.container_env import check_environment
 from catkit.local.fleet.endpoints import EndpointManager
+from catkit.local.fleet.serverless import check_serverless_variant
 from catkit.local.fleet.state import KIND_CONFIG, KIND_ENDPOINT, KIND_MODEL, state_docs
 from catkit.local.services.base import BaseService, RequestContext
 from catkit.local.services.pagination import offset_page, with_next_token
@@ -213,12 +215,13 @@ class SageMakerService(BaseService):
             if vn in seen:
                 raise AwsError("ValidationException", f'Variant name "{vn}" is repeated in ProductionVariants.')
             seen.add(vn)
+            if not pv.get("ModelName"):
+                raise AwsError("ValidationException", f'Variant "{vn}": ModelName is required.')
             if pv.get("ServerlessConfig"):
-                raise AwsError(
-                    "ValidationException",
-                    f'Variant "{vn}": serverless variants are not supported by the local backend; '
-                    "use InstanceType and InitialInstanceCount.",
-                )
+                check_serverless_variant(pv, vn)
+                self.manager.get_model(pv["ModelName"])
+                pv.setdefault("InitialVariantWeight", 1.0)
+                continue
             itype = pv.get("InstanceType")
             if not itype or pv.get("InitialInstanceCount") is None:
                 raise AwsError(
@@ -239,6 +242,8 @@ class SageMakerService(BaseService):
                 raise AwsError("ValidationException", f'Variant "{vn}": ModelName is required.')
             self.manager.get_model(pv["ModelName"])
             pv.setdefault("InitialVariantWeight", 1.0)
+        if params.get("AsyncInferenceConfig") is not None:
+            check_async_config(params["AsyncInferenceConfig"])
         return self._create(_CONFIG, name, params, {"ProductionVariants": variants})
 
     describe_endpoint_config = _stored_operation("describe", _CONFIG)

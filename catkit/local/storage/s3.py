@@ -489,6 +489,20 @@ class LocalS3:
             },
         }
 
+    def _put(self, bucket: str, key: str, body: bytes, content_type: str | None) -> None:
+        with self._bucket_lock(bucket):
+            if self._moto_bucket(bucket) is None:
+                raise AwsError("NoSuchBucket", f"The specified bucket does not exist: {bucket}", 404)
+            obj = self._backend_for(bucket).put_object(bucket, key, body)
+            if content_type:
+                obj.set_metadata({"Content-Type": content_type})
+            self._persist_key(bucket, key)
+
+    async def put_object(self, bucket: str, key: str, body: bytes, content_type: str | None = None) -> None:
+        """Write an object as the backend itself (asynchronous inference results), persisted like
+        a client's PutObject; AwsError NoSuchBucket (404) if the bucket is missing."""
+        await asyncio.get_running_loop().run_in_executor(None, self._put, bucket, key, body, content_type)
+
     async def list_objects(self, bucket: str, prefix: str = "") -> list[dict[str, Any]]:
         """``[{"Key", "Size", "ETag", "LastModified"}]`` sorted by key; AwsError if no bucket."""
         mbucket = self._moto_bucket(bucket)

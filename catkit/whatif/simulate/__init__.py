@@ -7,7 +7,7 @@ stepped by the same :class:`~catkit.autoscaling.driver.ScalingDriver`, over a si
 The settings are :class:`catkit.autoscaling.config.ScalingConfig` (re-exported here). Modules: ``fleet`` (the simulated
 fleet port and the metrics it emits), ``run`` (:func:`simulate`), ``result``
 (:class:`SimulationResult`: latency, cost, frames, plots), ``compare`` (against a real or local
-endpoint).
+endpoint), ``idle`` (asynchronous scale to zero and serverless, and the four-way idle-cost comparison).
 """
 
 from __future__ import annotations
@@ -36,6 +36,14 @@ from catkit.whatif.simulate.compare import (
     simulated_capacity_events,
 )
 from catkit.whatif.simulate.fleet import SimulatedFleet
+from catkit.whatif.simulate.idle import (
+    IdleOption,
+    compare_idle_options,
+    example_spiky_day,
+    idle_options_frame,
+    simulate_async,
+    simulate_serverless,
+)
 from catkit.whatif.simulate.result import SimulationResult
 from catkit.whatif.simulate.run import (
     DEFAULT_PROVISIONING_S,
@@ -57,6 +65,7 @@ __all__ = [
     "SEED_CONFIG",
     "TICK_S",
     "Comparison",
+    "IdleOption",
     "NightSchedule",
     "ScalingConfig",
     "ServiceModel",
@@ -64,12 +73,17 @@ __all__ = [
     "SimulatedFleet",
     "SimulationResult",
     "agreement",
+    "compare_idle_options",
     "compare_timelines",
     "compare_with_endpoint",
     "emulated_capacity_events",
+    "example_spiky_day",
+    "idle_options_frame",
     "observed_traffic",
     "plot_side_by_side",
     "simulate",
+    "simulate_async",
+    "simulate_serverless",
     "simulated_capacity_events",
     "traffic_array",
 ]

@@ -66,7 +66,7 @@ def test_install_wires_service_engine_saving_and_endpoint_hooks(fake_backend):
                 "MaxCapacity": 2,
             },
             "ValidationException",
-            "the resource does not exist",  # serverless variants are not emulated locally
+            "only a serverless variant",  # the variant is instance-based
         ),
         (
             "RegisterScalableTarget",

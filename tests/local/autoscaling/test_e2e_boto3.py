@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import botocore.exceptions
 import pytest
 
-from catkit.testing import echo_archive
+from catkit.testing import echo_archive, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -291,11 +291,17 @@ def test_step_load_scales_out_then_back_in_following_aws_rules(backend):
     assert max(desired) > 2 and desired[-1] == 2
     assert all(2 <= r[1] <= 10 and 1 <= r[2] <= 10 for r in rec.timeline), rec.timeline
 
-    acts = aas.describe_scaling_activities(
-        ServiceNamespace="sagemaker",
-        ResourceId=_target(name)["ResourceId"],
-        ScalableDimension=_target(name)["ScalableDimension"],
-    )["ScalingActivities"]
+    def activities() -> list[dict]:
+        return aas.describe_scaling_activities(
+            ServiceNamespace="sagemaker",
+            ResourceId=_target(name)["ResourceId"],
+            ScalableDimension=_target(name)["ScalableDimension"],
+        )["ScalingActivities"]
+
+    # The variant reads InService at 2 a moment before the driver's next step settles the activity.
+    wait_until(lambda: all(a["StatusCode"] != "InProgress" for a in activities()), timeout=30, interval=0.1,
+               what="the last scaling activity to settle")
+    acts = activities()
     acts.sort(key=lambda a: a["StartTime"])
     first_out, last_in = acts[0], acts[-1]
     assert first_out["Cause"] == f"monitor alarm {high} in state ALARM triggered policy step-policy"

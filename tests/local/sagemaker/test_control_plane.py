@@ -59,9 +59,9 @@ def test_endpoint_config_validation(h):
         assert e.value.message == f'Could not find model "{ARN}:model/nope".'
         with pytest.raises(AwsError, match="repeated"):
             await h.sm("CreateEndpointConfig", EndpointConfigName="c2", ProductionVariants=[pv, pv])
-        with pytest.raises(AwsError, match="serverless"):
+        with pytest.raises(AwsError, match="serverless variant"):  # serverless: no instance fields
             await h.sm("CreateEndpointConfig", EndpointConfigName="c2",
-                       ProductionVariants=[{"VariantName": "A", "ModelName": "m",
+                       ProductionVariants=[{"VariantName": "A", "ModelName": "m", "InstanceType": "ml.m5.large",
                                             "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 1}}])
         await h.sm("DeleteEndpointConfig", EndpointConfigName="c1")
         with pytest.raises(AwsError) as e:
