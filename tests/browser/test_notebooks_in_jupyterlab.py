@@ -12,7 +12,9 @@ sleeps. Screenshots go to ``out/browser/``.
 
 from __future__ import annotations
 
+import json
 import re
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -65,13 +67,19 @@ def _prompt_numbers(page: Any) -> list[int]:
     return [int(m.group(1)) for t in texts if (m := re.match(r"\[(\d+)\]:", t.strip()))]
 
 
-def _run_all(page: Any) -> None:
+def _run_all(page: Any, shots: Path | None = None, label: str | None = None) -> None:
     """Run > Run All Cells, then wait until every code cell has run (a new execution count) and
-    the kernel is idle."""
+    the kernel is idle. With ``label``, the wall time is added to ``shots/run_all_seconds.json``."""
     before = max(_prompt_numbers(page), default=0)
+    started = time.monotonic()
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").click()
     page.locator(".lm-Menu").get_by_text("Run All Cells", exact=True).click()
     page.wait_for_function(DONE_JS, arg=before, timeout=RUN_ALL_TIMEOUT_MS, polling=500)
+    if shots is not None and label is not None:
+        record = shots / "run_all_seconds.json"
+        times = json.loads(record.read_text()) if record.exists() else {}
+        times[label] = round(time.monotonic() - started, 1)
+        record.write_text(json.dumps(times, indent=1))
 
 
 def _assert_clean(page: Any) -> None:
@@ -111,7 +119,7 @@ def test_01_run_all_twice_with_deploy_panel_and_pictures(lab, page, model_cache,
 
     name, _ = _prepare(lab, "01_deploy_and_invoke", model_cache)
     _open(page, lab, name)
-    _run_all(page)
+    _run_all(page, shots, "01_deploy_and_invoke")
     _assert_clean(page)
     figures = _figures(page)
     assert figures.count() == 2  # the two cats with their predictions, the latency histogram
@@ -129,7 +137,7 @@ def test_01_run_all_twice_with_deploy_panel_and_pictures(lab, page, model_cache,
     deploy_panel.scroll_into_view_if_needed()
     deploy_panel.screenshot(path=str(shots / "01_deploy_panel_ha_warning.png"))
 
-    _run_all(page)  # Run All a second time in the same kernel
+    _run_all(page, shots, "01_deploy_and_invoke (second Run All)")  # again, in the same kernel
     _assert_clean(page)
     assert _figures(page).count() == 2
     expect(page.locator(".catkit-deploy-panel")).to_contain_text("InService")
@@ -144,7 +152,7 @@ def test_02_scaling_panel_apply_and_teardown(lab, page, model_cache, shots) -> N
     name, run_id = _prepare(lab, "02_autoscaling", model_cache, teardown=False)
     endpoint = f"cat-hat-scaling-{run_id}"
     _open(page, lab, name)
-    _run_all(page)
+    _run_all(page, shots, "02_autoscaling")
     _assert_clean(page)
     assert _figures(page).count() == 2  # instances vs load, 1-minute vs high resolution
     monitor = page.locator(".catkit-live-monitor")
