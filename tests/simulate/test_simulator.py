@@ -185,8 +185,10 @@ def test_simulated_fleet_records_what_sagemaker_records():
                         ["Average", "SampleCount"])
     assert [r["Timestamp"] for r in conc] == [t0, 1_000_060.0, 1_000_070.0]
     assert [r["SampleCount"] for r in conc] == [10, 10, 10]
-    assert conc[1]["Average"] == pytest.approx(float(SVC.peak_concurrency(np.array([3.0]))[0]), rel=1e-3)
-    assert conc[1]["Average"] > float(SVC.concurrency(np.array([3.0]))[0])
+    # two instances behind least-outstanding routing read as one pooled queue, split in two
+    pooled = ServiceModel(max_rps=2 * SVC.max_rps, workers=2 * SVC.workers, timeout_ms=SVC.timeout_ms)
+    assert conc[1]["Average"] == pytest.approx(float(pooled.peak_concurrency(6.0)) / 2, rel=1e-3)
+    assert conc[1]["Average"] > float(pooled.concurrency(6.0)) / 2
     # only windows complete at the fleet's time: the last one ends at t0 + 300
     tail = m.statistics("AWS/SageMaker", "ConcurrentRequestsPerModel", dims, t0, t0 + 400, 10, ["SampleCount"])
     assert tail[-1]["Timestamp"] == t0 + 290
@@ -273,7 +275,7 @@ def test_zero_traffic_reads_zeros_so_the_variant_scales_in_to_min():
 def test_peak_concurrency_statistic_scales_out_at_least_as_much():
     step = shapes.Step(2, 30, at_s=600)
     cfg = ScalingConfig(metric="high_resolution", target_value=4.0)
-    mean = simulate(step, cfg, SVC, duration_s=HOUR)
+    mean = simulate(step, cfg, SVC, duration_s=HOUR, concurrency_statistic="mean")
     peak = simulate(step, cfg, SVC, duration_s=HOUR, concurrency_statistic="peak")
     assert peak.meta["concurrency_statistic"] == "peak"
     assert peak.serving.max() >= mean.serving.max()

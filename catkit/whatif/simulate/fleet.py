@@ -15,9 +15,10 @@ periods complete at the fleet's current time, as if recorded when they ended:
 * ``ConcurrentRequestsPerModel`` (only when a policy tracks it): per epoch-aligned 10-second window,
   what the driver records for a :class:`~catkit.autoscaling.driver.ConcurrencySample` of the window
   (at its start, 1-second resolution, weight = the window's seconds): the concurrency per instance
-  from the :class:`~catkit.whatif.calibrate.ServiceModel` - the expected peak per 10-second sample,
-  which is what the local backend records, or the mean in-flight requests (Little's law)
-  (``concurrency_statistic``).
+  of the :class:`~catkit.whatif.calibrate.ServiceModel` queue at the window's mean load, with the
+  instances serving at the window's end behind least-outstanding-requests routing (as the local
+  backend routes; see :func:`_concurrency_table`) - the expected peak in flight in the window,
+  which is what the backend's sampler records, or the mean in flight (``concurrency_statistic``).
 
 Minutes without traffic get no datapoint here: the driver's idle-zeros rule fills them, as it does
 for the backend. :meth:`SimulatedFleet.forecast` answers the same statistics for periods ahead,
@@ -109,13 +110,11 @@ class SimulatedFleet:
         self.desired = capacity
         self.change: _Change | None = None
         self.now = self.t0  # the time the fleet was last advanced to
-        self._conc = np.zeros(n)  # per-second concurrency per instance ...
-        self._conc_valid = 0  # ... valid up to this second (extended ahead, cut back on changes)
         if concurrency_statistic not in ("peak", "mean"):
             raise ValueError(f"concurrency_statistic is 'mean' or 'peak', got {concurrency_statistic!r}")
         self.concurrency_statistic = concurrency_statistic
         self._lam_grid = np.linspace(0.0, service.max_rps, 4097)
-        self._conc_table: np.ndarray | None = None  # made on first use (the Erlang C sums cost)
+        self._conc_tables: dict[int, np.ndarray] = {}  # serving count -> concurrency table
         self._minutes = _Items(self, 60, _PER_INSTANCE)  # Invocations derive from the same requests
         self._windows = _Items(self, _WINDOW, CONCURRENCY_METRIC)
         metrics.attach(SAGEMAKER_METRICS, _INVOCATIONS, self.dims, _Source(self, _INVOCATIONS))
@@ -146,7 +145,6 @@ class SimulatedFleet:
             self.filled = idx
         else:
             self.fill_to(idx, ahead=0)
-        self._conc_valid = min(self._conc_valid, idx)
         self._minutes.invalidate(idx)
         self._windows.invalidate(idx)
         self.cur_serving, self.cur_billed = serving, billed
@@ -250,33 +248,32 @@ class SimulatedFleet:
             row[slot[heads][keep]] = values[keep]
         return float(first), out[0], out[1], out[2], out[3]
 
-    def _concurrency(self, a: int, b: int) -> np.ndarray:
-        """Per-second concurrency per instance for seconds ``[a, b)`` (computed once per second and
-        instance count: the same value whoever asks, whatever the range)."""
-        v = self._conc_valid
-        if b > v:
-            hi = b  # the items ahead already come in chunks (_Items.AHEAD)
-            self.fill_to(hi, ahead=0)
-            table = self._concurrency_table()
-            lam = self.rate[v:hi] / self.serving[v:hi]
-            conc = np.interp(lam, self._lam_grid, table)
-            self._conc[v:hi] = np.where(lam >= self.service.max_rps, table[-1], conc)
-            self._conc_valid = hi
-        return self._conc[a:b]
-
-    def _concurrency_table(self) -> np.ndarray:
-        """Concurrency per instance versus load per instance, on ``_lam_grid`` (beyond it: saturated)."""
-        if self._conc_table is None:
+    def _concurrency_table(self, instances: int) -> np.ndarray:
+        """Concurrency per instance versus load per instance on ``_lam_grid`` (beyond it:
+        saturated) with ``instances`` serving, kept per count (the queue sums cost)."""
+        table = self._conc_tables.get(instances)
+        if table is None:
             svc = self.service
-            self._conc_table = _concurrency_table(svc.max_rps, svc.workers, svc.timeout_ms, self.concurrency_statistic)
-        return self._conc_table
+            table = self._conc_tables[instances] = _concurrency_table(
+                svc.max_rps, svc.workers, svc.timeout_ms, self.concurrency_statistic, instances)
+        return table
 
     def _item_statistics(self, metric: str, a: int, b: int, heads: np.ndarray) -> tuple[np.ndarray, ...]:
         """Per item of seconds ``[a, b)`` starting at ``heads`` (relative): (count, sum, min, max)."""
         self.fill_to(b)
         if metric == CONCURRENCY_METRIC:
+            # The queue model at the window's mean load per instance (a window's peak is that of the
+            # queue it saw, not an average of per-second states: one busy second is no overload).
+            # The instances sampled are those serving at the window's end.
             seconds = np.diff(np.append(heads, b - a)).astype(np.float64)
-            value = np.add.reduceat(self._concurrency(a, b), heads) / seconds
+            instances = self.serving[a:b][np.append(heads[1:], b - a) - 1]
+            load = np.add.reduceat(self.rate[a:b], heads) / seconds / instances
+            value = np.empty_like(load)
+            for n in np.unique(instances).tolist():
+                at = instances == n
+                table = self._concurrency_table(int(n))
+                value[at] = np.where(load[at] >= self.service.max_rps, table[-1],
+                                     np.interp(load[at], self._lam_grid, table))
             return seconds, value * seconds, value, value
         requests = np.add.reduceat(self.rate[a:b], heads)
         serving = self.serving[a:b]
@@ -289,13 +286,30 @@ class SimulatedFleet:
         )
 
 
-@functools.lru_cache(maxsize=32)
-def _concurrency_table(max_rps: float, workers: int, timeout_ms: float, statistic: str) -> np.ndarray:
-    """Concurrency per instance (``statistic``: "peak" or "mean") on a 4097-point load grid from 0
-    to ``max_rps`` - the queue model depends on these three numbers only; shared by simulations."""
-    model = ServiceModel(max_rps=max_rps, workers=workers, timeout_ms=timeout_ms)
-    grid = np.linspace(0.0, max_rps, 4097)[:-1]
-    conc = model.peak_concurrency(grid) if statistic == "peak" else model.concurrency(grid)
+@functools.lru_cache(maxsize=256)
+def _concurrency_table(max_rps: float, workers: int, timeout_ms: float, statistic: str, instances: int) -> np.ndarray:
+    """Concurrency per instance (``statistic``: "peak" or "mean") of ``instances`` instances behind
+    least-outstanding-requests routing, on a 4097-point grid of load per instance from 0 to
+    ``max_rps``; shared by simulations.
+
+    The local backend routes each request to the instance with the fewest in flight
+    (:func:`catkit.local.fleet.router.least_outstanding`), which keeps the instances within about
+    one request of each other. ASSUMPTION (join-the-shortest-queue read as one pooled queue): the
+    ``n`` instances behave as one M/M/(n c) queue whose in-flight count splits evenly, so the mean
+    per instance is ``pooled_mean(n λ) / n`` and a window peak per instance is ``pooled_peak(n λ)
+    / n`` - but at least the chance that the instance served a request in the window at all
+    (``1 - exp(-(λ T + pooled_mean / n))``: at light load the requests land on idle instances, one
+    each). Within about 10 % of request-level routing through the backend's router and sampler
+    (n = 2..8, 2..75 % load; tests/simulate/test_driver_agreement.py).
+    """
+    model = ServiceModel(max_rps=max_rps * instances, workers=workers * instances, timeout_ms=timeout_ms)
+    per_instance = np.linspace(0.0, max_rps, 4097)[:-1]
+    mean = model.concurrency(per_instance * instances) / instances
+    if statistic == "peak":
+        touched = 1.0 - np.exp(-(per_instance * _WINDOW + mean))
+        conc = np.maximum(model.peak_concurrency(per_instance * instances) / instances, touched)
+    else:
+        conc = mean
     out = np.append(conc, conc[-1])
     out.flags.writeable = False
     return out

@@ -55,8 +55,9 @@ CONCURRENCY_STATISTIC_NOTE = (
     "10 seconds a datapoint carries. ASSUMPTION: the largest (every request received in the window "
     "counts, however short) - what the local backend records (catkit.local.fleet.sampling: the peak "
     "in-flight count per instance since the previous 10-second sample). The simulator defaults to the "
-    "expected value of that peak so that it agrees with the backend; 'mean' (Little's law) reads a "
-    "datapoint as the count at one instant."
+    "expected value of that peak (exact for its M/M/c queue, catkit.whatif.window_peak; instances "
+    "pooled as the backend's least-outstanding-requests routing keeps them) so that it agrees with the "
+    "backend (tests/simulate/test_driver_agreement.py); 'mean' reads a datapoint as the mean in flight."
 )
 
 
