@@ -207,6 +207,7 @@ def action_repeat_interval(period: int) -> int:
     return min(60, period)
 
 
+@functools.lru_cache(maxsize=1024)
 def is_autoscaling_action(arn: str) -> bool:
     """True for Application/EC2 Auto Scaling policy ARNs (``arn:<partition>:autoscaling:...``)."""
     return bool(_AUTOSCALING_ARN.match(arn))

@@ -85,7 +85,7 @@ class SearchSpace:
     night_hours: tuple[int, int] = (20, 7)
     require_ha: bool = True
 
-    def configs(self, service: ServiceModel, concurrency_statistic: str = "peak") -> list[tuple[ScalingConfig, float]]:
+    def configs(self, service: ServiceModel, concurrency_statistic: str = "mean") -> list[tuple[ScalingConfig, float]]:
         """The grid: ``(config, target utilisation)`` pairs, target values from ``service``."""
         lowest = HA_MIN if self.require_ha else 1
         mins = sorted({m for m in self.min_capacities if lowest <= m <= self.max_capacity})
@@ -125,7 +125,7 @@ class SearchSpace:
 
 
 def candidate_configs(
-    service: ServiceModel, *, concurrency_statistic: str = "peak", **space: Any
+    service: ServiceModel, *, concurrency_statistic: str = "mean", **space: Any
 ) -> list[tuple[ScalingConfig, float]]:
     """The grid: ``(config, target utilisation)`` pairs for the :class:`SearchSpace` given by
     ``space`` keywords; see :func:`recommend_scaling`."""
@@ -140,7 +140,7 @@ class _Job:
     provisioning_s: float
     termination_s: float
     slo_p99_ms: float
-    concurrency_statistic: str = "peak"
+    concurrency_statistic: str = "mean"
 
 
 def _row(res: SimulationResult, frac: float, slo: float, max_slow: float) -> dict[str, Any]:
@@ -305,7 +305,7 @@ def recommend_scaling(
     termination_s: float = DEFAULT_TERMINATION_S,
     processes: int | None = None,
     progress: bool = True,
-    concurrency_statistic: str = "peak",
+    concurrency_statistic: str = "mean",
     **space: Any,
 ) -> Recommendation:
     """Sweep scaling settings on ``traffic`` and rank them by cost among those meeting the SLO.
@@ -328,7 +328,10 @@ def recommend_scaling(
     a Dask cluster (Ray: ``ray.util.joblib.register_ray()`` and ``backend="ray"``);
     ``.meta["joblib_backend"]`` says which ran it. ``concurrency_statistic`` ("mean" or "peak", see
     :func:`catkit.whatif.simulate.simulate`) sets how ConcurrentRequestsPerModel reads and so the
-    high-resolution target values. Returns a :class:`Recommendation`.
+    high-resolution target values; it stays "mean" here (simulate's default is "peak", what the local
+    backend samples) because the grid's targets come from one instance's queue, while a window peak
+    per instance falls as instances are added behind least-outstanding routing, so a peak target at
+    a given utilisation does not mean that utilisation. Returns a :class:`Recommendation`.
     """
     if not slo_p99_ms > 0:
         raise ValueError(f"slo_p99_ms must be > 0, got {slo_p99_ms}")
