@@ -24,15 +24,22 @@ call for, and why (CloudWatch's state-reason wording). Rules (AWS CloudWatch use
   repeat while the alarm stays in its state (:func:`action_repeat_interval`).
 * Statistics: SampleCount, Average, Sum, Minimum, Maximum, or an extended statistic (``p99``,
   ``p99.9``, ``tm90`` ...).
+
+:func:`first_eventful` applies the same M-out-of-N rule to many evaluations at once over
+forecast values, to find the first evaluation that can change anything (the scaling driver skips
+the others).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import numpy as np
 
 from catkit.timeconv import from_epoch
 
@@ -52,7 +59,9 @@ __all__ = [
     "decide_state",
     "evaluation_interval",
     "evaluation_range",
+    "first_eventful",
     "is_autoscaling_action",
+    "prefix_counts",
 ]
 
 OK = "OK"
@@ -198,11 +207,13 @@ def action_repeat_interval(period: int) -> int:
     return min(60, period)
 
 
+@functools.lru_cache(maxsize=1024)
 def is_autoscaling_action(arn: str) -> bool:
     """True for Application/EC2 Auto Scaling policy ARNs (``arn:<partition>:autoscaling:...``)."""
     return bool(_AUTOSCALING_ARN.match(arn))
 
 
+@functools.lru_cache(maxsize=4096)
 def _fmt_time(ts: float) -> str:
     return from_epoch(ts).strftime("%d/%m/%y %H:%M:%S")
 
@@ -315,3 +326,77 @@ def decide(
         )
 
     return Outcome(new, reason)
+
+
+def prefix_counts(spec: AlarmSpec, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Running counts of present and of breaching datapoints over ``values`` (one more element
+    than ``values``, starting at 0): what :func:`first_eventful` windows over."""
+    v = np.asarray(values, dtype=np.float64)
+    real = ~np.isnan(v)
+    breach = COMPARISONS[spec.comparison_operator](np.where(real, v, 0.0), float(spec.threshold)) & real
+    zero = np.zeros(1, dtype=np.int64)
+    return np.concatenate((zero, np.cumsum(real))), np.concatenate((zero, np.cumsum(breach)))
+
+
+def first_eventful(
+    spec: AlarmSpec,
+    state: str,
+    values: np.ndarray,
+    newest: np.ndarray,
+    quiet: tuple[float, float] | None = None,
+    transitions: bool = True,
+    counts: tuple[np.ndarray, np.ndarray] | None = None,
+    quiet_for: int | None = None,
+) -> int:
+    """The first of a run of evaluations that can change anything, ``len(newest)`` if none can.
+
+    ``values``: the metric per period, oldest first (NaN: no datapoint); evaluation ``j`` reads the
+    periods up to ``values[newest[j]]``. ``state``: the alarm's state before the run. An evaluation
+    whose last N datapoints are all present (then :func:`decide` takes exactly them) is uneventful
+    when it keeps the state without invoking an Auto Scaling action - or, in ALARM, invokes one while
+    its newest datapoint lies in ``quiet`` (``(low, high)``, inclusive: values for which the engine
+    says the invocation decides nothing; None = every invocation counts). Missing datapoints make an
+    evaluation eventful (the treat-missing rules are not worth predicting).
+
+    ``transitions=False`` also counts state changes as uneventful unless they invoke an action
+    outside ``quiet``: the alarm then keeps its old state until its next evaluation taken. Such a
+    run still stops at the last state change before an evaluation with missing data (whose outcome
+    can depend on the state it starts from), so that state is exact. ``counts``: the
+    :func:`prefix_counts` of ``values`` when the caller keeps them. ``quiet_for``: ``quiet`` holds
+    for the first this many evaluations only (None: for all).
+    """
+    if not len(newest):
+        return 0
+    if any(is_autoscaling_action(a) for a in spec.actions_for(OK)):
+        return 0  # OK-state Auto Scaling actions repeat: not predicted
+    if transitions and state not in (OK, ALARM):
+        return 0
+    n = spec.evaluation_periods
+    v = values
+    cum_real, cum_breach = counts if counts is not None else prefix_counts(spec, values)
+    hi = np.asarray(newest, dtype=np.int64) + 1
+    lo = np.maximum(hi - n, 0)
+    complete = (hi >= n) & (cum_real[hi] - cum_real[lo] == n)
+    alarm = (cum_breach[hi] - cum_breach[lo]) >= spec.m
+    invoked = alarm & any(is_autoscaling_action(a) for a in spec.actions_for(ALARM))
+    if quiet is not None and invoked.any():
+        latest = v[hi - 1]
+        loud = (latest < quiet[0]) | (latest > quiet[1])
+        if quiet_for is not None:
+            loud[quiet_for:] = True
+        invoked &= loud
+    eventful = ~complete | invoked
+    if transitions:
+        eventful |= alarm != (state == ALARM)
+    hits = np.flatnonzero(eventful)
+    first = int(hits[0]) if len(hits) else len(newest)
+    if not transitions and first < len(newest) and not complete[first]:
+        # The state the evaluation with missing data starts from must be exact: stop at the last
+        # change before it (if any), after which the alarm's state is the one it would have.
+        states = np.concatenate(([state == ALARM], alarm[:first])) if state in (OK, ALARM) else None
+        if states is None:
+            return 0
+        changes = np.flatnonzero(states[1:] != states[:-1])
+        if len(changes):
+            return int(changes[-1])
+    return first

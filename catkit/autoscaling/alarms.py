@@ -33,6 +33,7 @@ How the book evaluates (AWS CloudWatch user guide, "Evaluating an alarm"):
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections import deque
@@ -56,6 +57,7 @@ from catkit.autoscaling.alarm_rules import (
     decide_state,
     evaluation_interval,
     evaluation_range,
+    first_eventful,
     is_autoscaling_action,
 )
 from catkit.timeconv import from_epoch
@@ -82,7 +84,9 @@ __all__ = [
     "decide_state",
     "evaluation_interval",
     "evaluation_range",
+    "first_eventful",
     "is_autoscaling_action",
+    "newest_period",
 ]
 
 EVALUATE_PARTIAL_PERIOD = False
@@ -168,6 +172,12 @@ class Alarm:
         return self.spec.alarm_name
 
 
+def newest_period(period: int, now: float) -> float:
+    """Start of the newest period an evaluation at ``now`` reads (see :data:`EVALUATE_PARTIAL_PERIOD`)."""
+    return math.floor(now / period) * period - (0 if EVALUATE_PARTIAL_PERIOD else period)
+
+
+@functools.lru_cache(maxsize=4096)
 def _iso(ts: float) -> str:
     return from_epoch(ts).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
@@ -330,8 +340,9 @@ class AlarmBook:
             outcome, data = self._evaluate_one(alarm, now, metrics)
             changed = None
             if outcome.state is not None and outcome.state != alarm.state_value:
+                doc = data()
                 changed = self._change(
-                    alarm, outcome.state, outcome.reason(), json.dumps(data(), separators=(",", ":")), now
+                    alarm, outcome.state, outcome.reason(), json.dumps(doc, separators=(",", ":")), now, doc
                 )
             if changed is not None:
                 out.append(changed)
@@ -344,6 +355,16 @@ class AlarmBook:
     def next_evaluation(self) -> float:
         """When the next alarm is due for evaluation (inf when there are no alarms)."""
         return min((a.next_evaluation for a in self._alarms.values()), default=math.inf)
+
+    def defer(self, name: str, until: float) -> None:
+        """Skip the evaluations of alarm ``name`` before ``until``: its next one is the first on its
+        interval at or after ``until``. Only for a caller that knows those evaluations would change
+        nothing (the scaling driver, from forecast metrics); state, history and actions stay."""
+        alarm = self._alarms.get(name)
+        if alarm is None or alarm.next_evaluation >= until:
+            return
+        interval = evaluation_interval(alarm.spec.period)
+        alarm.next_evaluation = math.ceil(until / interval) * interval
 
     def pop_actions(self, accept: Callable[[str], bool]) -> list[ActionInvocation]:
         """Remove and return pending action invocations whose action ARN ``accept`` takes."""
@@ -401,7 +422,7 @@ class AlarmBook:
         spec = alarm.spec
         p = spec.period
         r = evaluation_range(spec.evaluation_periods)
-        last_start = math.floor(now / p) * p - (0 if EVALUATE_PARTIAL_PERIOD else p)
+        last_start = newest_period(p, now)
         first_start = last_start - (r - 1) * p
         stat = spec.stat_name
         # Periods read at an earlier evaluation come from the cache, except the newest
@@ -452,7 +473,13 @@ class AlarmBook:
         return outcome, data
 
     def _change(
-        self, alarm: Alarm, state: str, reason: str, reason_data: str | None, now: float
+        self,
+        alarm: Alarm,
+        state: str,
+        reason: str,
+        reason_data: str | None,
+        now: float,
+        reason_doc: dict[str, Any] | None = None,
     ) -> AlarmTransition | None:
         old, old_reason = alarm.state_value, alarm.state_reason
         if state == old:
@@ -461,7 +488,9 @@ class AlarmBook:
         alarm.state_value, alarm.state_reason, alarm.state_reason_data = state, reason, reason_data
         alarm.state_updated = alarm.state_transitioned = now
         new_state: dict[str, Any] = {"stateValue": state, "stateReason": reason}
-        if reason_data:
+        if reason_doc is not None:  # reason_data parsed already
+            new_state["stateReasonData"] = reason_doc
+        elif reason_data:
             try:
                 new_state["stateReasonData"] = json.loads(reason_data)
             except ValueError:

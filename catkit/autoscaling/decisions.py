@@ -23,10 +23,15 @@ Decision rules (aws-facts §1.2, §1.3, §1.8, §1.9):
   Missed runs (the engine was not ticked) run once. After EndTime nothing is reverted.
 * The "current capacity" of a target is what the caller's ``current_capacity(resource_id)``
   returns; for a SageMaker variant that is its DesiredInstanceCount (ASSUMPTION, aws-facts §1.6).
+
+:meth:`DecisionRules.quiet_band` states, from these rules, for which metric values a target-tracking
+alarm that stays in ALARM cannot start an activity (at max/min capacity, in a cooldown, or with a
+proposal equal to the current capacity), so the scaling driver can skip those evaluations.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -43,6 +48,8 @@ if TYPE_CHECKING:
 
 # Not-scaled reasons are recorded at most once per this interval for the same cause and code.
 NOT_SCALED_REPEAT_S = 3600.0
+#: A quiet band that holds for every value, for ever.
+ALWAYS_QUIET = (-math.inf, math.inf, math.inf)
 
 
 @dataclass
@@ -114,6 +121,57 @@ class DecisionRules(EngineState):
             if decision is not None:
                 decisions.append(decision)
         return decisions
+
+    def quiet_band(
+        self, alarm_name: str, now: float, current_capacity: Callable[[str], int | None]
+    ) -> tuple[float, float, float] | None:
+        """``(low, high, until)``: while alarm ``alarm_name`` stays in ALARM, an invocation of its
+        actions before ``until`` whose newest datapoint lies in ``[low, high]`` starts no activity
+        (it may record a not-scaled one), as :meth:`decide` would find with the state it has now.
+        None when the engine cannot tell: step scaling, several policies on one target, bounds
+        about to be enforced."""
+        alarm = self.alarms.get(alarm_name)
+        pkeys = {self._policy_by_arn[a] for a in alarm.spec.actions_for(ALARM) if a in self._policy_by_arn} if (
+            alarm is not None) else set()
+        if not pkeys:
+            return ALWAYS_QUIET  # no policy acts on it
+        if len(pkeys) > 1:
+            return None
+        pkey = pkeys.pop()
+        policy, target = self.policies[pkey], self.targets.get(pkey[0])
+        if target is None or target.key in self.pending:
+            return ALWAYS_QUIET  # decide() skips a target with an activity in progress
+        if policy.policy_type != TARGET_TRACKING or target.bounds_changed:
+            return None
+        if sum(1 for k in self.policies if k[0] == target.key) > 1:
+            return None
+        current = current_capacity(target.resource_id)
+        if current is None:
+            return ALWAYS_QUIET
+        tv = float(policy.config["TargetValue"])
+        cd = self.cooldowns.get(target.key) or Cooldowns()
+        in_out_cd = cd.in_out_cooldown(now)
+        if alarm_name == policy.alarm_roles.get("high"):
+            if target.is_suspended("DynamicScalingOutSuspended") or current >= target.max_capacity:
+                return ALWAYS_QUIET
+            base = cd.out_base if in_out_cd and cd.out_base is not None else current
+            if base <= 0:
+                return None
+            # No scale-out while the proposal from `base` stays at or below the current capacity.
+            high = _edge(lambda v: target_tracking.desired_capacity(base, v, tv) <= current,
+                         tv * current / base, -1.0)
+            return (-math.inf, high, cd.out_until if in_out_cd and cd.out_until is not None else math.inf)
+        if alarm_name != policy.alarm_roles.get("low") or not policy.scale_in_enabled:
+            return ALWAYS_QUIET  # _tt_proposal proposes nothing
+        if target.is_suspended("DynamicScalingInSuspended") or current <= target.min_capacity:
+            return ALWAYS_QUIET
+        running = [t for t in (cd.in_until, cd.out_until) if t is not None and now < t]
+        if running:
+            return (-math.inf, math.inf, max(running))  # scale-in waits for both cooldowns
+        # No scale-in while the proposal stays at the current capacity.
+        low = _edge(lambda v: target_tracking.desired_capacity(current, v, tv) >= current,
+                    tv * (current - 1) / current, 1.0)
+        return (low, math.inf, math.inf)
 
     def _decide(self, target: ScalableTarget, current: int, desired: int, cause: str, now: float) -> Decision:
         word = act.capacity_word(target.service_namespace, target.scalable_dimension)
@@ -325,3 +383,12 @@ class DecisionRules(EngineState):
             not_scaled_reasons=[reason],
         )
 
+
+def _edge(holds: Callable[[float], bool], guess: float, direction: float) -> float:
+    """A value where the monotone condition ``holds``, moving from ``guess`` in ``direction`` (+1
+    up, -1 down) until it does: it then holds for every value further that way."""
+    v, step = guess, abs(guess) * 1e-12 + 1e-300
+    while not holds(v):
+        v += direction * step
+        step *= 2
+    return v

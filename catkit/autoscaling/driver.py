@@ -26,6 +26,19 @@ The AWS rules owned here (sources in shared/aws-facts.md):
 Steps happen on a 10-second grid. A caller may skip grid points where nothing can change
 (:meth:`ScalingDriver.next_step`): idle zeros and concurrency windows of the skipped time are
 caught up at the next step, so the decisions equal those of stepping every 10 seconds.
+
+**Event skipping.** A fleet that can tell its metrics ahead (:meth:`FleetPort.forecast`: the
+offline simulator) lets :meth:`~ScalingDriver.next_step` skip alarm evaluations too. For each alarm
+it reads the forecast values of the periods ahead (with the idle zeros this driver will add) and
+finds the first evaluation that can change anything
+(:func:`~catkit.autoscaling.alarm_rules.first_eventful`): a state change, missing data, or in ALARM
+an action invocation the engine cannot rule out (:meth:`Engine.quiet_band`: not at max/min
+capacity, not in a cooldown, a metric value whose proposal differs from the current capacity).
+The next step is the earliest of those, the next scheduled action and the next fleet change; the
+skipped evaluations are deferred (:meth:`AlarmBook.defer`) at that step, so every alarm evaluates
+on its own interval, as when stepping every 10 s. Decisions, activities (not-scaled records
+aside: they are throttled diagnostics, see the engine) and alarm state histories are the same as
+stepping every 10 seconds (tests/simulate/test_event_skipping.py).
 """
 
 from __future__ import annotations
@@ -33,9 +46,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+import numpy as np
 
 from catkit.autoscaling.engine import Decision, Engine
+from catkit.autoscaling.lookahead import Lookahead
 from catkit.autoscaling.metrics_store import MetricStore
 from catkit.names import (
     AAS_SAGEMAKER,
@@ -52,6 +68,9 @@ MAX_IDLE_CATCH_UP_MINUTES = 60
 #: A customized metric counts as high resolution with sub-minute data this recent.
 HIGH_RESOLUTION_LOOKBACK_S = 3 * 3600.0
 CONCURRENCY_METRIC = "ConcurrentRequestsPerModel"
+IDLE_METRICS = ("Invocations", "InvocationsPerInstance")
+#: How far next_step looks for an eventful alarm evaluation, round by round (seconds).
+LOOKAHEAD_HORIZONS_S = (3600.0, 4 * 3600.0, 16 * 3600.0, 64 * 3600.0, math.inf)
 
 SERVING = ("InService", "Updating")
 
@@ -98,19 +117,41 @@ class FleetPort(Protocol):
     def next_change(self, now: float) -> float | None:
         """When the fleet will next change by itself (a launch finishing), or None."""
 
+    def forecast(
+        self, namespace: str, name: str, dims: Mapping[str, str], statistic: str, period: int, start: float,
+        end: float,
+    ) -> np.ndarray | None:
+        """``statistic`` per ``period`` of a metric the fleet emits, for the periods from ``start``
+        (as many as it can tell, up to ``end``) if nothing changes: exactly what the metric store
+        will answer once they are complete, NaN where there will be no datapoint. None when the
+        fleet cannot tell (real instances): the driver then evaluates every alarm on its interval.
+        Optional: fleets without this method are treated as returning None."""
+
 
 class ScalingDriver:
     """Steps one :class:`Engine` over one :class:`FleetPort` and one :class:`MetricStore`.
 
     The engine's alarms must live in the book the driver evaluates (``engine.alarms``); the
-    driver sets ``engine.is_high_resolution`` (the rule above).
+    driver sets ``engine.is_high_resolution`` (the rule above). ``decisions_only`` (with a
+    forecasting fleet) lets :meth:`next_step` also skip alarm state changes that cannot start an
+    activity: decisions and activities stay the same, alarm histories record such changes at the
+    next evaluation taken instead of when they happened.
     """
 
-    def __init__(self, engine: Engine, metrics: MetricStore, fleet: FleetPort | None = None) -> None:
+    def __init__(
+        self, engine: Engine, metrics: MetricStore, fleet: FleetPort | None = None, *, decisions_only: bool = False
+    ) -> None:
         self.metrics = metrics
         self.fleet = fleet
+        self.lookahead = Lookahead(exact=not decisions_only, idle_catch_up_minutes=MAX_IDLE_CATCH_UP_MINUTES)
+        self._change_at: float | None = None  # when the fleet said it would next change
+        self._signature: tuple = ()  # the engine state the lookahead's answers were given for
         self.engine = engine
         self._idle_done: dict[str, float] = {}  # resource id -> start of the last minute handled
+        self._idle_from: dict[str, float] = {}  # resource id -> first minute the idle rule covers
+        # Evaluations next_step found uneventful: (the step they end at, {alarm name: (its spec,
+        # whether its evaluation at that step is skipped too)}).
+        self._skip: tuple[float, dict[str, tuple[object, bool]]] | None = None
 
     @property
     def engine(self) -> Engine:
@@ -127,8 +168,17 @@ class ScalingDriver:
         """One step at ``now``: fleet -> idle zeros and concurrency -> alarms -> decisions ->
         apply -> settle. Returns the decisions taken (already applied or failed)."""
         fleet = self.fleet
+        skip, self._skip = self._skip, None
+        if skip is not None and skip[0] == now:
+            for name, (spec, silent) in skip[1].items():
+                alarm = self.engine.alarms.get(name)
+                if alarm is not None and alarm.spec is spec:  # not deleted or redefined since
+                    self.engine.alarms.defer(alarm.name, now + 1.0 if silent else now)
         if fleet is not None:
             fleet.advance(now)
+            if self._change_at is not None and now >= self._change_at:
+                self._change_at = None
+                self.lookahead.bump()  # the fleet's forecasts no longer hold
             self._record_concurrency(fleet.concurrency_samples(now))
             self._record_idle_zeros(now, fleet)
         self.engine.alarms.evaluate(now, self.metrics)
@@ -142,21 +192,102 @@ class ScalingDriver:
 
     def next_step(self, now: float) -> float:
         """The next grid time after ``now`` at which a step can change anything: an alarm
-        evaluation, a scheduled action, the fleet finishing a change, or a pending decision."""
-        nxt = self.engine.alarms.next_evaluation()
+        evaluation (with a forecasting fleet: only one that can change anything, see the module
+        docstring), a scheduled action, the fleet finishing a change, or a pending decision.
+        Call :meth:`step` at exactly that time to skip what lies between."""
+        nxt = math.inf
         for action in self.engine.scheduled.values():
             if action.next_run is not None:
                 nxt = min(nxt, action.next_run)
         if self.fleet is not None:
             change = self.fleet.next_change(now)
+            self._change_at = change
             if change is not None:
                 nxt = min(nxt, change)
         if any(t.bounds_changed for t in self.engine.targets.values()):
             nxt = now
         if any(self._awaiting_apply(aid) for aid in self.engine.pending.values()):
             nxt = now
+        alarms = self.engine.alarms.list()
+        forecast = getattr(self.fleet, "forecast", None)
+        signature = self._engine_signature()
+        if signature != self._signature:  # bounds, cooldowns or activities changed: new answers
+            self._signature = signature
+            self.lookahead.bump()
+        if forecast is None:
+            nxt = min(nxt, self.engine.alarms.next_evaluation())
+        else:
+            # Breadth first: every alarm up to a horizon, then a longer one, so that the work is in
+            # proportion to the time until the next step, not to the quietest alarm's horizon.
+            for horizon in LOOKAHEAD_HORIZONS_S:
+                limit = min(nxt, now + horizon)
+                found = min(
+                    (
+                        self.lookahead.next_eventful(
+                            alarm, now, limit, self.engine, self._capacity, forecast, self._idle_zeros
+                        )
+                        for alarm in alarms
+                    ),
+                    default=math.inf,
+                )
+                if found < limit or limit >= nxt:
+                    nxt = min(nxt, found)
+                    break
         grid = math.ceil(nxt / TICK_S) * TICK_S if math.isfinite(nxt) else math.inf
-        return max(grid, (math.floor(now / TICK_S) + 1) * TICK_S)
+        grid = max(grid, (math.floor(now / TICK_S) + 1) * TICK_S)
+        # Evaluations before the step are skipped; at the step, those that would read OK and change
+        # nothing are skipped too.
+        self._skip = None if forecast is None else (grid, {
+            a.name: (a.spec, math.isfinite(grid) and self.lookahead.silent_at(
+                a, now, grid, self.engine, self._capacity, forecast, self._idle_zeros))
+            for a in alarms
+        })
+        return grid
+
+    def _engine_signature(self) -> tuple:
+        """What the engine's quiet bands depend on besides the fleet: bounds, suspensions,
+        cooldowns and activities in progress of every target."""
+        eng = self.engine
+        return tuple(
+            (key, t.min_capacity, t.max_capacity, tuple(sorted(t.suspended.items())), eng.pending.get(key),
+             tuple(vars(eng.cooldowns[key]).values()) if key in eng.cooldowns else None)
+            for key, t in eng.targets.items()
+        )
+
+    def _idle_zeros(self, namespace: str, name: str, dims: Mapping[str, str]) -> Any:
+        """For a metric this driver adds idle zeros to (an auto-scaled variant's Invocations or
+        InvocationsPerInstance): a function adding them to forecast per-minute values - minutes
+        without a datapoint, from the target's first minute on, while it serves."""
+        if namespace != SAGEMAKER_METRICS or name not in IDLE_METRICS:
+            return None
+        rid = next(
+            (
+                t.resource_id
+                for t in self.engine.targets.values()
+                if t.service_namespace == AAS_SAGEMAKER
+                and t.scalable_dimension == VARIANT_INSTANCE_COUNT
+                and (names := parse_variant_resource_id(t.resource_id)) is not None
+                and variant_dimensions(*names) == dict(dims)
+            ),
+            None,
+        )
+        if rid is None:
+            return None
+
+        def add(values: np.ndarray, first: float) -> np.ndarray:
+            # Invocations and InvocationsPerInstance have a datapoint in the same minutes (both are
+            # recorded per request), so a NaN of either forecast is a minute without traffic.
+            assert self.fleet is not None
+            status = self.fleet.variant_status(rid)
+            start = self._idle_from.get(rid)
+            if status is None or status.status not in SERVING or start is None:
+                return values
+            idle = np.isnan(values)
+            if start > first:
+                idle[: min(len(idle), math.ceil((start - first) / 60))] = False
+            return np.where(idle, 0.0, values)
+
+        return add
 
     # ------------------------------------------------------------------ rules
     def is_high_resolution(self, namespace: str, name: str, dims: Mapping[str, str]) -> bool:
@@ -197,6 +328,7 @@ class ScalingDriver:
             done = self._idle_done.get(rid)
             if done is None:  # first seen: from the current minute on
                 self._idle_done[rid] = last_complete
+                self._idle_from[rid] = last_complete + 60
                 continue
             if done >= last_complete:
                 continue
@@ -207,12 +339,7 @@ class ScalingDriver:
             if names is None or status is None or status.status not in SERVING:
                 continue
             dims = variant_dimensions(*names)
-            seen = {
-                float(r["Timestamp"])
-                for r in self.metrics.statistics(
-                    SAGEMAKER_METRICS, "Invocations", dims, first, last_complete + 60, 60, ["SampleCount"]
-                )
-            }
+            seen = self.metrics.datapoint_times(SAGEMAKER_METRICS, "Invocations", dims, first, last_complete + 60, 60)
             minute = first
             while minute <= last_complete:
                 if minute not in seen:
@@ -223,6 +350,7 @@ class ScalingDriver:
     def forget(self, resource_id: str) -> None:
         """Drop per-target bookkeeping (the target was deregistered)."""
         self._idle_done.pop(resource_id, None)
+        self._idle_from.pop(resource_id, None)
 
     # ------------------------------------------------------------------ apply and settle
     def _capacity(self, resource_id: str) -> int | None:
@@ -236,6 +364,7 @@ class ScalingDriver:
     def _apply(self, d: Decision, now: float) -> None:
         assert self.fleet is not None
         try:
+            self.lookahead.bump()
             self.fleet.set_capacity(d.resource_id, d.desired_capacity)
         except ScalingRejected as e:
             self.engine.complete(d.activity_id, False, str(e), now)

@@ -25,6 +25,11 @@ Model (mirrors CloudWatch):
   5 emulated minutes from :meth:`record` and can be forced with :meth:`compact`.
 - Percentiles are unavailable for buckets fed by statistic sets (``StatisticValues``) unless the
   set is a single value (SampleCount 1 or Minimum == Maximum), as in CloudWatch.
+- A metric can also be *attached* as a :class:`MetricSource` that computes its period statistics on
+  demand (:meth:`MetricStore.attach`): the offline simulator's fleet computes a month of per-minute
+  statistic sets from its per-second arrays instead of recording 43,200 of them one by one. Queries
+  merge a source's periods with recorded buckets of the same metric; sources are not aged by
+  retention and have no value distributions (percentiles unavailable, as for statistic sets).
 
 The store does no I/O; :meth:`MetricStore.dumps` / :meth:`MetricStore.loads` turn everything
 recorded into bytes and back (the local backend keeps them across restarts:
@@ -35,14 +40,15 @@ counts recordings, so a caller can tell whether there is anything new to save. I
 
 from __future__ import annotations
 
-import io
 import itertools
 import math
-import pickle
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
+
+from catkit.autoscaling import metrics_dump
 from catkit.autoscaling.metric_statistics import (
     STANDARD_STATISTICS,
     Distribution,
@@ -55,6 +61,7 @@ from catkit.autoscaling.metric_statistics import (
 __all__ = [
     "DEFAULT_RETENTION",
     "MemoryMetrics",
+    "MetricSource",
     "MetricStore",
     "is_extended_statistic",
     "is_percentile_statistic",
@@ -65,24 +72,20 @@ __all__ = [
 DEFAULT_RETENTION: tuple[tuple[int, int], ...] = ((1, 3 * 3600), (60, 15 * 86400))
 
 _COMPACT_EVERY = 300.0
-_DUMP_FORMAT = "catkit-metrics-1"
-
-
-class _DumpReader(pickle.Unpickler):
-    """Unpickles a :meth:`MetricStore.dumps` and nothing else: only the store's own classes."""
-
-    _ALLOWED = frozenset({
-        ("builtins", "frozenset"), ("builtins", "set"), ("array", "array"), ("array", "_array_reconstructor"),
-        ("catkit.autoscaling.metrics_store", "_Bucket"), ("catkit.autoscaling.metrics_store", "_Series"),
-        ("catkit.autoscaling.metric_statistics", "Distribution"), ("catkit.autoscaling.metric_statistics", "_Bins"),
-    })
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"{module}.{name} is not part of a metric store dump")
-        return super().find_class(module, name)
 
 DimensionKey = frozenset  # frozenset[tuple[str, str]]
+
+
+class MetricSource(Protocol):
+    """A metric whose statistics are computed when read instead of recorded (see :meth:`MetricStore.attach`)."""
+
+    def period_statistics(
+        self, start: float, end: float, period: int
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The data whose storage buckets start in ``[start, end)``, grouped into epoch-aligned
+        ``period`` periods: ``(first period start, sample counts, sums, minima, maxima)``, one array
+        element per consecutive period from the first (count 0: no data in that period)."""
+        ...
 
 
 class _Bucket:
@@ -106,6 +109,14 @@ class _Bucket:
             self.maximum = value
         if self.dist is not None:
             self.dist.add(value, count)
+
+    @classmethod
+    def of_set(cls, sample_count: float, total: float, minimum: float, maximum: float) -> _Bucket:
+        """A bucket holding one statistic set and no distribution (a source's period)."""
+        bucket = cls.__new__(cls)
+        bucket.count, bucket.total, bucket.minimum, bucket.maximum = sample_count, total, minimum, maximum
+        bucket.dist = None
+        return bucket
 
     def add_pairs(self, pairs: Iterable[tuple[float, float]]) -> None:
         """Add each ``(value, count)``."""
@@ -183,27 +194,32 @@ class MetricStore:
         # (namespace, name, frozenset(dims.items())) -> {unit: _Series}
         self._series: dict[tuple[str, str, frozenset], dict[str, _Series]] = {}
         self.changes = 0  # recordings and compactions so far (what a saved copy can be compared by)
+        # Attached metrics computed on demand: same key -> {unit: MetricSource}
+        self._sources: dict[tuple[str, str, frozenset], dict[str, MetricSource]] = {}
 
     # ---------------------------------------------------------------- snapshots
     def dumps(self) -> bytes:
         """Everything recorded, as bytes for :meth:`loads` (e.g. to keep metric data across restarts)."""
         with self._lock:
-            return pickle.dumps((_DUMP_FORMAT, self._retention, self._latest, self._series), protocol=5)
+            return metrics_dump.dump(self._retention, self._latest, self._series)
 
     def loads(self, data: bytes) -> None:
         """Replace the data with what :meth:`dumps` returned (ValueError if it is not such a dump,
         or was made with other retention tiers). Only the store's own classes are unpickled."""
-        try:
-            fmt, retention, latest, series = _DumpReader(io.BytesIO(data)).load()
-        except Exception as exc:
-            raise ValueError(f"not a metric store dump: {exc}") from exc
-        if fmt != _DUMP_FORMAT or tuple(retention) != self._retention or not isinstance(series, dict):
-            raise ValueError("the metric store dump has another format or other retention tiers")
+        latest, series = metrics_dump.load(data, self._retention)
         with self._lock:
             self._series = series
             self._latest = max(self._latest, float(latest))
             self._next_compact = -math.inf
             self.changes += 1
+
+    def attach(
+        self, namespace: str, name: str, dimensions: Mapping[str, str], source: MetricSource, unit: str = "None"
+    ) -> None:
+        """Serve ``(namespace, name, dimensions)`` with ``unit`` from ``source`` (replacing an earlier
+        one): queries read its periods as if they had been recorded as statistic sets."""
+        with self._lock:
+            self._sources.setdefault((namespace, name, frozenset(dimensions.items())), {})[unit] = source
 
     # ---------------------------------------------------------------- recording
     def record(
@@ -416,8 +432,9 @@ class MetricStore:
         groups: dict[int, _Bucket] = {}
         units_seen: set[str] = set()
         with self._lock:
-            units = self._series.get(key)
-            if not units:
+            units = self._series.get(key) or {}
+            sources = dict(self._sources.get(key) or {})
+            if not units and not sources:
                 return []
             for series_unit, series in units.items():
                 if unit is not None and series_unit != unit:
@@ -430,6 +447,11 @@ class MetricStore:
                         if group is None:
                             group = groups[pstart] = _Bucket(want_dist)
                         group.merge(bucket)
+        for source_unit, source in sources.items():
+            if unit is None or source_unit == unit:
+                # Sources keep no distributions when the store keeps none (the simulator's).
+                dist = want_dist and self._percentiles
+                _merge_source(groups, units_seen, source_unit, source, start, end, period, dist)
         out: list[dict[str, Any]] = []
         out_unit = units_seen.pop() if len(units_seen) == 1 else "None"
         for pstart in sorted(groups):
@@ -456,6 +478,27 @@ class MetricStore:
             out.append(point)
         return out
 
+    def datapoint_times(
+        self, namespace: str, name: str, dimensions: Mapping[str, str], start: float, end: float, period: int
+    ) -> set[float]:
+        """Starts of the epoch-aligned ``period`` periods in ``[start, end)`` holding data: what
+        ``statistics(..., ["SampleCount"])`` would return timestamps for, more cheaply."""
+        period = int(period)
+        key = (namespace, name, frozenset(dimensions.items()))
+        out: set[float] = set()
+        with self._lock:
+            sources = list((self._sources.get(key) or {}).values())
+            for series in (self._series.get(key) or {}).values():
+                for (width, _), buckets in zip(self._retention, series.tiers, strict=True):
+                    out.update(
+                        float((b // period) * period) for b, bucket in _buckets_in_range(buckets, width, start, end)
+                        if bucket.count > 0
+                    )
+        for source in sources:
+            first, counts, _, _, _ = source.period_statistics(start, end, period)
+            out.update((first + period * np.flatnonzero(counts > 0)).tolist())
+        return out
+
     def list_metrics(
         self,
         namespace: str | None = None,
@@ -471,7 +514,9 @@ class MetricStore:
         """
         out: list[tuple[str, str, dict[str, str]]] = []
         with self._lock:
-            for (ns, name, dims), units in self._series.items():
+            sourced = [(k, {u: math.inf for u in v}) for k, v in self._sources.items() if k not in self._series]
+            series = [(k, {u: s.last_timestamp for u, s in v.items()}) for k, v in self._series.items()]
+            for (ns, name, dims), last_seen in series + sourced:
                 if namespace is not None and ns != namespace:
                     continue
                 if metric_name is not None and name != metric_name:
@@ -481,7 +526,7 @@ class MetricStore:
                     k in dim_map and (v is None or dim_map[k] == v) for k, v in dimensions.items()
                 ):
                     continue
-                if active_since is not None and max(s.last_timestamp for s in units.values()) < active_since:
+                if active_since is not None and max(last_seen.values()) < active_since:
                     continue
                 out.append((ns, name, dim_map))
         out.sort(key=lambda m: (m[0], m[1], sorted(m[2].items())))
@@ -491,6 +536,42 @@ class MetricStore:
         """Number of storage buckets held (for tests and memory diagnostics)."""
         with self._lock:
             return sum(len(b) for units in self._series.values() for s in units.values() for b in s.tiers)
+
+
+def _merge_source(
+    groups: dict[int, _Bucket],
+    units_seen: set[str],
+    unit: str,
+    source: MetricSource,
+    start: float,
+    end: float,
+    period: int,
+    want_dist: bool,
+) -> None:
+    """Add a source's periods to the query's ``groups`` (one statistic set per period)."""
+    first, counts, totals, minima, maxima = source.period_statistics(start, end, period)
+    have = np.flatnonzero(counts > 0)
+    if not len(have):
+        return
+    units_seen.add(unit)
+    rows = zip(
+        have.tolist(),
+        counts[have].tolist(),
+        totals[have].tolist(),
+        minima[have].tolist(),
+        maxima[have].tolist(),
+        strict=True,
+    )
+    base = int(first)
+    for k, count, total, minimum, maximum in rows:
+        pstart = base + k * period
+        group = groups.get(pstart)
+        if group is None:
+            if not want_dist or minimum != maximum:  # no distribution to keep (as add_set decides)
+                groups[pstart] = _Bucket.of_set(count, total, minimum, maximum)
+                continue
+            group = groups[pstart] = _Bucket(want_dist)
+        group.add_set(count, total, minimum, maximum)
 
 
 def _buckets_in_range(

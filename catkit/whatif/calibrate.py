@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from catkit.whatif import window_peak
+
 DEFAULT_LEVELS = (1, 2, 4, 8, 16, 32)
 
 
@@ -128,28 +130,26 @@ class ServiceModel:
 
     def peak_concurrency(self, rps_per_instance: Any, window_s: float = 10.0) -> np.ndarray:
         """Expected peak of the in-flight count over a ``window_s`` window (what the local backend
-        samples as ConcurrentRequestsPerModel: the peak since the previous 10-second sample).
-
-        Approximation: the in-flight count is Poisson with the mean :meth:`concurrency` and is
-        sampled ``m = 1 + window_s / mean latency`` independent times; ``E[max] = Σ_k 1 - F(k)^m``.
-        Never below the mean.
+        samples as ConcurrentRequestsPerModel: the peak since the previous 10-second sample), for
+        this M/M/c queue started in its stationary state - exact up to ``RHO_EXACT`` of saturation
+        (:mod:`catkit.whatif.window_peak`); above it the mean times the peak-to-mean ratio found
+        there (ASSUMPTION: the last 2 % of load, where both approach the overload cap). Never below
+        the mean nor above the cap.
         """
         lam = np.asarray(rps_per_instance, dtype=np.float64)
         mean = self.concurrency(lam)
-        flat = np.atleast_1d(mean).astype(np.float64)
-        lam1 = np.atleast_1d(lam)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sojourn_s = np.where(lam1 > 0, flat / np.maximum(lam1, 1e-300), 1.0)
-        m = 1.0 + window_s / np.maximum(sojourn_s, 1e-9)
-        kmax = int(np.nanmax(flat) + 10 * math.sqrt(np.nanmax(flat) + 1) + 20) if flat.size else 0
-        pmf = np.exp(-flat)  # P(N = 0)
-        cdf = pmf.copy()
-        expect = np.zeros_like(flat)
-        for k in range(kmax + 1):
-            expect += 1.0 - cdf**m
-            pmf = pmf * flat / (k + 1)
-            cdf = np.minimum(cdf + pmf, 1.0)
-        out = np.maximum(expect, flat)
+        flat_lam = np.atleast_1d(lam).astype(np.float64)
+        flat_mean = np.atleast_1d(mean).astype(np.float64)
+        cap = self.workers + self.max_rps * self.timeout_ms / 1000.0  # requests an instance holds at most
+        table = window_peak.peak_table(float(self.max_rps), int(self.workers), float(self.timeout_ms), float(window_s))
+        if table is None:
+            out = window_peak.poisson_peak(flat_mean, flat_lam, window_s)
+        else:  # exact on the grid; above it the mean in the peak-to-mean ratio at the grid's top
+            grid, peaks = table
+            top = float(grid[-1])
+            ratio = float(peaks[-1]) / max(float(self.concurrency(top)), 1e-12)
+            out = np.where(flat_lam <= top, np.interp(flat_lam, grid, peaks), flat_mean * ratio)
+        out = np.maximum(np.minimum(out, cap), flat_mean)
         return out.reshape(np.shape(mean)) if np.ndim(mean) else out[0]
 
     def _base_quantile(self, q: float) -> float:

@@ -328,7 +328,10 @@ def recommend_scaling(
     a Dask cluster (Ray: ``ray.util.joblib.register_ray()`` and ``backend="ray"``);
     ``.meta["joblib_backend"]`` says which ran it. ``concurrency_statistic`` ("mean" or "peak", see
     :func:`catkit.whatif.simulate.simulate`) sets how ConcurrentRequestsPerModel reads and so the
-    high-resolution target values. Returns a :class:`Recommendation`.
+    high-resolution target values; it stays "mean" here (simulate's default is "peak", what the local
+    backend samples) because the grid's targets come from one instance's queue, while a window peak
+    per instance falls as instances are added behind least-outstanding routing, so a peak target at
+    a given utilisation does not mean that utilisation. Returns a :class:`Recommendation`.
     """
     if not slo_p99_ms > 0:
         raise ValueError(f"slo_p99_ms must be > 0, got {slo_p99_ms}")

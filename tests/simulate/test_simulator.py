@@ -179,12 +179,19 @@ def test_simulated_fleet_records_what_sagemaker_records():
     # only complete minutes are recorded: the minute at 1_000_320 is still running at t0 + 300
     last = m.statistics("AWS/SageMaker", "Invocations", dims, 1_000_260.0, 1_000_400.0, 60, ["Sum"])
     assert [r["Timestamp"] for r in last] == [1_000_260.0]
-    # concurrency per instance, one statistic set per epoch-aligned 10-second window
-    samples = fleet.concurrency_samples(t0 + 300)
-    assert [s.start for s in samples[:3]] == [t0, 1_000_060.0, 1_000_070.0]
-    assert samples[0].weight == 10 and samples[1].weight == 10
-    assert samples[1].values[0] == pytest.approx(float(SVC.concurrency(np.array([3.0]))[0]))
-    assert fleet.concurrency_samples(t0 + 300) == []  # each window once
+    # concurrency per instance, one statistic set per epoch-aligned 10-second window (weight: its
+    # seconds), the expected per-window peak by default - what the backend samples
+    conc = m.statistics("AWS/SageMaker", "ConcurrentRequestsPerModel", dims, t0, 1_000_080.0, 10,
+                        ["Average", "SampleCount"])
+    assert [r["Timestamp"] for r in conc] == [t0, 1_000_060.0, 1_000_070.0]
+    assert [r["SampleCount"] for r in conc] == [10, 10, 10]
+    # two instances behind least-outstanding routing read as one pooled queue, split in two
+    pooled = ServiceModel(max_rps=2 * SVC.max_rps, workers=2 * SVC.workers, timeout_ms=SVC.timeout_ms)
+    assert conc[1]["Average"] == pytest.approx(float(pooled.peak_concurrency(6.0)) / 2, rel=1e-3)
+    assert conc[1]["Average"] > float(pooled.concurrency(6.0)) / 2
+    # only windows complete at the fleet's time: the last one ends at t0 + 300
+    tail = m.statistics("AWS/SageMaker", "ConcurrentRequestsPerModel", dims, t0, t0 + 400, 10, ["SampleCount"])
+    assert tail[-1]["Timestamp"] == t0 + 290
     # the store of the simulator keeps no distributions: percentiles are not available
     assert "p99" not in m.statistics("AWS/SageMaker", "Invocations", dims, 1_000_080.0, 1_000_140.0, 60,
                                      ["Sum", "p99"])[0]
@@ -268,7 +275,7 @@ def test_zero_traffic_reads_zeros_so_the_variant_scales_in_to_min():
 def test_peak_concurrency_statistic_scales_out_at_least_as_much():
     step = shapes.Step(2, 30, at_s=600)
     cfg = ScalingConfig(metric="high_resolution", target_value=4.0)
-    mean = simulate(step, cfg, SVC, duration_s=HOUR)
+    mean = simulate(step, cfg, SVC, duration_s=HOUR, concurrency_statistic="mean")
     peak = simulate(step, cfg, SVC, duration_s=HOUR, concurrency_statistic="peak")
     assert peak.meta["concurrency_statistic"] == "peak"
     assert peak.serving.max() >= mean.serving.max()

@@ -5,39 +5,49 @@ is driven by the same :class:`~catkit.autoscaling.driver.ScalingDriver` step as 
 It keeps per-second arrays of serving and billed instances, filled segment by segment as the fleet
 changes (it is piecewise constant: counts change only when a decision is applied or finishes).
 
-What it emits into the one :class:`~catkit.autoscaling.metrics_store.MetricStore`, per minute
-(each minute once it is complete: readers only ever look at complete periods):
+Its data-plane metrics are not recorded datapoint by datapoint: they are attached to the one
+:class:`~catkit.autoscaling.metrics_store.MetricStore` as sources (:meth:`MetricStore.attach`)
+that compute, when read, what SageMaker would have emitted from the per-second arrays - only
+periods complete at the fleet's current time, as if recorded when they ended:
 
-* ``Invocations``: a statistic set with one sample per request (Sum = requests);
+* ``Invocations``: per minute a statistic set with one sample per request (Sum = requests);
 * ``InvocationsPerInstance``: each request counts ``1 / serving instances`` (Sum per minute);
-* ``ConcurrentRequestsPerModel`` (only when a policy tracks it): per 10-second window, the
-  concurrency per instance from the :class:`~catkit.whatif.calibrate.ServiceModel` - the mean
-  in-flight requests (Little's law) or the expected peak per 10-second sample, which is what the
-  local backend observes (``concurrency_statistic``).
+* ``ConcurrentRequestsPerModel`` (only when a policy tracks it): per epoch-aligned 10-second window,
+  what the driver records for a :class:`~catkit.autoscaling.driver.ConcurrencySample` of the window
+  (at its start, 1-second resolution, weight = the window's seconds): the concurrency per instance
+  of the :class:`~catkit.whatif.calibrate.ServiceModel` queue at the window's mean load, with the
+  instances serving at the window's end behind least-outstanding-requests routing (as the local
+  backend routes; see :func:`_concurrency_table`) - the expected peak in flight in the window,
+  which is what the backend's sampler records, or the mean in flight (``concurrency_statistic``).
 
 Minutes without traffic get no datapoint here: the driver's idle-zeros rule fills them, as it does
-for the backend. Applying a decision follows UpdateEndpointWeightsAndCapacities semantics: the
-variant is ``Updating`` until the change is done. Scale-out: new instances are billed from the
-decision (ASSUMPTION: AWS bills instances while they launch) and serve after ``provisioning_s``.
-Scale-in: removed instances stop taking traffic at once and are billed until ``termination_s``
-later, when the variant is InService again.
+for the backend. :meth:`SimulatedFleet.forecast` answers the same statistics for periods ahead,
+assuming the instance counts stay as they are; the driver uses it to skip steps that cannot change
+anything. Applying a decision follows UpdateEndpointWeightsAndCapacities semantics: the variant is
+``Updating`` until the change is done. Scale-out: new instances are billed from the decision
+(ASSUMPTION: AWS bills instances while they launch) and serve after ``provisioning_s``. Scale-in:
+removed instances stop taking traffic at once and are billed until ``termination_s`` later, when
+the variant is InService again.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from catkit.autoscaling.driver import TICK_S, ConcurrencySample, VariantStatus
+from catkit.autoscaling.driver import CONCURRENCY_METRIC, TICK_S, ConcurrencySample, VariantStatus
 from catkit.autoscaling.metrics_store import MetricStore
 from catkit.names import SAGEMAKER_METRICS
 from catkit.whatif.calibrate import ServiceModel
 
-FILL_AHEAD_S = 3600  # per-second arrays are filled this far ahead of the reads in one vector op
+FILL_AHEAD_S = 600  # per-second arrays are filled this far ahead of the reads in one vector op
 _WINDOW = int(TICK_S)
+_INVOCATIONS, _PER_INSTANCE = "Invocations", "InvocationsPerInstance"
+_STATISTICS = ("Sum", "SampleCount", "Average", "Minimum", "Maximum")
 
 
 @dataclass
@@ -46,6 +56,20 @@ class _Change:
 
     ready_at: float
     serving: int
+
+
+class _Source:
+    """One metric of the fleet as a :class:`~catkit.autoscaling.metrics_store.MetricSource`."""
+
+    def __init__(self, fleet: SimulatedFleet, metric: str) -> None:
+        self.fleet, self.metric = fleet, metric
+
+    def period_statistics(
+        self, start: float, end: float, period: int
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        unit = _WINDOW if self.metric == CONCURRENCY_METRIC else 60
+        emitted = math.floor(self.fleet.now / unit) * unit  # items that ended by now
+        return self.fleet.period_statistics(self.metric, start, min(end, emitted), period, first_at=start)
 
 
 class SimulatedFleet:
@@ -63,11 +87,13 @@ class SimulatedFleet:
         *,
         provisioning_s: float,
         termination_s: float,
-        concurrency_statistic: str = "mean",
+        concurrency_statistic: str = "peak",
         emit_concurrency: bool = True,
     ) -> None:
         self.rate = rate
-        self.t0 = t0
+        self.t0 = float(t0)
+        if self.t0 != math.floor(self.t0):
+            raise ValueError(f"t0 is a whole second, got {t0}")
         self.resource_id = resource_id
         self.dims = dict(dims)
         self.service = service
@@ -83,21 +109,19 @@ class SimulatedFleet:
         self.cur_billed = capacity
         self.desired = capacity
         self.change: _Change | None = None
-        self.cum_rate = np.concatenate(([0.0], np.cumsum(rate)))
-        self.now = t0  # the time the fleet was last advanced to
-        self._recorded = 0  # seconds whose data-plane metrics are in the store (whole minutes)
-        self._conc_cum = np.zeros(len(rate) + 1)  # cumulative per-second concurrency per instance
-        self._conc_valid = 0  # ... valid up to this second (extended ahead, cut back on changes)
-        self._sampled = 0  # start (seconds from t0) of the next concurrency window to sample
-        # Concurrency per instance versus load, as a lookup table (the Erlang C sum is per call).
-        self._lam_grid = np.linspace(0.0, service.max_rps, 4097)
-        if concurrency_statistic == "peak":
-            conc = service.peak_concurrency(self._lam_grid[:-1])
-        elif concurrency_statistic == "mean":
-            conc = service.concurrency(self._lam_grid[:-1])
-        else:
+        self.now = self.t0  # the time the fleet was last advanced to
+        if concurrency_statistic not in ("peak", "mean"):
             raise ValueError(f"concurrency_statistic is 'mean' or 'peak', got {concurrency_statistic!r}")
-        self._conc = np.append(conc, conc[-1])
+        self.concurrency_statistic = concurrency_statistic
+        self._lam_grid = np.linspace(0.0, service.max_rps, 4097)
+        self._conc_tables: dict[int, np.ndarray] = {}  # serving count -> concurrency table
+        self._minutes = _Items(self, 60, _PER_INSTANCE)  # Invocations derive from the same requests
+        self._windows = _Items(self, _WINDOW, CONCURRENCY_METRIC)
+        metrics.attach(SAGEMAKER_METRICS, _INVOCATIONS, self.dims, _Source(self, _INVOCATIONS))
+        metrics.attach(SAGEMAKER_METRICS, _PER_INSTANCE, self.dims, _Source(self, _PER_INSTANCE))
+        if emit_concurrency:
+            metrics.attach(SAGEMAKER_METRICS, CONCURRENCY_METRIC, self.dims, _Source(self, CONCURRENCY_METRIC),
+                           unit="Count")
 
     # ------------------------------------------------------------------ per-second arrays
     def at(self, ts: float) -> int:
@@ -121,7 +145,8 @@ class SimulatedFleet:
             self.filled = idx
         else:
             self.fill_to(idx, ahead=0)
-        self._conc_valid = min(self._conc_valid, idx)
+        self._minutes.invalidate(idx)
+        self._windows.invalidate(idx)
         self.cur_serving, self.cur_billed = serving, billed
 
     def finish(self) -> None:
@@ -138,7 +163,6 @@ class SimulatedFleet:
         if ch is not None and ch.ready_at <= now:
             self.set_counts(self.at(ch.ready_at), ch.serving, ch.serving)
             self.change = None
-        self._record_invocations(self.at(math.floor(now / 60) * 60))
 
     def variant_status(self, resource_id: str) -> VariantStatus | None:
         if resource_id != self.resource_id:
@@ -158,59 +182,195 @@ class SimulatedFleet:
         self.change = _Change(ready, desired)
 
     def concurrency_samples(self, now: float) -> list[ConcurrencySample]:
-        if not self.emit_concurrency:
-            return []
-        a = self._sampled
-        end = int(math.floor(now / _WINDOW) * _WINDOW - self.t0)  # windows are epoch-aligned
-        end = min(end, len(self.rate))
-        if end <= a:
-            return []
-        self._sampled = end
-        cum = self._concurrency_cum(end)
-        first = math.ceil((self.t0 + a) / _WINDOW) * _WINDOW - self.t0  # a partial first window
-        out = []
-        i = a
-        j = int(first) if first > a else a + _WINDOW
-        while i < end:
-            j = min(j, end)
-            out.append(ConcurrencySample(self.t0 + i, self.dims, ((cum[j] - cum[i]) / (j - i),), weight=j - i))
-            i, j = j, j + _WINDOW
-        return out
+        """None: the fleet's concurrency windows reach the store through its attached source."""
+        return []
 
     def next_change(self, now: float) -> float | None:
         return self.change.ready_at if self.change is not None else None
 
-    # ------------------------------------------------------------------ metrics
-    def _concurrency_cum(self, end: int) -> np.ndarray:
-        """Cumulative per-second concurrency per instance, valid at least up to ``end``."""
-        v = self._conc_valid
-        if end > v:
-            hi = min(len(self.rate), max(end, v + FILL_AHEAD_S))
-            self.fill_to(hi, ahead=0)
-            lam = self.rate[v:hi] / self.serving[v:hi]
-            conc = np.interp(lam, self._lam_grid, self._conc)
-            conc = np.where(lam >= self.service.max_rps, self._conc[-1], conc)
-            self._conc_cum[v + 1 : hi + 1] = self._conc_cum[v] + np.cumsum(conc)
-            self._conc_valid = hi
-        return self._conc_cum
+    def forecast(
+        self, namespace: str, name: str, dims: Mapping[str, str], statistic: str, period: int, start: float,
+        end: float,
+    ) -> np.ndarray | None:
+        """``statistic`` of the metric for the periods ``start, start + period, ...`` before ``end``
+        if the instance counts stay as they are now (NaN: no datapoint); None for metrics the fleet
+        does not emit. Values equal what the store will answer for those periods once complete."""
+        metrics = (_INVOCATIONS, _PER_INSTANCE, CONCURRENCY_METRIC) if self.emit_concurrency else (
+            _INVOCATIONS, _PER_INSTANCE)
+        if namespace != SAGEMAKER_METRICS or name not in metrics or dict(dims) != self.dims:
+            return None
+        if statistic not in _STATISTICS or start % period:
+            return None
+        # Only periods that end within the traffic: the fleet cannot tell what comes after it.
+        end = min(end, start + max(0, math.floor((self.t0 + len(self.rate) - start) / period)) * period)
+        _, count, total, minimum, maximum = self.period_statistics(name, start, end, period, first_at=start)
+        if statistic == "Average":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                value = total / count
+        else:
+            value = {"Sum": total, "SampleCount": count, "Minimum": minimum, "Maximum": maximum}[statistic]
+        return np.where(count > 0, value, np.nan)
 
-    def _record_invocations(self, idx: int) -> None:
-        """Record Invocations / InvocationsPerInstance for seconds ``[recorded, idx)``, per minute."""
-        a = self._recorded
-        if idx <= a:
-            return
-        self.fill_to(idx)
-        record = self.metrics.record_statistics
-        i = a
-        while i < idx:
-            j = min(idx, (int(self.t0 + i) // 60 + 1) * 60 - int(self.t0))
-            total = float(self.cum_rate[j] - self.cum_rate[i])
-            if total > 0:
-                serving = self.serving[i:j]
-                per = float(np.dot(self.rate[i:j], 1.0 / serving))
-                stamp = self.t0 + i
-                record(SAGEMAKER_METRICS, "Invocations", self.dims, total, total, 1.0, 1.0, stamp)
-                lo, hi = 1.0 / float(serving.max()), 1.0 / float(serving.min())
-                record(SAGEMAKER_METRICS, "InvocationsPerInstance", self.dims, total, per, lo, hi, stamp)
-            i = j
-        self._recorded = idx
+    # ------------------------------------------------------------------ metrics
+    def period_statistics(
+        self, metric: str, start: float, end: float, period: int, first_at: float
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Statistic sets of ``metric`` for the items (minutes; 10-second windows for concurrency)
+        whose storage buckets start in ``[start, end)``, per epoch-aligned ``period`` from the
+        period of ``first_at``: ``(first period start, counts, sums, minima, maxima)``."""
+        period = int(period)
+        first = math.floor(first_at / period) * period
+        span = max(0, math.ceil((end - first) / period))
+        items = self._windows if metric == CONCURRENCY_METRIC else self._minutes
+        k_lo, k_hi = items.select(start, end)
+        if not span or k_hi <= k_lo:
+            empty = np.zeros(span)
+            return float(first), empty, empty, empty, empty
+        count, total, minimum, maximum = items.statistics(k_lo, k_hi)
+        if metric == _INVOCATIONS:  # one sample of 1 per request
+            ones = np.ones_like(count)
+            total, minimum, maximum = count, ones, ones
+        if (period == items.unit and k_hi - k_lo == span and items.regular(k_lo)
+                and first == items.base + k_lo * items.unit):
+            return float(first), count, total, minimum, maximum  # the common read: one item per period
+        stamps = items.stamps(k_lo, k_hi)
+        out = np.zeros((4, span))
+        slot = ((np.floor(stamps / period) * period - first) // period).astype(np.int64)
+        heads = np.concatenate(([0], np.flatnonzero(np.diff(slot)) + 1))
+        keep = (slot[heads] >= 0) & (slot[heads] < span)
+        grouped = (
+            np.add.reduceat(count, heads),
+            np.add.reduceat(total, heads),
+            np.minimum.reduceat(minimum, heads),
+            np.maximum.reduceat(maximum, heads),
+        )
+        for row, values in zip(out, grouped, strict=True):
+            row[slot[heads][keep]] = values[keep]
+        return float(first), out[0], out[1], out[2], out[3]
+
+    def _concurrency_table(self, instances: int) -> np.ndarray:
+        """Concurrency per instance versus load per instance on ``_lam_grid`` (beyond it:
+        saturated) with ``instances`` serving, kept per count (the queue sums cost)."""
+        table = self._conc_tables.get(instances)
+        if table is None:
+            svc = self.service
+            table = self._conc_tables[instances] = _concurrency_table(
+                svc.max_rps, svc.workers, svc.timeout_ms, self.concurrency_statistic, instances)
+        return table
+
+    def _item_statistics(self, metric: str, a: int, b: int, heads: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per item of seconds ``[a, b)`` starting at ``heads`` (relative): (count, sum, min, max)."""
+        self.fill_to(b)
+        if metric == CONCURRENCY_METRIC:
+            # The queue model at the window's mean load per instance (a window's peak is that of the
+            # queue it saw, not an average of per-second states: one busy second is no overload).
+            # The instances sampled are those serving at the window's end.
+            seconds = np.diff(np.append(heads, b - a)).astype(np.float64)
+            instances = self.serving[a:b][np.append(heads[1:], b - a) - 1]
+            load = np.add.reduceat(self.rate[a:b], heads) / seconds / instances
+            value = np.empty_like(load)
+            for n in np.unique(instances).tolist():
+                at = instances == n
+                table = self._concurrency_table(int(n))
+                value[at] = np.where(load[at] >= self.service.max_rps, table[-1],
+                                     np.interp(load[at], self._lam_grid, table))
+            return seconds, value * seconds, value, value
+        requests = np.add.reduceat(self.rate[a:b], heads)
+        serving = self.serving[a:b]
+        per_instance = np.add.reduceat(self.rate[a:b] / serving, heads)
+        return (
+            requests,
+            per_instance,
+            1.0 / np.maximum.reduceat(serving, heads),
+            1.0 / np.minimum.reduceat(serving, heads),
+        )
+
+
+@functools.lru_cache(maxsize=256)
+def _concurrency_table(max_rps: float, workers: int, timeout_ms: float, statistic: str, instances: int) -> np.ndarray:
+    """Concurrency per instance (``statistic``: "peak" or "mean") of ``instances`` instances behind
+    least-outstanding-requests routing, on a 4097-point grid of load per instance from 0 to
+    ``max_rps``; shared by simulations.
+
+    The local backend routes each request to the instance with the fewest in flight
+    (:func:`catkit.local.fleet.router.least_outstanding`), which keeps the instances within about
+    one request of each other. ASSUMPTION (join-the-shortest-queue read as one pooled queue): the
+    ``n`` instances behave as one M/M/(n c) queue whose in-flight count splits evenly, so the mean
+    per instance is ``pooled_mean(n λ) / n`` and a window peak per instance is ``pooled_peak(n λ)
+    / n`` - but at least the chance that the instance served a request in the window at all
+    (``1 - exp(-(λ T + pooled_mean / n))``: at light load the requests land on idle instances, one
+    each). Within about 10 % of request-level routing through the backend's router and sampler
+    (n = 2..8, 2..75 % load; tests/simulate/test_driver_agreement.py).
+    """
+    model = ServiceModel(max_rps=max_rps * instances, workers=workers * instances, timeout_ms=timeout_ms)
+    per_instance = np.linspace(0.0, max_rps, 4097)[:-1]
+    mean = model.concurrency(per_instance * instances) / instances
+    if statistic == "peak":
+        touched = 1.0 - np.exp(-(per_instance * _WINDOW + mean))
+        conc = np.maximum(model.peak_concurrency(per_instance * instances) / instances, touched)
+    else:
+        conc = mean
+    out = np.append(conc, conc[-1])
+    out.flags.writeable = False
+    return out
+
+
+class _Items:
+    """A fleet's per-item statistics (items: epoch-aligned minutes or 10-second windows; the first
+    may be partial), computed ahead in vector operations and kept until the instance counts of
+    their seconds change. Item ``k`` covers seconds ``[lead + (k - partial) * unit, ...)``."""
+
+    AHEAD = 16  # items computed past the last one asked for, in one go
+
+    def __init__(self, fleet: SimulatedFleet, unit: int, metric: str) -> None:
+        self.fleet, self.unit, self.metric = fleet, unit, metric
+        n, t0 = len(fleet.rate), fleet.t0
+        self.lead = int((-t0) % unit)  # seconds before the first aligned boundary
+        self.partial = 1 if self.lead else 0
+        # Minute buckets start on the minute; a window's 1-second bucket is its first second (so
+        # the partial first window is stamped t0).
+        self.base = t0 + self.lead - self.partial * unit
+        self.count = self.partial + max(0, math.ceil((n - self.lead) / unit))
+        self.valid = 0  # items [0, valid) are computed
+        self.data = np.zeros((4, self.count))  # count, sum, minimum, maximum per item
+
+    def regular(self, k: int) -> bool:
+        """Whether item ``k`` is stamped on the unit grid (the partial first window is not)."""
+        return k > 0 or not self.partial or self.unit == 60
+
+    def stamps(self, k_lo: int, k_hi: int) -> np.ndarray:
+        out = self.base + np.arange(k_lo, k_hi) * float(self.unit)
+        if k_lo == 0 and not self.regular(0):
+            out[0] = self.fleet.t0
+        return out
+
+    def first_second(self, k: int) -> int:
+        return max(0, min(len(self.fleet.rate), self.lead + (k - self.partial) * self.unit))
+
+    def item_of(self, second: int) -> int:
+        """The item holding ``second``."""
+        return self.partial + (second - self.lead) // self.unit if second >= self.lead else 0
+
+    def select(self, start: float, end: float) -> tuple[int, int]:
+        """Items whose storage bucket starts in ``[start, end)``."""
+        k_lo = max(0, math.ceil((start - self.base) / self.unit))
+        k_hi = min(self.count, max(0, math.ceil((end - self.base) / self.unit)))
+        if not self.regular(0):
+            t0 = self.fleet.t0
+            k_lo = 0 if start <= t0 < end else max(k_lo, 1)
+        return k_lo, max(k_lo, k_hi)
+
+    def invalidate(self, second: int) -> None:
+        """The instance counts changed from ``second`` on."""
+        self.valid = min(self.valid, self.item_of(second))
+
+    def statistics(self, k_lo: int, k_hi: int) -> tuple[np.ndarray, ...]:
+        """(count, sum, minimum, maximum) of items ``[k_lo, k_hi)``."""
+        if k_hi > self.valid:
+            lo, hi = self.valid, min(self.count, max(k_hi, self.valid + self.AHEAD))
+            a, b = self.first_second(lo), self.first_second(hi)
+            heads = np.concatenate(([a], self.first_second(lo + 1) + np.arange(hi - lo - 1) * self.unit)) - a
+            self.data[:, lo:hi] = self.fleet._item_statistics(self.metric, a, b, heads)
+            self.valid = hi
+        d = self.data
+        return d[0, k_lo:k_hi], d[1, k_lo:k_hi], d[2, k_lo:k_hi], d[3, k_lo:k_hi]

@@ -7,11 +7,13 @@ steps the one :class:`~catkit.autoscaling.driver.ScalingDriver` over a
 :class:`~catkit.whatif.simulate.fleet.SimulatedFleet`: the same ordered step (idle zeros, metrics,
 alarms, decision, apply, settle) as the local backend, no re-implemented rules.
 
-The driver is stepped on the backend's 10-second grid, but only at grid points where a step can
-change anything (:meth:`ScalingDriver.next_step`: alarm evaluations, scheduled actions, the end of
-a capacity change, bound changes); skipped steps are no-ops because the driver catches up idle
-zeros and concurrency windows at the next one. ``tick_every_grid_point=True`` steps every 10 s
-(same result, slower; for tests).
+Event skipping: the fleet's metrics are computed for the whole traffic at once (vectorised, see
+:mod:`~catkit.whatif.simulate.fleet`), and the driver is stepped on the backend's 10-second grid
+but only where a step can change anything (:meth:`ScalingDriver.next_step` with the fleet's
+forecasts: an alarm evaluation that can change its state or start an activity, a scheduled action,
+the end of a capacity change, bound changes). Each stop is one ordinary driver step, so the
+decisions are the engine's; ``tick_every_grid_point=True`` steps every 10 s instead (the same
+decisions and activities - tests/simulate/test_event_skipping.py - only slower).
 
 Everything is deterministic. Times are epoch seconds; traffic time ``t = 0`` is ``start``
 (default Monday 2024-01-01 00:00 UTC, so diurnal shapes and night schedules line up).
@@ -43,6 +45,20 @@ from catkit.whatif.simulate.result import SimulationResult
 DEFAULT_START = 1_704_067_200.0  # Monday 2024-01-01 00:00:00 UTC
 DEFAULT_PROVISIONING_S = 240.0  # the local backend's default (catkit.local.fleet.instances)
 DEFAULT_TERMINATION_S = 60.0  # ASSUMPTION: scale-in keeps the variant Updating about a minute
+#: Why the simulator's ConcurrentRequestsPerModel defaults to the per-window peak.
+CONCURRENCY_STATISTIC_NOTE = (
+    "AWS defines ConcurrentRequestsPerModel as the number of concurrent requests received by the model "
+    "container, requests queued inside it included, emitted every 10 seconds (SageMaker developer guide, "
+    "'Define a scaling policy' - endpoint-auto-scaling-add-code-define.html, and the launch post "
+    "'Amazon SageMaker inference launches faster auto scaling for generative AI models', 2024-07-25; "
+    "shared/aws-facts.md section 1.7). It does not say which value of the changing count inside the "
+    "10 seconds a datapoint carries. ASSUMPTION: the largest (every request received in the window "
+    "counts, however short) - what the local backend records (catkit.local.fleet.sampling: the peak "
+    "in-flight count per instance since the previous 10-second sample). The simulator defaults to the "
+    "expected value of that peak (exact for its M/M/c queue, catkit.whatif.window_peak; instances "
+    "pooled as the backend's least-outstanding-requests routing keeps them) so that it agrees with the "
+    "backend (tests/simulate/test_driver_agreement.py); 'mean' reads a datapoint as the mean in flight."
+)
 
 
 def traffic_array(traffic: Shape | float | Sequence[float] | np.ndarray, duration_s: float) -> np.ndarray:
@@ -94,7 +110,7 @@ def simulate(
     instance_type: str | None = None,
     endpoint_name: str = "simulated",
     variant_name: str = "AllTraffic",
-    concurrency_statistic: str = "mean",
+    concurrency_statistic: str = "peak",
     tick_every_grid_point: bool = False,
 ) -> SimulationResult:
     """Simulate ``duration_s`` seconds of ``traffic`` on a variant scaled by ``config``.
@@ -103,9 +119,10 @@ def simulate(
     array of per-second rates. ``service``: the instance's :class:`ServiceModel` (default: 40
     req/s, 4 workers - replace with a calibration). ``initial_capacity``: instances at ``start``
     (default: MinCapacity in force then). ``concurrency_statistic``: what ConcurrentRequestsPerModel
-    reads - ``"mean"`` in-flight requests per instance (Little's law) or ``"peak"``, the expected
-    peak per 10-second sample, which is what the local backend records. ``tick_every_grid_point`` ticks the engine every 10 s
-    like the local controller instead of only when it can act (same result, slower; for tests).
+    reads per instance and 10-second window - ``"peak"`` (default), the expected peak in-flight
+    count, which is what the local backend records, or ``"mean"`` in-flight requests (Little's
+    law); see :data:`CONCURRENCY_STATISTIC_NOTE`. ``tick_every_grid_point`` steps the driver every
+    10 s like the local backend instead of only when it can act (same decisions, slower; for tests).
     Returns a :class:`SimulationResult`.
     """
     wall0 = time.perf_counter()
@@ -122,7 +139,9 @@ def simulate(
     cap = initial_capacity if initial_capacity is not None else lo
     if cap < 1:
         raise ValueError("initial_capacity must be >= 1")
-    metrics = MetricStore(percentiles=False)  # alarms of target tracking read Sum/Average only
+    clock = [t0]
+    # Alarms of target tracking read Sum/Average only; the store's clock is the fleet's.
+    metrics = MetricStore(lambda: clock[0], percentiles=False)
     fleet = SimulatedFleet(
         rate,
         t0,
@@ -138,7 +157,7 @@ def simulate(
     )
     counter = iter(range(1, 1 << 62))
     engine = Engine(AlarmBook(), id_factory=lambda: f"00000000-0000-4000-8000-{next(counter):012d}")
-    driver = ScalingDriver(engine, metrics, fleet)
+    driver = ScalingDriver(engine, metrics, fleet, decisions_only=True)
     engine.register_scalable_target(NAMESPACE, rid, DIMENSION, t0, min_capacity=lo, max_capacity=hi)
     result = engine.put_scaling_policy(
         "simulated-policy",
@@ -160,6 +179,7 @@ def simulate(
     now = math.ceil(t0 / TICK_S) * TICK_S
     while now < t_end:
         ticks += 1
+        clock[0] = now
         driver.step(now)
         now = now + TICK_S if tick_every_grid_point else driver.next_step(now)
     fleet.finish()

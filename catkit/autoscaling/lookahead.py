@@ -1,0 +1,234 @@
+"""Event skipping for the scaling driver: which alarm evaluation ahead can change anything.
+
+:class:`Lookahead` serves :meth:`catkit.autoscaling.driver.ScalingDriver.next_step` when the fleet
+can forecast its metrics (:meth:`~catkit.autoscaling.driver.FleetPort.forecast`: the offline
+simulator). For each alarm it reads the forecast values of the periods ahead, adds the idle zeros
+the driver will record (minutes without traffic of an auto-scaled variant read 0), and applies the
+alarm's own M-out-of-N rule to many evaluations at once
+(:func:`~catkit.autoscaling.alarm_rules.first_eventful`) with the engine's word on which metric
+values an invocation cannot act on (:meth:`~catkit.autoscaling.decisions.DecisionRules.quiet_band`:
+capacity at max/min, cooldowns, a proposal equal to the current capacity). Nothing here decides:
+the driver steps at the time found and the engine decides there, as it would when stepped every
+10 seconds.
+
+Forecasts hold while the fleet does not change: the driver bumps :attr:`Lookahead.epoch` when it
+applies a change and when the time the fleet announced for its next change has passed. Scan
+results are kept per alarm and epoch, so a step that changes neither the fleet nor the engine's
+answer costs no new forecast. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from catkit.autoscaling.alarm_rules import (
+    ALARM,
+    OK,
+    action_repeat_interval,
+    evaluation_interval,
+    evaluation_range,
+    first_eventful,
+    is_autoscaling_action,
+    prefix_counts,
+)
+from catkit.autoscaling.alarms import Alarm, newest_period
+
+if TYPE_CHECKING:
+    from catkit.autoscaling.engine import Engine
+
+#: Evaluations looked at per round of a scan (growing, then repeating the last size).
+FORECAST_CHUNKS = (60, 240, 960, 3840)
+#: Periods asked of the fleet at least, per forecast.
+FETCH_PERIODS = 120
+
+#: ``forecast(namespace, name, dims, statistic, period, start, end)`` of a FleetPort.
+Forecast = Callable[[str, str, Mapping[str, str], str, int, float, float], "np.ndarray | None"]
+#: ``idle(namespace, name, dims)``: None when the driver adds no idle zeros to the metric, else a
+#: function ``(values, first) -> values`` adding them to per-minute values from ``first``.
+IdleZeros = Callable[[str, str, Mapping[str, str]], "Callable[[np.ndarray, float], np.ndarray] | None"]
+
+
+class Lookahead:
+    """The first eventful evaluation of each alarm, from forecasts (see the module docstring).
+
+    ``exact``: alarm state changes count as eventful (alarm histories stay as when stepping every
+    10 s); otherwise only evaluations that can start an activity do.
+    """
+
+    def __init__(self, exact: bool = True, idle_catch_up_minutes: int = 60) -> None:
+        self.exact = exact
+        self.idle_catch_up_minutes = idle_catch_up_minutes
+        self.epoch = 0
+        self._scans: dict[str, tuple[Any, float, bool]] = {}  # alarm -> (key, time, found)
+        self._forecasts: dict[Any, tuple[float, np.ndarray, float]] = {}  # metric -> (first, values, asked end)
+        self._counts: dict[str, tuple[np.ndarray, Any, Any]] = {}  # alarm -> prefix counts of its values
+        self._bands: dict[str, tuple[Any, float, float, Any]] = {}  # alarm -> (spec, from, until, quiet band)
+
+    def bump(self) -> None:
+        """The fleet changed: forecasts made so far no longer hold."""
+        self.epoch += 1
+        self._scans.clear()
+        self._forecasts.clear()
+        self._counts.clear()
+        self._bands.clear()
+
+    def next_eventful(
+        self,
+        alarm: Alarm,
+        now: float,
+        limit: float,
+        engine: Engine,
+        capacity: Callable[[str], int | None],
+        forecast: Forecast,
+        idle: IdleZeros,
+    ) -> float:
+        """The first evaluation of ``alarm`` after ``now`` that can change anything if it comes
+        before ``limit`` (else ``limit`` or later; its next evaluation when that cannot be told)."""
+        due = alarm.next_evaluation
+        spec = alarm.spec
+        if due >= limit or spec.statistic is None:
+            return due
+        state = alarm.state_value
+        if self.exact and state not in (OK, ALARM):
+            return due
+        quiet = None
+        if (state == ALARM or not self.exact) and any(is_autoscaling_action(a) for a in spec.actions_for(ALARM)):
+            if action_repeat_interval(spec.period) != evaluation_interval(spec.period):
+                return due  # actions repeat off the evaluation grid: keep every evaluation
+            quiet = self._quiet(alarm, now, engine, capacity)
+            if quiet is None:
+                return due
+        key = (spec, quiet, state if self.exact else None)
+        cached = self._scans.get(alarm.name)
+        start = due
+        if cached is not None and cached[0] in (key, (spec, quiet, state)):
+            _, t, found = cached
+            if found and t >= due:
+                return t
+            if not found:
+                if t >= limit:
+                    return t
+                start = max(due, t)
+        t, found = self._scan(alarm, start, limit, quiet, forecast, idle)
+        told = self._counts.get(alarm.name)
+        if not self.exact and (told is None or bool(np.isnan(told[0]).any())):
+            key = (spec, quiet, state)  # the missing-data rule looks at the state
+        self._scans[alarm.name] = (key, t, found)
+        return t
+
+    def _quiet(
+        self, alarm: Alarm, now: float, engine: Engine, capacity: Callable[[str], int | None]
+    ) -> tuple[float, float, float] | None:
+        """The engine's :meth:`quiet_band` for ``alarm``, kept while the fleet and the engine's
+        cooldowns stay as they are (until the band's end)."""
+        kept = self._bands.get(alarm.name)
+        if kept is not None and kept[0] is alarm.spec and kept[1] <= now < kept[2]:
+            return kept[3]
+        band = engine.quiet_band(alarm.name, now, capacity)
+        self._bands[alarm.name] = (alarm.spec, now, band[2] if band is not None else now, band)
+        return band
+
+    def _scan(
+        self,
+        alarm: Alarm,
+        start: float,
+        limit: float,
+        quiet: tuple[float, float, float] | None,
+        forecast: Forecast,
+        idle: IdleZeros,
+    ) -> tuple[float, bool]:
+        """(time, True) of the first eventful evaluation from ``start`` (on the alarm's interval)
+        before ``limit``; (a time >= limit, False) when there is none."""
+        spec = alarm.spec
+        period, n = spec.period, spec.evaluation_periods
+        interval = evaluation_interval(period)
+        lag = math.floor(start / period) * period - newest_period(period, start)
+        t = start
+        for size in itertools.chain(FORECAST_CHUNKS, itertools.repeat(FORECAST_CHUNKS[-1])):
+            if t >= limit:
+                return t, False
+            times = t + interval * np.arange(size, dtype=np.float64)
+            times = times[times < limit]
+            newest = np.floor(times / period) * period - lag
+            told = self._told(alarm, float(newest[0]) - (n - 1) * period, float(newest[-1]) + period, forecast,
+                              idle)
+            if told is None:
+                return t, True
+            first, values, counts = told
+            index = ((newest - first) // period).astype(np.int64)
+            known = int(np.searchsorted(index, len(values)))  # evaluations whose periods are all told
+            quiet_for = int(np.searchsorted(times, quiet[2])) if quiet is not None else None  # band ends
+            k = first_eventful(spec, alarm.state_value, values, index[:known], quiet[:2] if quiet else None,
+                               self.exact, counts, quiet_for)
+            if k < len(times):
+                return float(times[k]), True
+            t = float(times[-1]) + interval
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _told(
+        self, alarm: Alarm, start: float, end: float, forecast: Forecast, idle: IdleZeros
+    ) -> tuple[float, np.ndarray, tuple[np.ndarray, np.ndarray]] | None:
+        """The alarm's forecast values (idle zeros added) from a period at or before ``start``
+        through ``end`` or as far as the fleet can tell, with the alarm's prefix counts over them.
+        Kept per epoch and metric (alarms on the same metric and period share them)."""
+        spec = alarm.spec
+        period = spec.period
+        metric = (spec.namespace, spec.metric_name, frozenset(spec.dimensions.items()), spec.statistic, period)
+        kept = self._forecasts.get(metric)
+        if kept is None or kept[0] > start or (end > kept[2] and len(kept[1]) >= (kept[2] - kept[0]) // period):
+            add_zeros = idle(spec.namespace, spec.metric_name, spec.dimensions)
+            if add_zeros is not None and (
+                period != 60 or evaluation_range(spec.evaluation_periods) > self.idle_catch_up_minutes
+            ):
+                return None  # idle zeros are only predicted for minute periods within the catch-up
+            end = max(end, start + FETCH_PERIODS * period)  # later rounds ask for more
+            if kept is not None:  # cover what the other alarms on this metric asked for too
+                start, end = min(start, kept[0]), max(end, kept[2])
+            values = forecast(spec.namespace, spec.metric_name, spec.dimensions, spec.statistic or "", period,
+                              start, end)
+            if values is None:
+                return None
+            if add_zeros is not None:
+                values = add_zeros(values, start)
+            kept = self._forecasts[metric] = (start, values, end)
+        first, values, _ = kept
+        counts = self._counts.get(alarm.name)
+        if counts is None or counts[0] is not values or counts[1] is not spec:
+            counts = self._counts[alarm.name] = (values, spec, prefix_counts(spec, values))
+        return first, values, counts[2]
+
+    def silent_at(
+        self,
+        alarm: Alarm,
+        now: float,
+        at: float,
+        engine: Engine,
+        capacity: Callable[[str], int | None],
+        forecast: Forecast,
+        idle: IdleZeros,
+    ) -> bool:
+        """Whether the evaluation of ``alarm`` at ``at`` (a step taken for another reason) can be
+        left out: it changes nothing (as :meth:`next_eventful` finds) and reads OK, so it invokes
+        no action that the engine would weigh against another alarm's."""
+        interval = evaluation_interval(alarm.spec.period)
+        if alarm.next_evaluation > at or at % interval:
+            return False  # not due then anyway
+        if self.next_eventful(alarm, now, at + 1.0, engine, capacity, forecast, idle) <= at:
+            return False
+        spec = alarm.spec
+        newest = newest_period(spec.period, at)
+        start = newest - (spec.evaluation_periods - 1) * spec.period
+        told = self._told(alarm, start, newest + spec.period, forecast, idle)
+        if told is None:
+            return False
+        first, values, (cum_real, cum_breach) = told
+        hi = int((newest - first) // spec.period) + 1
+        lo = hi - spec.evaluation_periods
+        if lo < 0 or hi > len(values) or cum_real[hi] - cum_real[lo] != spec.evaluation_periods:
+            return False
+        return bool(cum_breach[hi] - cum_breach[lo] < spec.m)  # reads OK
