@@ -32,8 +32,20 @@ def test_metric_data_survives_a_restart(local_backend_factory, how):
             "Timestamp": now - dt.timedelta(minutes=minute), "Values": [1.0, 2.0, 3.0 + minute], "Unit": "Count"}])
     before = _stats(cw, start, end)
     assert len(before) == 5
-    if how == "kill_9":  # saved within a few real seconds of the last datapoint
-        wait_until(lambda: (backend.home / "metrics.bin").exists(), timeout=30, what="metric data saved")
+    if how == "kill_9":  # saved within a few real seconds of the last datapoint: wait for a copy holding all
+        dims = {"Color": "red"}
+        t0, t1 = start.timestamp(), end.timestamp()
+
+        def saved_all() -> bool:
+            path = backend.home / "metrics.bin"
+            if not path.exists():
+                return False
+            saved = MetricStore()
+            saved.loads(path.read_bytes())
+            points = saved.statistics("Cats", "Hats", dims, t0, t1, 60, ["SampleCount"])
+            return sum(p["SampleCount"] for p in points) == 15
+
+        wait_until(saved_all, timeout=60, what="metric data saved")
     backend.restart(kill=how == "kill_9")
     cw = backend.client("cloudwatch")
     assert _stats(cw, start, end) == before

@@ -133,6 +133,7 @@ def test_hostile_keys_stay_inside_the_s3_directory(backend, s3):
                 "logs/backend.log",
                 "logs/access.log",
                 "last_port",
+                "metrics.bin",  # CloudWatch's metric data, saved every few seconds
             }, path
     assert not (backend.home.parent / "outside.txt").exists()
 
