@@ -196,6 +196,7 @@ class Instance:
         self.log_path = home / "logs" / "instances" / ep / f"{self.id}.log"
         self._process: asyncio.subprocess.Process | None = None
         self._ps: psutil.Process | None = None
+        self.gone = False  # its process died (check_gone); not routable from then on
         self._exit_waiter: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -207,7 +208,18 @@ class Instance:
     # -- routing bookkeeping (hot path: keep these trivial) --
     @property
     def routable(self) -> bool:
-        return self.state is InstanceState.IN_SERVICE
+        return self.state is InstanceState.IN_SERVICE and not self.gone
+
+    def check_gone(self) -> bool:
+        """After a failed connection: whether the process has died (a zombie not yet reaped by the
+        exit watcher, which can lag on a loaded machine); if so it takes no more requests."""
+        if self._ps is None:
+            return False
+        try:
+            self.gone = self._ps.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+        except psutil.Error:
+            self.gone = True
+        return self.gone
 
     def begin_request(self) -> None:
         self.outstanding += 1

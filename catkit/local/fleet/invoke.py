@@ -161,6 +161,7 @@ class DataPlane:
             error = "timeout"
         except OSError as e:  # ConnectionError / ForwardProtocolError: the instance failed us
             error = f"{type(e).__name__}: {e}"
+            inst.check_gone()  # a dead process takes no more requests, even before it is reaped
         except ValueError as e:  # a header value HTTP cannot carry (CR/LF/NUL, non-Latin-1)
             raise AwsError("ValidationError", f"Invalid request header: {e}.") from None
         finally:
