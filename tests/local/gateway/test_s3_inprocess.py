@@ -19,7 +19,9 @@ AUTH = {
 
 
 def _listening_ports(pid: int) -> set[int]:
-    return {c.laddr.port for c in psutil.Process(pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+    proc = psutil.Process(pid)
+    conns = proc.net_connections if hasattr(proc, "net_connections") else proc.connections  # psutil < 6
+    return {c.laddr.port for c in conns(kind="inet") if c.status == psutil.CONN_LISTEN}
 
 
 def test_the_backend_listens_on_exactly_one_port_and_serves_s3_sts_iam_there(local_backend_factory):
