@@ -89,6 +89,7 @@ class Tracker:
     def __init__(self) -> None:
         self.in_flight: dict[RequestHandler, int] = {}
         self.started: set[RequestHandler] = set()  # connections that delivered a first request head
+        self.served: set[RequestHandler] = set()  # answered at least once (pruned with the site's list)
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
@@ -98,6 +99,7 @@ class Tracker:
         try:
             return await handler(request)
         finally:
+            self.served.add(proto)
             left = self.in_flight.get(proto, 1) - 1
             if left > 0:
                 self.in_flight[proto] = left
@@ -125,6 +127,13 @@ class LimitedSite(web.TCPSite):
         if len(self._open) >= self.limits.max_connections:  # forget the closed ones (transport gone);
             # one just accepted has no transport for a loop tick yet: counted for a second
             self._open = {h: t for h, t in self._open.items() if h.transport is not None or now - t < 1.0}
+            self.tracker.served.intersection_update(self._open)
+            # at the cap, idle keep-alive connections make room (oldest first), as nginx does; only
+            # connections busy with a request, or not yet past their first head, refuse a newcomer
+            idle = [h for h in self._open if h in self.tracker.served and h not in self.tracker.in_flight]
+            for h in idle[: len(self._open) - self.limits.max_connections + 1]:
+                h.close()
+                del self._open[h]
             if len(self._open) >= self.limits.max_connections:
                 self.refused += 1
                 return _Busy()

@@ -66,6 +66,32 @@ def test_connections_beyond_the_cap_get_503(server: Any) -> None:
             s.close()
 
 
+def _ping(s: Any) -> bytes:
+    s.sendall(b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_at_the_cap_idle_keep_alive_connections_make_room(server: Any) -> None:
+    # four clients that each got an answer and keep their connection open (a pool, or a client
+    # that leaves sockets to the garbage collector): a fifth client is served, not refused
+    held = [raw_connect(server.port) for _ in range(4)]
+    try:
+        for s in held:
+            assert _ping(s).startswith(b"HTTP/1.1 200")
+        extra = raw_connect(server.port)
+        assert _ping(extra).startswith(b"HTTP/1.1 200")
+        extra.close()
+    finally:
+        for s in held:
+            s.close()
+
+
 def test_sigterm_after_a_413_stops_at_once(server: Any) -> None:
     s = raw_connect(server.port)
     s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
