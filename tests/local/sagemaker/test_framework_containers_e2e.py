@@ -223,3 +223,135 @@ def test_hugging_face_container(h, tmp_path, monkeypatch):
 
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     h.run(body)
+
+
+SDK_TFS_SCRIPT = """
+import json
+
+def input_handler(data, context):
+    return json.dumps({"instances": json.loads(data.read().decode())})
+
+def output_handler(response, context):
+    if response.status_code != 200:
+        raise ValueError(response.text)
+    return json.dumps({"predictions": [p + 1000 for p in response.json()["predictions"]]}), "application/json"
+"""
+SDK_HF_SCRIPT = """
+import json
+
+def output_fn(prediction, accept):
+    return json.dumps({"labels": [p["label"] for p in prediction]}), accept
+"""
+SDK_TORCH_SCRIPT = """
+import os, torch
+def model_fn(model_dir):
+    return torch.jit.load(os.path.join(model_dir, "model.pt"))
+def output_fn(prediction, accept):
+    return '{"custom": %s}' % prediction.tolist(), "application/json"
+"""
+SDK_SCRIPT = """
+import json, os, sys, tarfile, time
+import catkit.local
+catkit.local.use_local()
+import boto3, sagemaker
+from sagemaker.huggingface import HuggingFaceModel, HuggingFacePredictor
+from sagemaker.pytorch import PyTorchModel
+from sagemaker.tensorflow import TensorFlowModel, TensorFlowPredictor
+
+work = sys.argv[1]
+session = sagemaker.Session()
+role = sagemaker.get_execution_role()
+bucket = session.default_bucket()
+
+def archive(name):
+    path = os.path.join(work, name + ".tar.gz")
+    with tarfile.open(path, "w:gz") as tar:
+        for f in sorted(os.listdir(os.path.join(work, name))):
+            tar.add(os.path.join(work, name, f), arcname=f)
+    return session.upload_data(path, bucket=bucket, key_prefix="sdk/" + name)
+
+tfm = TensorFlowModel(model_data=archive("tfs"), role=role, framework_version="2.16",
+                      entry_point=os.path.join(work, "tfs_code", "inference.py"), sagemaker_session=session)
+tfm.deploy(initial_instance_count=1, instance_type="ml.m5.large", endpoint_name="sdk-tfs", wait=False)
+hfm = HuggingFaceModel(model_data=archive("bert"), role=role, transformers_version="4.37", pytorch_version="2.1",
+                       py_version="py310", env={"HF_TASK": "text-classification"},
+                       entry_point=os.path.join(work, "hf_inference.py"), sagemaker_session=session)
+hfm.deploy(initial_instance_count=1, instance_type="ml.m5.large", endpoint_name="sdk-hf", wait=False)
+ptm = PyTorchModel(model_data=archive("pt"), role=role, entry_point=os.path.join(work, "pt.py"),
+                   framework_version="2.1", py_version="py310", sagemaker_session=session)
+ptm.deploy(initial_instance_count=1, instance_type="ml.m5.large", endpoint_name="sdk-pt", wait=False)
+sm = boto3.client("sagemaker")
+out = {}
+deadline = time.monotonic() + 150
+for name in ("sdk-tfs", "sdk-hf", "sdk-pt"):
+    while True:
+        d = sm.describe_endpoint(EndpointName=name)
+        if d["EndpointStatus"] in ("InService", "Failed") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    config = sm.describe_endpoint_config(EndpointConfigName=d["EndpointConfigName"])
+    model = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])["PrimaryContainer"]
+    out[name] = {"status": d["EndpointStatus"], "reason": d.get("FailureReason"), "image": model["Image"],
+                 "submit": model.get("Environment", {}).get("SAGEMAKER_SUBMIT_DIRECTORY")}
+if out["sdk-tfs"]["status"] == "InService":
+    out["sdk-tfs"]["plain"] = TensorFlowPredictor("sdk-tfs", session).predict([[1, 2], [3, 4]])
+    named = TensorFlowPredictor("sdk-tfs", session, model_name="scorer", model_version="1")
+    out["sdk-tfs"]["named"] = named.predict([[1, 2]])
+if out["sdk-hf"]["status"] == "InService":
+    out["sdk-hf"]["labels"] = HuggingFacePredictor("sdk-hf", session).predict({"inputs": ["good movie", "bad"]})
+if out["sdk-pt"]["status"] == "InService":
+    r = boto3.client("sagemaker-runtime").invoke_endpoint(EndpointName="sdk-pt", Body=b"[[1.0, 1.0]]",
+                                                          ContentType="application/json")
+    out["sdk-pt"]["body"] = json.loads(r["Body"].read())
+for name in out:
+    sm.delete_endpoint(EndpointName=name)
+print("RESULT " + json.dumps(out))
+"""
+
+
+@needs_tf
+@needs_hf
+@pytest.mark.skipif(importlib.util.find_spec("sagemaker") is None, reason="needs catkit[sdk2]")
+def test_sdk_v2_tensorflow_hugging_face_and_pytorch_models(module_backend_factory, tmp_path, monkeypatch):
+    """TensorFlowModel / HuggingFaceModel / PyTorchModel(entry_point=...).deploy as a user would: the SDK
+    resolves the image URIs and repacks the script into the archive's code/; each script changes the
+    output visibly, so the test fails if the container's defaults answer instead."""
+    import subprocess
+    import sys
+
+    import torch
+
+    sdk = importlib.import_module("sagemaker")
+    if not sdk.__version__.startswith("2."):
+        pytest.skip("TensorFlowModel/HuggingFaceModel are SageMaker SDK v2 classes")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    backend = module_backend_factory(time_scale=600)
+    _saved_model(tmp_path / "tfs" / "scorer" / "1")
+    _tiny_bert(tmp_path / "bert")
+    # python_service.py imports code/inference.py only (INFERENCE_SCRIPT_PATH): the entry point's file name
+    # must be inference.py, as AWS's documentation of the TFS container says.
+    (tmp_path / "tfs_code").mkdir()
+    (tmp_path / "tfs_code" / "inference.py").write_text(SDK_TFS_SCRIPT)
+    (tmp_path / "hf_inference.py").write_text(SDK_HF_SCRIPT)
+    (tmp_path / "pt").mkdir()
+    torch.jit.script(torch.nn.Linear(2, 1)).save(str(tmp_path / "pt" / "model.pt"))
+    (tmp_path / "pt.py").write_text(SDK_TORCH_SCRIPT)
+    keys = ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN", "AWS_PROFILE")
+    env = {k: v for k, v in os.environ.items() if k not in keys}
+    env.update(CATKIT_HOME=str(backend.home), SAGEMAKER_SUPPRESS_V2_WARNING="1")
+    proc = subprocess.run([sys.executable, "-c", SDK_SCRIPT, str(tmp_path)], env=env, capture_output=True,
+                          text=True, timeout=240, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(proc.stdout.split("RESULT ", 1)[1])
+    tfs, hf = out["sdk-tfs"], out["sdk-hf"]
+    assert tfs["status"] == "InService", tfs
+    assert "/tensorflow-inference:2.16" in tfs["image"]
+    assert tfs["plain"] == {"predictions": pytest.approx([1020.1, 1040.3])}  # output_handler: +1000
+    assert tfs["named"] == {"predictions": pytest.approx([1020.1])}  # tfs-model-name/-version attributes
+    assert hf["status"] == "InService", hf
+    assert "/huggingface-pytorch-inference:" in hf["image"]
+    assert len(hf["labels"]["labels"]) == 2 and set(hf["labels"]["labels"]) <= {"NEG", "POS"}  # output_fn
+    pt = out["sdk-pt"]
+    assert pt["status"] == "InService" and pt["submit"] == "/opt/ml/model/code", pt
+    assert "/pytorch-inference:2.1" in pt["image"] and list(pt["body"]) == ["custom"]  # output_fn
