@@ -225,6 +225,43 @@ def test_hugging_face_container(h, tmp_path, monkeypatch):
     h.run(body)
 
 
+PYTORCH = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.1-cpu-py310"
+needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs catkit[pytorch]")
+
+
+@needs_torch
+def test_pytorch_container_defaults(h, tmp_path):
+    """No script: default_pytorch_inference_handler.py's model_fn (TorchScript model.pt), input_fn
+    (sagemaker_inference decoder: JSON/CSV -> FloatTensor, NPY -> from_numpy), predict_fn, output_fn."""
+    import io
+
+    import numpy as np
+    import torch
+
+    linear = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[1.0, 10.0]]))
+        linear.bias.fill_(0.5)
+    torch.jit.script(linear).save(str(tmp_path / "model.pt"))
+    url = h.backend.s3.put("models", "pt/model.tar.gz", tar_gz({"model.pt": (tmp_path / "model.pt").read_bytes()}))
+    npy = io.BytesIO()
+    np.save(npy, np.array([[1.0, 2.0]], dtype=np.float32))
+
+    async def body(h):
+        assert (await _endpoint(h, "pt", PYTORCH, url))["EndpointStatus"] == "InService"
+        out = await h.invoke("pt", b"[[1, 2], [3, 4]]", ContentType="application/json")  # no Accept: JSON
+        assert out["ContentType"] == "application/json" and json.loads(out["Body"]) == [[21.5], [43.5]]
+        out = await h.invoke("pt", b"1,2", ContentType="text/csv", Accept="text/csv")  # one CSV row is 1-D
+        assert out["ContentType"] == "text/csv" and out["Body"].decode().split() == ["21.5"]
+        out = await h.invoke("pt", npy.getvalue(), ContentType="application/x-npy", Accept="application/x-npy")
+        assert np.load(io.BytesIO(out["Body"])).tolist() == [[21.5]]
+        # sagemaker_inference decoder: an unsupported type is UnsupportedFormatError, a 500 from Transformer.
+        status, message = await _error(h, "pt", b"x", ContentType="image/png")
+        assert status == 500 and "Content type image/png is not supported by this framework" in message
+
+    h.run(body)
+
+
 SDK_TFS_SCRIPT = """
 import json
 
