@@ -28,6 +28,8 @@ FW_STAMP   := $(FW_VENV)/.installed
 FW_EXTRAS  := dev,sdk2,locust,huggingface,pytorch
 FW_TORCH      ?= torch==2.13.0
 FW_TENSORFLOW ?= tensorflow-cpu>=2.13,<3
+# Where the `frameworks` tests live: collecting the whole tree (locust, SDK imports) costs ~35 s more.
+FW_TESTS   := tests/local/sagemaker/test_framework_containers_e2e.py
 
 .PHONY: demo test test-sdk3 test-frameworks lint bench lock clean browser-deps
 
@@ -63,7 +65,7 @@ test-sdk3: $(SDK3_STAMP)
 	CATKIT_SDK_PREINSTALLED=3 $(SDK3_VENV)/bin/python -m pytest -m sdk -p no:cacheprovider
 
 test-frameworks: $(FW_STAMP)
-	HF_HUB_OFFLINE=1 $(FW_VENV)/bin/python -m pytest -m frameworks -p no:cacheprovider
+	HF_HUB_OFFLINE=1 $(FW_VENV)/bin/python -m pytest -m frameworks -p no:cacheprovider $(FW_TESTS)
 
 # Debian's Chromium for tests/browser (Playwright drives /usr/bin/chromium; no browser download).
 # Installed when missing and we may (root with apt-get); otherwise the browser tests are skipped
