@@ -5,6 +5,10 @@
 # Both install from the lock (uv.lock) with uv - on PATH, or installed from PyPI into .tools/uv on
 # first use - and with pip + requirements/constraints*.txt otherwise (CATKIT_INSTALLER=pip forces it).
 #   make test-sdk3 - the SageMaker SDK tests in a second venv where SDK v3 was installed before catkit
+#   make test-frameworks - the TensorFlow Serving / Hugging Face / PyTorch container tests (pytest -m
+#                  frameworks; skipped in `make test`) in .venv-frameworks, installed with pip: torch 2.13.0
+#                  (pip takes the CPU build from the machine's wheel directory; uv would download a CUDA
+#                  build of several GB), tensorflow-cpu and transformers from PyPI (~3.6 GB in the venv)
 #   make lock      - re-resolve uv.lock and export requirements/*.txt after changing dependencies
 PYTHON ?= python3
 VENV   := .venv
@@ -19,8 +23,15 @@ SDK3_VENV   := .venv-sdk3
 DEMO_STAMP := $(VENV)/.installed-demo
 TEST_STAMP := $(VENV)/.installed-test
 SDK3_STAMP := $(SDK3_VENV)/.installed
+FW_VENV    := .venv-frameworks
+FW_STAMP   := $(FW_VENV)/.installed
+FW_EXTRAS  := dev,sdk2,locust,huggingface,pytorch
+FW_TORCH      ?= torch==2.13.0
+FW_TENSORFLOW ?= tensorflow-cpu>=2.13,<3
+# Where the `frameworks` tests live: collecting the whole tree (locust, SDK imports) costs ~35 s more.
+FW_TESTS   := tests/local/sagemaker/test_framework_containers_e2e.py
 
-.PHONY: demo test test-sdk3 lint bench lock clean browser-deps
+.PHONY: demo test test-sdk3 test-frameworks lint bench lock clean browser-deps
 
 $(DEMO_STAMP): pyproject.toml uv.lock
 	tools/venv.sh --inexact $(VENV)
@@ -34,6 +45,15 @@ $(SDK3_STAMP): pyproject.toml uv.lock
 	tools/venv.sh --sdk3-preinstalled $(SDK3_VENV) $(SDK3_EXTRAS)
 	touch $@
 
+# torch first, alone: with it installed, the extras' torch range installs nothing more. tensorflow-cpu (no
+# CUDA kernels) stands in for the `tensorflow` extra, which users install.
+$(FW_STAMP): pyproject.toml requirements/constraints.txt
+	[ -x $(FW_VENV)/bin/python ] || $(PYTHON) -m venv $(FW_VENV)
+	$(FW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FW_VENV)/bin/python -m pip install --quiet '$(FW_TORCH)'
+	$(FW_VENV)/bin/python -m pip install --quiet -c requirements/constraints.txt -e '.[$(FW_EXTRAS)]' '$(FW_TENSORFLOW)'
+	touch $@
+
 demo: $(DEMO_STAMP)
 	$(PY) -m catkit.notebook.demo
 
@@ -43,6 +63,9 @@ test: $(TEST_STAMP) browser-deps
 
 test-sdk3: $(SDK3_STAMP)
 	CATKIT_SDK_PREINSTALLED=3 $(SDK3_VENV)/bin/python -m pytest -m sdk -p no:cacheprovider
+
+test-frameworks: $(FW_STAMP)
+	HF_HUB_OFFLINE=1 $(FW_VENV)/bin/python -m pytest -m frameworks -p no:cacheprovider $(FW_TESTS)
 
 # Debian's Chromium for tests/browser (Playwright drives /usr/bin/chromium; no browser download).
 # Installed when missing and we may (root with apt-get); otherwise the browser tests are skipped

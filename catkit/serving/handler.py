@@ -311,6 +311,8 @@ class ModelHandler:
         with _code_on_path(real_code, keep_code_on_path):
             module = _import_inference(real_script) if real_script is not None else None
             functions = _handler_functions(module, script or code / "inference.py")
+            if profile is not None and hasattr(profile, "script_functions"):
+                functions = profile.script_functions(functions)  # TFS: the container calls none of them
             default = profile.defaults()["model_fn"] if profile is not None else default_model_fn
             model = _load_model(root, functions, model_name, default)
         where = str(script.relative_to(code.parent)) if module and script else "defaults"
@@ -370,7 +372,7 @@ class ModelHandler:
         profile = self.profile
         transform = getattr(profile, "transform", None)
         if transform is not None and "transform_fn" not in self._user and "input_fn" not in self._user:
-            result, response_type = transform(self.model, body, content_type, accept)
+            result, response_type = transform(self.model, body, content_type, accept, ctx.custom_attributes)
             return InvocationResult(_as_bytes(result, response_type), response_type, None)
         ct = profile.content_type(content_type)
         acc = profile.accept(accept)

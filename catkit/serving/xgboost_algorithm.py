@@ -134,7 +134,7 @@ class XGBoostAlgorithmProfile(Profile):
         return {"model_fn": lambda model_dir: _Model(*load_boosters(model_dir, ensemble))}
 
     def transform(self, model: _Model, body: bytes, content_type: str | None,
-                  accept: str | None) -> tuple[bytes | str, str]:
+                  accept: str | None, custom_attributes: str | None = None) -> tuple[bytes | str, str]:
         if len(body) == 0:
             raise ServingError("", status=204)
         kind: str | None = None

@@ -11,7 +11,15 @@ import pytest
 from catkit.local.fleet.launch_plan import code_source, workers_for
 from catkit.serving import toolkit_codecs as tc
 from catkit.serving.containers import container_for_image, repository, script_environment, user_program
-from catkit.serving.hub_profiles import hf_decode, tfs_request
+from catkit.serving.hub_profiles import (
+    hf_decode,
+    infer_task,
+    mms_error,
+    tfs_attributes,
+    tfs_request,
+    tfs_response_type,
+)
+from catkit.serving.tfs_rest import find_models
 from catkit.serving.xgboost_algorithm import content_kind
 
 
@@ -97,3 +105,52 @@ def test_tfs_and_huggingface_request_conversions():
         tfs_request("x", "image/png")
     assert hf_decode("inputs\nhello\nworld", "text/csv") == {"inputs": ["hello", "world"]}
     assert hf_decode('{"inputs": "hi"}', "application/json") == {"inputs": "hi"}
+
+
+def test_tfs_csv_quoting_and_json_lines_follow_the_js():
+    # csv_request: a non-numeric first field quotes the first comma only (JS String.replace).
+    assert json.loads(tfs_request("a,b\nc,d", "text/csv")) == {"instances": [["a", "b"], ["c", "d"]]}
+    assert json.loads(tfs_request("x", "text/csv")) == {"instances": ["x"]}
+    # json_lines_request: one line is not wrapped in [...].
+    assert json.loads(tfs_request("[1, 2] ", "application/jsonlines")) == {"instances": [[1, 2]]}
+    assert tfs_request("[1] [2]", "application/json") == '{"instances":[1] [2]}'  # invalid JSON: TFS says 400
+    with pytest.raises(Exception, match="Unsupported Media Type: Unknown"):
+        tfs_request("[1]", None)
+    with pytest.raises(Exception, match="application/json; charset=utf-8"):  # exact match only
+        tfs_request("[1]", "application/json; charset=utf-8")
+
+
+def test_tfs_custom_attributes_and_response_type():
+    assert tfs_attributes("x=1,tfs-model-name=a,tfs-model-version=2") == {"tfs-model-name": "a", "tfs-model-version": "2"}
+    assert tfs_attributes(None) == {}
+    assert tfs_response_type(None) == "application/json"
+    assert tfs_response_type("text/csv") == "application/json"  # nginx default_type
+    assert tfs_response_type("application/jsonlines") == "application/jsonlines"
+    assert tfs_response_type("text/csv, application/json") == "text/csv"  # the first entry, as the JS does
+
+
+def test_tfs_model_discovery(tmp_path):
+    for rel in ("a/1", "a/2", "b/10", "3", "flat", "c/v1"):
+        (tmp_path / rel).mkdir(parents=True)
+        (tmp_path / rel / "saved_model.pb").write_bytes(b"")
+    models = find_models(tmp_path)
+    assert {name: sorted(v) for name, v in models.items()} == {"a": [1, 2], "b": [10], "model": [3]}
+    assert find_models(tmp_path / "flat") == {}
+
+
+def test_huggingface_rules(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_TASK", raising=False)
+    with pytest.raises(ValueError, match="correct CSV with Header columns"):
+        hf_decode("hello\nworld", "text/csv")
+    assert hf_decode("question,context\nq,c", "text/csv") == {"inputs": [{"question": "q", "context": "c"}]}
+    monkeypatch.setenv("HF_TASK", "zero-shot-classification")
+    with pytest.raises(ValueError, match="not support with zero-shot-classification"):
+        hf_decode("inputs\nx", "text/csv")
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["DistilBertForTokenClassification"]}))
+    assert infer_task(tmp_path / "config.json") == "token-classification"
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["Unheard"]}))
+    with pytest.raises(ValueError, match="Use env `HF_TASK` to define your task"):
+        infer_task(tmp_path / "config.json")
+    body = mms_error(400, "'str' object has no attribute 'pop'")
+    assert body.startswith('{\n  "code": 400,\n  "type": "InternalServerException",')
+    assert "\\u0027str\\u0027" in body and json.loads(body)["message"] == "'str' object has no attribute 'pop'"

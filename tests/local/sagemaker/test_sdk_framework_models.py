@@ -1,8 +1,9 @@
 """The SageMaker SDK v2's framework models deployed on the local backend, as a new user would.
 
 ``SKLearnModel``/``XGBoostModel`` upload the entry point as an S3 sourcedir.tar.gz
-(``SAGEMAKER_SUBMIT_DIRECTORY=s3://...``), ``PyTorchModel`` and ``Model(entry_point=, source_dir=)``
-repack it into the archive's ``code/``; each user script changes the output visibly, so the test
+(``SAGEMAKER_SUBMIT_DIRECTORY=s3://...``), ``Model(entry_point=, source_dir=)`` repacks it into the
+archive's ``code/`` (``PyTorchModel``, ``TensorFlowModel`` and ``HuggingFaceModel`` are in
+test_framework_containers_e2e.py, run by ``make test-frameworks``); each user script changes the output visibly, so the test
 fails if the container's defaults answer instead. ``deploy(wait=False)`` and a boto3 poll keep it
 short (the SDK's own wait sleeps 30 s first: shared/sdk-facts.md).
 """
@@ -36,13 +37,6 @@ def model_fn(model_dir):
     b = xgb.Booster(); b.load_model(os.path.join(model_dir, "xgboost-model")); return b
 def predict_fn(data, model):
     return model.predict(data) * 0 + 42.0
-"""
-TORCH_SCRIPT = """
-import os, torch
-def model_fn(model_dir):
-    return torch.jit.load(os.path.join(model_dir, "model.pt"))
-def output_fn(prediction, accept):
-    return '{"custom": %s}' % prediction.tolist(), "application/json"
 """
 
 SCRIPT = textwrap.dedent(
@@ -87,16 +81,8 @@ SCRIPT = textwrap.dedent(
         xm = XGBoostModel(model_data=archive("xgb", ["xgboost-model"]), role=role,
                           entry_point=os.path.join(work, "xgb.py"), framework_version="1.7-1", sagemaker_session=session)
         xm.deploy(initial_instance_count=1, instance_type="ml.m5.large", endpoint_name="sdk-xgb", wait=False)
-    if sys.argv[3] == "1":
-        import torch
-        from sagemaker.pytorch import PyTorchModel
-        torch.jit.script(torch.nn.Linear(2, 1)).save(os.path.join(work, "model.pt"))
-        pm = PyTorchModel(model_data=archive("pt", ["model.pt"]), role=role, entry_point=os.path.join(work, "pt.py"),
-                          framework_version="2.1", py_version="py310", sagemaker_session=session)
-        pm.deploy(initial_instance_count=1, instance_type="ml.m5.large", endpoint_name="sdk-pt", wait=False)
     sm, rt = boto3.client("sagemaker"), boto3.client("sagemaker-runtime")
-    names = [n for n in ("sdk-sk", "sdk-plain", "sdk-xgb", "sdk-pt") if n in ("sdk-sk", "sdk-plain")
-             or (n == "sdk-xgb" and sys.argv[2] == "1") or (n == "sdk-pt" and sys.argv[3] == "1")]
+    names = ["sdk-sk", "sdk-plain"] + (["sdk-xgb"] if sys.argv[2] == "1" else [])
     out = {}
     deadline = time.monotonic() + 120
     for n in names:
@@ -110,8 +96,7 @@ SCRIPT = textwrap.dedent(
         out[n] = {"status": d["EndpointStatus"], "reason": d.get("FailureReason"),
                   "submit": env.get("Environment", {}).get("SAGEMAKER_SUBMIT_DIRECTORY")}
         if d["EndpointStatus"] == "InService":
-            body, ct = (b"1,1\\n0,0", "text/csv") if n != "sdk-pt" else (b"[[1.0, 1.0]]", "application/json")
-            r = rt.invoke_endpoint(EndpointName=n, Body=body, ContentType=ct)
+            r = rt.invoke_endpoint(EndpointName=n, Body=b"1,1\\n0,0", ContentType="text/csv")
             out[n]["body"] = r["Body"].read().decode()
             out[n]["type"] = r["ContentType"]
         sm.delete_endpoint(EndpointName=n)
@@ -126,14 +111,12 @@ def test_sdk_framework_models_run_the_users_entry_point(module_backend_factory, 
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "sk.py").write_text(SK_SCRIPT.replace("predict_proba(data)", "predict_proba(data) * 10"))
     (tmp_path / "xgb.py").write_text(XGB_SCRIPT)
-    (tmp_path / "pt.py").write_text(TORCH_SCRIPT)
     has_xgb = importlib.util.find_spec("xgboost") is not None
-    has_torch = importlib.util.find_spec("torch") is not None
     env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
     env["CATKIT_HOME"] = str(backend.home)
     env["SAGEMAKER_SUPPRESS_V2_WARNING"] = "1"
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path), "1" if has_xgb else "0", "1" if has_torch else "0"],
+        [sys.executable, "-c", SCRIPT, str(tmp_path), "1" if has_xgb else "0"],
         env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -149,7 +132,3 @@ def test_sdk_framework_models_run_the_users_entry_point(module_backend_factory, 
     if has_xgb:
         assert out["sdk-xgb"]["status"] == "InService", out["sdk-xgb"]
         assert json.loads(out["sdk-xgb"]["body"]) == [42.0, 42.0]
-    if has_torch:
-        assert out["sdk-pt"]["status"] == "InService", out["sdk-pt"]
-        assert out["sdk-pt"]["submit"] == "/opt/ml/model/code"
-        assert list(json.loads(out["sdk-pt"]["body"])) == ["custom"]
