@@ -1,14 +1,16 @@
 # Two entry points, both self-installing on a fresh machine (only python3 + pip needed):
 #   make demo   - run the notebooks headless against the local backend (results in out/)
 #   make test   - lint + the whole test suite (unit, protocol, notebooks via papermill, notebooks in
-#                 JupyterLab + Chromium: tests/browser; `browser-deps` installs Debian's chromium)
+#                 JupyterLab + Chromium: tests/browser; `browser-deps` installs Debian's chromium),
+#                 then the framework containers' tests (make test-frameworks)
 # Both install from the lock (uv.lock) with uv - on PATH, or installed from PyPI into .tools/uv on
 # first use - and with pip + requirements/constraints*.txt otherwise (CATKIT_INSTALLER=pip forces it).
 #   make test-sdk3 - the SageMaker SDK tests in a second venv where SDK v3 was installed before catkit
 #   make test-frameworks - the TensorFlow Serving / Hugging Face / PyTorch container tests (pytest -m
-#                  frameworks; skipped in `make test`) in .venv-frameworks, installed with pip: torch 2.13.0
-#                  (pip takes the CPU build from the machine's wheel directory; uv would download a CUDA
-#                  build of several GB), tensorflow-cpu and transformers from PyPI (~3.6 GB in the venv)
+#                  frameworks; they skip in .venv) in .venv-frameworks: tensorflow-cpu and transformers
+#                  from PyPI, torch only as the CPU wheel in /opt/wheels (CATKIT_TORCH_WHEELS) - PyPI's
+#                  Linux torch is a CUDA build of several GB (~3 GB in the venv, ~20 s with uv). `make test`
+#                  runs it after the main suite.
 #   make lock      - re-resolve uv.lock and export requirements/*.txt after changing dependencies
 PYTHON ?= python3
 VENV   := .venv
@@ -25,9 +27,7 @@ TEST_STAMP := $(VENV)/.installed-test
 SDK3_STAMP := $(SDK3_VENV)/.installed
 FW_VENV    := .venv-frameworks
 FW_STAMP   := $(FW_VENV)/.installed
-FW_EXTRAS  := dev,sdk2,locust,huggingface,pytorch
-FW_TORCH      ?= torch==2.13.0
-FW_TENSORFLOW ?= tensorflow-cpu>=2.13,<3
+FW_EXTRAS  := dev sdk2 locust
 # Where the `frameworks` tests live: collecting the whole tree (locust, SDK imports) costs ~35 s more.
 FW_TESTS   := tests/local/sagemaker/test_framework_containers_e2e.py
 
@@ -45,21 +45,23 @@ $(SDK3_STAMP): pyproject.toml uv.lock
 	tools/venv.sh --sdk3-preinstalled $(SDK3_VENV) $(SDK3_EXTRAS)
 	touch $@
 
-# torch first, alone: with it installed, the extras' torch range installs nothing more. tensorflow-cpu (no
-# CUDA kernels) stands in for the `tensorflow` extra, which users install.
-$(FW_STAMP): pyproject.toml requirements/constraints.txt
-	[ -x $(FW_VENV)/bin/python ] || $(PYTHON) -m venv $(FW_VENV)
-	$(FW_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(FW_VENV)/bin/python -m pip install --quiet '$(FW_TORCH)'
-	$(FW_VENV)/bin/python -m pip install --quiet -c requirements/constraints.txt -e '.[$(FW_EXTRAS)]' '$(FW_TENSORFLOW)'
+$(FW_STAMP): pyproject.toml requirements/constraints.txt tools/venv.sh
+	tools/venv.sh --frameworks $(FW_VENV) $(FW_EXTRAS)
 	touch $@
 
 demo: $(DEMO_STAMP)
 	$(PY) -m catkit.notebook.demo
 
+# Two phases: the tests that mostly wait on processes, sockets and emulated clocks run two at a time
+# (pytest-xdist, whole files per worker so a module's backend starts once; TEST_WORKERS=0 runs them
+# in this process); the notebooks and the browser, which keep both cores busy on their own, run alone
+# after them. Then the framework containers' tests in their own venv.
+TEST_WORKERS ?= 2
 test: $(TEST_STAMP) browser-deps
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not notebooks and not browser"
+	$(PY) -m pytest -m "notebooks or browser"
+	$(MAKE) --no-print-directory test-frameworks
 
 test-sdk3: $(SDK3_STAMP)
 	CATKIT_SDK_PREINSTALLED=3 $(SDK3_VENV)/bin/python -m pytest -m sdk -p no:cacheprovider
