@@ -221,10 +221,12 @@ class ScalingDriver:
             # proportion to the time until the next step, not to the quietest alarm's horizon.
             for horizon in LOOKAHEAD_HORIZONS_S:
                 limit = min(nxt, now + horizon)
+                # Scans reach the grid step the limit rounds up to, which silent_at asks about below.
+                reach = math.ceil(limit / TICK_S) * TICK_S + 1.0 if math.isfinite(limit) else limit
                 found = min(
                     (
                         self.lookahead.next_eventful(
-                            alarm, now, limit, self.engine, self._capacity, forecast, self._idle_zeros
+                            alarm, now, reach, self.engine, self._capacity, forecast, self._idle_zeros
                         )
                         for alarm in alarms
                     ),

@@ -53,6 +53,13 @@ Forecast = Callable[[str, str, Mapping[str, str], str, int, float, float], "np.n
 IdleZeros = Callable[[str, str, Mapping[str, str]], "Callable[[np.ndarray, float], np.ndarray] | None"]
 
 
+def _before(end: float, t: float, interval: float, most: int) -> int:
+    """How many of the evaluations ``t, t + interval, ...`` (at most ``most``) come before ``end``."""
+    if end >= t + most * interval:
+        return most
+    return max(0, math.ceil((end - t) / interval))
+
+
 class Lookahead:
     """The first eventful evaluation of each alarm, from forecasts (see the module docstring).
 
@@ -149,25 +156,38 @@ class Lookahead:
         interval = evaluation_interval(period)
         lag = math.floor(start / period) * period - newest_period(period, start)
         t = start
+        linear = interval % period == 0  # one period further per evaluation (or a whole number)
         for size in itertools.chain(FORECAST_CHUNKS, itertools.repeat(FORECAST_CHUNKS[-1])):
             if t >= limit:
                 return t, False
-            times = t + interval * np.arange(size, dtype=np.float64)
-            times = times[times < limit]
-            newest = np.floor(times / period) * period - lag
-            told = self._told(alarm, float(newest[0]) - (n - 1) * period, float(newest[-1]) + period, forecast,
-                              idle)
+            size = _before(limit, t, interval, size)  # evaluations before the limit
+            if linear:  # the common case in plain arithmetic: evaluation j reads period i0 + j * stride
+                stride = interval // period
+                newest0 = math.floor(t / period) * period - lag
+                newest_last = newest0 + (size - 1) * stride * period
+            else:
+                times = t + interval * np.arange(size, dtype=np.float64)
+                newest = np.floor(times / period) * period - lag
+                newest0, newest_last = float(newest[0]), float(newest[-1])
+            told = self._told(alarm, newest0 - (n - 1) * period, newest_last + period, forecast, idle)
             if told is None:
                 return t, True
             first, values, counts = told
-            index = ((newest - first) // period).astype(np.int64)
-            known = int(np.searchsorted(index, len(values)))  # evaluations whose periods are all told
-            quiet_for = int(np.searchsorted(times, quiet[2])) if quiet is not None else None  # band ends
-            k = first_eventful(spec, alarm.state_value, values, index[:known], quiet[:2] if quiet else None,
+            if linear:
+                i0 = int((newest0 - first) // period)
+                known = max(0, min(size, -(-(len(values) - i0) // stride)))  # evaluations whose periods are told
+                index = range(i0, i0 + stride * known, stride) if known else range(0)
+                quiet_for = None if quiet is None else _before(quiet[2], t, interval, size)
+            else:
+                index = ((newest - first) // period).astype(np.int64)
+                known = int(np.searchsorted(index, len(values)))  # evaluations whose periods are all told
+                index = index[:known]
+                quiet_for = int(np.searchsorted(times, quiet[2])) if quiet is not None else None  # band ends
+            k = first_eventful(spec, alarm.state_value, values, index, quiet[:2] if quiet else None,
                                self.exact, counts, quiet_for)
-            if k < len(times):
-                return float(times[k]), True
-            t = float(times[-1]) + interval
+            if k < size:
+                return t + interval * k, True
+            t = t + interval * size
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _told(
