@@ -204,6 +204,7 @@ def simulate(
         activities=_activities_frame(engine, rid),
         wall_seconds=time.perf_counter() - wall0,
         ticks=ticks,
+        tables=tables,
         meta={
             "instance_type": itype.name,
             "provisioning_s": provisioning_s,
