@@ -14,7 +14,10 @@ the driver steps at the time found and the engine decides there, as it would whe
 Forecasts hold while the fleet does not change: the driver bumps :attr:`Lookahead.epoch` when it
 applies a change and when the time the fleet announced for its next change has passed. Scan
 results are kept per alarm and epoch, so a step that changes neither the fleet nor the engine's
-answer costs no new forecast. Pure: no I/O, no clock.
+answer costs no new forecast. A fleet that versions its forecasts (``forecast_version``: the
+simulator's changes only when its serving count does) keeps them, and the alarms' prefix counts
+over them, across bumps that leave the version as it was (:meth:`Lookahead.forecasts_for`).
+Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -71,18 +74,29 @@ class Lookahead:
         self.exact = exact
         self.idle_catch_up_minutes = idle_catch_up_minutes
         self.epoch = 0
+        self._version: Any = None  # the fleet's forecast version the kept forecasts belong to
         self._scans: dict[str, tuple[Any, float, bool]] = {}  # alarm -> (key, time, found)
         self._forecasts: dict[Any, tuple[float, np.ndarray, float]] = {}  # metric -> (first, values, asked end)
         self._counts: dict[str, tuple[np.ndarray, Any, Any]] = {}  # alarm -> prefix counts of its values
         self._bands: dict[str, tuple[Any, float, float, Any]] = {}  # alarm -> (spec, from, until, quiet band)
 
     def bump(self) -> None:
-        """The fleet changed: forecasts made so far no longer hold."""
+        """The fleet or the engine changed: answers found so far no longer hold (forecasts too,
+        unless the fleet versions them: :meth:`forecasts_for`)."""
         self.epoch += 1
         self._scans.clear()
-        self._forecasts.clear()
-        self._counts.clear()
         self._bands.clear()
+        if self._version is None:
+            self._forecasts.clear()
+            self._counts.clear()
+
+    def forecasts_for(self, version: Any) -> None:
+        """The fleet's forecasts are those of ``version`` (None: unversioned; they are then
+        dropped at every :meth:`bump`): forecasts kept for another version are dropped."""
+        if version is None or version != self._version:
+            self._forecasts.clear()
+            self._counts.clear()
+        self._version = version
 
     def next_eventful(
         self,

@@ -112,6 +112,7 @@ class SimulatedFleet:
         self.cur_serving = capacity
         self.cur_billed = capacity
         self.since = 0  # the second from which ``cur_serving`` instances have served
+        self.forecast_version = 0  # forecasts hold while this stays (the serving count stays)
         self.desired = capacity
         self.change: _Change | None = None
         self.now = self.t0  # the time the fleet was last advanced to
@@ -154,6 +155,7 @@ class SimulatedFleet:
             self._minutes.invalidate(idx)
             self._windows.invalidate(idx)
             self.since = idx
+            self.forecast_version += 1
         self.cur_serving, self.cur_billed = serving, billed
 
     def finish(self) -> None:
