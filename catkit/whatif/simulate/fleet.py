@@ -213,12 +213,11 @@ class SimulatedFleet:
         # Only periods that end within the traffic: the fleet cannot tell what comes after it.
         end = min(end, start + max(0, math.floor((self.t0 + len(self.rate) - start) / period)) * period)
         _, count, total, minimum, maximum = self.period_statistics(name, start, end, period, first_at=start)
+        have = count > 0
         if statistic == "Average":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                value = total / count
-        else:
-            value = {"Sum": total, "SampleCount": count, "Minimum": minimum, "Maximum": maximum}[statistic]
-        return np.where(count > 0, value, np.nan)
+            return np.divide(total, count, out=np.full(len(count), np.nan), where=have)
+        value = {"Sum": total, "SampleCount": count, "Minimum": minimum, "Maximum": maximum}[statistic]
+        return np.where(have, value, np.nan)
 
     # ------------------------------------------------------------------ metrics
     def period_statistics(
