@@ -241,11 +241,21 @@ class SimulatedFleet:
         if (period == items.unit and k_hi - k_lo == span and items.regular(k_lo)
                 and first == items.base + k_lo * items.unit):
             return float(first), count, total, minimum, maximum  # the common read: one item per period
-        stamps = items.stamps(k_lo, k_hi)
         out = np.zeros((4, span))
-        slot = ((np.floor(stamps / period) * period - first) // period).astype(np.int64)
-        heads = np.concatenate(([0], np.flatnonzero(np.diff(slot)) + 1))
-        keep = (slot[heads] >= 0) & (slot[heads] < span)
+        per = period // items.unit if period % items.unit == 0 else 0
+        if per and items.regular(k_lo):
+            # Items on the unit grid, a whole number per period: the groups start every `per` items
+            # from the first period boundary (the same groups as from the stamps, found by arithmetic).
+            stamp = items.base + k_lo * items.unit
+            lead = int(((-stamp) % period) // items.unit)
+            heads = np.concatenate(([0], np.arange(lead or per, k_hi - k_lo, per)))
+            slots = int((math.floor(stamp / period) * period - first) // period) + np.arange(len(heads))
+        else:
+            stamps = items.stamps(k_lo, k_hi)
+            slot = ((np.floor(stamps / period) * period - first) // period).astype(np.int64)
+            heads = np.concatenate(([0], np.flatnonzero(np.diff(slot)) + 1))
+            slots = slot[heads]
+        keep = (slots >= 0) & (slots < span)
         grouped = (
             np.add.reduceat(count, heads),
             np.add.reduceat(total, heads),
@@ -253,7 +263,7 @@ class SimulatedFleet:
             np.maximum.reduceat(maximum, heads),
         )
         for row, values in zip(out, grouped, strict=True):
-            row[slot[heads][keep]] = values[keep]
+            row[slots[keep]] = values[keep]
         return float(first), out[0], out[1], out[2], out[3]
 
     def _concurrency_table(self, instances: int) -> np.ndarray:

@@ -158,8 +158,7 @@ class SimulationResult:
             starts, ends, counts = segments(self.serving)
             over = 0.0
             for a, b, c in zip(starts.tolist(), ends.tolist(), counts.tolist(), strict=True):
-                cum = self.tables.overload_cumsum(self.service.max_rps, int(c))
-                over += float(cum[b] - cum[a])
+                over += self.tables.overload(self.service.max_rps, int(c), a, b)
         else:
             over = float(self.overload.sum())
         out: dict[str, Any] = {

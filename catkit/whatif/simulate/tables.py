@@ -50,7 +50,7 @@ class TrafficTables:
         self._sums: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._conc: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._bins: dict[tuple[float, int], np.ndarray] = {}
-        self._over: dict[tuple[float, int], np.ndarray] = {}
+        self._over: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def item_sums(self, unit: int, lead: int) -> tuple[np.ndarray, np.ndarray]:
         """(requests, seconds) per item of ``unit`` seconds, the first ``lead`` seconds (if any)
@@ -96,14 +96,18 @@ class TrafficTables:
             kept = self._bins[key] = histogram_bins(rho).astype(np.int16)
         return kept
 
-    def overload_cumsum(self, max_rps: float, instances: int) -> np.ndarray:
-        """Running sum (from 0) of requests per second beyond ``instances`` instances' capacity."""
+    def overload(self, max_rps: float, instances: int, a: int, b: int) -> float:
+        """Requests in seconds ``[a, b)`` beyond ``instances`` instances' capacity (kept per count
+        as the overloaded seconds and a running sum over them: small, as overload is rare)."""
         key = (float(max_rps), instances)
         kept = self._over.get(key)
         if kept is None:
-            over = np.maximum(0.0, self.rate - instances * max_rps)
-            kept = self._over[key] = np.concatenate(([0.0], np.cumsum(over)))
-        return kept
+            excess = self.rate - instances * max_rps
+            where = np.flatnonzero(excess > 0)
+            kept = self._over[key] = (where, np.concatenate(([0.0], np.cumsum(excess[where]))))
+        where, cum = kept
+        lo, hi = np.searchsorted(where, (a, b))
+        return float(cum[hi] - cum[lo])
 
 
 def segments(serving: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
