@@ -137,6 +137,8 @@ def simulate(
     t0 = float(math.floor(start))
     if tables is not None and (traffic is None or traffic is tables.rate) and len(tables.rate) == math.ceil(duration_s):
         rate = tables.rate  # validated when the tables were made
+    elif traffic is None:
+        raise ValueError("traffic is required unless tables= holds a traffic of duration_s seconds")
     else:
         rate = traffic_array(traffic, duration_s)
         tables = None

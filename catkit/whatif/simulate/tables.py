@@ -43,6 +43,8 @@ class TrafficTables:
 
     def __init__(self, rate: np.ndarray) -> None:
         rate = np.asarray(rate, dtype=np.float64)
+        if rate.ndim != 1 or np.any(rate < 0) or not np.all(np.isfinite(rate)):
+            raise ValueError("traffic rates are one finite rate >= 0 per second")
         if rate.flags.writeable:
             rate = rate.copy()
             rate.flags.writeable = False
