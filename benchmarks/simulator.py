@@ -1,6 +1,6 @@
 """Simulator speed: event skipping against ticking every 10 seconds, measured in the same run.
 
-Run: ``.venv/bin/python benchmarks/simulator.py [--days 30] [--candidates 1008] [--old-ref main] [--sample 8]``
+Run: ``.venv/bin/python benchmarks/simulator.py [--days 30] [--candidates 1008] [--old-ref 8b12162] [--sample 8]``
 
 Simulates ``--days`` days at 1-second resolution of a diurnal + daily-spike traffic (weekends
 lighter; evaluated once, outside the timings) with three configurations - the seed's 1-minute
@@ -9,7 +9,7 @@ it prints the wall and CPU time of the simulator as it runs (event skipping: the
 where something can change), the same simulation stepping the driver every 10 seconds
 (``tick_every_grid_point=True``: the previous design), the speed-up between the two and whether
 they took the same decisions (activities and per-second capacities). With ``--old-ref`` (a git
-ref of this repository, default ``main``; ``""`` to skip) the same simulations run with that
+ref of this repository, default ``8b12162``, the commit before these speed-ups; ``""`` to skip) the same simulations run with that
 ref's code (``git archive`` into a temporary directory, a subprocess) in the same run, and the
 CPU ratio old / new is printed beside each figure. Then it times ``recommend_scaling`` over
 ``--candidates`` policies on the same traffic (0 to skip; the grid comes in steps of 56 settings, so
@@ -134,7 +134,8 @@ def main() -> None:
     ap.add_argument("--days", type=float, default=30.0)
     ap.add_argument("--repeat", type=int, default=3, help="event-skipping runs per configuration; the best is shown")
     ap.add_argument("--candidates", type=int, default=1008, help="recommend_scaling grid size (0: skip)")
-    ap.add_argument("--old-ref", default="main", help="git ref of the previous design to compare with ('' to skip)")
+    ap.add_argument("--old-ref", default="8b12162",
+                    help="git ref of the previous design (default: the commit before the issue-18 speed-ups; '' to skip)")
     ap.add_argument("--sample", type=int, default=8, help="settings timed one by one for the per-candidate ratio")
     args = ap.parse_args()
     t = time.perf_counter()
