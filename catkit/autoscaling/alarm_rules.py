@@ -208,9 +208,14 @@ def action_repeat_interval(period: int) -> int:
 
 
 @functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=1024)
 def is_autoscaling_action(arn: str) -> bool:
     """True for Application/EC2 Auto Scaling policy ARNs (``arn:<partition>:autoscaling:...``)."""
     return bool(_AUTOSCALING_ARN.match(arn))
+
+
+def _has_autoscaling_action(spec: AlarmSpec, state: str) -> bool:
+    return any(is_autoscaling_action(a) for a in spec.actions_for(state))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -351,7 +356,7 @@ def first_eventful(
     """The first of a run of evaluations that can change anything, ``len(newest)`` if none can.
 
     ``values``: the metric per period, oldest first (NaN: no datapoint); evaluation ``j`` reads the
-    periods up to ``values[newest[j]]``. ``state``: the alarm's state before the run. An evaluation
+    periods up to ``values[newest[j]]`` (a ``range`` of consecutive periods is read by slicing). ``state``: the alarm's state before the run. An evaluation
     whose last N datapoints are all present (then :func:`decide` takes exactly them) is uneventful
     when it keeps the state without invoking an Auto Scaling action - or, in ALARM, invokes one while
     its newest datapoint lies in ``quiet`` (``(low, high)``, inclusive: values for which the engine
@@ -367,24 +372,32 @@ def first_eventful(
     """
     if not len(newest):
         return 0
-    if any(is_autoscaling_action(a) for a in spec.actions_for(OK)):
+    if _has_autoscaling_action(spec, OK):
         return 0  # OK-state Auto Scaling actions repeat: not predicted
     if transitions and state not in (OK, ALARM):
         return 0
     n = spec.evaluation_periods
     v = values
     cum_real, cum_breach = counts if counts is not None else prefix_counts(spec, values)
-    hi = np.asarray(newest, dtype=np.int64) + 1
-    lo = np.maximum(hi - n, 0)
-    complete = (hi >= n) & (cum_real[hi] - cum_real[lo] == n)
-    alarm = (cum_breach[hi] - cum_breach[lo]) >= spec.m
-    invoked = alarm & any(is_autoscaling_action(a) for a in spec.actions_for(ALARM))
+    if isinstance(newest, range) and newest.step == 1 and newest.start + 1 >= n:
+        # Consecutive periods, every window whole: slices instead of gathers.
+        a, b = newest.start + 1, newest.stop + 1
+        complete = cum_real[a:b] - cum_real[a - n : b - n] == n
+        alarm = (cum_breach[a:b] - cum_breach[a - n : b - n]) >= spec.m
+        latest_values = v[a - 1 : b - 1]
+    else:
+        hi = np.asarray(newest, dtype=np.int64) + 1
+        latest_values = None
+        lo = np.maximum(hi - n, 0)
+        complete = (hi >= n) & (cum_real[hi] - cum_real[lo] == n)
+        alarm = (cum_breach[hi] - cum_breach[lo]) >= spec.m
+    invoked = alarm if _has_autoscaling_action(spec, ALARM) else np.zeros_like(alarm)
     if quiet is not None and invoked.any():
-        latest = v[hi - 1]
+        latest = v[hi - 1] if latest_values is None else latest_values
         loud = (latest < quiet[0]) | (latest > quiet[1])
         if quiet_for is not None:
             loud[quiet_for:] = True
-        invoked &= loud
+        invoked = invoked & loud  # not in place: invoked may be alarm itself
     eventful = ~complete | invoked
     if transitions:
         eventful |= alarm != (state == ALARM)

@@ -31,6 +31,7 @@ proposal equal to the current capacity), so the scaling driver can skip those ev
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -158,8 +159,7 @@ class DecisionRules(EngineState):
             if base <= 0:
                 return None
             # No scale-out while the proposal from `base` stays at or below the current capacity.
-            high = _edge(lambda v: target_tracking.desired_capacity(base, v, tv) <= current,
-                         tv * current / base, -1.0)
+            high = _scale_out_edge(base, current, tv)
             return (-math.inf, high, cd.out_until if in_out_cd and cd.out_until is not None else math.inf)
         if alarm_name != policy.alarm_roles.get("low") or not policy.scale_in_enabled:
             return ALWAYS_QUIET  # _tt_proposal proposes nothing
@@ -169,8 +169,7 @@ class DecisionRules(EngineState):
         if running:
             return (-math.inf, math.inf, max(running))  # scale-in waits for both cooldowns
         # No scale-in while the proposal stays at the current capacity.
-        low = _edge(lambda v: target_tracking.desired_capacity(current, v, tv) >= current,
-                    tv * (current - 1) / current, 1.0)
+        low = _scale_in_edge(current, tv)
         return (low, math.inf, math.inf)
 
     def _decide(self, target: ScalableTarget, current: int, desired: int, cause: str, now: float) -> Decision:
@@ -382,6 +381,20 @@ class DecisionRules(EngineState):
             status_message=f"Failed to set {word} to {wanted}",
             not_scaled_reasons=[reason],
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _scale_out_edge(base: int, current: int, tv: float) -> float:
+    """The highest metric value whose target-tracking proposal from ``base`` stays at or below
+    ``current`` (kept: quiet bands ask it at every lookahead)."""
+    return _edge(lambda v: target_tracking.desired_capacity(base, v, tv) <= current, tv * current / base, -1.0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _scale_in_edge(current: int, tv: float) -> float:
+    """The lowest metric value whose target-tracking proposal from ``current`` stays at it."""
+    return _edge(lambda v: target_tracking.desired_capacity(current, v, tv) >= current, tv * (current - 1) / current,
+                 1.0)
 
 
 def _edge(holds: Callable[[float], bool], guess: float, direction: float) -> float:

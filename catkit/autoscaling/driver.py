@@ -125,7 +125,10 @@ class FleetPort(Protocol):
         (as many as it can tell, up to ``end``) if nothing changes: exactly what the metric store
         will answer once they are complete, NaN where there will be no datapoint. None when the
         fleet cannot tell (real instances): the driver then evaluates every alarm on its interval.
-        Optional: fleets without this method are treated as returning None."""
+        Optional: fleets without this method are treated as returning None. A fleet may also
+        carry a ``forecast_version`` attribute that changes whenever its forecasts would (the
+        simulator's: when its serving count changes); forecasts are then kept across steps
+        that leave it as it was."""
 
 
 class ScalingDriver:
@@ -210,6 +213,8 @@ class ScalingDriver:
             nxt = now
         alarms = self.engine.alarms.list()
         forecast = getattr(self.fleet, "forecast", None)
+        if forecast is not None:
+            self.lookahead.forecasts_for(self._forecast_version())
         signature = self._engine_signature()
         if signature != self._signature:  # bounds, cooldowns or activities changed: new answers
             self._signature = signature
@@ -221,10 +226,12 @@ class ScalingDriver:
             # proportion to the time until the next step, not to the quietest alarm's horizon.
             for horizon in LOOKAHEAD_HORIZONS_S:
                 limit = min(nxt, now + horizon)
+                # Scans reach the grid step the limit rounds up to, which silent_at asks about below.
+                reach = math.ceil(limit / TICK_S) * TICK_S + 1.0 if math.isfinite(limit) else limit
                 found = min(
                     (
                         self.lookahead.next_eventful(
-                            alarm, now, limit, self.engine, self._capacity, forecast, self._idle_zeros
+                            alarm, now, reach, self.engine, self._capacity, forecast, self._idle_zeros
                         )
                         for alarm in alarms
                     ),
@@ -243,6 +250,20 @@ class ScalingDriver:
             for a in alarms
         })
         return grid
+
+    def _forecast_version(self) -> Any:
+        """What the forecasts with idle zeros depend on: the fleet's ``forecast_version`` (None
+        when it has none: forecasts are then not kept across changes) and, per variant target,
+        whether the idle rule adds zeros (its start and whether the variant serves)."""
+        version = getattr(self.fleet, "forecast_version", None)
+        if version is None:
+            return None
+        assert self.fleet is not None
+        idle = []
+        for rid, start in self._idle_from.items():
+            status = self.fleet.variant_status(rid)
+            idle.append((rid, start, status is not None and status.status in SERVING))
+        return version, tuple(idle)
 
     def _engine_signature(self) -> tuple:
         """What the engine's quiet bands depend on besides the fleet: bounds, suspensions,

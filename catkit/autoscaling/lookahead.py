@@ -14,7 +14,10 @@ the driver steps at the time found and the engine decides there, as it would whe
 Forecasts hold while the fleet does not change: the driver bumps :attr:`Lookahead.epoch` when it
 applies a change and when the time the fleet announced for its next change has passed. Scan
 results are kept per alarm and epoch, so a step that changes neither the fleet nor the engine's
-answer costs no new forecast. Pure: no I/O, no clock.
+answer costs no new forecast. A fleet that versions its forecasts (``forecast_version``: the
+simulator's changes only when its serving count does) keeps them, and the alarms' prefix counts
+over them, across bumps that leave the version as it was (:meth:`Lookahead.forecasts_for`).
+Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -44,13 +47,20 @@ if TYPE_CHECKING:
 #: Evaluations looked at per round of a scan (growing, then repeating the last size).
 FORECAST_CHUNKS = (60, 240, 960, 3840)
 #: Periods asked of the fleet at least, per forecast.
-FETCH_PERIODS = 120
+FETCH_PERIODS = 480
 
 #: ``forecast(namespace, name, dims, statistic, period, start, end)`` of a FleetPort.
 Forecast = Callable[[str, str, Mapping[str, str], str, int, float, float], "np.ndarray | None"]
 #: ``idle(namespace, name, dims)``: None when the driver adds no idle zeros to the metric, else a
 #: function ``(values, first) -> values`` adding them to per-minute values from ``first``.
 IdleZeros = Callable[[str, str, Mapping[str, str]], "Callable[[np.ndarray, float], np.ndarray] | None"]
+
+
+def _before(end: float, t: float, interval: float, most: int) -> int:
+    """How many of the evaluations ``t, t + interval, ...`` (at most ``most``) come before ``end``."""
+    if end >= t + most * interval:
+        return most
+    return max(0, math.ceil((end - t) / interval))
 
 
 class Lookahead:
@@ -64,18 +74,29 @@ class Lookahead:
         self.exact = exact
         self.idle_catch_up_minutes = idle_catch_up_minutes
         self.epoch = 0
+        self._version: Any = None  # the fleet's forecast version the kept forecasts belong to
         self._scans: dict[str, tuple[Any, float, bool]] = {}  # alarm -> (key, time, found)
         self._forecasts: dict[Any, tuple[float, np.ndarray, float]] = {}  # metric -> (first, values, asked end)
         self._counts: dict[str, tuple[np.ndarray, Any, Any]] = {}  # alarm -> prefix counts of its values
         self._bands: dict[str, tuple[Any, float, float, Any]] = {}  # alarm -> (spec, from, until, quiet band)
 
     def bump(self) -> None:
-        """The fleet changed: forecasts made so far no longer hold."""
+        """The fleet or the engine changed: answers found so far no longer hold (forecasts too,
+        unless the fleet versions them: :meth:`forecasts_for`)."""
         self.epoch += 1
         self._scans.clear()
-        self._forecasts.clear()
-        self._counts.clear()
         self._bands.clear()
+        if self._version is None:
+            self._forecasts.clear()
+            self._counts.clear()
+
+    def forecasts_for(self, version: Any) -> None:
+        """The fleet's forecasts are those of ``version`` (None: unversioned; they are then
+        dropped at every :meth:`bump`): forecasts kept for another version are dropped."""
+        if version is None or version != self._version:
+            self._forecasts.clear()
+            self._counts.clear()
+        self._version = version
 
     def next_eventful(
         self,
@@ -149,25 +170,38 @@ class Lookahead:
         interval = evaluation_interval(period)
         lag = math.floor(start / period) * period - newest_period(period, start)
         t = start
+        linear = interval % period == 0  # one period further per evaluation (or a whole number)
         for size in itertools.chain(FORECAST_CHUNKS, itertools.repeat(FORECAST_CHUNKS[-1])):
             if t >= limit:
                 return t, False
-            times = t + interval * np.arange(size, dtype=np.float64)
-            times = times[times < limit]
-            newest = np.floor(times / period) * period - lag
-            told = self._told(alarm, float(newest[0]) - (n - 1) * period, float(newest[-1]) + period, forecast,
-                              idle)
+            size = _before(limit, t, interval, size)  # evaluations before the limit
+            if linear:  # the common case in plain arithmetic: evaluation j reads period i0 + j * stride
+                stride = interval // period
+                newest0 = math.floor(t / period) * period - lag
+                newest_last = newest0 + (size - 1) * stride * period
+            else:
+                times = t + interval * np.arange(size, dtype=np.float64)
+                newest = np.floor(times / period) * period - lag
+                newest0, newest_last = float(newest[0]), float(newest[-1])
+            told = self._told(alarm, newest0 - (n - 1) * period, newest_last + period, forecast, idle)
             if told is None:
                 return t, True
             first, values, counts = told
-            index = ((newest - first) // period).astype(np.int64)
-            known = int(np.searchsorted(index, len(values)))  # evaluations whose periods are all told
-            quiet_for = int(np.searchsorted(times, quiet[2])) if quiet is not None else None  # band ends
-            k = first_eventful(spec, alarm.state_value, values, index[:known], quiet[:2] if quiet else None,
+            if linear:
+                i0 = int((newest0 - first) // period)
+                known = max(0, min(size, -(-(len(values) - i0) // stride)))  # evaluations whose periods are told
+                index = range(i0, i0 + stride * known, stride) if known else range(0)
+                quiet_for = None if quiet is None else _before(quiet[2], t, interval, size)
+            else:
+                index = ((newest - first) // period).astype(np.int64)
+                known = int(np.searchsorted(index, len(values)))  # evaluations whose periods are all told
+                index = index[:known]
+                quiet_for = int(np.searchsorted(times, quiet[2])) if quiet is not None else None  # band ends
+            k = first_eventful(spec, alarm.state_value, values, index, quiet[:2] if quiet else None,
                                self.exact, counts, quiet_for)
-            if k < len(times):
-                return float(times[k]), True
-            t = float(times[-1]) + interval
+            if k < size:
+                return t + interval * k, True
+            t = t + interval * size
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _told(

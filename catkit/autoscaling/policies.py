@@ -122,6 +122,10 @@ class Cooldowns(Record):
     out_base: int | None = None
     in_until: float | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """As :func:`dataclasses.asdict` (the fields are plain numbers), without its recursion."""
+        return {"out_until": self.out_until, "out_base": self.out_base, "in_until": self.in_until}
+
     def in_out_cooldown(self, now: float) -> bool:
         return self.out_until is not None and now < self.out_until
 

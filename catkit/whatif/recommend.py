@@ -37,6 +37,7 @@ from catkit.whatif.simulate import (
     simulate,
     traffic_array,
 )
+from catkit.whatif.simulate.tables import TrafficTables
 
 DEFAULT_FRACTIONS = (0.4, 0.5, 0.7)  # AWS optimize-endpoint-scaling example: 40/50/70 % of saturation
 HA_MIN = 2  # AWS: at least two instances for high availability
@@ -191,9 +192,10 @@ def _parallelism(processes: int | None, settings: int) -> tuple[int, str]:
 
 def _run_chunk(job: _Job, items: list[tuple[int, ScalingConfig, float]], max_slow: float) -> list[tuple[int, dict]]:
     out = []
+    tables = TrafficTables(job.rate)  # what depends on the traffic and the instance count only, once
     for k, cfg, frac in items:
         res = simulate(
-            job.rate,
+            None,
             cfg,
             job.service,
             duration_s=len(job.rate),
@@ -201,6 +203,7 @@ def _run_chunk(job: _Job, items: list[tuple[int, ScalingConfig, float]], max_slo
             provisioning_s=job.provisioning_s,
             termination_s=job.termination_s,
             concurrency_statistic=job.concurrency_statistic,
+            tables=tables,
         )
         out.append((k, _row(res, frac, job.slo_p99_ms, max_slow)))
     return out

@@ -3,17 +3,21 @@ equals stepping the driver every 10 seconds, on random traffic and random polici
 
 Both runs use the one :class:`~catkit.autoscaling.driver.ScalingDriver`; the only difference is
 ``tick_every_grid_point``. Compared: every scaling activity (times, capacities, status, cause,
-description) and the per-second serving and billed instance counts.
+description) and the per-second serving and billed instance counts - and the same again when the
+simulation reads per-traffic tables shared with other simulations (``tables=``, as
+``recommend_scaling`` does), with the same summary.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from catkit.whatif.calibrate import ServiceModel
 from catkit.whatif.simulate import DEFAULT_START, NightSchedule, ScalingConfig, simulate
+from catkit.whatif.simulate.tables import TrafficTables
 
 SVC = ServiceModel(max_rps=20, workers=4, base_p50_ms=40, base_p99_ms=120)
 COOLDOWNS = [0, 10, 30, 60, 120, 300, 600]
@@ -76,6 +80,17 @@ def _same_run(rate: np.ndarray, config: ScalingConfig, run: dict) -> None:
     assert _records(skipping) == _records(ticking)
     assert np.array_equal(skipping.serving, ticking.serving)
     assert np.array_equal(skipping.billed, ticking.billed)
+    # Per-traffic tables shared between simulations (as recommend_scaling does) change nothing.
+    tables = TrafficTables(rate)
+    for _ in range(2):  # the second run reads what the first left in the tables
+        shared = simulate(None, config, SVC, tables=tables, **kw)
+        assert _records(shared) == _records(skipping)
+        assert np.array_equal(shared.serving, skipping.serving)
+        assert np.array_equal(shared.billed, skipping.billed)
+    a, b = shared.summary(300.0), skipping.summary(300.0)
+    for key in ("cost_usd", "instances_mean", "scaling_events", "overload_requests", "p50_ms", "p99_ms",
+                "slow_fraction"):
+        assert a[key] == pytest.approx(b[key], rel=1e-9, abs=1e-9, nan_ok=True), key
 
 
 @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

@@ -282,3 +282,20 @@ def test_peak_concurrency_statistic_scales_out_at_least_as_much():
     assert peak.cost_usd >= mean.cost_usd
     with pytest.raises(ValueError, match="concurrency_statistic"):
         simulate(step, cfg, SVC, duration_s=HOUR, concurrency_statistic="max")
+
+
+def test_shared_tables_stand_in_for_the_traffic_and_are_checked():
+    from catkit.whatif.simulate import SEED_CONFIG
+    from catkit.whatif.simulate.tables import TrafficTables
+
+    rate = np.full(3600, 5.0)
+    tables = TrafficTables(rate)
+    assert not tables.rate.flags.writeable
+    res = simulate(None, SEED_CONFIG, duration_s=3600, tables=tables)
+    assert res.rate is tables.rate and res.tables is tables
+    with pytest.raises(ValueError, match="traffic is required"):
+        simulate(None, SEED_CONFIG, duration_s=3600)
+    with pytest.raises(ValueError, match="traffic is required"):
+        simulate(None, SEED_CONFIG, duration_s=7200, tables=tables)  # not this duration
+    with pytest.raises(ValueError, match="finite rate >= 0"):
+        TrafficTables(np.array([1.0, -1.0]))

@@ -43,6 +43,7 @@ from catkit.autoscaling.driver import CONCURRENCY_METRIC, TICK_S, ConcurrencySam
 from catkit.autoscaling.metrics_store import MetricStore
 from catkit.names import SAGEMAKER_METRICS
 from catkit.whatif.calibrate import ServiceModel
+from catkit.whatif.simulate.tables import TrafficTables
 
 FILL_AHEAD_S = 600  # per-second arrays are filled this far ahead of the reads in one vector op
 _WINDOW = int(TICK_S)
@@ -89,8 +90,11 @@ class SimulatedFleet:
         termination_s: float,
         concurrency_statistic: str = "peak",
         emit_concurrency: bool = True,
+        tables: TrafficTables | None = None,
     ) -> None:
-        self.rate = rate
+        # Per-traffic tables, shared by every simulation of this traffic when the caller passes them.
+        self.tables = tables if tables is not None and tables.rate is rate else TrafficTables(rate)
+        self.rate = self.tables.rate
         self.t0 = float(t0)
         if self.t0 != math.floor(self.t0):
             raise ValueError(f"t0 is a whole second, got {t0}")
@@ -107,6 +111,8 @@ class SimulatedFleet:
         self.filled = 0
         self.cur_serving = capacity
         self.cur_billed = capacity
+        self.since = 0  # the second from which ``cur_serving`` instances have served
+        self.forecast_version = 0  # forecasts hold while this stays (the serving count stays)
         self.desired = capacity
         self.change: _Change | None = None
         self.now = self.t0  # the time the fleet was last advanced to
@@ -145,8 +151,11 @@ class SimulatedFleet:
             self.filled = idx
         else:
             self.fill_to(idx, ahead=0)
-        self._minutes.invalidate(idx)
-        self._windows.invalidate(idx)
+        if serving != self.cur_serving:  # the metrics depend on the serving count only
+            self._minutes.invalidate(idx)
+            self._windows.invalidate(idx)
+            self.since = idx
+            self.forecast_version += 1
         self.cur_serving, self.cur_billed = serving, billed
 
     def finish(self) -> None:
@@ -204,12 +213,11 @@ class SimulatedFleet:
         # Only periods that end within the traffic: the fleet cannot tell what comes after it.
         end = min(end, start + max(0, math.floor((self.t0 + len(self.rate) - start) / period)) * period)
         _, count, total, minimum, maximum = self.period_statistics(name, start, end, period, first_at=start)
+        have = count > 0
         if statistic == "Average":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                value = total / count
-        else:
-            value = {"Sum": total, "SampleCount": count, "Minimum": minimum, "Maximum": maximum}[statistic]
-        return np.where(count > 0, value, np.nan)
+            return np.divide(total, count, out=np.full(len(count), np.nan), where=have)
+        value = {"Sum": total, "SampleCount": count, "Minimum": minimum, "Maximum": maximum}[statistic]
+        return np.where(have, value, np.nan)
 
     # ------------------------------------------------------------------ metrics
     def period_statistics(
@@ -233,11 +241,21 @@ class SimulatedFleet:
         if (period == items.unit and k_hi - k_lo == span and items.regular(k_lo)
                 and first == items.base + k_lo * items.unit):
             return float(first), count, total, minimum, maximum  # the common read: one item per period
-        stamps = items.stamps(k_lo, k_hi)
         out = np.zeros((4, span))
-        slot = ((np.floor(stamps / period) * period - first) // period).astype(np.int64)
-        heads = np.concatenate(([0], np.flatnonzero(np.diff(slot)) + 1))
-        keep = (slot[heads] >= 0) & (slot[heads] < span)
+        per = period // items.unit if period % items.unit == 0 else 0
+        if per and items.regular(k_lo):
+            # Items on the unit grid, a whole number per period: the groups start every `per` items
+            # from the first period boundary (the same groups as from the stamps, found by arithmetic).
+            stamp = items.base + k_lo * items.unit
+            lead = int(((-stamp) % period) // items.unit)
+            heads = np.concatenate(([0], np.arange(lead or per, k_hi - k_lo, per)))
+            slots = int((math.floor(stamp / period) * period - first) // period) + np.arange(len(heads))
+        else:
+            stamps = items.stamps(k_lo, k_hi)
+            slot = ((np.floor(stamps / period) * period - first) // period).astype(np.int64)
+            heads = np.concatenate(([0], np.flatnonzero(np.diff(slot)) + 1))
+            slots = slot[heads]
+        keep = (slots >= 0) & (slots < span)
         grouped = (
             np.add.reduceat(count, heads),
             np.add.reduceat(total, heads),
@@ -245,7 +263,7 @@ class SimulatedFleet:
             np.maximum.reduceat(maximum, heads),
         )
         for row, values in zip(out, grouped, strict=True):
-            row[slot[heads][keep]] = values[keep]
+            row[slots[keep]] = values[keep]
         return float(first), out[0], out[1], out[2], out[3]
 
     def _concurrency_table(self, instances: int) -> np.ndarray:
@@ -277,13 +295,26 @@ class SimulatedFleet:
             return seconds, value * seconds, value, value
         requests = np.add.reduceat(self.rate[a:b], heads)
         serving = self.serving[a:b]
-        per_instance = np.add.reduceat(self.rate[a:b] / serving, heads)
-        return (
-            requests,
-            per_instance,
-            1.0 / np.maximum.reduceat(serving, heads),
-            1.0 / np.minimum.reduceat(serving, heads),
-        )
+        most, least = np.maximum.reduceat(serving, heads), np.minimum.reduceat(serving, heads)
+        # A minute served by one count throughout reads requests / count, as _uniform_statistics.
+        per_instance = np.where(most == least, requests / most, np.add.reduceat(self.rate[a:b] / serving, heads))
+        return requests, per_instance, 1.0 / most, 1.0 / least
+
+    def _uniform_statistics(self, items: _Items, lo: int, hi: int) -> tuple[np.ndarray, ...]:
+        """Per item ``[lo, hi)`` of ``items``, all served by ``cur_serving`` instances throughout:
+        (count, sum, min, max) from the shared per-traffic tables - the same values
+        :meth:`_item_statistics` computes from the per-second arrays."""
+        n = self.cur_serving
+        if items.metric == CONCURRENCY_METRIC:
+            svc = self.service
+            value = self.tables.concurrency(
+                items.unit, items.lead, n, (svc.max_rps, svc.workers, svc.timeout_ms, self.concurrency_statistic),
+                self._concurrency_table(n), self._lam_grid, svc.max_rps, lo, hi)
+            seconds = self.tables.item_sums(items.unit, items.lead)[1][lo:hi]
+            return seconds, value * seconds, value, value
+        requests = self.tables.item_sums(items.unit, items.lead)[0][lo:hi]
+        inverse = np.full(hi - lo, 1.0 / n)
+        return requests, requests / n, inverse, inverse
 
 
 @functools.lru_cache(maxsize=256)
@@ -320,7 +351,7 @@ class _Items:
     may be partial), computed ahead in vector operations and kept until the instance counts of
     their seconds change. Item ``k`` covers seconds ``[lead + (k - partial) * unit, ...)``."""
 
-    AHEAD = 16  # items computed past the last one asked for, in one go
+    AHEAD = 64  # items computed past the last one asked for, in one go
 
     def __init__(self, fleet: SimulatedFleet, unit: int, metric: str) -> None:
         self.fleet, self.unit, self.metric = fleet, unit, metric
@@ -368,9 +399,19 @@ class _Items:
         """(count, sum, minimum, maximum) of items ``[k_lo, k_hi)``."""
         if k_hi > self.valid:
             lo, hi = self.valid, min(self.count, max(k_hi, self.valid + self.AHEAD))
-            a, b = self.first_second(lo), self.first_second(hi)
-            heads = np.concatenate(([a], self.first_second(lo + 1) + np.arange(hi - lo - 1) * self.unit)) - a
-            self.data[:, lo:hi] = self.fleet._item_statistics(self.metric, a, b, heads)
+            # Items from the first starting at or after the last change of the serving count are
+            # served by the current count throughout: from the shared tables.
+            since = self.fleet.since
+            split = self.item_of(since)
+            if self.first_second(split) < since:
+                split += 1
+            split = min(hi, max(lo, split))
+            if split > lo:
+                a, b = self.first_second(lo), self.first_second(split)
+                heads = np.concatenate(([a], self.first_second(lo + 1) + np.arange(split - lo - 1) * self.unit)) - a
+                self.data[:, lo:split] = self.fleet._item_statistics(self.metric, a, b, heads)
+            if hi > split:
+                self.data[:, split:hi] = self.fleet._uniform_statistics(self, split, hi)
             self.valid = hi
         d = self.data
         return d[0, k_lo:k_hi], d[1, k_lo:k_hi], d[2, k_lo:k_hi], d[3, k_lo:k_hi]

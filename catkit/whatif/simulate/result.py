@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from catkit.autoscaling.config import ScalingConfig
 from catkit.whatif.calibrate import ServiceModel
+from catkit.whatif.simulate.tables import HIST_LINEAR, HIST_TAIL, HIST_U_MAX, histogram_bins, segments
+
+if TYPE_CHECKING:
+    from catkit.whatif.simulate.tables import TrafficTables
 
 
 @dataclass
@@ -33,6 +37,9 @@ class SimulationResult:
     wall_seconds: float
     ticks: int
     meta: dict[str, Any] = field(default_factory=dict)
+    #: The traffic's shared :class:`~catkit.whatif.simulate.tables.TrafficTables` when the run had
+    #: them: the summary then reads per-count tables instead of recomputing per second.
+    tables: TrafficTables | None = field(default=None, repr=False, compare=False)
 
     @property
     def duration_s(self) -> int:
@@ -129,15 +136,14 @@ class SimulationResult:
         if cached is not None:
             return cached
         m = self.service.max_rps
-        rho = self.per_instance_rps / m
-        lin, tail, u_max = 2048, 4096, 7.0
-        with np.errstate(divide="ignore"):
-            u = -np.log10(np.maximum(1.0 - rho, 1e-300))
-        idx = np.where(
-            rho < 0.9,
-            (rho / 0.9 * lin).astype(np.int64),
-            lin + np.minimum(((u - 1.0) / (u_max - 1.0) * tail).astype(np.int64), tail),
-        )
+        lin, tail, u_max = HIST_LINEAR, HIST_TAIL, HIST_U_MAX
+        if self.tables is not None and self.tables.rate is self.rate:
+            # Per-count bins shared by every simulation of this traffic, taken segment by segment.
+            starts, ends, counts = segments(self.serving)
+            idx = np.concatenate([self.tables.load_bins(self.service, int(c))[a:b]
+                                  for a, b, c in zip(starts.tolist(), ends.tolist(), counts.tolist(), strict=True)])
+        else:
+            idx = histogram_bins(self.per_instance_rps / m)
         w = np.bincount(idx, weights=self.rate, minlength=lin + tail + 1)
         lin_centres = (np.arange(lin) + 0.5) / lin * 0.9
         tail_centres = 1.0 - 10.0 ** -(1.0 + (np.arange(tail) + 0.5) / tail * (u_max - 1.0))
@@ -148,7 +154,13 @@ class SimulationResult:
     def summary(self, slo_p99_ms: float | None = None) -> dict[str, Any]:
         """Cost, instance hours, instances min/mean/max, overload, latency estimates, speed."""
         total = float(self.rate.sum())
-        over = float(self.overload.sum())
+        if self.tables is not None and self.tables.rate is self.rate:
+            starts, ends, counts = segments(self.serving)
+            over = 0.0
+            for a, b, c in zip(starts.tolist(), ends.tolist(), counts.tolist(), strict=True):
+                over += self.tables.overload(self.service.max_rps, int(c), a, b)
+        else:
+            over = float(self.overload.sum())
         out: dict[str, Any] = {
             "config": self.config.label(),
             "days": self.duration_s / 86400.0,

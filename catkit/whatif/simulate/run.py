@@ -41,6 +41,7 @@ from catkit.whatif.calibrate import ServiceModel
 from catkit.whatif.shapes import Shape, as_shape
 from catkit.whatif.simulate.fleet import SimulatedFleet
 from catkit.whatif.simulate.result import SimulationResult
+from catkit.whatif.simulate.tables import TrafficTables
 
 DEFAULT_START = 1_704_067_200.0  # Monday 2024-01-01 00:00:00 UTC
 DEFAULT_PROVISIONING_S = 240.0  # the local backend's default (catkit.local.fleet.instances)
@@ -98,7 +99,7 @@ def _initial_bounds(config: ScalingConfig, t0: float) -> tuple[int, int]:
 
 
 def simulate(
-    traffic: Shape | float | Sequence[float] | np.ndarray,
+    traffic: Shape | float | Sequence[float] | np.ndarray | None,
     config: ScalingConfig = SEED_CONFIG,
     service: ServiceModel | None = None,
     *,
@@ -112,6 +113,7 @@ def simulate(
     variant_name: str = "AllTraffic",
     concurrency_statistic: str = "peak",
     tick_every_grid_point: bool = False,
+    tables: TrafficTables | None = None,
 ) -> SimulationResult:
     """Simulate ``duration_s`` seconds of ``traffic`` on a variant scaled by ``config``.
 
@@ -123,7 +125,9 @@ def simulate(
     count, which is what the local backend records, or ``"mean"`` in-flight requests (Little's
     law); see :data:`CONCURRENCY_STATISTIC_NOTE`. ``tick_every_grid_point`` steps the driver every
     10 s like the local backend instead of only when it can act (same decisions, slower; for tests).
-    Returns a :class:`SimulationResult`.
+    ``tables``: a :class:`~catkit.whatif.simulate.tables.TrafficTables` of this traffic (then
+    ``traffic`` may be omitted as ``None``), shared by many simulations of it (e.g. a sweep over
+    settings): what depends only on the traffic and the instance count is computed once. Returns a :class:`SimulationResult`.
     """
     wall0 = time.perf_counter()
     service = service or ServiceModel(max_rps=40.0, workers=4, source="default (not calibrated)")
@@ -131,7 +135,13 @@ def simulate(
     if provisioning_s < 0 or termination_s < 0:
         raise ValueError("provisioning_s and termination_s are seconds >= 0")
     t0 = float(math.floor(start))
-    rate = traffic_array(traffic, duration_s)
+    if tables is not None and (traffic is None or traffic is tables.rate) and len(tables.rate) == math.ceil(duration_s):
+        rate = tables.rate  # validated when the tables were made
+    elif traffic is None:
+        raise ValueError("traffic is required unless tables= holds a traffic of duration_s seconds")
+    else:
+        rate = traffic_array(traffic, duration_s)
+        tables = None
     t_end = t0 + len(rate)
     rid = variant_resource_id(endpoint_name, variant_name)
 
@@ -154,6 +164,7 @@ def simulate(
         termination_s=termination_s,
         concurrency_statistic=concurrency_statistic,
         emit_concurrency=config.metric == HIGH_RES_METRIC,
+        tables=tables,
     )
     counter = iter(range(1, 1 << 62))
     engine = Engine(AlarmBook(), id_factory=lambda: f"00000000-0000-4000-8000-{next(counter):012d}")
@@ -195,6 +206,7 @@ def simulate(
         activities=_activities_frame(engine, rid),
         wall_seconds=time.perf_counter() - wall0,
         ticks=ticks,
+        tables=tables,
         meta={
             "instance_type": itype.name,
             "provisioning_s": provisioning_s,
