@@ -94,17 +94,26 @@ class Tracker:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
         proto = request.protocol
-        self.started.add(proto)
-        self.in_flight[proto] = self.in_flight.get(proto, 0) + 1
+        self.enter(proto)
         try:
             return await handler(request)
         finally:
-            self.served.add(proto)
-            left = self.in_flight.get(proto, 1) - 1
-            if left > 0:
-                self.in_flight[proto] = left
-            else:
-                self.in_flight.pop(proto, None)
+            self.leave(proto)
+
+    def enter(self, proto: RequestHandler) -> None:
+        """A request head arrived on ``proto`` (a server without middlewares calls this and
+        :meth:`leave` around each request itself)."""
+        self.started.add(proto)
+        self.in_flight[proto] = self.in_flight.get(proto, 0) + 1
+
+    def leave(self, proto: RequestHandler) -> None:
+        """The request on ``proto`` has been answered (or failed)."""
+        self.served.add(proto)
+        left = self.in_flight.get(proto, 1) - 1
+        if left > 0:
+            self.in_flight[proto] = left
+        else:
+            self.in_flight.pop(proto, None)
 
 
 class LimitedSite(web.TCPSite):
@@ -198,6 +207,12 @@ async def read_limited(request: web.Request, limits: HttpLimits, max_bytes: int,
     length = request.content_length
     if length is not None and length > max_bytes:
         raise too_large(length)
+    content = request.content
+    if content.is_eof():  # the whole body is already buffered (a small request): nothing to wait for
+        body = content.read_nowait()
+        if len(body) > max_bytes:
+            raise too_large(None)
+        return body
     chunks: list[bytes] = []
     total = 0
     async for chunk in limited_chunks(request, limits):
