@@ -137,6 +137,23 @@ def _region_of(headers: Any, query: dict[str, Any], default: str) -> str:
     return default
 
 
+_CREDENTIAL_SCOPE_RE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
+_INVOKE_PREFIX, _INVOKE_SUFFIX = "/endpoints/", "/invocations"
+
+
+def _invoke_scope(request: web.BaseRequest, raw_path: str, default_account: str) -> tuple[str, str] | None:
+    """(account, region) of a SigV4-signed ``POST /endpoints/NAME/invocations`` (InvokeEndpoint, the
+    hot path), else None: what detect_service, _region_of and identity.account_for find, from one
+    look at the Authorization header instead of three."""
+    if (request.method != "POST" or not raw_path.startswith(_INVOKE_PREFIX) or not raw_path.endswith(_INVOKE_SUFFIX)
+            or raw_path.count("/") != 3 or len(raw_path) <= len(_INVOKE_PREFIX) + len(_INVOKE_SUFFIX)):
+        return None
+    match = _CREDENTIAL_SCOPE_RE.search(request.headers.get("Authorization", ""))
+    if match is None or match.group(3).lower() != "sagemaker":
+        return None
+    return identity.account_for_key(match.group(1), default_account), match.group(2)
+
+
 _SCOPE_SERVICE_RE = re.compile(r"Credential=[^/,\s]*/\d{8}/[^/,\s]+/([^/,\s]+)/aws4_request")
 
 
@@ -341,7 +358,8 @@ class Gateway:
             if self._protocols is not None
             else None
         )
-        service = self._detect(request, raw)
+        scope = None if has_query or raw is None else _invoke_scope(request, raw_path, self.backend.account_id)
+        service = "sagemaker-runtime" if scope is not None else self._detect(request, raw)
         limit = _limit_for(service)
         try:
             if service in MOTO_SERVICES:  # large S3 uploads are spooled to disk, not held in memory
@@ -356,8 +374,11 @@ class Gateway:
             return self._body_timeout(request, service, request_id), service, None
 
         if service and service in self.backend.services and self._protocols is not None:
-            region = _region_of(request.headers, query, self.backend.region)
-            account = identity.account_for(request.headers, query, self.backend.account_id)
+            if scope is not None:
+                account, region = scope
+            else:
+                region = _region_of(request.headers, query, self.backend.region)
+                account = identity.account_for(request.headers, query, self.backend.account_id)
             try:
                 svc = self.backend.scope_services(account, region).get(service)
             except AwsError as err:

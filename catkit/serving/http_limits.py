@@ -200,6 +200,19 @@ async def limited_chunks(request: web.Request, limits: HttpLimits) -> AsyncItera
         yield chunk
 
 
+def buffered_body(request: web.BaseRequest, max_bytes: int, too_large: Callable[[int | None], Exception],
+                  ) -> bytes | None:
+    """The request body if all of it has arrived already (a small request; one join, no timeout
+    task), else None; ``too_large(None)`` past ``max_bytes``."""
+    content = request.content
+    if not content.is_eof():
+        return None
+    body = content.read_nowait()
+    if len(body) > max_bytes:
+        raise too_large(None)
+    return body
+
+
 async def read_limited(request: web.Request, limits: HttpLimits, max_bytes: int,
                        too_large: Callable[[int | None], Exception]) -> bytes:
     """The request body, refused with ``too_large(size or None)`` past ``max_bytes`` and with
@@ -207,11 +220,8 @@ async def read_limited(request: web.Request, limits: HttpLimits, max_bytes: int,
     length = request.content_length
     if length is not None and length > max_bytes:
         raise too_large(length)
-    content = request.content
-    if content.is_eof():  # the whole body is already buffered (a small request): nothing to wait for
-        body = content.read_nowait()
-        if len(body) > max_bytes:
-            raise too_large(None)
+    body = buffered_body(request, max_bytes, too_large)
+    if body is not None:
         return body
     chunks: list[bytes] = []
     total = 0
@@ -223,4 +233,4 @@ async def read_limited(request: web.Request, limits: HttpLimits, max_bytes: int,
     return b"".join(chunks)
 
 
-__all__ = ["BodyTimeout", "HttpLimits", "LimitedSite", "Tracker", "limited_chunks", "read_limited"]
+__all__ = ["BodyTimeout", "HttpLimits", "LimitedSite", "Tracker", "buffered_body", "limited_chunks", "read_limited"]
