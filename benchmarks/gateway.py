@@ -226,8 +226,7 @@ def main(argv: list[str] | None = None) -> int:
           f"load average {os.getloadavg()[0]:.1f})")
     hdr = (f"{'conc':>4} | {'direct p50':>10} {'p99':>8} {'inv/s':>7} | {'gateway p50':>11} {'p99':>8} "
            f"{'inv/s':>7} | {'added p50':>9} {'added p99':>9} | {'p50 x':>5} {'inv/s x':>7} | errors")
-    print(hdr)
-    print("-" * len(hdr))
+    print(f"{hdr}\n{'-' * len(hdr)}")
     for c, d_lat, d_el, d_err, g_lat, g_el, g_err in rows:
         dp50, dp99, gp50, gp99 = (pct(d_lat, 50) * 1e3, pct(d_lat, 99) * 1e3, pct(g_lat, 50) * 1e3,
                                   pct(g_lat, 99) * 1e3)
