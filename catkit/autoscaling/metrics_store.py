@@ -273,21 +273,10 @@ class MetricStore:
     ) -> None:
         """Record a PutMetricData ``StatisticValues`` set (SampleCount, Sum, Minimum, Maximum)."""
         stats = (float(sample_count), float(total), float(minimum), float(maximum))
-        self._into_bucket(
-            namespace, name, dimensions, timestamp, unit, storage_resolution, _Bucket.add_set, *stats
-        )
+        self._into_bucket(namespace, name, dimensions, timestamp, unit, storage_resolution, _Bucket.add_set, *stats)
 
-    def _into_bucket(
-        self,
-        namespace: str,
-        name: str,
-        dimensions: Mapping[str, str],
-        timestamp: float,
-        unit: str,
-        storage_resolution: int,
-        add: Callable[..., None],
-        *data: Any,
-    ) -> None:
+    def _into_bucket(self, namespace: str, name: str, dimensions: Mapping[str, str], timestamp: float, unit: str,
+                     storage_resolution: int, add: Callable[..., None], *data: Any) -> None:
         """``add(bucket, *data)`` on the storage bucket of ``timestamp``, under the lock; the bucket is
         made on first use. Nothing happens when the datapoint is older than retention."""
         timestamp = float(timestamp)
@@ -307,20 +296,38 @@ class MetricStore:
         lock (an invocation's seven metrics: the data plane's hot path)."""
         timestamp = float(timestamp)
         dims = frozenset(dimensions.items())
-        add = _Bucket.add
         with self._lock:
             self.changes += 1
-            for name, value, unit in items:
-                self._into_bucket_locked((namespace, name, dims), timestamp, unit, 60, add, float(value))
+            where = self._place_locked(timestamp, 60)  # one time and resolution: placed once for all
+            if where is not None:
+                for name, value, unit in items:
+                    self._bucket_locked((namespace, name, dims), unit, timestamp, *where).add(float(value))
 
     def _into_bucket_locked(
         self, key: tuple[str, str, frozenset[tuple[str, str]]], timestamp: float, unit: str,
         storage_resolution: int, add: Callable[..., None], *data: Any,
     ) -> None:
+        where = self._place_locked(timestamp, storage_resolution)
+        if where is not None:  # else older than retention: CloudWatch would not keep it either
+            add(self._bucket_locked(key, unit, timestamp, *where), *data)
+
+    def _place_locked(self, timestamp: float, storage_resolution: int) -> tuple[int, int] | None:
+        """(tier, bucket start) of a datapoint at ``timestamp``, or None past retention."""
         if timestamp > self._latest:
             self._latest = timestamp
             if timestamp >= self._next_compact:
                 self._compact_locked(self._now())
+        tier = 0 if storage_resolution == 1 else self._standard_tier
+        age = self._now() - timestamp
+        while tier < len(self._retention) and age >= self._retention[tier][1]:
+            tier += 1
+        if tier >= len(self._retention):
+            return None
+        width = self._retention[tier][0]
+        return tier, int(timestamp // width) * width
+
+    def _bucket_locked(self, key: tuple[str, str, frozenset[tuple[str, str]]], unit: str, timestamp: float,
+                       tier: int, start: int) -> _Bucket:
         units = self._series.get(key)
         if units is None:
             units = self._series[key] = {}
@@ -329,19 +336,11 @@ class MetricStore:
             series = units[unit] = _Series(len(self._retention))
         if timestamp > series.last_timestamp:
             series.last_timestamp = timestamp
-        tier = 0 if storage_resolution == 1 else self._standard_tier
-        age = self._now() - timestamp
-        while tier < len(self._retention) and age >= self._retention[tier][1]:
-            tier += 1
-        if tier >= len(self._retention):
-            return  # older than retention: CloudWatch would not keep it either
-        width = self._retention[tier][0]
-        start = int(timestamp // width) * width
         buckets = series.tiers[tier]
         bucket = buckets.get(start)
         if bucket is None:
             bucket = buckets[start] = _Bucket(self._percentiles)
-        add(bucket, *data)
+        return bucket
 
     def now(self) -> float:
         """The store's "now": its clock, or else the newest timestamp recorded (-inf when empty)."""

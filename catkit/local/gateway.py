@@ -114,7 +114,7 @@ def _protocols() -> Any:
     return protocols
 
 
-def _query_dict(request: web.Request) -> dict[str, str | list[str]]:
+def _query_dict(request: web.BaseRequest) -> dict[str, str | list[str]]:
     out: dict[str, str | list[str]] = {}
     for key, value in request.query.items():
         if key in out:
@@ -137,10 +137,27 @@ def _region_of(headers: Any, query: dict[str, Any], default: str) -> str:
     return default
 
 
+_CREDENTIAL_SCOPE_RE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
+_INVOKE_PREFIX, _INVOKE_SUFFIX = "/endpoints/", "/invocations"
+
+
+def _invoke_scope(request: web.BaseRequest, raw_path: str, default_account: str) -> tuple[str, str] | None:
+    """(account, region) of a SigV4-signed ``POST /endpoints/NAME/invocations`` (InvokeEndpoint, the
+    hot path), else None: what detect_service, _region_of and identity.account_for find, from one
+    look at the Authorization header instead of three."""
+    if (request.method != "POST" or not raw_path.startswith(_INVOKE_PREFIX) or not raw_path.endswith(_INVOKE_SUFFIX)
+            or raw_path.count("/") != 3 or len(raw_path) <= len(_INVOKE_PREFIX) + len(_INVOKE_SUFFIX)):
+        return None
+    match = _CREDENTIAL_SCOPE_RE.search(request.headers.get("Authorization", ""))
+    if match is None or match.group(3).lower() != "sagemaker":
+        return None
+    return identity.account_for_key(match.group(1), default_account), match.group(2)
+
+
 _SCOPE_SERVICE_RE = re.compile(r"Credential=[^/,\s]*/\d{8}/[^/,\s]+/([^/,\s]+)/aws4_request")
 
 
-def _is_sigv2_s3(request: web.Request) -> bool:
+def _is_sigv2_s3(request: web.BaseRequest) -> bool:
     """S3 is the only service still signed with SigV2: boto3's default presigned S3 URLs
     (``AWSAccessKeyId``/``Signature``/``Expires`` query) and ``Authorization: AWS AKID:sig``."""
     query = request.query
@@ -149,7 +166,7 @@ def _is_sigv2_s3(request: web.Request) -> bool:
     return request.headers.get("Authorization", "").startswith("AWS ")
 
 
-def _is_s3_form_post(request: web.Request) -> bool:
+def _is_s3_form_post(request: web.BaseRequest) -> bool:
     """A browser-style S3 upload (boto3's ``generate_presigned_post``): its credential travels in
     the multipart form, and no other AWS API takes multipart/form-data."""
     return request.method == "POST" and request.content_type == "multipart/form-data"
@@ -163,7 +180,7 @@ def _limit_for(service: str | None) -> int:
     return CONTROL_PLANE_MAX_BODY
 
 
-def _generic_error(request: web.Request, err: AwsError, request_id: str) -> web.Response:
+def _generic_error(request: web.BaseRequest, err: AwsError, request_id: str) -> web.Response:
     """An error for a request whose protocol we don't know: guess it from the request's shape."""
     ctype = request.headers.get("Content-Type", "")
     if "x-www-form-urlencoded" in ctype or "Action" in request.query:
@@ -182,11 +199,7 @@ def _generic_error(request: web.Request, err: AwsError, request_id: str) -> web.
     return xml_error(err.code, err.message, err.status, request_id, query_style=False)
 
 
-@web.middleware
-async def _loopback_guard(request: web.Request, handler: Any) -> web.StreamResponse:
-    why = foreign_request(request.headers)
-    if why is None:
-        return await handler(request)
+def _refuse_foreign(request: web.BaseRequest, why: str) -> web.Response:
     request_id = new_request_id()
     log.warning("refused %s %s: %s", request.method, request.path, why)
     err = AwsError(
@@ -228,6 +241,9 @@ class Gateway:
         self._runner: web.AppRunner | None = None
         self._site: LimitedSite | None = None
         self._limits = HttpLimits()
+        self._tracker = Tracker()
+        self._catkit_paths = {"/_catkit/health": self._health, "/_catkit/info": self._info,
+                              "/_catkit/reset": self._reset, "/moto-api/reset": self._reset}
         self._moto: MotoProxy | None = None
         self._protocols: Any = None
 
@@ -242,24 +258,14 @@ class Gateway:
             log.warning("protocol codecs unavailable (%s); only s3/sts/iam will be served", exc)
             self._protocols = None
         await asyncio.get_running_loop().run_in_executor(None, self._moto.open)
-        self._limits, tracker = HttpLimits.from_env(), Tracker()  # slow clients, connection cap
-        app = web.Application(client_max_size=CONTROL_PLANE_MAX_BODY,
-                              middlewares=[tracker.middleware, _loopback_guard])
-        app.router.add_route("*", "/_catkit/health", self._health)
-        app.router.add_route("*", "/_catkit/info", self._info)
-        app.router.add_route("*", "/_catkit/reset", self._reset)
-        app.router.add_route("*", "/moto-api/reset", self._reset)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(
-            app,
-            access_log=None,
-            handle_signals=False,
-            shutdown_timeout=SHUTDOWN_GRACE_S,
-            auto_decompress=False,  # bodies go through byte-for-byte (S3 gzip objects, codecs gunzip)
-            **self._limits.runner_kwargs(),
-        )
+        self._limits, self._tracker = HttpLimits.from_env(), Tracker()  # slow clients, connection cap
+        # aiohttp's low-level server with one handler (:meth:`_serve`): no router, middlewares or
+        # Application per request, which were a tenth of the gateway's CPU per InvokeEndpoint.
+        server = web.Server(self._serve, access_log=None, auto_decompress=False, **self._limits.runner_kwargs())
+        # auto_decompress off: bodies go through byte-for-byte (S3 gzip objects; codecs gunzip)
+        self._runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
         await self._runner.setup()
-        self._site = LimitedSite(self._runner, self.host, self.port, self._limits, tracker, reuse_address=True)
+        self._site = LimitedSite(self._runner, self.host, self.port, self._limits, self._tracker, reuse_address=True)
         await self._site.start()
         self.port = self._site.bound_port
         shown = f"[{self.host}]" if ":" in self.host else self.host
@@ -278,13 +284,13 @@ class Gateway:
         access_log.flush()
 
     # -- catkit namespace --------------------------------------------------------------------
-    async def _health(self, request: web.Request) -> web.Response:
+    async def _health(self, request: web.BaseRequest) -> web.Response:
         return web.json_response({"status": "ok", "pid": os.getpid()})
 
-    async def _info(self, request: web.Request) -> web.Response:
+    async def _info(self, request: web.BaseRequest) -> web.Response:
         return web.json_response(self.backend.info())
 
-    async def _reset(self, request: web.Request) -> web.Response:
+    async def _reset(self, request: web.BaseRequest) -> web.Response:
         """``POST``: forget all state (answers ``{"status": "ok", ...}`` like moto's reset)."""
         if request.method != "POST":
             return web.json_response({"Error": "Need to POST to reset"}, status=400)  # moto's answer
@@ -295,7 +301,21 @@ class Gateway:
         return web.json_response(answer)
 
     # -- main handler ------------------------------------------------------------------------
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Every request: counted for the connection cap (:class:`Tracker`), refused with 403 when
+        a browser sent it (:mod:`catkit.local.request_guard`), then catkit's own paths or an AWS API."""
+        proto = request.protocol
+        self._tracker.enter(proto)
+        try:
+            why = foreign_request(request.headers)
+            if why is not None:
+                return _refuse_foreign(request, why)
+            own = self._catkit_paths.get(request.path) if request.raw_path.startswith(("/_catkit/", "/moto-api/")) else None
+            return await (own or self._handle)(request)
+        finally:
+            self._tracker.leave(proto)
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
         request_id = new_request_id()
         service: str | None = None
@@ -329,16 +349,17 @@ class Gateway:
         return response
 
     async def _route(
-        self, request: web.Request, request_id: str
+        self, request: web.BaseRequest, request_id: str
     ) -> tuple[web.StreamResponse, str | None, str | None]:
-        query = _query_dict(request)
-        raw_path = request.raw_path.split("?", 1)[0]
+        raw_path, has_query, _ = request.raw_path.partition("?")
+        query = _query_dict(request) if has_query else {}
         raw = (
             self._protocols.RawRequest(request.method, raw_path, query, request.headers, b"")
             if self._protocols is not None
             else None
         )
-        service = self._detect(request, raw)
+        scope = None if has_query or raw is None else _invoke_scope(request, raw_path, self.backend.account_id)
+        service = "sagemaker-runtime" if scope is not None else self._detect(request, raw)
         limit = _limit_for(service)
         try:
             if service in MOTO_SERVICES:  # large S3 uploads are spooled to disk, not held in memory
@@ -353,8 +374,11 @@ class Gateway:
             return self._body_timeout(request, service, request_id), service, None
 
         if service and service in self.backend.services and self._protocols is not None:
-            region = _region_of(request.headers, query, self.backend.region)
-            account = identity.account_for(request.headers, query, self.backend.account_id)
+            if scope is not None:
+                account, region = scope
+            else:
+                region = _region_of(request.headers, query, self.backend.region)
+                account = identity.account_for(request.headers, query, self.backend.account_id)
             try:
                 svc = self.backend.scope_services(account, region).get(service)
             except AwsError as err:
@@ -377,7 +401,7 @@ class Gateway:
         raw.body = body
         return await self._dispatch(request, service, svc, raw, (account, region), body, request_id)
 
-    def _scope_error(self, request: web.Request, service: str, raw: Any, err: AwsError,
+    def _scope_error(self, request: web.BaseRequest, service: str, raw: Any, err: AwsError,
                      request_id: str) -> web.Response:
         try:
             codec = self._protocols.codec_for(service, raw)
@@ -385,7 +409,7 @@ class Gateway:
         except Exception:
             return _generic_error(request, err, request_id)
 
-    def _detect(self, request: web.Request, raw: Any) -> str | None:
+    def _detect(self, request: web.BaseRequest, raw: Any) -> str | None:
         service = None
         if raw is not None:
             service = self._protocols.detect_service(raw)
@@ -397,7 +421,7 @@ class Gateway:
         return service
 
     def _too_large(
-        self, request: web.Request, service: str | None, exc: BodyTooLarge, request_id: str
+        self, request: web.BaseRequest, service: str | None, exc: BodyTooLarge, request_id: str
     ) -> web.Response:
         size = f"{exc.size} bytes" if exc.size is not None else "more than the limit"
         limit_mb = exc.limit / MB
@@ -418,7 +442,7 @@ class Gateway:
         )
         return self._error_response(request, service, None, err, request_id)
 
-    def _body_timeout(self, request: web.Request, service: str | None, request_id: str) -> web.Response:
+    def _body_timeout(self, request: web.BaseRequest, service: str | None, request_id: str) -> web.Response:
         # S3's RequestTimeout (400) text; other services: 408 with the same code (ASSUMPTION: AWS's
         # front ends close such connections; no documented error shape for them).
         err = AwsError("RequestTimeout", "Your socket connection to the server was not read from or written to "
@@ -428,7 +452,7 @@ class Gateway:
         return response
 
     def _error_response(
-        self, request: web.Request, service: str | None, operation: str | None, err: AwsError, request_id: str
+        self, request: web.BaseRequest, service: str | None, operation: str | None, err: AwsError, request_id: str
     ) -> web.Response:
         if service in MOTO_SERVICES:
             return xml_error(err.code, err.message, err.status, request_id, query_style=service != "s3")
@@ -445,17 +469,17 @@ class Gateway:
 
     @staticmethod
     def _to_web(raw_response: Any, request_id: str) -> web.Response:
-        headers = dict(raw_response.headers)
-        lowered = {k.lower() for k in headers}
-        if "x-amzn-requestid" not in lowered:
+        headers = raw_response.headers  # the codec's own new dict: adjusted in place
+        if "x-amzn-RequestId" not in headers and not any(k.lower() == "x-amzn-requestid" for k in headers):
             headers["x-amzn-RequestId"] = request_id
-        headers.pop("Content-Length", None)
-        headers.pop("content-length", None)
+        if "Content-Length" in headers or "content-length" in headers:
+            headers.pop("Content-Length", None)
+            headers.pop("content-length", None)
         return web.Response(status=raw_response.status, headers=headers, body=raw_response.body)
 
     async def _dispatch(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         service: str,
         svc: Any,
         raw: Any,

@@ -125,7 +125,11 @@ def _moto_account(access_key: str) -> str | None:
 
 def account_for(headers: Mapping[str, str], query: Mapping[str, Any], default: str) -> str:
     """The account a request acts in (see the module docstring); ``default`` when the key says nothing."""
-    key = access_key_id(headers, query)
+    return account_for_key(access_key_id(headers, query), default)
+
+
+def account_for_key(key: str | None, default: str) -> str:
+    """The account of access key ``key`` (:func:`account_for` once the key is known)."""
     if not key:
         return default
     if _ACCOUNT_RE.match(key):

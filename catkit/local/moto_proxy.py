@@ -105,9 +105,15 @@ def valid_bucket_name(name: str) -> bool:
     )
 
 
+def _blank(body: bytes) -> bool:
+    """Empty or only whitespace, without copying a large body (``body.strip()`` copies a 1 MiB
+    upload that happens to start or end with a whitespace byte)."""
+    return not body or (body[:1].isspace() and body[-1:].isspace() and not body.strip())
+
+
 def s3_xml_body(method: str, host: str, raw_path: str, query: dict[str, Any], body: bytes) -> bool:
     """True if this S3 request carries an XML document (configuration, Delete, CompleteMultipartUpload)."""
-    if not body.strip() or method not in ("PUT", "POST"):
+    if method not in ("PUT", "POST") or _blank(body):
         return False
     bucket, key = split_s3_target(host, raw_path)
     return bool(
@@ -122,7 +128,7 @@ def s3_precheck(method: str, host: str, raw_path: str, query: dict[str, Any], bo
     bucket, key = split_s3_target(host, raw_path)
     if method == "PUT" and bucket and key is None and not query and not valid_bucket_name(bucket):
         return AwsError("InvalidBucketName", "The specified bucket is not valid.", 400)
-    if method in ("PUT", "POST") and bucket and not body.strip() and (
+    if method in ("PUT", "POST") and bucket and _blank(body) and (
         ((key is None or "tagging" in query) and any(q in query for q in _S3_XML_REQUIRED))
         or (method == "POST" and key is not None and "uploadId" in query)  # CompleteMultipartUpload
     ):

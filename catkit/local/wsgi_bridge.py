@@ -21,7 +21,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from catkit.serving.http_limits import HttpLimits, limited_chunks
+from catkit.serving.http_limits import HttpLimits, buffered_body, limited_chunks
 
 __all__ = ["Body", "BodyTooLarge", "build_environ", "call_wsgi", "spool_body"]
 
@@ -51,6 +51,9 @@ async def spool_body(request: web.Request, limit: int, spool_dir: Path | None,
     length = request.content_length
     if length is not None and length > limit:
         raise BodyTooLarge(length, limit)
+    body = buffered_body(request, limit, lambda size: BodyTooLarge(size, limit))
+    if body is not None:
+        return body
     chunks: list[bytes] = []
     spooled: IO[bytes] | None = None
     total = 0
@@ -113,6 +116,9 @@ def build_environ(
         "wsgi.multithread": True,
         "wsgi.multiprocess": False,
         "wsgi.run_once": False,
+        # the stream is exactly the body (a server that terminates its input, PEP 3333 extension):
+        # werkzeug reads it as is instead of through a LimitedStream (which copied a 1 MiB PUT ~4 times)
+        "wsgi.input_terminated": True,
         "SERVER_SOFTWARE": "catkit",
         "REQUEST_METHOD": request.method,
         "SCRIPT_NAME": "",

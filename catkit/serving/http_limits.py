@@ -94,17 +94,26 @@ class Tracker:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
         proto = request.protocol
-        self.started.add(proto)
-        self.in_flight[proto] = self.in_flight.get(proto, 0) + 1
+        self.enter(proto)
         try:
             return await handler(request)
         finally:
-            self.served.add(proto)
-            left = self.in_flight.get(proto, 1) - 1
-            if left > 0:
-                self.in_flight[proto] = left
-            else:
-                self.in_flight.pop(proto, None)
+            self.leave(proto)
+
+    def enter(self, proto: RequestHandler) -> None:
+        """A request head arrived on ``proto`` (a server without middlewares calls this and
+        :meth:`leave` around each request itself)."""
+        self.started.add(proto)
+        self.in_flight[proto] = self.in_flight.get(proto, 0) + 1
+
+    def leave(self, proto: RequestHandler) -> None:
+        """The request on ``proto`` has been answered (or failed)."""
+        self.served.add(proto)
+        left = self.in_flight.get(proto, 1) - 1
+        if left > 0:
+            self.in_flight[proto] = left
+        else:
+            self.in_flight.pop(proto, None)
 
 
 class LimitedSite(web.TCPSite):
@@ -191,6 +200,19 @@ async def limited_chunks(request: web.Request, limits: HttpLimits) -> AsyncItera
         yield chunk
 
 
+def buffered_body(request: web.BaseRequest, max_bytes: int, too_large: Callable[[int | None], Exception],
+                  ) -> bytes | None:
+    """The request body if all of it has arrived already (a small request; one join, no timeout
+    task), else None; ``too_large(None)`` past ``max_bytes``."""
+    content = request.content
+    if not content.is_eof():
+        return None
+    body = content.read_nowait()
+    if len(body) > max_bytes:
+        raise too_large(None)
+    return body
+
+
 async def read_limited(request: web.Request, limits: HttpLimits, max_bytes: int,
                        too_large: Callable[[int | None], Exception]) -> bytes:
     """The request body, refused with ``too_large(size or None)`` past ``max_bytes`` and with
@@ -198,6 +220,9 @@ async def read_limited(request: web.Request, limits: HttpLimits, max_bytes: int,
     length = request.content_length
     if length is not None and length > max_bytes:
         raise too_large(length)
+    body = buffered_body(request, max_bytes, too_large)
+    if body is not None:
+        return body
     chunks: list[bytes] = []
     total = 0
     async for chunk in limited_chunks(request, limits):
@@ -208,4 +233,4 @@ async def read_limited(request: web.Request, limits: HttpLimits, max_bytes: int,
     return b"".join(chunks)
 
 
-__all__ = ["BodyTimeout", "HttpLimits", "LimitedSite", "Tracker", "limited_chunks", "read_limited"]
+__all__ = ["BodyTimeout", "HttpLimits", "LimitedSite", "Tracker", "buffered_body", "limited_chunks", "read_limited"]

@@ -27,6 +27,7 @@ CODEC_CLASSES: dict[str, type[Codec]] = {
 
 _lock = threading.Lock()
 _codecs: dict[tuple[str, str], Codec] = {}
+_supported: dict[str, list[str]] = {}
 
 
 def request_protocol(service_name: str, raw: RawRequest | None, supported: list[str]) -> str:
@@ -72,7 +73,9 @@ def codec_for(service_name: str, raw: RawRequest | None = None) -> Codec:
     Raises ``botocore.exceptions.UnknownServiceError`` for services botocore does not know
     and ``ValueError`` for protocols catkit does not serve (rest-xml, ec2).
     """
-    model = service_model(service_name)
-    supported = list(model.metadata.get("protocols") or [model.protocol])
-    supported = [p for p in supported if p in CODEC_CLASSES] or supported
+    supported = _supported.get(service_name)
+    if supported is None:  # the model's protocols, found once per service (codec_for is on the hot path)
+        model = service_model(service_name)
+        supported = list(model.metadata.get("protocols") or [model.protocol])
+        supported = _supported[service_name] = [p for p in supported if p in CODEC_CLASSES] or supported
     return get_codec(service_name, request_protocol(service_name, raw, supported))

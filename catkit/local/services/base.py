@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import uuid
 from dataclasses import dataclass, field
+from types import CoroutineType
 from typing import Any
 
 from botocore import xform_name
@@ -38,9 +39,13 @@ class BaseService:
 
     def operation_method(self, operation: str) -> Any | None:
         """The bound method implementing ``operation``, or None."""
-        if not operation or not operation[0].isalpha():
-            return None
-        name = xform_name(operation)
+        name = _method_names.get(operation)
+        if name is None:  # xform_name once per operation name (dispatch is on the hot path)
+            if not operation or not operation[0].isalpha():
+                return None
+            name = xform_name(operation)
+            if len(_method_names) < 4096:
+                _method_names[operation] = name
         if name.startswith("_") or name in _RESERVED:
             return None
         method = getattr(self, name, None)
@@ -57,9 +62,10 @@ class BaseService:
                 400,
             )
         result = method(params, ctx)
-        if inspect.isawaitable(result):
+        if type(result) is CoroutineType or inspect.isawaitable(result):
             result = await result
         return {} if result is None else result
 
 
 _RESERVED = frozenset({"dispatch", "operation_method"})
+_method_names: dict[str, str] = {}

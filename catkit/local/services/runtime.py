@@ -8,6 +8,7 @@ InvokeEndpointAsync queues the request (:class:`catkit.local.fleet.async_inferen
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from catkit.local.errors import AwsError
@@ -39,12 +40,13 @@ class RuntimeService(BaseService):
             output_path_extension=get("S3OutputPathExtension"), filename=get("Filename"),
         )
 
-    async def invoke_endpoint(self, params: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+    def invoke_endpoint(self, params: dict[str, Any], ctx: RequestContext) -> Awaitable[dict[str, Any]]:
+        # not async: dispatch awaits the manager's coroutine itself (one coroutine frame less per request)
         body = params.get("Body") or b""
         if not isinstance(body, bytes | bytearray):
             body = body.read() if hasattr(body, "read") else str(body).encode()
         get = params.get
-        return await self.manager.invoke(
+        return self.manager.invoke(
             params["EndpointName"],
             bytes(body),
             content_type=get("ContentType"),
