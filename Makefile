@@ -9,7 +9,7 @@
 #   make test-frameworks - the TensorFlow Serving / Hugging Face / PyTorch container tests (pytest -m
 #                  frameworks; they skip in .venv) in .venv-frameworks: tensorflow-cpu and transformers
 #                  from PyPI, torch only as the CPU wheel in /opt/wheels (CATKIT_TORCH_WHEELS) - PyPI's
-#                  Linux torch is a CUDA build of several GB (~3 GB in the venv, ~20 s with uv). `make test`
+#                  Linux torch is a CUDA build of several GB (~3 GB in the venv, 27 s with uv from an empty cache). `make test`
 #                  runs it after the main suite.
 #   make lock      - re-resolve uv.lock and export requirements/*.txt after changing dependencies
 PYTHON ?= python3

@@ -75,6 +75,8 @@ fi
 fw_requirements=()
 fw_links=()
 if ((frameworks)); then
+    # the ranges of pyproject.toml's tensorflow and huggingface extras (tensorflow-cpu for tensorflow;
+    # the extras themselves are not installed here because huggingface would pull PyPI's torch)
     fw_requirements=('tensorflow-cpu>=2.13,<3' 'transformers>=4.30,<6')
     wheels=${CATKIT_TORCH_WHEELS:-/opt/wheels}
     torch_wheel=$(ls "$wheels"/torch-*+cpu-cp3*-linux_*.whl "$wheels"/torch-*+cpu-cp3*-manylinux*.whl 2>/dev/null | head -1 || true)

@@ -323,12 +323,8 @@ def _hf_output(prediction: Any, accept: str) -> tuple[bytes | str, str]:
         writer.writeheader()
         writer.writerows(rows)
         return stream.getvalue(), accept
-    if accept == tc.NPY:
-        import numpy as np
-
-        buffer = io.BytesIO()
-        np.save(buffer, prediction)
-        return buffer.getvalue(), accept
+    if accept == tc.NPY:  # encode_npy: np.save, as the inference toolkit's encoder
+        return tc.toolkit_encode(prediction, tc.NPY), accept
     if accept in _IMAGE_TYPES:  # encode_image
         fmt = "PNG" if accept == "image/x-image" else accept.split("/")[-1].upper()
         with io.BytesIO() as out:
