@@ -161,8 +161,8 @@ cold_start_s = max((d["Maximum"] for d in setup), default=0.0) / 1e6
 cold_starts = int(sum(d["SampleCount"] for d in setup))
 print(f"serverless {serverless}: {cold_starts} cold start(s), ModelSetupTime {cold_start_s:.1f} s; "
       f"first call {sls_ms[0]:.0f} ms, then p50 {np.median(sls_ms[1:]):.0f} ms")
-# Locally the worker's real start (process + model load) passes on the emulated clock too, so at
-# time_scale 120 one real second of start-up reads as two emulated minutes of ModelSetupTime.
+# Locally ModelSetupTime is the emulated container set-up (5 s) plus the worker's real start (process
+# and model load) in real seconds; on AWS it is the time to launch new compute, often several seconds.
 
 # %%
 real = pd.DataFrame([

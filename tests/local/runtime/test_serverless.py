@@ -1,7 +1,7 @@
 """Serverless variants through boto3 against a real local backend (time scale 120).
 
 Validation as AWS (memory sizes in 1 GB steps, ProvisionedConcurrency <= MaxConcurrency, no
-instance fields); a cold start on the first call (ModelSetupTime on the emulated clock), warm calls
+instance fields); a cold start on the first call (ModelSetupTime: the emulated set-up plus the real start), warm calls
 after it, a new cold start after the idle release; ThrottlingException beyond MaxConcurrency;
 provisioned concurrency kept warm and registered as sagemaker:variant:DesiredProvisionedConcurrency.
 """
@@ -83,6 +83,9 @@ def test_cold_start_then_warm_then_cold_after_idle(backend):
     cold_real = time.monotonic() - t0
     setup = _setup_times(backend, "sls")
     assert len(setup) == 1 and setup[0] >= 5e6  # at least the emulated 5 s container setup, in microseconds
+    # ... plus the process start in real seconds, not scaled by the time scale (at 120x a one-second
+    # start would otherwise read as two emulated minutes).
+    assert setup[0] <= 5e6 + cold_real * 1e6, (setup[0], cold_real)
     print(f"cold start: ModelSetupTime {setup[0] / 1e6:.1f} emulated s, first call {cold_real:.2f} real s")
     rt.invoke_endpoint(EndpointName="sls", Body=b"two", ContentType="text/plain")
     assert len(_setup_times(backend, "sls")) == 1  # warm
