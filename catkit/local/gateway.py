@@ -499,6 +499,9 @@ class Gateway:
             if result is not None and not isinstance(result, dict):  # as BaseService.dispatch: sync or async
                 result = await result
             raw_response = route.serialize(result, request_id)
+            # the codec's own response: x-amzn-RequestId set, no Content-Length (what _to_web ensures)
+            return (web.Response(status=raw_response.status, headers=raw_response.headers, body=raw_response.body),
+                    "sagemaker-runtime", operation)
         except AwsError as err:
             raw_response = route.codec.serialize_error(operation, err, request_id=request_id)
         except asyncio.CancelledError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -26,6 +27,7 @@ class _Conn(asyncio.Protocol):
     """One keep-alive connection to an instance; one outstanding request at a time."""
 
     def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()  # created by loop.create_connection: its loop
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.waiter: asyncio.Future[tuple[int, dict[str, str], bytes]] | None = None
@@ -176,20 +178,20 @@ class KeepAlivePool:
         """POST ``body``; returns (status, headers with lower-case names, body). Raises TimeoutError
         after ``timeout`` real seconds, ConnectionError if the instance drops the connection, and
         ValueError for header values that cannot be sent (CR/LF/NUL or non-Latin-1)."""
-        parts = [f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n"]
-        for k, v in headers.items():
-            if "\r" in v or "\n" in v or "\x00" in v:
-                raise ValueError(f"header {k} contains a line break or NUL")
-            parts.append(f"{k}: {v}\r\n")
-        parts.append("\r\n")
-        head = "".join(parts).encode("latin-1")
+        fields = "".join([f"{k}: {v}\r\n" for k, v in headers.items()])
+        if fields.count("\r") != len(headers) or fields.count("\n") != len(headers) or "\x00" in fields:
+            bad = next(k for k, v in headers.items() if "\r" in v or "\n" in v or "\x00" in v or "\r" in k or "\n" in k)
+            raise ValueError(f"header {bad} contains a line break or NUL")
         key = (host, port)
-        loop = asyncio.get_running_loop()
-        conn = self._take(key, loop.time())
+        head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n{fields}\r\n".encode("latin-1")
+        # Time is monotonic() (not loop.time()) and the loop is the connection's own: no
+        # get_running_loop() - a getpid() system call each - on a reused connection.
+        conn = self._take(key, time.monotonic())
         reused = conn is not None
         while True:
             if conn is None:
-                _, conn = await loop.create_connection(_Conn, host, port)
+                _, conn = await asyncio.get_running_loop().create_connection(_Conn, host, port)
+            loop = conn.loop
             fut: asyncio.Future[tuple[int, dict[str, str], bytes]] = loop.create_future()
             conn.waiter = fut
             assert conn.transport is not None
@@ -218,7 +220,7 @@ class KeepAlivePool:
             if conn.close_after or conn.closed or conn.buf or conn.transport.is_closing():
                 conn.transport.close()
             else:
-                conn.last_used = loop.time()
+                conn.last_used = time.monotonic()
                 self._idle.setdefault(key, []).append(conn)
             return result
 

@@ -12,7 +12,7 @@ import base64
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
@@ -30,6 +30,7 @@ from catkit.local.protocols.validate import validate
 from catkit.local.protocols.writing import JsonWriter, format_timestamp
 
 _READER = JsonReader()
+_MAX_VALID = 1024  # KnownRoute.valid's bound
 _TEXT = TextReader()
 _WRITER = JsonWriter()
 
@@ -233,13 +234,15 @@ class RestJsonCodec(Codec):
     def known_route(self, operation_name: str) -> KnownRoute | None:
         """``operation_name`` resolved ahead of time, for a caller that already knows a request
         addresses it (the gateway's InvokeEndpoint path): None unless its input is bound to URI
-        labels and headers only, with a blob payload (nothing read from the query or a JSON body)."""
+        labels and scalar headers only, with a blob payload (nothing read from the query or a JSON body)."""
         op = self.operation(operation_name)
         plan = self.input_plan(op)
         if plan is None or not plan.payload or plan.by_name[plan.payload].plan.type != "blob":
             return None
         if any(m.location not in (None, "uri", "header") for m in plan.members):
             return None
+        if any(m.location == "header" and (m.json_value or m.plan.type in ("list", "map")) for m in plan.members):
+            return None  # KnownRoute.parse keys its validation cache on scalar values
         if any(m.location is None and m.name != plan.payload for m in plan.members):
             return None
         route = next(r for r in self._routes if r.op is op)
@@ -346,6 +349,9 @@ class KnownRoute:
     labels: tuple[str, ...]
     payload: str
     output: Plan | None
+    #: The member values (the blob payload as its length) that passed validation: a request with
+    #: the same ones passes again without walking the model (bounded; cleared when full).
+    valid: set[Any] = field(default_factory=set)
 
     @property
     def name(self) -> str:
@@ -362,7 +368,14 @@ class KnownRoute:
             raise self.codec.wire_error(err) from None
         if body or self.payload in plan.required:  # as _read_body: a blob payload goes through as sent
             params[self.payload] = body
-        validate(plan, params, self.codec.style)
+        # The model constrains a blob by its length only (validate._check), so the other members'
+        # values and the body's length decide the outcome. Header-bound members are scalars (hashable).
+        key = (*((k, v) for k, v in params.items() if k != self.payload), len(body), self.payload in params)
+        if key not in self.valid:
+            validate(plan, params, self.codec.style)  # raises AwsError (ValidationError) when invalid
+            if len(self.valid) >= _MAX_VALID:
+                self.valid.clear()
+            self.valid.add(key)
         return params
 
     def serialize(self, result: dict[str, Any] | None, request_id: str) -> RawResponse:
