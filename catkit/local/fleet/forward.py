@@ -50,11 +50,22 @@ class _Conn(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        self.buf += data
         if self.waiter is None:  # nothing was asked: a broken peer
+            self.buf += data
             self._abort(ForwardProtocolError("unsolicited data from the instance"))
             return
         try:
+            if self.headers is None and not self.buf:
+                # The usual case: a whole small response in one read. Its head is parsed from
+                # ``data`` itself and the body sliced from it, with no copies through ``buf``.
+                end = data.find(b"\r\n\r\n")
+                if end >= 0:
+                    self._head(data[:end].decode("latin-1"))
+                    if not self.chunked and self.need == len(data) - end - 4:
+                        self._finish(data[end + 4:])
+                        return
+                    data = data[end + 4:]
+            self.buf += data
             self._parse()
         except (ValueError, IndexError) as e:
             self._abort(ForwardProtocolError(f"malformed HTTP response from the instance: {e}"))
@@ -75,23 +86,9 @@ class _Conn(asyncio.Protocol):
                 if len(self.buf) > _MAX_HEAD:
                     raise ValueError("response head larger than 64 KiB")
                 return
-            lines = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
-            version, code = lines[0].split(" ", 2)[:2]
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                key, sep, value = line.partition(":")
-                if sep:
-                    headers[key.strip().lower()] = value.strip()
+            head = self.buf[:end].decode("latin-1")
             del self.buf[: end + 4]
-            self.status = int(code)
-            self.headers = headers
-            self.chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-            if not self.chunked:
-                length = headers.get("content-length")
-                self.need = int(length) if length is not None else -1
-                if self.status in (204, 304) or self.status < 200:
-                    self.need = 0
-            self.close_after = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
+            self._head(head)
         if self.chunked:
             body = self._parse_chunked()
             if body is not None:
@@ -100,6 +97,25 @@ class _Conn(asyncio.Protocol):
             body = bytes(self.buf[: self.need])
             del self.buf[: self.need]
             self._finish(body)
+
+    def _head(self, head: str) -> None:
+        """Take in the response head (status line and header lines, without the blank line)."""
+        lines = head.split("\r\n")
+        version, code = lines[0].split(" ", 2)[:2]
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            key, sep, value = line.partition(":")
+            if sep:
+                headers[key.strip().lower()] = value.strip()
+        self.status = int(code)
+        self.headers = headers
+        self.chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        if not self.chunked:
+            length = headers.get("content-length")
+            self.need = int(length) if length is not None else -1
+            if self.status in (204, 304) or self.status < 200:
+                self.need = 0
+        self.close_after = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
 
     def _parse_chunked(self) -> bytes | None:
         while True:
