@@ -28,6 +28,7 @@ __all__ = ["FLUSH_INTERVAL_S", "configure", "enabled", "flush", "write"]
 
 FLUSH_INTERVAL_S = 0.5
 logger = logging.getLogger("catkit.local.access")
+_MILLIS = tuple(f"{i:03d}" for i in range(1000))  # "000".."999": a lookup, not a format per line
 
 
 class _Sink:
@@ -46,7 +47,7 @@ class _Sink:
         if second != self._stamp_second:
             self._stamp_second = second
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-        return f"{self._stamp},{int((now - second) * 1000):03d}"
+        return f"{self._stamp},{_MILLIS[int((now - second) * 1000)]}"
 
     def write(self, line: str) -> None:
         with self.lock:

@@ -246,6 +246,7 @@ class Gateway:
                               "/_catkit/reset": self._reset, "/moto-api/reset": self._reset}
         self._moto: MotoProxy | None = None
         self._protocols: Any = None
+        self._invoke_route: Any = None  # InvokeEndpoint resolved ahead of time (_invoke)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, moto_url: str | None = None) -> str:
@@ -254,6 +255,7 @@ class Gateway:
         self._moto = MotoProxy(self.backend)
         try:
             self._protocols = _protocols()
+            self._invoke_route = self._protocols.codec_for("sagemaker-runtime").known_route("InvokeEndpoint")
         except ImportError as exc:
             log.warning("protocol codecs unavailable (%s); only s3/sts/iam will be served", exc)
             self._protocols = None
@@ -342,9 +344,10 @@ class Gateway:
             path = request.raw_path
             if "=" in path:
                 path = _SECRET_QUERY_RE.sub(r"\1=REDACTED", path)
+            tenths = int((time.perf_counter() - started) * 10000 + 0.5)  # ms to one decimal, no float format
             access_log.write(
                 f'{request.remote} "{request.method} {path}" {service or "-"} {operation or "-"} '
-                f"{response.status} {(time.perf_counter() - started) * 1000:.1f}ms"
+                f"{response.status} {tenths // 10}.{tenths % 10}ms"
             )
         return response
 
@@ -353,12 +356,13 @@ class Gateway:
     ) -> tuple[web.StreamResponse, str | None, str | None]:
         raw_path, has_query, _ = request.raw_path.partition("?")
         query = _query_dict(request) if has_query else {}
-        raw = (
+        scope = (None if has_query or self._invoke_route is None
+                 else _invoke_scope(request, raw_path, self.backend.account_id))
+        raw = (  # InvokeEndpoint (scope found) needs no copy of the request: see _invoke
             self._protocols.RawRequest(request.method, raw_path, query, request.headers, b"")
-            if self._protocols is not None
+            if self._protocols is not None and scope is None
             else None
         )
-        scope = None if has_query or raw is None else _invoke_scope(request, raw_path, self.backend.account_id)
         service = "sagemaker-runtime" if scope is not None else self._detect(request, raw)
         limit = _limit_for(service)
         try:
@@ -398,6 +402,8 @@ class Gateway:
                 400,
             )
             return _generic_error(request, err, request_id), service, None
+        if scope is not None:
+            return await self._invoke(svc, raw_path, request.headers, scope, body, request_id)
         raw.body = body
         return await self._dispatch(request, service, svc, raw, (account, region), body, request_id)
 
@@ -477,6 +483,53 @@ class Gateway:
             headers.pop("content-length", None)
         return web.Response(status=raw_response.status, headers=headers, body=raw_response.body)
 
+    async def _invoke(self, svc: Any, raw_path: str, headers: Any, scope: tuple[str, str], body: bytes,
+                      request_id: str) -> tuple[web.StreamResponse, str | None, str | None]:
+        """InvokeEndpoint, the hot path: the codec's pre-resolved route (no service detection, route
+        matching or copy of the request), the service's method called directly; the same params,
+        validation, errors and response bytes as :meth:`_dispatch` gives."""
+        route = self._invoke_route
+        operation = route.name
+        lookup = getattr(svc, "operation_method", None)  # a BaseService; else dispatch() alone
+        method = lookup(operation) if lookup is not None else None
+        try:
+            params = route.parse((raw_path[len(_INVOKE_PREFIX):-len(_INVOKE_SUFFIX)],), headers, body)
+            ctx = RequestContext(region=scope[1], account_id=scope[0], request_id=request_id,
+                                 service="sagemaker-runtime", headers=headers)
+            result = method(params, ctx) if method is not None else svc.dispatch(operation, params, ctx)
+            if result is not None and not isinstance(result, dict):  # as BaseService.dispatch: sync or async
+                result = await result
+            raw_response = route.serialize(result, request_id)
+            # the codec's own response: x-amzn-RequestId set, no Content-Length (what _to_web ensures)
+            return (web.Response(status=raw_response.status, headers=raw_response.headers, body=raw_response.body),
+                    "sagemaker-runtime", operation)
+        except AwsError as err:
+            raw_response = route.codec.serialize_error(operation, err, request_id=request_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raw_response = self._internal_failure(route.codec, "sagemaker-runtime", operation, exc, request_id)
+        return self._to_web(raw_response, request_id), "sagemaker-runtime", operation
+
+    def _internal_failure(self, codec: Any, service: str, operation: str | None, exc: Exception,
+                          request_id: str) -> Any:
+        """InternalFailure (500) for an unexpected exception: the traceback goes to the log only."""
+        log.error("%s %s failed [%s]:\n%s", service, operation or "?", request_id, traceback.format_exc())
+        if isinstance(exc, OSError | sqlite3.Error):  # disk full, CATKIT_HOME unwritable
+            detail = (
+                f" The local backend could not write its state under {self.backend.home}: {exc}. "
+                "The request was not applied; free disk space or fix the directory's permissions, then retry."
+            )
+        else:
+            detail = ""
+        err = AwsError(
+            "InternalFailure",
+            f"The request processing has failed because of an unknown error, exception or failure "
+            f"(request id {request_id}).{detail}",
+            500,
+        )
+        return codec.serialize_error(operation, err, request_id=request_id)
+
     async def _dispatch(
         self,
         request: web.BaseRequest,
@@ -508,19 +561,5 @@ class Gateway:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.error("%s %s failed [%s]:\n%s", service, operation or "?", request_id, traceback.format_exc())
-            if isinstance(exc, OSError | sqlite3.Error):  # disk full, CATKIT_HOME unwritable
-                detail = (
-                    f" The local backend could not write its state under {self.backend.home}: {exc}. "
-                    "The request was not applied; free disk space or fix the directory's permissions, then retry."
-                )
-            else:
-                detail = ""
-            err = AwsError(
-                "InternalFailure",
-                f"The request processing has failed because of an unknown error, exception or failure "
-                f"(request id {request_id}).{detail}",
-                500,
-            )
-            raw_response = codec.serialize_error(operation, err, request_id=request_id)
+            raw_response = self._internal_failure(codec, service, operation, exc, request_id)
         return self._to_web(raw_response, request_id), service, operation

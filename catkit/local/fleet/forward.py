@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -26,6 +27,7 @@ class _Conn(asyncio.Protocol):
     """One keep-alive connection to an instance; one outstanding request at a time."""
 
     def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()  # created by loop.create_connection: its loop
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.waiter: asyncio.Future[tuple[int, dict[str, str], bytes]] | None = None
@@ -48,11 +50,22 @@ class _Conn(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        self.buf += data
         if self.waiter is None:  # nothing was asked: a broken peer
+            self.buf += data
             self._abort(ForwardProtocolError("unsolicited data from the instance"))
             return
         try:
+            if self.headers is None and not self.buf:
+                # The usual case: a whole small response in one read. Its head is parsed from
+                # ``data`` itself and the body sliced from it, with no copies through ``buf``.
+                end = data.find(b"\r\n\r\n")
+                if end >= 0:
+                    self._head(data[:end].decode("latin-1"))
+                    if not self.chunked and self.need == len(data) - end - 4:
+                        self._finish(data[end + 4:])
+                        return
+                    data = data[end + 4:]
+            self.buf += data
             self._parse()
         except (ValueError, IndexError) as e:
             self._abort(ForwardProtocolError(f"malformed HTTP response from the instance: {e}"))
@@ -73,23 +86,9 @@ class _Conn(asyncio.Protocol):
                 if len(self.buf) > _MAX_HEAD:
                     raise ValueError("response head larger than 64 KiB")
                 return
-            lines = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
-            version, code = lines[0].split(" ", 2)[:2]
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                key, sep, value = line.partition(":")
-                if sep:
-                    headers[key.strip().lower()] = value.strip()
+            head = self.buf[:end].decode("latin-1")
             del self.buf[: end + 4]
-            self.status = int(code)
-            self.headers = headers
-            self.chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-            if not self.chunked:
-                length = headers.get("content-length")
-                self.need = int(length) if length is not None else -1
-                if self.status in (204, 304) or self.status < 200:
-                    self.need = 0
-            self.close_after = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
+            self._head(head)
         if self.chunked:
             body = self._parse_chunked()
             if body is not None:
@@ -98,6 +97,25 @@ class _Conn(asyncio.Protocol):
             body = bytes(self.buf[: self.need])
             del self.buf[: self.need]
             self._finish(body)
+
+    def _head(self, head: str) -> None:
+        """Take in the response head (status line and header lines, without the blank line)."""
+        lines = head.split("\r\n")
+        version, code = lines[0].split(" ", 2)[:2]
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            key, sep, value = line.partition(":")
+            if sep:
+                headers[key.strip().lower()] = value.strip()
+        self.status = int(code)
+        self.headers = headers
+        self.chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        if not self.chunked:
+            length = headers.get("content-length")
+            self.need = int(length) if length is not None else -1
+            if self.status in (204, 304) or self.status < 200:
+                self.need = 0
+        self.close_after = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
 
     def _parse_chunked(self) -> bytes | None:
         while True:
@@ -176,20 +194,20 @@ class KeepAlivePool:
         """POST ``body``; returns (status, headers with lower-case names, body). Raises TimeoutError
         after ``timeout`` real seconds, ConnectionError if the instance drops the connection, and
         ValueError for header values that cannot be sent (CR/LF/NUL or non-Latin-1)."""
-        parts = [f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n"]
-        for k, v in headers.items():
-            if "\r" in v or "\n" in v or "\x00" in v:
-                raise ValueError(f"header {k} contains a line break or NUL")
-            parts.append(f"{k}: {v}\r\n")
-        parts.append("\r\n")
-        head = "".join(parts).encode("latin-1")
+        fields = "".join([f"{k}: {v}\r\n" for k, v in headers.items()])
+        if fields.count("\r") != len(headers) or fields.count("\n") != len(headers) or "\x00" in fields:
+            bad = next(k for k, v in headers.items() if "\r" in v or "\n" in v or "\x00" in v or "\r" in k or "\n" in k)
+            raise ValueError(f"header {bad} contains a line break or NUL")
         key = (host, port)
-        loop = asyncio.get_running_loop()
-        conn = self._take(key, loop.time())
+        head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n{fields}\r\n".encode("latin-1")
+        # Time is monotonic() (not loop.time()) and the loop is the connection's own: no
+        # get_running_loop() - a getpid() system call each - on a reused connection.
+        conn = self._take(key, time.monotonic())
         reused = conn is not None
         while True:
             if conn is None:
-                _, conn = await loop.create_connection(_Conn, host, port)
+                _, conn = await asyncio.get_running_loop().create_connection(_Conn, host, port)
+            loop = conn.loop
             fut: asyncio.Future[tuple[int, dict[str, str], bytes]] = loop.create_future()
             conn.waiter = fut
             assert conn.transport is not None
@@ -218,7 +236,7 @@ class KeepAlivePool:
             if conn.close_after or conn.closed or conn.buf or conn.transport.is_closing():
                 conn.transport.close()
             else:
-                conn.last_used = loop.time()
+                conn.last_used = time.monotonic()
                 self._idle.setdefault(key, []).append(conn)
             return result
 

@@ -31,6 +31,10 @@ from catkit.names import ENDPOINT_INSTANCE_METRICS, SAGEMAKER_METRICS
 MAX_BODY = 6 * 1024 * 1024  # InvokeEndpoint Body max in the botocore model (6291456)
 SERVERLESS_MAX_BODY = 4 * 1024 * 1024  # serverless request/response (serverless-endpoints-invoke.html)
 SERVERLESS_TIMEOUT_REAL = 60.0  # serverless /invocations timeout, 1 minute (same page)
+#: The request headers the instance gets (those given): content type, accept, custom attributes,
+#: inference id, target model, target container - in :meth:`DataPlane.invoke`'s argument order.
+_FORWARDED = ("Content-Type", "Accept", "X-Amzn-SageMaker-Custom-Attributes", "X-Amzn-SageMaker-Inference-Id",
+              "X-Amzn-SageMaker-Target-Model", "X-Amzn-SageMaker-Target-Container-Hostname")
 #: CloudWatch Logs group prefix of endpoint logs (the same name as the per-instance metric namespace).
 LOG_GROUP_PREFIX = ENDPOINT_INSTANCE_METRICS
 
@@ -138,15 +142,11 @@ class DataPlane:
                 variant, inst = await self.wait_for_capacity(ep, variant, bool(target_variant))
             inst.begin_request()
             url = inst.invocations_url
-        given = {
-            "Content-Type": content_type,
-            "Accept": accept,
-            "X-Amzn-SageMaker-Custom-Attributes": custom_attributes,
-            "X-Amzn-SageMaker-Inference-Id": inference_id,
-            "X-Amzn-SageMaker-Target-Model": target_model,
-            "X-Amzn-SageMaker-Target-Container-Hostname": target_container,
-        }
-        headers = {name: value for name, value in given.items() if value}
+        headers: dict[str, str] = {}
+        for name, value in zip(_FORWARDED, (content_type, accept, custom_attributes, inference_id, target_model,
+                                            target_container), strict=True):
+            if value:
+                headers[name] = value
         headers.update(inst.auth_headers)  # the instance answers only its token (catkit.serving.auth)
         status = 0
         payload = b""

@@ -11,7 +11,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
@@ -25,9 +26,11 @@ from catkit.local.protocols.json_codec import decode_json_body, error_fields
 from catkit.local.protocols.plans import Member, Plan, plan_for
 from catkit.local.protocols.raw import RawRequest, RawResponse
 from catkit.local.protocols.reading import JsonReader, TextReader, WireValueError
+from catkit.local.protocols.validate import validate
 from catkit.local.protocols.writing import JsonWriter, format_timestamp
 
 _READER = JsonReader()
+_MAX_VALID = 1024  # KnownRoute.valid's bound
 _TEXT = TextReader()
 _WRITER = JsonWriter()
 
@@ -131,15 +134,16 @@ class RestJsonCodec(Codec):
         if plan is None:
             return op, {}
         try:
-            params = self._read_locations(plan, raw, labels)
+            params = self._read_locations(plan, raw.headers, raw.query, labels)
             self._read_body(plan, raw, params)
         except WireValueError as err:
             raise self.wire_error(err) from None
         return op, params
 
-    def _read_locations(self, plan: Plan, raw: RawRequest, labels: dict[str, str]) -> dict[str, Any]:
+    def _read_locations(self, plan: Plan, headers: Mapping[str, str], query: Mapping[str, Any],
+                        labels: dict[str, str]) -> dict[str, Any]:
+        """Members bound to URI labels, headers (``headers``: any case-insensitive mapping) and the query."""
         params: dict[str, Any] = {}
-        headers = raw.headers
         for member in plan.members:
             location = member.location
             if location is None:
@@ -159,7 +163,7 @@ class RestJsonCodec(Codec):
                     if found:
                         params[member.name] = found
                 elif location == "querystring":
-                    value = self._query_value(member, raw)
+                    value = self._query_value(member, query)
                     if value is not None:
                         params[member.name] = value
             except WireValueError as err:
@@ -182,11 +186,11 @@ class RestJsonCodec(Codec):
         return _TEXT.scalar(plan, text)
 
     @staticmethod
-    def _query_value(member: Member, raw: RawRequest) -> Any:
+    def _query_value(member: Member, query: Mapping[str, Any]) -> Any:
         plan = member.plan
         if plan.type == "map":
-            return {k: v for k, v in raw.query.items()}
-        value = raw.query.get(member.location_name)
+            return {k: v for k, v in query.items()}
+        value = query.get(member.location_name)
         if value is None:
             return None
         if plan.type == "list":
@@ -227,15 +231,35 @@ class RestJsonCodec(Codec):
             document = decode_json_body(body, self)
             params.update(_READER.read_structure(plan, document))
 
+    def known_route(self, operation_name: str) -> KnownRoute | None:
+        """``operation_name`` resolved ahead of time, for a caller that already knows a request
+        addresses it (the gateway's InvokeEndpoint path): None unless its input is bound to URI
+        labels and scalar headers only, with a blob payload (nothing read from the query or a JSON body)."""
+        op = self.operation(operation_name)
+        plan = self.input_plan(op)
+        if plan is None or not plan.payload or plan.by_name[plan.payload].plan.type != "blob":
+            return None
+        if any(m.location not in (None, "uri", "header") for m in plan.members):
+            return None
+        if any(m.location == "header" and (m.json_value or m.plan.type in ("list", "map")) for m in plan.members):
+            return None  # KnownRoute.parse keys its validation cache on scalar values
+        if any(m.location is None and m.name != plan.payload for m in plan.members):
+            return None
+        route = next(r for r in self._routes if r.op is op)
+        return KnownRoute(self, op, plan, route.labels, plan.payload, self.output_plan(op))
+
     # -- responses ------------------------------------------------------------------------
 
     def serialize_response(
         self, operation_name: str, result: dict[str, Any] | None, *, request_id: str | None = None
     ) -> RawResponse:
         op = self.operation(operation_name)
+        return self._response(op, self.output_plan(op), result, request_id)
+
+    def _response(self, op: OperationModel, plan: Plan | None, result: dict[str, Any] | None,
+                  request_id: str | None) -> RawResponse:
         status = int(op.http.get("responseCode", 200))
         headers: dict[str, str] = {"x-amzn-RequestId": request_id or new_request_id()}
-        plan = self.output_plan(op)
         result = result or {}
         body = b""
         if plan is None:
@@ -310,3 +334,50 @@ class RestJsonCodec(Codec):
             self._write_locations(plan_for(shape), err.fields, headers, err.status)
         headers.update(err.headers)
         return RawResponse(err.status, headers, json.dumps(body, separators=(",", ":"), default=str).encode())
+
+
+@dataclass(slots=True)
+class KnownRoute:
+    """One rest-json operation resolved ahead of time (:meth:`RestJsonCodec.known_route`): parses
+    a request the caller has already matched to it - no route matching, no copy of the headers -
+    with the same readers, validation and response writer as :meth:`RestJsonCodec.parse_request`
+    and :meth:`RestJsonCodec.serialize_response`, so both paths give the same params and bytes."""
+
+    codec: RestJsonCodec
+    op: OperationModel
+    plan: Plan
+    labels: tuple[str, ...]
+    payload: str
+    output: Plan | None
+    #: The member values (the blob payload as its length) that passed validation: a request with
+    #: the same ones passes again without walking the model (bounded; cleared when full).
+    valid: set[Any] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return self.op.name
+
+    def parse(self, labels: tuple[str, ...], headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+        """Validated params from the URI label values (percent-encoded, in :attr:`labels` order),
+        ``headers`` (a case-insensitive mapping) and the raw ``body``; AwsError as parse_request."""
+        plan = self.plan
+        try:
+            params = self.codec._read_locations(plan, headers, {}, dict(zip(self.labels, map(unquote, labels),
+                                                                            strict=True)))
+        except WireValueError as err:
+            raise self.codec.wire_error(err) from None
+        if body or self.payload in plan.required:  # as _read_body: a blob payload goes through as sent
+            params[self.payload] = body
+        # The model constrains a blob by its length only (validate._check), so the other members'
+        # values and the body's length decide the outcome. Header-bound members are scalars (hashable).
+        key = (*((k, v) for k, v in params.items() if k != self.payload), len(body), self.payload in params)
+        if key not in self.valid:
+            validate(plan, params, self.codec.style)  # raises AwsError (ValidationError) when invalid
+            if len(self.valid) >= _MAX_VALID:
+                self.valid.clear()
+            self.valid.add(key)
+        return params
+
+    def serialize(self, result: dict[str, Any] | None, request_id: str) -> RawResponse:
+        """The response carrying ``result`` (as ``serialize_response``)."""
+        return self.codec._response(self.op, self.output, result, request_id)

@@ -23,6 +23,7 @@ from werkzeug.wsgi import get_input_stream
 
 from catkit.autoscaling.metrics_store import MetricStore
 from catkit.local import gateway, identity, lifecycle
+from catkit.local.errors import AwsError
 from catkit.local.moto_proxy import _blank
 from catkit.local.services.base import BaseService
 from catkit.local.wsgi_bridge import build_environ
@@ -142,3 +143,99 @@ def test_record_many_lands_where_single_records_do():
         for start, period in ((now - 3600, 60), (now - 86400, 3600), (now - 50 * 86400, 86400)):
             args = ("AWS/SageMaker", name, dims, start, now + 60, period, ["Average", "Sum", "SampleCount", "p50"])
             assert batch.statistics(*args) == single.statistics(*args) != []
+
+
+class JudgingRuntime(BaseService):
+    """InvokeEndpoint answers chosen by the request: success with custom attributes, a ModelError
+    with fields, an unexpected exception."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    async def invoke_endpoint(self, params, ctx):
+        self.calls.append(params)
+        name = params["EndpointName"]
+        if name == "model-error":
+            raise AwsError("ModelError", "Received client error (400) from primary", 424,
+                           fields={"OriginalStatusCode": 400, "OriginalMessage": "bad", "LogStreamArn": "arn:x"})
+        if name == "boom":
+            raise RuntimeError("secret internal detail")
+        out = {"Body": params.get("Body", b"")[::-1], "InvokedProductionVariant": "AllTraffic",
+               "ContentType": params.get("Accept", "application/json")}
+        if "CustomAttributes" in params:
+            out["CustomAttributes"] = params["CustomAttributes"].upper()
+        return out
+
+
+def test_invoke_endpoint_route_answers_byte_for_byte_like_the_general_codec_path(inproc_backend_factory):
+    """The pre-resolved InvokeEndpoint route (RestJsonCodec.known_route, Gateway._invoke) and the
+    general path (detection, route matching, parse_request, dispatch, serialize_response) give the
+    same status, headers and body for successes, validation errors (also after a cached valid
+    request), service errors and internal failures."""
+    import requests
+
+    fake = JudgingRuntime()
+    backend = inproc_backend_factory(services={"sagemaker-runtime": fake})
+    gw = backend._gateway
+    route = gw._invoke_route
+    assert route is not None and route.name == "InvokeEndpoint"
+    auth = AUTH.format(akid="210987654321", region="eu-west-1", service="sagemaker")
+    cases = [  # (path, extra headers, body)
+        ("/endpoints/ep-1/invocations", {"Content-Type": "text/csv", "Accept": "text/plain",
+                                         "X-Amzn-SageMaker-Custom-Attributes": "k=v"}, b"abc"),
+        ("/endpoints/ep-1/invocations", {"Content-Type": "text/csv", "Accept": "text/plain",
+                                         "X-Amzn-SageMaker-Custom-Attributes": "k=v"}, b"abc"),  # validation cached
+        ("/endpoints/ep%2D1/invocations", {"X-Amzn-SageMaker-Target-Variant": "AllTraffic"}, b""),  # encoded label
+        ("/endpoints/not_valid!/invocations", {}, b"abc"),  # EndpointName pattern
+        ("/endpoints/ep-1/invocations", {"X-Amzn-SageMaker-Custom-Attributes": "x" * 1025}, b"abc"),  # max length
+        ("/endpoints/ep-1/invocations", {"X-Amzn-SageMaker-Custom-Attributes": "x" * 1024}, b"abc"),
+        ("/endpoints/model-error/invocations", {}, b"abc"),
+        ("/endpoints/boom/invocations", {}, b"abc"),
+    ]
+
+    def answers() -> list[tuple[int, dict, bytes]]:
+        out = []
+        for path, extra, body in cases:
+            r = requests.post(backend.url + path, data=body, headers={"Authorization": auth, **extra}, timeout=30)
+            rid = r.headers["x-amzn-RequestId"]
+            headers = {k.lower(): v.replace(rid, "RID") for k, v in r.headers.items() if k.lower() != "date"}
+            out.append((r.status_code, headers, r.content.replace(rid.encode(), b"RID")))
+        return out
+
+    fast = answers()
+    fast_calls = list(fake.calls)
+    fake.calls.clear()
+    gw._invoke_route = None  # every request takes the general path
+    try:
+        general = answers()
+    finally:
+        gw._invoke_route = route
+    assert fast == general
+    assert fast_calls == fake.calls and len(fast_calls) == 6  # the two invalid requests never reach the service
+    assert [status for status, _, _ in fast] == [200, 200, 200, 400, 400, 200, 424, 500]
+    assert fast[0][1]["x-amzn-sagemaker-custom-attributes"] == "K=V" and fast[0][2] == b"cba"
+    assert fast[0][1]["x-amzn-invoked-production-variant"] == "AllTraffic"
+    assert b"secret internal detail" not in fast[7][2]
+
+
+def test_known_route_validation_cache_never_admits_an_invalid_request():
+    from catkit.local.protocols import codec_for
+
+    route = codec_for("sagemaker-runtime").known_route("InvokeEndpoint")
+    headers = {"Content-Type": "text/csv"}
+    assert route.parse(("ep-1",), headers, b"x")["EndpointName"] == "ep-1"
+    for labels, hdrs in [(("bad_name!",), headers), (("ep-1",), {"X-Amzn-SageMaker-Custom-Attributes": "x" * 1025})]:
+        for _ in range(2):
+            with pytest.raises(AwsError, match="validation error"):
+                route.parse(labels, hdrs, b"x")
+    route.valid.clear()
+    with mock.patch("catkit.local.protocols.rest_json_codec._MAX_VALID", 3):
+        for i in range(10):
+            route.parse((f"ep-{i}",), headers, b"x")
+        assert len(route.valid) <= 3  # bounded
+    # Operations the route cannot serve without the general reader (query string, JSON body) are refused.
+    from catkit.local.protocols.models import service_model
+    from catkit.local.protocols.rest_json_codec import RestJsonCodec
+
+    lam = RestJsonCodec("lambda", service_model("lambda"))
+    assert lam.known_route("ListFunctions") is None and lam.known_route("CreateAlias") is None

@@ -132,3 +132,36 @@ def test_timeout_and_bad_responses_and_header_injection():
             s2.close()
 
     asyncio.run(main())
+
+
+def test_response_parsed_alike_whole_or_split_at_any_byte():
+    """A response in one read takes the single-segment path (head parsed from the read itself); split
+    anywhere it goes through the buffer: both give the same (status, headers, body)."""
+    from unittest import mock
+
+    from catkit.local.fleet.forward import _Conn
+
+    responses = [
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: 5\r\n\r\nhello",
+        b"HTTP/1.1 204 No Content\r\nServer: x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    ]
+
+    async def parse(pieces: list[bytes]):
+        conn = _Conn()
+        conn.transport = mock.Mock()
+        conn.waiter = waiter = asyncio.get_running_loop().create_future()
+        for piece in pieces:
+            conn.data_received(piece)
+        return waiter.result(), bytes(conn.buf)
+
+    async def main():
+        for raw in responses:
+            whole, rest = await parse([raw])
+            assert rest == b""
+            for cut in range(1, len(raw)):
+                assert await parse([raw[:cut], raw[cut:]]) == (whole, b"")
+        (status, _, body), rest = await parse([responses[0] + b"junk"])  # bytes past the body stay
+        assert (status, body, rest) == (200, b"hello", b"junk")  # in buf: the pool will not reuse it
+
+    asyncio.run(main())
