@@ -31,6 +31,7 @@ import numpy as np
 
 from catkit.autoscaling.alarm_rules import (
     ALARM,
+    INSUFFICIENT_DATA,
     OK,
     action_repeat_interval,
     evaluation_interval,
@@ -135,10 +136,23 @@ class Lookahead:
                 if t >= limit:
                     return t
                 start = max(due, t)
-        t, found = self._scan(alarm, start, limit, quiet, forecast, idle)
+        t, found = self._scan(alarm, start, limit if quiet is None else min(limit, quiet[2]), quiet, forecast, idle,
+                              alarm.state_value)
+        while not found and quiet is not None and quiet[2] < limit:
+            # The band ends (a cooldown runs out) before the limit: the engine's band from then on,
+            # its state being the same until a step (a decision, a fleet change) bumps the epoch.
+            until = quiet[2]
+            quiet = engine.quiet_band(alarm.name, until, capacity)
+            if quiet is None or quiet[2] <= until:
+                found = True  # the engine cannot tell: the evaluation at t counts
+                break
+            # A later piece does not know the state it starts from (transitions aside, skipped
+            # changes leave it stale): a window with missing data in it then stops the scan at its start.
+            t, found = self._scan(alarm, t, min(limit, quiet[2]), quiet, forecast, idle,
+                                  alarm.state_value if self.exact else INSUFFICIENT_DATA)
         told = self._counts.get(alarm.name)
         if not self.exact and (told is None or bool(np.isnan(told[0]).any())):
-            key = (spec, quiet, state)  # the missing-data rule looks at the state
+            key = (spec, key[1], state)  # the missing-data rule looks at the state
         self._scans[alarm.name] = (key, t, found)
         return t
 
@@ -162,9 +176,11 @@ class Lookahead:
         quiet: tuple[float, float, float] | None,
         forecast: Forecast,
         idle: IdleZeros,
+        state: str,
     ) -> tuple[float, bool]:
         """(time, True) of the first eventful evaluation from ``start`` (on the alarm's interval)
-        before ``limit``; (a time >= limit, False) when there is none."""
+        before ``limit``, the alarm being in ``state`` at ``start``; (a time >= limit, False) when
+        there is none."""
         spec = alarm.spec
         period, n = spec.period, spec.evaluation_periods
         interval = evaluation_interval(period)
@@ -197,7 +213,7 @@ class Lookahead:
                 known = int(np.searchsorted(index, len(values)))  # evaluations whose periods are all told
                 index = index[:known]
                 quiet_for = int(np.searchsorted(times, quiet[2])) if quiet is not None else None  # band ends
-            k = first_eventful(spec, alarm.state_value, values, index, quiet[:2] if quiet else None,
+            k = first_eventful(spec, state, values, index, quiet[:2] if quiet else None,
                                self.exact, counts, quiet_for)
             if k < size:
                 return t + interval * k, True
