@@ -37,7 +37,7 @@ from catkit.autoscaling.alarm_rules import (
     evaluation_interval,
     evaluation_range,
     first_eventful,
-    is_autoscaling_action,
+    has_autoscaling_action,
     prefix_counts,
 )
 from catkit.autoscaling.alarms import Alarm, newest_period
@@ -80,6 +80,7 @@ class Lookahead:
         self._forecasts: dict[Any, tuple[float, np.ndarray, float]] = {}  # metric -> (first, values, asked end)
         self._counts: dict[str, tuple[np.ndarray, Any, Any]] = {}  # alarm -> prefix counts of its values
         self._bands: dict[str, tuple[Any, float, float, Any]] = {}  # alarm -> (spec, from, until, quiet band)
+        self._metric_keys: dict[str, tuple[Any, tuple]] = {}  # alarm -> (spec, the metric its forecasts are kept by)
 
     def bump(self) -> None:
         """The fleet or the engine changed: answers found so far no longer hold (forecasts too,
@@ -119,7 +120,7 @@ class Lookahead:
         if self.exact and state not in (OK, ALARM):
             return due
         quiet = None
-        if (state == ALARM or not self.exact) and any(is_autoscaling_action(a) for a in spec.actions_for(ALARM)):
+        if (state == ALARM or not self.exact) and has_autoscaling_action(spec, ALARM):
             if action_repeat_interval(spec.period) != evaluation_interval(spec.period):
                 return due  # actions repeat off the evaluation grid: keep every evaluation
             quiet = self._quiet(alarm, now, engine, capacity)
@@ -187,7 +188,9 @@ class Lookahead:
         lag = math.floor(start / period) * period - newest_period(period, start)
         t = start
         linear = interval % period == 0  # one period further per evaluation (or a whole number)
-        for size in itertools.chain(FORECAST_CHUNKS, itertools.repeat(FORECAST_CHUNKS[-1])):
+        # Up to a finite limit in one chunk (calls cost more than elements here); else growing chunks.
+        sizes = FORECAST_CHUNKS if not math.isfinite(limit) else FORECAST_CHUNKS[-1:]
+        for size in itertools.chain(sizes, itertools.repeat(FORECAST_CHUNKS[-1])):
             if t >= limit:
                 return t, False
             size = _before(limit, t, interval, size)  # evaluations before the limit
@@ -218,6 +221,10 @@ class Lookahead:
             if k < size:
                 return t + interval * k, True
             t = t + interval * size
+            if not self.exact:
+                # Skipped state changes leave the state at the next chunk's start unknown here: a
+                # window with missing data there stops the scan at that chunk's start.
+                state = INSUFFICIENT_DATA
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _told(
@@ -228,7 +235,11 @@ class Lookahead:
         Kept per epoch and metric (alarms on the same metric and period share them)."""
         spec = alarm.spec
         period = spec.period
-        metric = (spec.namespace, spec.metric_name, frozenset(spec.dimensions.items()), spec.statistic, period)
+        named = self._metric_keys.get(alarm.name)
+        if named is None or named[0] is not spec:
+            named = self._metric_keys[alarm.name] = (spec, (
+                spec.namespace, spec.metric_name, frozenset(spec.dimensions.items()), spec.statistic, period))
+        metric = named[1]
         kept = self._forecasts.get(metric)
         if kept is None or kept[0] > start or (end > kept[2] and len(kept[1]) >= (kept[2] - kept[0]) // period):
             add_zeros = idle(spec.namespace, spec.metric_name, spec.dimensions)
