@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 #: Evaluations looked at per round of a scan (growing, then repeating the last size).
 FORECAST_CHUNKS = (60, 240, 960, 3840)
 #: Periods asked of the fleet at least, per forecast.
-FETCH_PERIODS = 480
+FETCH_PERIODS = 120
 
 #: ``forecast(namespace, name, dims, statistic, period, start, end)`` of a FleetPort.
 Forecast = Callable[[str, str, Mapping[str, str], str, int, float, float], "np.ndarray | None"]
