@@ -386,6 +386,9 @@ def first_eventful(
     if isinstance(newest, range) and newest.step == 1 and newest.start + 1 >= n:
         # Consecutive periods, every window whole: slices instead of gathers.
         a, b = newest.start + 1, newest.stop + 1
+        if (not transitions and quiet is not None and quiet[0] == -math.inf and quiet[1] == math.inf
+                and cum_real[b - 1] - cum_real[a - n] == b - 1 - (a - n)):
+            return len(newest)  # every datapoint present and every invocation quiet: nothing to see
         complete = cum_real[a:b] - cum_real[a - n : b - n] == n
         alarm = (cum_breach[a:b] - cum_breach[a - n : b - n]) >= spec.m
         latest_values = v[a - 1 : b - 1]
