@@ -241,7 +241,6 @@ class SimulatedFleet:
         if (period == items.unit and k_hi - k_lo == span and items.regular(k_lo)
                 and first == items.base + k_lo * items.unit):
             return float(first), count, total, minimum, maximum  # the common read: one item per period
-        out = np.zeros((4, span))
         per = period // items.unit if period % items.unit == 0 else 0
         if per and items.regular(k_lo):
             # Items on the unit grid, a whole number per period: the groups start every `per` items
@@ -255,13 +254,16 @@ class SimulatedFleet:
             slot = ((np.floor(stamps / period) * period - first) // period).astype(np.int64)
             heads = np.concatenate(([0], np.flatnonzero(np.diff(slot)) + 1))
             slots = slot[heads]
-        keep = (slots >= 0) & (slots < span)
         grouped = (
             np.add.reduceat(count, heads),
             np.add.reduceat(total, heads),
             np.minimum.reduceat(minimum, heads),
             np.maximum.reduceat(maximum, heads),
         )
+        if len(slots) == span and slots[0] == 0 and slots[-1] == span - 1:
+            return float(first), *grouped  # one group per period, in order (slots count up by one)
+        keep = (slots >= 0) & (slots < span)
+        out = np.zeros((4, span))
         for row, values in zip(out, grouped, strict=True):
             row[slots[keep]] = values[keep]
         return float(first), out[0], out[1], out[2], out[3]
