@@ -10,6 +10,8 @@ stops within ``timeout_ms * 2**-40`` of the same root either way).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -66,3 +68,35 @@ def test_summary_from_shared_tables_equals_the_per_second_summary(kind):
     # Both encodings of the tables were exercised: run-length for smooth traffic, per second for noise.
     encoded = [runs is not None for runs in tables._runs.values()]
     assert any(encoded) if kind != "noisy" else not all(encoded)
+
+
+def test_forecasts_from_shared_tables_equal_the_fleets_own():
+    """The simulated fleet's forecasts for periods after its last change come from whole-traffic
+    values per serving count kept in the shared tables: the same numbers as its own computation."""
+    from catkit.autoscaling.metrics_store import MetricStore
+    from catkit.whatif.simulate.fleet import SimulatedFleet
+
+    rng = np.random.default_rng(7)
+    rate = _rate(rng, 6 * 3600, "noisy") * (np.arange(6 * 3600) % 5000 > 400)  # idle stretches too
+    t0 = 1_000_007.0  # off the minute and off the 10-second grid
+    dims = {"EndpointName": "e", "VariantName": "v"}
+    tables = TrafficTables(rate)
+    fleets = [SimulatedFleet(tables.rate, t0, "endpoint/e/variant/v", dims, SVC, 2, MetricStore(lambda: 0.0),
+                             provisioning_s=60, termination_s=20, tables=shared) for shared in (tables, None)]
+    assert fleets[0].shared and not fleets[1].shared
+    now = t0
+    for step in range(40):
+        now += float(rng.integers(1, 60)) * 10
+        desired = int(rng.integers(1, 7))
+        for fleet in fleets:
+            fleet.advance(now)
+            if step % 3 == 0 and fleet.change is None:
+                fleet.set_capacity("endpoint/e/variant/v", desired)
+        for name, period, statistic in (("InvocationsPerInstance", 60, "Sum"), ("Invocations", 60, "SampleCount"),
+                                        ("ConcurrentRequestsPerModel", 10, "Average"),
+                                        ("ConcurrentRequestsPerModel", 60, "Maximum")):
+            start = (math.floor(now / period) - int(rng.integers(0, 20))) * period
+            got = [f.forecast("AWS/SageMaker", name, dims, statistic, period, start, start + 300 * period)
+                   for f in fleets]
+            np.testing.assert_array_equal(got[0], got[1])
+    assert any(key[0] == "forecast" for key in tables.kept)

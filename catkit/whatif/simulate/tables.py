@@ -63,6 +63,9 @@ class TrafficTables:
         self._over: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] = {}
         self._runs: dict[tuple[float, int], tuple[np.ndarray, np.ndarray, np.ndarray] | None] = {}
         self._total: float | None = None
+        #: Other per-traffic values by a key naming all they depend on (the simulated fleet's
+        #: forecasts for a serving count: :meth:`SimulatedFleet.forecast`).
+        self.kept: dict[tuple, object] = {}
         self._cum: np.ndarray | None = None
 
     @property
