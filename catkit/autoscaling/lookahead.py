@@ -7,7 +7,9 @@ the driver will record (minutes without traffic of an auto-scaled variant read 0
 alarm's own M-out-of-N rule to many evaluations at once
 (:func:`~catkit.autoscaling.alarm_rules.first_eventful`) with the engine's word on which metric
 values an invocation cannot act on (:meth:`~catkit.autoscaling.decisions.DecisionRules.quiet_band`:
-capacity at max/min, cooldowns, a proposal equal to the current capacity). Nothing here decides:
+capacity at max/min, cooldowns, a proposal equal to the current capacity); where that band ends
+before the scan's limit (a cooldown runs out), the scan goes on with the band the engine gives
+from then on, its state being the same until the next step. Nothing here decides:
 the driver steps at the time found and the engine decides there, as it would when stepped every
 10 seconds.
 

@@ -349,7 +349,8 @@ def recommend_scaling(
     of 16+ settings and none below); the sweep runs on joblib's active backend, so
     ``with joblib.parallel_config(backend="dask", n_jobs=-1): recommend_scaling(...)`` spreads it over
     a Dask cluster (Ray: ``ray.util.joblib.register_ray()`` and ``backend="ray"``);
-    ``.meta["joblib_backend"]`` says which ran it. ``concurrency_statistic`` ("mean" or "peak", see
+    ``.meta["joblib_backend"]`` says which ran it; each worker builds the per-traffic tables
+    (:class:`~catkit.whatif.simulate.tables.TrafficTables`) once and keeps them for all its chunks. ``concurrency_statistic`` ("mean" or "peak", see
     :func:`catkit.whatif.simulate.simulate`) sets how ConcurrentRequestsPerModel reads and so the
     high-resolution target values; it stays "mean" here (simulate's default is "peak", what the local
     backend samples) because the grid's targets come from one instance's queue, while a window peak
@@ -402,6 +403,9 @@ def recommend_scaling(
                 rows[k] = row
             if bar is not None:
                 bar.update(len(done))
+        global _WORKER_TABLES
+        if _WORKER_TABLES is not None and _WORKER_TABLES[0] == job.key:
+            _WORKER_TABLES = None  # a backend of threads ran the chunks here: do not hold the tables on
     if bar is not None:
         bar.close()
 
