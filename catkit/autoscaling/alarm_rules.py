@@ -60,6 +60,7 @@ __all__ = [
     "evaluation_interval",
     "evaluation_range",
     "first_eventful",
+    "has_autoscaling_action",
     "is_autoscaling_action",
     "prefix_counts",
 ]
@@ -181,7 +182,9 @@ class AlarmSpec:
     def actions_for(self, state: str) -> list[str]:
         if not self.actions_enabled:
             return []
-        return {ALARM: self.alarm_actions, OK: self.ok_actions}.get(state, self.insufficient_data_actions)
+        if state == ALARM:
+            return self.alarm_actions
+        return self.ok_actions if state == OK else self.insufficient_data_actions
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -208,14 +211,14 @@ def action_repeat_interval(period: int) -> int:
 
 
 @functools.lru_cache(maxsize=1024)
-@functools.lru_cache(maxsize=1024)
 def is_autoscaling_action(arn: str) -> bool:
     """True for Application/EC2 Auto Scaling policy ARNs (``arn:<partition>:autoscaling:...``)."""
     return bool(_AUTOSCALING_ARN.match(arn))
 
 
-def _has_autoscaling_action(spec: AlarmSpec, state: str) -> bool:
-    return any(is_autoscaling_action(a) for a in spec.actions_for(state))
+def has_autoscaling_action(spec: AlarmSpec, state: str) -> bool:
+    """Whether the alarm invokes an Auto Scaling action in ``state`` (those repeat while it stays)."""
+    return any(map(is_autoscaling_action, spec.actions_for(state)))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -337,10 +340,11 @@ def prefix_counts(spec: AlarmSpec, values: np.ndarray) -> tuple[np.ndarray, np.n
     """Running counts of present and of breaching datapoints over ``values`` (one more element
     than ``values``, starting at 0): what :func:`first_eventful` windows over."""
     v = np.asarray(values, dtype=np.float64)
-    real = ~np.isnan(v)
-    breach = COMPARISONS[spec.comparison_operator](np.where(real, v, 0.0), float(spec.threshold)) & real
-    zero = np.zeros(1, dtype=np.int64)
-    return np.concatenate((zero, np.cumsum(real))), np.concatenate((zero, np.cumsum(breach)))
+    cum_real, cum_breach = np.zeros((2, len(v) + 1), dtype=np.int64)
+    np.cumsum(v == v, out=cum_real[1:])  # NaN (no datapoint) is the only value unequal to itself
+    # Every comparison with NaN is False: a missing datapoint never breaches.
+    np.cumsum(COMPARISONS[spec.comparison_operator](v, float(spec.threshold)), out=cum_breach[1:])
+    return cum_real, cum_breach
 
 
 def first_eventful(
@@ -372,7 +376,7 @@ def first_eventful(
     """
     if not len(newest):
         return 0
-    if _has_autoscaling_action(spec, OK):
+    if has_autoscaling_action(spec, OK):
         return 0  # OK-state Auto Scaling actions repeat: not predicted
     if transitions and state not in (OK, ALARM):
         return 0
@@ -382,6 +386,9 @@ def first_eventful(
     if isinstance(newest, range) and newest.step == 1 and newest.start + 1 >= n:
         # Consecutive periods, every window whole: slices instead of gathers.
         a, b = newest.start + 1, newest.stop + 1
+        if (not transitions and quiet is not None and quiet[0] == -math.inf and quiet[1] == math.inf
+                and cum_real[b - 1] - cum_real[a - n] == b - 1 - (a - n)):
+            return len(newest)  # every datapoint present and every invocation quiet: nothing to see
         complete = cum_real[a:b] - cum_real[a - n : b - n] == n
         alarm = (cum_breach[a:b] - cum_breach[a - n : b - n]) >= spec.m
         latest_values = v[a - 1 : b - 1]
@@ -391,7 +398,7 @@ def first_eventful(
         lo = np.maximum(hi - n, 0)
         complete = (hi >= n) & (cum_real[hi] - cum_real[lo] == n)
         alarm = (cum_breach[hi] - cum_breach[lo]) >= spec.m
-    invoked = alarm if _has_autoscaling_action(spec, ALARM) else np.zeros_like(alarm)
+    invoked = alarm if has_autoscaling_action(spec, ALARM) else np.zeros_like(alarm)
     if quiet is not None and invoked.any():
         latest = v[hi - 1] if latest_values is None else latest_values
         loud = (latest < quiet[0]) | (latest > quiet[1])

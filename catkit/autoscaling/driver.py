@@ -50,6 +50,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from catkit.autoscaling.alarm_rules import evaluation_interval
 from catkit.autoscaling.engine import Decision, Engine
 from catkit.autoscaling.lookahead import Lookahead
 from catkit.autoscaling.metrics_store import MetricStore
@@ -69,8 +70,11 @@ MAX_IDLE_CATCH_UP_MINUTES = 60
 HIGH_RESOLUTION_LOOKBACK_S = 3 * 3600.0
 CONCURRENCY_METRIC = "ConcurrentRequestsPerModel"
 IDLE_METRICS = ("Invocations", "InvocationsPerInstance")
-#: How far next_step looks for an eventful alarm evaluation, round by round (seconds).
-LOOKAHEAD_HORIZONS_S = (3600.0, 4 * 3600.0, 16 * 3600.0, 64 * 3600.0, math.inf)
+#: How far next_step looks for an eventful alarm evaluation, round by round, in evaluations of the
+#: most frequently evaluated alarm (240: 40 minutes of a 10-second alarm, 4 hours of a 1-minute one).
+LOOKAHEAD_HORIZONS = (240, 960, 3840, 15360, math.inf)
+#: Deprecated: the horizons of 1-minute alarms in seconds (next_step scales them by the alarms' interval).
+LOOKAHEAD_HORIZONS_S = tuple(h * 60.0 for h in LOOKAHEAD_HORIZONS)
 
 SERVING = ("InService", "Updating")
 
@@ -224,8 +228,9 @@ class ScalingDriver:
         else:
             # Breadth first: every alarm up to a horizon, then a longer one, so that the work is in
             # proportion to the time until the next step, not to the quietest alarm's horizon.
-            for horizon in LOOKAHEAD_HORIZONS_S:
-                limit = min(nxt, now + horizon)
+            every = min((evaluation_interval(a.spec.period) for a in alarms), default=60)
+            for horizon in LOOKAHEAD_HORIZONS:
+                limit = min(nxt, now + horizon * every)
                 # Scans reach the grid step the limit rounds up to, which silent_at asks about below.
                 reach = math.ceil(limit / TICK_S) * TICK_S + 1.0 if math.isfinite(limit) else limit
                 found = min(

@@ -7,7 +7,9 @@ the driver will record (minutes without traffic of an auto-scaled variant read 0
 alarm's own M-out-of-N rule to many evaluations at once
 (:func:`~catkit.autoscaling.alarm_rules.first_eventful`) with the engine's word on which metric
 values an invocation cannot act on (:meth:`~catkit.autoscaling.decisions.DecisionRules.quiet_band`:
-capacity at max/min, cooldowns, a proposal equal to the current capacity). Nothing here decides:
+capacity at max/min, cooldowns, a proposal equal to the current capacity); where that band ends
+before the scan's limit (a cooldown runs out), the scan goes on with the band the engine gives
+from then on, its state being the same until the next step. Nothing here decides:
 the driver steps at the time found and the engine decides there, as it would when stepped every
 10 seconds.
 
@@ -31,12 +33,13 @@ import numpy as np
 
 from catkit.autoscaling.alarm_rules import (
     ALARM,
+    INSUFFICIENT_DATA,
     OK,
     action_repeat_interval,
     evaluation_interval,
     evaluation_range,
     first_eventful,
-    is_autoscaling_action,
+    has_autoscaling_action,
     prefix_counts,
 )
 from catkit.autoscaling.alarms import Alarm, newest_period
@@ -47,7 +50,7 @@ if TYPE_CHECKING:
 #: Evaluations looked at per round of a scan (growing, then repeating the last size).
 FORECAST_CHUNKS = (60, 240, 960, 3840)
 #: Periods asked of the fleet at least, per forecast.
-FETCH_PERIODS = 480
+FETCH_PERIODS = 120
 
 #: ``forecast(namespace, name, dims, statistic, period, start, end)`` of a FleetPort.
 Forecast = Callable[[str, str, Mapping[str, str], str, int, float, float], "np.ndarray | None"]
@@ -79,6 +82,7 @@ class Lookahead:
         self._forecasts: dict[Any, tuple[float, np.ndarray, float]] = {}  # metric -> (first, values, asked end)
         self._counts: dict[str, tuple[np.ndarray, Any, Any]] = {}  # alarm -> prefix counts of its values
         self._bands: dict[str, tuple[Any, float, float, Any]] = {}  # alarm -> (spec, from, until, quiet band)
+        self._metric_keys: dict[str, tuple[Any, tuple]] = {}  # alarm -> (spec, the metric its forecasts are kept by)
 
     def bump(self) -> None:
         """The fleet or the engine changed: answers found so far no longer hold (forecasts too,
@@ -118,7 +122,7 @@ class Lookahead:
         if self.exact and state not in (OK, ALARM):
             return due
         quiet = None
-        if (state == ALARM or not self.exact) and any(is_autoscaling_action(a) for a in spec.actions_for(ALARM)):
+        if (state == ALARM or not self.exact) and has_autoscaling_action(spec, ALARM):
             if action_repeat_interval(spec.period) != evaluation_interval(spec.period):
                 return due  # actions repeat off the evaluation grid: keep every evaluation
             quiet = self._quiet(alarm, now, engine, capacity)
@@ -135,10 +139,23 @@ class Lookahead:
                 if t >= limit:
                     return t
                 start = max(due, t)
-        t, found = self._scan(alarm, start, limit, quiet, forecast, idle)
+        t, found = self._scan(alarm, start, limit if quiet is None else min(limit, quiet[2]), quiet, forecast, idle,
+                              alarm.state_value)
+        while not found and quiet is not None and quiet[2] < limit:
+            # The band ends (a cooldown runs out) before the limit: the engine's band from then on,
+            # its state being the same until a step (a decision, a fleet change) bumps the epoch.
+            until = quiet[2]
+            quiet = engine.quiet_band(alarm.name, until, capacity)
+            if quiet is None or quiet[2] <= until:
+                found = True  # the engine cannot tell: the evaluation at t counts
+                break
+            # A later piece does not know the state it starts from (transitions aside, skipped
+            # changes leave it stale): a window with missing data in it then stops the scan at its start.
+            t, found = self._scan(alarm, t, min(limit, quiet[2]), quiet, forecast, idle,
+                                  alarm.state_value if self.exact else INSUFFICIENT_DATA)
         told = self._counts.get(alarm.name)
         if not self.exact and (told is None or bool(np.isnan(told[0]).any())):
-            key = (spec, quiet, state)  # the missing-data rule looks at the state
+            key = (spec, key[1], state)  # the missing-data rule looks at the state
         self._scans[alarm.name] = (key, t, found)
         return t
 
@@ -162,16 +179,20 @@ class Lookahead:
         quiet: tuple[float, float, float] | None,
         forecast: Forecast,
         idle: IdleZeros,
+        state: str,
     ) -> tuple[float, bool]:
         """(time, True) of the first eventful evaluation from ``start`` (on the alarm's interval)
-        before ``limit``; (a time >= limit, False) when there is none."""
+        before ``limit``, the alarm being in ``state`` at ``start``; (a time >= limit, False) when
+        there is none."""
         spec = alarm.spec
         period, n = spec.period, spec.evaluation_periods
         interval = evaluation_interval(period)
         lag = math.floor(start / period) * period - newest_period(period, start)
         t = start
         linear = interval % period == 0  # one period further per evaluation (or a whole number)
-        for size in itertools.chain(FORECAST_CHUNKS, itertools.repeat(FORECAST_CHUNKS[-1])):
+        # Up to a finite limit in one chunk (calls cost more than elements here); else growing chunks.
+        sizes = FORECAST_CHUNKS if not math.isfinite(limit) else FORECAST_CHUNKS[-1:]
+        for size in itertools.chain(sizes, itertools.repeat(FORECAST_CHUNKS[-1])):
             if t >= limit:
                 return t, False
             size = _before(limit, t, interval, size)  # evaluations before the limit
@@ -197,11 +218,15 @@ class Lookahead:
                 known = int(np.searchsorted(index, len(values)))  # evaluations whose periods are all told
                 index = index[:known]
                 quiet_for = int(np.searchsorted(times, quiet[2])) if quiet is not None else None  # band ends
-            k = first_eventful(spec, alarm.state_value, values, index, quiet[:2] if quiet else None,
+            k = first_eventful(spec, state, values, index, quiet[:2] if quiet else None,
                                self.exact, counts, quiet_for)
             if k < size:
                 return t + interval * k, True
             t = t + interval * size
+            if not self.exact:
+                # Skipped state changes leave the state at the next chunk's start unknown here: a
+                # window with missing data there stops the scan at that chunk's start.
+                state = INSUFFICIENT_DATA
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _told(
@@ -212,7 +237,11 @@ class Lookahead:
         Kept per epoch and metric (alarms on the same metric and period share them)."""
         spec = alarm.spec
         period = spec.period
-        metric = (spec.namespace, spec.metric_name, frozenset(spec.dimensions.items()), spec.statistic, period)
+        named = self._metric_keys.get(alarm.name)
+        if named is None or named[0] is not spec:
+            named = self._metric_keys[alarm.name] = (spec, (
+                spec.namespace, spec.metric_name, frozenset(spec.dimensions.items()), spec.statistic, period))
+        metric = named[1]
         kept = self._forecasts.get(metric)
         if kept is None or kept[0] > start or (end > kept[2] and len(kept[1]) >= (kept[2] - kept[0]) // period):
             add_zeros = idle(spec.namespace, spec.metric_name, spec.dimensions)

@@ -44,11 +44,12 @@ import itertools
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from catkit.autoscaling import metrics_dump
+from catkit.autoscaling.metric_sources import MetricSource, source_rows
 from catkit.autoscaling.metric_statistics import (
     STANDARD_STATISTICS,
     Distribution,
@@ -74,18 +75,6 @@ DEFAULT_RETENTION: tuple[tuple[int, int], ...] = ((1, 3 * 3600), (60, 15 * 86400
 _COMPACT_EVERY = 300.0
 
 DimensionKey = frozenset  # frozenset[tuple[str, str]]
-
-
-class MetricSource(Protocol):
-    """A metric whose statistics are computed when read instead of recorded (see :meth:`MetricStore.attach`)."""
-
-    def period_statistics(
-        self, start: float, end: float, period: int
-    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The data whose storage buckets start in ``[start, end)``, grouped into epoch-aligned
-        ``period`` periods: ``(first period start, sample counts, sums, minima, maxima)``, one array
-        element per consecutive period from the first (count 0: no data in that period)."""
-        ...
 
 
 class _Bucket:
@@ -435,6 +424,7 @@ class MetricStore:
             sources = dict(self._sources.get(key) or {})
             if not units and not sources:
                 return []
+            alone = not units and not extended and len(sources) == 1
             for series_unit, series in units.items():
                 if unit is not None and series_unit != unit:
                     continue
@@ -446,6 +436,12 @@ class MetricStore:
                         if group is None:
                             group = groups[pstart] = _Bucket(want_dist)
                         group.merge(bucket)
+        if alone:
+            # One source and nothing recorded (the simulator's metrics): its periods as they are.
+            ((source_unit, source),) = sources.items()
+            if unit is None or source_unit == unit:
+                return source_rows(source, source_unit, start, end, period, statistics)
+            return []
         for source_unit, source in sources.items():
             if unit is None or source_unit == unit:
                 # Sources keep no distributions when the store keeps none (the simulator's).

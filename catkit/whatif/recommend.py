@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,6 +143,21 @@ class _Job:
     termination_s: float
     slo_p99_ms: float
     concurrency_statistic: str = "mean"
+    #: Names the traffic: a worker keeps the tables of the last traffic it saw (see _worker_tables).
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+#: The worker process's per-traffic tables: (job key, tables). One traffic at a time, so a worker
+#: running many chunks of one sweep builds them once; the next sweep replaces them.
+_WORKER_TABLES: tuple[str, TrafficTables] | None = None
+
+
+def _worker_tables(job: _Job) -> TrafficTables:
+    global _WORKER_TABLES
+    if _WORKER_TABLES is None or _WORKER_TABLES[0] != job.key:
+        _WORKER_TABLES = None  # let the old tables go before building the new ones
+        _WORKER_TABLES = (job.key, TrafficTables(job.rate))
+    return _WORKER_TABLES[1]
 
 
 def _row(res: SimulationResult, frac: float, slo: float, max_slow: float) -> dict[str, Any]:
@@ -190,9 +206,13 @@ def _parallelism(processes: int | None, settings: int) -> tuple[int, str]:
     return processes, ("in-process" if processes == 1 else type(backend).__name__)
 
 
-def _run_chunk(job: _Job, items: list[tuple[int, ScalingConfig, float]], max_slow: float) -> list[tuple[int, dict]]:
+def _run_chunk(
+    job: _Job, items: list[tuple[int, ScalingConfig, float]], max_slow: float, tables: TrafficTables | None = None
+) -> list[tuple[int, dict]]:
+    # What depends on the traffic and the instance count only: once per sweep (in-process) or per
+    # worker process (kept across the chunks it runs).
+    tables = tables if tables is not None else _worker_tables(job)
     out = []
-    tables = TrafficTables(job.rate)  # what depends on the traffic and the instance count only, once
     for k, cfg, frac in items:
         res = simulate(
             None,
@@ -329,7 +349,8 @@ def recommend_scaling(
     of 16+ settings and none below); the sweep runs on joblib's active backend, so
     ``with joblib.parallel_config(backend="dask", n_jobs=-1): recommend_scaling(...)`` spreads it over
     a Dask cluster (Ray: ``ray.util.joblib.register_ray()`` and ``backend="ray"``);
-    ``.meta["joblib_backend"]`` says which ran it. ``concurrency_statistic`` ("mean" or "peak", see
+    ``.meta["joblib_backend"]`` says which ran it; each worker builds the per-traffic tables
+    (:class:`~catkit.whatif.simulate.tables.TrafficTables`) once and keeps them for all its chunks. ``concurrency_statistic`` ("mean" or "peak", see
     :func:`catkit.whatif.simulate.simulate`) sets how ConcurrentRequestsPerModel reads and so the
     high-resolution target values; it stays "mean" here (simulate's default is "peak", what the local
     backend samples) because the grid's targets come from one instance's queue, while a window peak
@@ -358,8 +379,9 @@ def recommend_scaling(
         except ImportError:
             bar = None
     if processes == 1:
+        tables = TrafficTables(job.rate)
         for item in items:
-            for k, row in _run_chunk(job, [item], max_slow_fraction):
+            for k, row in _run_chunk(job, [item], max_slow_fraction, tables):
                 rows[k] = row
             if bar is not None:
                 bar.update(1)
@@ -367,8 +389,10 @@ def recommend_scaling(
         import joblib
 
         workers = max(1, joblib.effective_n_jobs(processes))
-        size = max(1, math.ceil(len(items) / (workers * 4)))
-        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        # Many chunks (progress, and no worker idles long at the end) of every kind of setting each:
+        # taken with a stride, as neighbouring settings of the grid cost alike (one metric, one minimum).
+        n_chunks = min(len(items), workers * 8)
+        chunks = [items[i::n_chunks] for i in range(n_chunks)]
         # Whatever joblib backend is active runs the chunks: loky processes here by default, a Dask
         # or Ray cluster inside `joblib.parallel_config(backend="dask")` / "ray".
         results = joblib.Parallel(n_jobs=processes, return_as="generator")(
@@ -379,6 +403,9 @@ def recommend_scaling(
                 rows[k] = row
             if bar is not None:
                 bar.update(len(done))
+        global _WORKER_TABLES
+        if _WORKER_TABLES is not None and _WORKER_TABLES[0] == job.key:
+            _WORKER_TABLES = None  # a backend of threads ran the chunks here: do not hold the tables on
     if bar is not None:
         bar.close()
 

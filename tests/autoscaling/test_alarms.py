@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
 import pytest
 
 from catkit.autoscaling.alarms import (
@@ -271,3 +273,32 @@ def test_round_trip_through_json():
     )
     assert len(copy.history("a")) == len(book.history("a")) == len(b.history)
     assert copy.pop_actions(lambda x: True)[0].action == ASG
+
+
+class _Periods:
+    """A metric source: a statistic set per minute from per-minute arrays (count 0: no data)."""
+
+    def __init__(self, counts: np.ndarray, totals: np.ndarray) -> None:
+        self.counts, self.totals = counts, totals
+
+    def period_statistics(self, start: float, end: float, period: int):
+        assert period == 60
+        first = math.floor(start / 60) * 60
+        k = np.arange(first // 60, math.ceil(end / 60)).astype(int)
+        c, t = self.counts[k], self.totals[k]
+        return float(first), c, t, np.where(c > 0, t / np.maximum(c, 1), 0.0), t
+
+
+def test_a_source_read_alone_gives_the_rows_of_the_general_merge():
+    rng = np.random.default_rng(3)
+    counts = rng.choice([0.0, 1.0, 2.5, 40.0], 200)
+    totals = rng.uniform(0, 100, 200) * (counts > 0)
+    alone, mixed = MetricStore(lambda: 12000.0), MetricStore(lambda: 12000.0)
+    for store in (alone, mixed):
+        store.attach("NS", "M", {"D": "x"}, _Periods(counts, totals))
+    mixed.record("NS", "M", {"D": "x"}, 1.0, 11990.0)  # recorded data outside the range: the merge runs
+    stats = ["SampleCount", "Sum", "Average", "Minimum", "Maximum"]
+    for start, end, period in ((0, 6000, 60), (120, 3000, 60), (60, 11000, 60)):
+        rows = alone.statistics("NS", "M", {"D": "x"}, start, end, period, stats)
+        assert rows and rows == mixed.statistics("NS", "M", {"D": "x"}, start, end, period, stats)
+        assert alone.statistics("NS", "M", {"D": "x"}, start, end, period, stats, unit="Count") == []

@@ -131,3 +131,21 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="slo_p99_ms"):
         recommend_scaling(TRAFFIC, SVC, 0, duration_s=3600)
     assert isinstance(SEED_CONFIG, ScalingConfig)
+
+
+def test_a_worker_builds_the_tables_of_one_traffic_once_across_chunks():
+    from catkit.whatif import recommend as r
+
+    rate = TRAFFIC.per_second(3600)
+    grid = candidate_configs(SVC, target_fractions=(0.5,), metrics=("invocations",), min_capacities=(2,),
+                             scale_out_cooldowns=(60,), scale_in_cooldowns=(300, 900))
+    items = [(k, cfg, frac) for k, (cfg, frac) in enumerate(grid)]
+    job = r._Job(rate, SVC, r.DEFAULT_START, r.DEFAULT_PROVISIONING_S, r.DEFAULT_TERMINATION_S, 250.0)
+    first = r._run_chunk(job, items[:1], 0.01)
+    tables = r._WORKER_TABLES[1]
+    assert r._run_chunk(job, items[1:], 0.01)[0][0] == 1
+    assert r._WORKER_TABLES[1] is tables  # the second chunk of the sweep read the same tables
+    again = r._Job(rate, SVC, r.DEFAULT_START, r.DEFAULT_PROVISIONING_S, r.DEFAULT_TERMINATION_S, 250.0)
+    (_, row), = r._run_chunk(again, items[:1], 0.01)  # another sweep: its own tables, the same row
+    assert {**row, "_wall_s": 0} == {**first[0][1], "_wall_s": 0}
+    assert r._WORKER_TABLES[1] is not tables

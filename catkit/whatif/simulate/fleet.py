@@ -94,6 +94,8 @@ class SimulatedFleet:
     ) -> None:
         # Per-traffic tables, shared by every simulation of this traffic when the caller passes them.
         self.tables = tables if tables is not None and tables.rate is rate else TrafficTables(rate)
+        # Whole-traffic forecasts per serving count pay off only over many simulations of the traffic.
+        self.shared = self.tables is tables
         self.rate = self.tables.rate
         self.t0 = float(t0)
         if self.t0 != math.floor(self.t0):
@@ -212,12 +214,50 @@ class SimulatedFleet:
             return None
         # Only periods that end within the traffic: the fleet cannot tell what comes after it.
         end = min(end, start + max(0, math.floor((self.t0 + len(self.rate) - start) / period)) * period)
+        # Periods whose items all start after the last change of the serving count read the same
+        # for every simulation of this traffic with that count: from the shared tables.
+        split = max(start, math.ceil((self.t0 + self.since) / period) * period)
+        shared = self._uniform_values(name, statistic, int(period)) if split < end and self.shared else None
+        if shared is not None:
+            first, values = shared
+            tail = values[int((split - first) // period) : int((end - first) // period)]
+            if split == start:
+                return tail
+            return np.concatenate((self._values(name, statistic, start, split, period), tail))
+        return self._values(name, statistic, start, end, period)
+
+    def _values(self, name: str, statistic: str, start: float, end: float, period: int) -> np.ndarray:
         _, count, total, minimum, maximum = self.period_statistics(name, start, end, period, first_at=start)
-        have = count > 0
-        if statistic == "Average":
-            return np.divide(total, count, out=np.full(len(count), np.nan), where=have)
-        value = {"Sum": total, "SampleCount": count, "Minimum": minimum, "Maximum": maximum}[statistic]
-        return np.where(have, value, np.nan)
+        return _statistic(statistic, count, total, minimum, maximum)
+
+    def _uniform_values(self, name: str, statistic: str, period: int) -> tuple[float, np.ndarray] | None:
+        """(start of the first whole period, ``statistic`` per whole period of the traffic from
+        there) of metric ``name`` if ``cur_serving`` instances served throughout: the values
+        :meth:`forecast` gives for those periods, kept in the shared tables (read-only)."""
+        items = self._windows if name == CONCURRENCY_METRIC else self._minutes
+        if period % items.unit:
+            return None
+        svc = self.service
+        key = ("forecast", name, statistic, period, self.cur_serving, self.t0, svc.max_rps, svc.workers,
+               svc.timeout_ms, self.concurrency_statistic)
+        kept = self.tables.kept.get(key)
+        if kept is None:
+            first = math.ceil(self.t0 / period) * period  # its items are all on the unit grid
+            whole = max(0, math.floor((self.t0 + len(self.rate) - first) / period))
+            per = period // items.unit
+            k0 = int((first - items.base) // items.unit)
+            count, total, minimum, maximum = self._uniform_statistics(items, k0, k0 + whole * per)
+            if name == _INVOCATIONS:  # as period_statistics reads Invocations
+                ones = np.ones_like(count)
+                total, minimum, maximum = count, ones, ones
+            if per > 1 and whole:  # the groups period_statistics makes: `per` items from each boundary
+                heads = np.arange(0, whole * per, per)
+                count, total = np.add.reduceat(count, heads), np.add.reduceat(total, heads)
+                minimum, maximum = np.minimum.reduceat(minimum, heads), np.maximum.reduceat(maximum, heads)
+            values = _statistic(statistic, count, total, minimum, maximum)
+            values.flags.writeable = False
+            kept = self.tables.kept[key] = (float(first), values)
+        return kept
 
     # ------------------------------------------------------------------ metrics
     def period_statistics(
@@ -241,7 +281,6 @@ class SimulatedFleet:
         if (period == items.unit and k_hi - k_lo == span and items.regular(k_lo)
                 and first == items.base + k_lo * items.unit):
             return float(first), count, total, minimum, maximum  # the common read: one item per period
-        out = np.zeros((4, span))
         per = period // items.unit if period % items.unit == 0 else 0
         if per and items.regular(k_lo):
             # Items on the unit grid, a whole number per period: the groups start every `per` items
@@ -255,13 +294,16 @@ class SimulatedFleet:
             slot = ((np.floor(stamps / period) * period - first) // period).astype(np.int64)
             heads = np.concatenate(([0], np.flatnonzero(np.diff(slot)) + 1))
             slots = slot[heads]
-        keep = (slots >= 0) & (slots < span)
         grouped = (
             np.add.reduceat(count, heads),
             np.add.reduceat(total, heads),
             np.minimum.reduceat(minimum, heads),
             np.maximum.reduceat(maximum, heads),
         )
+        if len(slots) == span and slots[0] == 0 and slots[-1] == span - 1:
+            return float(first), *grouped  # one group per period, in order (slots count up by one)
+        keep = (slots >= 0) & (slots < span)
+        out = np.zeros((4, span))
         for row, values in zip(out, grouped, strict=True):
             row[slots[keep]] = values[keep]
         return float(first), out[0], out[1], out[2], out[3]
@@ -315,6 +357,16 @@ class SimulatedFleet:
         requests = self.tables.item_sums(items.unit, items.lead)[0][lo:hi]
         inverse = np.full(hi - lo, 1.0 / n)
         return requests, requests / n, inverse, inverse
+
+
+def _statistic(statistic: str, count: np.ndarray, total: np.ndarray, minimum: np.ndarray,
+               maximum: np.ndarray) -> np.ndarray:
+    """``statistic`` per period from statistic sets (NaN where a period has no data)."""
+    have = count > 0
+    if statistic == "Average":
+        return np.divide(total, count, out=np.full(len(count), np.nan), where=have)
+    value = {"Sum": total, "SampleCount": count, "Minimum": minimum, "Maximum": maximum}[statistic]
+    return np.where(have, value, np.nan)
 
 
 @functools.lru_cache(maxsize=256)

@@ -137,41 +137,57 @@ class SimulationResult:
             return cached
         m = self.service.max_rps
         lin, tail, u_max = HIST_LINEAR, HIST_TAIL, HIST_U_MAX
-        if self.tables is not None and self.tables.rate is self.rate:
-            # Per-count bins shared by every simulation of this traffic, taken segment by segment.
-            starts, ends, counts = segments(self.serving)
-            idx = np.concatenate([self.tables.load_bins(self.service, int(c))[a:b]
-                                  for a, b, c in zip(starts.tolist(), ends.tolist(), counts.tolist(), strict=True)])
+        if self._shared():
+            # Per-count tables shared by every simulation of this traffic, taken segment by segment.
+            starts, ends, counts = self._segments()
+            w = self.tables.load_histogram(self.service, starts, ends, counts, lin + tail + 1)
         else:
-            idx = histogram_bins(self.per_instance_rps / m)
-        w = np.bincount(idx, weights=self.rate, minlength=lin + tail + 1)
+            w = np.bincount(histogram_bins(self.per_instance_rps / m), weights=self.rate, minlength=lin + tail + 1)
         lin_centres = (np.arange(lin) + 0.5) / lin * 0.9
         tail_centres = 1.0 - 10.0 ** -(1.0 + (np.arange(tail) + 0.5) / tail * (u_max - 1.0))
         centres = np.concatenate((lin_centres, tail_centres, [2.0])) * m
         self.meta["_hist"] = (w, centres)
         return w, centres
 
+    def _shared(self) -> bool:
+        """Whether the run's shared per-traffic tables stand for its traffic."""
+        return self.tables is not None and self.tables.rate is self.rate and len(self.rate) > 0
+
+    def _segments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Runs of one serving count (starts, ends, counts), found once."""
+        kept = self.meta.get("_segments")
+        if kept is None or kept[0] is not self.serving:
+            kept = self.meta["_segments"] = (self.serving, segments(self.serving))
+        return kept[1]
+
     def summary(self, slo_p99_ms: float | None = None) -> dict[str, Any]:
         """Cost, instance hours, instances min/mean/max, overload, latency estimates, speed."""
-        total = float(self.rate.sum())
-        if self.tables is not None and self.tables.rate is self.rate:
-            starts, ends, counts = segments(self.serving)
-            over = 0.0
-            for a, b, c in zip(starts.tolist(), ends.tolist(), counts.tolist(), strict=True):
-                over += self.tables.overload(self.service.max_rps, int(c), a, b)
+        if self._shared():
+            total = self.tables.total
+            starts, ends, counts = self._segments()
+            over = self.tables.overload_total(self.service.max_rps, starts, ends, counts)
+            serving = {"instances_min": int(counts.min()), "instances_max": int(counts.max()),
+                       "instances_mean": float((counts * (ends - starts)).sum()) / self.duration_s,
+                       "scaling_events": len(starts) - 1}
         else:
+            total = float(self.rate.sum())
             over = float(self.overload.sum())
+            serving = {"instances_min": int(self.serving.min()), "instances_mean": float(self.serving.mean()),
+                       "instances_max": int(self.serving.max()),
+                       "scaling_events": int(np.count_nonzero(np.diff(self.serving)))}
+        billed = float(self.billed.sum())
+        cost = billed * self.price_per_hour / 3600.0
         out: dict[str, Any] = {
             "config": self.config.label(),
             "days": self.duration_s / 86400.0,
             "requests": total,
-            "cost_usd": self.cost_usd,
-            "cost_per_day_usd": self.cost_usd / (self.duration_s / 86400.0),
-            "instance_hours": float(self.billed.sum()) / 3600.0,
-            "instances_min": int(self.serving.min()),
-            "instances_mean": float(self.serving.mean()),
-            "instances_max": int(self.serving.max()),
-            "scaling_events": int(np.count_nonzero(np.diff(self.serving))),
+            "cost_usd": cost,
+            "cost_per_day_usd": cost / (self.duration_s / 86400.0),
+            "instance_hours": billed / 3600.0,
+            "instances_min": serving["instances_min"],
+            "instances_mean": serving["instances_mean"],
+            "instances_max": serving["instances_max"],
+            "scaling_events": serving["scaling_events"],
             "overload_requests": over,
             "overload_fraction": over / total if total else 0.0,
             "p50_ms": self.latency_quantile(0.5),

@@ -10,6 +10,11 @@ traffic (:func:`catkit.whatif.simulate.simulate` with ``tables=``;
 :func:`catkit.whatif.recommend.recommend_scaling` shares one per worker) reads them instead of
 recomputing them from the per-second arrays. Values equal what a fleet computes for those items
 itself (the same operations on the same numbers), so sharing changes no decision.
+
+A run's summary reads them segment by segment (runs of one serving count), never second by second:
+per count, the load-histogram bins are kept run-length encoded (a smooth traffic stays in one bin
+for seconds on end), so a segment's histogram is its runs' bins weighted by their requests (exact
+per-run sums; the partial runs at a segment's ends from a long-double running sum of the rates).
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ if TYPE_CHECKING:
 
 #: Windows per lazily computed block of a per-count concurrency array.
 BLOCK = 4096
+#: A count's load bins are run-length encoded when they change at most this often (runs / seconds);
+#: a noisier traffic is read second by second (as many runs as seconds would cost more).
+RUNS_AT_MOST = 0.25
 #: Load-histogram bins: linear up to 90 % utilisation, then uniform in -log10(1 - rho), then overload.
 HIST_LINEAR, HIST_TAIL, HIST_U_MAX = 2048, 4096, 7.0
 
@@ -53,6 +61,19 @@ class TrafficTables:
         self._conc: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._bins: dict[tuple[float, int], np.ndarray] = {}
         self._over: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._runs: dict[tuple[float, int], tuple[np.ndarray, np.ndarray, np.ndarray] | None] = {}
+        self._total: float | None = None
+        #: Other per-traffic values by a key naming all they depend on (the simulated fleet's
+        #: forecasts for a serving count: :meth:`SimulatedFleet.forecast`).
+        self.kept: dict[tuple, object] = {}
+        self._cum: np.ndarray | None = None
+
+    @property
+    def total(self) -> float:
+        """Requests in the whole traffic (``rate.sum()``, once)."""
+        if self._total is None:
+            self._total = float(self.rate.sum())
+        return self._total
 
     def item_sums(self, unit: int, lead: int) -> tuple[np.ndarray, np.ndarray]:
         """(requests, seconds) per item of ``unit`` seconds, the first ``lead`` seconds (if any)
@@ -97,6 +118,74 @@ class TrafficTables:
             rho = self.rate / max(instances, 1) / service.max_rps
             kept = self._bins[key] = histogram_bins(rho).astype(np.int16)
         return kept
+
+    def _load_runs(self, service: ServiceModel, instances: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Runs of equal load-histogram bins with ``instances`` serving: (starts with the traffic's
+        length appended, bin per run, requests per run); None when the bins change too often."""
+        key = (float(service.max_rps), instances)
+        if key not in self._runs:
+            bins = self.load_bins(service, instances)
+            n = len(bins)
+            cut = np.flatnonzero(bins[1:] != bins[:-1]) + 1
+            if len(cut) + 1 > RUNS_AT_MOST * n:
+                self._runs[key] = None
+            else:
+                starts = np.concatenate(([0], cut)).astype(np.int64)
+                self._runs[key] = (np.append(starts, n), bins[starts].astype(np.intp),
+                                   np.add.reduceat(self.rate, starts) if n else np.zeros(0))
+        return self._runs[key]
+
+    def _cumulative(self) -> np.ndarray:
+        """Running sum of the rates from 0, in long double (a partial run's requests as a difference)."""
+        if self._cum is None:
+            self._cum = np.concatenate(([0.0], np.cumsum(self.rate, dtype=np.longdouble))).astype(np.longdouble)
+        return self._cum
+
+    def load_histogram(
+        self, service: ServiceModel, starts: np.ndarray, ends: np.ndarray, counts: np.ndarray, bins: int
+    ) -> np.ndarray:
+        """Requests per load-histogram bin (``bins`` bins) over the segments ``[starts, ends)``
+        served by ``counts`` instances: what ``np.bincount`` of the per-second bins weighted by the
+        rates gives, summed run by run (see the module docstring)."""
+        w = np.zeros(bins)
+        for c in np.unique(counts).tolist():
+            at = counts == c
+            a, b = starts[at], ends[at]
+            runs = self._load_runs(service, int(c))
+            if runs is None:  # noisy traffic: second by second
+                per_second = self.load_bins(service, int(c))
+                idx = np.concatenate([per_second[x:y] for x, y in zip(a.tolist(), b.tolist(), strict=True)])
+                rate = np.concatenate([self.rate[x:y] for x, y in zip(a.tolist(), b.tolist(), strict=True)])
+                w += np.bincount(idx, weights=rate, minlength=bins)
+                continue
+            rs, rb, rw = runs
+            first = np.searchsorted(rs, a, side="right") - 1  # the run holding each segment's first second
+            stop = np.searchsorted(rs, b, side="left")  # runs starting before each segment's end
+            many = stop - first
+            # Every (segment, run) pair: the run index, and whether it lies wholly inside the segment.
+            j = np.arange(int(many.sum())) + np.repeat(first - (np.cumsum(many) - many), many)
+            lo, hi = np.repeat(a, many), np.repeat(b, many)
+            whole = (rs[j] >= lo) & (rs[j + 1] <= hi)
+            weights = np.where(whole, rw[j], 0.0)
+            part = np.flatnonzero(~whole)
+            if len(part):
+                cum = self._cumulative()
+                x = np.maximum(rs[j[part]], lo[part])
+                y = np.minimum(rs[j[part] + 1], hi[part])
+                weights[part] = (cum[y] - cum[x]).astype(np.float64)
+            w += np.bincount(rb[j], weights=weights, minlength=bins)
+        return w
+
+    def overload_total(self, max_rps: float, starts: np.ndarray, ends: np.ndarray, counts: np.ndarray) -> float:
+        """Requests beyond capacity over the segments ``[starts, ends)`` served by ``counts`` instances."""
+        over = 0.0
+        for c in np.unique(counts).tolist():
+            at = counts == c
+            self.overload(max_rps, int(c), 0, 0)  # make the count's table
+            where, cum = self._over[(float(max_rps), int(c))]
+            lo, hi = np.searchsorted(where, starts[at]), np.searchsorted(where, ends[at])
+            over += float((cum[hi] - cum[lo]).sum())
+        return over
 
     def overload(self, max_rps: float, instances: int, a: int, b: int) -> float:
         """Requests in seconds ``[a, b)`` beyond ``instances`` instances' capacity (kept per count

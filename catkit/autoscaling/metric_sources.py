@@ -1,0 +1,55 @@
+"""Metrics computed when read: the :class:`MetricSource` port of the metric store.
+
+A source (the offline simulator's fleet attaches one per metric it emits,
+:meth:`catkit.autoscaling.metrics_store.MetricStore.attach`) answers a query's periods as
+statistic sets computed on demand; :func:`source_rows` turns one source's periods into the rows
+:meth:`MetricStore.statistics` returns when nothing else feeds the metric (the simulator's reads:
+each period one statistic set, so the rows are its values as they are, with no groups to merge).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class MetricSource(Protocol):
+    """A metric whose statistics are computed when read instead of recorded (see :meth:`MetricStore.attach`)."""
+
+    def period_statistics(
+        self, start: float, end: float, period: int
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The data whose storage buckets start in ``[start, end)``, grouped into epoch-aligned
+        ``period`` periods: ``(first period start, sample counts, sums, minima, maxima)``, one array
+        element per consecutive period from the first (count 0: no data in that period)."""
+        ...
+
+
+
+def source_rows(
+    source: MetricSource, unit: str, start: float, end: float, period: int, statistics: Sequence[str]
+) -> list[dict[str, Any]]:
+    """:meth:`MetricStore.statistics` rows of a source read alone (standard statistics): the
+    values a group of one statistic set gives, without the groups."""
+    first, counts, totals, minima, maxima = source.period_statistics(start, end, period)
+    have = np.flatnonzero(counts > 0)
+    columns = {"SampleCount": counts, "Sum": totals, "Minimum": minima, "Maximum": maxima}
+    picked = []
+    for stat in statistics:
+        if stat == "Average":
+            picked.append((stat, [t / c for t, c in zip(totals[have].tolist(), counts[have].tolist(), strict=True)]))
+        else:
+            picked.append((stat, columns[stat][have].tolist()))
+    base = int(first)
+    out = []
+    for i, k in enumerate(have.tolist()):
+        row: dict[str, Any] = {"Timestamp": float(base + k * period), "Unit": unit}
+        for stat, values in picked:
+            row[stat] = values[i]
+        out.append(row)
+    return out
+
+
+__all__ = ["MetricSource", "source_rows"]
