@@ -166,9 +166,9 @@ class SimulationResult:
             total = self.tables.total
             starts, ends, counts = self._segments()
             over = self.tables.overload_total(self.service.max_rps, starts, ends, counts)
-            serving = {"instances_min": int(counts.min()), "instances_max": int(counts.max()),
+            serving = {"instances_min": int(counts.min()),
                        "instances_mean": float((counts * (ends - starts)).sum()) / self.duration_s,
-                       "scaling_events": len(starts) - 1}
+                       "instances_max": int(counts.max()), "scaling_events": len(starts) - 1}
         else:
             total = float(self.rate.sum())
             over = float(self.overload.sum())
@@ -176,7 +176,7 @@ class SimulationResult:
                        "instances_max": int(self.serving.max()),
                        "scaling_events": int(np.count_nonzero(np.diff(self.serving)))}
         billed = float(self.billed.sum())
-        cost = billed * self.price_per_hour / 3600.0
+        cost = billed * self.price_per_hour / 3600.0  # cost_usd's formula, billed summed once for both
         out: dict[str, Any] = {
             "config": self.config.label(),
             "days": self.duration_s / 86400.0,
@@ -184,10 +184,7 @@ class SimulationResult:
             "cost_usd": cost,
             "cost_per_day_usd": cost / (self.duration_s / 86400.0),
             "instance_hours": billed / 3600.0,
-            "instances_min": serving["instances_min"],
-            "instances_mean": serving["instances_mean"],
-            "instances_max": serving["instances_max"],
-            "scaling_events": serving["scaling_events"],
+            **serving,  # instances_min, instances_mean, instances_max, scaling_events
             "overload_requests": over,
             "overload_fraction": over / total if total else 0.0,
             "p50_ms": self.latency_quantile(0.5),

@@ -138,7 +138,7 @@ class TrafficTables:
     def _cumulative(self) -> np.ndarray:
         """Running sum of the rates from 0, in long double (a partial run's requests as a difference)."""
         if self._cum is None:
-            self._cum = np.concatenate(([0.0], np.cumsum(self.rate, dtype=np.longdouble))).astype(np.longdouble)
+            self._cum = np.concatenate((np.zeros(1, dtype=np.longdouble), np.cumsum(self.rate, dtype=np.longdouble)))
         return self._cum
 
     def load_histogram(
@@ -181,24 +181,21 @@ class TrafficTables:
         over = 0.0
         for c in np.unique(counts).tolist():
             at = counts == c
-            self.overload(max_rps, int(c), 0, 0)  # make the count's table
-            where, cum = self._over[(float(max_rps), int(c))]
+            where, cum = self._overload_table(max_rps, int(c))
             lo, hi = np.searchsorted(where, starts[at]), np.searchsorted(where, ends[at])
             over += float((cum[hi] - cum[lo]).sum())
         return over
 
-    def overload(self, max_rps: float, instances: int, a: int, b: int) -> float:
-        """Requests in seconds ``[a, b)`` beyond ``instances`` instances' capacity (kept per count
-        as the overloaded seconds and a running sum over them: small, as overload is rare)."""
+    def _overload_table(self, max_rps: float, instances: int) -> tuple[np.ndarray, np.ndarray]:
+        """The seconds in which ``instances`` instances are overloaded and a running sum (from 0) of
+        the requests beyond their capacity there: kept per count, small as overload is rare."""
         key = (float(max_rps), instances)
         kept = self._over.get(key)
         if kept is None:
             excess = self.rate - instances * max_rps
             where = np.flatnonzero(excess > 0)
             kept = self._over[key] = (where, np.concatenate(([0.0], np.cumsum(excess[where]))))
-        where, cum = kept
-        lo, hi = np.searchsorted(where, (a, b))
-        return float(cum[hi] - cum[lo])
+        return kept
 
 
 def segments(serving: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
