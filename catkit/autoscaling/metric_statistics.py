@@ -168,6 +168,17 @@ class Distribution:
             return
         self._bin(value, count)
 
+    def add_values(self, values: list[float]) -> None:
+        """``add(value)`` for each of ``values`` (weight 1), in order."""
+        raw = self.raw_values
+        if raw is not None and self.raw_weights is None:
+            raw.extend(values)
+            if len(raw) > _RAW_LIMIT:
+                self._to_histogram()
+            return
+        for value in values:
+            self.add(value)
+
     def _bin(self, value: float, count: float) -> None:
         if value > 0.0:
             self.pos.add(math.ceil(math.log(value) * _INV_LOG_GAMMA), count)  # type: ignore[union-attr]
