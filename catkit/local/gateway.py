@@ -91,14 +91,16 @@ _SECRET_QUERY_RE = re.compile(
 
 
 _REQUEST_ID_PREFIX = uuid.uuid4().hex[:20]
+#: The id's first four groups: the prefix (the counter fills the last group alone).
+_REQUEST_ID_HEAD = "-".join((_REQUEST_ID_PREFIX[:8], _REQUEST_ID_PREFIX[8:12], _REQUEST_ID_PREFIX[12:16],
+                             _REQUEST_ID_PREFIX[16:20], ""))
 _request_numbers = itertools.count()
 
 
 def new_request_id() -> str:
     """A request id shaped like AWS's (a UUID): a random per-process prefix and a counter (uuid4()
     per request showed up in the gateway's profile)."""
-    h = f"{_REQUEST_ID_PREFIX}{next(_request_numbers) & 0xFFFFFFFFFFFF:012x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return f"{_REQUEST_ID_HEAD}{next(_request_numbers) & 0xFFFFFFFFFFFF:012x}"
 
 
 def _protocols() -> Any:
@@ -148,10 +150,27 @@ def _invoke_scope(request: web.BaseRequest, raw_path: str, default_account: str)
     if (request.method != "POST" or not raw_path.startswith(_INVOKE_PREFIX) or not raw_path.endswith(_INVOKE_SUFFIX)
             or raw_path.count("/") != 3 or len(raw_path) <= len(_INVOKE_PREFIX) + len(_INVOKE_SUFFIX)):
         return None
-    match = _CREDENTIAL_SCOPE_RE.search(request.headers.get("Authorization", ""))
-    if match is None or match.group(3).lower() != "sagemaker":
-        return None
-    return identity.account_for_key(match.group(1), default_account), match.group(2)
+    auth = request.headers.get("Authorization", "")
+    # The credential scope is the same text on every request of a client (until the date changes):
+    # (key, region) is kept by the header's first comma-separated part when the scope lies within
+    # it (the leftmost match of the whole header is then that part's, as no match spans a comma).
+    first = auth.partition(",")[0]
+    found = _invoke_scopes.get(first)
+    if found is None:
+        match = _CREDENTIAL_SCOPE_RE.search(auth)
+        if match is None or match.group(3).lower() != "sagemaker":
+            return None
+        found = match.group(1), match.group(2)
+        if match.end() <= len(first):
+            if len(_invoke_scopes) >= 1024:
+                _invoke_scopes.clear()
+            _invoke_scopes[first] = found
+    return identity.account_for_key(found[0], default_account), found[1]
+
+
+#: _invoke_scope's (access key, region) of SigV4 runtime requests by the Authorization header's
+#: first comma-separated part (bounded).
+_invoke_scopes: dict[str, tuple[str, str]] = {}
 
 
 _SCOPE_SERVICE_RE = re.compile(r"Credential=[^/,\s]*/\d{8}/[^/,\s]+/([^/,\s]+)/aws4_request")

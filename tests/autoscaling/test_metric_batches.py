@@ -48,7 +48,7 @@ def test_batch_rows_read_back_as_record_many(seed):
         kind = rng.random()
         if kind < 0.8:
             i = rng.randrange(2)
-            values = (rng.choice([rng.uniform(50, 5000), 123.0, 0.0]), 1.0, 1.0 / rng.choice([1, 2, 3]))
+            values = (rng.choice([rng.uniform(50, 5000), 123.0, 0.0, -7.5]), 1.0, 1.0 / rng.choice([1, 2, 3]))
             eager.record_many("AWS/SageMaker", dims[i], [(n, v, u) for (n, u), v in zip(METRICS, values, strict=True)],
                               t)
             batches[i].add(t, values)

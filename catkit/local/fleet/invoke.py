@@ -272,9 +272,10 @@ class DataPlane:
 def check_target_container(ep: Endpoint, variant: Variant, target: str | None, account_id: str) -> None:
     """Refuse a TargetContainerHostname the variant cannot honour, and a Direct endpoint's request
     that names none (ValidationError; ASSUMPTION: AWS's exact wording is not in the stored sources)."""
-    containers = variant.props.get("Containers") or []
     direct = variant.props.get("ExecutionMode") == "Direct"
-    names = [c["ContainerHostname"] for c in containers]
+    if target is None and not direct:
+        return  # the usual request: nothing to check
+    names = [c["ContainerHostname"] for c in variant.props.get("Containers") or []]
     if target is None:
         if direct:
             raise AwsError(

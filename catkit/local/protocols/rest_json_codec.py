@@ -352,6 +352,16 @@ class KnownRoute:
     #: The member values (the blob payload as its length) that passed validation: a request with
     #: the same ones passes again without walking the model (bounded; cleared when full).
     valid: set[Any] = field(default_factory=set)
+    #: Per URI/header member, in the plan's order: (member, index of its URI label or -1 for a
+    #: header, whether its text is its value as it is - a plain string header or label).
+    readers: tuple[tuple[Member, int, bool], ...] = ()
+
+    def __post_init__(self) -> None:
+        self.readers = tuple(
+            (m, self.labels.index(m.location_name) if m.location == "uri" else -1,
+             m.plan.type == "string" and not m.json_value)
+            for m in self.plan.members if m.location == "header" or (m.location == "uri" and m.location_name in self.labels)
+        )
 
     @property
     def name(self) -> str:
@@ -359,18 +369,32 @@ class KnownRoute:
 
     def parse(self, labels: tuple[str, ...], headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
         """Validated params from the URI label values (percent-encoded, in :attr:`labels` order),
-        ``headers`` (a case-insensitive mapping) and the raw ``body``; AwsError as parse_request."""
-        plan = self.plan
+        ``headers`` (a case-insensitive mapping) and the raw ``body``; AwsError as parse_request.
+        Reads what ``_read_locations`` reads, with the members' readers chosen ahead of time."""
+        pairs: list[tuple[str, Any]] = []  # (name, value) of each member found, in the plan's order
+        get = headers.get
+        member = None
         try:
-            params = self.codec._read_locations(plan, headers, {}, dict(zip(self.labels, map(unquote, labels),
-                                                                            strict=True)))
+            for member, label, plain in self.readers:
+                if label >= 0:
+                    text = unquote(labels[label])
+                    pairs.append((member.name, text if plain else _TEXT.scalar(member.plan, text)))
+                else:
+                    text = get(member.location_name)
+                    if text is not None:
+                        pairs.append((member.name, text if plain else self.codec._header_value(member, text)))
         except WireValueError as err:
+            assert member is not None
+            err.path.insert(0, member.location_name)
             raise self.codec.wire_error(err) from None
-        if body or self.payload in plan.required:  # as _read_body: a blob payload goes through as sent
+        plan = self.plan
+        params = dict(pairs)
+        given = bool(body) or self.payload in plan.required
+        if given:  # as _read_body: a blob payload goes through as sent
             params[self.payload] = body
         # The model constrains a blob by its length only (validate._check), so the other members'
         # values and the body's length decide the outcome. Header-bound members are scalars (hashable).
-        key = (*((k, v) for k, v in params.items() if k != self.payload), len(body), self.payload in params)
+        key = (*pairs, len(body), given)
         if key not in self.valid:
             validate(plan, params, self.codec.style)  # raises AwsError (ValidationError) when invalid
             if len(self.valid) >= _MAX_VALID:
