@@ -355,6 +355,9 @@ class KnownRoute:
     #: Per URI/header member, in the plan's order: (member, index of its URI label or -1 for a
     #: header, whether its text is its value as it is - a plain string header or label).
     readers: tuple[tuple[Member, int, bool], ...] = ()
+    #: (name, header) of each output member when the output is plain string headers and a blob
+    #: payload (what :meth:`serialize` writes without the general writer), else None.
+    writers: tuple[tuple[str, str], ...] | None = None
 
     def __post_init__(self) -> None:
         self.readers = tuple(
@@ -362,6 +365,12 @@ class KnownRoute:
              m.plan.type == "string" and not m.json_value)
             for m in self.plan.members if m.location == "header" or (m.location == "uri" and m.location_name in self.labels)
         )
+        out = self.output
+        if out is not None and out.payload and out.by_name[out.payload].plan.type == "blob" \
+                and not out.by_name[out.payload].plan.event_stream and all(
+                    m.name == out.payload or (m.location == "header" and m.plan.type == "string" and not m.json_value)
+                    for m in out.members):
+            self.writers = tuple((m.name, m.location_name) for m in out.members if m.name != out.payload)
 
     @property
     def name(self) -> str:
@@ -403,5 +412,18 @@ class KnownRoute:
         return params
 
     def serialize(self, result: dict[str, Any] | None, request_id: str) -> RawResponse:
-        """The response carrying ``result`` (as ``serialize_response``)."""
-        return self.codec._response(self.op, self.output, result, request_id)
+        """The response carrying ``result`` (as ``serialize_response``; string headers and a blob
+        payload written as ``_response`` writes them, without walking the plan)."""
+        writers = self.writers
+        if writers is None:
+            return self.codec._response(self.op, self.output, result, request_id)
+        headers: dict[str, str] = {"x-amzn-RequestId": request_id or new_request_id()}
+        result = result or {}
+        for name, header in writers:
+            value = result.get(name)
+            if value is not None:
+                headers[header] = value if isinstance(value, str) else str(value)  # _header_text of a string
+        value = result.get(self.output.payload)  # type: ignore[union-attr]
+        body = b"" if value is None else value.encode("utf-8") if isinstance(value, str) else bytes(value)
+        headers.setdefault("Content-Type", "application/octet-stream")
+        return RawResponse(int(self.op.http.get("responseCode", 200)), headers, body)

@@ -277,3 +277,21 @@ def test_known_route_parse_gives_parse_request_params(seed):
             except AwsError as err:  # invalid values: the same validation error
                 outcomes.append((err.code, err.message))
         assert outcomes[0] == outcomes[1]
+
+
+def test_known_route_serialize_gives_serialize_response_bytes():
+    """KnownRoute.serialize's writers chosen ahead of time write what the general serializer writes."""
+    from catkit.local.protocols import codec_for
+
+    codec = codec_for("sagemaker-runtime")
+    route = codec.known_route("InvokeEndpoint")
+    assert route.writers is not None
+    results = [None, {}, {"Body": b"abc", "InvokedProductionVariant": "AllTraffic"},
+               {"Body": "text", "ContentType": "text/csv", "CustomAttributes": "k=v", "NewSessionId": "s-1"},
+               {"Body": bytearray(b"x"), "ClosedSessionId": "s-2", "ContentType": None},
+               {"Body": b"", "InvokedProductionVariant": 7}]
+    for result in results:
+        fast, general = route.serialize(result, "rid"), codec.serialize_response("InvokeEndpoint", result,
+                                                                                   request_id="rid")
+        assert (fast.status, list(fast.headers.items()), fast.body) == (
+            general.status, list(general.headers.items()), general.body)
