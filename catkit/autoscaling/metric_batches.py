@@ -24,7 +24,10 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["FoldingLock", "MetricBatch", "fold_rows"]
+__all__ = ["FOLD_AT", "FoldingLock", "MetricBatch", "fold_rows"]
+
+#: Rows that wait at most before :meth:`MetricBatch.add` folds them itself.
+FOLD_AT = 128
 
 #: One pending row: (batch, timestamp, one value per metric of the batch).
 Row = tuple["MetricBatch", float, Sequence[float]]
@@ -71,10 +74,16 @@ class MetricBatch:
 
     def add(self, timestamp: float, values: Sequence[float]) -> None:
         """Record ``values`` (floats, one per metric) at ``timestamp`` (emulated epoch seconds, the
-        store's now): as ``record_many`` would, once anyone next reads or writes the store."""
-        with self._lock.lock:
-            self._lock.pending.append((self, float(timestamp), values))
+        store's now): as ``record_many`` would, once anyone next reads or writes the store (or
+        :data:`FOLD_AT` rows wait: folded then, so no reader pauses long and memory stays bounded)."""
+        lock = self._lock
+        with lock.lock:
+            lock.pending.append((self, float(timestamp), values))
             self._store.changes += 1
+            due = len(lock.pending) >= FOLD_AT
+        if due:
+            with lock:  # folds
+                pass
 
 
 def fold_rows(store: Any, rows: list[Row]) -> None:

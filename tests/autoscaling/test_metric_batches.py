@@ -77,3 +77,15 @@ def test_rows_count_for_a_clockless_store_now_and_survive_loads():
     copy.loads(lazy.dumps())
     args = ("NS", "ModelLatency", {"D": "1"}, 0, 400, 60, STATS)
     assert copy.statistics(*args) == eager.statistics(*args) != []
+
+
+def test_waiting_rows_stay_bounded():
+    from catkit.autoscaling.metric_batches import FOLD_AT
+
+    store = MetricStore(_Clock(1_700_000_000.0))
+    batch = store.batch("NS", {"D": "1"}, METRICS)
+    for i in range(5 * FOLD_AT):
+        batch.add(1_700_000_000.0 + i, (1.0, 1.0, 1.0))
+        assert len(store._lock.pending) < FOLD_AT  # folded by add itself, with no reader
+    args = ("NS", "Invocations", {"D": "1"}, 1_699_990_000.0, 1_700_010_000.0, 86400, ["SampleCount"])
+    assert store.statistics(*args)[0]["SampleCount"] == 5 * FOLD_AT
