@@ -2,7 +2,7 @@
 and vs the gateway of an older commit (the previous design), side by side in one run.
 
 Run: ``.venv/bin/python benchmarks/gateway.py [--seconds 5] [--concurrency 1 8] [--payload 64]
-[--baseline-ref 8f48e2c | --baseline-ref none] [--time-scale 60]``
+[--baseline-ref 8f48e2c | --baseline-ref none] [--time-scale 60] [--slices 4]``
 
 Starts a local backend (its own process, temp CATKIT_HOME, loopback only), deploys a one-instance
 echo endpoint, and - unless ``--baseline-ref none`` - a second backend running the catkit source of
@@ -13,7 +13,8 @@ temporary directory) with the same endpoint. Then drives the same payload, at ea
 - gateway:  ``POST <gateway>/endpoints/bench/invocations`` with SigV4 headers made by botocore's
   own signer (the InvokeEndpoint request boto3 sends, pre-signed before the timed loop so the load
   generator's signing cost is not measured);
-- baseline: the same request to the older commit's gateway.
+- baseline: the same request to the older commit's gateway, driven in turns with this tree's
+  (``--slices``, default 4 turns each) so both see the same machine load.
 
 All use one pooled keep-alive aiohttp session. Prints p50/p99 latency and invocations/s side by
 side, the added latency (gateway - direct) and ratios, and the backend process's CPU time per
@@ -171,16 +172,27 @@ def _idle_rate(proc: psutil.Process, seconds: float = 3.0) -> float:
     return (_cpu(proc) - c0) / seconds
 
 
-def _gateway_run(url: str, body: bytes, c: int, seconds: float, proc: psutil.Process,
-                 idle: float) -> tuple[list[float], float, int, float, float]:
-    """Drive ``url``'s InvokeEndpoint; returns (latencies, elapsed, errors, CPU us per request,
-    CPU us per request net of the idle rate)."""
-    headers = signed_headers(url, body, 2000)
-    c0, t0 = _cpu(proc), time.monotonic()
-    lat, el, err = asyncio.run(drive(f"{url}/endpoints/{ENDPOINT}/invocations", body, headers, c, seconds))
-    used, wall = _cpu(proc) - c0, time.monotonic() - t0
-    n = len(lat) + 50 * c  # includes the 50-request warm-up of each worker
-    return lat, el, err, used / n * 1e6, max(0.0, used - idle * wall) / n * 1e6
+def _gateway_runs(targets: list[tuple[str, psutil.Process, float]], body: bytes, c: int, seconds: float,
+                  slices: int) -> list[tuple[list[float], float, int, float, float]]:
+    """Drive each target's InvokeEndpoint (``(url, backend process, idle rate)``) for ``seconds`` in
+    all, in ``slices`` turns taken one target after the other, so that a change in what else the
+    machine runs falls on every target alike; per target: (latencies, elapsed, errors, CPU us per
+    request, CPU us per request net of the idle rate)."""
+    headers = [signed_headers(url, body, 2000) for url, _, _ in targets]
+    totals = [([], 0.0, 0, 0.0, 0.0) for _ in targets]  # latencies, elapsed, errors, CPU s, wall s
+    for _ in range(slices):
+        for k, (url, proc, _idle) in enumerate(targets):
+            c0, t0 = _cpu(proc), time.monotonic()
+            lat, el, err = asyncio.run(drive(f"{url}/endpoints/{ENDPOINT}/invocations", body, headers[k], c,
+                                             seconds / slices))
+            used, wall = _cpu(proc) - c0, time.monotonic() - t0
+            t_lat, t_el, t_err, t_used, t_wall = totals[k]
+            totals[k] = (t_lat + lat, t_el + el, t_err + err, t_used + used, t_wall + wall)
+    out = []
+    for (lat, el, err, used, wall), (_, _, idle) in zip(totals, targets, strict=True):
+        n = len(lat) + 50 * c * slices  # includes the 50-request warm-up of each worker in each turn
+        out.append((lat, el, err, used / n * 1e6, max(0.0, used - idle * wall) / n * 1e6))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline-ref", default=DEFAULT_BASELINE,
                     help=f"git commit whose gateway to compare with (default {DEFAULT_BASELINE}; 'none': skip)")
     ap.add_argument("--time-scale", type=float, default=60.0, help="backends' time scale (default 60)")
+    ap.add_argument("--slices", type=int, default=4,
+                    help="turns this tree's and the baseline's gateway take, one after the other (default 4)")
     args = ap.parse_args(argv)
 
     with contextlib.ExitStack() as stack:
@@ -214,13 +228,17 @@ def main(argv: list[str] | None = None) -> int:
             i0 = _cpu(instance_proc)
             d_lat, d_el, d_err = asyncio.run(drive(direct_url, body, direct_headers, c, args.seconds))
             i1 = _cpu(instance_proc)
-            g_lat, g_el, g_err, gw, gw_net = _gateway_run(backend.url, body, c, args.seconds, backend_proc, idle)
+            targets = [(backend.url, backend_proc, idle)]
+            if old is not None and old_proc is not None:
+                targets.append((old.url, old_proc, old_idle))
+            runs = _gateway_runs(targets, body, c, args.seconds, args.slices)
+            g_lat, g_el, g_err, gw, gw_net = runs[0]
             i2 = _cpu(instance_proc)
-            d_n, g_n = len(d_lat) + 50 * c, len(g_lat) + 50 * c
+            d_n, g_n = len(d_lat) + 50 * c, len(g_lat) + 50 * c * args.slices
             cpu_rows.append((c, (i1 - i0) / d_n * 1e6, (i2 - i1) / g_n * 1e6, gw, gw_net))
             rows.append((c, d_lat, d_el, d_err, g_lat, g_el, g_err))
-            if old is not None and old_proc is not None:
-                old_rows[c] = _gateway_run(old.url, body, c, args.seconds, old_proc, old_idle)
+            if len(runs) > 1:
+                old_rows[c] = runs[1]
     print(f"\nInvokeEndpoint via gateway vs direct POST to the instance ({args.payload}-byte echo, "
           f"{args.seconds:g} s per run, {sys.platform}, {len(os.sched_getaffinity(0))} CPUs, "
           f"load average {os.getloadavg()[0]:.1f})")

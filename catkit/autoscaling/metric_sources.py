@@ -4,7 +4,8 @@ A source (the offline simulator's fleet attaches one per metric it emits,
 :meth:`catkit.autoscaling.metrics_store.MetricStore.attach`) answers a query's periods as
 statistic sets computed on demand; :func:`source_rows` turns one source's periods into the rows
 :meth:`MetricStore.statistics` returns when nothing else feeds the metric (the simulator's reads:
-each period one statistic set, so the rows are its values as they are, with no groups to merge).
+each period one statistic set, so the rows are its values as they are, with no groups to merge);
+:func:`merge_source` adds a source's periods to a query's groups where recorded data is merged in.
 """
 
 from __future__ import annotations
@@ -52,4 +53,42 @@ def source_rows(
     return out
 
 
-__all__ = ["MetricSource", "source_rows"]
+def merge_source(
+    groups: dict[int, Any],
+    units_seen: set[str],
+    unit: str,
+    source: MetricSource,
+    start: float,
+    end: float,
+    period: int,
+    want_dist: bool,
+    bucket: Any,
+) -> None:
+    """Add a source's periods to a :meth:`MetricStore.statistics` query's ``groups`` (period start ->
+    ``bucket``, the store's bucket class: one statistic set per period)."""
+    first, counts, totals, minima, maxima = source.period_statistics(start, end, period)
+    have = np.flatnonzero(counts > 0)
+    if not len(have):
+        return
+    units_seen.add(unit)
+    rows = zip(
+        have.tolist(),
+        counts[have].tolist(),
+        totals[have].tolist(),
+        minima[have].tolist(),
+        maxima[have].tolist(),
+        strict=True,
+    )
+    base = int(first)
+    for k, count, total, minimum, maximum in rows:
+        pstart = base + k * period
+        group = groups.get(pstart)
+        if group is None:
+            if not want_dist or minimum != maximum:  # no distribution to keep (as add_set decides)
+                groups[pstart] = bucket.of_set(count, total, minimum, maximum)
+                continue
+            group = groups[pstart] = bucket(want_dist)
+        group.add_set(count, total, minimum, maximum)
+
+
+__all__ = ["MetricSource", "merge_source", "source_rows"]

@@ -168,6 +168,28 @@ class Distribution:
             return
         self._bin(value, count)
 
+    def add_values(self, values: list[float]) -> None:
+        """``add(value)`` for each of ``values`` (weight 1), in order."""
+        raw = self.raw_values
+        if raw is not None:
+            if self.raw_weights is not None:
+                for value in values:
+                    self.add(value)
+                return
+            raw.extend(values)
+            if len(raw) > _RAW_LIMIT:
+                self._to_histogram()
+            return
+        pos, neg, zero = self.pos, self.neg, self.zero  # _bin(value, 1.0) of each, inlined
+        for value in values:
+            if value > 0.0:
+                pos.add(math.ceil(math.log(value) * _INV_LOG_GAMMA), 1.0)  # type: ignore[union-attr]
+            elif value < 0.0:
+                neg.add(math.ceil(math.log(-value) * _INV_LOG_GAMMA), 1.0)  # type: ignore[union-attr]
+            else:
+                zero += 1.0
+        self.zero = zero
+
     def _bin(self, value: float, count: float) -> None:
         if value > 0.0:
             self.pos.add(math.ceil(math.log(value) * _INV_LOG_GAMMA), count)  # type: ignore[union-attr]

@@ -42,14 +42,14 @@ from __future__ import annotations
 
 import itertools
 import math
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from catkit.autoscaling import metrics_dump
-from catkit.autoscaling.metric_sources import MetricSource, source_rows
+from catkit.autoscaling.metric_batches import FoldingLock, MetricBatch, fold_rows
+from catkit.autoscaling.metric_sources import MetricSource, merge_source, source_rows
 from catkit.autoscaling.metric_statistics import (
     STANDARD_STATISTICS,
     Distribution,
@@ -98,6 +98,21 @@ class _Bucket:
             self.maximum = value
         if self.dist is not None:
             self.dist.add(value, count)
+
+    def add_values(self, values: list[float]) -> None:
+        """``add(value)`` for each of ``values``, in order (a run of batch rows, :mod:`.metric_batches`)."""
+        total, count = self.total, self.count
+        for value in values:
+            total += value
+            count += 1.0
+        self.total, self.count = total, count
+        low, high = min(values), max(values)
+        if low < self.minimum:
+            self.minimum = low
+        if high > self.maximum:
+            self.maximum = high
+        if self.dist is not None:
+            self.dist.add_values(values)
 
     @classmethod
     def of_set(cls, sample_count: float, total: float, minimum: float, maximum: float) -> _Bucket:
@@ -179,7 +194,7 @@ class MetricStore:
         self._percentiles = percentiles  # False: no value distributions (no pNN etc.), cheaper
         self._latest = -math.inf
         self._next_compact = -math.inf
-        self._lock = threading.Lock()
+        self._lock = FoldingLock(lambda rows: fold_rows(self, rows))  # folds MetricBatch rows (metric_batches)
         # (namespace, name, frozenset(dims.items())) -> {unit: _Series}
         self._series: dict[tuple[str, str, frozenset], dict[str, _Series]] = {}
         self.changes = 0  # recordings and compactions so far (what a saved copy can be compared by)
@@ -292,6 +307,12 @@ class MetricStore:
                 for name, value, unit in items:
                     self._bucket_locked((namespace, name, dims), unit, timestamp, *where).add(float(value))
 
+    def batch(self, namespace: str, dimensions: Mapping[str, str], metrics: Sequence[tuple[str, str]]) -> MetricBatch:
+        """A recorder of rows of ``metrics`` (``(name, unit)`` pairs, standard resolution) of one
+        namespace and dimension set: ``batch.add(timestamp, values)`` is ``record_many`` of one row at
+        the store's now ``timestamp``, in O(1), seen by every read (:mod:`.metric_batches`)."""
+        return MetricBatch(self, self._lock, namespace, frozenset(dimensions.items()), metrics)
+
     def _into_bucket_locked(
         self, key: tuple[str, str, frozenset[tuple[str, str]]], timestamp: float, unit: str,
         storage_resolution: int, add: Callable[..., None], *data: Any,
@@ -300,14 +321,15 @@ class MetricStore:
         if where is not None:  # else older than retention: CloudWatch would not keep it either
             add(self._bucket_locked(key, unit, timestamp, *where), *data)
 
-    def _place_locked(self, timestamp: float, storage_resolution: int) -> tuple[int, int] | None:
-        """(tier, bucket start) of a datapoint at ``timestamp``, or None past retention."""
+    def _place_locked(self, timestamp: float, storage_resolution: int, now: float | None = None,
+                      ) -> tuple[int, int] | None:
+        """(tier, bucket start) of a datapoint at ``timestamp`` (at ``now``, default the store's), or None past retention."""
         if timestamp > self._latest:
             self._latest = timestamp
             if timestamp >= self._next_compact:
-                self._compact_locked(self._now())
+                self._compact_locked(self._now() if now is None else now)
         tier = 0 if storage_resolution == 1 else self._standard_tier
-        age = self._now() - timestamp
+        age = (self._now() if now is None else now) - timestamp
         while tier < len(self._retention) and age >= self._retention[tier][1]:
             tier += 1
         if tier >= len(self._retention):
@@ -333,9 +355,13 @@ class MetricStore:
 
     def now(self) -> float:
         """The store's "now": its clock, or else the newest timestamp recorded (-inf when empty)."""
-        return self._now_fn() if self._now_fn is not None else self._latest
+        if self._now_fn is not None:
+            return self._now_fn()
+        with self._lock:  # batch rows recorded count
+            return self._latest
 
-    _now = now
+    def _now(self) -> float:  # now() with the lock held
+        return self._now_fn() if self._now_fn is not None else self._latest
 
     # ---------------------------------------------------------------- retention
     def compact(self, now: float | None = None) -> None:
@@ -446,7 +472,7 @@ class MetricStore:
             if unit is None or source_unit == unit:
                 # Sources keep no distributions when the store keeps none (the simulator's).
                 dist = want_dist and self._percentiles
-                _merge_source(groups, units_seen, source_unit, source, start, end, period, dist)
+                merge_source(groups, units_seen, source_unit, source, start, end, period, dist, _Bucket)
         out: list[dict[str, Any]] = []
         out_unit = units_seen.pop() if len(units_seen) == 1 else "None"
         for pstart in sorted(groups):
@@ -531,42 +557,6 @@ class MetricStore:
         """Number of storage buckets held (for tests and memory diagnostics)."""
         with self._lock:
             return sum(len(b) for units in self._series.values() for s in units.values() for b in s.tiers)
-
-
-def _merge_source(
-    groups: dict[int, _Bucket],
-    units_seen: set[str],
-    unit: str,
-    source: MetricSource,
-    start: float,
-    end: float,
-    period: int,
-    want_dist: bool,
-) -> None:
-    """Add a source's periods to the query's ``groups`` (one statistic set per period)."""
-    first, counts, totals, minima, maxima = source.period_statistics(start, end, period)
-    have = np.flatnonzero(counts > 0)
-    if not len(have):
-        return
-    units_seen.add(unit)
-    rows = zip(
-        have.tolist(),
-        counts[have].tolist(),
-        totals[have].tolist(),
-        minima[have].tolist(),
-        maxima[have].tolist(),
-        strict=True,
-    )
-    base = int(first)
-    for k, count, total, minimum, maximum in rows:
-        pstart = base + k * period
-        group = groups.get(pstart)
-        if group is None:
-            if not want_dist or minimum != maximum:  # no distribution to keep (as add_set decides)
-                groups[pstart] = _Bucket.of_set(count, total, minimum, maximum)
-                continue
-            group = groups[pstart] = _Bucket(want_dist)
-        group.add_set(count, total, minimum, maximum)
 
 
 def _buckets_in_range(

@@ -59,7 +59,7 @@ from catkit.local.moto_proxy import (
 from catkit.local.request_guard import NonLoopbackHostError, check_loopback, foreign_request
 from catkit.local.services.base import RequestContext
 from catkit.local.wsgi_bridge import BodyTooLarge, spool_body
-from catkit.serving.http_limits import BodyTimeout, HttpLimits, LimitedSite, Tracker, read_limited
+from catkit.serving.http_limits import BodyTimeout, HttpLimits, LimitedSite, Tracker, read_limited, ready_body
 
 __all__ = [
     "CONTROL_PLANE_MAX_BODY",
@@ -91,14 +91,16 @@ _SECRET_QUERY_RE = re.compile(
 
 
 _REQUEST_ID_PREFIX = uuid.uuid4().hex[:20]
+#: The id's first four groups: the prefix (the counter fills the last group alone).
+_REQUEST_ID_HEAD = "-".join((_REQUEST_ID_PREFIX[:8], _REQUEST_ID_PREFIX[8:12], _REQUEST_ID_PREFIX[12:16],
+                             _REQUEST_ID_PREFIX[16:20], ""))
 _request_numbers = itertools.count()
 
 
 def new_request_id() -> str:
     """A request id shaped like AWS's (a UUID): a random per-process prefix and a counter (uuid4()
     per request showed up in the gateway's profile)."""
-    h = f"{_REQUEST_ID_PREFIX}{next(_request_numbers) & 0xFFFFFFFFFFFF:012x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return f"{_REQUEST_ID_HEAD}{next(_request_numbers) & 0xFFFFFFFFFFFF:012x}"
 
 
 def _protocols() -> Any:
@@ -148,10 +150,27 @@ def _invoke_scope(request: web.BaseRequest, raw_path: str, default_account: str)
     if (request.method != "POST" or not raw_path.startswith(_INVOKE_PREFIX) or not raw_path.endswith(_INVOKE_SUFFIX)
             or raw_path.count("/") != 3 or len(raw_path) <= len(_INVOKE_PREFIX) + len(_INVOKE_SUFFIX)):
         return None
-    match = _CREDENTIAL_SCOPE_RE.search(request.headers.get("Authorization", ""))
-    if match is None or match.group(3).lower() != "sagemaker":
-        return None
-    return identity.account_for_key(match.group(1), default_account), match.group(2)
+    auth = request.headers.get("Authorization", "")
+    # The credential scope is the same text on every request of a client (until the date changes):
+    # (key, region) is kept by the header's first comma-separated part when the scope lies within
+    # it (the leftmost match of the whole header is then that part's, as no match spans a comma).
+    first = auth.partition(",")[0]
+    found = _invoke_scopes.get(first)
+    if found is None:
+        match = _CREDENTIAL_SCOPE_RE.search(auth)
+        if match is None or match.group(3).lower() != "sagemaker":
+            return None
+        found = match.group(1), match.group(2)
+        if match.end() <= len(first):
+            if len(_invoke_scopes) >= 1024:
+                _invoke_scopes.clear()
+            _invoke_scopes[first] = found
+    return identity.account_for_key(found[0], default_account), found[1]
+
+
+#: _invoke_scope's (access key, region) of SigV4 runtime requests by the Authorization header's
+#: first comma-separated part (bounded).
+_invoke_scopes: dict[str, tuple[str, str]] = {}
 
 
 _SCOPE_SERVICE_RE = re.compile(r"Credential=[^/,\s]*/\d{8}/[^/,\s]+/([^/,\s]+)/aws4_request")
@@ -305,51 +324,42 @@ class Gateway:
     # -- main handler ------------------------------------------------------------------------
     async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
         """Every request: counted for the connection cap (:class:`Tracker`), refused with 403 when
-        a browser sent it (:mod:`catkit.local.request_guard`), then catkit's own paths or an AWS API."""
+        a browser sent it (:mod:`catkit.local.request_guard`), then catkit's own paths or an AWS API
+        (:meth:`_route`; written to the access log)."""
         proto = request.protocol
         self._tracker.enter(proto)
         try:
             why = foreign_request(request.headers)
             if why is not None:
                 return _refuse_foreign(request, why)
-            own = self._catkit_paths.get(request.path) if request.raw_path.startswith(("/_catkit/", "/moto-api/")) else None
-            return await (own or self._handle)(request)
+            if request.raw_path.startswith(("/_catkit/", "/moto-api/")):
+                own = self._catkit_paths.get(request.path)
+                if own is not None:
+                    return await own(request)
+            started = time.perf_counter()
+            request_id = new_request_id()
+            try:
+                response, service, operation = await self._route(request, request_id)
+            except Exception:  # last resort: never leak a stack trace
+                response, service, operation = self._last_resort(request, request_id), None, None
+            if access_log.enabled():
+                path = request.raw_path
+                if "=" in path:
+                    path = _SECRET_QUERY_RE.sub(r"\1=REDACTED", path)
+                tenths = int((time.perf_counter() - started) * 10000 + 0.5)  # ms to one decimal, no float format
+                access_log.write(
+                    f'{request.remote} "{request.method} {path}" {service or "-"} {operation or "-"} '
+                    f"{response.status} {tenths // 10}.{tenths % 10}ms"
+                )
+            return response
         finally:
             self._tracker.leave(proto)
 
-    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        started = time.perf_counter()
-        request_id = new_request_id()
-        service: str | None = None
-        operation: str | None = None
-        response: web.StreamResponse
-        try:
-            response, service, operation = await self._route(request, request_id)
-        except Exception:  # last resort: never leak a stack trace
-            log.error(
-                "request %s %s failed [%s]:\n%s",
-                request.method,
-                request.path,
-                request_id,
-                traceback.format_exc(),
-            )
-            response = _generic_error(
-                request,
-                AwsError(
-                    "InternalFailure", f"The request processing has failed (request id {request_id}).", 500
-                ),
-                request_id,
-            )
-        if access_log.enabled():
-            path = request.raw_path
-            if "=" in path:
-                path = _SECRET_QUERY_RE.sub(r"\1=REDACTED", path)
-            tenths = int((time.perf_counter() - started) * 10000 + 0.5)  # ms to one decimal, no float format
-            access_log.write(
-                f'{request.remote} "{request.method} {path}" {service or "-"} {operation or "-"} '
-                f"{response.status} {tenths // 10}.{tenths % 10}ms"
-            )
-        return response
+    @staticmethod
+    def _last_resort(request: web.BaseRequest, request_id: str) -> web.Response:
+        log.error("request %s %s failed [%s]:\n%s", request.method, request.path, request_id, traceback.format_exc())
+        err = AwsError("InternalFailure", f"The request processing has failed (request id {request_id}).", 500)
+        return _generic_error(request, err, request_id)
 
     async def _route(
         self, request: web.BaseRequest, request_id: str
@@ -371,7 +381,12 @@ class Gateway:
                 assert self._moto is not None, "Gateway.start() was not called"
                 return (await self._moto.forward(request, service, raw_path, query, spooled, request_id),
                         service, None)
-            body = await read_limited(request, self._limits, limit, lambda size: BodyTooLarge(size, limit))
+            def too_large(size: int | None) -> BodyTooLarge:
+                return BodyTooLarge(size, limit)
+
+            body = ready_body(request, limit, too_large)  # all arrived (a small request): no coroutine
+            if body is None:
+                body = await read_limited(request, self._limits, limit, too_large)
         except BodyTooLarge as exc:
             return self._too_large(request, service, exc, request_id), service, None
         except BodyTimeout:  # a trickled body (catkit.serving.http_limits): answered, connection closed

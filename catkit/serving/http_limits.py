@@ -213,14 +213,21 @@ def buffered_body(request: web.BaseRequest, max_bytes: int, too_large: Callable[
     return body
 
 
+def ready_body(request: web.BaseRequest, max_bytes: int, too_large: Callable[[int | None], Exception],
+               ) -> bytes | None:
+    """:func:`read_limited`'s answer when it needs no waiting (the whole body has arrived, or its
+    declared length is refused), else None."""
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise too_large(length)
+    return buffered_body(request, max_bytes, too_large)
+
+
 async def read_limited(request: web.Request, limits: HttpLimits, max_bytes: int,
                        too_large: Callable[[int | None], Exception]) -> bytes:
     """The request body, refused with ``too_large(size or None)`` past ``max_bytes`` and with
     :class:`BodyTimeout` when it arrives slower than ``limits`` allow."""
-    length = request.content_length
-    if length is not None and length > max_bytes:
-        raise too_large(length)
-    body = buffered_body(request, max_bytes, too_large)
+    body = ready_body(request, max_bytes, too_large)
     if body is not None:
         return body
     chunks: list[bytes] = []
@@ -233,4 +240,5 @@ async def read_limited(request: web.Request, limits: HttpLimits, max_bytes: int,
     return b"".join(chunks)
 
 
-__all__ = ["BodyTimeout", "HttpLimits", "LimitedSite", "Tracker", "buffered_body", "limited_chunks", "read_limited"]
+__all__ = ["BodyTimeout", "HttpLimits", "LimitedSite", "Tracker", "buffered_body", "limited_chunks", "read_limited",
+           "ready_body"]

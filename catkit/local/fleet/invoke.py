@@ -35,6 +35,12 @@ SERVERLESS_TIMEOUT_REAL = 60.0  # serverless /invocations timeout, 1 minute (sam
 #: inference id, target model, target container - in :meth:`DataPlane.invoke`'s argument order.
 _FORWARDED = ("Content-Type", "Accept", "X-Amzn-SageMaker-Custom-Attributes", "X-Amzn-SageMaker-Inference-Id",
               "X-Amzn-SageMaker-Target-Model", "X-Amzn-SageMaker-Target-Container-Hostname")
+#: The invocation metrics (name, unit) in the order :meth:`DataPlane.record` gives their values; AWS
+#: publishes the last three for real-time endpoints only (async-inference-monitor).
+_METRICS = (("ModelLatency", "Microseconds"), ("Invocation4XXErrors", "None"), ("Invocation5XXErrors", "None"),
+            ("InvocationModelErrors", "None"), ("Invocations", "None"), ("InvocationsPerInstance", "None"),
+            ("OverheadLatency", "Microseconds"))
+_ASYNC_METRICS = _METRICS[:4]
 #: CloudWatch Logs group prefix of endpoint logs (the same name as the per-instance metric namespace).
 LOG_GROUP_PREFIX = ENDPOINT_INSTANCE_METRICS
 
@@ -76,6 +82,8 @@ class DataPlane:
         self.multimodel: ModelRouter | None = None
         self.serverless: Any = None  # catkit.local.fleet.serverless.ServerlessPool, set by the backend
         self.http = KeepAlivePool()  # the forwarder (hot path)
+        self._batches: dict[tuple[Variant, bool], Any] = {}  # metric batches (MetricStore.batch) per variant
+        self._batch_store: Any = None  # the store they record into
 
     async def invoke(
         self,
@@ -192,22 +200,19 @@ class DataPlane:
         metrics = self.metrics()
         if metrics is None:
             return
+        if metrics is not self._batch_store or len(self._batches) > 4096:  # a new store (reset), or stale variants
+            self._batches, self._batch_store = {}, metrics
+        batch = self._batches.get((v, asynchronous))
+        if batch is None:
+            batch = self._batches[(v, asynchronous)] = metrics.batch(
+                SAGEMAKER_METRICS, v.dims, _ASYNC_METRICS if asynchronous else _METRICS)
         e4 = 1.0 if error is None and 400 <= status < 500 else 0.0
         e5 = 1.0 if error is None and status >= 500 else 0.0
         me = 1.0 if (error is not None or status >= 400) else 0.0
-        items = [
-            ("ModelLatency", model_us, "Microseconds"),
-            ("Invocation4XXErrors", e4, "None"),
-            ("Invocation5XXErrors", e5, "None"),
-            ("InvocationModelErrors", me, "None"),
-        ]
-        if not asynchronous:  # AWS publishes these three for real-time endpoints only (async-inference-monitor)
-            items += [
-                ("Invocations", 1.0, "None"),
-                ("InvocationsPerInstance", 1.0 / n_active, "None"),
-                ("OverheadLatency", max(0.0, overhead_us), "Microseconds"),
-            ]
-        metrics.record_many(SAGEMAKER_METRICS, v.dims, items, self.clock.now())
+        if asynchronous:
+            batch.add(self.clock.now(), (model_us, e4, e5, me))
+        else:
+            batch.add(self.clock.now(), (model_us, e4, e5, me, 1.0, 1.0 / n_active, max(0.0, overhead_us)))
 
     async def wait_for_capacity(self, ep: Endpoint, variant: Variant, pinned: bool) -> tuple[Variant, Instance]:
         """No serving instance in the chosen variant: use another variant that has one (unless the
@@ -267,9 +272,10 @@ class DataPlane:
 def check_target_container(ep: Endpoint, variant: Variant, target: str | None, account_id: str) -> None:
     """Refuse a TargetContainerHostname the variant cannot honour, and a Direct endpoint's request
     that names none (ValidationError; ASSUMPTION: AWS's exact wording is not in the stored sources)."""
-    containers = variant.props.get("Containers") or []
     direct = variant.props.get("ExecutionMode") == "Direct"
-    names = [c["ContainerHostname"] for c in containers]
+    if target is None and not direct:
+        return  # the usual request: nothing to check
+    names = [c["ContainerHostname"] for c in variant.props.get("Containers") or []]
     if target is None:
         if direct:
             raise AwsError(

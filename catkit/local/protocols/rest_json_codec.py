@@ -352,6 +352,25 @@ class KnownRoute:
     #: The member values (the blob payload as its length) that passed validation: a request with
     #: the same ones passes again without walking the model (bounded; cleared when full).
     valid: set[Any] = field(default_factory=set)
+    #: Per URI/header member, in the plan's order: (member, index of its URI label or -1 for a
+    #: header, whether its text is its value as it is - a plain string header or label).
+    readers: tuple[tuple[Member, int, bool], ...] = ()
+    #: (name, header) of each output member when the output is plain string headers and a blob
+    #: payload (what :meth:`serialize` writes without the general writer), else None.
+    writers: tuple[tuple[str, str], ...] | None = None
+
+    def __post_init__(self) -> None:
+        self.readers = tuple(
+            (m, self.labels.index(m.location_name) if m.location == "uri" else -1,
+             m.plan.type == "string" and not m.json_value)
+            for m in self.plan.members if m.location == "header" or (m.location == "uri" and m.location_name in self.labels)
+        )
+        out = self.output
+        if out is not None and out.payload and out.by_name[out.payload].plan.type == "blob" \
+                and not out.by_name[out.payload].plan.event_stream and all(
+                    m.name == out.payload or (m.location == "header" and m.plan.type == "string" and not m.json_value)
+                    for m in out.members):
+            self.writers = tuple((m.name, m.location_name) for m in out.members if m.name != out.payload)
 
     @property
     def name(self) -> str:
@@ -359,18 +378,32 @@ class KnownRoute:
 
     def parse(self, labels: tuple[str, ...], headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
         """Validated params from the URI label values (percent-encoded, in :attr:`labels` order),
-        ``headers`` (a case-insensitive mapping) and the raw ``body``; AwsError as parse_request."""
-        plan = self.plan
+        ``headers`` (a case-insensitive mapping) and the raw ``body``; AwsError as parse_request.
+        Reads what ``_read_locations`` reads, with the members' readers chosen ahead of time."""
+        pairs: list[tuple[str, Any]] = []  # (name, value) of each member found, in the plan's order
+        get = headers.get
+        member = None
         try:
-            params = self.codec._read_locations(plan, headers, {}, dict(zip(self.labels, map(unquote, labels),
-                                                                            strict=True)))
+            for member, label, plain in self.readers:
+                if label >= 0:
+                    text = unquote(labels[label])
+                    pairs.append((member.name, text if plain else _TEXT.scalar(member.plan, text)))
+                else:
+                    text = get(member.location_name)
+                    if text is not None:
+                        pairs.append((member.name, text if plain else self.codec._header_value(member, text)))
         except WireValueError as err:
+            assert member is not None
+            err.path.insert(0, member.location_name)
             raise self.codec.wire_error(err) from None
-        if body or self.payload in plan.required:  # as _read_body: a blob payload goes through as sent
+        plan = self.plan
+        params = dict(pairs)
+        given = bool(body) or self.payload in plan.required
+        if given:  # as _read_body: a blob payload goes through as sent
             params[self.payload] = body
         # The model constrains a blob by its length only (validate._check), so the other members'
         # values and the body's length decide the outcome. Header-bound members are scalars (hashable).
-        key = (*((k, v) for k, v in params.items() if k != self.payload), len(body), self.payload in params)
+        key = (*pairs, len(body), given)
         if key not in self.valid:
             validate(plan, params, self.codec.style)  # raises AwsError (ValidationError) when invalid
             if len(self.valid) >= _MAX_VALID:
@@ -379,5 +412,18 @@ class KnownRoute:
         return params
 
     def serialize(self, result: dict[str, Any] | None, request_id: str) -> RawResponse:
-        """The response carrying ``result`` (as ``serialize_response``)."""
-        return self.codec._response(self.op, self.output, result, request_id)
+        """The response carrying ``result`` (as ``serialize_response``; string headers and a blob
+        payload written as ``_response`` writes them, without walking the plan)."""
+        writers = self.writers
+        if writers is None:
+            return self.codec._response(self.op, self.output, result, request_id)
+        headers: dict[str, str] = {"x-amzn-RequestId": request_id or new_request_id()}
+        result = result or {}
+        for name, header in writers:
+            value = result.get(name)
+            if value is not None:
+                headers[header] = value if isinstance(value, str) else str(value)  # _header_text of a string
+        value = result.get(self.output.payload)  # type: ignore[union-attr]
+        body = b"" if value is None else value.encode("utf-8") if isinstance(value, str) else bytes(value)
+        headers.setdefault("Content-Type", "application/octet-stream")
+        return RawResponse(int(self.op.http.get("responseCode", 200)), headers, body)

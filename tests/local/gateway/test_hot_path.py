@@ -55,12 +55,19 @@ def _request(path: str, auth: str | None, method: str = "POST"):
     ("/endpoints//invocations", AUTH.format(akid="AKIDEXAMPLE", region="us-east-1", service="sagemaker"), "POST"),
     ("/endpoints/a/b/invocations", AUTH.format(akid="AKIDEXAMPLE", region="us-east-1", service="sagemaker"), "POST"),
     ("/endpoints/ep-1/invocations", None, "POST"),
+    # the credential scope after the first comma (not kept by the first part), and in a part kept
+    # for an earlier request with another signature
+    ("/endpoints/ep-1/invocations", "AWS4-HMAC-SHA256 X=1, " + AUTH.format(akid="AKIDX", region="ap-south-1",
+                                                                         service="sagemaker"), "POST"),
+    ("/endpoints/ep-1/invocations", AUTH.format(akid="AKIDEXAMPLE", region="eu-west-1", service="sagemaker")
+     .replace("Signature=abc", "Signature=def"), "POST"),
 ])
 def test_invoke_scope_agrees_with_the_general_detection(path, auth, method):
     from catkit.local.protocols import RawRequest, detect_service
 
     request = _request(path, auth, method)
     scope = gateway._invoke_scope(request, path, "123456789012")
+    assert gateway._invoke_scope(request, path, "123456789012") == scope  # again, from what was kept
     if scope is None:  # left to the general path: fine whenever it is not a signed InvokeEndpoint
         assert not (method == "POST" and auth and "/sagemaker/" in auth and path == "/endpoints/ep-1/invocations")
         return
@@ -239,3 +246,52 @@ def test_known_route_validation_cache_never_admits_an_invalid_request():
 
     lam = RestJsonCodec("lambda", service_model("lambda"))
     assert lam.known_route("ListFunctions") is None and lam.known_route("CreateAlias") is None
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_known_route_parse_gives_parse_request_params(seed):
+    """KnownRoute.parse's readers chosen ahead of time read what the general parse_request reads."""
+    import random
+
+    from multidict import CIMultiDict
+
+    from catkit.local.protocols import RawRequest, codec_for
+
+    codec = codec_for("sagemaker-runtime")
+    route = codec.known_route("InvokeEndpoint")
+    rng = random.Random(seed)
+    names = ["Content-Type", "Accept", "X-Amzn-SageMaker-Custom-Attributes", "X-Amzn-SageMaker-Target-Model",
+             "X-Amzn-SageMaker-Target-Variant", "X-Amzn-SageMaker-Inference-Id", "X-Amzn-SageMaker-Session-Id",
+             "X-Amzn-SageMaker-Enable-Explanations", "X-Amzn-SageMaker-Inference-Component", "X-Other"]
+    for _ in range(40):
+        headers = CIMultiDict((rng.choice([n, n.lower(), n.upper()]), rng.choice(["a", "text/csv", "k=v"]))
+                              for n in rng.sample(names, rng.randrange(len(names))))
+        label = rng.choice(["ep-1", "ep%2D2", "e"])
+        body = rng.choice([b"", b"x", b"{}"])
+        raw = RawRequest("POST", f"/endpoints/{label}/invocations", {}, headers, body)
+        outcomes = []
+        for parse, args in ((route.parse, ((label,), headers, body)), (codec.parse_request, (raw,))):
+            try:
+                out = parse(*args)
+                outcomes.append(out if isinstance(out, dict) else out[1])
+            except AwsError as err:  # invalid values: the same validation error
+                outcomes.append((err.code, err.message))
+        assert outcomes[0] == outcomes[1]
+
+
+def test_known_route_serialize_gives_serialize_response_bytes():
+    """KnownRoute.serialize's writers chosen ahead of time write what the general serializer writes."""
+    from catkit.local.protocols import codec_for
+
+    codec = codec_for("sagemaker-runtime")
+    route = codec.known_route("InvokeEndpoint")
+    assert route.writers is not None
+    results = [None, {}, {"Body": b"abc", "InvokedProductionVariant": "AllTraffic"},
+               {"Body": "text", "ContentType": "text/csv", "CustomAttributes": "k=v", "NewSessionId": "s-1"},
+               {"Body": bytearray(b"x"), "ClosedSessionId": "s-2", "ContentType": None},
+               {"Body": b"", "InvokedProductionVariant": 7}]
+    for result in results:
+        fast, general = route.serialize(result, "rid"), codec.serialize_response("InvokeEndpoint", result,
+                                                                                   request_id="rid")
+        assert (fast.status, list(fast.headers.items()), fast.body) == (
+            general.status, list(general.headers.items()), general.body)

@@ -165,3 +165,42 @@ def test_response_parsed_alike_whole_or_split_at_any_byte():
         assert (status, body, rest) == (200, b"hello", b"junk")  # in buf: the pool will not reuse it
 
     asyncio.run(main())
+
+
+def test_each_request_on_a_reused_connection_times_out_at_its_own_deadline():
+    """One timer per connection, re-armed lazily: a request due sooner than the armed timer still
+    times out at its own deadline, and a timer left by an earlier, shorter request does not end a
+    later, longer one early."""
+
+    async def main():
+        answered = {"n": 0}
+
+        async def answer_then_hang(reader, writer):  # answers the first request on a connection only
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                if answered["n"] % 2:
+                    await asyncio.sleep(30)
+                answered["n"] += 1
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+                await writer.drain()
+
+        server = await asyncio.start_server(answer_then_hang, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        pool = KeepAlivePool()
+        loop = asyncio.get_running_loop()
+        try:
+            outcomes = []
+            for first, second in ((60.0, 0.2), (0.1, 0.6)):
+                assert (await pool.post("127.0.0.1", port, "/x", {}, b"", first))[2] == b"a"
+                started = loop.time()
+                task = asyncio.ensure_future(pool.post("127.0.0.1", port, "/x", {}, b"", second))
+                done, _ = await asyncio.wait({task}, timeout=20)
+                assert task in done, "the shorter request was not timed out before the longer timer"
+                outcomes.append((type(task.exception()), loop.time() - started >= second))
+                answered["n"] += 1
+            assert outcomes == [(TimeoutError, True), (TimeoutError, True)]
+        finally:
+            pool.close()
+            server.close()
+
+    asyncio.run(main())

@@ -53,6 +53,16 @@ class RecordingMetrics:
         for name, value, unit in items:
             self.record(namespace, name, dimensions, value, timestamp, unit)
 
+    def batch(self, namespace, dimensions, metrics):
+        recording = self
+
+        class Batch:
+            def add(self, timestamp, values):
+                items = [(name, value, unit) for (name, unit), value in zip(metrics, values, strict=True)]
+                recording.record_many(namespace, dimensions, items, timestamp)
+
+        return Batch()
+
     def values(self, name: str, **dims: str) -> list[float]:
         return [r[3] for r in self.records if r[1] == name and all(r[2].get(k) == v for k, v in dims.items())]
 
