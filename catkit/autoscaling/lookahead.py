@@ -36,9 +36,11 @@ from catkit.autoscaling.alarm_rules import (
     INSUFFICIENT_DATA,
     OK,
     action_repeat_interval,
+    alarm_indices,
     evaluation_interval,
     evaluation_range,
     first_eventful,
+    first_invoked,
     has_autoscaling_action,
     prefix_counts,
 )
@@ -56,6 +58,9 @@ FETCH_PERIODS = 120
 Forecast = Callable[[str, str, Mapping[str, str], str, int, float, float], "np.ndarray | None"]
 #: ``idle(namespace, name, dims)``: None when the driver adds no idle zeros to the metric, else a
 #: function ``(values, first) -> values`` adding them to per-minute values from ``first``.
+#: ``uniform_forecast(namespace, name, dims, statistic, period)`` of a fleet that keeps whole-traffic
+#: forecasts: ``(split, first, values, memo)`` (see :meth:`SimulatedFleet.uniform_forecast`) or None.
+Indexed = Callable[[str, str, Mapping[str, str], str, int], "tuple[float, float, np.ndarray, Any] | None"]
 IdleZeros = Callable[[str, str, Mapping[str, str]], "Callable[[np.ndarray, float], np.ndarray] | None"]
 
 
@@ -83,6 +88,9 @@ class Lookahead:
         self._counts: dict[str, tuple[np.ndarray, Any, Any]] = {}  # alarm -> prefix counts of its values
         self._bands: dict[str, tuple[Any, float, float, Any]] = {}  # alarm -> (spec, from, until, quiet band)
         self._metric_keys: dict[str, tuple[Any, tuple]] = {}  # alarm -> (spec, the metric its forecasts are kept by)
+        self._lookups: dict[str, tuple[Any, Any]] = {}  # alarm -> (spec, its _indexed answer)
+        #: The fleet's ``uniform_forecast`` (set by the driver; None: counting windows only).
+        self.indexed: Indexed | None = None
 
     def bump(self) -> None:
         """The fleet or the engine changed: answers found so far no longer hold (forecasts too,
@@ -93,6 +101,7 @@ class Lookahead:
         if self._version is None:
             self._forecasts.clear()
             self._counts.clear()
+            self._lookups.clear()
 
     def forecasts_for(self, version: Any) -> None:
         """The fleet's forecasts are those of ``version`` (None: unversioned; they are then
@@ -100,6 +109,7 @@ class Lookahead:
         if version is None or version != self._version:
             self._forecasts.clear()
             self._counts.clear()
+            self._lookups.clear()
         self._version = version
 
     def next_eventful(
@@ -183,7 +193,89 @@ class Lookahead:
     ) -> tuple[float, bool]:
         """(time, True) of the first eventful evaluation from ``start`` (on the alarm's interval)
         before ``limit``, the alarm being in ``state`` at ``start``; (a time >= limit, False) when
-        there is none."""
+        there is none. From the fleet's :attr:`indexed` lookups where it has them, else by counting
+        windows over forecasts (:meth:`_count`)."""
+        indexed = None if self.exact else self._indexed(alarm, idle)
+        if indexed is None:
+            return self._count(alarm, start, limit, quiet, forecast, idle, state)
+        split, first, values, alarmed = indexed
+        spec = alarm.spec
+        period = spec.period
+        lag = math.floor(start / period) * period - newest_period(period, start)
+        j0 = int((math.floor(start / period) * period - lag - first) // period)  # the newest period read at start
+        # Evaluations whose window reaches before the split read periods of other serving counts: counted.
+        head = max(0, int((split - first) // period) + spec.evaluation_periods - 1 - j0)
+        t = start + period * head
+        if head and not self._quiet_head(spec, j0, head, t, quiet, len(values)):
+            found = self._count(alarm, start, min(limit, t), quiet, forecast, idle, state)
+            if found[1] or found[0] >= limit:
+                return found
+        elif t >= limit:
+            return start + period * _before(limit, start, period, head), False
+        most = _before(limit, t, period, len(values))  # evaluations before the limit (the traffic's at most)
+        told = max(0, min(most, len(values) - (j0 + head)))  # those whose periods the fleet can tell
+        quiet_for = None if quiet is None else _before(quiet[2], t, period, told)
+        j = first_invoked(spec, values, alarmed, j0 + head, j0 + head + told, quiet[:2] if quiet else None, quiet_for)
+        k = j - (j0 + head)
+        if k < told or told < most:
+            return t + period * k, True  # eventful, or the first evaluation the fleet cannot tell
+        return t + period * most, t + period * most < limit
+
+    @staticmethod
+    def _quiet_head(
+        spec: Any, j0: int, head: int, t: float, quiet: tuple[float, float, float] | None, told: int
+    ) -> bool:
+        """Whether none of the ``head`` evaluations from the one reading period ``j0`` (up to
+        ``t``) can be eventful without looking at their values: their periods are all from the
+        first whole one and told (so present: the fleet's gaps do not depend on the counts), and
+        the alarm invokes nothing in ALARM or the engine's band takes every value until ``t``."""
+        if j0 - spec.evaluation_periods + 1 < 0 or j0 + head > told or has_autoscaling_action(spec, OK):
+            return False
+        if not has_autoscaling_action(spec, ALARM):
+            return True
+        return quiet is not None and quiet[0] == -math.inf and quiet[1] == math.inf and quiet[2] >= t
+
+    def _indexed(
+        self, alarm: Alarm, idle: IdleZeros
+    ) -> tuple[float, float, np.ndarray, np.ndarray] | None:
+        """``(split, first, values, alarmed)`` for an alarm evaluated once per period whose metric
+        the fleet forecasts from shared tables (:attr:`indexed`) without gaps:
+        :func:`first_invoked` looks up its evaluations reading only periods from ``split`` on in
+        the :func:`alarm_indices` ``alarmed`` of ``values``, kept with the tables. Kept per alarm
+        while the forecasts hold."""
+        spec = alarm.spec
+        kept = self._lookups.get(alarm.name)
+        if kept is not None and kept[0] is spec:
+            return kept[1]
+        found = None
+        if self.indexed is not None and spec.statistic is not None and (
+                evaluation_interval(spec.period) == spec.period):
+            add_zeros = idle(spec.namespace, spec.metric_name, spec.dimensions)
+            catch_up = add_zeros is None or (
+                spec.period == 60 and evaluation_range(spec.evaluation_periods) <= self.idle_catch_up_minutes)
+            got = self.indexed(spec.namespace, spec.metric_name, spec.dimensions, spec.statistic, spec.period)
+            if got is not None and catch_up:
+                split, first, values, memo = got
+                # Idle zeros only fill gaps: none to fill without them.
+                gaps = memo(("gaps",), lambda: bool(np.isnan(values).any()))
+                if not gaps:
+                    rule = ("alarm_indices", spec.comparison_operator, float(spec.threshold),
+                            spec.evaluation_periods, spec.m)
+                    found = (split, first, values, memo(rule, lambda: alarm_indices(spec, values)))
+        self._lookups[alarm.name] = (spec, found)
+        return found
+
+    def _count(
+        self,
+        alarm: Alarm,
+        start: float,
+        limit: float,
+        quiet: tuple[float, float, float] | None,
+        forecast: Forecast,
+        idle: IdleZeros,
+        state: str,
+    ) -> tuple[float, bool]:
+        """:meth:`_scan` by counting the windows of forecast values, chunk by chunk."""
         spec = alarm.spec
         period, n = spec.period, spec.evaluation_periods
         interval = evaluation_interval(period)
@@ -286,6 +378,14 @@ class Lookahead:
         spec = alarm.spec
         newest = newest_period(spec.period, at)
         start = newest - (spec.evaluation_periods - 1) * spec.period
+        indexed = None if self.exact else self._indexed(alarm, idle)
+        if indexed is not None and start >= indexed[0]:
+            _, first, values, alarmed = indexed
+            j = int((newest - first) // spec.period)
+            if j >= len(values):
+                return False
+            at_j = int(np.searchsorted(alarmed, alarmed.dtype.type(j)))  # no cast of alarmed
+            return not (at_j < len(alarmed) and alarmed[at_j] == j)  # reads OK: fewer than M breach
         told = self._told(alarm, start, newest + spec.period, forecast, idle)
         if told is None:
             return False
