@@ -455,6 +455,9 @@ def first_invoked(
         return lo  # as first_eventful: OK-state actions are not predicted
     if not has_autoscaling_action(spec, ALARM):
         return hi  # windows all whole: no evaluation invokes anything
+    if quiet is not None and quiet[0] == -math.inf and quiet[1] == math.inf and (
+            quiet_for is None or quiet_for >= hi - lo):
+        return hi  # every invocation quiet
     a, b = np.searchsorted(alarmed, np.array((lo, hi), dtype=alarmed.dtype)).tolist()  # no cast of alarmed
     if a == b or quiet is None:
         return int(alarmed[a]) if a < b else hi

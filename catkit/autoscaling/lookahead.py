@@ -33,6 +33,7 @@ import numpy as np
 
 from catkit.autoscaling.alarm_rules import (
     ALARM,
+    COMPARISONS,
     INSUFFICIENT_DATA,
     OK,
     action_repeat_interval,
@@ -71,6 +72,12 @@ def _before(end: float, t: float, interval: float, most: int) -> int:
     return max(0, math.ceil((end - t) / interval))
 
 
+def _breaches(spec: Any, values: list[float]) -> list[bool]:
+    """Which of ``values`` (present datapoints) breach ``spec``'s threshold."""
+    compare, threshold = COMPARISONS[spec.comparison_operator], float(spec.threshold)
+    return [compare(v, threshold) for v in values]
+
+
 class Lookahead:
     """The first eventful evaluation of each alarm, from forecasts (see the module docstring).
 
@@ -89,6 +96,8 @@ class Lookahead:
         self._bands: dict[str, tuple[Any, float, float, Any]] = {}  # alarm -> (spec, from, until, quiet band)
         self._metric_keys: dict[str, tuple[Any, tuple]] = {}  # alarm -> (spec, the metric its forecasts are kept by)
         self._lookups: dict[str, tuple[Any, Any]] = {}  # alarm -> (spec, its _indexed answer)
+        # (alarm, id of indexed values) -> (spec, values, their alarm_indices or None: gaps), for good.
+        self._alarmed: dict[tuple[str, int], tuple[Any, np.ndarray, np.ndarray | None]] = {}
         #: The fleet's ``uniform_forecast`` (set by the driver; None: counting windows only).
         self.indexed: Indexed | None = None
 
@@ -207,7 +216,9 @@ class Lookahead:
         head = max(0, int((split - first) // period) + spec.evaluation_periods - 1 - j0)
         t = start + period * head
         if head and not self._quiet_head(spec, j0, head, t, quiet, len(values)):
-            found = self._count(alarm, start, min(limit, t), quiet, forecast, idle, state)
+            found = self._head(alarm, first, j0, start, min(limit, t), quiet, forecast)
+            if found is None:
+                found = self._count(alarm, start, min(limit, t), quiet, forecast, idle, state)
             if found[1] or found[0] >= limit:
                 return found
         elif t >= limit:
@@ -220,6 +231,51 @@ class Lookahead:
         if k < told or told < most:
             return t + period * k, True  # eventful, or the first evaluation the fleet cannot tell
         return t + period * most, t + period * most < limit
+
+    def _head(
+        self, alarm: Alarm, first: float, j0: int, start: float, limit: float,
+        quiet: tuple[float, float, float] | None, forecast: Forecast,
+    ) -> tuple[float, bool] | None:
+        """:meth:`_count` (decisions only) for the few evaluations from ``start`` before ``limit``,
+        the first reading period ``j0`` of indexed values starting at ``first``: the M-of-N rule
+        window by window over one forecast of just their periods, in plain Python (cheaper than
+        array calls for a dozen values). None when it cannot tell that way (a gap, periods untold,
+        OK-state actions)."""
+        spec = alarm.spec
+        period, n = spec.period, spec.evaluation_periods
+        size = _before(limit, start, period, 1 << 30)
+        if has_autoscaling_action(spec, OK):
+            return None
+        values = self._window(spec, first, j0 - n + 1, n - 1 + size, forecast)
+        if values is None:
+            return None
+        breaches = _breaches(spec, values)
+        acts = has_autoscaling_action(spec, ALARM)
+        quiet_for = size if quiet is None else _before(quiet[2], start, period, size)
+        count = sum(breaches[: n - 1])
+        for k in range(size):
+            count += breaches[k + n - 1]
+            if k:
+                count -= breaches[k - 1]
+            if acts and count >= spec.m:
+                latest = values[k + n - 1]
+                if quiet is None or k >= quiet_for or latest < quiet[0] or latest > quiet[1]:
+                    return start + period * k, True
+        return start + period * size, False
+
+    @staticmethod
+    def _window(spec: Any, first: float, j: int, count: int, forecast: Forecast) -> list[float] | None:
+        """The forecast values of ``count`` periods from period ``j`` of indexed values starting
+        at ``first``, as floats; None unless all are told and present."""
+        if j < 0:
+            return None
+        lo = first + j * spec.period
+        got = forecast(spec.namespace, spec.metric_name, spec.dimensions, spec.statistic or "", spec.period, lo,
+                       lo + count * spec.period)
+        if got is None or len(got) < count:
+            return None
+        values = got.tolist()
+        return None if any(v != v for v in values) else values  # NaN: a gap
 
     @staticmethod
     def _quiet_head(
@@ -256,12 +312,16 @@ class Lookahead:
             got = self.indexed(spec.namespace, spec.metric_name, spec.dimensions, spec.statistic, spec.period)
             if got is not None and catch_up:
                 split, first, values, memo = got
-                # Idle zeros only fill gaps: none to fill without them.
-                gaps = memo(("gaps",), lambda: bool(np.isnan(values).any()))
-                if not gaps:
+                ours = self._alarmed.get((alarm.name, id(values)))
+                if ours is None or ours[0] is not spec or ours[1] is not values:
+                    # Idle zeros only fill gaps: none to fill without them.
+                    gaps = memo(("gaps",), lambda: bool(np.isnan(values).any()))
                     rule = ("alarm_indices", spec.comparison_operator, float(spec.threshold),
                             spec.evaluation_periods, spec.m)
-                    found = (split, first, values, memo(rule, lambda: alarm_indices(spec, values)))
+                    alarmed = None if gaps else memo(rule, lambda: alarm_indices(spec, values))
+                    ours = self._alarmed[(alarm.name, id(values))] = (spec, values, alarmed)
+                if ours[2] is not None:
+                    found = (split, first, values, ours[2])
         self._lookups[alarm.name] = (spec, found)
         return found
 
@@ -386,6 +446,11 @@ class Lookahead:
                 return False
             at_j = int(np.searchsorted(alarmed, alarmed.dtype.type(j)))  # no cast of alarmed
             return not (at_j < len(alarmed) and alarmed[at_j] == j)  # reads OK: fewer than M breach
+        if indexed is not None:
+            window = self._window(spec, indexed[1], int((start - indexed[1]) // spec.period), spec.evaluation_periods,
+                                  forecast)
+            if window is not None:
+                return sum(_breaches(spec, window)) < spec.m  # reads OK
         told = self._told(alarm, start, newest + spec.period, forecast, idle)
         if told is None:
             return False
