@@ -216,7 +216,7 @@ class Lookahead:
         head = max(0, int((split - first) // period) + spec.evaluation_periods - 1 - j0)
         t = start + period * head
         if head and not self._quiet_head(spec, j0, head, t, quiet, len(values)):
-            found = self._head(alarm, first, j0, start, min(limit, t), quiet, forecast)
+            found = self._head(alarm, indexed, j0, start, min(limit, t), quiet, forecast)
             if found is None:
                 found = self._count(alarm, start, min(limit, t), quiet, forecast, idle, state)
             if found[1] or found[0] >= limit:
@@ -233,11 +233,11 @@ class Lookahead:
         return t + period * most, t + period * most < limit
 
     def _head(
-        self, alarm: Alarm, first: float, j0: int, start: float, limit: float,
-        quiet: tuple[float, float, float] | None, forecast: Forecast,
+        self, alarm: Alarm, indexed: tuple[float, float, np.ndarray, np.ndarray], j0: int, start: float,
+        limit: float, quiet: tuple[float, float, float] | None, forecast: Forecast,
     ) -> tuple[float, bool] | None:
         """:meth:`_count` (decisions only) for the few evaluations from ``start`` before ``limit``,
-        the first reading period ``j0`` of indexed values starting at ``first``: the M-of-N rule
+        the first reading period ``j0`` of the ``indexed`` values: the M-of-N rule
         window by window over one forecast of just their periods, in plain Python (cheaper than
         array calls for a dozen values). None when it cannot tell that way (a gap, periods untold,
         OK-state actions)."""
@@ -246,7 +246,7 @@ class Lookahead:
         size = _before(limit, start, period, 1 << 30)
         if has_autoscaling_action(spec, OK):
             return None
-        values = self._window(spec, first, j0 - n + 1, n - 1 + size, forecast)
+        values = self._window(spec, indexed, j0 - n + 1, n - 1 + size, forecast)
         if values is None:
             return None
         breaches = _breaches(spec, values)
@@ -264,18 +264,27 @@ class Lookahead:
         return start + period * size, False
 
     @staticmethod
-    def _window(spec: Any, first: float, j: int, count: int, forecast: Forecast) -> list[float] | None:
-        """The forecast values of ``count`` periods from period ``j`` of indexed values starting
-        at ``first``, as floats; None unless all are told and present."""
-        if j < 0:
+    def _window(
+        spec: Any, indexed: tuple[float, float, np.ndarray, np.ndarray], j: int, count: int, forecast: Forecast
+    ) -> list[float] | None:
+        """The forecast values of ``count`` periods from period ``j`` of the ``indexed`` values, as
+        floats (those before the split forecast, the others read there); None unless all are told
+        and present."""
+        split, first, uniform, _ = indexed
+        if j < 0 or j + count > len(uniform):
             return None
-        lo = first + j * spec.period
-        got = forecast(spec.namespace, spec.metric_name, spec.dimensions, spec.statistic or "", spec.period, lo,
-                       lo + count * spec.period)
-        if got is None or len(got) < count:
-            return None
-        values = got.tolist()
-        return None if any(v != v for v in values) else values  # NaN: a gap
+        s = max(j, min(j + count, int((split - first) // spec.period)))  # the first period read from uniform
+        values = []
+        if s > j:
+            lo = first + j * spec.period
+            got = forecast(spec.namespace, spec.metric_name, spec.dimensions, spec.statistic or "", spec.period, lo,
+                           first + s * spec.period)
+            if got is None or len(got) < s - j:
+                return None
+            values = got.tolist()
+            if any(v != v for v in values):
+                return None  # NaN: a gap
+        return values + uniform[s : j + count].tolist()  # no gaps in indexed values
 
     @staticmethod
     def _quiet_head(
@@ -447,7 +456,7 @@ class Lookahead:
             at_j = int(np.searchsorted(alarmed, alarmed.dtype.type(j)))  # no cast of alarmed
             return not (at_j < len(alarmed) and alarmed[at_j] == j)  # reads OK: fewer than M breach
         if indexed is not None:
-            window = self._window(spec, indexed[1], int((start - indexed[1]) // spec.period), spec.evaluation_periods,
+            window = self._window(spec, indexed, int((start - indexed[1]) // spec.period), spec.evaluation_periods,
                                   forecast)
             if window is not None:
                 return sum(_breaches(spec, window)) < spec.m  # reads OK

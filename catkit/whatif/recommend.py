@@ -229,17 +229,6 @@ def _run_chunk(
     return out
 
 
-def _chunks(items: list[tuple[int, ScalingConfig, float]], workers: int) -> list[list[tuple[int, ScalingConfig, float]]]:
-    """The sweep's chunks: many (progress, and no worker idles long at the end), each of settings
-    with few target values (a worker's tables keep per-target lookups, see
-    :meth:`TrafficTables.memo`), the costlier high-resolution ones first so that the cheap ones
-    even out the end."""
-    ordered = sorted(items, key=lambda it: (not it[1].high_resolution, it[1].target_value, it[0]))
-    n_chunks = min(len(items), workers * 16)
-    size = -(-len(ordered) // n_chunks)
-    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
-
-
 @dataclass
 class Recommendation:
     """Outcome of :func:`recommend_scaling`: the ranked ``table``, the ``best`` config (None when
@@ -400,7 +389,13 @@ def recommend_scaling(
         import joblib
 
         workers = max(1, joblib.effective_n_jobs(processes))
-        chunks = _chunks(items, workers)
+        # Many chunks (progress, and no worker idles long at the end) of every kind of setting each:
+        # taken with a stride, as neighbouring settings of the grid cost alike (one metric, one minimum).
+        # The first chunk a worker runs so builds most of its tables (TrafficTables, their memo of
+        # alarm lookups): loky measures a worker's memory after its first task and replaces a worker
+        # that grows by 300 MB more, which chunks of a few targets each (tables built later) did.
+        n_chunks = min(len(items), workers * 8)
+        chunks = [items[i::n_chunks] for i in range(n_chunks)]
         # Whatever joblib backend is active runs the chunks: loky processes here by default, a Dask
         # or Ray cluster inside `joblib.parallel_config(backend="dask")` / "ray".
         results = joblib.Parallel(n_jobs=processes, return_as="generator")(

@@ -35,8 +35,9 @@ BLOCK = 4096
 RUNS_AT_MOST = 0.25
 #: Load-histogram bins: linear up to 90 % utilisation, then uniform in -log10(1 - rho), then overload.
 HIST_LINEAR, HIST_TAIL, HIST_U_MAX = 2048, 4096, 7.0
-#: Bytes of arrays :meth:`TrafficTables.memo` keeps at most (the least recently used go first).
-MEMO_BYTES = 64 << 20
+#: Bytes of arrays :meth:`TrafficTables.memo` keeps at most (the least recently used go first): the
+#: alarm lookups of a 1,008-setting sweep over 30 days take ~90 MB.
+MEMO_BYTES = 128 << 20
 
 
 def histogram_bins(rho: np.ndarray) -> np.ndarray:
