@@ -19,6 +19,14 @@ results are kept per alarm and epoch, so a step that changes neither the fleet n
 answer costs no new forecast. A fleet that versions its forecasts (``forecast_version``: the
 simulator's changes only when its serving count does) keeps them, and the alarms' prefix counts
 over them, across bumps that leave the version as it was (:meth:`Lookahead.forecasts_for`).
+
+A fleet whose forecasts past its last change are whole-traffic arrays shared by many runs
+(:attr:`Lookahead.indexed`: the simulator's ``uniform_forecast`` with shared tables) lets the
+decisions-only scan skip the counting there: the indices where the alarm's rule holds
+(:func:`~catkit.autoscaling.alarm_rules.alarm_indices`, built once per array and rule in the
+fleet's memo) are searched (:func:`~catkit.autoscaling.alarm_rules.first_invoked`), and only the
+few evaluations whose windows still reach the periods before that change are counted, in plain
+Python over one small forecast (:meth:`Lookahead._head`).
 Pure: no I/O, no clock.
 """
 
@@ -334,16 +342,8 @@ class Lookahead:
         self._lookups[alarm.name] = (spec, found)
         return found
 
-    def _count(
-        self,
-        alarm: Alarm,
-        start: float,
-        limit: float,
-        quiet: tuple[float, float, float] | None,
-        forecast: Forecast,
-        idle: IdleZeros,
-        state: str,
-    ) -> tuple[float, bool]:
+    def _count(self, alarm: Alarm, start: float, limit: float, quiet: tuple[float, float, float] | None,
+               forecast: Forecast, idle: IdleZeros, state: str) -> tuple[float, bool]:
         """:meth:`_scan` by counting the windows of forecast values, chunk by chunk."""
         spec = alarm.spec
         period, n = spec.period, spec.evaluation_periods
