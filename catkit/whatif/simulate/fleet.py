@@ -76,8 +76,9 @@ class _Source:
     def datapoint_times(self, start: float, end: float, period: int) -> list[float] | None:
         """Minutes with requests in ``[start, end)`` (as far as emitted): per-minute request sums of
         the shared tables, whatever the serving counts (a minute has data when any of its seconds
-        has a request). None (ask the period statistics) for other metrics and periods."""
-        if period != 60 or self.metric == CONCURRENCY_METRIC:
+        has a request). None (ask the period statistics) for other metrics and periods, and when
+        the tables are the fleet's own (their sums over the whole traffic would cost a lone run more)."""
+        if period != 60 or self.metric == CONCURRENCY_METRIC or not self.fleet.shared:
             return None
         items = self.fleet._minutes
         k_lo, k_hi = items.select(start, min(end, math.floor(self.fleet.now / 60) * 60))
