@@ -27,7 +27,8 @@ call for, and why (CloudWatch's state-reason wording). Rules (AWS CloudWatch use
 
 :func:`first_eventful` applies the same M-out-of-N rule to many evaluations at once over
 forecast values, to find the first evaluation that can change anything (the scaling driver skips
-the others).
+the others); :func:`alarm_indices` and :func:`first_invoked` answer the same for values without
+gaps from the indices where the rule holds, built once per values and rule and then searched.
 """
 
 from __future__ import annotations
@@ -55,11 +56,13 @@ __all__ = [
     "AlarmSpecError",
     "Outcome",
     "action_repeat_interval",
+    "alarm_indices",
     "decide",
     "decide_state",
     "evaluation_interval",
     "evaluation_range",
     "first_eventful",
+    "first_invoked",
     "has_autoscaling_action",
     "is_autoscaling_action",
     "prefix_counts",
@@ -387,7 +390,7 @@ def first_eventful(
         # Consecutive periods, every window whole: slices instead of gathers.
         a, b = newest.start + 1, newest.stop + 1
         if (not transitions and quiet is not None and quiet[0] == -math.inf and quiet[1] == math.inf
-                and cum_real[b - 1] - cum_real[a - n] == b - 1 - (a - n)):
+                and (quiet_for is None or quiet_for >= len(newest)) and cum_real[b - 1] - cum_real[a - n] == b - 1 - (a - n)):
             return len(newest)  # every datapoint present and every invocation quiet: nothing to see
         complete = cum_real[a:b] - cum_real[a - n : b - n] == n
         alarm = (cum_breach[a:b] - cum_breach[a - n : b - n]) >= spec.m
@@ -420,3 +423,53 @@ def first_eventful(
         if len(changes):
             return int(changes[-1])
     return first
+
+
+def alarm_indices(spec: AlarmSpec, values: np.ndarray) -> np.ndarray:
+    """The indices ``j >= N - 1`` of ``values`` (every datapoint present: no NaN) at which an
+    evaluation reading ``values[j - N + 1 : j + 1]`` finds at least M of N breaching, ascending
+    (int32): where :func:`first_eventful` sees ``alarm``, for every window at once."""
+    n = spec.evaluation_periods
+    breach = COMPARISONS[spec.comparison_operator](np.asarray(values, dtype=np.float64), float(spec.threshold))
+    cum = np.zeros(len(breach) + 1, dtype=np.int32)
+    np.cumsum(breach, out=cum[1:])
+    return (np.flatnonzero(cum[n:] - cum[:-n] >= spec.m) + (n - 1)).astype(np.int32)
+
+
+def first_invoked(
+    spec: AlarmSpec,
+    values: np.ndarray,
+    alarmed: np.ndarray,
+    lo: int,
+    hi: int,
+    quiet: tuple[float, float] | None = None,
+    quiet_for: int | None = None,
+) -> int:
+    """:func:`first_eventful` with ``transitions=False`` for the evaluations reading periods up
+    to ``lo, lo + 1, ..., hi - 1`` of ``values`` (``lo >= N - 1``; every datapoint present), as the
+    index of the newest period the first eventful one reads (``hi`` if none). ``alarmed``: the
+    :func:`alarm_indices` of ``values`` for ``spec``; ``quiet``, ``quiet_for`` as there (counted in
+    evaluations from ``lo``). A binary search and a look at the values of the alarmed evaluations
+    from there instead of counting every window."""
+    if has_autoscaling_action(spec, OK):
+        return lo  # as first_eventful: OK-state actions are not predicted
+    if not has_autoscaling_action(spec, ALARM):
+        return hi  # windows all whole: no evaluation invokes anything
+    if quiet is not None and quiet[0] == -math.inf and quiet[1] == math.inf and (
+            quiet_for is None or quiet_for >= hi - lo):
+        return hi  # every invocation quiet
+    a, b = np.searchsorted(alarmed, np.array((lo, hi), dtype=alarmed.dtype)).tolist()  # no cast of alarmed
+    if a == b or quiet is None:
+        return int(alarmed[a]) if a < b else hi
+    size = 64  # alarmed evaluations looked at per round, growing: the first loud one is usually near
+    while a < b:
+        at = alarmed[a : min(b, a + size)]
+        latest = values[at]
+        loud = (latest < quiet[0]) | (latest > quiet[1])
+        if quiet_for is not None:
+            loud |= at >= lo + quiet_for
+        hits = np.flatnonzero(loud)
+        if len(hits):
+            return int(at[hits[0]])
+        a, size = a + size, size * 4
+    return hi

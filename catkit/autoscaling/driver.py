@@ -219,6 +219,7 @@ class ScalingDriver:
         forecast = getattr(self.fleet, "forecast", None)
         if forecast is not None:
             self.lookahead.forecasts_for(self._forecast_version())
+            self.lookahead.indexed = getattr(self.fleet, "uniform_forecast", None)
         signature = self._engine_signature()
         if signature != self._signature:  # bounds, cooldowns or activities changed: new answers
             self._signature = signature
@@ -366,6 +367,8 @@ class ScalingDriver:
                 continue
             dims = variant_dimensions(*names)
             seen = self.metrics.datapoint_times(SAGEMAKER_METRICS, "Invocations", dims, first, last_complete + 60, 60)
+            if len(seen) > (last_complete - first) // 60:
+                continue  # every minute has a datapoint (the common case): nothing to look for
             minute = first
             while minute <= last_complete:
                 if minute not in seen:

@@ -19,6 +19,14 @@ results are kept per alarm and epoch, so a step that changes neither the fleet n
 answer costs no new forecast. A fleet that versions its forecasts (``forecast_version``: the
 simulator's changes only when its serving count does) keeps them, and the alarms' prefix counts
 over them, across bumps that leave the version as it was (:meth:`Lookahead.forecasts_for`).
+
+A fleet whose forecasts past its last change are whole-traffic arrays shared by many runs
+(:attr:`Lookahead.indexed`: the simulator's ``uniform_forecast`` with shared tables) lets the
+decisions-only scan skip the counting there: the indices where the alarm's rule holds
+(:func:`~catkit.autoscaling.alarm_rules.alarm_indices`, built once per array and rule in the
+fleet's memo) are searched (:func:`~catkit.autoscaling.alarm_rules.first_invoked`), and only the
+few evaluations whose windows still reach the periods before that change are counted, in plain
+Python over one small forecast (:meth:`Lookahead._head`).
 Pure: no I/O, no clock.
 """
 
@@ -33,12 +41,15 @@ import numpy as np
 
 from catkit.autoscaling.alarm_rules import (
     ALARM,
+    COMPARISONS,
     INSUFFICIENT_DATA,
     OK,
     action_repeat_interval,
+    alarm_indices,
     evaluation_interval,
     evaluation_range,
     first_eventful,
+    first_invoked,
     has_autoscaling_action,
     prefix_counts,
 )
@@ -56,6 +67,9 @@ FETCH_PERIODS = 120
 Forecast = Callable[[str, str, Mapping[str, str], str, int, float, float], "np.ndarray | None"]
 #: ``idle(namespace, name, dims)``: None when the driver adds no idle zeros to the metric, else a
 #: function ``(values, first) -> values`` adding them to per-minute values from ``first``.
+#: ``uniform_forecast(namespace, name, dims, statistic, period)`` of a fleet that keeps whole-traffic
+#: forecasts: ``(split, first, values, memo)`` (see :meth:`SimulatedFleet.uniform_forecast`) or None.
+Indexed = Callable[[str, str, Mapping[str, str], str, int], "tuple[float, float, np.ndarray, Any] | None"]
 IdleZeros = Callable[[str, str, Mapping[str, str]], "Callable[[np.ndarray, float], np.ndarray] | None"]
 
 
@@ -64,6 +78,12 @@ def _before(end: float, t: float, interval: float, most: int) -> int:
     if end >= t + most * interval:
         return most
     return max(0, math.ceil((end - t) / interval))
+
+
+def _breaches(spec: Any, values: list[float]) -> list[bool]:
+    """Which of ``values`` (present datapoints) breach ``spec``'s threshold."""
+    compare, threshold = COMPARISONS[spec.comparison_operator], float(spec.threshold)
+    return [compare(v, threshold) for v in values]
 
 
 class Lookahead:
@@ -83,6 +103,11 @@ class Lookahead:
         self._counts: dict[str, tuple[np.ndarray, Any, Any]] = {}  # alarm -> prefix counts of its values
         self._bands: dict[str, tuple[Any, float, float, Any]] = {}  # alarm -> (spec, from, until, quiet band)
         self._metric_keys: dict[str, tuple[Any, tuple]] = {}  # alarm -> (spec, the metric its forecasts are kept by)
+        self._lookups: dict[str, tuple[Any, Any]] = {}  # alarm -> (spec, its _indexed answer)
+        # (alarm, id of indexed values) -> (spec, values, their alarm_indices or None: gaps), for good.
+        self._alarmed: dict[tuple[str, int], tuple[Any, np.ndarray, np.ndarray | None]] = {}
+        #: The fleet's ``uniform_forecast`` (set by the driver; None: counting windows only).
+        self.indexed: Indexed | None = None
 
     def bump(self) -> None:
         """The fleet or the engine changed: answers found so far no longer hold (forecasts too,
@@ -93,6 +118,7 @@ class Lookahead:
         if self._version is None:
             self._forecasts.clear()
             self._counts.clear()
+            self._lookups.clear()
 
     def forecasts_for(self, version: Any) -> None:
         """The fleet's forecasts are those of ``version`` (None: unversioned; they are then
@@ -100,6 +126,7 @@ class Lookahead:
         if version is None or version != self._version:
             self._forecasts.clear()
             self._counts.clear()
+            self._lookups.clear()
         self._version = version
 
     def next_eventful(
@@ -183,7 +210,141 @@ class Lookahead:
     ) -> tuple[float, bool]:
         """(time, True) of the first eventful evaluation from ``start`` (on the alarm's interval)
         before ``limit``, the alarm being in ``state`` at ``start``; (a time >= limit, False) when
-        there is none."""
+        there is none. From the fleet's :attr:`indexed` lookups where it has them, else by counting
+        windows over forecasts (:meth:`_count`)."""
+        indexed = None if self.exact else self._indexed(alarm, idle)
+        if indexed is None:
+            return self._count(alarm, start, limit, quiet, forecast, idle, state)
+        split, first, values, alarmed = indexed
+        spec = alarm.spec
+        period = spec.period
+        lag = math.floor(start / period) * period - newest_period(period, start)
+        j0 = int((math.floor(start / period) * period - lag - first) // period)  # the newest period read at start
+        # Evaluations whose window reaches before the split read periods of other serving counts: counted.
+        head = max(0, int((split - first) // period) + spec.evaluation_periods - 1 - j0)
+        t = start + period * head
+        if head and not self._quiet_head(spec, j0, head, t, quiet, len(values)):
+            found = self._head(alarm, indexed, j0, start, min(limit, t), quiet, forecast)
+            if found is None:
+                found = self._count(alarm, start, min(limit, t), quiet, forecast, idle, state)
+            if found[1] or found[0] >= limit:
+                return found
+        elif t >= limit:
+            return start + period * _before(limit, start, period, head), False
+        most = _before(limit, t, period, len(values))  # evaluations before the limit (the traffic's at most)
+        told = max(0, min(most, len(values) - (j0 + head)))  # those whose periods the fleet can tell
+        quiet_for = None if quiet is None else _before(quiet[2], t, period, told)
+        j = first_invoked(spec, values, alarmed, j0 + head, j0 + head + told, quiet[:2] if quiet else None, quiet_for)
+        k = j - (j0 + head)
+        if k < told or told < most:
+            return t + period * k, True  # eventful, or the first evaluation the fleet cannot tell
+        return t + period * most, t + period * most < limit
+
+    def _head(
+        self, alarm: Alarm, indexed: tuple[float, float, np.ndarray, np.ndarray], j0: int, start: float,
+        limit: float, quiet: tuple[float, float, float] | None, forecast: Forecast,
+    ) -> tuple[float, bool] | None:
+        """:meth:`_count` (decisions only) for the few evaluations from ``start`` before ``limit``,
+        the first reading period ``j0`` of the ``indexed`` values: the M-of-N rule
+        window by window over one forecast of just their periods, in plain Python (cheaper than
+        array calls for a dozen values). None when it cannot tell that way (a gap, periods untold,
+        OK-state actions)."""
+        spec = alarm.spec
+        period, n = spec.period, spec.evaluation_periods
+        size = _before(limit, start, period, 1 << 30)
+        if has_autoscaling_action(spec, OK):
+            return None
+        values = self._window(spec, indexed, j0 - n + 1, n - 1 + size, forecast)
+        if values is None:
+            return None
+        breaches = _breaches(spec, values)
+        acts = has_autoscaling_action(spec, ALARM)
+        quiet_for = size if quiet is None else _before(quiet[2], start, period, size)
+        count = sum(breaches[: n - 1])
+        for k in range(size):
+            count += breaches[k + n - 1]
+            if k:
+                count -= breaches[k - 1]
+            if acts and count >= spec.m:
+                latest = values[k + n - 1]
+                if quiet is None or k >= quiet_for or latest < quiet[0] or latest > quiet[1]:
+                    return start + period * k, True
+        return start + period * size, False
+
+    @staticmethod
+    def _window(
+        spec: Any, indexed: tuple[float, float, np.ndarray, np.ndarray], j: int, count: int, forecast: Forecast
+    ) -> list[float] | None:
+        """The forecast values of ``count`` periods from period ``j`` of the ``indexed`` values, as
+        floats (those before the split forecast, the others read there); None unless all are told
+        and present."""
+        split, first, uniform, _ = indexed
+        if j < 0 or j + count > len(uniform):
+            return None
+        s = max(j, min(j + count, int((split - first) // spec.period)))  # the first period read from uniform
+        values = []
+        if s > j:
+            lo = first + j * spec.period
+            got = forecast(spec.namespace, spec.metric_name, spec.dimensions, spec.statistic or "", spec.period, lo,
+                           first + s * spec.period)
+            if got is None or len(got) < s - j:
+                return None
+            values = got.tolist()
+            if any(v != v for v in values):
+                return None  # NaN: a gap
+        return values + uniform[s : j + count].tolist()  # no gaps in indexed values
+
+    @staticmethod
+    def _quiet_head(
+        spec: Any, j0: int, head: int, t: float, quiet: tuple[float, float, float] | None, told: int
+    ) -> bool:
+        """Whether none of the ``head`` evaluations from the one reading period ``j0`` (up to
+        ``t``) can be eventful without looking at their values: their periods are all from the
+        first whole one and told (so present: the fleet's gaps do not depend on the counts), and
+        the alarm invokes nothing in ALARM or the engine's band takes every value until ``t``."""
+        if j0 - spec.evaluation_periods + 1 < 0 or j0 + head > told or has_autoscaling_action(spec, OK):
+            return False
+        if not has_autoscaling_action(spec, ALARM):
+            return True
+        return quiet is not None and quiet[0] == -math.inf and quiet[1] == math.inf and quiet[2] >= t
+
+    def _indexed(
+        self, alarm: Alarm, idle: IdleZeros
+    ) -> tuple[float, float, np.ndarray, np.ndarray] | None:
+        """``(split, first, values, alarmed)`` for an alarm evaluated once per period whose metric
+        the fleet forecasts from shared tables (:attr:`indexed`) without gaps:
+        :func:`first_invoked` looks up its evaluations reading only periods from ``split`` on in
+        the :func:`alarm_indices` ``alarmed`` of ``values``, kept with the tables. Kept per alarm
+        while the forecasts hold."""
+        spec = alarm.spec
+        kept = self._lookups.get(alarm.name)
+        if kept is not None and kept[0] is spec:
+            return kept[1]
+        found = None
+        if self.indexed is not None and spec.statistic is not None and (
+                evaluation_interval(spec.period) == spec.period):
+            add_zeros = idle(spec.namespace, spec.metric_name, spec.dimensions)
+            catch_up = add_zeros is None or (
+                spec.period == 60 and evaluation_range(spec.evaluation_periods) <= self.idle_catch_up_minutes)
+            got = self.indexed(spec.namespace, spec.metric_name, spec.dimensions, spec.statistic, spec.period)
+            if got is not None and catch_up:
+                split, first, values, memo = got
+                ours = self._alarmed.get((alarm.name, id(values)))
+                if ours is None or ours[0] is not spec or ours[1] is not values:
+                    # Idle zeros only fill gaps: none to fill without them.
+                    gaps = memo(("gaps",), lambda: bool(np.isnan(values).any()))
+                    rule = ("alarm_indices", spec.comparison_operator, float(spec.threshold),
+                            spec.evaluation_periods, spec.m)
+                    alarmed = None if gaps else memo(rule, lambda: alarm_indices(spec, values))
+                    ours = self._alarmed[(alarm.name, id(values))] = (spec, values, alarmed)
+                if ours[2] is not None:
+                    found = (split, first, values, ours[2])
+        self._lookups[alarm.name] = (spec, found)
+        return found
+
+    def _count(self, alarm: Alarm, start: float, limit: float, quiet: tuple[float, float, float] | None,
+               forecast: Forecast, idle: IdleZeros, state: str) -> tuple[float, bool]:
+        """:meth:`_scan` by counting the windows of forecast values, chunk by chunk."""
         spec = alarm.spec
         period, n = spec.period, spec.evaluation_periods
         interval = evaluation_interval(period)
@@ -286,6 +447,19 @@ class Lookahead:
         spec = alarm.spec
         newest = newest_period(spec.period, at)
         start = newest - (spec.evaluation_periods - 1) * spec.period
+        indexed = None if self.exact else self._indexed(alarm, idle)
+        if indexed is not None and start >= indexed[0]:
+            _, first, values, alarmed = indexed
+            j = int((newest - first) // spec.period)
+            if j >= len(values):
+                return False
+            at_j = int(np.searchsorted(alarmed, alarmed.dtype.type(j)))  # no cast of alarmed
+            return not (at_j < len(alarmed) and alarmed[at_j] == j)  # reads OK: fewer than M breach
+        if indexed is not None:
+            window = self._window(spec, indexed, int((start - indexed[1]) // spec.period), spec.evaluation_periods,
+                                  forecast)
+            if window is not None:
+                return sum(_breaches(spec, window)) < spec.m  # reads OK
         told = self._told(alarm, start, newest + spec.period, forecast, idle)
         if told is None:
             return False

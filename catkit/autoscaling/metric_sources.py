@@ -91,4 +91,16 @@ def merge_source(
         group.add_set(count, total, minimum, maximum)
 
 
-__all__ = ["MetricSource", "merge_source", "source_rows"]
+def source_times(source: MetricSource, start: float, end: float, period: int) -> list[float]:
+    """Starts of the ``period`` periods of a source with data in ``[start, end)``
+    (:meth:`MetricStore.datapoint_times`): from its ``datapoint_times(start, end, period)`` if it
+    has one (a cheaper answer, or None when it cannot tell), else from its period statistics."""
+    quick = getattr(source, "datapoint_times", None)
+    times = quick(start, end, period) if quick is not None else None
+    if times is not None:
+        return times
+    first, counts, _, _, _ = source.period_statistics(start, end, period)
+    return (first + period * np.flatnonzero(counts > 0)).tolist()
+
+
+__all__ = ["MetricSource", "merge_source", "source_rows", "source_times"]

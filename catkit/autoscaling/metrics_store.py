@@ -45,11 +45,9 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from catkit.autoscaling import metrics_dump
 from catkit.autoscaling.metric_batches import FoldingLock, MetricBatch, fold_rows
-from catkit.autoscaling.metric_sources import MetricSource, merge_source, source_rows
+from catkit.autoscaling.metric_sources import MetricSource, merge_source, source_rows, source_times
 from catkit.autoscaling.metric_statistics import (
     STANDARD_STATISTICS,
     Distribution,
@@ -516,8 +514,7 @@ class MetricStore:
                         if bucket.count > 0
                     )
         for source in sources:
-            first, counts, _, _, _ = source.period_statistics(start, end, period)
-            out.update((first + period * np.flatnonzero(counts > 0)).tolist())
+            out.update(source_times(source, start, end, period))
         return out
 
     def list_metrics(

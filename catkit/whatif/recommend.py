@@ -391,6 +391,9 @@ def recommend_scaling(
         workers = max(1, joblib.effective_n_jobs(processes))
         # Many chunks (progress, and no worker idles long at the end) of every kind of setting each:
         # taken with a stride, as neighbouring settings of the grid cost alike (one metric, one minimum).
+        # The first chunk a worker runs so builds most of its tables (TrafficTables, their memo of
+        # alarm lookups): loky measures a worker's memory after its first task and replaces a worker
+        # that grows by 300 MB more, which chunks of a few targets each (tables built later) did.
         n_chunks = min(len(items), workers * 8)
         chunks = [items[i::n_chunks] for i in range(n_chunks)]
         # Whatever joblib backend is active runs the chunks: loky processes here by default, a Dask

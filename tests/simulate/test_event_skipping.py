@@ -116,3 +116,45 @@ def test_a_month_of_diurnal_traffic_takes_the_same_decisions_in_far_fewer_steps(
         # A step to decide each activity and one when it finishes; few others: a cooldown running out
         # while the alarm stays in the engine's quiet band takes none (the next band is read ahead).
         assert skipping.ticks <= 2 * len(skipping.activities) + 20
+
+
+def test_shared_tables_answer_alarm_scans_from_their_lookups_with_the_same_decisions():
+    """With tables= (recommend_scaling's way), scans past the last serving change read the kept
+    alarm lookups (alarm_indices + first_invoked) instead of counting windows: same decisions."""
+    from catkit.whatif import load
+
+    shape = load.Diurnal(low_rps=5, high_rps=120) + load.Spike(at_s=9 * 3600, duration_s=1800, extra_rps=80,
+                                                               rise_s=300, every_s=86400)
+    rate = shape.per_second(86400)
+    tables = TrafficTables(rate)
+    for config in (ScalingConfig(), ScalingConfig(metric="high_resolution", target_value=SVC.concurrency_target(0.5),
+                                                  scale_in_cooldown=60)):
+        ticking = simulate(rate, config, SVC, duration_s=len(rate), tick_every_grid_point=True)
+        for _ in range(2):
+            shared = simulate(None, config, SVC, duration_s=len(rate), tables=tables)
+            assert _records(shared) == _records(ticking)
+            assert np.array_equal(shared.serving, ticking.serving)
+        assert len(shared.activities) > 10
+    lookups = [key for key in tables._memo if key[1][0] == "alarm_indices"]
+    assert {key[0][1] for key in lookups} == {"InvocationsPerInstance", "ConcurrentRequestsPerModel"}
+
+
+def test_traffic_tables_memo_keeps_by_key_and_drops_the_least_recently_used(monkeypatch):
+    from catkit.whatif.simulate import tables as tables_module
+
+    monkeypatch.setattr(tables_module, "MEMO_BYTES", 3 * 800)
+    tables = TrafficTables(np.ones(60))
+    built = []
+
+    def build(key):
+        built.append(key)
+        return np.zeros(100)  # 800 bytes
+
+    for key in ("a", "b", "c", "a"):  # three fit: "a" is built once
+        tables.memo((key,), lambda key=key: build(key))
+    assert built == ["a", "b", "c"]
+    tables.memo(("d",), lambda: build("d"))  # over the bound: "b", the least recently used, goes
+    assert set(tables._memo) == {("a",), ("c",), ("d",)}
+    assert tables._memo_bytes == 3 * 800
+    tables.memo(("b",), lambda: build("b"))
+    assert built == ["a", "b", "c", "d", "b"]

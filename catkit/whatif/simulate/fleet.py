@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -71,6 +72,20 @@ class _Source:
         unit = _WINDOW if self.metric == CONCURRENCY_METRIC else 60
         emitted = math.floor(self.fleet.now / unit) * unit  # items that ended by now
         return self.fleet.period_statistics(self.metric, start, min(end, emitted), period, first_at=start)
+
+    def datapoint_times(self, start: float, end: float, period: int) -> list[float] | None:
+        """Minutes with requests in ``[start, end)`` (as far as emitted): per-minute request sums of
+        the shared tables, whatever the serving counts (a minute has data when any of its seconds
+        has a request). None (ask the period statistics) for other metrics and periods, and when
+        the tables are the fleet's own (their sums over the whole traffic would cost a lone run more)."""
+        if period != 60 or self.metric == CONCURRENCY_METRIC or not self.fleet.shared:
+            return None
+        items = self.fleet._minutes
+        k_lo, k_hi = items.select(start, min(end, math.floor(self.fleet.now / 60) * 60))
+        sums = self.fleet.tables.item_sums(60, items.lead)[0][k_lo:k_hi]
+        if bool(sums.all()):  # every minute had a request (the common case)
+            return (items.base + 60.0 * np.arange(k_lo, k_hi)).tolist()
+        return (items.base + 60.0 * (k_lo + np.flatnonzero(sums))).tolist()
 
 
 class SimulatedFleet:
@@ -206,11 +221,7 @@ class SimulatedFleet:
         """``statistic`` of the metric for the periods ``start, start + period, ...`` before ``end``
         if the instance counts stay as they are now (NaN: no datapoint); None for metrics the fleet
         does not emit. Values equal what the store will answer for those periods once complete."""
-        metrics = (_INVOCATIONS, _PER_INSTANCE, CONCURRENCY_METRIC) if self.emit_concurrency else (
-            _INVOCATIONS, _PER_INSTANCE)
-        if namespace != SAGEMAKER_METRICS or name not in metrics or dict(dims) != self.dims:
-            return None
-        if statistic not in _STATISTICS or start % period:
+        if not self._emits(namespace, name, dims, statistic) or start % period:
             return None
         # Only periods that end within the traffic: the fleet cannot tell what comes after it.
         end = min(end, start + max(0, math.floor((self.t0 + len(self.rate) - start) / period)) * period)
@@ -226,6 +237,39 @@ class SimulatedFleet:
             return np.concatenate((self._values(name, statistic, start, split, period), tail))
         return self._values(name, statistic, start, end, period)
 
+    def _emits(self, namespace: str, name: str, dims: Mapping[str, str], statistic: str) -> bool:
+        metrics = (_INVOCATIONS, _PER_INSTANCE, CONCURRENCY_METRIC) if self.emit_concurrency else (
+            _INVOCATIONS, _PER_INSTANCE)
+        return namespace == SAGEMAKER_METRICS and name in metrics and dict(dims) == self.dims and (
+            statistic in _STATISTICS)
+
+    def uniform_forecast(
+        self, namespace: str, name: str, dims: Mapping[str, str], statistic: str, period: int
+    ) -> tuple[float, float, np.ndarray, Callable[[tuple, Callable[[], Any]], Any]] | None:
+        """``(split, first, values, memo)``: :meth:`forecast` answers ``values[(p - first) //
+        period]`` for every period ``p >= split`` while the serving count stays (``values`` read-only,
+        kept in the shared tables; ``first`` and ``split`` period starts); ``memo(key, build)`` keeps
+        what is derived from ``values`` in the shared tables (``key`` names the derivation). None when
+        the fleet does not share tables or cannot tell. Whether a period has a datapoint does not
+        depend on the serving counts (requests for the invocation metrics, the window's seconds for
+        concurrency), so a ``values`` without NaN means :meth:`forecast` has none from ``first``
+        on, before ``split`` too."""
+        period = int(period)
+        if not self.shared or not self._emits(namespace, name, dims, statistic):
+            return None
+        kept = self._uniform_values(name, statistic, period)
+        if kept is None:
+            return None
+        first, values = kept
+        split = max(first, math.ceil((self.t0 + self.since) / period) * period)
+        key = self._uniform_key(name, statistic, period)
+        return split, first, values, lambda derived, build: self.tables.memo((key, derived), build)
+
+    def _uniform_key(self, name: str, statistic: str, period: int) -> tuple:
+        svc = self.service
+        return ("forecast", name, statistic, period, self.cur_serving, self.t0, svc.max_rps, svc.workers,
+                svc.timeout_ms, self.concurrency_statistic)
+
     def _values(self, name: str, statistic: str, start: float, end: float, period: int) -> np.ndarray:
         _, count, total, minimum, maximum = self.period_statistics(name, start, end, period, first_at=start)
         return _statistic(statistic, count, total, minimum, maximum)
@@ -237,9 +281,7 @@ class SimulatedFleet:
         items = self._windows if name == CONCURRENCY_METRIC else self._minutes
         if period % items.unit:
             return None
-        svc = self.service
-        key = ("forecast", name, statistic, period, self.cur_serving, self.t0, svc.max_rps, svc.workers,
-               svc.timeout_ms, self.concurrency_statistic)
+        key = self._uniform_key(name, statistic, period)
         kept = self.tables.kept.get(key)
         if kept is None:
             first = math.ceil(self.t0 / period) * period  # its items are all on the unit grid

@@ -87,7 +87,7 @@ class SimulationResult:
     def slo_violation(self, slo_p99_ms: float) -> float:
         """Fraction of requests slower than ``slo_p99_ms``. Every request of a second in which the
         serving instances are at or beyond capacity counts as slow (the queue only grows then)."""
-        w, lam = self._load_histogram()
+        w, lam = self._used_bins()
         total = w.sum()
         if total <= 0:
             return 0.0
@@ -105,7 +105,7 @@ class SimulationResult:
         smallest x with P(latency > x) <= 1 - q); below that, the weighted median-style quantile
         of the per-load quantiles is used.
         """
-        w, lam = self._load_histogram()
+        w, lam = self._used_bins()
         total = w.sum()
         if total <= 0:
             return float("nan")
@@ -133,8 +133,21 @@ class SimulationResult:
         relative resolution near saturation), then one bin for overload.
         """
         cached = self.meta.get("_hist")
-        if cached is not None:
-            return cached
+        if cached is None:
+            cached = self.meta["_hist"] = self._all_bins()
+        return cached
+
+    def _used_bins(self) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_load_histogram` without its empty bins (the estimates weigh bins by their
+        requests: those add nothing but work)."""
+        cached = self.meta.get("_used")
+        if cached is None:
+            w, centres = self._load_histogram()
+            used = w > 0
+            cached = self.meta["_used"] = (w[used], centres[used])
+        return cached
+
+    def _all_bins(self) -> tuple[np.ndarray, np.ndarray]:
         m = self.service.max_rps
         lin, tail, u_max = HIST_LINEAR, HIST_TAIL, HIST_U_MAX
         if self._shared():
@@ -145,9 +158,7 @@ class SimulationResult:
             w = np.bincount(histogram_bins(self.per_instance_rps / m), weights=self.rate, minlength=lin + tail + 1)
         lin_centres = (np.arange(lin) + 0.5) / lin * 0.9
         tail_centres = 1.0 - 10.0 ** -(1.0 + (np.arange(tail) + 0.5) / tail * (u_max - 1.0))
-        centres = np.concatenate((lin_centres, tail_centres, [2.0])) * m
-        self.meta["_hist"] = (w, centres)
-        return w, centres
+        return w, np.concatenate((lin_centres, tail_centres, [2.0])) * m
 
     def _shared(self) -> bool:
         """Whether the run's shared per-traffic tables stand for its traffic."""

@@ -19,7 +19,9 @@ per-run sums; the partial runs at a segment's ends from a long-double running su
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +35,9 @@ BLOCK = 4096
 RUNS_AT_MOST = 0.25
 #: Load-histogram bins: linear up to 90 % utilisation, then uniform in -log10(1 - rho), then overload.
 HIST_LINEAR, HIST_TAIL, HIST_U_MAX = 2048, 4096, 7.0
+#: Bytes of arrays :meth:`TrafficTables.memo` keeps at most (the least recently used go first): the
+#: alarm lookups of a 1,008-setting sweep over 30 days take ~90 MB.
+MEMO_BYTES = 128 << 20
 
 
 def histogram_bins(rho: np.ndarray) -> np.ndarray:
@@ -66,7 +71,24 @@ class TrafficTables:
         #: Other per-traffic values by a key naming all they depend on (the simulated fleet's
         #: forecasts for a serving count: :meth:`SimulatedFleet.forecast`).
         self.kept: dict[tuple, object] = {}
+        self._memo: OrderedDict[tuple, Any] = OrderedDict()
+        self._memo_bytes = 0
         self._cum: np.ndarray | None = None
+
+    def memo(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """``build()``, kept by ``key`` (naming all it depends on) while the arrays kept so stay
+        under :data:`MEMO_BYTES`, the least recently used dropped first: derived values many
+        simulations of the traffic read (the alarm lookups of :mod:`catkit.autoscaling.lookahead`)."""
+        memo = self._memo
+        if key in memo:
+            memo.move_to_end(key)
+            return memo[key]
+        value = memo[key] = build()
+        self._memo_bytes += getattr(value, "nbytes", 0)
+        while self._memo_bytes > MEMO_BYTES and len(memo) > 1:
+            _, old = memo.popitem(last=False)
+            self._memo_bytes -= getattr(old, "nbytes", 0)
+        return value
 
     @property
     def total(self) -> float:
