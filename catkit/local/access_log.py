@@ -19,12 +19,13 @@ import asyncio
 import atexit
 import logging
 import os
+import re
 import threading
 import time
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
-__all__ = ["FLUSH_INTERVAL_S", "configure", "enabled", "flush", "write"]
+__all__ = ["FLUSH_INTERVAL_S", "configure", "enabled", "flush", "write", "write_request"]
 
 FLUSH_INTERVAL_S = 0.5
 logger = logging.getLogger("catkit.local.access")
@@ -97,6 +98,19 @@ def write(line: str) -> None:
     """Queue one access line (the timestamp is added here)."""
     if _sink is not None:
         _sink.write(line)
+
+
+_SECRET_QUERY_RE = re.compile(r"(X-Amz-Signature|X-Amz-Security-Token|X-Amz-Credential|Signature)=[^&]*", re.I)
+
+
+def write_request(remote: str | None, method: str, path: str, service: str | None, operation: str | None,
+                  status: int, started: float) -> None:
+    """Queue the line of one gateway request (secrets in a presigned URL's query redacted), answered
+    with ``status``, begun at ``time.perf_counter()`` ``started``."""
+    if "=" in path:
+        path = _SECRET_QUERY_RE.sub(r"\1=REDACTED", path)
+    tenths = int((time.perf_counter() - started) * 10000 + 0.5)  # ms to one decimal, no float format
+    write(f'{remote} "{method} {path}" {service or "-"} {operation or "-"} {status} {tenths // 10}.{tenths % 10}ms')
 
 
 def flush() -> None:

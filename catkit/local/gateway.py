@@ -47,6 +47,7 @@ from aiohttp import web
 
 from catkit.local import access_log, identity
 from catkit.local.errors import AwsError
+from catkit.local.fast_invoke import _INVOKE_PREFIX, _INVOKE_SUFFIX, FastServer, invoke_scope
 from catkit.local.moto_proxy import (
     MOTO_SERVICES,
     MotoHost,
@@ -85,9 +86,6 @@ S3_MAX_BODY = 5 * 1024 * MB  # S3's single-PUT limit is 5 GB (bodies above 8 MB 
 SHUTDOWN_GRACE_S = 10.0  # in-flight requests get this long to finish on stop
 _REGION_RE = re.compile(r"Credential=[^/,\s]*/\d{8}/([^/,\s]+)/")
 _PRESIGNED_REGION_RE = re.compile(r"^[^/]*/\d{8}/([^/]+)/")
-_SECRET_QUERY_RE = re.compile(
-    r"(X-Amz-Signature|X-Amz-Security-Token|X-Amz-Credential|Signature)=[^&]*", re.I
-)
 
 
 _REQUEST_ID_PREFIX = uuid.uuid4().hex[:20]
@@ -139,38 +137,14 @@ def _region_of(headers: Any, query: dict[str, Any], default: str) -> str:
     return default
 
 
-_CREDENTIAL_SCOPE_RE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
-_INVOKE_PREFIX, _INVOKE_SUFFIX = "/endpoints/", "/invocations"
 
 
 def _invoke_scope(request: web.BaseRequest, raw_path: str, default_account: str) -> tuple[str, str] | None:
     """(account, region) of a SigV4-signed ``POST /endpoints/NAME/invocations`` (InvokeEndpoint, the
-    hot path), else None: what detect_service, _region_of and identity.account_for find, from one
-    look at the Authorization header instead of three."""
-    if (request.method != "POST" or not raw_path.startswith(_INVOKE_PREFIX) or not raw_path.endswith(_INVOKE_SUFFIX)
-            or raw_path.count("/") != 3 or len(raw_path) <= len(_INVOKE_PREFIX) + len(_INVOKE_SUFFIX)):
+    hot path), else None: what detect_service, _region_of and identity.account_for find."""
+    if request.method != "POST":
         return None
-    auth = request.headers.get("Authorization", "")
-    # The credential scope is the same text on every request of a client (until the date changes):
-    # (key, region) is kept by the header's first comma-separated part when the scope lies within
-    # it (the leftmost match of the whole header is then that part's, as no match spans a comma).
-    first = auth.partition(",")[0]
-    found = _invoke_scopes.get(first)
-    if found is None:
-        match = _CREDENTIAL_SCOPE_RE.search(auth)
-        if match is None or match.group(3).lower() != "sagemaker":
-            return None
-        found = match.group(1), match.group(2)
-        if match.end() <= len(first):
-            if len(_invoke_scopes) >= 1024:
-                _invoke_scopes.clear()
-            _invoke_scopes[first] = found
-    return identity.account_for_key(found[0], default_account), found[1]
-
-
-#: _invoke_scope's (access key, region) of SigV4 runtime requests by the Authorization header's
-#: first comma-separated part (bounded).
-_invoke_scopes: dict[str, tuple[str, str]] = {}
+    return invoke_scope(raw_path, request.headers, default_account)
 
 
 _SCOPE_SERVICE_RE = re.compile(r"Credential=[^/,\s]*/\d{8}/[^/,\s]+/([^/,\s]+)/aws4_request")
@@ -201,10 +175,14 @@ def _limit_for(service: str | None) -> int:
 
 def _generic_error(request: web.BaseRequest, err: AwsError, request_id: str) -> web.Response:
     """An error for a request whose protocol we don't know: guess it from the request's shape."""
-    ctype = request.headers.get("Content-Type", "")
-    if "x-www-form-urlencoded" in ctype or "Action" in request.query:
+    return _shaped_error(request.headers, request.query, err, request_id)
+
+
+def _shaped_error(headers: Any, query: Mapping[str, Any], err: AwsError, request_id: str) -> web.Response:
+    ctype = headers.get("Content-Type", "")
+    if "x-www-form-urlencoded" in ctype or "Action" in query:
         return xml_error(err.code, err.message, err.status, request_id, query_style=True)
-    if "X-Amz-Target" in request.headers or "json" in ctype or "cbor" in ctype:
+    if "X-Amz-Target" in headers or "json" in ctype or "cbor" in ctype:
         body = json.dumps({"__type": err.code, "message": err.message}).encode()
         return web.Response(
             status=err.status,
@@ -266,6 +244,7 @@ class Gateway:
         self._moto: MotoProxy | None = None
         self._protocols: Any = None
         self._invoke_route: Any = None  # InvokeEndpoint resolved ahead of time (_invoke)
+        self.fast_lane = True  # InvokeEndpoint from aiohttp's parsed message (fast_invoke); False: general path
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, moto_url: str | None = None) -> str:
@@ -282,7 +261,8 @@ class Gateway:
         self._limits, self._tracker = HttpLimits.from_env(), Tracker()  # slow clients, connection cap
         # aiohttp's low-level server with one handler (:meth:`_serve`): no router, middlewares or
         # Application per request, which were a tenth of the gateway's CPU per InvokeEndpoint.
-        server = web.Server(self._serve, access_log=None, auto_decompress=False, **self._limits.runner_kwargs())
+        server = FastServer(self._serve, gateway=self, access_log=None, auto_decompress=False,
+                            **self._limits.runner_kwargs())
         # auto_decompress off: bodies go through byte-for-byte (S3 gzip objects; codecs gunzip)
         self._runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
         await self._runner.setup()
@@ -341,25 +321,57 @@ class Gateway:
             try:
                 response, service, operation = await self._route(request, request_id)
             except Exception:  # last resort: never leak a stack trace
-                response, service, operation = self._last_resort(request, request_id), None, None
+                response, service, operation = self._last_resort(request.headers, request.query, request.method,
+                                                                       request.path, request_id), None, None
             if access_log.enabled():
-                path = request.raw_path
-                if "=" in path:
-                    path = _SECRET_QUERY_RE.sub(r"\1=REDACTED", path)
-                tenths = int((time.perf_counter() - started) * 10000 + 0.5)  # ms to one decimal, no float format
-                access_log.write(
-                    f'{request.remote} "{request.method} {path}" {service or "-"} {operation or "-"} '
-                    f"{response.status} {tenths // 10}.{tenths % 10}ms"
-                )
+                access_log.write_request(request.remote, request.method, request.raw_path, service, operation,
+                                         response.status, started)
             return response
         finally:
             self._tracker.leave(proto)
 
+    @property  # -- the fast lane (catkit.local.fast_invoke)
+    def tracker(self) -> Tracker:
+        return self._tracker
+
+    def fast_prepare(self, raw_path: str, headers: Any, size: int) -> tuple[Any, tuple[str, str]] | None:
+        """(service, (account, region)) when the general path would hand this complete ``POST`` of
+        ``size`` body bytes to :meth:`_invoke_raw` (not refused, no query, scope and service found), else None."""
+        if not self.fast_lane or self._invoke_route is None or "?" in raw_path or size > RUNTIME_MAX_BODY:
+            return None
+        if foreign_request(headers) is not None:
+            return None
+        scope = invoke_scope(raw_path, headers, self.backend.account_id)
+        if scope is None or "sagemaker-runtime" not in self.backend.services:
+            return None
+        try:
+            svc = self.backend.scope_services(*scope).get("sagemaker-runtime")
+        except AwsError:
+            return None
+        return None if svc is None else (svc, scope)
+
+    async def fast_invoke(self, svc: Any, raw_path: str, headers: Any, scope: tuple[str, str], body: bytes,
+                          remote: str) -> tuple[int, Mapping[str, str], bytes]:
+        """What :meth:`_serve` answers a request :meth:`fast_prepare` accepted: (status, headers, body)."""
+        started = time.perf_counter()
+        request_id = new_request_id()
+        try:
+            status, out_headers, out_body, operation = await self._invoke_raw(svc, raw_path, headers, scope, body,
+                                                                              request_id)
+            service: str | None = "sagemaker-runtime"
+        except Exception:  # last resort, as _serve's
+            response = self._last_resort(headers, {}, "POST", raw_path, request_id)
+            status, out_headers, out_body = response.status, response.headers, response.body  # type: ignore[assignment]
+            service = operation = None
+        if access_log.enabled():
+            access_log.write_request(remote, "POST", raw_path, service, operation, status, started)
+        return status, out_headers, out_body
+
     @staticmethod
-    def _last_resort(request: web.BaseRequest, request_id: str) -> web.Response:
-        log.error("request %s %s failed [%s]:\n%s", request.method, request.path, request_id, traceback.format_exc())
+    def _last_resort(headers: Any, query: Mapping[str, Any], method: str, path: str, request_id: str) -> web.Response:
+        log.error("request %s %s failed [%s]:\n%s", method, path, request_id, traceback.format_exc())
         err = AwsError("InternalFailure", f"The request processing has failed (request id {request_id}).", 500)
-        return _generic_error(request, err, request_id)
+        return _shaped_error(headers, query, err, request_id)
 
     async def _route(
         self, request: web.BaseRequest, request_id: str
@@ -368,7 +380,7 @@ class Gateway:
         query = _query_dict(request) if has_query else {}
         scope = (None if has_query or self._invoke_route is None
                  else _invoke_scope(request, raw_path, self.backend.account_id))
-        raw = (  # InvokeEndpoint (scope found) needs no copy of the request: see _invoke
+        raw = (  # InvokeEndpoint (scope found) needs no copy of the request: see _invoke_raw
             self._protocols.RawRequest(request.method, raw_path, query, request.headers, b"")
             if self._protocols is not None and scope is None
             else None
@@ -418,7 +430,9 @@ class Gateway:
             )
             return _generic_error(request, err, request_id), service, None
         if scope is not None:
-            return await self._invoke(svc, raw_path, request.headers, scope, body, request_id)
+            status, out_headers, out_body, operation = await self._invoke_raw(svc, raw_path, request.headers, scope,
+                                                                              body, request_id)
+            return web.Response(status=status, headers=out_headers, body=out_body), service, operation
         raw.body = body
         return await self._dispatch(request, service, svc, raw, (account, region), body, request_id)
 
@@ -490,19 +504,25 @@ class Gateway:
 
     @staticmethod
     def _to_web(raw_response: Any, request_id: str) -> web.Response:
+        return web.Response(status=raw_response.status, headers=Gateway._web_headers(raw_response, request_id),
+                            body=raw_response.body)
+
+    @staticmethod
+    def _web_headers(raw_response: Any, request_id: str) -> dict[str, str]:
         headers = raw_response.headers  # the codec's own new dict: adjusted in place
         if "x-amzn-RequestId" not in headers and not any(k.lower() == "x-amzn-requestid" for k in headers):
             headers["x-amzn-RequestId"] = request_id
         if "Content-Length" in headers or "content-length" in headers:
             headers.pop("Content-Length", None)
             headers.pop("content-length", None)
-        return web.Response(status=raw_response.status, headers=headers, body=raw_response.body)
+        return headers
 
-    async def _invoke(self, svc: Any, raw_path: str, headers: Any, scope: tuple[str, str], body: bytes,
-                      request_id: str) -> tuple[web.StreamResponse, str | None, str | None]:
+    async def _invoke_raw(self, svc: Any, raw_path: str, headers: Any, scope: tuple[str, str], body: bytes,
+                          request_id: str) -> tuple[int, dict[str, str], bytes, str]:
         """InvokeEndpoint, the hot path: the codec's pre-resolved route (no service detection, route
         matching or copy of the request), the service's method called directly; the same params,
-        validation, errors and response bytes as :meth:`_dispatch` gives."""
+        validation, errors and response bytes as :meth:`_dispatch` gives. Returns (status, headers
+        as :meth:`_to_web` leaves them, body, operation)."""
         route = self._invoke_route
         operation = route.name
         lookup = getattr(svc, "operation_method", None)  # a BaseService; else dispatch() alone
@@ -516,15 +536,14 @@ class Gateway:
                 result = await result
             raw_response = route.serialize(result, request_id)
             # the codec's own response: x-amzn-RequestId set, no Content-Length (what _to_web ensures)
-            return (web.Response(status=raw_response.status, headers=raw_response.headers, body=raw_response.body),
-                    "sagemaker-runtime", operation)
+            return raw_response.status, raw_response.headers, raw_response.body, operation
         except AwsError as err:
             raw_response = route.codec.serialize_error(operation, err, request_id=request_id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             raw_response = self._internal_failure(route.codec, "sagemaker-runtime", operation, exc, request_id)
-        return self._to_web(raw_response, request_id), "sagemaker-runtime", operation
+        return raw_response.status, self._web_headers(raw_response, request_id), raw_response.body, operation
 
     def _internal_failure(self, codec: Any, service: str, operation: str | None, exc: Exception,
                           request_id: str) -> Any:
