@@ -89,16 +89,18 @@ def response_bytes(status: int, headers: Mapping[str, str], body: bytes) -> byte
     headers in order, then Content-Length, a default Content-Type, Date and Server; ValueError for a
     header with CR or LF (as aiohttp's serializer). ``headers`` holds no Content-Length."""
     out = dict(headers)
+    names = {k.lower() for k in out}
     if must_be_empty_body("POST", status):
-        out.pop("Transfer-Encoding", None)  # aiohttp drops both for 1xx/204/304
+        for name in [k for k in out if k.lower() in ("content-length", "transfer-encoding")]:
+            del out[name]  # aiohttp drops both (and the body) for 1xx/204/304
         body = b""
     else:
         out["Content-Length"] = str(len(body))
-        if body and not any(k.lower() == "content-type" for k in out):
+        if body and "content-type" not in names:
             out["Content-Type"] = "application/octet-stream"
-    if not any(k.lower() == "date" for k in out):
+    if "date" not in names:
         out["Date"] = rfc822_formatted_time()
-    if not any(k.lower() == "server" for k in out):
+    if "server" not in names:
         out["Server"] = SERVER_SOFTWARE
     return _serialize_headers(f"HTTP/1.1 {status} {REASON_PHRASES.get(status, '')}", out) + body
 
@@ -172,12 +174,12 @@ class FastInvokeHandler(RequestHandler):
         found = self._gw.fast_prepare(path, msg.headers, getattr(payload, "total_bytes", 0))
         if found is None:
             return False
+        self._fast_busy = self._request_in_progress = True  # first: reading resumes the parser (no need)
         body = payload.read_nowait(-1)
         if self._parser is not None:
             self._parser.message_consumed()
         self._request_count += 1
         self._manager.requests_count += 1  # type: ignore[union-attr]
-        self._fast_busy = self._request_in_progress = True
         self._gw.tracker.enter(self)
         if self._remote is None:
             peer = self.transport.get_extra_info("peername") if self.transport is not None else None
