@@ -122,7 +122,7 @@ class _Parsed:
 class FastInvokeHandler(RequestHandler):
     """aiohttp's connection handler with the InvokeEndpoint shortcut (see the module docstring)."""
 
-    __slots__ = ("_fast_busy", "_gw", "_held", "_held_size", "_remote")
+    __slots__ = ("_fast_busy", "_gw", "_held", "_held_paused", "_held_size", "_remote")
 
     def __init__(self, manager: Any, gateway: FastGateway, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -130,6 +130,7 @@ class FastInvokeHandler(RequestHandler):
         self._fast_busy = False  # a fast request is being served: later bytes wait (:meth:`_held`)
         self._held: list[bytes] = []
         self._held_size = 0
+        self._held_paused = False  # reading paused by this class (too much held)
         self._remote: str | None = None
 
     def data_received(self, data: bytes) -> None:
@@ -138,7 +139,8 @@ class FastInvokeHandler(RequestHandler):
                 return
             self._held.append(data)
             self._held_size += len(data)
-            if self._held_size > _HELD_MAX and self.transport is not None:
+            if self._held_size > _HELD_MAX and not self._held_paused and self.transport is not None:
+                self._held_paused = True
                 self.transport.pause_reading()
             return
         parser, waiter = self._parser, self._waiter
@@ -229,7 +231,9 @@ class FastInvokeHandler(RequestHandler):
             self._keepalive_handle = self._loop.call_at(close_time, self._process_keepalive)
         if self._held:
             held, self._held, self._held_size = b"".join(self._held), [], 0
-            self.transport.resume_reading()
+            if self._held_paused:
+                self._held_paused = False
+                self.transport.resume_reading()
             self.data_received(held)
 
     def _process_keepalive(self) -> None:

@@ -206,9 +206,11 @@ def test_requests_the_fast_lane_leaves_to_aiohttp_answer_as_before(lanes, case):
 
 def test_requests_pipelined_behind_a_fast_one_are_answered_in_order(lanes):
     first = _invoke(name="slow", body=b"first")
-    fast, general, served = lanes([first, _invoke(body=b"second"), _invoke(body=b"third")], answers=3, pause=0.02)
+    big = [bytes([65 + i]) * 100_000 for i in range(4)]  # more than is held before reading pauses
+    parts = [first, _invoke(body=b"second"), _invoke(body=b"third"), b"".join(_invoke(body=b) for b in big)]
+    fast, general, served = lanes(parts, answers=7, pause=0.02)
     assert fast == general and served >= 1
-    assert [r.rsplit(b"\r\n\r\n", 1)[1] for r in fast] == [b"tsrif", b"dnoces", b"driht"]
+    assert [r.rsplit(b"\r\n\r\n", 1)[1] for r in fast] == [b"tsrif", b"dnoces", b"driht", *big]
 
 
 def test_fast_lane_writes_the_same_access_log_line(lanes, tmp_path):
