@@ -30,6 +30,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from catkit.serving.unix_socket import bind_unix
+
 _ENV = {
     "header_timeout": "CATKIT_HTTP_HEADER_TIMEOUT_SECONDS",
     "body_timeout": "CATKIT_HTTP_BODY_TIMEOUT_SECONDS",
@@ -118,11 +120,13 @@ class Tracker:
 
 class LimitedSite(web.TCPSite):
     """A ``web.TCPSite`` applying :class:`HttpLimits` (the runner should get ``runner_kwargs()``,
-    the application ``tracker.middleware``)."""
+    the application ``tracker.middleware``); with ``unix`` it listens on that Unix socket instead
+    (:mod:`catkit.serving.unix_socket`; ``host``/``port`` then only name it)."""
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: HttpLimits, tracker: Tracker,
-                 **kwargs: Any) -> None:
+                 unix: str | None = None, **kwargs: Any) -> None:
         super().__init__(runner, host, port, **kwargs)
+        self.unix = unix
         self.limits = limits
         self.tracker = tracker
         self.refused = 0
@@ -159,6 +163,9 @@ class LimitedSite(web.TCPSite):
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site with the runner
         loop = asyncio.get_running_loop()
+        if self.unix is not None:
+            self._server = await loop.create_unix_server(self._factory, sock=bind_unix(self.unix, self._backlog))
+            return
         self._server = await loop.create_server(
             self._factory, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
             reuse_address=self._reuse_address, reuse_port=self._reuse_port,

@@ -129,6 +129,7 @@ class ServerConfig:
     code_dir: str | None = None
     pipeline: str | None = None  # a pipeline spec file (catkit.serving.pipeline)
     auth_token_file: str | None = None  # answer only requests carrying this token (catkit.serving.auth)
+    unix_socket: str | None = None  # also listen here (catkit.serving.unix_socket; the backend's instances)
     header_timeout: float = 30.0  # > the gateway's keep-alive pool idle time (15 s; catkit.serving.http_limits)
     max_connections: int = 256
     body_timeout: float = 30.0  # plus 1 s per 256 KiB received (catkit.serving.http_limits.read_limited)
@@ -433,14 +434,15 @@ class ModelServer:
         return await self._invoke(model.handler, request, name)
 
 
-def write_ready_file(path: str | os.PathLike[str], port: int) -> None:
-    """Atomically write ``{"port": N, "pid": PID}`` (temp file in the same dir, then rename)."""
+def write_ready_file(path: str | os.PathLike[str], port: int, unix: str | None = None) -> None:
+    """Atomically write ``{"port": N, "pid": PID}`` (and ``"unix": NAME`` when listening there too;
+    temp file in the same dir, then rename)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".ready-", dir=target.parent)
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump({"port": port, "pid": os.getpid()}, handle)
+            json.dump({"port": port, "pid": os.getpid(), **({"unix": unix} if unix else {})}, handle)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -458,10 +460,12 @@ async def serve(config: ServerConfig, *, stop: asyncio.Event | None = None) -> i
         site = LimitedSite(runner, config.host, config.port, server.limits, server.tracker)
         await site.start()
         port = site.bound_port
+        if config.unix_socket:
+            await LimitedSite(runner, config.host, port, server.limits, server.tracker, unix=config.unix_socket).start()
         log.info("listening on http://%s:%d (pid %d, %s, %d workers)", config.host, port, os.getpid(),
                  "multi-model" if config.multi_model else f"model {config.model}", config.workers)
         if config.ready_file:
-            write_ready_file(config.ready_file, port)
+            write_ready_file(config.ready_file, port, config.unix_socket)
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -516,6 +520,7 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, model_required: boo
                         help="seconds a request body may take, plus 1 s per 256 KiB (default 30; then 408)")
     parser.add_argument("--max-connections", type=int, default=256,
                         help="open connections beyond this are answered 503 (default 256)")
+    parser.add_argument("--unix-socket", help="also listen on this Unix socket (@NAME: Linux's abstract NAME)")
     parser.add_argument("--auth-token-file", help="answer only requests whose X-Catkit-Instance-Token header "
                                                   "holds the token in this file (403 otherwise)")
 
@@ -524,7 +529,7 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, model_required: boo
 _OPTION_FIELDS = (
     "model", "multi_model", "host", "port", "ready_file", "memory_budget_mb", "model_timeout", "workers",
     "drain_seconds", "models_root", "container", "code_dir", "pipeline", "auth_token_file",
-    "header_timeout", "body_timeout", "max_connections",
+    "header_timeout", "body_timeout", "max_connections", "unix_socket",
 )
 
 

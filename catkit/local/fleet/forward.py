@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import socket
 import time
 import urllib.parse
 from collections.abc import Mapping
+
+from catkit.serving.unix_socket import socket_address
 
 
 class ForwardProtocolError(ConnectionError):
@@ -216,10 +219,13 @@ class KeepAlivePool:
         self._idle: dict[tuple[str, int], list[_Conn]] = {}
 
     async def post(self, host: str, port: int, path: str, headers: Mapping[str, str], body: bytes,
-                   timeout: float) -> tuple[int, dict[str, str], bytes]:
+                   timeout: float, unix: str | None = None) -> tuple[int, dict[str, str], bytes]:
         """POST ``body``; returns (status, headers with lower-case names, body). Raises TimeoutError
         after ``timeout`` real seconds, ConnectionError if the instance drops the connection, and
-        ValueError for header values that cannot be sent (CR/LF/NUL or non-Latin-1)."""
+        ValueError for header values that cannot be sent (CR/LF/NUL or non-Latin-1). ``unix``: the
+        instance's Unix socket (:func:`catkit.serving.unix_socket.socket_address`), used instead of
+        TCP to ``host:port`` when given (the kernel's loopback TCP path costs the backend ~6 us more
+        per request); the Host header still names ``host:port``."""
         fields = "".join([f"{k}: {v}\r\n" for k, v in headers.items()])
         if fields.count("\r") != len(headers) or fields.count("\n") != len(headers) or "\x00" in fields:
             bad = next(k for k, v in headers.items() if "\r" in v or "\n" in v or "\x00" in v or "\r" in k or "\n" in k)
@@ -232,7 +238,7 @@ class KeepAlivePool:
         reused = conn is not None
         while True:
             if conn is None:
-                _, conn = await asyncio.get_running_loop().create_connection(_Conn, host, port)
+                conn = await _connect(host, port, unix)
             loop = conn.loop
             fut: asyncio.Future[tuple[int, dict[str, str], bytes]] = loop.create_future()
             conn.waiter = fut
@@ -290,6 +296,20 @@ class KeepAlivePool:
     def close(self) -> None:
         for key in list(self._idle):
             self.forget(*key)
+
+
+async def _connect(host: str, port: int, unix: str | None) -> _Conn:
+    loop = asyncio.get_running_loop()
+    if unix is None:
+        return (await loop.create_connection(_Conn, host, port))[1]
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:  # connected here: libuv's own connect cannot reach an abstract (Linux) socket name
+        sock.setblocking(False)
+        await loop.sock_connect(sock, socket_address(unix))
+        return (await loop.create_unix_connection(_Conn, sock=sock))[1]
+    except BaseException:
+        sock.close()
+        raise
 
 
 @functools.lru_cache(maxsize=4096)

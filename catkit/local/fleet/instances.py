@@ -61,6 +61,7 @@ from catkit.s3_urls import split_s3_url
 from catkit.serving.auth import TOKEN_FILE_OPTION, TOKEN_HEADER, new_token, write_token_file
 from catkit.serving.containers import container_for_image
 from catkit.serving.pipeline import ContainerSpec, union_environment, write_spec
+from catkit.serving.unix_socket import new_socket_name
 
 log = logging.getLogger("catkit.local.fleet.instances")
 
@@ -186,6 +187,7 @@ class Instance:
         self.port: int | None = None
         self.url: str | None = None
         self.invocations_url: str | None = None
+        self.unix_socket: str | None = None  # the server's Unix socket, when it has one
         self.pid: int | None = None
         self.health_failures = 0
         self.launched_at: float | None = None
@@ -368,6 +370,8 @@ class Instance:
         token_file = self.dir / "auth-token"
         write_token_file(token_file, self.auth_headers[TOKEN_HEADER])
         cmd += ["--port", "0", "--host", "127.0.0.1", "--ready-file", str(ready), TOKEN_FILE_OPTION, str(token_file)]
+        unix = new_socket_name()  # the data plane's way in (catkit.serving.unix_socket); Linux only
+        cmd += ["--unix-socket", unix] if unix else []
         if self.spec.mode == "MultiModel":
             try:  # budgets + --models-root
                 cmd += ["--multi-model", *server_arguments(self.spec.instance_type, self.dir, self.spec.environment)]
@@ -438,7 +442,7 @@ class Instance:
                 raise InstanceLaunchError(self._unhealthy_reason())
             with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
                 doc = json.loads(ready.read_text())
-                self.port = int(doc["port"])
+                self.port, self.unix_socket = int(doc["port"]), doc.get("unix")
             if self.port is None:
                 await asyncio.sleep(0.02)
         self.url = f"http://127.0.0.1:{self.port}"

@@ -164,7 +164,7 @@ class DataPlane:
         t1 = time.perf_counter()
         try:
             status, resp_headers, payload = await self.http.post(
-                host, port, path, headers, body, self.timeout if timeout is None else timeout)
+                host, port, path, headers, body, self.timeout if timeout is None else timeout, inst.unix_socket)
         except TimeoutError:
             error = "timeout"
         except OSError as e:  # ConnectionError / ForwardProtocolError: the instance failed us

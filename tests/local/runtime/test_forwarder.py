@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import sys
 
 import pytest
 
@@ -204,3 +206,16 @@ def test_each_request_on_a_reused_connection_times_out_at_its_own_deadline():
             server.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract Unix sockets are Linux's")
+def test_instances_are_reached_over_their_unix_socket(h):
+    async def body(h):
+        await h.deploy("ep", count=1)
+        assert (await h.invoke("ep", b"over unix"))["Body"] == b"over unix"
+        ((inst,),) = [v.instances for v in h.manager._endpoint("ep").variants]
+        assert inst.unix_socket.startswith("@catkit-")
+        (conn,) = h.manager.http._idle[("127.0.0.1", inst.port)]
+        assert conn.transport.get_extra_info("socket").family == socket.AF_UNIX
+
+    h.run(body)
