@@ -24,7 +24,8 @@ Every request is written to the ``catkit.local.access`` log. Requests a browser 
 behalf (a cross-site ``Origin``, a non-local ``Host`` as in DNS rebinding) get 403, and the server
 binds loopback only: the rules are :mod:`catkit.local.request_guard`. This module owns the aiohttp
 application, routing, body limits, dispatch to the services and their error shapes. It never
-imports the backend: the backend is handed in as a :class:`GatewayHost`.
+imports the backend: the backend is handed in as a :class:`GatewayHost`. A lone, complete signed
+InvokeEndpoint skips aiohttp's request objects (:mod:`catkit.local.fast_invoke`, same answers).
 """
 
 from __future__ import annotations
