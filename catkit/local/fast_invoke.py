@@ -127,7 +127,7 @@ class FastInvokeHandler(RequestHandler):
     def __init__(self, manager: Any, gateway: FastGateway, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._gw = gateway
-        self._fast_busy = False  # a fast request is being served: later bytes wait (:meth:`_held`)
+        self._fast_busy = False  # a fast request is being served: later bytes wait in ``_held``
         self._held: list[bytes] = []
         self._held_size = 0
         self._held_paused = False  # reading paused by this class (too much held)
