@@ -22,21 +22,58 @@ import re
 from collections.abc import Awaitable, Mapping
 from typing import Any, Protocol
 
+import aiohttp
 from aiohttp import web
-from aiohttp.helpers import must_be_empty_body, rfc822_formatted_time
-from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.http_writer import _serialize_headers
 from aiohttp.web_protocol import RequestHandler
-from aiohttp.web_response import REASON_PHRASES
 
 from catkit.local import identity
 
+try:  # aiohttp's own writer rules (response_bytes); private names, so checked by fast_lane_available
+    from aiohttp.helpers import must_be_empty_body, rfc822_formatted_time
+    from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
+    from aiohttp.http_writer import _serialize_headers
+    from aiohttp.web_response import REASON_PHRASES
+    _WRITER_NAMES = True
+except ImportError:  # pragma: no cover - another aiohttp layout: the fast lane stays off
+    _WRITER_NAMES = False
+
 log = logging.getLogger("catkit.local.gateway")
+
+#: The aiohttp releases the fast lane was written and tested against (tests/local/gateway/
+#: test_fast_invoke.py compares its answers byte for byte with aiohttp's). It drives
+#: ``RequestHandler``'s private state, which aiohttp reorganises between minor releases (3.10-3.13 name
+#: the parser ``_request_parser``): with any other release the gateway serves every request through
+#: aiohttp's public path alone, with the same answers and more CPU per InvokeEndpoint.
+TESTED_AIOHTTP = ((3, 14), (3, 15))
+#: The handler state the fast lane reads and writes (:meth:`FastInvokeHandler.data_received`,
+#: :meth:`FastInvokeHandler._fast_done`).
+_HANDLER_STATE = (
+    "_parser", "_waiter", "_force_close", "_close", "_messages", "_payload_parser", "_upgraded",
+    "_buffer_paused", "_request_count", "_manager", "_request_in_progress", "_handler_waiter", "_keepalive",
+    "_keepalive_timeout", "_next_keepalive_close_time", "_keepalive_handle", "_process_keepalive",
+    "_drain_helper", "_paused", "_loop", "force_close", "transport",
+)
+
+
+def fast_lane_available(version: str = aiohttp.__version__) -> bool:
+    """Whether this aiohttp is one the fast lane knows: a tested release (:data:`TESTED_AIOHTTP`)
+    whose ``RequestHandler`` has every piece of state the lane uses."""
+    try:
+        release = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return False
+    low, high = TESTED_AIOHTTP
+    return _WRITER_NAMES and low <= release < high and all(hasattr(RequestHandler, n) for n in _HANDLER_STATE)
 
 _CREDENTIAL_SCOPE_RE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
 _INVOKE_PREFIX, _INVOKE_SUFFIX = "/endpoints/", "/invocations"
 _HELD_MAX = 256 * 1024  # pipelined bytes held behind a fast request before reading pauses
+
+
+def endpoint_name(raw_path: str) -> str:
+    """``NAME`` of a ``/endpoints/NAME/invocations`` path :func:`invoke_scope` accepted."""
+    return raw_path[len(_INVOKE_PREFIX):-len(_INVOKE_SUFFIX)]
 
 
 def invoke_scope(raw_path: str, headers: Any, default_account: str) -> tuple[str, str] | None:
@@ -254,4 +291,5 @@ class FastServer(web.Server):
         return FastInvokeHandler(self, self._gateway, loop=self._loop, **self._kwargs)
 
 
-__all__ = ["FastGateway", "FastInvokeHandler", "FastServer", "response_bytes"]
+__all__ = ["TESTED_AIOHTTP", "FastGateway", "FastInvokeHandler", "FastServer", "endpoint_name", "fast_lane_available",
+           "invoke_scope", "response_bytes"]

@@ -460,12 +460,17 @@ async def serve(config: ServerConfig, *, stop: asyncio.Event | None = None) -> i
         site = LimitedSite(runner, config.host, config.port, server.limits, server.tracker)
         await site.start()
         port = site.bound_port
-        if config.unix_socket:
-            await LimitedSite(runner, config.host, port, server.limits, server.tracker, unix=config.unix_socket).start()
+        unix = config.unix_socket
+        if unix:
+            try:
+                await LimitedSite(runner, config.host, port, server.limits, server.tracker, unix=unix).start()
+            except OSError as exc:  # e.g. a sandbox without Unix sockets: the backend then uses the TCP port
+                log.warning("cannot listen on Unix socket %s (%s); TCP only", unix, exc)
+                unix = None
         log.info("listening on http://%s:%d (pid %d, %s, %d workers)", config.host, port, os.getpid(),
                  "multi-model" if config.multi_model else f"model {config.model}", config.workers)
         if config.ready_file:
-            write_ready_file(config.ready_file, port, config.unix_socket)
+            write_ready_file(config.ready_file, port, unix)
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -44,3 +44,28 @@ def test_server_answers_the_same_over_its_unix_socket(make_model: Any, spawn_ser
         assert over_unix[0][1]["content-type"] == over_tcp[1]["content-type"]
 
     asyncio.run(check())
+
+
+def test_server_without_its_unix_socket_serves_over_tcp(make_model: Any, spawn_server: Any, sv: Any) -> None:
+    from catkit.serving.unix_socket import bind_unix
+
+    name = f"@catkit-test-{secrets.token_hex(8)}"
+    taken = bind_unix(name)  # the name is in use: the server cannot listen there
+    try:
+        proc = spawn_server(str(make_model("echo", sv.ECHO)), "--unix-socket", name)
+        url = proc.wait_ready()
+        assert "unix" not in json.loads(proc.ready_file.read_text())  # the backend then forwards over TCP
+
+        async def check() -> None:
+            await sv.wait_http_ping(url)
+            pool = KeepAlivePool()
+            try:
+                status, _, body = await pool.post("127.0.0.1", proc.port, "/invocations",
+                                                  {"Content-Type": "application/json"}, b'{"x": 1}', 10)
+            finally:
+                pool.close()
+            assert (status, body) == (200, b'{"x": 1}')
+
+        asyncio.run(check())
+    finally:
+        taken.close()
