@@ -444,16 +444,20 @@ def first_invoked(
     hi: int,
     quiet: tuple[float, float] | None = None,
     quiet_for: int | None = None,
+    acts: tuple[bool, bool] | None = None,
 ) -> int:
     """:func:`first_eventful` with ``transitions=False`` for the evaluations reading periods up
     to ``lo, lo + 1, ..., hi - 1`` of ``values`` (``lo >= N - 1``; every datapoint present), as the
     index of the newest period the first eventful one reads (``hi`` if none). ``alarmed``: the
     :func:`alarm_indices` of ``values`` for ``spec``; ``quiet``, ``quiet_for`` as there (counted in
     evaluations from ``lo``). A binary search and a look at the values of the alarmed evaluations
-    from there instead of counting every window."""
-    if has_autoscaling_action(spec, OK):
+    from there instead of counting every window. ``acts``: the caller's ``(has_autoscaling_action(spec,
+    ALARM), has_autoscaling_action(spec, OK))`` when it keeps them."""
+    on_alarm, on_ok = acts if acts is not None else (has_autoscaling_action(spec, ALARM),
+                                                     has_autoscaling_action(spec, OK))
+    if on_ok:
         return lo  # as first_eventful: OK-state actions are not predicted
-    if not has_autoscaling_action(spec, ALARM):
+    if not on_alarm:
         return hi  # windows all whole: no evaluation invokes anything
     if quiet is not None and quiet[0] == -math.inf and quiet[1] == math.inf and (
             quiet_for is None or quiet_for >= hi - lo):

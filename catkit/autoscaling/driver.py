@@ -156,6 +156,7 @@ class ScalingDriver:
         self.engine = engine
         self._idle_done: dict[str, float] = {}  # resource id -> start of the last minute handled
         self._idle_from: dict[str, float] = {}  # resource id -> first minute the idle rule covers
+        self._idle_dims: dict[str, dict[str, str]] = {}  # resource id -> its variant's metric dimensions
         # Evaluations next_step found uneventful: (the step they end at, {alarm name: (its spec,
         # whether its evaluation at that step is skipped too)}).
         self._skip: tuple[float, dict[str, tuple[object, bool]]] | None = None
@@ -361,11 +362,13 @@ class ScalingDriver:
                 continue
             first = max(done + 60, last_complete - 60 * (MAX_IDLE_CATCH_UP_MINUTES - 1))
             self._idle_done[rid] = last_complete
-            names = parse_variant_resource_id(rid)
+            dims = self._idle_dims.get(rid)
+            if dims is None:
+                names = parse_variant_resource_id(rid)
+                dims = self._idle_dims[rid] = variant_dimensions(*names) if names is not None else {}
             status = fleet.variant_status(rid)
-            if names is None or status is None or status.status not in SERVING:
+            if not dims or status is None or status.status not in SERVING:
                 continue
-            dims = variant_dimensions(*names)
             seen = self.metrics.datapoint_times(SAGEMAKER_METRICS, "Invocations", dims, first, last_complete + 60, 60)
             if len(seen) > (last_complete - first) // 60:
                 continue  # every minute has a datapoint (the common case): nothing to look for
@@ -380,6 +383,7 @@ class ScalingDriver:
         """Drop per-target bookkeeping (the target was deregistered)."""
         self._idle_done.pop(resource_id, None)
         self._idle_from.pop(resource_id, None)
+        self._idle_dims.pop(resource_id, None)
 
     # ------------------------------------------------------------------ apply and settle
     def _capacity(self, resource_id: str) -> int | None:

@@ -47,7 +47,13 @@ from typing import Any
 
 from catkit.autoscaling import metrics_dump
 from catkit.autoscaling.metric_batches import FoldingLock, MetricBatch, fold_rows
-from catkit.autoscaling.metric_sources import MetricSource, merge_source, source_rows, source_times
+from catkit.autoscaling.metric_sources import (
+    MetricSource,
+    merge_source,
+    source_rows,
+    source_times,
+    source_values,
+)
 from catkit.autoscaling.metric_statistics import (
     STANDARD_STATISTICS,
     Distribution,
@@ -496,6 +502,18 @@ class MetricStore:
                         point[stat] = value
             out.append(point)
         return out
+
+    def period_values(
+        self, namespace: str, name: str, dimensions: Mapping[str, str], start: float, end: float, period: int,
+        statistic: str,
+    ) -> tuple[float, list[float | None]] | None:
+        """``(first period start, statistic per period or None: no data)`` of a metric fed by one
+        source alone (a standard statistic): :meth:`statistics` without rows; else None."""
+        key = (namespace, name, frozenset(dimensions.items()))
+        sources = self._sources.get(key)
+        if sources is None or len(sources) != 1 or key in self._series or statistic not in STANDARD_STATISTICS:
+            return None
+        return source_values(next(iter(sources.values())), start, end, int(period), statistic)
 
     def datapoint_times(
         self, namespace: str, name: str, dimensions: Mapping[str, str], start: float, end: float, period: int

@@ -132,6 +132,7 @@ class SimulatedFleet:
         self.forecast_version = 0  # forecasts hold while this stays (the serving count stays)
         self.desired = capacity
         self.change: _Change | None = None
+        self._status: tuple[bool | None, int, VariantStatus | None] = (None, capacity, None)
         self.now = self.t0  # the time the fleet was last advanced to
         if concurrency_statistic not in ("peak", "mean"):
             raise ValueError(f"concurrency_statistic is 'mean' or 'peak', got {concurrency_statistic!r}")
@@ -193,7 +194,11 @@ class SimulatedFleet:
     def variant_status(self, resource_id: str) -> VariantStatus | None:
         if resource_id != self.resource_id:
             return None
-        return VariantStatus("Updating" if self.change is not None else "InService", self.desired)
+        updating, kept = self.change is not None, self._status  # one (frozen) status while it holds
+        if kept[0] is not updating or kept[1] != self.desired:
+            kept = self._status = (updating, self.desired,
+                                   VariantStatus("Updating" if updating else "InService", self.desired))
+        return kept[2]
 
     def set_capacity(self, resource_id: str, desired: int) -> None:
         now = self.now  # the driver applies at the step time the fleet advanced to
