@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -75,11 +76,11 @@ STATES = (OK, ALARM, INSUFFICIENT_DATA)
 
 TREAT_MISSING = ("missing", "notBreaching", "breaching", "ignore")
 STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
-COMPARISONS: dict[str, Callable[[float, float], bool]] = {
-    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
-    "GreaterThanThreshold": lambda v, t: v > t,
-    "LessThanThreshold": lambda v, t: v < t,
-    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
+COMPARISONS: dict[str, Callable[[Any, float], Any]] = {  # floats or arrays (the operator module: no Python frames)
+    "GreaterThanOrEqualToThreshold": operator.ge,
+    "GreaterThanThreshold": operator.gt,
+    "LessThanThreshold": operator.lt,
+    "LessThanOrEqualToThreshold": operator.le,
 }
 # Words CloudWatch uses in state reasons ("were greater than the threshold").
 _COMPARISON_WORDS = {

@@ -82,8 +82,7 @@ def _before(end: float, t: float, interval: float, most: int) -> int:
 
 def _breaches(spec: Any, values: list[float]) -> list[bool]:
     """Which of ``values`` (present datapoints) breach ``spec``'s threshold."""
-    compare, threshold = COMPARISONS[spec.comparison_operator], float(spec.threshold)
-    return [compare(v, threshold) for v in values]
+    return list(map(COMPARISONS[spec.comparison_operator], values, itertools.repeat(float(spec.threshold))))
 
 
 class Lookahead:
@@ -306,8 +305,8 @@ class Lookahead:
             if got is None or len(got) < s - j:
                 return None
             values = got.tolist()
-            if any(v != v for v in values):
-                return None  # NaN: a gap
+            if any(map(math.isnan, values)):
+                return None  # a gap
         return values + uniform[s : j + count].tolist()  # no gaps in indexed values
 
     @staticmethod

@@ -80,11 +80,18 @@ class _Source:
         the tables are the fleet's own (their sums over the whole traffic would cost a lone run more)."""
         if period != 60 or self.metric == CONCURRENCY_METRIC or not self.fleet.shared:
             return None
-        items = self.fleet._minutes
-        k_lo, k_hi = items.select(start, min(end, math.floor(self.fleet.now / 60) * 60))
-        sums = self.fleet.tables.item_sums(60, items.lead)[0][k_lo:k_hi]
-        if bool(sums.all()):  # every minute had a request (the common case)
-            return (items.base + 60.0 * np.arange(k_lo, k_hi)).tolist()
+        fleet = self.fleet
+        items = fleet._minutes
+        k_lo, k_hi = items.select(start, min(end, math.floor(fleet.now / 60) * 60))
+        served = fleet.tables.kept.get(("minutes with requests", items.lead))  # how many before each minute
+        if served is None:
+            sums = fleet.tables.item_sums(60, items.lead)[0]
+            served = fleet.tables.kept[("minutes with requests", items.lead)] = np.concatenate(
+                ([0], np.cumsum(sums > 0)))
+        if k_hi <= k_lo or served[k_hi] - served[k_lo] == k_hi - k_lo:  # every minute had a request (the common case)
+            base = items.base
+            return [base + 60.0 * k for k in range(k_lo, k_hi)]
+        sums = fleet.tables.item_sums(60, items.lead)[0][k_lo:k_hi]
         return (items.base + 60.0 * (k_lo + np.flatnonzero(sums))).tolist()
 
 
