@@ -58,7 +58,12 @@ def source_values(
 ) -> tuple[float, list[float | None]]:
     """:meth:`MetricStore.period_values` of a source read alone (a standard statistic): the first
     period's start and the statistic per period from there, None where a period has no data - the
-    values :func:`source_rows` gives, without the rows."""
+    values :func:`source_rows` gives, without the rows. From the source's own ``period_values(start,
+    end, period, statistic)`` if it has one (None: it cannot tell), else its period statistics."""
+    quick = getattr(source, "period_values", None)
+    got = quick(start, end, period, statistic) if quick is not None else None
+    if got is not None:
+        return got
     first, counts, totals, minima, maxima = source.period_statistics(start, end, period)
     have = counts.tolist()
     if statistic == "Average":

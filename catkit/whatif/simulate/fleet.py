@@ -44,6 +44,7 @@ from catkit.autoscaling.driver import CONCURRENCY_METRIC, TICK_S, ConcurrencySam
 from catkit.autoscaling.metrics_store import MetricStore
 from catkit.names import SAGEMAKER_METRICS
 from catkit.whatif.calibrate import ServiceModel
+from catkit.whatif.simulate.kept_periods import KeptPeriods
 from catkit.whatif.simulate.tables import TrafficTables
 
 FILL_AHEAD_S = 600  # per-second arrays are filled this far ahead of the reads in one vector op
@@ -72,6 +73,20 @@ class _Source:
         unit = _WINDOW if self.metric == CONCURRENCY_METRIC else 60
         emitted = math.floor(self.fleet.now / unit) * unit  # items that ended by now
         return self.fleet.period_statistics(self.metric, start, min(end, emitted), period, first_at=start)
+
+    def period_values(
+        self, start: float, end: float, period: int, statistic: str
+    ) -> tuple[float, list[float | None]] | None:
+        """:func:`~catkit.autoscaling.metric_sources.source_values` of complete periods from the
+        fleet's kept values (:meth:`SimulatedFleet.kept_values`); None (ask the period statistics)
+        for other reads."""
+        unit = _WINDOW if self.metric == CONCURRENCY_METRIC else 60
+        if end > math.floor(self.fleet.now / unit) * unit:
+            return None  # items not all emitted yet
+        values = self.fleet.kept_values(self.metric, statistic, period, start, end)
+        if values is None:
+            return None
+        return start, [None if math.isnan(v) else v for v in values.tolist()]
 
     def datapoint_times(self, start: float, end: float, period: int) -> list[float] | None:
         """Minutes with requests in ``[start, end)`` (as far as emitted): per-minute request sums of
@@ -146,6 +161,7 @@ class SimulatedFleet:
         self.concurrency_statistic = concurrency_statistic
         self._lam_grid = np.linspace(0.0, service.max_rps, 4097)
         self._conc_tables: dict[int, np.ndarray] = {}  # serving count -> concurrency table
+        self._kept: dict[tuple[str, str, int], KeptPeriods] = {}  # (metric, statistic, period) -> values
         self._minutes = _Items(self, 60, _PER_INSTANCE)  # Invocations derive from the same requests
         self._windows = _Items(self, _WINDOW, CONCURRENCY_METRIC)
         metrics.attach(SAGEMAKER_METRICS, _INVOCATIONS, self.dims, _Source(self, _INVOCATIONS))
@@ -179,6 +195,8 @@ class SimulatedFleet:
         if serving != self.cur_serving:  # the metrics depend on the serving count only
             self._minutes.invalidate(idx)
             self._windows.invalidate(idx)
+            for kept in self._kept.values():
+                kept.drop_from(self.t0 + idx)
             self.since = idx
             self.forecast_version += 1
         self.cur_serving, self.cur_billed = serving, billed
@@ -246,8 +264,26 @@ class SimulatedFleet:
             tail = values[int((split - first) // period) : int((end - first) // period)]
             if split == start:
                 return tail
-            return np.concatenate((self._values(name, statistic, start, split, period), tail))
-        return self._values(name, statistic, start, end, period)
+            return np.concatenate((self._kept_or_values(name, statistic, start, split, period), tail))
+        return self._kept_or_values(name, statistic, start, end, period)
+
+    def kept_values(self, name: str, statistic: str, period: int, start: float, end: float) -> np.ndarray | None:
+        """``statistic`` of metric ``name`` per period in ``[start, end)`` (period boundaries, whole
+        periods of the traffic; else None) with the serving counts as they are, as :meth:`forecast`
+        gives them: kept across reads until the serving count changes (:class:`KeptPeriods`)."""
+        period = int(period)
+        key = (name, statistic, period)
+        kept = self._kept.get(key)
+        if kept is None:
+            origin = math.floor(self.t0 / period) * period
+            whole = math.floor((self.t0 + len(self.rate) - origin) / period)
+            kept = self._kept[key] = KeptPeriods(
+                lambda a, b: self._values(name, statistic, a, b, period), origin, period, whole)
+        return kept.get(start, end)
+
+    def _kept_or_values(self, name: str, statistic: str, start: float, end: float, period: int) -> np.ndarray:
+        kept = self.kept_values(name, statistic, period, start, end)
+        return kept if kept is not None else self._values(name, statistic, start, end, period)
 
     def _emits(self, namespace: str, name: str, dims: Mapping[str, str], statistic: str) -> bool:
         metrics = (_INVOCATIONS, _PER_INSTANCE, CONCURRENCY_METRIC) if self.emit_concurrency else (
