@@ -255,17 +255,26 @@ class SimulatedFleet:
             return None
         # Only periods that end within the traffic: the fleet cannot tell what comes after it.
         end = min(end, start + max(0, math.floor((self.t0 + len(self.rate) - start) / period)) * period)
-        # Periods whose items all start after the last change of the serving count read the same
-        # for every simulation of this traffic with that count: from the shared tables.
+        return self._forecast_values(name, statistic, start, end, period, kept=True)
+
+    def _forecast_values(
+        self, name: str, statistic: str, start: float, end: float, period: int, kept: bool = False
+    ) -> np.ndarray:
+        """:meth:`forecast` of the periods in ``[start, end)``: those whose items all start after
+        the last change of the serving count read the same for every simulation of this traffic
+        with that count, from the shared tables; the others computed from the per-second arrays
+        (or with ``kept``, from :meth:`kept_values` where it can)."""
         split = max(start, math.ceil((self.t0 + self.since) / period) * period)
         shared = self._uniform_values(name, statistic, int(period)) if split < end and self.shared else None
-        if shared is not None:
-            first, values = shared
-            tail = values[int((split - first) // period) : int((end - first) // period)]
-            if split == start:
-                return tail
-            return np.concatenate((self._kept_or_values(name, statistic, start, split, period), tail))
-        return self._kept_or_values(name, statistic, start, end, period)
+        head = split if shared is not None else end
+        values = self.kept_values(name, statistic, period, start, head) if kept and head > start else None
+        if values is None and head > start:
+            values = self._values(name, statistic, start, head, period)
+        if shared is None:
+            return values
+        first, uniform = shared
+        tail = uniform[int((split - first) // period) : int((end - first) // period)]
+        return tail if split == start else np.concatenate((values, tail))
 
     def kept_values(self, name: str, statistic: str, period: int, start: float, end: float) -> np.ndarray | None:
         """``statistic`` of metric ``name`` per period in ``[start, end)`` (period boundaries, whole
@@ -280,10 +289,6 @@ class SimulatedFleet:
             kept = self._kept[key] = KeptPeriods(
                 lambda a, b: self._values(name, statistic, a, b, period), origin, period, whole)
         return kept.get(start, end)
-
-    def _kept_or_values(self, name: str, statistic: str, start: float, end: float, period: int) -> np.ndarray:
-        kept = self.kept_values(name, statistic, period, start, end)
-        return kept if kept is not None else self._values(name, statistic, start, end, period)
 
     def _emits(self, namespace: str, name: str, dims: Mapping[str, str], statistic: str) -> bool:
         metrics = (_INVOCATIONS, _PER_INSTANCE, CONCURRENCY_METRIC) if self.emit_concurrency else (
