@@ -463,7 +463,7 @@ def first_invoked(
     if quiet is not None and quiet[0] == -math.inf and quiet[1] == math.inf and (
             quiet_for is None or quiet_for >= hi - lo):
         return hi  # every invocation quiet
-    a, b = np.searchsorted(alarmed, np.array((lo, hi), dtype=alarmed.dtype)).tolist()  # no cast of alarmed
+    a, b = alarmed.searchsorted(np.array((lo, hi), dtype=alarmed.dtype)).tolist()  # no cast of alarmed
     if a == b or quiet is None:
         return int(alarmed[a]) if a < b else hi
     size = 64  # alarmed evaluations looked at per round, growing: the first loud one is usually near

@@ -470,7 +470,7 @@ class Lookahead:
             j = int((newest - first) // spec.period)
             if j >= len(values):
                 return False
-            at_j = int(np.searchsorted(alarmed, alarmed.dtype.type(j)))  # no cast of alarmed
+            at_j = int(alarmed.searchsorted(alarmed.dtype.type(j)))  # no cast of alarmed
             return not (at_j < len(alarmed) and alarmed[at_j] == j)  # reads OK: fewer than M breach
         if indexed is not None:
             window = self._window(spec, indexed, int((start - indexed[1]) // spec.period), spec.evaluation_periods,

@@ -149,3 +149,16 @@ def test_a_worker_builds_the_tables_of_one_traffic_once_across_chunks():
     (_, row), = r._run_chunk(again, items[:1], 0.01)  # another sweep: its own tables, the same row
     assert {**row, "_wall_s": 0} == {**first[0][1], "_wall_s": 0}
     assert r._WORKER_TABLES[1] is not tables
+
+
+def test_sweep_chunks_cover_every_setting_once_with_small_pieces_last():
+    from catkit.whatif.recommend import _chunks
+
+    items = list(range(1008))
+    chunks = _chunks(items, 2)
+    assert sorted(k for c in chunks for k in c) == items  # every setting exactly once
+    big, small = chunks[:12], chunks[12:]
+    # the first sets interleave the whole grid (every kind of setting: the tables a worker keeps)
+    assert all(len(c) == 63 and c[0] < 16 and c[-1] > 1000 - 16 for c in big)
+    assert small and all(len(c) <= 8 for c in small)  # the end in small pieces: workers finish together
+    assert sorted(k for c in _chunks(list(range(5)), 4) for k in c) == [0, 1, 2, 3, 4]  # fewer settings than sets
