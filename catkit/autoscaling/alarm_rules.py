@@ -466,6 +466,10 @@ def first_invoked(
     a, b = alarmed.searchsorted(np.array((lo, hi), dtype=alarmed.dtype)).tolist()  # no cast of alarmed
     if a == b or quiet is None:
         return int(alarmed[a]) if a < b else hi
+    j = int(alarmed[a])  # the first alarmed evaluation, in plain Python: often loud already
+    latest = float(values[j])
+    if latest < quiet[0] or latest > quiet[1] or (quiet_for is not None and j >= lo + quiet_for):
+        return j
     size = 64  # alarmed evaluations looked at per round, growing: the first loud one is usually near
     while a < b:
         at = alarmed[a : min(b, a + size)]

@@ -272,6 +272,8 @@ class AlarmBook:
         action_prefix: str | None = None,
     ) -> list[Alarm]:
         """Alarms sorted by name, filtered like DescribeAlarms."""
+        if not (names or prefix or state or action_prefix):
+            return [self._alarms[name] for name in sorted(self._alarms)]
         wanted = set(names) if names else None
         out = []
         for name in sorted(self._alarms):

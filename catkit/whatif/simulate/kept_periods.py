@@ -41,10 +41,10 @@ class KeptPeriods:
         """The values of the periods in ``[start, end)`` (both period boundaries; a read-only
         view), or None when they are not all whole periods of the traffic."""
         p = self.period
-        i0, i1 = (start - self.origin) / p, (end - self.origin) / p
-        if i0 < 0 or i1 > self.whole or i0 != math.floor(i0) or i1 != math.floor(i1):
+        a, b = start - self.origin, end - self.origin
+        if a < 0 or a % p or b % p or b > self.whole * p:
             return None
-        i0, i1 = int(i0), int(i1)
+        i0, i1 = int(a // p), int(b // p)
         first, values = self.first, self.values
         have = first + len(values)
         if i0 < first or i0 > have:  # not next to the values kept: start over from i0
