@@ -279,11 +279,12 @@ class ScalingDriver:
         """What the engine's quiet bands depend on besides the fleet: bounds, suspensions,
         cooldowns and activities in progress of every target."""
         eng = self._engine
-        return tuple(
-            (key, t.min_capacity, t.max_capacity, tuple(sorted(t.suspended.items())), eng.pending.get(key),
-             tuple(vars(eng.cooldowns[key]).values()) if key in eng.cooldowns else None)
+        pending, cooldowns = eng.pending, eng.cooldowns
+        return tuple([
+            (key, t.min_capacity, t.max_capacity, tuple(sorted(t.suspended.items())) if t.suspended else (),
+             pending.get(key), tuple(vars(cooldowns[key]).values()) if key in cooldowns else None)
             for key, t in eng.targets.items()
-        )
+        ])
 
     def _idle_zeros(self, namespace: str, name: str, dims: Mapping[str, str]) -> Any:
         """For a metric this driver adds idle zeros to (an auto-scaled variant's Invocations or

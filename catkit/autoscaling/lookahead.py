@@ -231,8 +231,7 @@ class Lookahead:
         split, first, values, alarmed = indexed
         spec = alarm.spec
         period = spec.period
-        lag = math.floor(start / period) * period - newest_period(period, start)
-        j0 = int((math.floor(start / period) * period - lag - first) // period)  # the newest period read at start
+        j0 = int((newest_period(period, start) - first) // period)  # the newest period read at start
         # Evaluations whose window reaches before the split read periods of other serving counts: counted.
         head = max(0, int((split - first) // period) + spec.evaluation_periods - 1 - j0)
         t = start + period * head
