@@ -272,14 +272,16 @@ class Lookahead:
         values = self._window(spec, indexed, j0 - n + 1, n - 1 + size, forecast)
         if values is None:
             return None
+        if not acts:
+            return start + period * size, False  # windows all whole: no evaluation invokes anything
         breaches = _breaches(spec, values)
         quiet_for = size if quiet is None else _before(quiet[2], start, period, size)
-        count = sum(breaches[: n - 1])
+        count, m = sum(breaches[: n - 1]), spec.m
         for k in range(size):
             count += breaches[k + n - 1]
             if k:
                 count -= breaches[k - 1]
-            if acts and count >= spec.m:
+            if count >= m:
                 latest = values[k + n - 1]
                 if quiet is None or k >= quiet_for or latest < quiet[0] or latest > quiet[1]:
                     return start + period * k, True

@@ -293,8 +293,8 @@ class SimulatedFleet:
     def _emits(self, namespace: str, name: str, dims: Mapping[str, str], statistic: str) -> bool:
         metrics = (_INVOCATIONS, _PER_INSTANCE, CONCURRENCY_METRIC) if self.emit_concurrency else (
             _INVOCATIONS, _PER_INSTANCE)
-        return namespace == SAGEMAKER_METRICS and name in metrics and dict(dims) == self.dims and (
-            statistic in _STATISTICS)
+        return namespace == SAGEMAKER_METRICS and name in metrics and (
+            dims if type(dims) is dict else dict(dims)) == self.dims and statistic in _STATISTICS
 
     def uniform_forecast(
         self, namespace: str, name: str, dims: Mapping[str, str], statistic: str, period: int
