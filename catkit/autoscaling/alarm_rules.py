@@ -311,7 +311,8 @@ def decide(
                     ),
                 )
 
-    breaching = sum(1 for _, v in window if spec.breaches(v))
+    compare, threshold = COMPARISONS[spec.comparison_operator], float(spec.threshold)
+    breaching = sum([compare(v, threshold) for _, v in window])  # True counts 1
     if tmd == "breaching":
         breaching += fills
     if (
