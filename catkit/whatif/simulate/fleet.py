@@ -144,9 +144,8 @@ class SimulatedFleet:
         self.provisioning_s = provisioning_s
         self.termination_s = termination_s
         self.emit_concurrency = emit_concurrency
-        n = len(rate)
-        self.serving = np.empty(n, dtype=np.int32)
-        self.billed = np.empty(n, dtype=np.int32)
+        self.serving = self.tables.count_array()
+        self.billed = self.tables.count_array()
         self.filled = 0
         self.cur_serving = capacity
         self.cur_billed = capacity
