@@ -180,7 +180,7 @@ def test_sweep_rows_with_recycled_count_arrays_equal_fresh_simulations():
     job = r._Job(rate, SVC, r.DEFAULT_START, r.DEFAULT_PROVISIONING_S, r.DEFAULT_TERMINATION_S, 250.0)
     tables = TrafficTables(rate)
     rows = r._run_chunk(job, items, 0.01, tables)
-    assert len(tables._spare) == 2  # the last run's two arrays, waiting for the next run
+    assert len(tables._spare) == 4  # the last run's count and item arrays, waiting for the next run
     for (k, row), (key, cfg, frac) in zip(rows, items, strict=True):
         assert k == key
         fresh = simulate(rate, cfg, SVC, duration_s=len(rate), start=r.DEFAULT_START,
@@ -191,5 +191,7 @@ def test_sweep_rows_with_recycled_count_arrays_equal_fresh_simulations():
     assert all(kept.serving is not a and kept.billed is not a for a in tables._spare) or not tables._spare
     r._run_chunk(job, items, 0.01, tables)  # more runs on the same tables: the caller's arrays untouched
     np.testing.assert_array_equal(kept.serving, serving)
-    tables.recycle(kept.serving[::2], kept.serving.astype(np.int64))  # views and other types: not taken
-    assert all(a.base is None and a.dtype == np.int32 for a in tables._spare)
+    view = kept.serving[::2]
+    tables.recycle(view)  # a view of a caller's array: not taken
+    assert all(a is not view and a.base is None for a in tables._spare)
+    assert tables.count_array((3,), np.int64).shape == (3,)  # nothing of that kind kept: a new one

@@ -207,6 +207,12 @@ class SimulatedFleet:
             self.set_counts(self.at(ch.ready_at), ch.serving, ch.serving)
         self.fill_to(len(self.rate))
 
+    def release(self) -> None:
+        """Done with this fleet for good (its run's result is made): give its per-item arrays back
+        to shared tables for the next simulation of the traffic."""
+        if self.shared:
+            self.tables.recycle(self._minutes.data, self._windows.data)
+
     # ------------------------------------------------------------------ FleetPort
     def advance(self, now: float) -> None:
         self.now = now
@@ -509,7 +515,7 @@ class _Items:
         self.base = t0 + self.lead - self.partial * unit
         self.count = self.partial + max(0, math.ceil((n - self.lead) / unit))
         self.valid = 0  # items [0, valid) are computed
-        self.data = np.zeros((4, self.count))  # count, sum, minimum, maximum per item
+        self.data = fleet.tables.count_array((4, self.count), np.float64)  # count, sum, min, max per item
 
     def regular(self, k: int) -> bool:
         """Whether item ``k`` is stamped on the unit grid (the partial first window is not)."""

@@ -76,18 +76,22 @@ class TrafficTables:
         self._cum: np.ndarray | None = None
         self._spare: list[np.ndarray] = []  # per-second count arrays a sweep gave back (recycle)
 
-    def count_array(self) -> np.ndarray:
-        """A per-second int32 array of the traffic's length for a simulation's instance counts: one
-        given back by :meth:`recycle` (its pages already mapped: a month's array faults in some
-        2,500 pages when first written) or a new one. Contents undefined."""
-        return self._spare.pop() if self._spare else np.empty(len(self.rate), dtype=np.int32)
+    def count_array(self, shape: tuple[int, ...] | None = None, dtype: Any = np.int32) -> np.ndarray:
+        """An array for a simulation's per-second instance counts (default: int32, the traffic's
+        length; or per-item statistics of ``shape`` and ``dtype``): one given back by
+        :meth:`recycle` (its pages already mapped: a month's count array faults in some 2,500 pages
+        when first written) or a new one. Contents undefined."""
+        shape = shape if shape is not None else self.rate.shape
+        for i, a in enumerate(self._spare):
+            if a.shape == shape and a.dtype == dtype:
+                return self._spare.pop(i)
+        return np.empty(shape, dtype=dtype)
 
     def recycle(self, *arrays: np.ndarray) -> None:
-        """Give back count arrays of a simulation whose result nobody reads any more (a sweep keeps
-        only its summary row), for the next simulation's :meth:`count_array`. Keeps at most four."""
+        """Give back arrays of a simulation whose result nobody reads any more (a sweep keeps only
+        its summary row), for the next simulation's :meth:`count_array`. Keeps at most six."""
         for a in arrays:
-            if len(self._spare) < 4 and a.dtype == np.int32 and a.shape == self.rate.shape and a.base is None and (
-                    a.flags.writeable) and all(a is not b for b in self._spare):
+            if len(self._spare) < 6 and a.base is None and a.flags.writeable and all(a is not b for b in self._spare):
                 self._spare.append(a)
 
     def memo(self, key: tuple, build: Callable[[], Any]) -> Any:
