@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -75,11 +76,11 @@ STATES = (OK, ALARM, INSUFFICIENT_DATA)
 
 TREAT_MISSING = ("missing", "notBreaching", "breaching", "ignore")
 STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
-COMPARISONS: dict[str, Callable[[float, float], bool]] = {
-    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
-    "GreaterThanThreshold": lambda v, t: v > t,
-    "LessThanThreshold": lambda v, t: v < t,
-    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
+COMPARISONS: dict[str, Callable[[Any, float], Any]] = {  # floats or arrays (the operator module: no Python frames)
+    "GreaterThanOrEqualToThreshold": operator.ge,
+    "GreaterThanThreshold": operator.gt,
+    "LessThanThreshold": operator.lt,
+    "LessThanOrEqualToThreshold": operator.le,
 }
 # Words CloudWatch uses in state reasons ("were greater than the threshold").
 _COMPARISON_WORDS = {
@@ -310,7 +311,8 @@ def decide(
                     ),
                 )
 
-    breaching = sum(1 for _, v in window if spec.breaches(v))
+    compare, threshold = COMPARISONS[spec.comparison_operator], float(spec.threshold)
+    breaching = sum([compare(v, threshold) for _, v in window])  # True counts 1
     if tmd == "breaching":
         breaching += fills
     if (
@@ -444,23 +446,31 @@ def first_invoked(
     hi: int,
     quiet: tuple[float, float] | None = None,
     quiet_for: int | None = None,
+    acts: tuple[bool, bool] | None = None,
 ) -> int:
     """:func:`first_eventful` with ``transitions=False`` for the evaluations reading periods up
     to ``lo, lo + 1, ..., hi - 1`` of ``values`` (``lo >= N - 1``; every datapoint present), as the
     index of the newest period the first eventful one reads (``hi`` if none). ``alarmed``: the
     :func:`alarm_indices` of ``values`` for ``spec``; ``quiet``, ``quiet_for`` as there (counted in
     evaluations from ``lo``). A binary search and a look at the values of the alarmed evaluations
-    from there instead of counting every window."""
-    if has_autoscaling_action(spec, OK):
+    from there instead of counting every window. ``acts``: the caller's ``(has_autoscaling_action(spec,
+    ALARM), has_autoscaling_action(spec, OK))`` when it keeps them."""
+    on_alarm, on_ok = acts if acts is not None else (has_autoscaling_action(spec, ALARM),
+                                                     has_autoscaling_action(spec, OK))
+    if on_ok:
         return lo  # as first_eventful: OK-state actions are not predicted
-    if not has_autoscaling_action(spec, ALARM):
+    if not on_alarm:
         return hi  # windows all whole: no evaluation invokes anything
     if quiet is not None and quiet[0] == -math.inf and quiet[1] == math.inf and (
             quiet_for is None or quiet_for >= hi - lo):
         return hi  # every invocation quiet
-    a, b = np.searchsorted(alarmed, np.array((lo, hi), dtype=alarmed.dtype)).tolist()  # no cast of alarmed
+    a, b = alarmed.searchsorted(np.array((lo, hi), dtype=alarmed.dtype)).tolist()  # no cast of alarmed
     if a == b or quiet is None:
         return int(alarmed[a]) if a < b else hi
+    j = int(alarmed[a])  # the first alarmed evaluation, in plain Python: often loud already
+    latest = float(values[j])
+    if latest < quiet[0] or latest > quiet[1] or (quiet_for is not None and j >= lo + quiet_for):
+        return j
     size = 64  # alarmed evaluations looked at per round, growing: the first loud one is usually near
     while a < b:
         at = alarmed[a : min(b, a + size)]

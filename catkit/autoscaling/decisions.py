@@ -139,18 +139,19 @@ class DecisionRules(EngineState):
         if len(pkeys) > 1:
             return None
         pkey = pkeys.pop()
-        policy, target = self.policies[pkey], self.targets.get(pkey[0])
-        if target is None or target.key in self.pending:
+        tkey = pkey[0]  # the policy's target (its key)
+        policy, target = self.policies[pkey], self.targets.get(tkey)
+        if target is None or tkey in self.pending:
             return ALWAYS_QUIET  # decide() skips a target with an activity in progress
         if policy.policy_type != TARGET_TRACKING or target.bounds_changed:
             return None
-        if sum(1 for k in self.policies if k[0] == target.key) > 1:
+        if sum(1 for k in self.policies if k[0] == tkey) > 1:
             return None
         current = current_capacity(target.resource_id)
         if current is None:
             return ALWAYS_QUIET
         tv = float(policy.config["TargetValue"])
-        cd = self.cooldowns.get(target.key) or Cooldowns()
+        cd = self.cooldowns.get(tkey) or Cooldowns()
         in_out_cd = cd.in_out_cooldown(now)
         if alarm_name == policy.alarm_roles.get("high"):
             if target.is_suspended("DynamicScalingOutSuspended") or current >= target.max_capacity:

@@ -156,6 +156,7 @@ class ScalingDriver:
         self.engine = engine
         self._idle_done: dict[str, float] = {}  # resource id -> start of the last minute handled
         self._idle_from: dict[str, float] = {}  # resource id -> first minute the idle rule covers
+        self._idle_dims: dict[str, dict[str, str]] = {}  # resource id -> its variant's metric dimensions
         # Evaluations next_step found uneventful: (the step they end at, {alarm name: (its spec,
         # whether its evaluation at that step is skipped too)}).
         self._skip: tuple[float, dict[str, tuple[object, bool]]] | None = None
@@ -178,9 +179,9 @@ class ScalingDriver:
         skip, self._skip = self._skip, None
         if skip is not None and skip[0] == now:
             for name, (spec, silent) in skip[1].items():
-                alarm = self.engine.alarms.get(name)
+                alarm = self._engine.alarms.get(name)
                 if alarm is not None and alarm.spec is spec:  # not deleted or redefined since
-                    self.engine.alarms.defer(alarm.name, now + 1.0 if silent else now)
+                    self._engine.alarms.defer(alarm.name, now + 1.0 if silent else now)
         if fleet is not None:
             fleet.advance(now)
             if self._change_at is not None and now >= self._change_at:
@@ -188,10 +189,10 @@ class ScalingDriver:
                 self.lookahead.bump()  # the fleet's forecasts no longer hold
             self._record_concurrency(fleet.concurrency_samples(now))
             self._record_idle_zeros(now, fleet)
-        self.engine.alarms.evaluate(now, self.metrics)
+        self._engine.alarms.evaluate(now, self.metrics)
         if fleet is None:
             return []
-        decisions = self.engine.decide(now, self._capacity)
+        decisions = self._engine.decide(now, self._capacity)
         for d in decisions:
             self._apply(d, now)
         self._settle(now)
@@ -202,47 +203,47 @@ class ScalingDriver:
         evaluation (with a forecasting fleet: only one that can change anything, see the module
         docstring), a scheduled action, the fleet finishing a change, or a pending decision.
         Call :meth:`step` at exactly that time to skip what lies between."""
+        eng, fleet, lookahead = self._engine, self.fleet, self.lookahead
         nxt = math.inf
-        for action in self.engine.scheduled.values():
-            if action.next_run is not None:
-                nxt = min(nxt, action.next_run)
-        if self.fleet is not None:
-            change = self.fleet.next_change(now)
+        for action in eng.scheduled.values():
+            run = action.next_run
+            if run is not None and run < nxt:
+                nxt = run
+        if fleet is not None:
+            change = fleet.next_change(now)
             self._change_at = change
-            if change is not None:
-                nxt = min(nxt, change)
-        if any(t.bounds_changed for t in self.engine.targets.values()):
+            if change is not None and change < nxt:
+                nxt = change
+        if any(t.bounds_changed for t in eng.targets.values()):
             nxt = now
-        if any(self._awaiting_apply(aid) for aid in self.engine.pending.values()):
+        if any(self._awaiting_apply(aid) for aid in eng.pending.values()):
             nxt = now
-        alarms = self.engine.alarms.list()
-        forecast = getattr(self.fleet, "forecast", None)
+        alarms = eng.alarms.list()
+        forecast = getattr(fleet, "forecast", None)
         if forecast is not None:
-            self.lookahead.forecasts_for(self._forecast_version())
-            self.lookahead.indexed = getattr(self.fleet, "uniform_forecast", None)
+            lookahead.forecasts_for(self._forecast_version())
+            lookahead.indexed = getattr(fleet, "uniform_forecast", None)
         signature = self._engine_signature()
         if signature != self._signature:  # bounds, cooldowns or activities changed: new answers
             self._signature = signature
-            self.lookahead.bump()
+            lookahead.bump()
+        capacity, idle = self._capacity, self._idle_zeros
         if forecast is None:
-            nxt = min(nxt, self.engine.alarms.next_evaluation())
+            nxt = min(nxt, eng.alarms.next_evaluation())
         else:
             # Breadth first: every alarm up to a horizon, then a longer one, so that the work is in
             # proportion to the time until the next step, not to the quietest alarm's horizon.
             every = min((evaluation_interval(a.spec.period) for a in alarms), default=60)
+            eventful = lookahead.next_eventful
             for horizon in LOOKAHEAD_HORIZONS:
                 limit = min(nxt, now + horizon * every)
                 # Scans reach the grid step the limit rounds up to, which silent_at asks about below.
                 reach = math.ceil(limit / TICK_S) * TICK_S + 1.0 if math.isfinite(limit) else limit
-                found = min(
-                    (
-                        self.lookahead.next_eventful(
-                            alarm, now, reach, self.engine, self._capacity, forecast, self._idle_zeros
-                        )
-                        for alarm in alarms
-                    ),
-                    default=math.inf,
-                )
+                found = math.inf
+                for alarm in alarms:
+                    t = eventful(alarm, now, reach, eng, capacity, forecast, idle)
+                    if t < found:
+                        found = t
                 if found < limit or limit >= nxt:
                     nxt = min(nxt, found)
                     break
@@ -250,11 +251,14 @@ class ScalingDriver:
         grid = max(grid, (math.floor(now / TICK_S) + 1) * TICK_S)
         # Evaluations before the step are skipped; at the step, those that would read OK and change
         # nothing are skipped too.
-        self._skip = None if forecast is None else (grid, {
-            a.name: (a.spec, math.isfinite(grid) and self.lookahead.silent_at(
-                a, now, grid, self.engine, self._capacity, forecast, self._idle_zeros))
-            for a in alarms
-        })
+        if forecast is None:
+            self._skip = None
+        else:
+            told, silent = math.isfinite(grid), lookahead.silent_at
+            self._skip = (grid, {
+                a.spec.alarm_name: (a.spec, told and silent(a, now, grid, eng, capacity, forecast, idle))
+                for a in alarms
+            })
         return grid
 
     def _forecast_version(self) -> Any:
@@ -274,12 +278,13 @@ class ScalingDriver:
     def _engine_signature(self) -> tuple:
         """What the engine's quiet bands depend on besides the fleet: bounds, suspensions,
         cooldowns and activities in progress of every target."""
-        eng = self.engine
-        return tuple(
-            (key, t.min_capacity, t.max_capacity, tuple(sorted(t.suspended.items())), eng.pending.get(key),
-             tuple(vars(eng.cooldowns[key]).values()) if key in eng.cooldowns else None)
+        eng = self._engine
+        pending, cooldowns = eng.pending, eng.cooldowns
+        return tuple([
+            (key, t.min_capacity, t.max_capacity, tuple(sorted(t.suspended.items())) if t.suspended else (),
+             pending.get(key), tuple(vars(cooldowns[key]).values()) if key in cooldowns else None)
             for key, t in eng.targets.items()
-        )
+        ])
 
     def _idle_zeros(self, namespace: str, name: str, dims: Mapping[str, str]) -> Any:
         """For a metric this driver adds idle zeros to (an auto-scaled variant's Invocations or
@@ -348,7 +353,7 @@ class ScalingDriver:
 
     def _record_idle_zeros(self, now: float, fleet: FleetPort) -> None:
         last_complete = math.floor(now / 60) * 60 - 60  # start of the newest complete minute
-        for target in list(self.engine.targets.values()):
+        for target in list(self._engine.targets.values()):
             if target.service_namespace != AAS_SAGEMAKER or target.scalable_dimension != VARIANT_INSTANCE_COUNT:
                 continue
             rid = target.resource_id
@@ -361,11 +366,13 @@ class ScalingDriver:
                 continue
             first = max(done + 60, last_complete - 60 * (MAX_IDLE_CATCH_UP_MINUTES - 1))
             self._idle_done[rid] = last_complete
-            names = parse_variant_resource_id(rid)
+            dims = self._idle_dims.get(rid)
+            if dims is None:
+                names = parse_variant_resource_id(rid)
+                dims = self._idle_dims[rid] = variant_dimensions(*names) if names is not None else {}
             status = fleet.variant_status(rid)
-            if names is None or status is None or status.status not in SERVING:
+            if not dims or status is None or status.status not in SERVING:
                 continue
-            dims = variant_dimensions(*names)
             seen = self.metrics.datapoint_times(SAGEMAKER_METRICS, "Invocations", dims, first, last_complete + 60, 60)
             if len(seen) > (last_complete - first) // 60:
                 continue  # every minute has a datapoint (the common case): nothing to look for
@@ -380,6 +387,7 @@ class ScalingDriver:
         """Drop per-target bookkeeping (the target was deregistered)."""
         self._idle_done.pop(resource_id, None)
         self._idle_from.pop(resource_id, None)
+        self._idle_dims.pop(resource_id, None)
 
     # ------------------------------------------------------------------ apply and settle
     def _capacity(self, resource_id: str) -> int | None:
@@ -396,24 +404,24 @@ class ScalingDriver:
             self.lookahead.bump()
             self.fleet.set_capacity(d.resource_id, d.desired_capacity)
         except ScalingRejected as e:
-            self.engine.complete(d.activity_id, False, str(e), now)
+            self._engine.complete(d.activity_id, False, str(e), now)
         else:
-            self.engine.accepted(d.activity_id, now)
+            self._engine.accepted(d.activity_id, now)
 
     def _awaiting_apply(self, activity_id: str) -> bool:
-        a = self.engine.activity(activity_id)
+        a = self._engine.activity(activity_id)
         return a is not None and a.status_code == "Pending"
 
     def _settle(self, now: float) -> None:
         """Finish in-progress activities whose variant is InService again."""
         assert self.fleet is not None
-        for key, activity_id in list(self.engine.pending.items()):
-            activity = self.engine.activity(activity_id)
+        for key, activity_id in list(self._engine.pending.items()):
+            activity = self._engine.activity(activity_id)
             if activity is None:
                 continue
             status = self.fleet.variant_status(key[1])
             if status is None:
-                self.engine.complete(activity_id, False, f"The resource {key[1]} no longer exists.", now)
+                self._engine.complete(activity_id, False, f"The resource {key[1]} no longer exists.", now)
                 continue
             if activity.status_code == "Pending":
                 # Decided but never applied (the backend stopped in between): apply it now.
@@ -430,14 +438,14 @@ class ScalingDriver:
                     )
                 continue
             if status.status == "Failed":
-                self.engine.complete(activity_id, False, status.failure_reason or "the endpoint update failed", now)
+                self._engine.complete(activity_id, False, status.failure_reason or "the endpoint update failed", now)
             elif status.status == "InService":
                 if status.desired == activity.desired_capacity:
-                    self.engine.complete(activity_id, True, "", now)
+                    self._engine.complete(activity_id, True, "", now)
                 elif status.failure_reason:
-                    self.engine.complete(activity_id, False, status.failure_reason, now)
+                    self._engine.complete(activity_id, False, status.failure_reason, now)
                 else:
-                    self.engine.complete(
+                    self._engine.complete(
                         activity_id,
                         True,
                         f"Desired instance count was changed to {status.desired} by a newer request.",

@@ -82,8 +82,7 @@ def _before(end: float, t: float, interval: float, most: int) -> int:
 
 def _breaches(spec: Any, values: list[float]) -> list[bool]:
     """Which of ``values`` (present datapoints) breach ``spec``'s threshold."""
-    compare, threshold = COMPARISONS[spec.comparison_operator], float(spec.threshold)
-    return [compare(v, threshold) for v in values]
+    return list(map(COMPARISONS[spec.comparison_operator], values, itertools.repeat(float(spec.threshold))))
 
 
 class Lookahead:
@@ -104,6 +103,8 @@ class Lookahead:
         self._bands: dict[str, tuple[Any, float, float, Any]] = {}  # alarm -> (spec, from, until, quiet band)
         self._metric_keys: dict[str, tuple[Any, tuple]] = {}  # alarm -> (spec, the metric its forecasts are kept by)
         self._lookups: dict[str, tuple[Any, Any]] = {}  # alarm -> (spec, its _indexed answer)
+        # alarm -> (spec, Auto Scaling action in ALARM, in OK, actions repeat on the evaluation grid)
+        self._rules: dict[str, tuple[Any, bool, bool, bool]] = {}
         # (alarm, id of indexed values) -> (spec, values, their alarm_indices or None: gaps), for good.
         self._alarmed: dict[tuple[str, int], tuple[Any, np.ndarray, np.ndarray | None]] = {}
         #: The fleet's ``uniform_forecast`` (set by the driver; None: counting windows only).
@@ -129,6 +130,16 @@ class Lookahead:
             self._lookups.clear()
         self._version = version
 
+    def _rule(self, spec: Any) -> tuple[Any, bool, bool, bool]:
+        """``(spec, invokes an Auto Scaling action in ALARM, in OK, actions repeat on the
+        evaluation grid)``, kept per alarm while its spec stays the same object."""
+        kept = self._rules.get(spec.alarm_name)
+        if kept is None or kept[0] is not spec:
+            kept = self._rules[spec.alarm_name] = (
+                spec, has_autoscaling_action(spec, ALARM), has_autoscaling_action(spec, OK),
+                action_repeat_interval(spec.period) == evaluation_interval(spec.period))
+        return kept
+
     def next_eventful(
         self,
         alarm: Alarm,
@@ -149,14 +160,15 @@ class Lookahead:
         if self.exact and state not in (OK, ALARM):
             return due
         quiet = None
-        if (state == ALARM or not self.exact) and has_autoscaling_action(spec, ALARM):
-            if action_repeat_interval(spec.period) != evaluation_interval(spec.period):
+        _, on_alarm, _, on_grid = self._rule(spec)
+        if (state == ALARM or not self.exact) and on_alarm:
+            if not on_grid:
                 return due  # actions repeat off the evaluation grid: keep every evaluation
             quiet = self._quiet(alarm, now, engine, capacity)
             if quiet is None:
                 return due
         key = (spec, quiet, state if self.exact else None)
-        cached = self._scans.get(alarm.name)
+        cached = self._scans.get(spec.alarm_name)
         start = due
         if cached is not None and cached[0] in (key, (spec, quiet, state)):
             _, t, found = cached
@@ -172,7 +184,7 @@ class Lookahead:
             # The band ends (a cooldown runs out) before the limit: the engine's band from then on,
             # its state being the same until a step (a decision, a fleet change) bumps the epoch.
             until = quiet[2]
-            quiet = engine.quiet_band(alarm.name, until, capacity)
+            quiet = engine.quiet_band(spec.alarm_name, until, capacity)
             if quiet is None or quiet[2] <= until:
                 found = True  # the engine cannot tell: the evaluation at t counts
                 break
@@ -180,10 +192,10 @@ class Lookahead:
             # changes leave it stale): a window with missing data in it then stops the scan at its start.
             t, found = self._scan(alarm, t, min(limit, quiet[2]), quiet, forecast, idle,
                                   alarm.state_value if self.exact else INSUFFICIENT_DATA)
-        told = self._counts.get(alarm.name)
+        told = self._counts.get(spec.alarm_name)
         if not self.exact and (told is None or bool(np.isnan(told[0]).any())):
             key = (spec, key[1], state)  # the missing-data rule looks at the state
-        self._scans[alarm.name] = (key, t, found)
+        self._scans[spec.alarm_name] = (key, t, found)
         return t
 
     def _quiet(
@@ -191,11 +203,12 @@ class Lookahead:
     ) -> tuple[float, float, float] | None:
         """The engine's :meth:`quiet_band` for ``alarm``, kept while the fleet and the engine's
         cooldowns stay as they are (until the band's end)."""
-        kept = self._bands.get(alarm.name)
-        if kept is not None and kept[0] is alarm.spec and kept[1] <= now < kept[2]:
+        spec = alarm.spec
+        kept = self._bands.get(spec.alarm_name)
+        if kept is not None and kept[0] is spec and kept[1] <= now < kept[2]:
             return kept[3]
-        band = engine.quiet_band(alarm.name, now, capacity)
-        self._bands[alarm.name] = (alarm.spec, now, band[2] if band is not None else now, band)
+        band = engine.quiet_band(spec.alarm_name, now, capacity)
+        self._bands[spec.alarm_name] = (spec, now, band[2] if band is not None else now, band)
         return band
 
     def _scan(
@@ -218,12 +231,12 @@ class Lookahead:
         split, first, values, alarmed = indexed
         spec = alarm.spec
         period = spec.period
-        lag = math.floor(start / period) * period - newest_period(period, start)
-        j0 = int((math.floor(start / period) * period - lag - first) // period)  # the newest period read at start
+        j0 = int((newest_period(period, start) - first) // period)  # the newest period read at start
         # Evaluations whose window reaches before the split read periods of other serving counts: counted.
         head = max(0, int((split - first) // period) + spec.evaluation_periods - 1 - j0)
         t = start + period * head
-        if head and not self._quiet_head(spec, j0, head, t, quiet, len(values)):
+        rule = self._rule(spec)
+        if head and not self._quiet_head(rule, j0, head, t, quiet, len(values)):
             found = self._head(alarm, indexed, j0, start, min(limit, t), quiet, forecast)
             if found is None:
                 found = self._count(alarm, start, min(limit, t), quiet, forecast, idle, state)
@@ -234,7 +247,8 @@ class Lookahead:
         most = _before(limit, t, period, len(values))  # evaluations before the limit (the traffic's at most)
         told = max(0, min(most, len(values) - (j0 + head)))  # those whose periods the fleet can tell
         quiet_for = None if quiet is None else _before(quiet[2], t, period, told)
-        j = first_invoked(spec, values, alarmed, j0 + head, j0 + head + told, quiet[:2] if quiet else None, quiet_for)
+        j = first_invoked(spec, values, alarmed, j0 + head, j0 + head + told, quiet[:2] if quiet else None, quiet_for,
+                          acts=rule[1:3])
         k = j - (j0 + head)
         if k < told or told < most:
             return t + period * k, True  # eventful, or the first evaluation the fleet cannot tell
@@ -252,20 +266,22 @@ class Lookahead:
         spec = alarm.spec
         period, n = spec.period, spec.evaluation_periods
         size = _before(limit, start, period, 1 << 30)
-        if has_autoscaling_action(spec, OK):
+        _, acts, on_ok, _ = self._rule(spec)
+        if on_ok:
             return None
         values = self._window(spec, indexed, j0 - n + 1, n - 1 + size, forecast)
         if values is None:
             return None
+        if not acts:
+            return start + period * size, False  # windows all whole: no evaluation invokes anything
         breaches = _breaches(spec, values)
-        acts = has_autoscaling_action(spec, ALARM)
         quiet_for = size if quiet is None else _before(quiet[2], start, period, size)
-        count = sum(breaches[: n - 1])
+        count, m = sum(breaches[: n - 1]), spec.m
         for k in range(size):
             count += breaches[k + n - 1]
             if k:
                 count -= breaches[k - 1]
-            if acts and count >= spec.m:
+            if count >= m:
                 latest = values[k + n - 1]
                 if quiet is None or k >= quiet_for or latest < quiet[0] or latest > quiet[1]:
                     return start + period * k, True
@@ -290,21 +306,23 @@ class Lookahead:
             if got is None or len(got) < s - j:
                 return None
             values = got.tolist()
-            if any(v != v for v in values):
-                return None  # NaN: a gap
+            if any(map(math.isnan, values)):
+                return None  # a gap
         return values + uniform[s : j + count].tolist()  # no gaps in indexed values
 
     @staticmethod
     def _quiet_head(
-        spec: Any, j0: int, head: int, t: float, quiet: tuple[float, float, float] | None, told: int
+        rule: tuple[Any, bool, bool, bool], j0: int, head: int, t: float, quiet: tuple[float, float, float] | None,
+        told: int,
     ) -> bool:
         """Whether none of the ``head`` evaluations from the one reading period ``j0`` (up to
         ``t``) can be eventful without looking at their values: their periods are all from the
         first whole one and told (so present: the fleet's gaps do not depend on the counts), and
         the alarm invokes nothing in ALARM or the engine's band takes every value until ``t``."""
-        if j0 - spec.evaluation_periods + 1 < 0 or j0 + head > told or has_autoscaling_action(spec, OK):
+        spec, on_alarm, on_ok, _ = rule
+        if j0 - spec.evaluation_periods + 1 < 0 or j0 + head > told or on_ok:
             return False
-        if not has_autoscaling_action(spec, ALARM):
+        if not on_alarm:
             return True
         return quiet is not None and quiet[0] == -math.inf and quiet[1] == math.inf and quiet[2] >= t
 
@@ -317,7 +335,7 @@ class Lookahead:
         the :func:`alarm_indices` ``alarmed`` of ``values``, kept with the tables. Kept per alarm
         while the forecasts hold."""
         spec = alarm.spec
-        kept = self._lookups.get(alarm.name)
+        kept = self._lookups.get(alarm.spec.alarm_name)
         if kept is not None and kept[0] is spec:
             return kept[1]
         found = None
@@ -329,17 +347,17 @@ class Lookahead:
             got = self.indexed(spec.namespace, spec.metric_name, spec.dimensions, spec.statistic, spec.period)
             if got is not None and catch_up:
                 split, first, values, memo = got
-                ours = self._alarmed.get((alarm.name, id(values)))
+                ours = self._alarmed.get((alarm.spec.alarm_name, id(values)))
                 if ours is None or ours[0] is not spec or ours[1] is not values:
                     # Idle zeros only fill gaps: none to fill without them.
                     gaps = memo(("gaps",), lambda: bool(np.isnan(values).any()))
                     rule = ("alarm_indices", spec.comparison_operator, float(spec.threshold),
                             spec.evaluation_periods, spec.m)
                     alarmed = None if gaps else memo(rule, lambda: alarm_indices(spec, values))
-                    ours = self._alarmed[(alarm.name, id(values))] = (spec, values, alarmed)
+                    ours = self._alarmed[(alarm.spec.alarm_name, id(values))] = (spec, values, alarmed)
                 if ours[2] is not None:
                     found = (split, first, values, ours[2])
-        self._lookups[alarm.name] = (spec, found)
+        self._lookups[alarm.spec.alarm_name] = (spec, found)
         return found
 
     def _count(self, alarm: Alarm, start: float, limit: float, quiet: tuple[float, float, float] | None,
@@ -398,9 +416,9 @@ class Lookahead:
         Kept per epoch and metric (alarms on the same metric and period share them)."""
         spec = alarm.spec
         period = spec.period
-        named = self._metric_keys.get(alarm.name)
+        named = self._metric_keys.get(alarm.spec.alarm_name)
         if named is None or named[0] is not spec:
-            named = self._metric_keys[alarm.name] = (spec, (
+            named = self._metric_keys[alarm.spec.alarm_name] = (spec, (
                 spec.namespace, spec.metric_name, frozenset(spec.dimensions.items()), spec.statistic, period))
         metric = named[1]
         kept = self._forecasts.get(metric)
@@ -421,9 +439,9 @@ class Lookahead:
                 values = add_zeros(values, start)
             kept = self._forecasts[metric] = (start, values, end)
         first, values, _ = kept
-        counts = self._counts.get(alarm.name)
+        counts = self._counts.get(alarm.spec.alarm_name)
         if counts is None or counts[0] is not values or counts[1] is not spec:
-            counts = self._counts[alarm.name] = (values, spec, prefix_counts(spec, values))
+            counts = self._counts[alarm.spec.alarm_name] = (values, spec, prefix_counts(spec, values))
         return first, values, counts[2]
 
     def silent_at(
@@ -453,7 +471,7 @@ class Lookahead:
             j = int((newest - first) // spec.period)
             if j >= len(values):
                 return False
-            at_j = int(np.searchsorted(alarmed, alarmed.dtype.type(j)))  # no cast of alarmed
+            at_j = int(alarmed.searchsorted(alarmed.dtype.type(j)))  # no cast of alarmed
             return not (at_j < len(alarmed) and alarmed[at_j] == j)  # reads OK: fewer than M breach
         if indexed is not None:
             window = self._window(spec, indexed, int((start - indexed[1]) // spec.period), spec.evaluation_periods,

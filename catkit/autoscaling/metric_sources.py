@@ -53,6 +53,25 @@ def source_rows(
     return out
 
 
+def source_values(
+    source: MetricSource, start: float, end: float, period: int, statistic: str
+) -> tuple[float, list[float | None]]:
+    """:meth:`MetricStore.period_values` of a source read alone (a standard statistic): the first
+    period's start and the statistic per period from there, None where a period has no data - the
+    values :func:`source_rows` gives, without the rows. From the source's own ``period_values(start,
+    end, period, statistic)`` if it has one (None: it cannot tell), else its period statistics."""
+    quick = getattr(source, "period_values", None)
+    got = quick(start, end, period, statistic) if quick is not None else None
+    if got is not None:
+        return got
+    first, counts, totals, minima, maxima = source.period_statistics(start, end, period)
+    have = counts.tolist()
+    if statistic == "Average":
+        return first, [t / c if c > 0 else None for t, c in zip(totals.tolist(), have, strict=True)]
+    column = {"SampleCount": counts, "Sum": totals, "Minimum": minima, "Maximum": maxima}[statistic].tolist()
+    return first, [v if c > 0 else None for v, c in zip(column, have, strict=True)]
+
+
 def merge_source(
     groups: dict[int, Any],
     units_seen: set[str],
@@ -103,4 +122,4 @@ def source_times(source: MetricSource, start: float, end: float, period: int) ->
     return (first + period * np.flatnonzero(counts > 0)).tolist()
 
 
-__all__ = ["MetricSource", "merge_source", "source_rows", "source_times"]
+__all__ = ["MetricSource", "merge_source", "source_rows", "source_times", "source_values"]

@@ -45,9 +45,9 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from catkit.autoscaling import metrics_dump
+from catkit.autoscaling import metric_sources, metrics_dump
 from catkit.autoscaling.metric_batches import FoldingLock, MetricBatch, fold_rows
-from catkit.autoscaling.metric_sources import MetricSource, merge_source, source_rows, source_times
+from catkit.autoscaling.metric_sources import MetricSource, merge_source, source_rows
 from catkit.autoscaling.metric_statistics import (
     STANDARD_STATISTICS,
     Distribution,
@@ -497,6 +497,19 @@ class MetricStore:
             out.append(point)
         return out
 
+    def period_values(
+        self, namespace: str, name: str, dimensions: Mapping[str, str], start: float, end: float, period: int,
+        statistic: str,
+    ) -> tuple[float, list[float | None]] | None:
+        """``(first period start, statistic per period or None: no data)`` of a metric fed by one source
+        alone (a standard statistic): :meth:`statistics` without rows; else None."""
+        key = (namespace, name, frozenset(dimensions.items()))
+        sources = self._sources.get(key)
+        if sources is None or len(sources) != 1 or key in self._series or self._lock.pending or (
+                statistic not in STANDARD_STATISTICS):
+            return None
+        return metric_sources.source_values(next(iter(sources.values())), start, end, int(period), statistic)
+
     def datapoint_times(
         self, namespace: str, name: str, dimensions: Mapping[str, str], start: float, end: float, period: int
     ) -> set[float]:
@@ -504,6 +517,9 @@ class MetricStore:
         ``statistics(..., ["SampleCount"])`` would return timestamps for, more cheaply."""
         period = int(period)
         key = (namespace, name, frozenset(dimensions.items()))
+        sources = self._sources.get(key)
+        if sources is not None and len(sources) == 1 and key not in self._series and not self._lock.pending:
+            return set(metric_sources.source_times(next(iter(sources.values())), start, end, period))
         out: set[float] = set()
         with self._lock:
             sources = list((self._sources.get(key) or {}).values())
@@ -514,7 +530,7 @@ class MetricStore:
                         if bucket.count > 0
                     )
         for source in sources:
-            out.update(source_times(source, start, end, period))
+            out.update(metric_sources.source_times(source, start, end, period))
         return out
 
     def list_metrics(

@@ -106,13 +106,16 @@ class ServiceModel:
         out = base + 1000.0 * wait_s
         return np.where(free <= 0, self.timeout_ms, np.minimum(out, self.timeout_ms))
 
-    def exceed_probability(self, rps_per_instance: Any, threshold_ms: float) -> np.ndarray:
-        """P(latency > threshold_ms) with the base latency at its p99 (conservative)."""
+    def exceed_probability(
+        self, rps_per_instance: Any, threshold_ms: float, wait: np.ndarray | None = None
+    ) -> np.ndarray:
+        """P(latency > threshold_ms) with the base latency at its p99 (conservative). ``wait``: the
+        :meth:`wait_probability` of these loads when the caller has it (many thresholds, one load)."""
         lam = np.asarray(rps_per_instance, dtype=np.float64)
         slack_s = (threshold_ms - float(self.base_p99_ms or 0)) / 1000.0
         if slack_s <= 0:
             return np.ones_like(lam)
-        pw = self.wait_probability(lam)
+        pw = self.wait_probability(lam) if wait is None else wait
         free = self.max_rps - lam
         p = pw * np.exp(-np.maximum(free, 0.0) * slack_s)
         return np.where(free <= 0, 1.0, np.clip(p, 0.0, 1.0))

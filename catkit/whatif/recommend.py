@@ -206,6 +206,15 @@ def _parallelism(processes: int | None, settings: int) -> tuple[int, str]:
     return processes, ("in-process" if processes == 1 else type(backend).__name__)
 
 
+def _chunks(items: list, workers: int) -> list[list]:
+    """Chunks of the sweep for ``workers`` processes: ``workers * 8`` interleaved sets of settings
+    (every kind in each); the last quarter of them cut into pieces of at most 8 settings, run last."""
+    n_sets = min(len(items), workers * 8)
+    sets = [items[i::n_sets] for i in range(n_sets)]
+    whole = n_sets - n_sets // 4
+    return sets[:whole] + [s[j : j + 8] for s in sets[whole:] for j in range(0, len(s), 8)]
+
+
 def _run_chunk(
     job: _Job, items: list[tuple[int, ScalingConfig, float]], max_slow: float, tables: TrafficTables | None = None
 ) -> list[tuple[int, dict]]:
@@ -226,6 +235,7 @@ def _run_chunk(
             tables=tables,
         )
         out.append((k, _row(res, frac, job.slo_p99_ms, max_slow)))
+        tables.recycle(res.serving, res.billed)  # only the row is kept: the next run fills them again
     return out
 
 
@@ -394,8 +404,8 @@ def recommend_scaling(
         # The first chunk a worker runs so builds most of its tables (TrafficTables, their memo of
         # alarm lookups): loky measures a worker's memory after its first task and replaces a worker
         # that grows by 300 MB more, which chunks of a few targets each (tables built later) did.
-        n_chunks = min(len(items), workers * 8)
-        chunks = [items[i::n_chunks] for i in range(n_chunks)]
+        # The last sets go in small pieces at the end, so that the workers finish together.
+        chunks = _chunks(items, workers)
         # Whatever joblib backend is active runs the chunks: loky processes here by default, a Dask
         # or Ray cluster inside `joblib.parallel_config(backend="dask")` / "ray".
         results = joblib.Parallel(n_jobs=processes, return_as="generator")(

@@ -149,3 +149,49 @@ def test_a_worker_builds_the_tables_of_one_traffic_once_across_chunks():
     (_, row), = r._run_chunk(again, items[:1], 0.01)  # another sweep: its own tables, the same row
     assert {**row, "_wall_s": 0} == {**first[0][1], "_wall_s": 0}
     assert r._WORKER_TABLES[1] is not tables
+
+
+def test_sweep_chunks_cover_every_setting_once_with_small_pieces_last():
+    from catkit.whatif.recommend import _chunks
+
+    items = list(range(1008))
+    chunks = _chunks(items, 2)
+    assert sorted(k for c in chunks for k in c) == items  # every setting exactly once
+    big, small = chunks[:12], chunks[12:]
+    # the first sets interleave the whole grid (every kind of setting: the tables a worker keeps)
+    assert all(len(c) == 63 and c[0] < 16 and c[-1] > 1000 - 16 for c in big)
+    assert small and all(len(c) <= 8 for c in small)  # the end in small pieces: workers finish together
+    assert sorted(k for c in _chunks(list(range(5)), 4) for k in c) == [0, 1, 2, 3, 4]  # fewer settings than sets
+
+
+def test_sweep_rows_with_recycled_count_arrays_equal_fresh_simulations():
+    """A sweep gives each run's per-second count arrays back to its tables for the next run: the
+    rows stay those of simulations on fresh arrays, and a result handed to a caller is never reused."""
+    import numpy as np
+
+    from catkit.whatif import recommend as r
+    from catkit.whatif.simulate import simulate
+    from catkit.whatif.simulate.tables import TrafficTables
+
+    rate = TRAFFIC.per_second(4 * 3600)
+    grid = candidate_configs(SVC, target_fractions=(0.4, 0.7), metrics=("invocations", "high_resolution"),
+                             min_capacities=(2,), scale_out_cooldowns=(60,), scale_in_cooldowns=(300,))
+    items = [(k, cfg, frac) for k, (cfg, frac) in enumerate(grid)]
+    job = r._Job(rate, SVC, r.DEFAULT_START, r.DEFAULT_PROVISIONING_S, r.DEFAULT_TERMINATION_S, 250.0)
+    tables = TrafficTables(rate)
+    rows = r._run_chunk(job, items, 0.01, tables)
+    assert len(tables._spare) == 4  # the last run's count and item arrays, waiting for the next run
+    for (k, row), (key, cfg, frac) in zip(rows, items, strict=True):
+        assert k == key
+        fresh = simulate(rate, cfg, SVC, duration_s=len(rate), start=r.DEFAULT_START,
+                         concurrency_statistic="mean")
+        assert {**row, "_wall_s": 0} == {**r._row(fresh, frac, 250.0, 0.01), "_wall_s": 0}
+    kept = simulate(None, grid[0][0], SVC, duration_s=len(rate), tables=tables)  # a caller's result
+    serving = kept.serving.copy()
+    assert all(kept.serving is not a and kept.billed is not a for a in tables._spare) or not tables._spare
+    r._run_chunk(job, items, 0.01, tables)  # more runs on the same tables: the caller's arrays untouched
+    np.testing.assert_array_equal(kept.serving, serving)
+    view = kept.serving[::2]
+    tables.recycle(view)  # a view of a caller's array: not taken
+    assert all(a is not view and a.base is None for a in tables._spare)
+    assert tables.count_array((3,), np.int64).shape == (3,)  # nothing of that kind kept: a new one

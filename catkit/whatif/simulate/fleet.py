@@ -44,6 +44,7 @@ from catkit.autoscaling.driver import CONCURRENCY_METRIC, TICK_S, ConcurrencySam
 from catkit.autoscaling.metrics_store import MetricStore
 from catkit.names import SAGEMAKER_METRICS
 from catkit.whatif.calibrate import ServiceModel
+from catkit.whatif.simulate.kept_periods import KeptPeriods
 from catkit.whatif.simulate.tables import TrafficTables
 
 FILL_AHEAD_S = 600  # per-second arrays are filled this far ahead of the reads in one vector op
@@ -73,6 +74,20 @@ class _Source:
         emitted = math.floor(self.fleet.now / unit) * unit  # items that ended by now
         return self.fleet.period_statistics(self.metric, start, min(end, emitted), period, first_at=start)
 
+    def period_values(
+        self, start: float, end: float, period: int, statistic: str
+    ) -> tuple[float, list[float | None]] | None:
+        """:func:`~catkit.autoscaling.metric_sources.source_values` of complete periods from the
+        fleet's kept values (:meth:`SimulatedFleet.kept_values`); None (ask the period statistics)
+        for other reads."""
+        unit = _WINDOW if self.metric == CONCURRENCY_METRIC else 60
+        if end > math.floor(self.fleet.now / unit) * unit:
+            return None  # items not all emitted yet
+        values = self.fleet.kept_values(self.metric, statistic, period, start, end)
+        if values is None:
+            return None
+        return start, [None if math.isnan(v) else v for v in values.tolist()]
+
     def datapoint_times(self, start: float, end: float, period: int) -> list[float] | None:
         """Minutes with requests in ``[start, end)`` (as far as emitted): per-minute request sums of
         the shared tables, whatever the serving counts (a minute has data when any of its seconds
@@ -80,11 +95,18 @@ class _Source:
         the tables are the fleet's own (their sums over the whole traffic would cost a lone run more)."""
         if period != 60 or self.metric == CONCURRENCY_METRIC or not self.fleet.shared:
             return None
-        items = self.fleet._minutes
-        k_lo, k_hi = items.select(start, min(end, math.floor(self.fleet.now / 60) * 60))
-        sums = self.fleet.tables.item_sums(60, items.lead)[0][k_lo:k_hi]
-        if bool(sums.all()):  # every minute had a request (the common case)
-            return (items.base + 60.0 * np.arange(k_lo, k_hi)).tolist()
+        fleet = self.fleet
+        items = fleet._minutes
+        k_lo, k_hi = items.select(start, min(end, math.floor(fleet.now / 60) * 60))
+        served = fleet.tables.kept.get(("minutes with requests", items.lead))  # how many before each minute
+        if served is None:
+            sums = fleet.tables.item_sums(60, items.lead)[0]
+            served = fleet.tables.kept[("minutes with requests", items.lead)] = np.concatenate(
+                ([0], np.cumsum(sums > 0)))
+        if k_hi <= k_lo or served[k_hi] - served[k_lo] == k_hi - k_lo:  # every minute had a request (the common case)
+            base = items.base
+            return [base + 60.0 * k for k in range(k_lo, k_hi)]
+        sums = fleet.tables.item_sums(60, items.lead)[0][k_lo:k_hi]
         return (items.base + 60.0 * (k_lo + np.flatnonzero(sums))).tolist()
 
 
@@ -122,9 +144,8 @@ class SimulatedFleet:
         self.provisioning_s = provisioning_s
         self.termination_s = termination_s
         self.emit_concurrency = emit_concurrency
-        n = len(rate)
-        self.serving = np.empty(n, dtype=np.int32)
-        self.billed = np.empty(n, dtype=np.int32)
+        self.serving = self.tables.count_array()
+        self.billed = self.tables.count_array()
         self.filled = 0
         self.cur_serving = capacity
         self.cur_billed = capacity
@@ -132,12 +153,14 @@ class SimulatedFleet:
         self.forecast_version = 0  # forecasts hold while this stays (the serving count stays)
         self.desired = capacity
         self.change: _Change | None = None
+        self._status: tuple[bool | None, int, VariantStatus | None] = (None, capacity, None)
         self.now = self.t0  # the time the fleet was last advanced to
         if concurrency_statistic not in ("peak", "mean"):
             raise ValueError(f"concurrency_statistic is 'mean' or 'peak', got {concurrency_statistic!r}")
         self.concurrency_statistic = concurrency_statistic
         self._lam_grid = np.linspace(0.0, service.max_rps, 4097)
         self._conc_tables: dict[int, np.ndarray] = {}  # serving count -> concurrency table
+        self._kept: dict[tuple[str, str, int], KeptPeriods] = {}  # (metric, statistic, period) -> values
         self._minutes = _Items(self, 60, _PER_INSTANCE)  # Invocations derive from the same requests
         self._windows = _Items(self, _WINDOW, CONCURRENCY_METRIC)
         metrics.attach(SAGEMAKER_METRICS, _INVOCATIONS, self.dims, _Source(self, _INVOCATIONS))
@@ -171,6 +194,8 @@ class SimulatedFleet:
         if serving != self.cur_serving:  # the metrics depend on the serving count only
             self._minutes.invalidate(idx)
             self._windows.invalidate(idx)
+            for kept in self._kept.values():
+                kept.drop_from(self.t0 + idx)
             self.since = idx
             self.forecast_version += 1
         self.cur_serving, self.cur_billed = serving, billed
@@ -181,6 +206,12 @@ class SimulatedFleet:
         if ch is not None and ch.ready_at < self.t0 + len(self.rate):
             self.set_counts(self.at(ch.ready_at), ch.serving, ch.serving)
         self.fill_to(len(self.rate))
+
+    def release(self) -> None:
+        """Done with this fleet for good (its run's result is made): give its per-item arrays back
+        to shared tables for the next simulation of the traffic."""
+        if self.shared:
+            self.tables.recycle(self._minutes.data, self._windows.data)
 
     # ------------------------------------------------------------------ FleetPort
     def advance(self, now: float) -> None:
@@ -193,7 +224,11 @@ class SimulatedFleet:
     def variant_status(self, resource_id: str) -> VariantStatus | None:
         if resource_id != self.resource_id:
             return None
-        return VariantStatus("Updating" if self.change is not None else "InService", self.desired)
+        updating, kept = self.change is not None, self._status  # one (frozen) status while it holds
+        if kept[0] is not updating or kept[1] != self.desired:
+            kept = self._status = (updating, self.desired,
+                                   VariantStatus("Updating" if updating else "InService", self.desired))
+        return kept[2]
 
     def set_capacity(self, resource_id: str, desired: int) -> None:
         now = self.now  # the driver applies at the step time the fleet advanced to
@@ -225,23 +260,46 @@ class SimulatedFleet:
             return None
         # Only periods that end within the traffic: the fleet cannot tell what comes after it.
         end = min(end, start + max(0, math.floor((self.t0 + len(self.rate) - start) / period)) * period)
-        # Periods whose items all start after the last change of the serving count read the same
-        # for every simulation of this traffic with that count: from the shared tables.
+        return self._forecast_values(name, statistic, start, end, period, kept=True)
+
+    def _forecast_values(
+        self, name: str, statistic: str, start: float, end: float, period: int, kept: bool = False
+    ) -> np.ndarray:
+        """:meth:`forecast` of the periods in ``[start, end)``: those whose items all start after
+        the last change of the serving count read the same for every simulation of this traffic
+        with that count, from the shared tables; the others computed from the per-second arrays
+        (or with ``kept``, from :meth:`kept_values` where it can)."""
         split = max(start, math.ceil((self.t0 + self.since) / period) * period)
         shared = self._uniform_values(name, statistic, int(period)) if split < end and self.shared else None
-        if shared is not None:
-            first, values = shared
-            tail = values[int((split - first) // period) : int((end - first) // period)]
-            if split == start:
-                return tail
-            return np.concatenate((self._values(name, statistic, start, split, period), tail))
-        return self._values(name, statistic, start, end, period)
+        head = split if shared is not None else end
+        values = self.kept_values(name, statistic, period, start, head) if kept and head > start else None
+        if values is None and head > start:
+            values = self._values(name, statistic, start, head, period)
+        if shared is None:
+            return values
+        first, uniform = shared
+        tail = uniform[int((split - first) // period) : int((end - first) // period)]
+        return tail if split == start else np.concatenate((values, tail))
+
+    def kept_values(self, name: str, statistic: str, period: int, start: float, end: float) -> np.ndarray | None:
+        """``statistic`` of metric ``name`` per period in ``[start, end)`` (period boundaries, whole
+        periods of the traffic; else None) with the serving counts as they are, as :meth:`forecast`
+        gives them: kept across reads until the serving count changes (:class:`KeptPeriods`)."""
+        period = int(period)
+        key = (name, statistic, period)
+        kept = self._kept.get(key)
+        if kept is None:
+            origin = math.floor(self.t0 / period) * period
+            whole = math.floor((self.t0 + len(self.rate) - origin) / period)
+            kept = self._kept[key] = KeptPeriods(
+                lambda a, b: self._values(name, statistic, a, b, period), origin, period, whole)
+        return kept.get(start, end)
 
     def _emits(self, namespace: str, name: str, dims: Mapping[str, str], statistic: str) -> bool:
         metrics = (_INVOCATIONS, _PER_INSTANCE, CONCURRENCY_METRIC) if self.emit_concurrency else (
             _INVOCATIONS, _PER_INSTANCE)
-        return namespace == SAGEMAKER_METRICS and name in metrics and dict(dims) == self.dims and (
-            statistic in _STATISTICS)
+        return namespace == SAGEMAKER_METRICS and name in metrics and (
+            dims if type(dims) is dict else dict(dims)) == self.dims and statistic in _STATISTICS
 
     def uniform_forecast(
         self, namespace: str, name: str, dims: Mapping[str, str], statistic: str, period: int
@@ -457,7 +515,7 @@ class _Items:
         self.base = t0 + self.lead - self.partial * unit
         self.count = self.partial + max(0, math.ceil((n - self.lead) / unit))
         self.valid = 0  # items [0, valid) are computed
-        self.data = np.zeros((4, self.count))  # count, sum, minimum, maximum per item
+        self.data = fleet.tables.count_array((4, self.count), np.float64)  # count, sum, min, max per item
 
     def regular(self, k: int) -> bool:
         """Whether item ``k`` is stamped on the unit grid (the partial first window is not)."""

@@ -115,11 +115,12 @@ class SimulationResult:
             cum = np.cumsum(w[order]) / total
             return float(per_bin[order][np.searchsorted(cum, q)])
         lo, hi = float(self.service.base_p99_ms or 0), float(self.service.timeout_ms)
-        if (w * self.service.exceed_probability(lam, hi * 0.999)).sum() / total > 1 - q:
+        wait = self.service.wait_probability(lam)  # one load histogram, many thresholds
+        if (w * self.service.exceed_probability(lam, hi * 0.999, wait)).sum() / total > 1 - q:
             return hi
         for _ in range(40):
             mid = (lo + hi) / 2
-            if (w * self.service.exceed_probability(lam, mid)).sum() / total > 1 - q:
+            if (w * self.service.exceed_probability(lam, mid, wait)).sum() / total > 1 - q:
                 lo = mid
             else:
                 hi = mid

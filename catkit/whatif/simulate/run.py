@@ -194,6 +194,7 @@ def simulate(
         driver.step(now)
         now = now + TICK_S if tick_every_grid_point else driver.next_step(now)
     fleet.finish()
+    fleet.release()  # the result keeps the per-second arrays only
 
     return SimulationResult(
         config=config,

@@ -74,6 +74,25 @@ class TrafficTables:
         self._memo: OrderedDict[tuple, Any] = OrderedDict()
         self._memo_bytes = 0
         self._cum: np.ndarray | None = None
+        self._spare: list[np.ndarray] = []  # per-second count arrays a sweep gave back (recycle)
+
+    def count_array(self, shape: tuple[int, ...] | None = None, dtype: Any = np.int32) -> np.ndarray:
+        """An array for a simulation's per-second instance counts (default: int32, the traffic's
+        length; or per-item statistics of ``shape`` and ``dtype``): one given back by
+        :meth:`recycle` (its pages already mapped: a month's count array faults in some 2,500 pages
+        when first written) or a new one. Contents undefined."""
+        shape = shape if shape is not None else self.rate.shape
+        for i, a in enumerate(self._spare):
+            if a.shape == shape and a.dtype == dtype:
+                return self._spare.pop(i)
+        return np.empty(shape, dtype=dtype)
+
+    def recycle(self, *arrays: np.ndarray) -> None:
+        """Give back arrays of a simulation whose result nobody reads any more (a sweep keeps only
+        its summary row), for the next simulation's :meth:`count_array`. Keeps at most six."""
+        for a in arrays:
+            if len(self._spare) < 6 and a.base is None and a.flags.writeable and all(a is not b for b in self._spare):
+                self._spare.append(a)
 
     def memo(self, key: tuple, build: Callable[[], Any]) -> Any:
         """``build()``, kept by ``key`` (naming all it depends on) while the arrays kept so stay
