@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from catkit.whatif.calibrate import ServiceModel
 from catkit.whatif.simulate import DEFAULT_START, NightSchedule, ScalingConfig, simulate
-from catkit.whatif.simulate.tables import TrafficTables
+from catkit.whatif.simulate.tables import TrafficTables, segments
 
 SVC = ServiceModel(max_rps=20, workers=4, base_p50_ms=40, base_p99_ms=120)
 COOLDOWNS = [0, 10, 30, 60, 120, 300, 600]
@@ -87,6 +87,11 @@ def _same_run(rate: np.ndarray, config: ScalingConfig, run: dict) -> None:
         assert _records(shared) == _records(skipping)
         assert np.array_equal(shared.serving, skipping.serving)
         assert np.array_equal(shared.billed, skipping.billed)
+    for result in (skipping, ticking, shared):  # the runs the fleet noted equal those of its arrays
+        runs, billed = result.meta["_segments"][1], result.meta["_billed"][1]
+        for noted, derived in zip(runs, segments(result.serving), strict=True):
+            assert noted.dtype == derived.dtype and np.array_equal(noted, derived)
+        assert billed == int(result.billed.sum())
     a, b = shared.summary(300.0), skipping.summary(300.0)
     for key in ("cost_usd", "instances_mean", "scaling_events", "overload_requests", "p50_ms", "p99_ms",
                 "slow_fraction"):

@@ -147,6 +147,7 @@ class SimulatedFleet:
         self.serving = self.tables.count_array()
         self.billed = self.tables.count_array()
         self.filled = 0
+        self._changes = [(0, capacity, capacity)]  # (second, serving, billed) from which the counts hold
         self.cur_serving = capacity
         self.cur_billed = capacity
         self.since = 0  # the second from which ``cur_serving`` instances have served
@@ -187,6 +188,10 @@ class SimulatedFleet:
 
     def set_counts(self, idx: int, serving: int, billed: int) -> None:
         """From second ``idx`` on, ``serving`` instances take traffic and ``billed`` are billed."""
+        changes = self._changes
+        while changes and changes[-1][0] >= idx:  # a later change made earlier is overwritten
+            changes.pop()
+        changes.append((idx, serving, billed))
         if self.filled > idx:
             self.filled = idx
         else:
@@ -206,6 +211,26 @@ class SimulatedFleet:
         if ch is not None and ch.ready_at < self.t0 + len(self.rate):
             self.set_counts(self.at(ch.ready_at), ch.serving, ch.serving)
         self.fill_to(len(self.rate))
+
+    def count_runs(self) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], int]:
+        """From the counts' changes, what :func:`~catkit.whatif.simulate.tables.segments` of
+        ``serving`` and ``billed.sum()`` give once the run is finished: ((starts, ends, counts) of the
+        runs of one serving count, billed instance-seconds) - without reading the per-second arrays."""
+        n = len(self.rate)
+        starts: list[int] = []
+        counts: list[int] = []
+        billed = 0
+        changes = self._changes
+        for i, (a, serving, b) in enumerate(changes):
+            z = changes[i + 1][0] if i + 1 < len(changes) else n
+            if z <= a:
+                continue
+            billed += b * (z - a)
+            if not counts or counts[-1] != serving:
+                starts.append(a)
+                counts.append(serving)
+        st = np.array(starts, dtype=np.int64)
+        return (st, np.append(st[1:], n).astype(np.int64), np.array(counts, dtype=np.int64)), billed
 
     def release(self) -> None:
         """Done with this fleet for good (its run's result is made): give its per-item arrays back

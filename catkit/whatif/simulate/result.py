@@ -19,7 +19,36 @@ from catkit.whatif.calibrate import ServiceModel
 from catkit.whatif.simulate.tables import HIST_LINEAR, HIST_TAIL, HIST_U_MAX, histogram_bins, segments
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from catkit.whatif.simulate.tables import TrafficTables
+
+
+class Deferred:
+    """A field value made on first read: ``SimulationResult(activities=Deferred(build), ...)`` calls
+    ``build()`` the first time ``activities`` is read (a sweep that keeps only the summary row never
+    builds the activities DataFrame)."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self.build = build
+
+
+class _OnFirstRead:
+    """Descriptor of a dataclass field that may be given as a :class:`Deferred` (no default)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_deferred_" + name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            raise AttributeError(self.slot)  # dataclasses read this as "the field has no default"
+        value = obj.__dict__[self.slot]
+        if isinstance(value, Deferred):
+            value = obj.__dict__[self.slot] = value.build()
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.slot] = value
 
 
 @dataclass
@@ -33,7 +62,7 @@ class SimulationResult:
     serving: np.ndarray  # instances taking traffic
     billed: np.ndarray  # instances billed (serving + launching + draining)
     price_per_hour: float
-    activities: Any  # DataFrame, oldest first
+    activities: Any = _OnFirstRead()  # DataFrame, oldest first (may be given as a Deferred)
     wall_seconds: float
     ticks: int
     meta: dict[str, Any] = field(default_factory=dict)
@@ -187,7 +216,8 @@ class SimulationResult:
             serving = {"instances_min": int(self.serving.min()), "instances_mean": float(self.serving.mean()),
                        "instances_max": int(self.serving.max()),
                        "scaling_events": int(np.count_nonzero(np.diff(self.serving)))}
-        billed = float(self.billed.sum())
+        kept = self.meta.get("_billed")  # billed instance-seconds, from the run when it knew them
+        billed = float(kept[1] if kept is not None and kept[0] is self.billed else self.billed.sum())
         cost = billed * self.price_per_hour / 3600.0  # cost_usd's formula, billed summed once for both
         out: dict[str, Any] = {
             "config": self.config.label(),

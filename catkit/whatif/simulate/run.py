@@ -40,7 +40,7 @@ from catkit.names import variant_dimensions, variant_resource_id
 from catkit.whatif.calibrate import ServiceModel
 from catkit.whatif.shapes import Shape, as_shape
 from catkit.whatif.simulate.fleet import SimulatedFleet
-from catkit.whatif.simulate.result import SimulationResult
+from catkit.whatif.simulate.result import Deferred, SimulationResult
 from catkit.whatif.simulate.tables import TrafficTables
 
 DEFAULT_START = 1_704_067_200.0  # Monday 2024-01-01 00:00:00 UTC
@@ -195,8 +195,9 @@ def simulate(
         now = now + TICK_S if tick_every_grid_point else driver.next_step(now)
     fleet.finish()
     fleet.release()  # the result keeps the per-second arrays only
+    runs, billed_seconds = fleet.count_runs()
 
-    return SimulationResult(
+    result = SimulationResult(
         config=config,
         service=service,
         start=t0,
@@ -204,7 +205,7 @@ def simulate(
         serving=fleet.serving,
         billed=fleet.billed,
         price_per_hour=itype.price_per_hour,
-        activities=_activities_frame(engine, rid),
+        activities=Deferred(lambda: _activities_frame(engine, rid)),  # built when read
         wall_seconds=time.perf_counter() - wall0,
         ticks=ticks,
         tables=tables,
@@ -217,6 +218,9 @@ def simulate(
             "concurrency_statistic": concurrency_statistic,
         },
     )
+    result.meta["_segments"] = (fleet.serving, runs)  # what the summary would derive from the arrays
+    result.meta["_billed"] = (fleet.billed, billed_seconds)
+    return result
 
 
 def _activities_frame(engine: Engine, rid: str) -> Any:
