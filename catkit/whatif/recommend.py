@@ -156,7 +156,12 @@ def _worker_tables(job: _Job) -> TrafficTables:
     global _WORKER_TABLES
     if _WORKER_TABLES is None or _WORKER_TABLES[0] != job.key:
         _WORKER_TABLES = None  # let the old tables go before building the new ones
-        _WORKER_TABLES = (job.key, TrafficTables(job.rate))
+        # Tables of a copy: joblib hands a large ``rate`` to its workers as a memory map of a file it
+        # deletes when the sweep ends, waiting (1 s, joblib.disk.delete_folder's retries) while a
+        # worker still maps it - as tables kept across chunks would.
+        rate = np.array(job.rate)
+        rate.flags.writeable = False
+        _WORKER_TABLES = (job.key, TrafficTables(rate))
     return _WORKER_TABLES[1]
 
 

@@ -151,6 +151,26 @@ def test_a_worker_builds_the_tables_of_one_traffic_once_across_chunks():
     assert r._WORKER_TABLES[1] is not tables
 
 
+def test_worker_tables_do_not_keep_the_memory_map_joblib_passed(tmp_path):
+    """joblib maps a large traffic from a file it deletes when the sweep ends, retrying for a second
+    while a worker still maps it: tables a worker keeps across chunks hold a copy instead."""
+    import numpy as np
+
+    from catkit.whatif import recommend as r
+
+    rate = TRAFFIC.per_second(3600)
+    mapped = np.memmap(tmp_path / "rate.dat", dtype=np.float64, mode="w+", shape=rate.shape)
+    mapped[:] = rate
+    mapped = np.memmap(tmp_path / "rate.dat", dtype=np.float64, mode="r", shape=rate.shape)  # as joblib does
+    job = r._Job(mapped, SVC, r.DEFAULT_START, r.DEFAULT_PROVISIONING_S, r.DEFAULT_TERMINATION_S, 250.0)
+    try:
+        tables = r._worker_tables(job)
+        assert np.array_equal(tables.rate, rate) and not tables.rate.flags.writeable
+        assert not np.shares_memory(tables.rate, mapped)
+    finally:
+        r._WORKER_TABLES = None
+
+
 def test_sweep_chunks_cover_every_setting_once_with_small_pieces_last():
     from catkit.whatif.recommend import _chunks
 
