@@ -240,7 +240,7 @@ def _run_chunk(
             tables=tables,
         )
         out.append((k, _row(res, frac, job.slo_p99_ms, max_slow)))
-        tables.recycle(res.serving, res.billed)  # only the row is kept: the next run fills them again
+        tables.recycle(res.serving)  # only the row is kept: the next run fills it again (billed: never built)
     return out
 
 

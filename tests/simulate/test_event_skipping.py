@@ -88,7 +88,7 @@ def _same_run(rate: np.ndarray, config: ScalingConfig, run: dict) -> None:
         assert np.array_equal(shared.serving, skipping.serving)
         assert np.array_equal(shared.billed, skipping.billed)
     for result in (skipping, ticking, shared):  # the runs the fleet noted equal those of its arrays
-        runs, billed = result.meta["_segments"][1], result.meta["_billed"][1]
+        runs, billed = result.meta["_segments"][1], result.meta["_billed"]
         for noted, derived in zip(runs, segments(result.serving), strict=True):
             assert noted.dtype == derived.dtype and np.array_equal(noted, derived)
         assert billed == int(result.billed.sum())

@@ -200,7 +200,7 @@ def test_sweep_rows_with_recycled_count_arrays_equal_fresh_simulations():
     job = r._Job(rate, SVC, r.DEFAULT_START, r.DEFAULT_PROVISIONING_S, r.DEFAULT_TERMINATION_S, 250.0)
     tables = TrafficTables(rate)
     rows = r._run_chunk(job, items, 0.01, tables)
-    assert len(tables._spare) == 4  # the last run's count and item arrays, waiting for the next run
+    assert len(tables._spare) == 3  # the last run's serving and item arrays, waiting for the next run
     for (k, row), (key, cfg, frac) in zip(rows, items, strict=True):
         assert k == key
         fresh = simulate(rate, cfg, SVC, duration_s=len(rate), start=r.DEFAULT_START,

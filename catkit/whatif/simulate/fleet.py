@@ -144,8 +144,7 @@ class SimulatedFleet:
         self.provisioning_s = provisioning_s
         self.termination_s = termination_s
         self.emit_concurrency = emit_concurrency
-        self.serving = self.tables.count_array()
-        self.billed = self.tables.count_array()
+        self.serving = self.tables.count_array()  # billed per second: billed_array(), from the changes
         self.filled = 0
         self._changes = [(0, capacity, capacity)]  # (second, serving, billed) from which the counts hold
         self.cur_serving = capacity
@@ -183,7 +182,6 @@ class SimulatedFleet:
         a = self.filled
         idx = min(len(self.rate), idx + ahead)
         self.serving[a:idx] = self.cur_serving
-        self.billed[a:idx] = self.cur_billed
         self.filled = idx
 
     def set_counts(self, idx: int, serving: int, billed: int) -> None:
@@ -211,6 +209,15 @@ class SimulatedFleet:
         if ch is not None and ch.ready_at < self.t0 + len(self.rate):
             self.set_counts(self.at(ch.ready_at), ch.serving, ch.serving)
         self.fill_to(len(self.rate))
+
+    def billed_array(self) -> np.ndarray:
+        """Instances billed per second (int32, as ``serving``) from the counts' changes: nothing in
+        a run reads it, so it is made only for a result's reader (a sweep's rows never do)."""
+        n = len(self.rate)
+        changes = self._changes
+        ends = [c[0] for c in changes[1:]] + [n]
+        lengths = [max(0, z - c[0]) for c, z in zip(changes, ends, strict=True)]
+        return np.repeat(np.array([c[2] for c in changes], dtype=np.int32), lengths)
 
     def count_runs(self) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], int]:
         """From the counts' changes, what :func:`~catkit.whatif.simulate.tables.segments` of

@@ -60,7 +60,7 @@ class SimulationResult:
     start: float
     rate: np.ndarray  # requests/s, per second
     serving: np.ndarray  # instances taking traffic
-    billed: np.ndarray  # instances billed (serving + launching + draining)
+    billed: np.ndarray = _OnFirstRead()  # instances billed (serving + launching + draining); may be a Deferred
     price_per_hour: float
     activities: Any = _OnFirstRead()  # DataFrame, oldest first (may be given as a Deferred)
     wall_seconds: float
@@ -216,8 +216,10 @@ class SimulationResult:
             serving = {"instances_min": int(self.serving.min()), "instances_mean": float(self.serving.mean()),
                        "instances_max": int(self.serving.max()),
                        "scaling_events": int(np.count_nonzero(np.diff(self.serving)))}
-        kept = self.meta.get("_billed")  # billed instance-seconds, from the run when it knew them
-        billed = float(kept[1] if kept is not None and kept[0] is self.billed else self.billed.sum())
+        # Billed instance-seconds: from the run while ``billed`` is still the run's (not yet built).
+        kept = self.meta.get("_billed")
+        pending = isinstance(self.__dict__.get("_deferred_billed"), Deferred)
+        billed = float(kept if kept is not None and pending else self.billed.sum())
         cost = billed * self.price_per_hour / 3600.0  # cost_usd's formula, billed summed once for both
         out: dict[str, Any] = {
             "config": self.config.label(),

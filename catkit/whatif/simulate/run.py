@@ -203,7 +203,7 @@ def simulate(
         start=t0,
         rate=rate,
         serving=fleet.serving,
-        billed=fleet.billed,
+        billed=Deferred(fleet.billed_array),  # built when read
         price_per_hour=itype.price_per_hour,
         activities=Deferred(lambda: _activities_frame(engine, rid)),  # built when read
         wall_seconds=time.perf_counter() - wall0,
@@ -219,7 +219,7 @@ def simulate(
         },
     )
     result.meta["_segments"] = (fleet.serving, runs)  # what the summary would derive from the arrays
-    result.meta["_billed"] = (fleet.billed, billed_seconds)
+    result.meta["_billed"] = billed_seconds  # what billed.sum() gives
     return result
 
 
