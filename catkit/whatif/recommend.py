@@ -213,11 +213,14 @@ def _parallelism(processes: int | None, settings: int) -> tuple[int, str]:
 
 def _chunks(items: list, workers: int) -> list[list]:
     """Chunks of the sweep for ``workers`` processes: ``workers * 8`` interleaved sets of settings
-    (every kind in each); the last quarter of them cut into pieces of at most 8 settings, run last."""
+    (every kind in each); the last quarter of them cut into pieces of at most 8 settings, run last,
+    the last ``2 * workers`` of those in pairs (a worker then waits at most ~2 runs for the other)."""
     n_sets = min(len(items), workers * 8)
     sets = [items[i::n_sets] for i in range(n_sets)]
     whole = n_sets - n_sets // 4
-    return sets[:whole] + [s[j : j + 8] for s in sets[whole:] for j in range(0, len(s), 8)]
+    pieces = [s[j : j + 8] for s in sets[whole:] for j in range(0, len(s), 8)]
+    cut = max(0, len(pieces) - 2 * workers)
+    return sets[:whole] + pieces[:cut] + [p[j : j + 2] for p in pieces[cut:] for j in range(0, len(p), 2)]
 
 
 def _run_chunk(

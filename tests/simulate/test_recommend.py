@@ -181,6 +181,7 @@ def test_sweep_chunks_cover_every_setting_once_with_small_pieces_last():
     # the first sets interleave the whole grid (every kind of setting: the tables a worker keeps)
     assert all(len(c) == 63 and c[0] < 16 and c[-1] > 1000 - 16 for c in big)
     assert small and all(len(c) <= 8 for c in small)  # the end in small pieces: workers finish together
+    assert all(len(c) <= 2 for c in small[-8:])  # the very end in pairs
     assert sorted(k for c in _chunks(list(range(5)), 4) for k in c) == [0, 1, 2, 3, 4]  # fewer settings than sets
 
 
