@@ -213,21 +213,17 @@ class SimulatedFleet:
     def billed_array(self) -> np.ndarray:
         """Instances billed per second (int32, as ``serving``) from the counts' changes: nothing in
         a run reads it, so it is made only for a result's reader (a sweep's rows never do)."""
-        n = len(self.rate)
-        changes = self._changes
-        ends = [c[0] for c in changes[1:]] + [n]
-        lengths = [max(0, z - c[0]) for c, z in zip(changes, ends, strict=True)]
+        changes, n = self._changes, len(self.rate)
+        lengths = [max(0, z - c[0]) for c, z in zip(changes, [c[0] for c in changes[1:]] + [n], strict=True)]
         return np.repeat(np.array([c[2] for c in changes], dtype=np.int32), lengths)
 
     def count_runs(self) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], int]:
         """From the counts' changes, what :func:`~catkit.whatif.simulate.tables.segments` of
         ``serving`` and ``billed.sum()`` give once the run is finished: ((starts, ends, counts) of the
         runs of one serving count, billed instance-seconds) - without reading the per-second arrays."""
-        n = len(self.rate)
+        changes, n, billed = self._changes, len(self.rate), 0
         starts: list[int] = []
         counts: list[int] = []
-        billed = 0
-        changes = self._changes
         for i, (a, serving, b) in enumerate(changes):
             z = changes[i + 1][0] if i + 1 < len(changes) else n
             if z <= a:
