@@ -113,8 +113,9 @@ class FastGateway(Protocol):
         ...
 
     def fast_invoke(self, svc: Any, raw_path: str, headers: Any, scope: tuple[str, str], body: bytes,
-                    remote: str) -> Awaitable[tuple[int, Mapping[str, str], bytes]]:
-        """Serve it as the general path would (errors, metrics, access log): (status, headers, body)."""
+                    remote: str) -> Awaitable[tuple[int, Mapping[str, str], bytes, str | None]]:
+        """Serve it as the general path would (errors, metrics, access log): (status, headers, body,
+        operation)."""
         ...
 
     @property
@@ -294,8 +295,8 @@ class FastInvokeHandler(RequestHandler):
 
     async def _serve_fast(self, svc: Any, path: str, headers: Any, scope: tuple[str, str], body: bytes) -> None:
         try:
-            status, out_headers, out_body = await self._gw.fast_invoke(svc, path, headers, scope, body,
-                                                                       self._remote or "")
+            status, out_headers, out_body, _ = await self._gw.fast_invoke(svc, path, headers, scope, body,
+                                                                          self._remote or "")
             transport = self.transport
             if transport is not None:
                 try:
