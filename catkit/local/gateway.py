@@ -40,7 +40,7 @@ import sqlite3
 import time
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -351,22 +351,11 @@ class Gateway:
             return None
         return None if svc is None else (svc, scope)
 
-    async def fast_invoke(self, svc: Any, raw_path: str, headers: Any, scope: tuple[str, str], body: bytes,
-                          remote: str) -> tuple[int, Mapping[str, str], bytes]:
-        """What :meth:`_serve` answers a request :meth:`fast_prepare` accepted: (status, headers, body)."""
-        started = time.perf_counter()
-        request_id = new_request_id()
-        try:
-            status, out_headers, out_body, operation = await self._invoke_raw(svc, raw_path, headers, scope, body,
-                                                                              request_id)
-            service: str | None = "sagemaker-runtime"
-        except Exception:  # last resort, as _serve's
-            response = self._last_resort(headers, {}, "POST", raw_path, request_id)
-            status, out_headers, out_body = response.status, response.headers, response.body  # type: ignore[assignment]
-            service = operation = None
-        if access_log.enabled():
-            access_log.write_request(remote, "POST", raw_path, service, operation, status, started)
-        return status, out_headers, out_body
+    def fast_invoke(self, svc: Any, raw_path: str, headers: Any, scope: tuple[str, str], body: bytes,
+                    remote: str) -> Awaitable[tuple[int, Mapping[str, str], bytes, str | None]]:
+        """What :meth:`_serve` answers a request :meth:`fast_prepare` accepted: (status, headers, body,
+        operation), access-logged; :meth:`_invoke_raw`'s coroutine itself (one coroutine frame less)."""
+        return self._invoke_raw(svc, raw_path, headers, scope, body, new_request_id(), remote)
 
     @staticmethod
     def _last_resort(headers: Any, query: Mapping[str, Any], method: str, path: str, request_id: str) -> web.Response:
@@ -519,32 +508,43 @@ class Gateway:
         return headers
 
     async def _invoke_raw(self, svc: Any, raw_path: str, headers: Any, scope: tuple[str, str], body: bytes,
-                          request_id: str) -> tuple[int, dict[str, str], bytes, str]:
+                          request_id: str, remote: str | None = None) -> tuple[int, Any, bytes, str | None]:
         """InvokeEndpoint, the hot path: the codec's pre-resolved route (no service detection, route
         matching or copy of the request), the service's method called directly; the same params,
-        validation, errors and response bytes as :meth:`_dispatch` gives. Returns (status, headers
-        as :meth:`_to_web` leaves them, body, operation)."""
+        validation, errors and response bytes as :meth:`_dispatch` gives: (status, headers as :meth:`_to_web`
+        leaves them, body, operation); with ``remote`` (fast lane) also _serve's last resort and access log."""
+        started = time.perf_counter()
         route = self._invoke_route
         operation = route.name
-        lookup = getattr(svc, "operation_method", None)  # a BaseService; else dispatch() alone
-        method = lookup(operation) if lookup is not None else None
         try:
-            params = route.parse((fast_invoke.endpoint_name(raw_path),), headers, body)
-            ctx = RequestContext(region=scope[1], account_id=scope[0], request_id=request_id,
-                                 service="sagemaker-runtime", headers=headers)
-            result = method(params, ctx) if method is not None else svc.dispatch(operation, params, ctx)
-            if result is not None and not isinstance(result, dict):  # as BaseService.dispatch: sync or async
-                result = await result
-            raw_response = route.serialize(result, request_id)
-            # the codec's own response: x-amzn-RequestId set, no Content-Length (what _to_web ensures)
-            return raw_response.status, raw_response.headers, raw_response.body, operation
-        except AwsError as err:
-            raw_response = route.codec.serialize_error(operation, err, request_id=request_id)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            raw_response = self._internal_failure(route.codec, "sagemaker-runtime", operation, exc, request_id)
-        return raw_response.status, self._web_headers(raw_response, request_id), raw_response.body, operation
+            lookup = getattr(svc, "operation_method", None)  # a BaseService; else dispatch() alone
+            method = lookup(operation) if lookup is not None else None
+            try:
+                params = route.parse((fast_invoke.endpoint_name(raw_path),), headers, body)
+                ctx = RequestContext(region=scope[1], account_id=scope[0], request_id=request_id,
+                                     service="sagemaker-runtime", headers=headers)
+                result = method(params, ctx) if method is not None else svc.dispatch(operation, params, ctx)
+                if result is not None and not isinstance(result, dict):  # as BaseService.dispatch: sync or async
+                    result = await result
+                raw_response = route.serialize(result, request_id)
+                answer = raw_response.status, raw_response.headers, raw_response.body, operation  # as _to_web's
+            except AwsError as err:
+                raw_response = route.codec.serialize_error(operation, err, request_id=request_id)
+                answer = raw_response.status, self._web_headers(raw_response, request_id), raw_response.body, operation
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                raw_response = self._internal_failure(route.codec, "sagemaker-runtime", operation, exc, request_id)
+                answer = raw_response.status, self._web_headers(raw_response, request_id), raw_response.body, operation
+        except Exception:
+            if remote is None:  # the general path: _serve's own last resort
+                raise
+            response = self._last_resort(headers, {}, "POST", raw_path, request_id)
+            answer = response.status, response.headers, response.body, None  # type: ignore[assignment]
+        if remote is not None and access_log.enabled():
+            status, operation = answer[0], answer[3]
+            access_log.write_request(remote, "POST", raw_path, operation and "sagemaker-runtime", operation, status, started)
+        return answer
 
     def _internal_failure(self, codec: Any, service: str, operation: str | None, exc: Exception,
                           request_id: str) -> Any:

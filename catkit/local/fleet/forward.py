@@ -133,23 +133,17 @@ class _Conn(asyncio.Protocol):
             self._finish(body)
 
     def _head(self, head: str) -> None:
-        """Take in the response head (status line and header lines, without the blank line)."""
-        lines = head.split("\r\n")
-        version, code = lines[0].split(" ", 2)[:2]
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            key, sep, value = line.partition(":")
-            if sep:
-                headers[key.strip().lower()] = value.strip()
-        self.status = int(code)
-        self.headers = headers
-        self.chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-        if not self.chunked:
-            length = headers.get("content-length")
-            self.need = int(length) if length is not None else -1
-            if self.status in (204, 304) or self.status < 200:
-                self.need = 0
-        self.close_after = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
+        """Take in the response head (status line and header lines, without the blank line). An
+        instance answers a stream of requests with the same heads (but for Date, once a second):
+        what a head says is kept by its text (bounded), and each response gets its own headers dict."""
+        known = _heads.get(head)
+        if known is None:
+            known = _read_head(head)
+            if len(_heads) >= 256:
+                _heads.clear()
+            _heads[head] = known
+        self.status, headers, self.chunked, self.need, self.close_after = known
+        self.headers = headers.copy()
 
     def _parse_chunked(self) -> bytes | None:
         while True:
@@ -206,6 +200,32 @@ class _Conn(asyncio.Protocol):
             waiter.set_exception(err)
         if self.transport is not None:
             self.transport.abort()
+
+
+def _read_head(head: str) -> tuple[int, dict[str, str], bool, int, bool]:
+    """(status, headers with lower-case names, chunked, body bytes expected (-1: until EOF), close
+    after) of a response head; ValueError or IndexError when it is malformed."""
+    lines = head.split("\r\n")
+    version, code = lines[0].split(" ", 2)[:2]
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        key, sep, value = line.partition(":")
+        if sep:
+            headers[key.strip().lower()] = value.strip()
+    status = int(code)
+    chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+    need = -1
+    if not chunked:
+        length = headers.get("content-length")
+        need = int(length) if length is not None else -1
+        if status in (204, 304) or status < 200:
+            need = 0
+    close_after = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
+    return status, headers, chunked, need, close_after
+
+
+#: :func:`_read_head` of the heads seen lately, by their text (bounded).
+_heads: dict[str, tuple[int, dict[str, str], bool, int, bool]] = {}
 
 
 class KeepAlivePool:

@@ -303,3 +303,33 @@ def test_an_unknown_aiohttp_gets_the_general_path_alone(inproc_backend_factory, 
                                             pause=0.05)]
     assert answers[0].startswith(b"HTTP/1.1 200 OK") and answers[0].endswith(b"cba")
     assert answers[1].startswith(b"HTTP/1.1 424")
+
+
+def test_a_driven_coroutine_runs_its_first_step_at_once_and_the_rest_from_its_futures():
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        steps: list[str] = []
+        fut, cancelled = loop.create_future(), loop.create_future()
+
+        async def work() -> None:
+            steps.append("first")
+            await asyncio.sleep(0)  # a bare yield
+            steps.append(await fut)
+            try:
+                await cancelled
+            finally:
+                steps.append("cleaned up")
+
+        tasks = asyncio.all_tasks()
+        fast_invoke._Driven(work(), loop)
+        assert steps == ["first"] and asyncio.all_tasks() == tasks  # no Task
+        await asyncio.sleep(0)
+        fut.set_result("second")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return steps
+
+    assert asyncio.run(main()) == ["first", "second", "cleaned up"]
