@@ -17,7 +17,6 @@ not there. No HTTP is parsed here: aiohttp's parser does it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Mapping
@@ -190,39 +189,6 @@ class _Parsed:
         return self.result
 
 
-class _Driven:
-    """Runs a fast request's coroutine with no Task: its first step at once, in the ``data_received``
-    that parsed the request, each later one from the done-callback of the future it waits on (as
-    Python 3.12's eager tasks start). A Task's creation, registration and first scheduled step were
-    ~2.4 % of the backend's instructions per InvokeEndpoint at one client (benchmarks/gateway.py). The
-    coroutine (:meth:`FastInvokeHandler._serve_fast`) catches its own errors and awaits only futures
-    and coroutines that need no current task: the data plane's own waits (asyncio.sleep, wait_for,
-    shield, futures); a multi-model load's ``asyncio.timeout`` runs in a task of its own
-    (:mod:`catkit.local.fleet.multimodel`)."""
-
-    __slots__ = ("coro", "loop")
-
-    def __init__(self, coro: Any, loop: asyncio.AbstractEventLoop) -> None:
-        self.coro, self.loop = coro, loop
-        self.step()
-
-    def step(self, _done: Any = None) -> None:
-        try:
-            waiting = self.coro.send(None)
-        except StopIteration:
-            return
-        except asyncio.CancelledError:  # a future it waited on was cancelled (_serve_fast has cleaned up)
-            return
-        if waiting is None:  # a bare yield (asyncio.sleep(0)): run again soon
-            self.loop.call_soon(self.step)
-        elif getattr(waiting, "_asyncio_future_blocking", None):
-            waiting._asyncio_future_blocking = False
-            waiting.add_done_callback(self.step)
-        else:  # as Task, only futures may be awaited: this one ends here (its finally blocks run)
-            self.coro.close()
-            log.error("fast InvokeEndpoint awaited %r, not a future", waiting)
-
-
 class FastInvokeHandler(RequestHandler):
     """aiohttp's connection handler with the InvokeEndpoint shortcut (see the module docstring)."""
 
@@ -290,7 +256,9 @@ class FastInvokeHandler(RequestHandler):
         if self._remote is None:
             peer = self.transport.get_extra_info("peername") if self.transport is not None else None
             self._remote = str(peer[0]) if isinstance(peer, list | tuple) else str(peer)
-        _Driven(self._serve_fast(found[0], path, msg.headers, found[1], body), self._loop)
+        # A Task, not a hand-driven coroutine: on Python >= 3.12 asyncio.wait_for (the multi-model load
+        # wait) needs a current task.
+        self._loop.create_task(self._serve_fast(found[0], path, msg.headers, found[1], body))
         return True
 
     async def _serve_fast(self, svc: Any, path: str, headers: Any, scope: tuple[str, str], body: bytes) -> None:
