@@ -100,3 +100,17 @@ def test_forecasts_from_shared_tables_equal_the_fleets_own():
                    for f in fleets]
             np.testing.assert_array_equal(got[0], got[1])
     assert any(key[0] == "forecast" for key in tables.kept)
+
+
+def test_a_simulation_result_pickles_with_its_deferred_fields_built():
+    import pickle
+
+    from catkit.whatif.simulate import simulate
+
+    rng = np.random.default_rng(7)
+    res = simulate(_rate(rng, 7_200, "steps"), SEED_CONFIG, SVC, duration_s=7_200)
+    assert "_deferred_billed" in res.__dict__  # billed and activities are built when first read
+    back = pickle.loads(pickle.dumps(res))
+    np.testing.assert_array_equal(back.billed, res.billed)
+    assert back.activities.equals(res.activities)
+    assert back.summary(300.0) == res.summary(300.0)

@@ -70,6 +70,11 @@ class SimulationResult:
     #: them: the summary then reads per-count tables instead of recomputing per second.
     tables: TrafficTables | None = field(default=None, repr=False, compare=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with its deferred fields built (a :class:`Deferred` holds a closure over the run)."""
+        self.billed, self.activities  # noqa: B018 - reading builds them
+        return self.__dict__
+
     @property
     def duration_s(self) -> int:
         return len(self.rate)
